@@ -1,0 +1,406 @@
+//! `rdbkit export --format jsonl`: one JSON object per line, in file order.
+//! The schema is `docs/export-jsonl.md`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+use rdb_parser::{Element, Entry, Function, Item, ParserBuilder, Stream, Value};
+
+use crate::json;
+use crate::Failure;
+
+/// What an export wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub keys: u64,
+    pub lines: u64,
+}
+
+/// Writes the whole snapshot as JSON Lines to `out`.
+pub fn jsonl(
+    data: &[u8],
+    parser: &ParserBuilder,
+    out: &mut dyn Write,
+    mut progress: impl FnMut(u64),
+) -> Result<ExportSummary, Failure> {
+    let mut summary = ExportSummary::default();
+    let mut line = Vec::with_capacity(4096);
+    let mut header: Option<Header> = None;
+    let mut header_done = false;
+    let mut emit = |line: &mut Vec<u8>, summary: &mut ExportSummary| -> Result<(), Failure> {
+        line.push(b'\n');
+        out.write_all(line).map_err(Failure::Io)?;
+        line.clear();
+        summary.lines += 1;
+        Ok(())
+    };
+    for item in parser.parse(data)? {
+        let item = item?;
+        // AUX fields before anything else fold into the header line.
+        if let (Item::Aux(aux), Some(h)) = (&item, header.as_mut()) {
+            if !header_done && h.names.insert(aux.key.to_vec()) {
+                h.aux.push((aux.key.to_vec(), aux.value.to_vec()));
+                continue;
+            }
+        }
+        if let Item::Header(version) = &item {
+            header = Some(Header {
+                magic: version.magic.as_str(),
+                number: version.number,
+                aux: Vec::new(),
+                names: HashSet::new(),
+            });
+            continue;
+        }
+        if !header_done {
+            header_done = true;
+            if let Some(h) = &header {
+                h.write(&mut line);
+                emit(&mut line, &mut summary)?;
+            }
+        }
+        match item {
+            Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } => continue,
+            Item::Eof(_) => break,
+            Item::Aux(aux) => {
+                line.extend_from_slice(b"{\"kind\":\"aux\",\"key\":");
+                json::bytes(&mut line, &aux.key);
+                line.extend_from_slice(b",\"value\":");
+                json::bytes(&mut line, &aux.value);
+                line.push(b'}');
+            }
+            Item::ModuleAux(m) => {
+                line.extend_from_slice(b"{\"kind\":\"module_aux\",\"module\":");
+                json::string(&mut line, &m.id.name());
+                line.extend_from_slice(b",\"encver\":");
+                json::int(&mut line, m.id.encver());
+                line.extend_from_slice(b",\"when\":");
+                json::string(
+                    &mut line,
+                    if m.when == 1 {
+                        "before_keys"
+                    } else {
+                        "after_keys"
+                    },
+                );
+                line.extend_from_slice(b",\"raw\":");
+                json::bytes(&mut line, m.raw);
+                line.push(b'}');
+            }
+            Item::Function(f) => write_function(&mut line, &f),
+            Item::SlotInfo {
+                slot,
+                keys,
+                expires,
+            } => {
+                line.extend_from_slice(b"{\"kind\":\"slot_info\",\"slot\":");
+                json::int(&mut line, slot);
+                line.extend_from_slice(b",\"keys\":");
+                json::int(&mut line, keys);
+                line.extend_from_slice(b",\"expires\":");
+                json::int(&mut line, expires);
+                line.push(b'}');
+            }
+            Item::SlotImport(s) => {
+                line.extend_from_slice(b"{\"kind\":\"slot_import\",\"name\":");
+                json::bytes(&mut line, &s.name);
+                line.extend_from_slice(b",\"ranges\":[");
+                for (i, (a, b)) in s.ranges.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    line.push(b'[');
+                    json::int(&mut line, *a);
+                    line.push(b',');
+                    json::int(&mut line, *b);
+                    line.push(b']');
+                }
+                line.extend_from_slice(b"]}");
+            }
+            Item::Key(entry) => {
+                write_key(&mut line, &entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+                summary.keys += 1;
+                progress(entry.offset);
+            }
+        }
+        emit(&mut line, &mut summary)?;
+    }
+    out.flush().map_err(Failure::Io)?;
+    Ok(summary)
+}
+
+struct Header {
+    magic: &'static str,
+    number: u32,
+    aux: Vec<(Vec<u8>, Vec<u8>)>,
+    names: HashSet<Vec<u8>>,
+}
+
+impl Header {
+    fn write(&self, line: &mut Vec<u8>) {
+        line.extend_from_slice(b"{\"kind\":\"header\",\"magic\":");
+        json::string(line, self.magic);
+        line.extend_from_slice(b",\"rdb_version\":");
+        json::int(line, self.number);
+        line.extend_from_slice(b",\"aux\":{");
+        for (i, (k, v)) in self.aux.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            json::string(line, &escaped_name(k));
+            line.push(b':');
+            json::bytes(line, v);
+        }
+        line.extend_from_slice(b"}}");
+    }
+}
+
+/// An AUX name as a JSON object key: as is when UTF-8, `\xNN`-escaped otherwise.
+fn escaped_name(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut s = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut s, k);
+            s
+        }
+    }
+}
+
+fn write_function(line: &mut Vec<u8>, f: &Function<'_>) {
+    line.extend_from_slice(b"{\"kind\":\"function\"");
+    match f {
+        Function::Library { code } => {
+            line.extend_from_slice(b",\"code\":");
+            json::bytes(line, code);
+        }
+        Function::PreGa {
+            name,
+            engine,
+            description,
+            code,
+        } => {
+            line.extend_from_slice(b",\"name\":");
+            json::bytes(line, name);
+            line.extend_from_slice(b",\"engine\":");
+            json::bytes(line, engine);
+            line.extend_from_slice(b",\"description\":");
+            match description {
+                Some(d) => json::bytes(line, d),
+                None => line.extend_from_slice(b"null"),
+            }
+            line.extend_from_slice(b",\"code\":");
+            json::bytes(line, code);
+        }
+    }
+    line.push(b'}');
+}
+
+fn element(line: &mut Vec<u8>, e: &Element<'_>) {
+    match e {
+        Element::Bytes(b) => json::bytes(line, b),
+        Element::Int(v) => {
+            line.push(b'"');
+            json::int(line, *v);
+            line.push(b'"');
+        }
+    }
+}
+
+/// Appends one `key` line (without the newline).
+pub fn write_key(line: &mut Vec<u8>, entry: &Entry<'_>) -> Result<(), rdb_parser::Error> {
+    line.extend_from_slice(b"{\"kind\":\"key\",\"db\":");
+    json::int(line, entry.db);
+    line.extend_from_slice(b",\"key\":");
+    json::bytes(line, &entry.key);
+    line.extend_from_slice(b",\"type\":\"");
+    line.extend_from_slice(entry.value.type_name().as_bytes());
+    line.extend_from_slice(b"\",\"encoding\":\"");
+    line.extend_from_slice(entry.value.encoding_name().as_bytes());
+    line.extend_from_slice(b"\",\"expire_ms\":");
+    json::opt_int(line, entry.expire_ms);
+    line.extend_from_slice(b",\"idle_s\":");
+    json::opt_int(line, entry.idle_s);
+    line.extend_from_slice(b",\"freq\":");
+    json::opt_int(line, entry.freq);
+    line.extend_from_slice(b",\"value\":");
+    write_value(line, &entry.value)?;
+    line.push(b'}');
+    Ok(())
+}
+
+/// Appends a value in the export's shape.
+pub fn write_value(line: &mut Vec<u8>, value: &Value<'_>) -> Result<(), rdb_parser::Error> {
+    match value {
+        Value::String(s) => json::bytes(line, &s.to_bytes()?),
+        Value::List(l) => elements(line, l.iter())?,
+        Value::Set(s) => elements(line, s.iter())?,
+        Value::ZSet(z) => {
+            line.push(b'[');
+            for (i, pair) in z.iter().enumerate() {
+                let (member, score) = pair?;
+                if i > 0 {
+                    line.push(b',');
+                }
+                line.push(b'[');
+                element(line, &member);
+                line.push(b',');
+                json::score(line, score);
+                line.push(b']');
+            }
+            line.push(b']');
+        }
+        Value::Hash(h) => {
+            line.push(b'[');
+            for (i, field) in h.iter().enumerate() {
+                let field = field?;
+                if i > 0 {
+                    line.push(b',');
+                }
+                line.push(b'[');
+                element(line, &field.field);
+                line.push(b',');
+                element(line, &field.value);
+                if let Some(t) = field.expire_ms {
+                    line.push(b',');
+                    json::int(line, t);
+                }
+                line.push(b']');
+            }
+            line.push(b']');
+        }
+        Value::Stream(s) => write_stream(line, s)?,
+        Value::Module(m) => {
+            line.extend_from_slice(b"{\"module\":");
+            json::string(line, &m.id.name());
+            line.extend_from_slice(b",\"encver\":");
+            json::int(line, m.id.encver());
+            line.extend_from_slice(b",\"raw\":");
+            json::bytes(line, m.raw);
+            line.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn elements<'a>(
+    line: &mut Vec<u8>,
+    iter: impl Iterator<Item = Result<Element<'a>, rdb_parser::Error>>,
+) -> Result<(), rdb_parser::Error> {
+    line.push(b'[');
+    for (i, e) in iter.enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        element(line, &e?);
+    }
+    line.push(b']');
+    Ok(())
+}
+
+fn id(line: &mut Vec<u8>, id: rdb_parser::StreamId) {
+    line.push(b'"');
+    json::int(line, id.ms);
+    line.push(b'-');
+    json::int(line, id.seq);
+    line.push(b'"');
+}
+
+fn opt_id(line: &mut Vec<u8>, v: Option<rdb_parser::StreamId>) {
+    match v {
+        Some(v) => id(line, v),
+        None => line.extend_from_slice(b"null"),
+    }
+}
+
+fn write_stream(line: &mut Vec<u8>, s: &Stream<'_>) -> Result<(), rdb_parser::Error> {
+    line.extend_from_slice(b"{\"length\":");
+    json::int(line, s.length);
+    line.extend_from_slice(b",\"last_id\":");
+    id(line, s.last_id);
+    line.extend_from_slice(b",\"first_id\":");
+    opt_id(line, s.first_id);
+    line.extend_from_slice(b",\"max_deleted_id\":");
+    opt_id(line, s.max_deleted_id);
+    line.extend_from_slice(b",\"entries_added\":");
+    json::opt_int(line, s.entries_added);
+    line.extend_from_slice(b",\"entries\":[");
+    for (i, entry) in s.entries().enumerate() {
+        let entry = entry?;
+        if i > 0 {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"{\"id\":");
+        id(line, entry.id);
+        line.extend_from_slice(b",\"fields\":[");
+        for (j, (f, v)) in entry.fields.iter().enumerate() {
+            if j > 0 {
+                line.push(b',');
+            }
+            line.push(b'[');
+            element(line, f);
+            line.push(b',');
+            element(line, v);
+            line.push(b']');
+        }
+        line.extend_from_slice(b"]}");
+    }
+    line.extend_from_slice(b"],\"groups\":[");
+    for (i, g) in s.groups.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"{\"name\":");
+        json::bytes(line, &g.name);
+        line.extend_from_slice(b",\"last_id\":");
+        id(line, g.last_id);
+        line.extend_from_slice(b",\"entries_read\":");
+        json::opt_int(line, g.entries_read.filter(|&n| n != u64::MAX));
+        line.extend_from_slice(b",\"pending\":[");
+        let owner: HashMap<rdb_parser::StreamId, &[u8]> = g
+            .consumers
+            .iter()
+            .flat_map(|c| c.pending.iter().map(move |id| (*id, c.name.as_ref())))
+            .collect();
+        for (j, p) in g.pending.iter().enumerate() {
+            if j > 0 {
+                line.push(b',');
+            }
+            line.extend_from_slice(b"{\"id\":");
+            id(line, p.id);
+            line.extend_from_slice(b",\"consumer\":");
+            match owner.get(&p.id) {
+                Some(name) => json::bytes(line, name),
+                None => line.extend_from_slice(b"null"),
+            }
+            line.extend_from_slice(b",\"delivery_time_ms\":");
+            json::int(line, p.delivery_time_ms);
+            line.extend_from_slice(b",\"delivery_count\":");
+            json::int(line, p.delivery_count);
+            line.push(b'}');
+        }
+        line.extend_from_slice(b"],\"consumers\":[");
+        for (j, c) in g.consumers.iter().enumerate() {
+            if j > 0 {
+                line.push(b',');
+            }
+            line.extend_from_slice(b"{\"name\":");
+            json::bytes(line, &c.name);
+            line.extend_from_slice(b",\"seen_time_ms\":");
+            json::int(line, c.seen_time_ms);
+            line.extend_from_slice(b",\"active_time_ms\":");
+            json::opt_int(line, c.active_time_ms);
+            line.extend_from_slice(b",\"pending\":[");
+            for (k, p) in c.pending.iter().enumerate() {
+                if k > 0 {
+                    line.push(b',');
+                }
+                id(line, *p);
+            }
+            line.extend_from_slice(b"]}");
+        }
+        line.extend_from_slice(b"]}");
+    }
+    line.extend_from_slice(b"]}");
+    Ok(())
+}

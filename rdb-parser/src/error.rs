@@ -1,0 +1,241 @@
+//! Errors that say where and why.
+//!
+//! An [`Error`] is one pointer wide. It always knows the byte offset in the snapshot where
+//! decoding stopped, and, once the key is known, the database and the key (escaped and
+//! shortened for display). Inner decoders raise a [`Fail`] that records the address of the
+//! failing byte; the caller that knows which buffer that address belongs to turns it into an
+//! absolute file offset.
+
+use std::fmt;
+
+/// What went wrong. New kinds may be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input ended before a structure it declared was complete.
+    Truncated,
+    /// The first bytes are not `REDIS` or `VALKEY` followed by digits.
+    BadMagic,
+    /// The header names a version this parser does not read.
+    UnsupportedVersion,
+    /// A byte where an opcode or type was expected is neither.
+    UnknownType,
+    /// A structure's contents contradict its own header or the format's rules.
+    Corrupt,
+    /// The CRC64 trailer does not match the bytes before it.
+    ChecksumMismatch,
+    /// A declared size exceeds a limit set in [`crate::ParserBuilder`].
+    LimitExceeded,
+    /// A construct the format allows but that cannot be decoded without outside knowledge.
+    Unsupported,
+}
+
+impl ErrorKind {
+    fn phrase(&self) -> &'static str {
+        match self {
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::BadMagic => "not an RDB file",
+            ErrorKind::UnsupportedVersion => "unsupported version",
+            ErrorKind::UnknownType => "unknown type",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::ChecksumMismatch => "checksum mismatch",
+            ErrorKind::LimitExceeded => "limit exceeded",
+            ErrorKind::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A decoding error with its location.
+///
+/// `Display` reads like
+/// `corrupt listpack in key "user:42" (db 0) at byte 1048613: entry length 9000 exceeds 512 remaining`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error(Box<Inner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
+    kind: ErrorKind,
+    /// The structure being decoded: "length", "listpack", "stream", ...
+    what: &'static str,
+    detail: String,
+    offset: u64,
+    db: Option<u64>,
+    key: Option<Vec<u8>>,
+}
+
+/// The longest key prefix kept in an error, in bytes.
+const KEY_SHOWN: usize = 64;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, what: &'static str, offset: u64, detail: String) -> Self {
+        Error(Box::new(Inner {
+            kind,
+            what,
+            detail,
+            offset,
+            db: None,
+            key: None,
+        }))
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0.kind
+    }
+
+    /// The structure being decoded when it went wrong (e.g. `"listpack"`).
+    pub fn what(&self) -> &'static str {
+        self.0.what
+    }
+
+    /// The human-readable reason, without location.
+    pub fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
+    /// The absolute byte offset in the input where decoding stopped.
+    pub fn offset(&self) -> u64 {
+        self.0.offset
+    }
+
+    /// The database of the key being decoded, if any.
+    pub fn db(&self) -> Option<u64> {
+        self.0.db
+    }
+
+    /// The first bytes of the key being decoded, if any (at most 64).
+    pub fn key(&self) -> Option<&[u8]> {
+        self.0.key.as_deref()
+    }
+
+    /// Attaches the key and database the error belongs to, unless one is already attached.
+    #[must_use]
+    pub fn in_key(mut self, db: u64, key: &[u8]) -> Self {
+        if self.0.key.is_none() {
+            self.0.db = Some(db);
+            self.0.key = Some(key.iter().take(KEY_SHOWN + 1).copied().collect());
+        }
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.0;
+        write!(f, "{} {}", inner.kind.phrase(), inner.what)?;
+        if let Some(key) = &inner.key {
+            f.write_str(" in key \"")?;
+            write_escaped(f, key.get(..KEY_SHOWN).unwrap_or(key))?;
+            f.write_str(if key.len() > KEY_SHOWN { "\"..." } else { "\"" })?;
+            if let Some(db) = inner.db {
+                write!(f, " (db {db})")?;
+            }
+        }
+        write!(f, " at byte {}", inner.offset)?;
+        if !inner.detail.is_empty() {
+            write!(f, ": {}", inner.detail)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({self})")
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Writes bytes as printable ASCII, escaping the rest as `\xNN` (and `"` and `\`).
+pub fn write_escaped(out: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
+    for &b in bytes {
+        match b {
+            b'"' => out.write_str("\\\"")?,
+            b'\\' => out.write_str("\\\\")?,
+            0x20..=0x7e => out.write_char(b as char)?,
+            _ => write!(out, "\\x{b:02x}")?,
+        }
+    }
+    Ok(())
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failure inside a decoder, located by the address of the byte where it happened.
+///
+/// Decoders work on sub-slices of buffers whose file offset only the caller knows; the
+/// address lets [`Fail::locate`] recover the offset without threading positions everywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fail {
+    pub at: usize,
+    pub kind: ErrorKind,
+    pub what: &'static str,
+    pub detail: String,
+}
+
+impl Fail {
+    pub fn new(at: &[u8], kind: ErrorKind, what: &'static str, detail: String) -> Self {
+        Fail {
+            at: at.as_ptr() as usize,
+            kind,
+            what,
+            detail,
+        }
+    }
+
+    pub fn corrupt(at: &[u8], what: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(at, ErrorKind::Corrupt, what, detail.into())
+    }
+
+    pub fn truncated(at: &[u8], what: &'static str, needed: u64) -> Self {
+        Self::new(
+            at,
+            ErrorKind::Truncated,
+            what,
+            format!("needs {needed} bytes, {} left", at.len()),
+        )
+    }
+
+    /// Converts to an [`Error`], given the buffer the failing address lies in and that
+    /// buffer's offset in the file. An address outside the buffer maps to its start.
+    pub fn locate(self, buf: &[u8], buf_offset: u64) -> Error {
+        let start = buf.as_ptr() as usize;
+        let rel = match self.at.checked_sub(start) {
+            Some(rel) if rel <= buf.len() => rel as u64,
+            _ => 0,
+        };
+        Error::new(self.kind, self.what, buf_offset + rel, self.detail)
+    }
+}
+
+impl<'a> nom::error::ParseError<&'a [u8]> for Fail {
+    fn from_error_kind(input: &'a [u8], _kind: nom::error::ErrorKind) -> Self {
+        // With `complete` parsers the only way our primitive reads fail is running out.
+        Fail::new(
+            input,
+            ErrorKind::Truncated,
+            "input",
+            "unexpected end of data".into(),
+        )
+    }
+
+    fn append(_input: &'a [u8], _kind: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+pub(crate) type PResult<'a, T> = nom::IResult<&'a [u8], T, Fail>;
+
+/// Unwraps nom's error wrapper: with complete parsers there is no `Incomplete`.
+pub(crate) fn unnom(e: nom::Err<Fail>) -> Fail {
+    match e {
+        nom::Err::Error(f) | nom::Err::Failure(f) => f,
+        nom::Err::Incomplete(_) => Fail {
+            at: 0,
+            kind: ErrorKind::Truncated,
+            what: "input",
+            detail: "unexpected end of data".into(),
+        },
+    }
+}
