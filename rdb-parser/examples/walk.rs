@@ -3,26 +3,14 @@
 //!
 //! `cargo run -p rdb-parser --example walk -- dump.rdb ...`
 
-use rdb_parser::{Item, Parser, Value};
+use rdb_parser::{Item, Parser};
 
-fn walk(data: &[u8]) -> Result<(usize, usize), rdb_parser::Error> {
+fn walk(data: &[u8]) -> Result<(usize, u64), rdb_parser::Error> {
     let (mut keys, mut elements) = (0, 0);
     for item in Parser::new(data)? {
         if let Item::Key(e) = item? {
             keys += 1;
-            let err = |x: rdb_parser::Error| x.in_key(e.db, &e.key);
-            elements += match &e.value {
-                Value::String(s) => s.to_bytes().map(|_| 1).map_err(err)?,
-                Value::List(l) => l.iter().try_fold(0, |n, x| x.map(|_| n + 1)).map_err(err)?,
-                Value::Set(s) => s.iter().try_fold(0, |n, x| x.map(|_| n + 1)).map_err(err)?,
-                Value::ZSet(z) => z.iter().try_fold(0, |n, x| x.map(|_| n + 1)).map_err(err)?,
-                Value::Hash(h) => h.iter().try_fold(0, |n, x| x.map(|_| n + 1)).map_err(err)?,
-                Value::Stream(s) => s
-                    .entries()
-                    .try_fold(0, |n, x| x.map(|_| n + 1))
-                    .map_err(err)?,
-                Value::Module(_) => 1,
-            };
+            elements += e.value.decode_all().map_err(|x| x.in_key(e.db, &e.key))?;
         }
     }
     Ok((keys, elements))

@@ -83,6 +83,23 @@ impl Value<'_> {
         }
     }
 
+    /// Decodes every element (and every stream entry) and returns how many there were:
+    /// the full check that each inner encoding is well formed.
+    pub fn decode_all(&self) -> Result<u64, Error> {
+        fn count<T>(mut it: impl Iterator<Item = Result<T, Error>>) -> Result<u64, Error> {
+            it.try_fold(0u64, |n, x| x.map(|_| n + 1))
+        }
+        match self {
+            Value::String(s) => s.to_bytes().map(|_| 1),
+            Value::List(l) => count(l.iter()),
+            Value::Set(s) => count(s.iter()),
+            Value::ZSet(z) => count(z.iter()),
+            Value::Hash(h) => count(h.iter()),
+            Value::Stream(s) => count(s.entries()),
+            Value::Module(_) => Ok(1),
+        }
+    }
+
     /// The element count when it is known without decoding (header counts).
     pub fn len_hint(&self) -> Option<u64> {
         match self {

@@ -1,0 +1,120 @@
+//! Every committed fixture from every real server version exports to exactly what a client
+//! read back from that server (fixtures/servers/<server>/<name>.jsonl, written by
+//! fixtures/generate.py). No server is needed to run this.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{canonical, export, fixtures_dir, keys};
+use serde_json::Value;
+
+/// Compares `got` against the ground truth `want`, where `want` may omit object fields a
+/// server does not report. Consumer/delivery times read through XINFO on Redis 5.0 are
+/// derived from idle times, hence a small tolerance for `*_time_ms`.
+fn matches(want: &Value, got: &Value, path: &str) -> Result<(), String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let gv = g.get(k).ok_or_else(|| format!("{path}.{k}: missing"))?;
+                matches(wv, gv, &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            if w.len() != g.len() {
+                return Err(format!(
+                    "{path}: {} items expected, {} found",
+                    w.len(),
+                    g.len()
+                ));
+            }
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                matches(wv, gv, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Number(w), Value::Number(g)) => {
+            let (w, g) = (
+                w.as_f64().unwrap_or(f64::NAN),
+                g.as_f64().unwrap_or(f64::NAN),
+            );
+            let tolerance = if path.ends_with("_time_ms") {
+                1000.0
+            } else {
+                0.0
+            };
+            if w == g || (w - g).abs() <= tolerance {
+                Ok(())
+            } else {
+                Err(format!("{path}: {w} expected, {g} found"))
+            }
+        }
+        (w, g) if w == g => Ok(()),
+        (w, g) => Err(format!("{path}: {w} expected, {g} found")),
+    }
+}
+
+#[test]
+fn exports_equal_server_ground_truth() {
+    let root = fixtures_dir().join("servers");
+    let mut servers: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    servers.sort();
+    assert_eq!(servers.len(), 9, "one fixture folder per server version");
+    let (mut files, mut compared) = (0, 0);
+    for dir in servers {
+        let mut rdbs: Vec<_> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rdb"))
+            .collect();
+        rdbs.sort();
+        for rdb in rdbs {
+            let name = rdb
+                .strip_prefix(&root)
+                .unwrap_or(&rdb)
+                .display()
+                .to_string();
+            let data = std::fs::read(&rdb).unwrap_or_default();
+            let lines = export(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let truth_text = std::fs::read_to_string(rdb.with_extension("jsonl"))
+                .unwrap_or_else(|e| panic!("{name}: ground truth: {e}"));
+            let truth: BTreeMap<String, Value> = truth_text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{name}: {e}")))
+                .map(|v| (format!("{}/{}", v["db"], v["key"]), v))
+                .collect();
+            let got: BTreeMap<String, &Value> = keys(&lines)
+                .into_iter()
+                .map(|v| (format!("{}/{}", v["db"], v["key"]), v))
+                .collect();
+            let want_keys: Vec<_> = truth.keys().collect();
+            let got_keys: Vec<_> = got.keys().collect();
+            assert_eq!(got_keys, want_keys, "{name}: key sets differ");
+            for (id, want) in &truth {
+                let have = got[id];
+                let ty = want["type"].as_str().unwrap_or_default();
+                assert_eq!(have["type"], want["type"], "{name} {id}");
+                assert_eq!(
+                    have["expire_ms"], want["expire_ms"],
+                    "{name} {id}: expire_ms"
+                );
+                let (w, g) = (canonical(ty, &want["value"]), canonical(ty, &have["value"]));
+                if let Err(diff) = matches(&w, &g, "value") {
+                    panic!("{name} {id}: {diff}");
+                }
+                compared += 1;
+            }
+            files += 1;
+        }
+    }
+    eprintln!("{files} fixture files, {compared} keys equal their ground truth");
+    assert!(compared > 500, "{compared} keys compared");
+}
