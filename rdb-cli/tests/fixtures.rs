@@ -57,7 +57,7 @@ fn matches(want: &Value, got: &Value, path: &str) -> Result<(), String> {
 
 #[test]
 fn exports_equal_server_ground_truth() {
-    let root = fixtures_dir().join("servers");
+    let root = fixtures_dir();
     let mut servers: Vec<_> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .flatten()

@@ -58,6 +58,13 @@ impl<'data> Blob<'data> {
         Ok(self.expanded.get_or_init(|| decoded))
     }
 
+    /// False when the blob is certainly not an empty container: an empty ziplist,
+    /// listpack or intset takes at most 11 bytes, and servers compress only strings
+    /// longer than 20 bytes, so a long or compressed blob needs no look inside.
+    pub fn may_be_empty(&self) -> bool {
+        self.stored.len() <= 16
+    }
+
     /// Where errors inside a decompressed copy are reported.
     pub fn origin(&self) -> &'data [u8] {
         match self.stored {

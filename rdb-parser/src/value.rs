@@ -77,7 +77,23 @@ impl Value<'_> {
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::String(_) | Value::Module(_) | Value::Stream(_) => false,
-            Value::List(l) => l.iter().next().is_none(),
+            Value::List(l) => l.is_empty(),
+            Value::Set(Set {
+                repr: SetRepr::Intset(b) | SetRepr::Listpack(b),
+                ..
+            })
+            | Value::ZSet(ZSet {
+                repr: ZSetRepr::Ziplist(b) | ZSetRepr::Listpack(b),
+                ..
+            })
+            | Value::Hash(Hash {
+                repr:
+                    HashRepr::Ziplist(b)
+                    | HashRepr::Listpack(b)
+                    | HashRepr::Zipmap(b)
+                    | HashRepr::ListpackEx { blob: b, .. },
+                ..
+            }) if !b.may_be_empty() => false,
             Value::Hash(h) if h.len_hint().is_none() => h.iter().next().is_none(),
             other => other.len_hint() == Some(0),
         }
@@ -433,6 +449,45 @@ impl<'data> List<'data> {
                 .and_then(|z| z.declared_len())
                 .map(|n| n as u64),
             ListRepr::Quicklist { .. } => None,
+        }
+    }
+
+    /// Whether no node holds an element. Reads node headers only: a node stored
+    /// compressed, or a PLAIN node, always holds one.
+    pub fn is_empty(&self) -> bool {
+        match &self.repr {
+            ListRepr::Linked { count, .. } => *count == 0,
+            ListRepr::Ziplist(b) => b.may_be_empty() && self.iter().next().is_none(),
+            ListRepr::Quicklist { nodes, body, v2 } => {
+                let mut rest: &[u8] = body;
+                for _ in 0..*nodes {
+                    let mut container = quicklist_container::PACKED;
+                    if *v2 {
+                        let Ok((r, c)) = len(rest) else { return false };
+                        (rest, container) = (r, c);
+                    }
+                    let Ok((r, s)) = string(rest) else {
+                        return false;
+                    };
+                    rest = r;
+                    if container == quicklist_container::PLAIN || !Blob::new(s).may_be_empty() {
+                        return false;
+                    }
+                    let empty_node = match s {
+                        RdbString::Raw(b) if *v2 => {
+                            Listpack::new(b).is_ok_and(|l| l.iter().next().is_none())
+                        }
+                        RdbString::Raw(b) => {
+                            Ziplist::new(b).is_ok_and(|z| z.iter().next().is_none())
+                        }
+                        _ => false,
+                    };
+                    if !empty_node {
+                        return false;
+                    }
+                }
+                true
+            }
         }
     }
 

@@ -23,9 +23,13 @@ pub fn peers_dir() -> Option<PathBuf> {
     None
 }
 
-/// The repository's own `fixtures/` folder.
+/// The per-server fixture folders: the committed `fixtures/servers`, or the freshly
+/// regenerated copy named by `RDBKIT_FIXTURES` (scripts/test.sh sets it).
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+    match std::env::var_os("RDBKIT_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/servers"),
+    }
 }
 
 /// Exports `data` and returns the parsed lines.

