@@ -230,6 +230,12 @@ impl<'data> Stream<'data> {
         self.nodes
     }
 
+    /// The node section exactly as stored (after the node count), for copying it through:
+    /// node listpacks have not changed since Redis 5.0.
+    pub fn nodes_raw(&self) -> &'data [u8] {
+        self.nodes_body
+    }
+
     /// The nodes as stored: `(master ID, listpack string)`, for passthrough and checks.
     pub fn nodes(&self) -> impl Iterator<Item = Result<(StreamId, RdbString<'data>), Error>> + '_ {
         let mut rest = self.nodes_body;
