@@ -142,7 +142,7 @@ impl TargetProfile {
 
     /// Whether the target loads a value stored with `type_id` as is.
     pub fn loads_type(&self, type_id: u8) -> bool {
-        use type_id as t;
+        use rdb_parser::format::type_id as t;
         let v = self.version.number;
         let valkey = is_valkey(self.version);
         match type_id {
