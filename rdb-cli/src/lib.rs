@@ -1,6 +1,7 @@
 //! The `rdbkit` command's library: one module per subcommand, each writing to any
 //! `Write` so tests call them without a subprocess. `main.rs` only parses arguments.
 
+pub mod convert;
 pub mod export;
 pub mod info;
 pub mod json;
@@ -13,6 +14,20 @@ pub enum Failure {
     Data(rdb_parser::Error),
     /// Reading or writing failed (exit code 2).
     Io(std::io::Error),
+    /// The input cannot be processed as asked, e.g. a conversion needs a loss no flag
+    /// allowed (exit code 1).
+    Refused(String),
+    /// The arguments do not fit together (exit code 2).
+    Usage(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Data(_) | Failure::Refused(_) => 1,
+            Failure::Io(_) | Failure::Usage(_) => 2,
+        }
+    }
 }
 
 impl From<rdb_parser::Error> for Failure {
@@ -26,6 +41,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Data(e) => write!(f, "{e}"),
             Failure::Io(e) => write!(f, "{e}"),
+            Failure::Refused(m) | Failure::Usage(m) => f.write_str(m),
         }
     }
 }

@@ -22,7 +22,9 @@ use rdb_parser::ParserBuilder;
         rdbkit info dump.rdb                      version, aux fields, keys per db/type/encoding\n  \
         rdbkit info dump.rdb --json               the same, for scripts\n  \
         rdbkit export dump.rdb > dump.jsonl       every key and value as JSON Lines\n  \
-        rdbkit export dump.rdb -o dump.jsonl      written atomically: whole file or none\n\n\
+        rdbkit export dump.rdb -o dump.jsonl      written atomically: whole file or none\n  \
+        rdbkit convert dump.rdb -o for-6.rdb --target azure-cache-premium\n  \
+        rdbkit targets                            the target profiles convert knows\n\n\
         Exit codes: 0 success, 1 the snapshot is malformed, 2 usage or I/O error."
 )]
 struct Cli {
@@ -55,6 +57,90 @@ enum Command {
         #[command(flatten)]
         read: ReadOptions,
     },
+    /// Re-encode a snapshot so a given (older or newer) server can load it. Whatever the
+    /// target cannot hold stops the conversion with an error naming the key, unless a flag
+    /// chooses the loss; every loss is counted, and listed per key with --report.
+    Convert(Box<ConvertArgs>),
+    /// List the target profiles `convert` knows.
+    Targets,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// The RDB file to read (never modified).
+    file: PathBuf,
+    /// The file to write; it appears only when the conversion succeeds.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The server or service that will load the output (see `rdbkit targets`).
+    #[arg(
+        long,
+        required_unless_present = "rdb_version",
+        conflicts_with = "rdb_version"
+    )]
+    target: Option<String>,
+    /// A bare format version instead of a profile: 9, 10, 11, 12, or 80 (VALKEY080).
+    #[arg(long)]
+    rdb_version: Option<u32>,
+    /// Hash fields with their own TTL, for a target without field TTLs (Redis < 7.4,
+    /// Valkey < 9): stop with an error, make them persistent, or also delete fields
+    /// that already expired (at --now).
+    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
+    field_ttls: FieldTtls,
+    /// Function libraries, for a target without functions (Redis < 7.0).
+    #[arg(long, value_enum, default_value_t = Functions::Error)]
+    functions: Functions,
+    /// With --functions drop: also save the libraries here as FUNCTION LOAD commands
+    /// (RESP, for `redis-cli --pipe`).
+    #[arg(long, value_name = "FILE")]
+    functions_file: Option<PathBuf>,
+    /// Module values and module aux data: auto keeps them where the target has modules
+    /// and stops where it has none.
+    #[arg(long, value_enum, default_value_t = Modules::Auto)]
+    modules: Modules,
+    /// Databases other than 0: keep them (an error on single-db targets), move every key
+    /// into db 0 (an error if a key name is in two dbs), or leave them out.
+    #[arg(long, value_enum, default_value_t = Dbs::Keep)]
+    dbs: Dbs,
+    /// "Now" for --field-ttls drop-expired, in Unix milliseconds (default: the clock).
+    #[arg(long, value_name = "UNIX_MS")]
+    now: Option<i64>,
+    /// Write every loss as a JSON line {"db","key","action","reason"} to this file.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Do not LZF-compress re-encoded values (faster, bigger output).
+    #[arg(long)]
+    no_compression: bool,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FieldTtls {
+    Error,
+    Drop,
+    DropExpired,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Functions {
+    Error,
+    Drop,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Modules {
+    Auto,
+    Keep,
+    Drop,
+    Error,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Dbs {
+    Keep,
+    MergeInto0,
+    DropOthers,
 }
 
 #[derive(Args)]
@@ -185,7 +271,94 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Convert(args) => convert(&args),
+        Command::Targets => {
+            let mut out = std::io::stdout().lock();
+            for p in rdb_writer::PROFILES {
+                writeln!(out, "{:<30} {}  {}", p.name, p.version, p.description)
+                    .map_err(Failure::Io)?;
+            }
+            Ok(())
+        }
     }
+}
+
+fn convert(args: &ConvertArgs) -> Result<(), Failure> {
+    use rdb_writer::convert::{DbPolicy, FieldTtlPolicy, FunctionPolicy, ModulePolicy};
+    let profile = match (&args.target, args.rdb_version) {
+        (Some(name), _) => rdb_writer::TargetProfile::named(name)
+            .cloned()
+            .ok_or_else(|| {
+                usage(format!(
+                    "unknown target {name:?}; `rdbkit targets` lists the profiles"
+                ))
+            })?,
+        (None, Some(n)) => rdb_writer::TargetProfile::for_version(n).ok_or_else(|| {
+            usage(format!(
+                "--rdb-version {n}: rdbkit writes 9, 10, 11, 12 or 80"
+            ))
+        })?,
+        (None, None) => return Err(usage("give --target or --rdb-version".into())),
+    };
+    if args.functions_file.is_some() && args.functions != Functions::Drop {
+        return Err(usage("--functions-file goes with --functions drop".into()));
+    }
+    let mut opts = rdb_writer::convert::ConvertOptions::new(profile);
+    opts.field_ttls = match args.field_ttls {
+        FieldTtls::Error => FieldTtlPolicy::Error,
+        FieldTtls::Drop => FieldTtlPolicy::Drop,
+        FieldTtls::DropExpired => FieldTtlPolicy::DropExpired,
+    };
+    opts.functions = match args.functions {
+        Functions::Error => FunctionPolicy::Error,
+        Functions::Drop => FunctionPolicy::Drop,
+    };
+    opts.modules = match args.modules {
+        Modules::Auto => ModulePolicy::Auto,
+        Modules::Keep => ModulePolicy::Keep,
+        Modules::Drop => ModulePolicy::Drop,
+        Modules::Error => ModulePolicy::Error,
+    };
+    opts.dbs = match args.dbs {
+        Dbs::Keep => DbPolicy::Keep,
+        Dbs::MergeInto0 => DbPolicy::MergeInto0,
+        Dbs::DropOthers => DbPolicy::DropOthers,
+    };
+    opts.now_ms = args.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    });
+    if args.no_compression {
+        opts.compression = rdb_writer::Compression::None;
+    }
+    let input = Input::open(&args.file).map_err(|e| io_context(e, &args.file))?;
+    let bar = progress_bar(input.bytes().len() as u64);
+    let mut tick = tick(&bar);
+    let summary = rdb_cli::convert::run(
+        input.bytes(),
+        &args.read.builder(),
+        &opts,
+        &args.output,
+        args.report.as_deref(),
+        args.functions_file.as_deref(),
+        &mut tick,
+    )
+    .map_err(|e| match e {
+        rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
+        rdb_writer::convert::ConvertError::Io(io) => io_context(io, &args.output),
+        refused => Failure::Refused(refused.to_string()),
+    })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    rdb_cli::convert::write_summary(&mut std::io::stderr(), &summary, opts.target.name)
+        .map_err(Failure::Io)
+}
+
+fn usage(msg: String) -> Failure {
+    Failure::Usage(msg)
 }
 
 fn io_context(e: std::io::Error, path: &Path) -> Failure {
@@ -203,10 +376,7 @@ fn main() -> ExitCode {
         Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rdbkit: error: {e}");
-            match e {
-                Failure::Data(_) => ExitCode::from(1),
-                Failure::Io(_) => ExitCode::from(2),
-            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

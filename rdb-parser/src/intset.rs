@@ -47,10 +47,6 @@ impl<'a> Intset<'a> {
         self.values.len() / self.width
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
     /// Bytes per value: 2, 4 or 8.
     pub(crate) fn width(&self) -> usize {
         self.width
@@ -60,23 +56,6 @@ impl<'a> Intset<'a> {
         IntsetIter {
             chunks: self.values.chunks_exact(self.width),
         }
-    }
-
-    /// Checks that values ascend strictly and that the width is the narrowest that fits
-    /// the largest value, as a server's deep integrity check does.
-    pub(crate) fn validate(&self) -> Result<(), Fail> {
-        let mut prev: Option<i64> = None;
-        for (i, v) in self.iter().enumerate() {
-            if prev.is_some_and(|p| p >= v) {
-                return Err(Fail::corrupt(
-                    self.values.get(i * self.width..).unwrap_or(&[]),
-                    "intset",
-                    format!("value {v} at index {i} is not above the one before"),
-                ));
-            }
-            prev = Some(v);
-        }
-        Ok(())
     }
 }
 

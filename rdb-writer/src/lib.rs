@@ -36,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod convert;
 pub mod crc;
 pub mod encode;
 mod error;

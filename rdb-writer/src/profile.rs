@@ -1,7 +1,7 @@
 //! Target profiles: what a destination server or managed service can load, named as users
 //! name their targets. Facts: `shared/docs/azure-import.md` §7 and `rdb-format.md`.
 
-use rdb_parser::format::{type_id, Version};
+use rdb_parser::format::Version;
 
 /// Whether a target loads module values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +171,7 @@ pub fn is_valkey(v: Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdb_parser::format::type_id;
 
     #[test]
     fn names_are_unique_and_found() {

@@ -177,6 +177,12 @@ impl<W: Write> Writer<W> {
         self.out.write_all(raw_value)
     }
 
+    /// Copies bytes of an item exactly as another snapshot stored them (a whole AUX,
+    /// SELECTDB or key entry span). The caller vouches that this version reads them.
+    pub fn raw(&mut self, item_bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(item_bytes)
+    }
+
     /// Writes EOF and, from RDB 5 on, the CRC64 of every byte from the magic through EOF
     /// (or 0 when checksums are off); flushes and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {

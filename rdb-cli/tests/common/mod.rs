@@ -98,3 +98,61 @@ fn score_value(s: f64) -> Value {
         Value::String(if s > 0.0 { "inf" } else { "-inf" }.into())
     }
 }
+
+/// Compares `got` against the ground truth `want` the way tests/fixtures.rs does: `want`
+/// may omit object fields a server does not report (subset matching), and `*_time_ms`
+/// numbers may differ by up to 1000 ms (Redis 5.0 consumer times are derived from idle
+/// times). Object fields named in `optional` are compared only when `got` has them too
+/// (metadata an older format cannot store). The error names the first differing path.
+pub fn matches_truth(
+    want: &Value,
+    got: &Value,
+    path: &str,
+    optional: &[&str],
+) -> Result<(), String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let Some(gv) = g.get(k) else {
+                    if optional.contains(&k.as_str()) {
+                        continue;
+                    }
+                    return Err(format!("{path}.{k}: missing"));
+                };
+                matches_truth(wv, gv, &format!("{path}.{k}"), optional)?;
+            }
+            Ok(())
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            if w.len() != g.len() {
+                return Err(format!(
+                    "{path}: {} items expected, {} found",
+                    w.len(),
+                    g.len()
+                ));
+            }
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                matches_truth(wv, gv, &format!("{path}[{i}]"), optional)?;
+            }
+            Ok(())
+        }
+        (Value::Number(w), Value::Number(g)) => {
+            let (w, g) = (
+                w.as_f64().unwrap_or(f64::NAN),
+                g.as_f64().unwrap_or(f64::NAN),
+            );
+            let tolerance = if path.ends_with("_time_ms") {
+                1000.0
+            } else {
+                0.0
+            };
+            if w == g || (w - g).abs() <= tolerance {
+                Ok(())
+            } else {
+                Err(format!("{path}: {w} expected, {g} found"))
+            }
+        }
+        (w, g) if w == g => Ok(()),
+        (w, g) => Err(format!("{path}: {w} expected, {g} found")),
+    }
+}

@@ -1,0 +1,112 @@
+//! `rdbkit convert`: re-encode a snapshot for a target server, with every loss explicit.
+
+use std::io::Write;
+use std::path::Path;
+
+use rdb_parser::ParserBuilder;
+use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Loss};
+
+use crate::json;
+use crate::output::AtomicFile;
+
+/// Converts `data` into `output` (written atomically), writing a JSON Lines report of
+/// losses to `report` and dropped function libraries, as FUNCTION LOAD commands, to
+/// `functions_file`. On any error no output, report or functions file is left behind.
+pub fn run(
+    data: &[u8],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    output: &Path,
+    report: Option<&Path>,
+    functions_file: Option<&Path>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConvertSummary, ConvertError> {
+    let out = AtomicFile::create(output)?;
+    let mut report_file = report.map(AtomicFile::create).transpose()?;
+    let mut functions_out = functions_file.map(AtomicFile::create).transpose()?;
+    let mut line = Vec::with_capacity(256);
+    let mut on_loss = |loss: &Loss<'_>| -> std::io::Result<()> {
+        if let (Some(f), Some(code)) = (functions_out.as_mut(), loss.payload) {
+            write_function_load(f, code)?;
+        }
+        if let Some(r) = report_file.as_mut() {
+            line.clear();
+            write_loss(&mut line, loss);
+            r.write_all(&line)?;
+        }
+        Ok(())
+    };
+    let (out, summary) = convert::convert(data, parser, opts, out, &mut on_loss, progress)?;
+    out.commit()?;
+    if let Some(r) = report_file {
+        r.commit()?;
+    }
+    if let Some(f) = functions_out {
+        f.commit()?;
+    }
+    Ok(summary)
+}
+
+/// One report line: `{"db":0,"key":B,"action":"...","reason":"..."}`.
+pub fn write_loss(line: &mut Vec<u8>, loss: &Loss<'_>) {
+    line.extend_from_slice(b"{\"db\":");
+    json::opt_int(line, loss.db);
+    line.extend_from_slice(b",\"key\":");
+    match loss.key {
+        Some(k) => json::bytes(line, k),
+        None => line.extend_from_slice(b"null"),
+    }
+    line.extend_from_slice(b",\"action\":");
+    json::string(line, loss.action);
+    line.extend_from_slice(b",\"reason\":");
+    json::string(line, &loss.reason);
+    line.extend_from_slice(b"}\n");
+}
+
+/// A library as a RESP `FUNCTION LOAD REPLACE <code>` command, for `redis-cli --pipe`.
+fn write_function_load(out: &mut dyn Write, code: &[u8]) -> std::io::Result<()> {
+    write!(
+        out,
+        "*4\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n$7\r\nREPLACE\r\n${}\r\n",
+        code.len()
+    )?;
+    out.write_all(code)?;
+    out.write_all(b"\r\n")
+}
+
+/// The closing summary, for people.
+pub fn write_summary(out: &mut dyn Write, s: &ConvertSummary, target: &str) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "converted for {target}: {} of {} keys written ({} copied as stored, {} re-encoded), {} bytes",
+        s.keys_written, s.keys_read, s.passed_through, s.transcoded, s.bytes_written
+    )?;
+    let losses = [
+        (s.keys_dropped, "keys dropped"),
+        (
+            s.keys_with_field_ttls_dropped,
+            "hashes lost their field TTLs",
+        ),
+        (s.fields_dropped, "expired hash fields dropped"),
+        (s.functions_dropped, "function libraries dropped"),
+        (s.module_aux_dropped, "module aux records dropped"),
+    ];
+    let listed: Vec<String> = losses
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if listed.is_empty() {
+        writeln!(out, "nothing lost")?;
+    } else {
+        writeln!(out, "losses: {}", listed.join(", "))?;
+    }
+    if s.hints_dropped > 0 {
+        writeln!(
+            out,
+            "({} slot sizing hints left out; the target does not read them)",
+            s.hints_dropped
+        )?;
+    }
+    Ok(())
+}

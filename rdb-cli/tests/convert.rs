@@ -1,0 +1,414 @@
+//! Conversion without servers: passthrough is byte-identical, every fixture converted to
+//! every target version reads back equal to its source minus the declared losses, and a
+//! failed conversion leaves no file.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{canonical, export, fixtures_dir, keys};
+use rdb_parser::{Item, Parser, ParserBuilder};
+use rdb_writer::convert::{
+    convert, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, Loss, ModulePolicy,
+};
+use rdb_writer::TargetProfile;
+use serde_json::Value;
+
+fn fixtures() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for server in std::fs::read_dir(fixtures_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(server.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "rdb") {
+                let name = format!(
+                    "{}/{}",
+                    server.file_name().to_string_lossy(),
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
+                out.push((name, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    assert!(out.len() >= 40, "committed fixtures");
+    out
+}
+
+fn lossy_options(version: u32) -> ConvertOptions {
+    let mut opts = ConvertOptions::new(
+        TargetProfile::for_version(version).unwrap_or_else(|| panic!("{version}")),
+    );
+    opts.field_ttls = FieldTtlPolicy::Drop;
+    opts.functions = FunctionPolicy::Drop;
+    opts.modules = ModulePolicy::Keep;
+    opts.dbs = DbPolicy::Keep;
+    opts
+}
+
+#[test]
+fn passthrough_to_the_same_version_is_byte_identical() {
+    let mut checked = 0;
+    for (name, data) in fixtures() {
+        let version = Parser::new(&data).map(|p| p.version().number).unwrap_or(0);
+        let opts = lossy_options(version);
+        let mut losses = 0;
+        let (out, summary) = convert(
+            &data,
+            &ParserBuilder::new(),
+            &opts,
+            Vec::new(),
+            &mut |_| {
+                losses += 1;
+                Ok(())
+            },
+            &mut |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(losses, 0, "{name}");
+        assert_eq!(summary.transcoded, 0, "{name}");
+        assert!(out == data, "{name}: output differs from input");
+        checked += 1;
+    }
+    eprintln!("{checked} fixtures reproduced byte for byte");
+}
+
+/// Drops, per the loss report, what the target could not hold from a source key line.
+fn expected(source: &Value, dropped_ttls: bool, lower_stream: bool) -> Value {
+    let mut v = source.clone();
+    if dropped_ttls {
+        if let Some(fields) = v["value"].as_array_mut() {
+            for f in fields {
+                if let Some(pair) = f.as_array_mut() {
+                    pair.truncate(2);
+                }
+            }
+        }
+    }
+    if lower_stream {
+        // Metadata an older stream type does not store; its server derives it.
+        let obj = &mut v["value"];
+        for k in ["first_id", "max_deleted_id", "entries_added"] {
+            obj[k] = Value::Null;
+        }
+        if let Some(groups) = obj["groups"].as_array_mut() {
+            for g in groups {
+                g["entries_read"] = Value::Null;
+                if let Some(cs) = g["consumers"].as_array_mut() {
+                    for c in cs {
+                        c["active_time_ms"] = Value::Null;
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn stream_fields_missing_ok(want: &Value, got: &Value) -> bool {
+    // Fields the lower type lacks come back null; fields it keeps must match.
+    match (want, got) {
+        (Value::Null, _) => true,
+        (Value::Object(w), Value::Object(g)) => w
+            .iter()
+            .all(|(k, wv)| g.get(k).is_some_and(|gv| stream_fields_missing_ok(wv, gv))),
+        (Value::Array(w), Value::Array(g)) => {
+            w.len() == g.len() && w.iter().zip(g).all(|(a, b)| stream_fields_missing_ok(a, b))
+        }
+        (w, g) => w == g,
+    }
+}
+
+#[test]
+fn every_fixture_converts_to_every_version_and_reads_back_equal() {
+    let mut pairs = 0;
+    for (name, data) in fixtures() {
+        let source_lines = export(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let source_version = Parser::new(&data)
+            .map(|p| p.version())
+            .unwrap_or(rdb_parser::Version::redis(0));
+        for target in [9u32, 10, 11, 12, 80] {
+            let opts = lossy_options(target);
+            let mut ttl_dropped: HashSet<String> = HashSet::new();
+            let mut dropped: HashSet<String> = HashSet::new();
+            let (out, _) = convert(
+                &data,
+                &ParserBuilder::new(),
+                &opts,
+                Vec::new(),
+                &mut |l: &Loss<'_>| {
+                    let id = format!(
+                        "{}/{}",
+                        l.db.unwrap_or(0),
+                        String::from_utf8_lossy(l.key.unwrap_or_default())
+                    );
+                    match l.action {
+                        "field_ttls_dropped" => {
+                            ttl_dropped.insert(id);
+                        }
+                        "dropped" => {
+                            dropped.insert(id);
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                },
+                &mut |_| {},
+            )
+            .unwrap_or_else(|e| panic!("{name} -> {target}: {e}"));
+            let lines = export(&out)
+                .unwrap_or_else(|e| panic!("{name} -> {target}: output does not parse: {e}"));
+            assert_eq!(lines[0]["rdb_version"], target, "{name}");
+            let got: BTreeMap<String, &Value> = keys(&lines)
+                .into_iter()
+                .map(|k| {
+                    (
+                        format!(
+                            "{}/{}",
+                            k["db"],
+                            k["key"]
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| k["key"].to_string())
+                        ),
+                        k,
+                    )
+                })
+                .collect();
+            let lower = target != 80
+                && (source_version.magic == rdb_parser::Magic::Valkey
+                    || target < source_version.number);
+            for k in keys(&source_lines) {
+                let id = format!(
+                    "{}/{}",
+                    k["db"],
+                    k["key"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| k["key"].to_string())
+                );
+                if dropped.contains(&id) {
+                    assert!(
+                        !got.contains_key(&id),
+                        "{name} -> {target}: {id} reported dropped but present"
+                    );
+                    continue;
+                }
+                let have = got
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("{name} -> {target}: {id} missing"));
+                let ty = k["type"].as_str().unwrap_or_default();
+                let want = expected(k, ttl_dropped.contains(&id), lower && ty == "stream");
+                assert_eq!(
+                    have["expire_ms"], want["expire_ms"],
+                    "{name} -> {target}: {id}"
+                );
+                let (w, g) = (canonical(ty, &want["value"]), canonical(ty, &have["value"]));
+                let same = if ty == "stream" {
+                    stream_fields_missing_ok(&w, &g)
+                } else {
+                    w == g
+                };
+                assert!(same, "{name} -> {target}: {id}\n want {w}\n got  {g}");
+            }
+            assert_eq!(
+                got.len() + dropped.len(),
+                keys(&source_lines).len(),
+                "{name} -> {target}"
+            );
+            pairs += 1;
+        }
+    }
+    eprintln!("{pairs} fixture x version conversions read back equal");
+}
+
+#[test]
+fn hash_field_ttls_survive_between_redis_and_valkey() {
+    for (name, data) in fixtures()
+        .into_iter()
+        .filter(|(n, _)| n.ends_with("/types.rdb"))
+    {
+        let source = export(&data).unwrap_or_default();
+        let with_ttls: Vec<&Value> = keys(&source)
+            .into_iter()
+            .filter(|k| {
+                k["value"].as_array().is_some_and(|fs| {
+                    fs.iter()
+                        .any(|f| f.as_array().is_some_and(|p| p.len() == 3))
+                })
+            })
+            .collect();
+        if with_ttls.is_empty() {
+            continue;
+        }
+        for target in [12u32, 80] {
+            let mut opts = lossy_options(target);
+            opts.field_ttls = FieldTtlPolicy::Error;
+            let (out, _) = convert(
+                &data,
+                &ParserBuilder::new(),
+                &opts,
+                Vec::new(),
+                &mut |_| Ok(()),
+                &mut |_| {},
+            )
+            .unwrap_or_else(|e| panic!("{name} -> {target}: {e}"));
+            let back = export(&out).unwrap_or_default();
+            for k in &with_ttls {
+                let b = keys(&back)
+                    .into_iter()
+                    .find(|x| x["key"] == k["key"] && x["db"] == k["db"])
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(
+                    canonical("hash", &b["value"]),
+                    canonical("hash", &k["value"]),
+                    "{name} -> {target}: {}",
+                    k["key"]
+                );
+            }
+        }
+    }
+}
+
+fn rdbkit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rdbkit-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    d
+}
+
+#[test]
+fn a_failed_conversion_leaves_no_file() {
+    let dir = temp_dir("convert-fail");
+    let src = fixtures_dir().join("redis-7.4/types.rdb");
+    let data = std::fs::read(&src).unwrap_or_default();
+    // Corrupt: cut in the middle.
+    let cut = dir.join("cut.rdb");
+    std::fs::write(&cut, data.get(..data.len() / 2).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.join("out.rdb");
+    let report = dir.join("report.jsonl");
+    let status = rdbkit()
+        .args(["convert"])
+        .arg(&cut)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--target",
+            "redis-6.2",
+            "--field-ttls",
+            "drop",
+            "--functions",
+            "drop",
+            "--report",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("at byte"), "{stderr}");
+    // Refused: field TTLs with no flag.
+    let status = rdbkit()
+        .args(["convert"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--target", "redis-6.2", "--functions", "drop"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("--field-ttls"), "names the flag: {stderr}");
+    assert!(stderr.contains("key \""), "names the key: {stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("cut.rdb")],
+        "nothing but the input remains"
+    );
+    // And the source was not touched.
+    assert_eq!(std::fs::read(&src).unwrap_or_default(), data);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn single_db_targets_refuse_other_dbs_unless_told() {
+    let data = std::fs::read(fixtures_dir().join("redis-6.2/types.rdb")).unwrap_or_default();
+    let dbs: HashSet<u64> = Parser::new(&data)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|i| match i {
+            Item::Key(e) => Some(e.db),
+            _ => None,
+        })
+        .collect();
+    assert!(dbs.len() > 1, "fixture has several dbs");
+    let profile = TargetProfile::named("azure-cache-premium-clustered")
+        .cloned()
+        .unwrap_or_else(|| panic!());
+    let mut opts = ConvertOptions::new(profile);
+    assert!(convert(
+        &data,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {}
+    )
+    .is_err());
+    opts.dbs = DbPolicy::MergeInto0;
+    let (out, s) = convert(
+        &data,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let lines = export(&out).unwrap_or_default();
+    assert!(keys(&lines).iter().all(|k| k["db"] == 0));
+    assert_eq!(s.keys_written, s.keys_read);
+    opts.dbs = DbPolicy::DropOthers;
+    let mut reported = 0;
+    let (out, s) = convert(
+        &data,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |l| {
+            reported += u64::from(l.action == "dropped");
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reported, s.keys_dropped);
+    assert!(s.keys_dropped > 0);
+    assert!(keys(&export(&out).unwrap_or_default())
+        .iter()
+        .all(|k| k["db"] == 0));
+}

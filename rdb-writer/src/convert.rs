@@ -1,0 +1,771 @@
+//! Re-encoding a snapshot for a target server version.
+//!
+//! Every item the target can load is copied byte for byte (its exact span in the source),
+//! so a conversion to the source's own version reproduces the file. Only what the target
+//! cannot load is transcoded:
+//!
+//! ```text
+//! RDB 12/80 -> 11   hash-field TTL types: policy (error | drop TTLs | drop expired fields)
+//!                   SLOT_INFO: dropped (a sizing hint)
+//! -> 10             set listpack (20) -> intset (11) or set (2); stream v3 -> v2
+//! -> 9              hash/zset listpack -> ziplist (13/12); quicklist v2 -> v1 (14);
+//!                   stream -> v1; functions: policy
+//! Redis 7.4 <-> Valkey 9   hash-field TTLs re-encoded (24/25 <-> 22), nothing lost
+//! ```
+//! What the target cannot hold is never dropped silently: the default is an error naming
+//! the key; flags choose a loss, and each loss is reported per key.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use rdb_parser::format::{type_id, Magic, Version};
+use rdb_parser::{Element, Entry, Function, Hash, Item, ParserBuilder, Stream, Value};
+
+use crate::encode::{self, Compression};
+use crate::profile::{is_valkey, ModuleSupport, TargetProfile};
+use crate::{value, WriterBuilder, ZiplistBuilder};
+
+/// What to do with hash fields that have their own TTL when the target has no such thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldTtlPolicy {
+    /// Stop with an error naming the key (default).
+    Error,
+    /// Keep every field; make the fields persistent.
+    Drop,
+    /// Delete fields already expired at `now_ms`, then make the rest persistent.
+    DropExpired,
+}
+
+/// What to do with function libraries on a target without functions (Redis < 7.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionPolicy {
+    Error,
+    /// Leave them out (the caller may save them elsewhere through the loss callback).
+    Drop,
+}
+
+/// What to do with module values and module aux data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModulePolicy {
+    /// Keep them where the target profile has modules, refuse them where it has none.
+    Auto,
+    Keep,
+    Drop,
+    Error,
+}
+
+/// What to do with databases other than 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbPolicy {
+    /// Keep each key in its database; an error where the target keeps only db 0 (default).
+    Keep,
+    /// Move every key into db 0; a key name found in two databases is an error.
+    MergeInto0,
+    /// Leave out keys of databases other than 0, reporting each.
+    DropOthers,
+}
+
+/// Conversion settings.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    pub target: TargetProfile,
+    pub field_ttls: FieldTtlPolicy,
+    pub functions: FunctionPolicy,
+    pub modules: ModulePolicy,
+    pub dbs: DbPolicy,
+    /// "Now" for [`FieldTtlPolicy::DropExpired`], in Unix ms.
+    pub now_ms: i64,
+    pub compression: Compression,
+}
+
+impl ConvertOptions {
+    pub fn new(target: TargetProfile) -> Self {
+        ConvertOptions {
+            target,
+            field_ttls: FieldTtlPolicy::Error,
+            functions: FunctionPolicy::Error,
+            modules: ModulePolicy::Auto,
+            dbs: DbPolicy::Keep,
+            now_ms: 0,
+            compression: Compression::Lzf,
+        }
+    }
+
+    fn keep_modules(&self) -> Option<bool> {
+        match (self.modules, self.target.modules) {
+            (ModulePolicy::Keep, _) => Some(true),
+            (ModulePolicy::Drop, _) => Some(false),
+            (ModulePolicy::Error, _) | (ModulePolicy::Auto, ModuleSupport::None) => None,
+            (ModulePolicy::Auto, _) => Some(true),
+        }
+    }
+}
+
+/// One thing the output does not carry over from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss<'a> {
+    pub db: Option<u64>,
+    pub key: Option<&'a [u8]>,
+    /// `dropped`, `field_ttls_dropped`, `expired_fields_dropped`, `function_dropped`,
+    /// `module_aux_dropped`.
+    pub action: &'static str,
+    pub reason: String,
+    /// For `function_dropped`: the library source, so it can be loaded separately.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// Counts of what a conversion did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConvertSummary {
+    pub keys_read: u64,
+    pub keys_written: u64,
+    /// Keys copied byte for byte.
+    pub passed_through: u64,
+    /// Keys re-encoded for the target.
+    pub transcoded: u64,
+    pub keys_dropped: u64,
+    pub keys_with_field_ttls_dropped: u64,
+    pub fields_dropped: u64,
+    pub functions_dropped: u64,
+    pub module_aux_dropped: u64,
+    /// SLOT_INFO / slot-import records left out (sizing hints the target does not read).
+    pub hints_dropped: u64,
+    pub bytes_written: u64,
+}
+
+/// Why a conversion stopped.
+#[derive(Debug)]
+pub enum ConvertError {
+    /// The input is malformed.
+    Parse(rdb_parser::Error),
+    Io(io::Error),
+    /// The target cannot represent something and no flag chose a loss.
+    Unrepresentable {
+        db: Option<u64>,
+        key: Option<Vec<u8>>,
+        offset: u64,
+        reason: String,
+        /// The option that would accept the loss.
+        hint: &'static str,
+    },
+}
+
+impl std::fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConvertError::Parse(e) => write!(f, "{e}"),
+            ConvertError::Io(e) => write!(f, "{e}"),
+            ConvertError::Unrepresentable {
+                db,
+                key,
+                offset,
+                reason,
+                hint,
+            } => {
+                write!(f, "cannot convert")?;
+                if let Some(key) = key {
+                    let mut shown = String::new();
+                    let cut = key.get(..64).unwrap_or(key);
+                    let _ = rdb_parser::error::write_escaped(&mut shown, cut);
+                    write!(f, " key \"{shown}\"")?;
+                    if let Some(db) = db {
+                        write!(f, " (db {db})")?;
+                    }
+                }
+                write!(f, " at byte {offset}: {reason}; {hint}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
+impl From<rdb_parser::Error> for ConvertError {
+    fn from(e: rdb_parser::Error) -> Self {
+        ConvertError::Parse(e)
+    }
+}
+
+impl From<io::Error> for ConvertError {
+    fn from(e: io::Error) -> Self {
+        ConvertError::Io(e)
+    }
+}
+
+impl From<crate::Error> for ConvertError {
+    fn from(e: crate::Error) -> Self {
+        ConvertError::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    }
+}
+
+/// How a value reaches the output.
+enum Encoded {
+    /// The target loads the stored bytes.
+    Same,
+    /// Re-encoded: new type byte and value bytes.
+    New(u8, Vec<u8>),
+    /// Nothing of the key remains.
+    Dropped(String),
+}
+
+/// Converts the snapshot `data` for `opts.target`, writing it to `out`.
+///
+/// `on_loss` sees every loss as it happens (for a report); `progress` gets the input offset
+/// after each key.
+pub fn convert<W: Write>(
+    data: &[u8],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    out: W,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(W, ConvertSummary), ConvertError> {
+    let mut items = parser.parse(data)?;
+    let source = items.version();
+    let target = &opts.target;
+    let mut w = WriterBuilder::new()
+        .compression(opts.compression)
+        .build(out, target.version)?;
+    let mut summary = ConvertSummary::default();
+    let mut db: u64 = 0;
+    let mut merged_keys: Option<HashSet<Vec<u8>>> = None;
+    let mut wrote_db0_select = false;
+    loop {
+        let start = items.offset() as usize;
+        let Some(item) = items.next() else { break };
+        let item = item?;
+        let span = data.get(start..items.offset() as usize).unwrap_or(&[]);
+        match item {
+            Item::Header(_) | Item::Eof(_) => {}
+            Item::Aux(_) => w.raw(span)?,
+            Item::ModuleAux(m) => match opts.keep_modules() {
+                Some(true) => w.raw(span)?,
+                Some(false) => {
+                    summary.module_aux_dropped += 1;
+                    on_loss(&Loss {
+                        db: None,
+                        key: None,
+                        action: "module_aux_dropped",
+                        reason: format!("module aux data of {}", m.id.name()),
+                        payload: None,
+                    })?;
+                }
+                None => {
+                    return Err(unrepresentable(
+                        None,
+                        None,
+                        start,
+                        format!(
+                            "module aux data of {} and {} has no modules",
+                            m.id.name(),
+                            target.name
+                        ),
+                        "--modules drop leaves module data out",
+                    ))
+                }
+            },
+            Item::Function(f) => {
+                let code = match &f {
+                    Function::Library { code } => code.to_vec(),
+                    // 7.0 GA and later refuse the RC form; its parts make a FUNCTION2 library.
+                    Function::PreGa {
+                        name, engine, code, ..
+                    } => {
+                        let mut c = format!(
+                            "#!{} name={}\n",
+                            String::from_utf8_lossy(engine).to_lowercase(),
+                            String::from_utf8_lossy(name)
+                        )
+                        .into_bytes();
+                        c.extend_from_slice(code);
+                        c
+                    }
+                };
+                if target.functions() {
+                    match f {
+                        Function::Library { .. } => w.raw(span)?,
+                        Function::PreGa { .. } => w.function(&code)?,
+                    }
+                } else if opts.functions == FunctionPolicy::Drop {
+                    summary.functions_dropped += 1;
+                    on_loss(&Loss {
+                        db: None,
+                        key: None,
+                        action: "function_dropped",
+                        reason: format!("{} has no functions", target.name),
+                        payload: Some(&code),
+                    })?;
+                } else {
+                    return Err(unrepresentable(
+                        None,
+                        None,
+                        start,
+                        format!("a function library, and {} has no functions (Redis < 7.0)", target.name),
+                        "--functions drop leaves it out (--functions-file saves it as FUNCTION LOAD commands)",
+                    ));
+                }
+            }
+            Item::SelectDb(n) => {
+                db = n;
+                match opts.dbs {
+                    DbPolicy::Keep => {
+                        if let Some(max) = target.databases {
+                            if n >= max {
+                                return Err(unrepresentable(
+                                    Some(n),
+                                    None,
+                                    start,
+                                    format!("database {n}, and {} keeps databases 0 to {}", target.name, max - 1),
+                                    "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out",
+                                ));
+                            }
+                        }
+                        w.raw(span)?;
+                    }
+                    DbPolicy::MergeInto0 | DbPolicy::DropOthers => {
+                        if !wrote_db0_select {
+                            w.select_db(0)?;
+                            wrote_db0_select = true;
+                        }
+                        if opts.dbs == DbPolicy::MergeInto0 && merged_keys.is_none() {
+                            merged_keys = Some(HashSet::new());
+                        }
+                    }
+                }
+            }
+            Item::ResizeDb { .. } => {
+                // Size hints stay true only while databases stay apart.
+                if opts.dbs == DbPolicy::Keep {
+                    w.raw(span)?;
+                }
+            }
+            Item::SlotInfo { .. } => {
+                if !is_valkey(target.version) && target.version.number >= 12 {
+                    w.raw(span)?;
+                } else {
+                    summary.hints_dropped += 1;
+                }
+            }
+            Item::SlotImport(_) => {
+                if is_valkey(target.version) {
+                    w.raw(span)?;
+                } else {
+                    summary.hints_dropped += 1;
+                }
+            }
+            Item::Key(entry) => {
+                summary.keys_read += 1;
+                let key_start = start as u64;
+                if opts.dbs == DbPolicy::DropOthers && db != 0 {
+                    summary.keys_dropped += 1;
+                    on_loss(&Loss {
+                        db: Some(db),
+                        key: Some(&entry.key),
+                        action: "dropped",
+                        reason: format!("database {db} is not kept (--dbs drop-others)"),
+                        payload: None,
+                    })?;
+                    progress(key_start);
+                    continue;
+                }
+                if let Some(seen) = merged_keys.as_mut() {
+                    if !seen.insert(entry.key.to_vec()) {
+                        return Err(unrepresentable(
+                            Some(db),
+                            Some(&entry.key),
+                            start,
+                            "the key exists in more than one database, and they are being merged into db 0".into(),
+                            "--dbs keep or drop-others avoids the merge",
+                        ));
+                    }
+                }
+                match encode_entry(&entry, source, opts, &mut summary, on_loss, key_start)? {
+                    Encoded::Same => {
+                        summary.passed_through += 1;
+                        w.raw(span)?;
+                    }
+                    Encoded::New(type_id, bytes) => {
+                        summary.transcoded += 1;
+                        if let Some(t) = entry.expire_ms {
+                            w.expire_ms(t)?;
+                        }
+                        if let Some(s) = entry.idle_s {
+                            w.idle(s)?;
+                        }
+                        if let Some(f) = entry.freq {
+                            w.freq(f)?;
+                        }
+                        let mut head = Vec::with_capacity(entry.raw_key.len() + 1);
+                        head.push(type_id);
+                        head.extend_from_slice(entry.raw_key);
+                        w.raw(&head)?;
+                        w.raw(&bytes)?;
+                    }
+                    Encoded::Dropped(reason) => {
+                        summary.keys_dropped += 1;
+                        on_loss(&Loss {
+                            db: Some(db),
+                            key: Some(&entry.key),
+                            action: "dropped",
+                            reason,
+                            payload: None,
+                        })?;
+                        progress(key_start);
+                        continue;
+                    }
+                }
+                summary.keys_written += 1;
+                progress(key_start);
+            }
+        }
+    }
+    // What finish() adds: the EOF byte and the 8-byte checksum.
+    summary.bytes_written = w.bytes_written() + 9;
+    let out = w.finish()?;
+    Ok((out, summary))
+}
+
+fn unrepresentable(
+    db: Option<u64>,
+    key: Option<&[u8]>,
+    offset: usize,
+    reason: String,
+    hint: &'static str,
+) -> ConvertError {
+    ConvertError::Unrepresentable {
+        db,
+        key: key.map(<[u8]>::to_vec),
+        offset: offset as u64,
+        reason,
+        hint,
+    }
+}
+
+/// Decides how one key reaches the target.
+fn encode_entry(
+    entry: &Entry<'_>,
+    source: Version,
+    opts: &ConvertOptions,
+    summary: &mut ConvertSummary,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    offset: u64,
+) -> Result<Encoded, ConvertError> {
+    let target = &opts.target;
+    let tv = target.version;
+    let fail = |reason: String, hint: &'static str| {
+        unrepresentable(
+            Some(entry.db),
+            Some(&entry.key),
+            offset as usize,
+            reason,
+            hint,
+        )
+    };
+    let in_key = |e: rdb_parser::Error| ConvertError::Parse(e.in_key(entry.db, &entry.key));
+    let c = opts.compression;
+    Ok(match &entry.value {
+        Value::Module(m) => match opts.keep_modules() {
+            Some(true) => Encoded::Same,
+            Some(false) => Encoded::Dropped(format!("module value of type {}", m.id.name())),
+            None => {
+                return Err(fail(
+                    format!(
+                        "a module value of type {}, and {} has no modules",
+                        m.id.name(),
+                        target.name
+                    ),
+                    "--modules drop leaves such keys out",
+                ))
+            }
+        },
+        Value::Hash(h) if h.has_field_ttls() => {
+            // Valkey's HASH_2 shares type 22 with a Redis 7.4 RC type: same magic, same meaning.
+            let same = if source.magic == Magic::Valkey {
+                is_valkey(tv)
+            } else {
+                target.loads_type(entry.type_id)
+            };
+            if same {
+                Encoded::Same
+            } else {
+                hash_with_ttls(entry, h, opts, summary, on_loss, &fail).map_err(|e| match e {
+                    HashErr::Convert(c) => c,
+                    HashErr::Parse(p) => in_key(p),
+                })?
+            }
+        }
+        _ if target.loads_type(entry.type_id) => Encoded::Same,
+        Value::Hash(h) => {
+            let fields = hash_fields(h).map_err(in_key)?;
+            let pairs: Vec<(&[u8], &[u8])> = fields
+                .iter()
+                .map(|(f, v, _)| (f.as_slice(), v.as_slice()))
+                .collect();
+            plain_hash(&pairs, tv, c)?
+        }
+        Value::ZSet(z) => {
+            // Listpack -> ziplist for RDB 9: entries copied as stored, order unchanged.
+            let mut zl = ZiplistBuilder::new();
+            let mut count = 0usize;
+            for pair in z.iter() {
+                let (member, score) = pair.map_err(in_key)?;
+                zl.push(&member.to_bytes());
+                zl.push(encode::score_text(score).as_bytes());
+                count += 1;
+            }
+            if count <= 128 {
+                let mut out = Vec::new();
+                encode::string(&mut out, &zl.finish()?, c);
+                Encoded::New(type_id::ZSET_ZIPLIST, out)
+            } else {
+                let members: Vec<(Vec<u8>, f64)> = z
+                    .iter()
+                    .map(|p| p.map(|(m, s)| (m.to_bytes().into_owned(), s)))
+                    .collect::<Result<_, _>>()
+                    .map_err(in_key)?;
+                Encoded::New(type_id::ZSET_2, value::zset_2(&members, c))
+            }
+        }
+        Value::List(l) => {
+            let items: Vec<Vec<u8>> = l
+                .iter()
+                .map(|e| e.map(|e| e.to_bytes().into_owned()))
+                .collect::<Result<_, _>>()
+                .map_err(in_key)?;
+            Encoded::New(type_id::LIST_QUICKLIST, value::list_quicklist(&items, c)?)
+        }
+        Value::Set(s) => {
+            let members: Vec<Element<'_>> = s.iter().collect::<Result<_, _>>().map_err(in_key)?;
+            let ints: Option<Vec<i64>> = members.iter().map(Element::as_int).collect();
+            match ints {
+                Some(ints) if ints.len() <= 512 => {
+                    Encoded::New(type_id::SET_INTSET, value::set_intset(&ints, c)?)
+                }
+                _ => {
+                    let bytes: Vec<Vec<u8>> =
+                        members.iter().map(|m| m.to_bytes().into_owned()).collect();
+                    Encoded::New(type_id::SET, value::set_plain(&bytes, c))
+                }
+            }
+        }
+        Value::Stream(s) => {
+            let (t, bytes) = stream(s, tv);
+            Encoded::New(t, bytes)
+        }
+        Value::String(_) => {
+            return Err(fail(
+                format!("type {} is not loadable by {}", entry.type_id, target.name),
+                "no option converts it",
+            ))
+        }
+    })
+}
+
+enum HashErr {
+    Convert(ConvertError),
+    Parse(rdb_parser::Error),
+}
+
+type Field = (Vec<u8>, Vec<u8>, Option<i64>);
+
+fn hash_fields(h: &Hash<'_>) -> Result<Vec<Field>, rdb_parser::Error> {
+    h.iter()
+        .map(|f| {
+            f.map(|f| {
+                (
+                    f.field.to_bytes().into_owned(),
+                    f.value.to_bytes().into_owned(),
+                    f.expire_ms,
+                )
+            })
+        })
+        .collect()
+}
+
+/// A hash whose fields may carry TTLs, for a target that stores them differently or not
+/// at all.
+fn hash_with_ttls(
+    entry: &Entry<'_>,
+    h: &Hash<'_>,
+    opts: &ConvertOptions,
+    summary: &mut ConvertSummary,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    fail: &dyn Fn(String, &'static str) -> ConvertError,
+) -> Result<Encoded, HashErr> {
+    let target = &opts.target;
+    let mut fields = hash_fields(h).map_err(HashErr::Parse)?;
+    let with_ttl = fields.iter().filter(|f| f.2.is_some()).count();
+    if target.field_ttls() {
+        return field_ttl_hash(&fields, target.version, opts.compression).map_err(HashErr::Convert);
+    }
+    if with_ttl > 0 {
+        let loss = |action: &'static str, reason: String| Loss {
+            db: Some(entry.db),
+            key: Some(&entry.key),
+            action,
+            reason,
+            payload: None,
+        };
+        match opts.field_ttls {
+            FieldTtlPolicy::Error => {
+                return Err(HashErr::Convert(fail(
+                    format!(
+                        "{with_ttl} hash fields have their own TTL, and {} cannot store field TTLs",
+                        target.name
+                    ),
+                    "--field-ttls drop makes them persistent, --field-ttls drop-expired also deletes fields already expired",
+                )))
+            }
+            FieldTtlPolicy::Drop => {}
+            FieldTtlPolicy::DropExpired => {
+                let before = fields.len();
+                let now = opts.now_ms;
+                fields.retain(|f| f.2.is_none_or(|t| t > now));
+                let gone = (before - fields.len()) as u64;
+                if gone > 0 {
+                    summary.fields_dropped += gone;
+                    on_loss(&loss(
+                        "expired_fields_dropped",
+                        format!("{gone} fields had expired at {now}"),
+                    ))
+                    .map_err(|e| HashErr::Convert(e.into()))?;
+                }
+                if fields.is_empty() {
+                    return Ok(Encoded::Dropped("every field had expired".into()));
+                }
+            }
+        }
+        summary.keys_with_field_ttls_dropped += 1;
+        on_loss(&loss(
+            "field_ttls_dropped",
+            format!(
+                "{} fields made persistent",
+                fields.iter().filter(|f| f.2.is_some()).count()
+            ),
+        ))
+        .map_err(|e| HashErr::Convert(e.into()))?;
+    }
+    let pairs: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(f, v, _)| (f.as_slice(), v.as_slice()))
+        .collect();
+    plain_hash(&pairs, target.version, opts.compression).map_err(HashErr::Convert)
+}
+
+/// A hash without field TTLs in the encoding the target's own server would choose.
+fn plain_hash(
+    pairs: &[(&[u8], &[u8])],
+    v: Version,
+    c: Compression,
+) -> Result<Encoded, ConvertError> {
+    let small = pairs.len() <= 512 && pairs.iter().all(|(f, x)| f.len() <= 64 && x.len() <= 64);
+    Ok(if !small {
+        Encoded::New(type_id::HASH, value::hash_plain(pairs, c))
+    } else if is_valkey(v) || v.number >= 10 {
+        Encoded::New(type_id::HASH_LISTPACK, value::hash_listpack(pairs, c)?)
+    } else {
+        Encoded::New(type_id::HASH_ZIPLIST, value::hash_ziplist(pairs, c)?)
+    })
+}
+
+/// A hash with field TTLs for a target that stores them: Valkey's HASH_2 or Redis 7.4's
+/// HASH_METADATA.
+fn field_ttl_hash(fields: &[Field], v: Version, c: Compression) -> Result<Encoded, ConvertError> {
+    let mut out = Vec::new();
+    if is_valkey(v) {
+        // len n, n x (field, value, i64 LE expire or -1)
+        encode::length(&mut out, fields.len() as u64);
+        for (f, x, t) in fields {
+            encode::string(&mut out, f, c);
+            encode::string(&mut out, x, c);
+            encode::ms_time(&mut out, t.unwrap_or(-1));
+        }
+        return Ok(Encoded::New(type_id::HASH_2, out));
+    }
+    // u64 LE min_expire, len n, n x (len ttl, field, value); ttl = expire - min + 1, 0 = none.
+    let min = fields.iter().filter_map(|f| f.2).min().unwrap_or(0);
+    encode::ms_time(&mut out, min);
+    encode::length(&mut out, fields.len() as u64);
+    for (f, x, t) in fields {
+        let ttl = t.map_or(0, |t| (t - min) as u64 + 1);
+        encode::length(&mut out, ttl);
+        encode::string(&mut out, f, c);
+        encode::string(&mut out, x, c);
+    }
+    Ok(Encoded::New(type_id::HASH_METADATA, out))
+}
+
+/// A stream for an older stream type: node listpacks are copied, metadata the target
+/// version does not store is left out (its server derives it on load).
+fn stream(s: &Stream<'_>, v: Version) -> (u8, Vec<u8>) {
+    let out_type = if is_valkey(v) || v.number >= 11 {
+        type_id::STREAM_LISTPACKS_3
+    } else if v.number >= 10 {
+        type_id::STREAM_LISTPACKS_2
+    } else {
+        type_id::STREAM_LISTPACKS
+    };
+    let v2 = out_type >= type_id::STREAM_LISTPACKS_2;
+    let v3 = out_type >= type_id::STREAM_LISTPACKS_3;
+    let mut out = Vec::with_capacity(s.nodes_raw().len() + 64);
+    encode::length(&mut out, s.node_count());
+    out.extend_from_slice(s.nodes_raw());
+    encode::length(&mut out, s.length);
+    encode::stream_id_lens(&mut out, s.last_id);
+    if v2 {
+        encode::stream_id_lens(&mut out, s.first_id.unwrap_or_default());
+        encode::stream_id_lens(&mut out, s.max_deleted_id.unwrap_or_default());
+        encode::length(&mut out, s.entries_added.unwrap_or(s.length));
+    }
+    encode::length(&mut out, s.groups.len() as u64);
+    for g in &s.groups {
+        encode::string(&mut out, &g.name, Compression::None);
+        encode::stream_id_lens(&mut out, g.last_id);
+        if v2 {
+            encode::length(&mut out, g.entries_read.unwrap_or(u64::MAX));
+        }
+        encode::length(&mut out, g.pending.len() as u64);
+        for p in &g.pending {
+            encode::stream_id_raw(&mut out, p.id);
+            encode::ms_time(&mut out, p.delivery_time_ms);
+            encode::length(&mut out, p.delivery_count);
+        }
+        encode::length(&mut out, g.consumers.len() as u64);
+        for cons in &g.consumers {
+            encode::string(&mut out, &cons.name, Compression::None);
+            encode::ms_time(&mut out, cons.seen_time_ms);
+            if v3 {
+                encode::ms_time(&mut out, cons.active_time_ms.unwrap_or(cons.seen_time_ms));
+            }
+            encode::length(&mut out, cons.pending.len() as u64);
+            for id in &cons.pending {
+                encode::stream_id_raw(&mut out, *id);
+            }
+        }
+    }
+    (out_type, out)
+}
+
+/// A DUMP/RESTORE payload of `entry`'s value for `opts.target`: type byte, value, the
+/// target's RDB version (u16 LE) and the CRC64 of all that (u64 LE).
+pub fn dump_payload(
+    entry: &Entry<'_>,
+    source: Version,
+    opts: &ConvertOptions,
+) -> Result<Option<Vec<u8>>, ConvertError> {
+    let mut summary = ConvertSummary::default();
+    let mut ignore = |_: &Loss<'_>| Ok(());
+    let (t, body) =
+        match encode_entry(entry, source, opts, &mut summary, &mut ignore, entry.offset)? {
+            Encoded::Same => (entry.type_id, entry.raw_value.to_vec()),
+            Encoded::New(t, b) => (t, b),
+            Encoded::Dropped(_) => return Ok(None),
+        };
+    let mut out = Vec::with_capacity(body.len() + 11);
+    out.push(t);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&(opts.target.version.number as u16).to_le_bytes());
+    let crc = crc64::crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(Some(out))
+}
