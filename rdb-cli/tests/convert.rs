@@ -468,3 +468,85 @@ fn dump_payloads_carry_the_target_version_and_decode() {
     }
     assert!(checked > 100, "{checked}");
 }
+
+#[test]
+fn dropped_functions_can_be_kept_as_function_load_commands() {
+    let dir = temp_dir("functions-file");
+    let src = fixtures_dir().join("redis-7.0/types.rdb");
+    let (out, funcs, report) = (dir.join("out.rdb"), dir.join("f.resp"), dir.join("r.jsonl"));
+    let status = rdbkit()
+        .args(["convert"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--target",
+            "redis-6.0",
+            "--functions",
+            "drop",
+            "--functions-file",
+        ])
+        .arg(&funcs)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let resp = std::fs::read(&funcs).unwrap_or_default();
+    assert!(
+        resp.starts_with(b"*4\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n$7\r\nREPLACE\r\n$"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    assert!(resp.windows(9).any(|w| w == b"#!lua nam"));
+    let report = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        report.contains("\"action\":\"function_dropped\""),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("function libraries dropped"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn merging_dbs_refuses_a_key_present_in_two() {
+    use rdb_writer::Writer;
+    let mut w =
+        Writer::new(Vec::new(), rdb_parser::Version::redis(9)).unwrap_or_else(|e| panic!("{e}"));
+    for db in [0u64, 3] {
+        let _ = w.select_db(db);
+        let _ = w.key_value(
+            0,
+            b"same",
+            &rdb_writer::value::string(b"v", rdb_writer::Compression::None),
+        );
+    }
+    let data = w.finish().unwrap_or_else(|e| panic!("{e}"));
+    let mut opts = ConvertOptions::new(
+        TargetProfile::named("azure-cache-premium-clustered")
+            .cloned()
+            .unwrap_or_else(|| panic!()),
+    );
+    opts.dbs = DbPolicy::MergeInto0;
+    let err = convert(
+        &data,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {},
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("\"same\" (db 3)") && err.contains("more than one database"),
+        "{err}"
+    );
+}
