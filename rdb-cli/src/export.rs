@@ -6,6 +6,8 @@ use std::io::Write;
 
 use rdb_parser::{Element, Entry, Function, Item, ParserBuilder, Stream, Value};
 
+use rdb_writer::pipeline::Spanned;
+
 use crate::json;
 use crate::Failure;
 
@@ -16,9 +18,19 @@ pub struct ExportSummary {
     pub lines: u64,
 }
 
-/// Writes the whole snapshot as JSON Lines to `out`.
+/// Writes the whole snapshot as JSON Lines to `out`. Key lines are formatted on all
+/// cores and written in file order; the checksum is verified on another thread.
 pub fn jsonl(
     data: &[u8],
+    parser: &ParserBuilder,
+    out: &mut dyn Write,
+    progress: impl FnMut(u64),
+) -> Result<ExportSummary, Failure> {
+    rdb_writer::pipeline::checked(data, parser, |p| jsonl_unchecked(data, p, out, progress))
+}
+
+fn jsonl_unchecked<'data>(
+    data: &'data [u8],
     parser: &ParserBuilder,
     out: &mut dyn Write,
     mut progress: impl FnMut(u64),
@@ -34,13 +46,23 @@ pub fn jsonl(
         summary.lines += 1;
         Ok(())
     };
-    for item in parser.parse(data)? {
-        let item = item?;
+    // A key's line, formatted on whichever core picked it up.
+    let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<Vec<u8>>), Failure> {
+        match &s.item {
+            Item::Key(entry) => {
+                let mut l = Vec::with_capacity(64 + entry.raw_value.len() * 2);
+                write_key(&mut l, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+                Ok((s.item, Some(l)))
+            }
+            _ => Ok((s.item, None)),
+        }
+    };
+    let sink = |(item, formatted): (Item<'data>, Option<Vec<u8>>)| -> Result<(), Failure> {
         // AUX fields before anything else fold into the header line.
         if let (Item::Aux(aux), Some(h)) = (&item, header.as_mut()) {
             if !header_done && h.names.insert(aux.key.to_vec()) {
                 h.aux.push((aux.key.to_vec(), aux.value.to_vec()));
-                continue;
+                return Ok(());
             }
         }
         if let Item::Header(version) = &item {
@@ -50,7 +72,7 @@ pub fn jsonl(
                 aux: Vec::new(),
                 names: HashSet::new(),
             });
-            continue;
+            return Ok(());
         }
         if !header_done {
             header_done = true;
@@ -60,8 +82,9 @@ pub fn jsonl(
             }
         }
         match item {
-            Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } => continue,
-            Item::Eof(_) => break,
+            Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } | Item::Eof(_) => {
+                return Ok(())
+            }
             Item::Aux(aux) => {
                 line.extend_from_slice(b"{\"kind\":\"aux\",\"key\":");
                 json::bytes(&mut line, &aux.key);
@@ -118,13 +141,14 @@ pub fn jsonl(
                 line.extend_from_slice(b"]}");
             }
             Item::Key(entry) => {
-                write_key(&mut line, &entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+                line.extend_from_slice(&formatted.unwrap_or_default());
                 summary.keys += 1;
                 progress(entry.offset);
             }
         }
-        emit(&mut line, &mut summary)?;
-    }
+        emit(&mut line, &mut summary)
+    };
+    rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)?;
     out.flush().map_err(Failure::Io)?;
     Ok(summary)
 }

@@ -40,6 +40,11 @@ impl ParserBuilder {
         self
     }
 
+    /// Whether the CRC64 trailer will be verified.
+    pub fn verifies_checksum(&self) -> bool {
+        self.verify_checksum
+    }
+
     /// Yield keys whose collection is empty instead of failing on them (default: false).
     ///
     /// No server writes an empty list, set, sorted set or hash; files holding them come from

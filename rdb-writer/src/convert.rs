@@ -22,6 +22,7 @@ use rdb_parser::format::{type_id, Magic, Version};
 use rdb_parser::{Element, Entry, Function, Hash, Item, ParserBuilder, Stream, Value};
 
 use crate::encode::{self, Compression};
+use crate::pipeline::{self, Spanned};
 use crate::profile::{is_valkey, ModuleSupport, TargetProfile};
 use crate::{value, WriterBuilder, ZiplistBuilder};
 
@@ -208,10 +209,32 @@ enum Encoded {
     Dropped(String),
 }
 
+/// A loss found on a worker thread, reported in file order by the writing thread.
+#[derive(Debug)]
+struct PendingLoss {
+    action: &'static str,
+    reason: String,
+}
+
+/// A key's outcome, computed on any core.
+struct KeyStep {
+    encoded: Encoded,
+    losses: Vec<PendingLoss>,
+    delta: ConvertSummary,
+}
+
+impl ConvertSummary {
+    fn absorb(&mut self, d: &ConvertSummary) {
+        self.keys_with_field_ttls_dropped += d.keys_with_field_ttls_dropped;
+        self.fields_dropped += d.fields_dropped;
+    }
+}
+
 /// Converts the snapshot `data` for `opts.target`, writing it to `out`.
 ///
-/// `on_loss` sees every loss as it happens (for a report); `progress` gets the input offset
-/// after each key.
+/// Keys are re-encoded on all cores (see [`crate::pipeline`]) and written in file order.
+/// `on_loss` sees every loss in file order (for a report); `progress` gets the input
+/// offset after each key.
 pub fn convert<W: Write>(
     data: &[u8],
     parser: &ParserBuilder,
@@ -220,7 +243,20 @@ pub fn convert<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
-    let mut items = parser.parse(data)?;
+    pipeline::checked(data, parser, |p| {
+        convert_unchecked(data, p, opts, out, on_loss, progress)
+    })
+}
+
+fn convert_unchecked<'data, W: Write>(
+    data: &'data [u8],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    out: W,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(W, ConvertSummary), ConvertError> {
+    let items = parser.parse(data)?;
     let source = items.version();
     let target = &opts.target;
     let mut w = WriterBuilder::new()
@@ -230,12 +266,43 @@ pub fn convert<W: Write>(
     let mut db: u64 = 0;
     let mut merged_keys: Option<HashSet<Vec<u8>>> = None;
     let mut wrote_db0_select = false;
-    loop {
-        let start = items.offset() as usize;
-        let Some(item) = items.next() else { break };
-        let item = item?;
-        let span = data.get(start..items.offset() as usize).unwrap_or(&[]);
-        match item {
+
+    let work = |s: Spanned<'data>| -> Result<(Spanned<'data>, Option<KeyStep>), ConvertError> {
+        let Item::Key(entry) = &s.item else {
+            return Ok((s, None));
+        };
+        if opts.dbs == DbPolicy::DropOthers && entry.db != 0 {
+            return Ok((s, None));
+        }
+        let mut losses = Vec::new();
+        let mut delta = ConvertSummary::default();
+        let encoded = encode_entry(
+            entry,
+            source,
+            opts,
+            &mut delta,
+            &mut |l: &Loss<'_>| {
+                losses.push(PendingLoss {
+                    action: l.action,
+                    reason: l.reason.clone(),
+                });
+                Ok(())
+            },
+            s.offset,
+        )?;
+        Ok((
+            s,
+            Some(KeyStep {
+                encoded,
+                losses,
+                delta,
+            }),
+        ))
+    };
+
+    let sink = |(s, step): (Spanned<'data>, Option<KeyStep>)| -> Result<(), ConvertError> {
+        let (span, start) = (s.span, s.offset as usize);
+        match s.item {
             Item::Header(_) | Item::Eof(_) => {}
             Item::Aux(_) => w.raw(span)?,
             Item::ModuleAux(m) => match opts.keep_modules() {
@@ -300,7 +367,10 @@ pub fn convert<W: Write>(
                         None,
                         None,
                         start,
-                        format!("a function library, and {} has no functions (Redis < 7.0)", target.name),
+                        format!(
+                            "a function library, and {} has no functions (Redis < 7.0)",
+                            target.name
+                        ),
                         "--functions drop leaves it out (--functions-file saves it as FUNCTION LOAD commands)",
                     ));
                 }
@@ -315,7 +385,11 @@ pub fn convert<W: Write>(
                                     Some(n),
                                     None,
                                     start,
-                                    format!("database {n}, and {} keeps databases 0 to {}", target.name, max - 1),
+                                    format!(
+                                        "database {n}, and {} keeps databases 0 to {}",
+                                        target.name,
+                                        max - 1
+                                    ),
                                     "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out",
                                 ));
                             }
@@ -355,8 +429,8 @@ pub fn convert<W: Write>(
             }
             Item::Key(entry) => {
                 summary.keys_read += 1;
-                let key_start = start as u64;
-                if opts.dbs == DbPolicy::DropOthers && db != 0 {
+                let Some(step) = step else {
+                    // Only --dbs drop-others leaves a key without a step.
                     summary.keys_dropped += 1;
                     on_loss(&Loss {
                         db: Some(db),
@@ -365,9 +439,9 @@ pub fn convert<W: Write>(
                         reason: format!("database {db} is not kept (--dbs drop-others)"),
                         payload: None,
                     })?;
-                    progress(key_start);
-                    continue;
-                }
+                    progress(start as u64);
+                    return Ok(());
+                };
                 if let Some(seen) = merged_keys.as_mut() {
                     if !seen.insert(entry.key.to_vec()) {
                         return Err(unrepresentable(
@@ -379,7 +453,17 @@ pub fn convert<W: Write>(
                         ));
                     }
                 }
-                match encode_entry(&entry, source, opts, &mut summary, on_loss, key_start)? {
+                summary.absorb(&step.delta);
+                for l in &step.losses {
+                    on_loss(&Loss {
+                        db: Some(db),
+                        key: Some(&entry.key),
+                        action: l.action,
+                        reason: l.reason.clone(),
+                        payload: None,
+                    })?;
+                }
+                match step.encoded {
                     Encoded::Same => {
                         summary.passed_through += 1;
                         w.raw(span)?;
@@ -410,15 +494,17 @@ pub fn convert<W: Write>(
                             reason,
                             payload: None,
                         })?;
-                        progress(key_start);
-                        continue;
+                        progress(start as u64);
+                        return Ok(());
                     }
                 }
                 summary.keys_written += 1;
-                progress(key_start);
+                progress(start as u64);
             }
         }
-    }
+        Ok(())
+    };
+    pipeline::ordered(items, work, sink)?;
     // What finish() adds: the EOF byte and the 8-byte checksum.
     summary.bytes_written = w.bytes_written() + 9;
     let out = w.finish()?;

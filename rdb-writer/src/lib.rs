@@ -43,6 +43,7 @@ mod error;
 pub mod intset;
 pub mod listpack;
 mod lzf;
+pub mod pipeline;
 pub mod profile;
 pub mod value;
 mod writer;

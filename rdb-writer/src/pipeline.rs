@@ -1,0 +1,119 @@
+//! Ordered parallel processing of a snapshot's items.
+//!
+//! ```text
+//! parse batch N+1 (one thread)  |  work on batch N (all cores)  ->  sink, in file order
+//! ```
+//! The file is sequential but its keys are independent: the parser finds item boundaries
+//! cheaply, then `work` (decode, filter, transcode, format) runs on every core, and the
+//! results reach `sink` in the order of the file. Memory holds two batches at most.
+
+use rayon::prelude::*;
+use rdb_parser::{Item, Parser, ParserBuilder};
+
+/// An item with its exact bytes in the input and its offset.
+#[derive(Debug)]
+pub struct Spanned<'data> {
+    pub item: Item<'data>,
+    pub span: &'data [u8],
+    pub offset: u64,
+}
+
+/// Input bytes per batch: large enough to keep both cores busy, small enough to stay flat.
+pub const BATCH_BYTES: usize = 4 << 20;
+const BATCH_ITEMS: usize = 16 * 1024;
+
+/// Runs `work` over every item of `parser` on all cores and hands each result to `sink`
+/// in file order. Stops at the first error, from the parser, `work` or `sink`.
+pub fn ordered<'data, T, E, W, S>(parser: Parser<'data>, work: W, mut sink: S) -> Result<(), E>
+where
+    T: Send,
+    E: From<rdb_parser::Error> + Send,
+    W: Fn(Spanned<'data>) -> Result<T, E> + Sync,
+    S: FnMut(T) -> Result<(), E>,
+{
+    let mut parser = parser;
+    let data = parser.data();
+    let mut current = next_batch(&mut parser, data);
+    loop {
+        let batch = current.map_err(E::from)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (results, next) = rayon::join(
+            || batch.into_par_iter().map(&work).collect::<Vec<_>>(),
+            || next_batch(&mut parser, data),
+        );
+        for r in results {
+            sink(r?)?;
+        }
+        current = next;
+    }
+}
+
+fn next_batch<'data>(
+    parser: &mut Parser<'data>,
+    data: &'data [u8],
+) -> Result<Vec<Spanned<'data>>, rdb_parser::Error> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while bytes < BATCH_BYTES && batch.len() < BATCH_ITEMS {
+        let start = parser.offset();
+        let Some(item) = parser.next() else { break };
+        let item = item?;
+        let end = parser.offset();
+        let span = data.get(start as usize..end as usize).unwrap_or(&[]);
+        bytes += span.len();
+        batch.push(Spanned {
+            item,
+            span,
+            offset: start,
+        });
+    }
+    Ok(batch)
+}
+
+/// Runs `f` with a parser that leaves the CRC64 to another thread, which checks it over the
+/// whole file meanwhile (it is a sequential 1.4 GB/s pass otherwise). The speculative check
+/// assumes the trailer ends the file; if it does not match (bytes after the trailer, or a
+/// real mismatch), the parser's own exact check decides.
+pub fn checked<T, E>(
+    data: &[u8],
+    builder: &ParserBuilder,
+    f: impl FnOnce(&ParserBuilder) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<rdb_parser::Error>,
+{
+    if !builder.verifies_checksum() {
+        return f(builder);
+    }
+    let mut unchecked = builder.clone();
+    unchecked.verify_checksum(false);
+    std::thread::scope(|scope| {
+        let crc = scope.spawn(|| trailer_matches(data));
+        let value = f(&unchecked)?;
+        if !crc.join().unwrap_or(false) {
+            for item in builder.parse(data)? {
+                item?;
+            }
+        }
+        Ok(value)
+    })
+}
+
+/// True when the file has no checksum, a disabled one, or a trailer at its very end that
+/// matches the bytes before it.
+fn trailer_matches(data: &[u8]) -> bool {
+    let Ok(version) = rdb_parser::header(data) else {
+        return false;
+    };
+    if !version.has_checksum() {
+        return true;
+    }
+    let Some(split) = data.len().checked_sub(8) else {
+        return false;
+    };
+    let (covered, trailer) = data.split_at(split);
+    let stored = u64::from_le_bytes(trailer.try_into().unwrap_or([0xFF; 8]));
+    stored == 0 || crc64::crc64(0, covered) == stored
+}
