@@ -39,16 +39,7 @@ const STREAM_METADATA: [&str; 5] = [
 
 /// The committed fixtures of one server: `<fixtures>/<server>/*.rdb`, sorted.
 fn fixtures_of(entry: &Entry) -> Vec<PathBuf> {
-    let dir = common::fixtures_dir().join(&entry.name);
-    let mut rdbs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rdb"))
-        .collect();
-    rdbs.sort();
-    rdbs
+    common::rdb_files(&common::fixtures_dir().join(&entry.name))
 }
 
 fn fixture_name(entry: &Entry, rdb: &Path) -> String {

@@ -90,6 +90,18 @@ pub mod stream_flag {
     pub const SAMEFIELDS: i64 = 2;
 }
 
+/// The number of back-length bytes after a listpack entry of `len` bytes. The bounds are
+/// the server's (`lpEncodeBacklen`), off-by-one included: 16383 takes 3 bytes.
+pub const fn listpack_backlen_size(len: usize) -> usize {
+    match len {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    }
+}
+
 /// The highest `REDIS` version this crate reads (Redis 7.4 - 8.4).
 pub const MAX_REDIS_VERSION: u32 = 12;
 /// The `VALKEY` versions this crate reads (Valkey 9.0).

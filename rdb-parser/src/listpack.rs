@@ -14,6 +14,7 @@
 use crate::bytes::{le_int, le_uint};
 use crate::element::Element;
 use crate::error::Fail;
+use crate::format::listpack_backlen_size as backlen_size;
 
 const HEADER: usize = 6;
 const END: u8 = 0xFF;
@@ -142,17 +143,6 @@ impl<'a> Iterator for ListpackIter<'a> {
                 Some(Err(f))
             }
         }
-    }
-}
-
-/// The number of backlen bytes the writer uses for an entry of `len` bytes.
-pub(crate) fn backlen_size(len: usize) -> usize {
-    match len {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2_097_150 => 3,
-        2_097_151..=268_435_454 => 4,
-        _ => 5,
     }
 }
 

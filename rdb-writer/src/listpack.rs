@@ -171,17 +171,7 @@ fn int_entry(out: &mut Vec<u8>, v: i64) {
     }
 }
 
-/// The number of back-length bytes for an entry of `len` bytes. The bounds are the
-/// server's (`lpEncodeBacklen`), off-by-one included: 16383 takes 3 bytes.
-pub fn backlen_size(len: usize) -> usize {
-    match len {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2_097_150 => 3,
-        2_097_151..=268_435_454 => 4,
-        _ => 5,
-    }
-}
+pub use rdb_parser::format::listpack_backlen_size as backlen_size;
 
 /// Appends the back-length: most significant 7-bit group first with bit 7 clear, each
 /// later (lower) group with bit 7 set, so a reader going backwards knows when to stop.

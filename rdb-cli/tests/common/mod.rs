@@ -156,3 +156,16 @@ pub fn matches_truth(
         (w, g) => Err(format!("{path}: {w} expected, {g} found")),
     }
 }
+
+/// The `.rdb` files directly in `dir`, sorted.
+pub fn rdb_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut rdbs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rdb"))
+        .collect();
+    rdbs.sort();
+    rdbs
+}
