@@ -81,6 +81,14 @@ pub fn write_summary(out: &mut dyn Write, s: &ConvertSummary, target: &str) -> s
         "converted for {target}: {} of {} keys written ({} copied as stored, {} re-encoded), {} bytes",
         s.keys_written, s.keys_read, s.passed_through, s.transcoded, s.bytes_written
     )?;
+    if s.keys_filtered > 0 {
+        writeln!(out, "{} keys left out by the filters", s.keys_filtered)?;
+    }
+    if s.outputs.len() > 1 {
+        for (i, o) in s.outputs.iter().enumerate() {
+            writeln!(out, "  shard-{i}.rdb: {} keys, {} bytes", o.keys, o.bytes)?;
+        }
+    }
     let losses = [
         (s.keys_dropped, "keys dropped"),
         (
@@ -109,4 +117,121 @@ pub fn write_summary(out: &mut dyn Write, s: &ConvertSummary, target: &str) -> s
         )?;
     }
     Ok(())
+}
+
+/// A writer that computes the SHA-256 of everything written through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Converts `data` into one snapshot per shard of `slots`, in the directory `dir`:
+/// `shard-<i>.rdb` and `manifest.json` (each file's slot ranges, keys, bytes and SHA-256).
+/// All files appear together, only when every shard was written.
+#[allow(clippy::too_many_arguments)]
+pub fn run_split(
+    data: &[u8],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    slots: &rdb_writer::slot::SlotMap,
+    dir: &Path,
+    report: Option<&Path>,
+    functions_file: Option<&Path>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConvertSummary, ConvertError> {
+    use sha2::Digest;
+    std::fs::create_dir_all(dir)?;
+    let names: Vec<String> = (0..slots.len()).map(|i| format!("shard-{i}.rdb")).collect();
+    let outs = names
+        .iter()
+        .map(|n| {
+            AtomicFile::create(&dir.join(n)).map(|f| Hashing {
+                inner: f,
+                hasher: sha2::Sha256::new(),
+            })
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut report_file = report.map(AtomicFile::create).transpose()?;
+    let mut functions_out = functions_file.map(AtomicFile::create).transpose()?;
+    let mut line = Vec::with_capacity(256);
+    let mut on_loss = |loss: &Loss<'_>| -> std::io::Result<()> {
+        if let (Some(f), Some(code)) = (functions_out.as_mut(), loss.payload) {
+            write_function_load(f, code)?;
+        }
+        if let Some(r) = report_file.as_mut() {
+            line.clear();
+            write_loss(&mut line, loss);
+            r.write_all(&line)?;
+        }
+        Ok(())
+    };
+    let (outs, summary) =
+        convert::convert_split(data, parser, opts, outs, Some(slots), &mut on_loss, progress)?;
+    let mut shards = Vec::new();
+    let mut files = Vec::new();
+    for (((out, name), ranges), stats) in outs
+        .into_iter()
+        .zip(&names)
+        .zip(&slots.shards)
+        .zip(&summary.outputs)
+    {
+        let digest = out.hasher.finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        shards.push(serde_json::json!({
+            "file": name,
+            "slots": ranges.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
+            "keys": stats.keys,
+            "bytes": stats.bytes,
+            "sha256": hex,
+        }));
+        files.push(out.inner);
+    }
+    let manifest = serde_json::json!({
+        "target": opts.target.name,
+        "rdb_version": opts.target.version.number,
+        "shards": shards,
+    });
+    let mut manifest_file = AtomicFile::create(&dir.join("manifest.json"))?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
+    manifest_file.write_all(text.as_bytes())?;
+    manifest_file.write_all(b"\n")?;
+    for f in files {
+        f.commit()?;
+    }
+    manifest_file.commit()?;
+    if let Some(r) = report_file {
+        r.commit()?;
+    }
+    if let Some(f) = functions_out {
+        f.commit()?;
+    }
+    Ok(summary)
+}
+
+/// The snapshot's `ctime` AUX field, in Unix ms, when the header has one.
+pub fn ctime_ms(data: &[u8]) -> Option<i64> {
+    let parser = ParserBuilder::new().verify_checksum(false).parse(data).ok()?;
+    for item in parser.take(64) {
+        match item.ok()? {
+            rdb_parser::Item::Aux(a) if a.key.as_ref() == b"ctime" => {
+                return std::str::from_utf8(&a.value).ok()?.parse::<i64>().ok().map(|s| s * 1000);
+            }
+            rdb_parser::Item::Header(_) | rdb_parser::Item::Aux(_) => {}
+            _ => return None,
+        }
+    }
+    None
 }

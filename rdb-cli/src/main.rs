@@ -69,7 +69,9 @@ enum Command {
 struct ConvertArgs {
     /// The RDB file to read (never modified).
     file: PathBuf,
-    /// The file to write; it appears only when the conversion succeeds.
+    /// The file to write; it appears only when the conversion succeeds. With --shards,
+    /// --slots or --cluster-nodes: a directory that receives shard-<i>.rdb files and
+    /// manifest.json, all together or none.
     #[arg(short, long)]
     output: PathBuf,
     /// The server or service that will load the output (see `rdbkit targets`).
@@ -102,9 +104,14 @@ struct ConvertArgs {
     /// into db 0 (an error if a key name is in two dbs), or leave them out.
     #[arg(long, value_enum, default_value_t = Dbs::Keep)]
     dbs: Dbs,
-    /// "Now" for --field-ttls drop-expired, in Unix milliseconds (default: the clock).
+    /// "Now" for --expired drop, TTL bounds and --field-ttls drop-expired, in Unix
+    /// milliseconds (default: the snapshot's ctime, else the clock).
     #[arg(long, value_name = "UNIX_MS")]
     now: Option<i64>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    split: SplitArgs,
     /// Write every loss as a JSON line {"db","key","action","reason"} to this file.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -113,6 +120,114 @@ struct ConvertArgs {
     no_compression: bool,
     #[command(flatten)]
     read: ReadOptions,
+}
+
+/// Which keys to keep: every test below must pass.
+#[derive(Args)]
+#[command(next_help_heading = "Filters")]
+struct FilterArgs {
+    /// Keep only keys matching this glob (`*`, `?`, `[a-z]`, `\` escapes; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Leave out keys matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Keep only keys matching this regular expression over the key bytes (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    include_regex: Vec<String>,
+    /// Leave out keys matching this regular expression (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    exclude_regex: Vec<String>,
+    /// Keep only keys of this source database (repeatable).
+    #[arg(long = "db", id = "only_db", value_name = "N")]
+    only_dbs: Vec<u64>,
+    /// Write the keys of source db FROM into db TO (repeatable), e.g. --db-map 3:0.
+    #[arg(long, value_name = "FROM:TO", value_parser = parse_db_map)]
+    db_map: Vec<(u64, u64)>,
+    /// Keep only keys of this type: string, list, set, zset, hash, stream, module (repeatable).
+    #[arg(long = "type", value_name = "TYPE")]
+    types: Vec<String>,
+    /// Keep only keys stored in this encoding, as `rdbkit info` names them (repeatable).
+    #[arg(long = "encoding", value_name = "ENCODING")]
+    encodings: Vec<String>,
+    /// Keys already expired at --now: keep them, or leave them out.
+    #[arg(long, value_enum, default_value_t = Expired::Keep)]
+    expired: Expired,
+    /// Keep only keys with an expiry.
+    #[arg(long, conflicts_with = "no_ttl")]
+    has_ttl: bool,
+    /// Keep only keys without an expiry.
+    #[arg(long)]
+    no_ttl: bool,
+    /// Keep only keys with at least this much time to live (e.g. 90s, 15m, 2h, 7d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    min_ttl: Option<i64>,
+    /// Keep only keys with at most this much time to live.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    max_ttl: Option<i64>,
+    /// Keep only values stored in at least this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    min_bytes: Option<u64>,
+    /// Keep only values stored in at most this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_bytes: Option<u64>,
+    /// Keep only collections with at least this many elements.
+    #[arg(long, value_name = "N")]
+    min_elements: Option<u64>,
+    /// Keep only collections with at most this many elements.
+    #[arg(long, value_name = "N")]
+    max_elements: Option<u64>,
+    /// Keep only module values of this module type, e.g. ReJSON-RL (repeatable).
+    #[arg(long, value_name = "NAME")]
+    include_module: Vec<String>,
+    /// Leave out module values of this module type (repeatable).
+    #[arg(long, value_name = "NAME")]
+    exclude_module: Vec<String>,
+}
+
+/// Splitting by cluster hash slot, one complete snapshot per shard.
+#[derive(Args)]
+#[command(next_help_heading = "Cluster split")]
+struct SplitArgs {
+    /// N shards with contiguous slot ranges, as `redis-cli --cluster create` assigns them.
+    #[arg(long, value_name = "N", conflicts_with_all = ["slots", "cluster_nodes"])]
+    shards: Option<usize>,
+    /// Explicit ranges: shards separated by commas, ranges of one shard joined by `+`,
+    /// e.g. 0-5460,5461-10922,10923-16383.
+    #[arg(long, value_name = "SPEC", conflicts_with = "cluster_nodes")]
+    slots: Option<String>,
+    /// The target's `CLUSTER NODES` output (or `CLUSTER SHARDS` as JSON): one shard per master.
+    #[arg(long, value_name = "FILE")]
+    cluster_nodes: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Expired {
+    Keep,
+    Drop,
+}
+
+fn parse_db_map(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s.split_once(':').ok_or("expected FROM:TO, e.g. 3:0")?;
+    let n = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("{x:?} is not a db number"));
+    Ok((n(a)?, n(b)?))
+}
+
+/// `90`, `90s`, `15m`, `2h`, `7d`, `500ms` -> milliseconds.
+fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s or 2h"))?;
+    let scale = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too long"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -324,27 +439,46 @@ fn convert(args: &ConvertArgs) -> Result<(), Failure> {
         Dbs::MergeInto0 => DbPolicy::MergeInto0,
         Dbs::DropOthers => DbPolicy::DropOthers,
     };
-    opts.now_ms = args.now.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    });
     if args.no_compression {
         opts.compression = rdb_writer::Compression::None;
     }
     let input = Input::open(&args.file).map_err(|e| io_context(e, &args.file))?;
+    opts.now_ms = args
+        .now
+        .or_else(|| rdb_cli::convert::ctime_ms(input.bytes()))
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        });
+    opts.db_map = args.filter.db_map.iter().copied().collect();
+    opts.filter = filter(&args.filter, opts.now_ms)?;
+    let slots = slot_map(&args.split)?;
     let bar = progress_bar(input.bytes().len() as u64);
     let mut tick = tick(&bar);
-    let summary = rdb_cli::convert::run(
-        input.bytes(),
-        &args.read.builder(),
-        &opts,
-        &args.output,
-        args.report.as_deref(),
-        args.functions_file.as_deref(),
-        &mut tick,
-    )
+    let result = match &slots {
+        Some(slots) => rdb_cli::convert::run_split(
+            input.bytes(),
+            &args.read.builder(),
+            &opts,
+            slots,
+            &args.output,
+            args.report.as_deref(),
+            args.functions_file.as_deref(),
+            &mut tick,
+        ),
+        None => rdb_cli::convert::run(
+            input.bytes(),
+            &args.read.builder(),
+            &opts,
+            &args.output,
+            args.report.as_deref(),
+            args.functions_file.as_deref(),
+            &mut tick,
+        ),
+    };
+    let summary = result
     .map_err(|e| match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
         rdb_writer::convert::ConvertError::Io(io) => io_context(io, &args.output),
@@ -355,6 +489,63 @@ fn convert(args: &ConvertArgs) -> Result<(), Failure> {
     }
     rdb_cli::convert::write_summary(&mut std::io::stderr(), &summary, opts.target.name)
         .map_err(Failure::Io)
+}
+
+fn filter(a: &FilterArgs, now_ms: i64) -> Result<rdb_writer::filter::Filter, Failure> {
+    use rdb_writer::filter::{Filter, KeyPattern, TtlPresence};
+    let patterns = |globs: &[String], regexes: &[String]| -> Result<Vec<KeyPattern>, Failure> {
+        let mut out = Vec::new();
+        for g in globs {
+            out.push(KeyPattern::glob(g).map_err(usage)?);
+        }
+        for r in regexes {
+            out.push(KeyPattern::regex(r).map_err(usage)?);
+        }
+        Ok(out)
+    };
+    let set = |v: &[String]| (!v.is_empty()).then(|| v.iter().cloned().collect());
+    const TYPES: [&str; 7] = ["string", "list", "set", "zset", "hash", "stream", "module"];
+    if let Some(t) = a.types.iter().find(|t| !TYPES.contains(&t.as_str())) {
+        return Err(usage(format!("--type {t}: use one of {}", TYPES.join(", "))));
+    }
+    Ok(Filter {
+        include: patterns(&a.include, &a.include_regex)?,
+        exclude: patterns(&a.exclude, &a.exclude_regex)?,
+        dbs: (!a.only_dbs.is_empty()).then(|| a.only_dbs.iter().copied().collect()),
+        types: set(&a.types),
+        encodings: set(&a.encodings),
+        drop_expired: a.expired == Expired::Drop,
+        ttl: if a.has_ttl {
+            TtlPresence::With
+        } else if a.no_ttl {
+            TtlPresence::Without
+        } else {
+            TtlPresence::Any
+        },
+        min_ttl_ms: a.min_ttl,
+        max_ttl_ms: a.max_ttl,
+        min_bytes: a.min_bytes,
+        max_bytes: a.max_bytes,
+        min_elements: a.min_elements,
+        max_elements: a.max_elements,
+        include_modules: set(&a.include_module),
+        exclude_modules: a.exclude_module.iter().cloned().collect(),
+        now_ms,
+    })
+}
+
+fn slot_map(a: &SplitArgs) -> Result<Option<rdb_writer::slot::SlotMap>, Failure> {
+    use rdb_writer::slot::SlotMap;
+    let map = match (a.shards, &a.slots, &a.cluster_nodes) {
+        (Some(n), _, _) => SlotMap::even(n),
+        (_, Some(spec), _) => SlotMap::parse(spec),
+        (_, _, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| io_context(e, path))?;
+            SlotMap::from_cluster_nodes(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        _ => return Ok(None),
+    };
+    map.map(Some).map_err(usage)
 }
 
 fn usage(msg: String) -> Failure {
@@ -378,5 +569,16 @@ fn main() -> ExitCode {
             eprintln!("rdbkit: error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap's own consistency checks over every subcommand and argument.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

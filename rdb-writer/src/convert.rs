@@ -22,7 +22,9 @@ use rdb_parser::format::{type_id, Magic, Version};
 use rdb_parser::{Element, Entry, Function, Hash, Item, ParserBuilder, Stream, Value};
 
 use crate::encode::{self, Compression};
+use crate::filter::Filter;
 use crate::pipeline::{self, Spanned};
+use crate::slot::SlotMap;
 use crate::profile::{is_valkey, ModuleSupport, TargetProfile};
 use crate::{value, WriterBuilder, ZiplistBuilder};
 
@@ -74,6 +76,10 @@ pub struct ConvertOptions {
     pub functions: FunctionPolicy,
     pub modules: ModulePolicy,
     pub dbs: DbPolicy,
+    /// Source db -> output db (`--db-map 3:0`); applied under [`DbPolicy::Keep`].
+    pub db_map: std::collections::BTreeMap<u64, u64>,
+    /// Which keys to keep at all.
+    pub filter: Filter,
     /// "Now" for [`FieldTtlPolicy::DropExpired`], in Unix ms.
     pub now_ms: i64,
     pub compression: Compression,
@@ -87,8 +93,40 @@ impl ConvertOptions {
             functions: FunctionPolicy::Error,
             modules: ModulePolicy::Auto,
             dbs: DbPolicy::Keep,
+            db_map: Default::default(),
+            filter: Filter::default(),
             now_ms: 0,
             compression: Compression::Lzf,
+        }
+    }
+
+    /// The output db of a source db, or `None` when its keys are left out.
+    fn output_db(&self, db: u64) -> Option<u64> {
+        match self.dbs {
+            DbPolicy::Keep => Some(self.db_map.get(&db).copied().unwrap_or(db)),
+            DbPolicy::MergeInto0 => Some(0),
+            DbPolicy::DropOthers => (db == 0).then_some(0),
+        }
+    }
+
+    /// Whether databases are written as they are in the source (SELECTDB and RESIZEDB
+    /// copied), which a byte-identical passthrough needs.
+    fn dbs_as_stored(&self) -> bool {
+        self.dbs == DbPolicy::Keep && self.db_map.iter().all(|(a, b)| a == b)
+    }
+
+    /// Whether two source dbs can land in one output db (then a key in both is an error).
+    fn dbs_merge(&self) -> bool {
+        match self.dbs {
+            DbPolicy::MergeInto0 => true,
+            DbPolicy::DropOthers => false,
+            DbPolicy::Keep => {
+                // Any mapped db whose target is also some other db's target.
+                let targets: Vec<u64> = self.db_map.values().copied().collect();
+                self.db_map.iter().any(|(a, b)| a != b)
+                    && (targets.len() != targets.iter().collect::<HashSet<_>>().len()
+                        || targets.iter().any(|t| !self.db_map.contains_key(t)))
+            }
         }
     }
 
@@ -129,9 +167,20 @@ pub struct ConvertSummary {
     pub fields_dropped: u64,
     pub functions_dropped: u64,
     pub module_aux_dropped: u64,
+    /// Keys the filters left out (as asked: not a loss).
+    pub keys_filtered: u64,
     /// SLOT_INFO / slot-import records left out (sizing hints the target does not read).
     pub hints_dropped: u64,
     pub bytes_written: u64,
+    /// Per output file (one, or one per shard): keys and bytes.
+    pub outputs: Vec<OutputStats>,
+}
+
+/// What one output file received.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutputStats {
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 /// Why a conversion stopped.
@@ -230,11 +279,20 @@ impl ConvertSummary {
     }
 }
 
+/// How a key fares, decided on any core.
+enum KeyOutcome {
+    /// A filter left it out.
+    Filtered,
+    /// Its database is not kept.
+    DbDropped,
+    Step(KeyStep),
+}
+
 /// Converts the snapshot `data` for `opts.target`, writing it to `out`.
 ///
-/// Keys are re-encoded on all cores (see [`crate::pipeline`]) and written in file order.
-/// `on_loss` sees every loss in file order (for a report); `progress` gets the input
-/// offset after each key.
+/// Keys are filtered and re-encoded on all cores (see [`crate::pipeline`]) and written in
+/// file order. `on_loss` sees every loss in file order (for a report); `progress` gets the
+/// input offset after each key.
 pub fn convert<W: Write>(
     data: &[u8],
     parser: &ParserBuilder,
@@ -243,8 +301,34 @@ pub fn convert<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
+    let (mut outs, summary) = convert_split(data, parser, opts, vec![out], None, on_loss, progress)?;
+    let out = outs
+        .pop()
+        .ok_or_else(|| ConvertError::Io(io::Error::other("no output")))?;
+    Ok((out, summary))
+}
+
+/// As [`convert`], into one output per shard of `slots` (or the single output in `outs`
+/// when `slots` is `None`). Each output is a complete snapshot: the file-level items, db 0,
+/// and the keys whose cluster slot its shard owns.
+pub fn convert_split<W: Write>(
+    data: &[u8],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    outs: Vec<W>,
+    slots: Option<&SlotMap>,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Vec<W>, ConvertSummary), ConvertError> {
+    if outs.len() != slots.map_or(1, SlotMap::len) {
+        return Err(ConvertError::Io(io::Error::other(format!(
+            "{} outputs for {} shards",
+            outs.len(),
+            slots.map_or(1, SlotMap::len)
+        ))));
+    }
     pipeline::checked(data, parser, |p| {
-        convert_unchecked(data, p, opts, out, on_loss, progress)
+        convert_unchecked(data, p, opts, outs, slots, on_loss, progress)
     })
 }
 
@@ -252,27 +336,43 @@ fn convert_unchecked<'data, W: Write>(
     data: &'data [u8],
     parser: &ParserBuilder,
     opts: &ConvertOptions,
-    out: W,
+    outs: Vec<W>,
+    slots: Option<&SlotMap>,
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
-) -> Result<(W, ConvertSummary), ConvertError> {
+) -> Result<(Vec<W>, ConvertSummary), ConvertError> {
     let items = parser.parse(data)?;
     let source = items.version();
     let target = &opts.target;
-    let mut w = WriterBuilder::new()
-        .compression(opts.compression)
-        .build(out, target.version)?;
-    let mut summary = ConvertSummary::default();
+    let mut writers = outs
+        .into_iter()
+        .map(|o| {
+            WriterBuilder::new()
+                .compression(opts.compression)
+                .build(o, target.version)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut summary = ConvertSummary {
+        outputs: vec![OutputStats::default(); writers.len()],
+        ..ConvertSummary::default()
+    };
+    // Copy SELECTDB/RESIZEDB as stored only when databases pass unchanged into one file.
+    let as_stored = opts.dbs_as_stored() && slots.is_none();
+    let mut merged_keys: Option<HashSet<(u64, Vec<u8>)>> = opts.dbs_merge().then(HashSet::new);
     let mut db: u64 = 0;
-    let mut merged_keys: Option<HashSet<Vec<u8>>> = None;
-    let mut wrote_db0_select = false;
+    // The db each output's next key lands in, once a SELECTDB was written to it.
+    let mut out_db: Vec<Option<u64>> = vec![None; writers.len()];
+    let filter_all = opts.filter.is_pass_all();
 
-    let work = |s: Spanned<'data>| -> Result<(Spanned<'data>, Option<KeyStep>), ConvertError> {
+    let work = |s: Spanned<'data>| -> Result<(Spanned<'data>, Option<KeyOutcome>), ConvertError> {
         let Item::Key(entry) = &s.item else {
             return Ok((s, None));
         };
-        if opts.dbs == DbPolicy::DropOthers && entry.db != 0 {
-            return Ok((s, None));
+        if !filter_all && !opts.filter.keeps(entry) {
+            return Ok((s, Some(KeyOutcome::Filtered)));
+        }
+        if opts.output_db(entry.db).is_none() {
+            return Ok((s, Some(KeyOutcome::DbDropped)));
         }
         let mut losses = Vec::new();
         let mut delta = ConvertSummary::default();
@@ -292,21 +392,24 @@ fn convert_unchecked<'data, W: Write>(
         )?;
         Ok((
             s,
-            Some(KeyStep {
+            Some(KeyOutcome::Step(KeyStep {
                 encoded,
                 losses,
                 delta,
-            }),
+            })),
         ))
     };
 
-    let sink = |(s, step): (Spanned<'data>, Option<KeyStep>)| -> Result<(), ConvertError> {
+    let sink = |(s, outcome): (Spanned<'data>, Option<KeyOutcome>)| -> Result<(), ConvertError> {
         let (span, start) = (s.span, s.offset as usize);
+        let all = |writers: &mut Vec<crate::Writer<W>>, bytes: &[u8]| -> io::Result<()> {
+            writers.iter_mut().try_for_each(|w| w.raw(bytes))
+        };
         match s.item {
             Item::Header(_) | Item::Eof(_) => {}
-            Item::Aux(_) => w.raw(span)?,
+            Item::Aux(_) => all(&mut writers, span)?,
             Item::ModuleAux(m) => match opts.keep_modules() {
-                Some(true) => w.raw(span)?,
+                Some(true) => all(&mut writers, span)?,
                 Some(false) => {
                     summary.module_aux_dropped += 1;
                     on_loss(&Loss {
@@ -349,9 +452,11 @@ fn convert_unchecked<'data, W: Write>(
                     }
                 };
                 if target.functions() {
-                    match f {
-                        Function::Library { .. } => w.raw(span)?,
-                        Function::PreGa { .. } => w.function(&code)?,
+                    for w in writers.iter_mut() {
+                        match f {
+                            Function::Library { .. } => w.raw(span)?,
+                            Function::PreGa { .. } => w.function(&code)?,
+                        }
                     }
                 } else if opts.functions == FunctionPolicy::Drop {
                     summary.functions_dropped += 1;
@@ -377,79 +482,80 @@ fn convert_unchecked<'data, W: Write>(
             }
             Item::SelectDb(n) => {
                 db = n;
-                match opts.dbs {
-                    DbPolicy::Keep => {
-                        if let Some(max) = target.databases {
-                            if n >= max {
-                                return Err(unrepresentable(
-                                    Some(n),
-                                    None,
-                                    start,
-                                    format!(
-                                        "database {n}, and {} keeps databases 0 to {}",
-                                        target.name,
-                                        max - 1
-                                    ),
-                                    "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out",
-                                ));
-                            }
-                        }
-                        w.raw(span)?;
-                    }
-                    DbPolicy::MergeInto0 | DbPolicy::DropOthers => {
-                        if !wrote_db0_select {
-                            w.select_db(0)?;
-                            wrote_db0_select = true;
-                        }
-                        if opts.dbs == DbPolicy::MergeInto0 && merged_keys.is_none() {
-                            merged_keys = Some(HashSet::new());
-                        }
-                    }
+                if as_stored {
+                    all(&mut writers, span)?;
                 }
             }
             Item::ResizeDb { .. } => {
-                // Size hints stay true only while databases stay apart.
-                if opts.dbs == DbPolicy::Keep {
-                    w.raw(span)?;
+                // Size hints stay true only while databases stay as they are.
+                if as_stored {
+                    all(&mut writers, span)?;
                 }
             }
             Item::SlotInfo { .. } => {
-                if !is_valkey(target.version) && target.version.number >= 12 {
-                    w.raw(span)?;
+                if as_stored && !is_valkey(target.version) && target.version.number >= 12 {
+                    all(&mut writers, span)?;
                 } else {
                     summary.hints_dropped += 1;
                 }
             }
             Item::SlotImport(_) => {
-                if is_valkey(target.version) {
-                    w.raw(span)?;
+                if as_stored && is_valkey(target.version) {
+                    all(&mut writers, span)?;
                 } else {
                     summary.hints_dropped += 1;
                 }
             }
             Item::Key(entry) => {
                 summary.keys_read += 1;
-                let Some(step) = step else {
-                    // Only --dbs drop-others leaves a key without a step.
-                    summary.keys_dropped += 1;
-                    on_loss(&Loss {
-                        db: Some(db),
-                        key: Some(&entry.key),
-                        action: "dropped",
-                        reason: format!("database {db} is not kept (--dbs drop-others)"),
-                        payload: None,
-                    })?;
-                    progress(start as u64);
-                    return Ok(());
+                progress(start as u64);
+                let step = match outcome {
+                    Some(KeyOutcome::Step(step)) => step,
+                    Some(KeyOutcome::Filtered) => {
+                        summary.keys_filtered += 1;
+                        return Ok(());
+                    }
+                    Some(KeyOutcome::DbDropped) | None => {
+                        summary.keys_dropped += 1;
+                        return on_loss(&Loss {
+                            db: Some(db),
+                            key: Some(&entry.key),
+                            action: "dropped",
+                            reason: format!("database {db} is not kept (--dbs drop-others)"),
+                            payload: None,
+                        })
+                        .map_err(ConvertError::from);
+                    }
                 };
-                if let Some(seen) = merged_keys.as_mut() {
-                    if !seen.insert(entry.key.to_vec()) {
+                let tdb = opts.output_db(db).unwrap_or(0);
+                if let Some(max) = target.databases.filter(|_| slots.is_none()) {
+                    if tdb >= max {
                         return Err(unrepresentable(
                             Some(db),
                             Some(&entry.key),
                             start,
-                            "the key exists in more than one database, and they are being merged into db 0".into(),
-                            "--dbs keep or drop-others avoids the merge",
+                            format!("database {tdb}, and {} keeps databases 0 to {}", target.name, max - 1),
+                            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
+                        ));
+                    }
+                }
+                if slots.is_some() && tdb != 0 {
+                    return Err(unrepresentable(
+                        Some(db),
+                        Some(&entry.key),
+                        start,
+                        format!("database {tdb}, and a cluster keeps only db 0"),
+                        "--dbs merge-into-0 or --dbs drop-others",
+                    ));
+                }
+                if let Some(seen) = merged_keys.as_mut() {
+                    if !seen.insert((tdb, entry.key.to_vec())) {
+                        return Err(unrepresentable(
+                            Some(db),
+                            Some(&entry.key),
+                            start,
+                            format!("the key exists in more than one database mapped to db {tdb}"),
+                            "--dbs keep, drop-others or another --db-map avoids the merge",
                         ));
                     }
                 }
@@ -462,6 +568,27 @@ fn convert_unchecked<'data, W: Write>(
                         reason: l.reason.clone(),
                         payload: None,
                     })?;
+                }
+                if let Encoded::Dropped(reason) = step.encoded {
+                    summary.keys_dropped += 1;
+                    return on_loss(&Loss {
+                        db: Some(db),
+                        key: Some(&entry.key),
+                        action: "dropped",
+                        reason,
+                        payload: None,
+                    })
+                    .map_err(ConvertError::from);
+                }
+                let i = slots.map_or(0, |m| m.shard_of(&entry.key));
+                let (Some(w), Some(current), Some(stats)) =
+                    (writers.get_mut(i), out_db.get_mut(i), summary.outputs.get_mut(i))
+                else {
+                    return Ok(());
+                };
+                if !as_stored && *current != Some(tdb) {
+                    w.select_db(tdb)?;
+                    *current = Some(tdb);
                 }
                 match step.encoded {
                     Encoded::Same => {
@@ -485,30 +612,23 @@ fn convert_unchecked<'data, W: Write>(
                         w.raw(&head)?;
                         w.raw(&bytes)?;
                     }
-                    Encoded::Dropped(reason) => {
-                        summary.keys_dropped += 1;
-                        on_loss(&Loss {
-                            db: Some(db),
-                            key: Some(&entry.key),
-                            action: "dropped",
-                            reason,
-                            payload: None,
-                        })?;
-                        progress(start as u64);
-                        return Ok(());
-                    }
+                    Encoded::Dropped(_) => {}
                 }
+                stats.keys += 1;
                 summary.keys_written += 1;
-                progress(start as u64);
             }
         }
         Ok(())
     };
     pipeline::ordered(items, work, sink)?;
-    // What finish() adds: the EOF byte and the 8-byte checksum.
-    summary.bytes_written = w.bytes_written() + 9;
-    let out = w.finish()?;
-    Ok((out, summary))
+    let mut finished = Vec::with_capacity(writers.len());
+    for (w, stats) in writers.into_iter().zip(summary.outputs.iter_mut()) {
+        // What finish() adds: the EOF byte and the 8-byte checksum.
+        stats.bytes = w.bytes_written() + 9;
+        summary.bytes_written += stats.bytes;
+        finished.push(w.finish()?);
+    }
+    Ok((finished, summary))
 }
 
 fn unrepresentable(

@@ -39,12 +39,14 @@
 pub mod convert;
 pub mod crc;
 pub mod encode;
+pub mod filter;
 mod error;
 pub mod intset;
 pub mod listpack;
 mod lzf;
 pub mod pipeline;
 pub mod profile;
+pub mod slot;
 pub mod value;
 mod writer;
 pub mod ziplist;

@@ -431,6 +431,44 @@ pub fn tail(path: &Path, n: usize) -> String {
         .join("\n")
 }
 
+/// Two free ports `p` and `p + 10000` (a cluster node's client and bus ports), both below
+/// the usual ephemeral range (32768 and up) so that no outgoing connection takes them
+/// between this check and the server's bind. Picked pseudo-randomly in 10000..22000.
+pub fn free_cluster_port() -> std::io::Result<u16> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let seed = u64::from(std::process::id())
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(u64::try_from(now_ms()).unwrap_or(0).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let mut last = None;
+    for _ in 0..200 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed) as u64;
+        let mut x = seed ^ n.wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        x ^= x >> 32;
+        let port = 10000 + u16::try_from(x % 12000).unwrap_or(0);
+        let both = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .and_then(|_a| TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10000)).map(|_b| ()));
+        match both {
+            Ok(()) => return Ok(port),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port pair")))
+}
+
+/// How to start a server, beyond what [`Server::start`] does.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Listen on this port, with no retry on another one when it is taken (default: a free
+    /// port, retried when another process takes it first).
+    pub port: Option<u16>,
+    /// More arguments after the usual ones, e.g. `["--cluster-enabled", "yes"]`.
+    pub args: Vec<String>,
+    /// The log's file name in the directory (default `server.log`); it is truncated.
+    pub log: Option<String>,
+}
+
 /// A running server that loaded `<dir>/dump.rdb`. Dropping it stops it.
 #[derive(Debug)]
 pub struct Server {
@@ -438,6 +476,7 @@ pub struct Server {
     child: Child,
     port: u16,
     dir: PathBuf,
+    log: PathBuf,
 }
 
 impl Server {
@@ -445,10 +484,18 @@ impl Server {
     /// dataset) and waits until it has loaded it. A server that exits instead (it refused
     /// the file) or does not get ready in time is an `Err` with the end of its log.
     pub fn start(entry: &Entry, dir: &Path) -> Result<Server, String> {
-        let log = dir.join("server.log");
+        Server::start_with(entry, dir, &StartOptions::default())
+    }
+
+    /// [`Server::start`] with a given port, more arguments or another log file.
+    pub fn start_with(entry: &Entry, dir: &Path, opts: &StartOptions) -> Result<Server, String> {
+        let log = dir.join(opts.log.as_deref().unwrap_or("server.log"));
         let mut last = String::new();
         for _attempt in 0..3 {
-            let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+            let port = match opts.port {
+                Some(port) => port,
+                None => free_port().map_err(|e| format!("no free port: {e}"))?,
+            };
             let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
             let err = out
                 .try_clone()
@@ -475,6 +522,7 @@ impl Server {
             for module in &entry.modules {
                 cmd.args(["--loadmodule", module]);
             }
+            cmd.args(&opts.args);
             let child = cmd
                 .spawn()
                 .map_err(|e| format!("{}: cannot run {:?}: {e}", entry.name, entry.server))?;
@@ -483,6 +531,7 @@ impl Server {
                 child,
                 port,
                 dir: dir.to_path_buf(),
+                log: log.clone(),
             };
             match server.wait_ready() {
                 Ok(()) => return Ok(server),
@@ -495,7 +544,7 @@ impl Server {
                         tail(&log, 25)
                     );
                     // Another process took the port between free_port() and the bind.
-                    if !last.contains("Address already in use") {
+                    if opts.port.is_some() || !last.contains("Address already in use") {
                         break;
                     }
                 }
@@ -562,9 +611,19 @@ impl Server {
         &self.name
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory it runs in (and loads `dump.rdb` from).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The end of the server's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.dir.join("server.log"), lines)
+        tail(&self.log, lines)
     }
 
     /// Every key, read back through `fixtures/readback.py`: ground-truth lines sorted by
