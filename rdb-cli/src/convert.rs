@@ -178,8 +178,15 @@ pub fn run_split(
         }
         Ok(())
     };
-    let (outs, summary) =
-        convert::convert_split(data, parser, opts, outs, Some(slots), &mut on_loss, progress)?;
+    let (outs, summary) = convert::convert_split(
+        data,
+        parser,
+        opts,
+        outs,
+        Some(slots),
+        &mut on_loss,
+        progress,
+    )?;
     let mut shards = Vec::new();
     let mut files = Vec::new();
     for (((out, name), ranges), stats) in outs
@@ -223,11 +230,18 @@ pub fn run_split(
 
 /// The snapshot's `ctime` AUX field, in Unix ms, when the header has one.
 pub fn ctime_ms(data: &[u8]) -> Option<i64> {
-    let parser = ParserBuilder::new().verify_checksum(false).parse(data).ok()?;
+    let parser = ParserBuilder::new()
+        .verify_checksum(false)
+        .parse(data)
+        .ok()?;
     for item in parser.take(64) {
         match item.ok()? {
             rdb_parser::Item::Aux(a) if a.key.as_ref() == b"ctime" => {
-                return std::str::from_utf8(&a.value).ok()?.parse::<i64>().ok().map(|s| s * 1000);
+                return std::str::from_utf8(&a.value)
+                    .ok()?
+                    .parse::<i64>()
+                    .ok()
+                    .map(|s| s * 1000);
             }
             rdb_parser::Item::Header(_) | rdb_parser::Item::Aux(_) => {}
             _ => return None,

@@ -209,7 +209,11 @@ enum Expired {
 
 fn parse_db_map(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s.split_once(':').ok_or("expected FROM:TO, e.g. 3:0")?;
-    let n = |x: &str| x.trim().parse::<u64>().map_err(|_| format!("{x:?} is not a db number"));
+    let n = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{x:?} is not a db number"))
+    };
     Ok((n(a)?, n(b)?))
 }
 
@@ -218,7 +222,9 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s or 2h"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s or 2h"))?;
     let scale = match unit {
         "ms" => 1,
         "" | "s" => 1000,
@@ -227,7 +233,8 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
         "d" => 86_400_000,
         other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
     };
-    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too long"))
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -478,8 +485,7 @@ fn convert(args: &ConvertArgs) -> Result<(), Failure> {
             &mut tick,
         ),
     };
-    let summary = result
-    .map_err(|e| match e {
+    let summary = result.map_err(|e| match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
         rdb_writer::convert::ConvertError::Io(io) => io_context(io, &args.output),
         refused => Failure::Refused(refused.to_string()),
@@ -506,7 +512,10 @@ fn filter(a: &FilterArgs, now_ms: i64) -> Result<rdb_writer::filter::Filter, Fai
     let set = |v: &[String]| (!v.is_empty()).then(|| v.iter().cloned().collect());
     const TYPES: [&str; 7] = ["string", "list", "set", "zset", "hash", "stream", "module"];
     if let Some(t) = a.types.iter().find(|t| !TYPES.contains(&t.as_str())) {
-        return Err(usage(format!("--type {t}: use one of {}", TYPES.join(", "))));
+        return Err(usage(format!(
+            "--type {t}: use one of {}",
+            TYPES.join(", ")
+        )));
     }
     Ok(Filter {
         include: patterns(&a.include, &a.include_regex)?,
