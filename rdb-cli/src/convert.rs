@@ -9,41 +9,96 @@ use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Lo
 use crate::json;
 use crate::output::AtomicFile;
 
-/// Converts `data` into `output` (written atomically), writing a JSON Lines report of
-/// losses to `report` and dropped function libraries, as FUNCTION LOAD commands, to
-/// `functions_file`. On any error no output, report or functions file is left behind.
+/// Files written beside the output: the loss report and dropped function libraries.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SideFiles<'a> {
+    /// JSON Lines, one per loss.
+    pub report: Option<&'a Path>,
+    /// Dropped function libraries as FUNCTION LOAD commands (RESP).
+    pub functions: Option<&'a Path>,
+}
+
+/// The side files of one command, open until [`Side::commit`].
+struct Side {
+    report: Option<AtomicFile>,
+    functions: Option<AtomicFile>,
+    line: Vec<u8>,
+}
+
+impl Side {
+    fn open(files: &SideFiles<'_>) -> std::io::Result<Side> {
+        Ok(Side {
+            report: files.report.map(AtomicFile::create).transpose()?,
+            functions: files.functions.map(AtomicFile::create).transpose()?,
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    fn loss(&mut self, loss: &Loss<'_>) -> std::io::Result<()> {
+        if let (Some(f), Some(code)) = (self.functions.as_mut(), loss.payload) {
+            write_function_load(f, code)?;
+        }
+        if let Some(r) = self.report.as_mut() {
+            self.line.clear();
+            write_loss(&mut self.line, loss);
+            r.write_all(&self.line)?;
+        }
+        Ok(())
+    }
+
+    fn commit(self) -> std::io::Result<()> {
+        if let Some(r) = self.report {
+            r.commit()?;
+        }
+        if let Some(f) = self.functions {
+            f.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// Converts `data` into `output` (written atomically), with the side files. On any error
+/// no output, report or functions file is left behind.
 pub fn run(
     data: &[u8],
     parser: &ParserBuilder,
     opts: &ConvertOptions,
     output: &Path,
-    report: Option<&Path>,
-    functions_file: Option<&Path>,
+    files: &SideFiles<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ConvertSummary, ConvertError> {
     let out = AtomicFile::create(output)?;
-    let mut report_file = report.map(AtomicFile::create).transpose()?;
-    let mut functions_out = functions_file.map(AtomicFile::create).transpose()?;
-    let mut line = Vec::with_capacity(256);
-    let mut on_loss = |loss: &Loss<'_>| -> std::io::Result<()> {
-        if let (Some(f), Some(code)) = (functions_out.as_mut(), loss.payload) {
-            write_function_load(f, code)?;
-        }
-        if let Some(r) = report_file.as_mut() {
-            line.clear();
-            write_loss(&mut line, loss);
-            r.write_all(&line)?;
-        }
-        Ok(())
-    };
-    let (out, summary) = convert::convert(data, parser, opts, out, &mut on_loss, progress)?;
+    let mut side = Side::open(files)?;
+    let (out, summary) =
+        convert::convert(data, parser, opts, out, &mut |l| side.loss(l), progress)?;
     out.commit()?;
-    if let Some(r) = report_file {
-        r.commit()?;
-    }
-    if let Some(f) = functions_out {
-        f.commit()?;
-    }
+    side.commit()?;
+    Ok(summary)
+}
+
+/// Merges `inputs` into `output` (written atomically), with the side files.
+pub fn run_merge(
+    inputs: &[&[u8]],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    conflict: convert::ConflictPolicy,
+    output: &Path,
+    files: &SideFiles<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConvertSummary, ConvertError> {
+    let out = AtomicFile::create(output)?;
+    let mut side = Side::open(files)?;
+    let (out, summary) = convert::merge(
+        inputs,
+        parser,
+        opts,
+        conflict,
+        out,
+        &mut |l| side.loss(l),
+        progress,
+    )?;
+    out.commit()?;
+    side.commit()?;
     Ok(summary)
 }
 
@@ -148,8 +203,7 @@ pub fn run_split(
     opts: &ConvertOptions,
     slots: &rdb_writer::slot::SlotMap,
     dir: &Path,
-    report: Option<&Path>,
-    functions_file: Option<&Path>,
+    files: &SideFiles<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ConvertSummary, ConvertError> {
     use sha2::Digest;
@@ -164,31 +218,18 @@ pub fn run_split(
             })
         })
         .collect::<std::io::Result<Vec<_>>>()?;
-    let mut report_file = report.map(AtomicFile::create).transpose()?;
-    let mut functions_out = functions_file.map(AtomicFile::create).transpose()?;
-    let mut line = Vec::with_capacity(256);
-    let mut on_loss = |loss: &Loss<'_>| -> std::io::Result<()> {
-        if let (Some(f), Some(code)) = (functions_out.as_mut(), loss.payload) {
-            write_function_load(f, code)?;
-        }
-        if let Some(r) = report_file.as_mut() {
-            line.clear();
-            write_loss(&mut line, loss);
-            r.write_all(&line)?;
-        }
-        Ok(())
-    };
+    let mut side = Side::open(files)?;
     let (outs, summary) = convert::convert_split(
         data,
         parser,
         opts,
         outs,
         Some(slots),
-        &mut on_loss,
+        &mut |l| side.loss(l),
         progress,
     )?;
     let mut shards = Vec::new();
-    let mut files = Vec::new();
+    let mut shard_files = Vec::new();
     for (((out, name), ranges), stats) in outs
         .into_iter()
         .zip(&names)
@@ -204,7 +245,7 @@ pub fn run_split(
             "bytes": stats.bytes,
             "sha256": hex,
         }));
-        files.push(out.inner);
+        shard_files.push(out.inner);
     }
     let manifest = serde_json::json!({
         "target": opts.target.name,
@@ -215,16 +256,11 @@ pub fn run_split(
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
     manifest_file.write_all(text.as_bytes())?;
     manifest_file.write_all(b"\n")?;
-    for f in files {
+    for f in shard_files {
         f.commit()?;
     }
     manifest_file.commit()?;
-    if let Some(r) = report_file {
-        r.commit()?;
-    }
-    if let Some(f) = functions_out {
-        f.commit()?;
-    }
+    side.commit()?;
     Ok(summary)
 }
 

@@ -61,6 +61,9 @@ enum Command {
     /// target cannot hold stops the conversion with an error naming the key, unless a flag
     /// chooses the loss; every loss is counted, and listed per key with --report.
     Convert(Box<ConvertArgs>),
+    /// Join several snapshots (e.g. a cluster's per-shard backups) into one, with the same
+    /// target, filters and loss flags as convert. AUX fields come from the first file.
+    Merge(Box<MergeArgs>),
     /// List the target profiles `convert` knows.
     Targets,
 }
@@ -69,6 +72,35 @@ enum Command {
 struct ConvertArgs {
     /// The RDB file to read (never modified).
     file: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    split: SplitArgs,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The RDB files to join (e.g. one per cluster shard), in order.
+    #[arg(required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// A key in more than one input: stop with an error naming it, or keep the copy of the
+    /// first or of the last input holding it (each dropped copy is reported).
+    #[arg(long, value_enum, default_value_t = OnConflict::Error)]
+    on_conflict: OnConflict,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnConflict {
+    Error,
+    First,
+    Last,
+}
+
+/// Options shared by convert and merge.
+#[derive(Args)]
+struct CommonArgs {
     /// The file to write; it appears only when the conversion succeeds. With --shards,
     /// --slots or --cluster-nodes: a directory that receives shard-<i>.rdb files and
     /// manifest.json, all together or none.
@@ -110,8 +142,6 @@ struct ConvertArgs {
     now: Option<i64>,
     #[command(flatten)]
     filter: FilterArgs,
-    #[command(flatten)]
-    split: SplitArgs,
     /// Write every loss as a JSON line {"db","key","action","reason"} to this file.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -394,6 +424,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Convert(args) => convert(&args),
+        Command::Merge(args) => merge(&args),
         Command::Targets => {
             let mut out = std::io::stdout().lock();
             for p in rdb_writer::PROFILES {
@@ -405,7 +436,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn convert(args: &ConvertArgs) -> Result<(), Failure> {
+/// The conversion options the flags describe; `first_input` supplies the default "now"
+/// (its ctime).
+fn options(
+    args: &CommonArgs,
+    first_input: &[u8],
+) -> Result<rdb_writer::convert::ConvertOptions, Failure> {
     use rdb_writer::convert::{DbPolicy, FieldTtlPolicy, FunctionPolicy, ModulePolicy};
     let profile = match (&args.target, args.rdb_version) {
         (Some(name), _) => rdb_writer::TargetProfile::named(name)
@@ -449,10 +485,9 @@ fn convert(args: &ConvertArgs) -> Result<(), Failure> {
     if args.no_compression {
         opts.compression = rdb_writer::Compression::None;
     }
-    let input = Input::open(&args.file).map_err(|e| io_context(e, &args.file))?;
     opts.now_ms = args
         .now
-        .or_else(|| rdb_cli::convert::ctime_ms(input.bytes()))
+        .or_else(|| rdb_cli::convert::ctime_ms(first_input))
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -461,35 +496,86 @@ fn convert(args: &ConvertArgs) -> Result<(), Failure> {
         });
     opts.db_map = args.filter.db_map.iter().copied().collect();
     opts.filter = filter(&args.filter, opts.now_ms)?;
+    Ok(opts)
+}
+
+fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {
+    match e {
+        rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
+        rdb_writer::convert::ConvertError::Io(io) => io_context(io, output),
+        refused => Failure::Refused(refused.to_string()),
+    }
+}
+
+fn convert(args: &ConvertArgs) -> Result<(), Failure> {
+    let c = &args.common;
+    let input = Input::open(&args.file).map_err(|e| io_context(e, &args.file))?;
+    let opts = options(c, input.bytes())?;
     let slots = slot_map(&args.split)?;
     let bar = progress_bar(input.bytes().len() as u64);
     let mut tick = tick(&bar);
+    let files = rdb_cli::convert::SideFiles {
+        report: c.report.as_deref(),
+        functions: c.functions_file.as_deref(),
+    };
     let result = match &slots {
         Some(slots) => rdb_cli::convert::run_split(
             input.bytes(),
-            &args.read.builder(),
+            &c.read.builder(),
             &opts,
             slots,
-            &args.output,
-            args.report.as_deref(),
-            args.functions_file.as_deref(),
+            &c.output,
+            &files,
             &mut tick,
         ),
         None => rdb_cli::convert::run(
             input.bytes(),
-            &args.read.builder(),
+            &c.read.builder(),
             &opts,
-            &args.output,
-            args.report.as_deref(),
-            args.functions_file.as_deref(),
+            &c.output,
+            &files,
             &mut tick,
         ),
     };
-    let summary = result.map_err(|e| match e {
-        rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
-        rdb_writer::convert::ConvertError::Io(io) => io_context(io, &args.output),
-        refused => Failure::Refused(refused.to_string()),
-    })?;
+    let summary = result.map_err(|e| convert_failure(e, &c.output))?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    rdb_cli::convert::write_summary(&mut std::io::stderr(), &summary, opts.target.name)
+        .map_err(Failure::Io)
+}
+
+fn merge(args: &MergeArgs) -> Result<(), Failure> {
+    use rdb_writer::convert::ConflictPolicy;
+    let c = &args.common;
+    let inputs = args
+        .files
+        .iter()
+        .map(|f| Input::open(f).map_err(|e| io_context(e, f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let datas: Vec<&[u8]> = inputs.iter().map(Input::bytes).collect();
+    let opts = options(c, datas.first().copied().unwrap_or_default())?;
+    let conflict = match args.on_conflict {
+        OnConflict::Error => ConflictPolicy::Error,
+        OnConflict::First => ConflictPolicy::First,
+        OnConflict::Last => ConflictPolicy::Last,
+    };
+    let bar = progress_bar(datas.iter().map(|d| d.len() as u64).sum());
+    let mut tick = tick(&bar);
+    let files = rdb_cli::convert::SideFiles {
+        report: c.report.as_deref(),
+        functions: c.functions_file.as_deref(),
+    };
+    let summary = rdb_cli::convert::run_merge(
+        &datas,
+        &c.read.builder(),
+        &opts,
+        conflict,
+        &c.output,
+        &files,
+        &mut tick,
+    )
+    .map_err(|e| convert_failure(e, &c.output))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

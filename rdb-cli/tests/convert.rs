@@ -546,7 +546,7 @@ fn merging_dbs_refuses_a_key_present_in_two() {
     .map(|e| e.to_string())
     .unwrap_or_default();
     assert!(
-        err.contains("\"same\" (db 3)") && err.contains("more than one database"),
+        err.contains("\"same\" (db 3)") && err.contains("more than one input or database"),
         "{err}"
     );
 }

@@ -214,3 +214,78 @@ fn cluster_targets_need_db_0() {
     );
     assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
 }
+
+fn string_values(data: &[u8]) -> BTreeMap<Vec<u8>, (Value, Value)> {
+    let lines = export(data).unwrap_or_else(|e| panic!("{e}"));
+    keys(&lines)
+        .into_iter()
+        .map(|k| {
+            (
+                key_bytes(&k["key"]),
+                (k["value"].clone(), k["expire_ms"].clone()),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Joining the shards of a split gives back every key with its value and expiry.
+    #[test]
+    fn merge_of_split_is_identity(space in keyspace(), slots in slot_maps()) {
+        use rdb_writer::convert::{merge, ConflictPolicy};
+        let data = write_keys(&space);
+        let (shards, _) = convert_split(&data, &ParserBuilder::new(), &opts(11), vec![Vec::new(); slots.len()], Some(&slots), &mut |_| Ok(()), &mut |_| {})
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let inputs: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
+        let (merged, summary) = merge(&inputs, &ParserBuilder::new(), &opts(11), ConflictPolicy::Error, Vec::new(), &mut |_| Ok(()), &mut |_| {})
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(summary.keys_written as usize, space.len());
+        prop_assert_eq!(string_values(&merged), string_values(&data));
+    }
+}
+
+#[test]
+fn merge_conflicts_follow_the_policy() {
+    use rdb_writer::convert::{merge, ConflictPolicy};
+    let file = |v: &[u8]| {
+        let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(9))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = w.select_db(0);
+        let _ = w.key_value(0, b"shared", &value::string(v, Compression::None));
+        let _ = w.key_value(0, v, &value::string(v, Compression::None));
+        w.finish().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (a, b) = (file(b"first"), file(b"second"));
+    let inputs: Vec<&[u8]> = vec![&a, &b];
+    let run = |policy| {
+        merge(
+            &inputs,
+            &ParserBuilder::new(),
+            &opts(9),
+            policy,
+            Vec::new(),
+            &mut |_| Ok(()),
+            &mut |_| {},
+        )
+        .map(|(out, _)| string_values(&out))
+        .map_err(|e| e.to_string())
+    };
+    let err = run(ConflictPolicy::Error).err().unwrap_or_default();
+    assert!(
+        err.contains("\"shared\"") && err.contains("--on-conflict"),
+        "{err}"
+    );
+    for (policy, kept) in [
+        (ConflictPolicy::First, "first"),
+        (ConflictPolicy::Last, "second"),
+    ] {
+        let got = run(policy).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got.get(&b"shared"[..]).map(|v| v.0.clone()),
+            Some(Value::from(kept))
+        );
+    }
+}

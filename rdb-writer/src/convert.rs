@@ -15,7 +15,7 @@
 //! What the target cannot hold is never dropped silently: the default is an error naming
 //! the key; flags choose a loss, and each loss is reported per key.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use rdb_parser::format::{type_id, Magic, Version};
@@ -24,8 +24,8 @@ use rdb_parser::{Element, Entry, Function, Hash, Item, ParserBuilder, Stream, Va
 use crate::encode::{self, Compression};
 use crate::filter::Filter;
 use crate::pipeline::{self, Spanned};
-use crate::slot::SlotMap;
 use crate::profile::{is_valkey, ModuleSupport, TargetProfile};
+use crate::slot::SlotMap;
 use crate::{value, WriterBuilder, ZiplistBuilder};
 
 /// What to do with hash fields that have their own TTL when the target has no such thing.
@@ -301,7 +301,8 @@ pub fn convert<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
-    let (mut outs, summary) = convert_split(data, parser, opts, vec![out], None, on_loss, progress)?;
+    let (mut outs, summary) =
+        convert_split(data, parser, opts, vec![out], None, on_loss, progress)?;
     let out = outs
         .pop()
         .ok_or_else(|| ConvertError::Io(io::Error::other("no output")))?;
@@ -327,41 +328,162 @@ pub fn convert_split<W: Write>(
             slots.map_or(1, SlotMap::len)
         ))));
     }
+    let mut outputs = Outputs::new(outs, opts, opts.dbs_merge())?;
+    let role = InputRole {
+        as_stored: opts.dbs_as_stored() && slots.is_none(),
+        file_level: true,
+        index: 0,
+        conflict: ConflictPolicy::Error,
+        last_owner: None,
+    };
     pipeline::checked(data, parser, |p| {
-        convert_unchecked(data, p, opts, outs, slots, on_loss, progress)
-    })
+        run_input(data, p, opts, slots, &mut outputs, &role, on_loss, progress)
+    })?;
+    outputs.finish()
 }
 
-fn convert_unchecked<'data, W: Write>(
+/// What to do with a key that more than one input holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// Stop with an error naming the key (default).
+    Error,
+    /// Keep the copy from the earliest input.
+    First,
+    /// Keep the copy from the latest input.
+    Last,
+}
+
+/// Merges several snapshots (e.g. one per cluster shard) into one for `opts.target`, with
+/// the same filters and conversion as [`convert`]. File-level AUX fields come from the
+/// first input; function libraries are kept once each.
+pub fn merge<W: Write>(
+    inputs: &[&[u8]],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    conflict: ConflictPolicy,
+    out: W,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(W, ConvertSummary), ConvertError> {
+    // For "last", first learn which input holds the last copy of each key.
+    let last_owner = match conflict {
+        ConflictPolicy::Last => {
+            let mut owner: HashMap<(u64, Vec<u8>), usize> = HashMap::new();
+            for (i, data) in inputs.iter().enumerate() {
+                for item in ParserBuilder::new().verify_checksum(false).parse(data)? {
+                    if let Item::Key(e) = item? {
+                        if let Some(db) = opts.output_db(e.db) {
+                            owner.insert((db, e.key.into_owned()), i);
+                        }
+                    }
+                }
+            }
+            Some(owner)
+        }
+        _ => None,
+    };
+    let mut outputs = Outputs::new(vec![out], opts, true)?;
+    for (index, data) in inputs.iter().enumerate() {
+        let role = InputRole {
+            as_stored: false,
+            file_level: index == 0,
+            index,
+            conflict,
+            last_owner: last_owner.as_ref(),
+        };
+        pipeline::checked(data, parser, |p| {
+            run_input(data, p, opts, None, &mut outputs, &role, on_loss, progress)
+        })?;
+    }
+    let (mut outs, summary) = outputs.finish()?;
+    let out = outs
+        .pop()
+        .ok_or_else(|| ConvertError::Io(io::Error::other("no output")))?;
+    Ok((out, summary))
+}
+
+/// The output files of a pass and what has gone into them, across inputs.
+struct Outputs<W: Write> {
+    writers: Vec<crate::Writer<W>>,
+    summary: ConvertSummary,
+    /// The db each output's next key lands in, once a SELECTDB was written to it.
+    out_db: Vec<Option<u64>>,
+    /// (db, key) pairs written so far, where two sources can meet in one db.
+    seen: Option<HashSet<(u64, Vec<u8>)>>,
+    functions_seen: HashSet<Vec<u8>>,
+}
+
+impl<W: Write> Outputs<W> {
+    fn new(outs: Vec<W>, opts: &ConvertOptions, track_keys: bool) -> io::Result<Self> {
+        let writers = outs
+            .into_iter()
+            .map(|o| {
+                WriterBuilder::new()
+                    .compression(opts.compression)
+                    .build(o, opts.target.version)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Outputs {
+            summary: ConvertSummary {
+                outputs: vec![OutputStats::default(); writers.len()],
+                ..ConvertSummary::default()
+            },
+            out_db: vec![None; writers.len()],
+            writers,
+            seen: track_keys.then(HashSet::new),
+            functions_seen: HashSet::new(),
+        })
+    }
+
+    fn finish(self) -> Result<(Vec<W>, ConvertSummary), ConvertError> {
+        let mut summary = self.summary;
+        let mut finished = Vec::with_capacity(self.writers.len());
+        for (w, stats) in self.writers.into_iter().zip(summary.outputs.iter_mut()) {
+            // What finish() adds: the EOF byte and the 8-byte checksum.
+            stats.bytes = w.bytes_written() + 9;
+            summary.bytes_written += stats.bytes;
+            finished.push(w.finish()?);
+        }
+        Ok((finished, summary))
+    }
+}
+
+/// How one input joins the outputs.
+struct InputRole<'a> {
+    /// Copy SELECTDB, RESIZEDB and slot hints as stored (one input into one output, dbs
+    /// unchanged): what a byte-identical passthrough needs.
+    as_stored: bool,
+    /// Write this input's AUX and module aux fields (the first input of a merge).
+    file_level: bool,
+    index: usize,
+    conflict: ConflictPolicy,
+    /// For [`ConflictPolicy::Last`]: the input holding each key's last copy.
+    last_owner: Option<&'a HashMap<(u64, Vec<u8>), usize>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_input<'data, W: Write>(
     data: &'data [u8],
     parser: &ParserBuilder,
     opts: &ConvertOptions,
-    outs: Vec<W>,
     slots: Option<&SlotMap>,
+    outputs: &mut Outputs<W>,
+    role: &InputRole<'_>,
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<W>, ConvertSummary), ConvertError> {
+) -> Result<(), ConvertError> {
     let items = parser.parse(data)?;
     let source = items.version();
     let target = &opts.target;
-    let mut writers = outs
-        .into_iter()
-        .map(|o| {
-            WriterBuilder::new()
-                .compression(opts.compression)
-                .build(o, target.version)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut summary = ConvertSummary {
-        outputs: vec![OutputStats::default(); writers.len()],
-        ..ConvertSummary::default()
-    };
-    // Copy SELECTDB/RESIZEDB as stored only when databases pass unchanged into one file.
-    let as_stored = opts.dbs_as_stored() && slots.is_none();
-    let mut merged_keys: Option<HashSet<(u64, Vec<u8>)>> = opts.dbs_merge().then(HashSet::new);
+    let Outputs {
+        writers,
+        summary,
+        out_db,
+        seen: merged_keys,
+        functions_seen,
+    } = outputs;
+    let as_stored = role.as_stored;
     let mut db: u64 = 0;
-    // The db each output's next key lands in, once a SELECTDB was written to it.
-    let mut out_db: Vec<Option<u64>> = vec![None; writers.len()];
     let filter_all = opts.filter.is_pass_all();
 
     let work = |s: Spanned<'data>| -> Result<(Spanned<'data>, Option<KeyOutcome>), ConvertError> {
@@ -407,9 +529,10 @@ fn convert_unchecked<'data, W: Write>(
         };
         match s.item {
             Item::Header(_) | Item::Eof(_) => {}
-            Item::Aux(_) => all(&mut writers, span)?,
+            Item::Aux(_) | Item::ModuleAux(_) if !role.file_level => {}
+            Item::Aux(_) => all(writers, span)?,
             Item::ModuleAux(m) => match opts.keep_modules() {
-                Some(true) => all(&mut writers, span)?,
+                Some(true) => all(writers, span)?,
                 Some(false) => {
                     summary.module_aux_dropped += 1;
                     on_loss(&Loss {
@@ -451,7 +574,9 @@ fn convert_unchecked<'data, W: Write>(
                         c
                     }
                 };
-                if target.functions() {
+                if !functions_seen.insert(code.clone()) {
+                    // The same library from another input of a merge.
+                } else if target.functions() {
                     for w in writers.iter_mut() {
                         match f {
                             Function::Library { .. } => w.raw(span)?,
@@ -483,25 +608,25 @@ fn convert_unchecked<'data, W: Write>(
             Item::SelectDb(n) => {
                 db = n;
                 if as_stored {
-                    all(&mut writers, span)?;
+                    all(writers, span)?;
                 }
             }
             Item::ResizeDb { .. } => {
                 // Size hints stay true only while databases stay as they are.
                 if as_stored {
-                    all(&mut writers, span)?;
+                    all(writers, span)?;
                 }
             }
             Item::SlotInfo { .. } => {
                 if as_stored && !is_valkey(target.version) && target.version.number >= 12 {
-                    all(&mut writers, span)?;
+                    all(writers, span)?;
                 } else {
                     summary.hints_dropped += 1;
                 }
             }
             Item::SlotImport(_) => {
                 if as_stored && is_valkey(target.version) {
-                    all(&mut writers, span)?;
+                    all(writers, span)?;
                 } else {
                     summary.hints_dropped += 1;
                 }
@@ -548,16 +673,33 @@ fn convert_unchecked<'data, W: Write>(
                         "--dbs merge-into-0 or --dbs drop-others",
                     ));
                 }
-                if let Some(seen) = merged_keys.as_mut() {
-                    if !seen.insert((tdb, entry.key.to_vec())) {
-                        return Err(unrepresentable(
-                            Some(db),
-                            Some(&entry.key),
-                            start,
-                            format!("the key exists in more than one database mapped to db {tdb}"),
-                            "--dbs keep, drop-others or another --db-map avoids the merge",
-                        ));
-                    }
+                let superseded = role
+                    .last_owner
+                    .is_some_and(|o| o.get(&(tdb, entry.key.to_vec())) != Some(&role.index));
+                let duplicate = !superseded
+                    && merged_keys
+                        .as_mut()
+                        .is_some_and(|seen| !seen.insert((tdb, entry.key.to_vec())));
+                if duplicate && role.conflict == ConflictPolicy::Error {
+                    return Err(unrepresentable(
+                        Some(db),
+                        Some(&entry.key),
+                        start,
+                        format!("the key is in more than one input or database, all written to db {tdb}"),
+                        "--on-conflict first|last keeps one copy; --dbs keep, drop-others or another --db-map avoids a db merge",
+                    ));
+                }
+                if superseded || duplicate {
+                    summary.keys_dropped += 1;
+                    let which = if superseded { "a later" } else { "an earlier" };
+                    return on_loss(&Loss {
+                        db: Some(db),
+                        key: Some(&entry.key),
+                        action: "dropped",
+                        reason: format!("{which} input holds the copy that is kept"),
+                        payload: None,
+                    })
+                    .map_err(ConvertError::from);
                 }
                 summary.absorb(&step.delta);
                 for l in &step.losses {
@@ -581,9 +723,11 @@ fn convert_unchecked<'data, W: Write>(
                     .map_err(ConvertError::from);
                 }
                 let i = slots.map_or(0, |m| m.shard_of(&entry.key));
-                let (Some(w), Some(current), Some(stats)) =
-                    (writers.get_mut(i), out_db.get_mut(i), summary.outputs.get_mut(i))
-                else {
+                let (Some(w), Some(current), Some(stats)) = (
+                    writers.get_mut(i),
+                    out_db.get_mut(i),
+                    summary.outputs.get_mut(i),
+                ) else {
                     return Ok(());
                 };
                 if !as_stored && *current != Some(tdb) {
@@ -620,15 +764,7 @@ fn convert_unchecked<'data, W: Write>(
         }
         Ok(())
     };
-    pipeline::ordered(items, work, sink)?;
-    let mut finished = Vec::with_capacity(writers.len());
-    for (w, stats) in writers.into_iter().zip(summary.outputs.iter_mut()) {
-        // What finish() adds: the EOF byte and the 8-byte checksum.
-        stats.bytes = w.bytes_written() + 9;
-        summary.bytes_written += stats.bytes;
-        finished.push(w.finish()?);
-    }
-    Ok((finished, summary))
+    pipeline::ordered(items, work, sink)
 }
 
 fn unrepresentable(

@@ -118,7 +118,11 @@ impl Filter {
             return false;
         }
         let value = &entry.value;
-        if self.types.as_ref().is_some_and(|t| !t.contains(value.type_name())) {
+        if self
+            .types
+            .as_ref()
+            .is_some_and(|t| !t.contains(value.type_name()))
+        {
             return false;
         }
         if self
@@ -162,7 +166,11 @@ impl Filter {
             if self.exclude_modules.contains(&name) {
                 return false;
             }
-            if self.include_modules.as_ref().is_some_and(|i| !i.contains(&name)) {
+            if self
+                .include_modules
+                .as_ref()
+                .is_some_and(|i| !i.contains(&name))
+            {
                 return false;
             }
         }
@@ -173,8 +181,7 @@ impl Filter {
 /// The element count: the header's when it has one, else counted (a corrupt value counts
 /// what decodes; the conversion itself reports the corruption).
 fn element_count(v: &Value<'_>) -> u64 {
-    v.len_hint()
-        .unwrap_or_else(|| v.decode_all().unwrap_or(0))
+    v.len_hint().unwrap_or_else(|| v.decode_all().unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -190,7 +197,9 @@ mod tests {
         let q = KeyPattern::glob("user:?[0-9]");
         assert!(q.as_ref().is_ok_and(|q| q.matches(b"user:a7")));
         let r = KeyPattern::regex(r"^\xff\x00");
-        assert!(r.as_ref().is_ok_and(|r| r.matches(b"\xff\x00tail") && !r.matches(b"x\xff\x00")));
+        assert!(r
+            .as_ref()
+            .is_ok_and(|r| r.matches(b"\xff\x00tail") && !r.matches(b"x\xff\x00")));
         assert!(KeyPattern::glob("[").is_err());
     }
 }

@@ -39,8 +39,8 @@
 pub mod convert;
 pub mod crc;
 pub mod encode;
-pub mod filter;
 mod error;
+pub mod filter;
 pub mod intset;
 pub mod listpack;
 mod lzf;

@@ -63,7 +63,9 @@ impl SlotMap {
             }
         }
         if let Some(missing) = owner.iter().position(|&o| o == NOBODY) {
-            return Err(format!("slot {missing} belongs to no shard; every slot 0-16383 needs an owner"));
+            return Err(format!(
+                "slot {missing} belongs to no shard; every slot 0-16383 needs an owner"
+            ));
         }
         Ok(SlotMap { shards, owner })
     }
@@ -132,7 +134,9 @@ impl SlotMap {
     fn from_cluster_shards_json(text: &str) -> Result<SlotMap, String> {
         let doc: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not CLUSTER SHARDS JSON: {e}"))?;
-        let list = doc.as_array().ok_or("CLUSTER SHARDS JSON must be a list of shards")?;
+        let list = doc
+            .as_array()
+            .ok_or("CLUSTER SHARDS JSON must be a list of shards")?;
         let mut shards = Vec::new();
         for shard in list {
             let slots = shard
@@ -204,7 +208,14 @@ mod tests {
     #[test]
     fn redis_cli_split() {
         let m = SlotMap::even(3).map(|m| m.shards);
-        assert_eq!(m, Ok(vec![vec![(0, 5460)], vec![(5461, 10922)], vec![(10923, 16383)]]));
+        assert_eq!(
+            m,
+            Ok(vec![
+                vec![(0, 5460)],
+                vec![(5461, 10922)],
+                vec![(10923, 16383)]
+            ])
+        );
         for n in [1, 2, 5, 7, 16, 1000] {
             assert!(SlotMap::even(n).is_ok(), "{n}");
         }
@@ -223,6 +234,9 @@ mod tests {
                      6ec2 127.0.0.1:30004@40004 slave e7d1 0 0 1 connected\n";
         assert_eq!(SlotMap::from_cluster_nodes(nodes).map(|m| m.len()), Ok(3));
         let json = r#"[{"slots":[0,8191],"nodes":[]},{"slots":[8192,16383],"nodes":[]}]"#;
-        assert_eq!(SlotMap::from_cluster_nodes(json).map(|m| m.owner(9000)), Ok(1));
+        assert_eq!(
+            SlotMap::from_cluster_nodes(json).map(|m| m.owner(9000)),
+            Ok(1)
+        );
     }
 }
