@@ -207,12 +207,12 @@ pub fn run_split(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ConvertSummary, ConvertError> {
     use sha2::Digest;
-    std::fs::create_dir_all(dir)?;
+    let staging = Staging::new(dir)?;
     let names: Vec<String> = (0..slots.len()).map(|i| format!("shard-{i}.rdb")).collect();
     let outs = names
         .iter()
         .map(|n| {
-            AtomicFile::create(&dir.join(n)).map(|f| Hashing {
+            AtomicFile::create(&staging.path.join(n)).map(|f| Hashing {
                 inner: f,
                 hasher: sha2::Sha256::new(),
             })
@@ -252,7 +252,7 @@ pub fn run_split(
         "rdb_version": opts.target.version.number,
         "shards": shards,
     });
-    let mut manifest_file = AtomicFile::create(&dir.join("manifest.json"))?;
+    let mut manifest_file = AtomicFile::create(&staging.path.join("manifest.json"))?;
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)?;
     manifest_file.write_all(text.as_bytes())?;
     manifest_file.write_all(b"\n")?;
@@ -260,6 +260,7 @@ pub fn run_split(
         f.commit()?;
     }
     manifest_file.commit()?;
+    staging.commit()?;
     side.commit()?;
     Ok(summary)
 }
@@ -284,4 +285,60 @@ pub fn ctime_ms(data: &[u8]) -> Option<i64> {
         }
     }
     None
+}
+
+/// A directory built beside its destination and renamed into place whole, so the shard
+/// files and their manifest appear together, and never mix with an earlier run's.
+struct Staging {
+    path: std::path::PathBuf,
+    dest: std::path::PathBuf,
+    done: bool,
+}
+
+impl Staging {
+    fn new(dest: &Path) -> std::io::Result<Staging> {
+        if let Ok(mut entries) = std::fs::read_dir(dest) {
+            if entries.next().is_some() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the directory is not empty: shards are written only into a new or empty \
+                     directory, so that no file of an earlier split remains",
+                ));
+            }
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "shards".into());
+        std::fs::create_dir_all(&parent)?;
+        let path = parent.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
+        std::fs::create_dir(&path)?;
+        Ok(Staging {
+            path,
+            dest: dest.to_path_buf(),
+            done: false,
+        })
+    }
+
+    fn commit(mut self) -> std::io::Result<()> {
+        if self.dest.is_dir() {
+            // Checked empty above; remove_dir fails if anything appeared since.
+            std::fs::remove_dir(&self.dest)?;
+        }
+        std::fs::rename(&self.path, &self.dest)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }

@@ -30,6 +30,9 @@ use rdb_parser::ParserBuilder;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Worker threads (default: one per core). 1 runs everything in sequence.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -291,6 +294,7 @@ enum Modules {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Dbs {
     Keep,
+    #[value(name = "merge-into-0")]
     MergeInto0,
     DropOthers,
 }
@@ -656,6 +660,15 @@ fn io_context(e: std::io::Error, path: &Path) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+        {
+            eprintln!("rdbkit: error: --threads {n}: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`rdbkit export ... | head`) is not an error.

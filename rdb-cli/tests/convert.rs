@@ -550,3 +550,56 @@ fn merging_dbs_refuses_a_key_present_in_two() {
         "{err}"
     );
 }
+
+#[test]
+fn shards_go_only_into_a_new_or_empty_directory() {
+    let dir = temp_dir("split-dir");
+    let out = dir.join("shards");
+    let src = fixtures_dir().join("redis-6.2/big.rdb");
+    let split = |n: &str| {
+        rdbkit()
+            .args(["convert"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .args([
+                "--target",
+                "redis-7.0",
+                "--dbs",
+                "merge-into-0",
+                "--shards",
+                n,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(split("3").status.code(), Some(0));
+    let listing = || {
+        let mut v: Vec<_> = std::fs::read_dir(&out)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = listing();
+    assert_eq!(first.len(), 4, "{first:?}");
+    let again = split("2");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    assert_eq!(listing(), first, "the earlier split is untouched");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from("shards")],
+        "no staging directory left"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

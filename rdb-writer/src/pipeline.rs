@@ -84,7 +84,8 @@ pub fn checked<T, E>(
 where
     E: From<rdb_parser::Error>,
 {
-    if !builder.verifies_checksum() {
+    // One thread allowed (`--threads 1`): let the parser check it in sequence.
+    if !builder.verifies_checksum() || rayon::current_num_threads() <= 1 {
         return f(builder);
     }
     let mut unchecked = builder.clone();

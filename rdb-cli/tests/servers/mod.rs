@@ -438,7 +438,11 @@ pub fn free_cluster_port() -> std::io::Result<u16> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let seed = u64::from(std::process::id())
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(u64::try_from(now_ms()).unwrap_or(0).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+        .wrapping_add(
+            u64::try_from(now_ms())
+                .unwrap_or(0)
+                .wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        );
     let mut last = None;
     for _ in 0..200 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed) as u64;
