@@ -26,12 +26,15 @@ pub fn jsonl(
     out: &mut dyn Write,
     progress: impl FnMut(u64),
 ) -> Result<ExportSummary, Failure> {
-    rdb_writer::pipeline::checked(data, parser, |p| jsonl_unchecked(data, p, out, progress))
+    rdb_writer::pipeline::checked(data, parser, |p, eof| {
+        jsonl_unchecked(data, p, eof, out, progress)
+    })
 }
 
 fn jsonl_unchecked<'data>(
     data: &'data [u8],
     parser: &ParserBuilder,
+    eof_seen: &rdb_writer::pipeline::EofSeen,
     out: &mut dyn Write,
     mut progress: impl FnMut(u64),
 ) -> Result<ExportSummary, Failure> {
@@ -82,9 +85,11 @@ fn jsonl_unchecked<'data>(
             }
         }
         match item {
-            Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } | Item::Eof(_) => {
-                return Ok(())
+            Item::Eof(eof) => {
+                eof_seen.set(eof);
+                return Ok(());
             }
+            Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } => return Ok(()),
             Item::Aux(aux) => {
                 line.extend_from_slice(b"{\"kind\":\"aux\",\"key\":");
                 json::bytes(&mut line, &aux.key);

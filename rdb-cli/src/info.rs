@@ -38,8 +38,9 @@ pub fn collect(
     parser: &ParserBuilder,
     progress: impl FnMut(u64),
 ) -> Result<Info, Failure> {
-    let mut info =
-        rdb_writer::pipeline::checked(data, parser, |p| collect_unchecked(data, p, progress))?;
+    let mut info = rdb_writer::pipeline::checked(data, parser, |p, eof| {
+        collect_unchecked(data, p, eof, progress)
+    })?;
     if parser.verifies_checksum() {
         // The other thread verified it; say so as the sequential pass would.
         info.checksum = info.checksum.replace("not checked", "ok");
@@ -50,6 +51,7 @@ pub fn collect(
 fn collect_unchecked(
     data: &[u8],
     parser: &ParserBuilder,
+    eof_seen: &rdb_writer::pipeline::EofSeen,
     mut progress: impl FnMut(u64),
 ) -> Result<Info, Failure> {
     let mut info = Info {
@@ -85,6 +87,7 @@ fn collect_unchecked(
                 progress(e.offset);
             }
             Item::Eof(eof) => {
+                eof_seen.set(eof);
                 info.checksum = match eof.checksum {
                     Checksum::Verified(c) => format!("ok ({c:016x})"),
                     Checksum::Disabled => "disabled (written as 0)".into(),

@@ -603,3 +603,131 @@ fn shards_go_only_into_a_new_or_empty_directory() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn run(
+    data: &[u8],
+    opts: &ConvertOptions,
+    parser: &ParserBuilder,
+) -> Result<(Vec<u8>, rdb_writer::convert::ConvertSummary), String> {
+    convert(data, parser, opts, Vec::new(), &mut |_| Ok(()), &mut |_| {}).map_err(|e| e.to_string())
+}
+
+/// Bytes appended after a wrong trailer must not let the fast checksum path accept it.
+#[test]
+fn a_wrong_checksum_is_caught_even_with_trailing_bytes() {
+    let mut data = std::fs::read(fixtures_dir().join("redis-7.4/types.rdb")).unwrap_or_default();
+    let i = data
+        .windows(5)
+        .position(|w| w == b"hello")
+        .unwrap_or_else(|| panic!("fixture has hello"));
+    data[i] = b'J';
+    data.extend_from_slice(&[0; 8]);
+    let err = run(&data, &lossy_options(12), &ParserBuilder::new())
+        .err()
+        .unwrap_or_default();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(export(&data).is_err());
+}
+
+/// A filter that empties a high database must not leave its SELECTDB for a target with
+/// fewer databases; without a filter, such a database is refused.
+#[test]
+fn databases_a_filter_empties_are_not_written() {
+    let mut w = rdb_writer::Writer::new(Vec::new(), rdb_parser::Version::redis(9))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (db, key) in [(0u64, &b"app:1"[..]), (20, b"other")] {
+        let _ = w.select_db(db);
+        let _ = w.key_value(
+            0,
+            key,
+            &rdb_writer::value::string(b"v", rdb_writer::Compression::None),
+        );
+    }
+    let data = w.finish().unwrap_or_else(|e| panic!("{e}"));
+    let mut opts = ConvertOptions::new(
+        TargetProfile::named("redis-6.2")
+            .cloned()
+            .unwrap_or_else(|| panic!()),
+    );
+    assert!(run(&data, &opts, &ParserBuilder::new())
+        .err()
+        .unwrap_or_default()
+        .contains("database 20"));
+    opts.filter.dbs = Some([0].into_iter().collect());
+    let (out, s) = run(&data, &opts, &ParserBuilder::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((s.keys_written, s.keys_filtered), (1, 1));
+    assert!(
+        !out.windows(2).any(|w| w == [0xFE, 20]),
+        "no SELECTDB 20 in the output"
+    );
+}
+
+/// Empty collections (read only on request) are dropped and reported, never written.
+#[test]
+fn empty_collections_are_dropped_and_reported() {
+    let Some(dir) = common::peers_dir() else {
+        return;
+    };
+    let data = std::fs::read(dir.join("redis-redis/corrupt_empty_keys.rdb")).unwrap_or_default();
+    let mut parser = ParserBuilder::new();
+    parser.allow_empty_keys(true);
+    let mut dropped = 0;
+    let (out, s) = convert(
+        &data,
+        &parser,
+        &lossy_options(9),
+        Vec::new(),
+        &mut |l| {
+            dropped += u64::from(l.action == "dropped");
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((s.keys_dropped, dropped, s.keys_written), (9, 9, 0));
+    assert!(keys(&export(&out).unwrap_or_default()).is_empty());
+}
+
+/// With checksums off, a corrupt value is not copied under a fresh, valid checksum.
+#[test]
+fn values_are_validated_when_no_checksum_vouches_for_them() {
+    let mut data = std::fs::read(fixtures_dir().join("redis-6.2/types.rdb")).unwrap_or_default();
+    let n = data.len();
+    data[n - 8..].fill(0);
+    assert!(
+        run(&data, &lossy_options(9), &ParserBuilder::new()).is_ok(),
+        "intact with checksum off"
+    );
+    // Damage a listpack/ziplist end marker inside some value: find a blob ending FF and
+    // flip it, then expect an error naming a key rather than a written file.
+    let mut damaged = data.clone();
+    let mut found = false;
+    for item in rdb_parser::ParserBuilder::new()
+        .verify_checksum(false)
+        .parse(&data)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Item::Key(e) = item {
+            if e.value.encoding_name() == "ziplist"
+                && e.raw_value.last() == Some(&0xFF)
+                && e.raw_value.first().is_some_and(|b| b >> 6 == 0)
+            {
+                let end = (e.offset as usize..data.len())
+                    .find(|&i| data[i..].starts_with(e.raw_value))
+                    .map(|i| i + e.raw_value.len() - 1);
+                if let Some(at) = end {
+                    damaged[at] = 0x00;
+                    found = true;
+                    break;
+                }
+            }
+        }
+    }
+    assert!(found, "fixture has an uncompressed ziplist");
+    let err = run(&damaged, &lossy_options(9), &ParserBuilder::new())
+        .err()
+        .unwrap_or_default();
+    assert!(err.contains("in key \""), "{err}");
+}

@@ -65,6 +65,8 @@ impl ParserBuilder {
             verify_checksum: self.verify_checksum,
             allow_empty_keys: self.allow_empty_keys,
             state: State::Header,
+            meta: KeyMeta::default(),
+            item_start: 0,
         })
     }
 }
@@ -220,6 +222,10 @@ pub struct Entry<'data> {
     pub raw_value: &'data [u8],
     /// Offset of the entry's first byte (its first opcode, or its type byte).
     pub offset: u64,
+    /// Whether the bytes from `offset` include the key's EXPIRETIME/IDLE/FREQ opcodes;
+    /// false when other items came between them and the type byte, so copying the key
+    /// means writing those opcodes anew.
+    pub opcodes_in_span: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,15 +245,19 @@ pub struct Parser<'data> {
     verify_checksum: bool,
     allow_empty_keys: bool,
     state: State,
+    meta: KeyMeta,
+    item_start: usize,
 }
 
 /// Per-key opcodes seen before the type byte.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct KeyMeta {
     expire_ms: Option<i64>,
     idle_s: Option<u64>,
     freq: Option<u8>,
     start: Option<usize>,
+    /// Another item (an AUX, say) came between these opcodes and the key's type byte.
+    interrupted: bool,
 }
 
 impl<'data> Parser<'data> {
@@ -265,6 +275,13 @@ impl<'data> Parser<'data> {
         (self.data.len() - self.rest.len()) as u64
     }
 
+    /// Where the bytes of the item last returned begin: its opcode, or for a key its first
+    /// opcode (EXPIRETIME_MS, IDLE, FREQ) when those directly precede it, else its type
+    /// byte. Up to [`Parser::offset`], that span copies the item on its own.
+    pub fn item_start(&self) -> u64 {
+        self.item_start as u64
+    }
+
     /// The whole input.
     pub fn data(&self) -> &'data [u8] {
         self.data
@@ -275,7 +292,9 @@ impl<'data> Parser<'data> {
     }
 
     fn next_item(&mut self) -> Result<Item<'data>, Error> {
-        let mut meta = KeyMeta::default();
+        // Opcodes before a key may be split from it by other items (a loader accepts them
+        // in any order), so what they set waits in `self.meta` for the key.
+        let mut meta = std::mem::take(&mut self.meta);
         loop {
             let at = self.rest;
             let pos = self.data.len() - at.len();
@@ -328,7 +347,13 @@ impl<'data> Parser<'data> {
                     slot_import(rest).map(|(r, it)| (r, Some(Item::SlotImport(it))))
                 }
                 type_byte => {
-                    let start = meta.start.unwrap_or(pos);
+                    // A key's own bytes start at its first opcode, unless another item
+                    // came between them; then only from its type byte.
+                    let start = match meta.start {
+                        Some(s) if !meta.interrupted => s,
+                        _ => pos,
+                    };
+                    self.item_start = start;
                     return self.entry(type_byte, rest, meta, start).map(Item::Key);
                 }
             };
@@ -336,6 +361,11 @@ impl<'data> Parser<'data> {
                 Ok((r, item)) => {
                     self.rest = r;
                     if let Some(item) = item {
+                        self.item_start = pos;
+                        if meta.start.is_some() {
+                            meta.interrupted = true;
+                            self.meta = meta;
+                        }
                         return Ok(item);
                     }
                 }
@@ -387,10 +417,12 @@ impl<'data> Parser<'data> {
             raw_key,
             raw_value,
             offset: start as u64,
+            opcodes_in_span: meta.start.is_none() || !meta.interrupted,
         })
     }
 
     fn eof(&mut self, pos: usize, rest: &'data [u8]) -> Result<Item<'data>, Error> {
+        self.item_start = pos;
         let mut trailing = rest;
         let checksum = if self.version.has_checksum() {
             let (r, stored) = u64_le(rest).map_err(|_| {

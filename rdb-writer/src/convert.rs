@@ -335,9 +335,20 @@ pub fn convert_split<W: Write>(
         index: 0,
         conflict: ConflictPolicy::Error,
         last_owner: None,
+        validate: !crc_vouches(data, parser),
     };
-    pipeline::checked(data, parser, |p| {
-        run_input(data, p, opts, slots, &mut outputs, &role, on_loss, progress)
+    pipeline::checked(data, parser, |p, eof| {
+        run_input(
+            data,
+            p,
+            opts,
+            slots,
+            &mut outputs,
+            &role,
+            eof,
+            on_loss,
+            progress,
+        )
     })?;
     outputs.finish()
 }
@@ -390,9 +401,20 @@ pub fn merge<W: Write>(
             index,
             conflict,
             last_owner: last_owner.as_ref(),
+            validate: !crc_vouches(data, parser),
         };
-        pipeline::checked(data, parser, |p| {
-            run_input(data, p, opts, None, &mut outputs, &role, on_loss, progress)
+        pipeline::checked(data, parser, |p, eof| {
+            run_input(
+                data,
+                p,
+                opts,
+                None,
+                &mut outputs,
+                &role,
+                eof,
+                on_loss,
+                progress,
+            )
         })?;
     }
     let (mut outs, summary) = outputs.finish()?;
@@ -459,6 +481,8 @@ struct InputRole<'a> {
     conflict: ConflictPolicy,
     /// For [`ConflictPolicy::Last`]: the input holding each key's last copy.
     last_owner: Option<&'a HashMap<(u64, Vec<u8>), usize>>,
+    /// Decode every value before copying it: no checksum vouches for the bytes.
+    validate: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -469,6 +493,7 @@ fn run_input<'data, W: Write>(
     slots: Option<&SlotMap>,
     outputs: &mut Outputs<W>,
     role: &InputRole<'_>,
+    eof_seen: &pipeline::EofSeen,
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), ConvertError> {
@@ -482,7 +507,9 @@ fn run_input<'data, W: Write>(
         seen: merged_keys,
         functions_seen,
     } = outputs;
-    let as_stored = role.as_stored;
+    // Filters may empty a database: then SELECTDB is written only before surviving keys.
+    let as_stored = role.as_stored && opts.filter.is_pass_all();
+    let validate = role.validate;
     let mut db: u64 = 0;
     let filter_all = opts.filter.is_pass_all();
 
@@ -495,6 +522,12 @@ fn run_input<'data, W: Write>(
         }
         if opts.output_db(entry.db).is_none() {
             return Ok((s, Some(KeyOutcome::DbDropped)));
+        }
+        if validate {
+            entry
+                .value
+                .decode_all()
+                .map_err(|e| ConvertError::Parse(e.in_key(entry.db, &entry.key)))?;
         }
         let mut losses = Vec::new();
         let mut delta = ConvertSummary::default();
@@ -528,7 +561,8 @@ fn run_input<'data, W: Write>(
             writers.iter_mut().try_for_each(|w| w.raw(bytes))
         };
         match s.item {
-            Item::Header(_) | Item::Eof(_) => {}
+            Item::Header(_) => {}
+            Item::Eof(eof) => eof_seen.set(eof),
             Item::Aux(_) | Item::ModuleAux(_) if !role.file_level => {}
             Item::Aux(_) => all(writers, span)?,
             Item::ModuleAux(m) => match opts.keep_modules() {
@@ -608,6 +642,15 @@ fn run_input<'data, W: Write>(
             Item::SelectDb(n) => {
                 db = n;
                 if as_stored {
+                    if let Some(max) = target.databases.filter(|&max| n >= max) {
+                        return Err(unrepresentable(
+                            Some(n),
+                            None,
+                            start,
+                            format!("database {n}, and {} keeps databases 0 to {}", target.name, max - 1),
+                            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
+                        ));
+                    }
                     all(writers, span)?;
                 }
             }
@@ -737,19 +780,14 @@ fn run_input<'data, W: Write>(
                 match step.encoded {
                     Encoded::Same => {
                         summary.passed_through += 1;
+                        if !entry.opcodes_in_span {
+                            write_key_opcodes(w, &entry)?;
+                        }
                         w.raw(span)?;
                     }
                     Encoded::New(type_id, bytes) => {
                         summary.transcoded += 1;
-                        if let Some(t) = entry.expire_ms {
-                            w.expire_ms(t)?;
-                        }
-                        if let Some(s) = entry.idle_s {
-                            w.idle(s)?;
-                        }
-                        if let Some(f) = entry.freq {
-                            w.freq(f)?;
-                        }
+                        write_key_opcodes(w, &entry)?;
                         let mut head = Vec::with_capacity(entry.raw_key.len() + 1);
                         head.push(type_id);
                         head.extend_from_slice(entry.raw_key);
@@ -765,6 +803,29 @@ fn run_input<'data, W: Write>(
         Ok(())
     };
     pipeline::ordered(items, work, sink)
+}
+
+/// Whether the input's CRC64 will be verified, so values may be copied without decoding.
+fn crc_vouches(data: &[u8], parser: &ParserBuilder) -> bool {
+    parser.verifies_checksum()
+        && rdb_parser::header(data).is_ok_and(|v| v.has_checksum())
+        && data
+            .get(data.len().saturating_sub(8)..)
+            .is_some_and(|t| t.iter().any(|&b| b != 0))
+}
+
+/// A key's expiry, LRU idle time and LFU counter, written before its type byte.
+fn write_key_opcodes<W: Write>(w: &mut crate::Writer<W>, entry: &Entry<'_>) -> io::Result<()> {
+    if let Some(t) = entry.expire_ms {
+        w.expire_ms(t)?;
+    }
+    if let Some(s) = entry.idle_s {
+        w.idle(s)?;
+    }
+    if let Some(f) = entry.freq {
+        w.freq(f)?;
+    }
+    Ok(())
 }
 
 fn unrepresentable(
@@ -805,6 +866,14 @@ fn encode_entry(
     };
     let in_key = |e: rdb_parser::Error| ConvertError::Parse(e.in_key(entry.db, &entry.key));
     let c = opts.compression;
+    if entry.value.is_empty_collection() {
+        // Read only with --allow-empty-keys: no server writes these, 7.0+ skip them on
+        // load and 6.x refuse or crash on them.
+        return Ok(Encoded::Dropped(format!(
+            "an empty {}: servers skip or refuse such keys",
+            entry.value.type_name()
+        )));
+    }
     Ok(match &entry.value {
         Value::Module(m) => match opts.keep_modules() {
             Some(true) => Encoded::Same,

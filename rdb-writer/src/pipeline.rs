@@ -57,10 +57,9 @@ fn next_batch<'data>(
     let mut batch = Vec::new();
     let mut bytes = 0;
     while bytes < BATCH_BYTES && batch.len() < BATCH_ITEMS {
-        let start = parser.offset();
         let Some(item) = parser.next() else { break };
         let item = item?;
-        let end = parser.offset();
+        let (start, end) = (parser.item_start(), parser.offset());
         let span = data.get(start as usize..end as usize).unwrap_or(&[]);
         bytes += span.len();
         batch.push(Spanned {
@@ -72,49 +71,58 @@ fn next_batch<'data>(
     Ok(batch)
 }
 
-/// Runs `f` with a parser that leaves the CRC64 to another thread, which checks it over the
-/// whole file meanwhile (it is a sequential 1.4 GB/s pass otherwise). The speculative check
-/// assumes the trailer ends the file; if it does not match (bytes after the trailer, or a
-/// real mismatch), the parser's own exact check decides.
+/// The EOF a pass saw, reported by the caller of [`checked`].
+#[derive(Debug, Default)]
+pub struct EofSeen(std::cell::Cell<Option<rdb_parser::Eof>>);
+
+impl EofSeen {
+    pub fn set(&self, eof: rdb_parser::Eof) {
+        self.0.set(Some(eof));
+    }
+}
+
+/// Runs `f` with a parser that leaves the CRC64 to another thread, which checksums the
+/// file meanwhile (it is a sequential 1.4 GB/s pass otherwise). `f` reports the EOF it
+/// reached; the other thread's result counts only when that EOF's trailer is the last 8
+/// bytes of the file. Otherwise (bytes after the trailer, a trailer of 0) the parser's
+/// own exact check decides.
 pub fn checked<T, E>(
     data: &[u8],
     builder: &ParserBuilder,
-    f: impl FnOnce(&ParserBuilder) -> Result<T, E>,
+    f: impl FnOnce(&ParserBuilder, &EofSeen) -> Result<T, E>,
 ) -> Result<T, E>
 where
     E: From<rdb_parser::Error>,
 {
+    let seen = EofSeen::default();
     // One thread allowed (`--threads 1`): let the parser check it in sequence.
     if !builder.verifies_checksum() || rayon::current_num_threads() <= 1 {
-        return f(builder);
+        return f(builder, &seen);
     }
     let mut unchecked = builder.clone();
     unchecked.verify_checksum(false);
     std::thread::scope(|scope| {
-        let crc = scope.spawn(|| trailer_matches(data));
-        let value = f(&unchecked)?;
-        if !crc.join().unwrap_or(false) {
+        let prefix_crc = scope.spawn(|| {
+            let covered = data.len().checked_sub(8)?;
+            Some(crc64::crc64(0, data.get(..covered)?))
+        });
+        let value = f(&unchecked, &seen)?;
+        let prefix_crc = prefix_crc.join().ok().flatten();
+        let vouched = seen.0.get().is_some_and(|eof| match eof.checksum {
+            rdb_parser::Checksum::Unchecked(stored) => {
+                eof.trailing == 0
+                    && eof.offset + 9 == data.len() as u64
+                    && prefix_crc == Some(stored)
+            }
+            rdb_parser::Checksum::Absent | rdb_parser::Checksum::Verified(_) => true,
+            // A trailer of 0 (checksums off) is read at the parser's EOF: exact.
+            rdb_parser::Checksum::Disabled => true,
+        });
+        if !vouched {
             for item in builder.parse(data)? {
                 item?;
             }
         }
         Ok(value)
     })
-}
-
-/// True when the file has no checksum, a disabled one, or a trailer at its very end that
-/// matches the bytes before it.
-fn trailer_matches(data: &[u8]) -> bool {
-    let Ok(version) = rdb_parser::header(data) else {
-        return false;
-    };
-    if !version.has_checksum() {
-        return true;
-    }
-    let Some(split) = data.len().checked_sub(8) else {
-        return false;
-    };
-    let (covered, trailer) = data.split_at(split);
-    let stored = u64::from_le_bytes(trailer.try_into().unwrap_or([0xFF; 8]));
-    stored == 0 || crc64::crc64(0, covered) == stored
 }

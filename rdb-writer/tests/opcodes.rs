@@ -233,3 +233,69 @@ fn versions_beyond_the_known_ones_are_refused_clearly() {
         assert!(err.to_string().contains("at byte"), "{err}");
     }
 }
+
+/// An AUX between a key's EXPIRETIME_MS and its type byte: the expiry stays with that key,
+/// and copying the AUX (to every shard of a split) does not carry the expiry along.
+#[test]
+fn key_opcodes_survive_an_item_in_between() {
+    use rdb_writer::convert::convert_split;
+    use rdb_writer::slot::SlotMap;
+    let t = 4_102_444_800_000i64;
+    let data = file(Version::redis(9), |w| {
+        let _ = w.select_db(0);
+        let _ = w.expire_ms(t);
+        let _ = w.aux(b"note", b"x");
+        for k in [&b"k1"[..], b"k2"] {
+            let mut e = vec![type_id::STRING];
+            encode::raw_string(&mut e, k);
+            encode::raw_string(&mut e, b"v");
+            raw(w, &e);
+        }
+    });
+    let expiries = |d: &[u8]| -> Vec<(Vec<u8>, Option<i64>)> {
+        items(d)
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Key(e) => Some((e.key.to_vec(), e.expire_ms)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        expiries(&data),
+        vec![(b"k1".to_vec(), Some(t)), (b"k2".to_vec(), None)]
+    );
+    let map = SlotMap::parse("0-8191,8192-16383").unwrap_or_else(|e| panic!("{e}"));
+    let opts = ConvertOptions::new(
+        TargetProfile::named("redis-6.2")
+            .cloned()
+            .unwrap_or_else(|| panic!()),
+    );
+    let (shards, _) = convert_split(
+        &data,
+        &Default::default(),
+        &opts,
+        vec![Vec::new(), Vec::new()],
+        Some(&map),
+        &mut |_| Ok(()),
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut all: Vec<_> = shards.iter().flat_map(|s| expiries(s)).collect();
+    all.sort();
+    assert_eq!(all, vec![(b"k1".to_vec(), Some(t)), (b"k2".to_vec(), None)]);
+    // And a plain conversion keeps it too.
+    let (out, _) = convert(
+        &data,
+        &Default::default(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        expiries(&out),
+        vec![(b"k1".to_vec(), Some(t)), (b"k2".to_vec(), None)]
+    );
+}
