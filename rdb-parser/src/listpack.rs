@@ -72,6 +72,43 @@ pub(crate) struct ListpackIter<'a> {
     done: bool,
 }
 
+/// Where a walk over a listpack stands, so it can continue over a buffer it cannot
+/// borrow for long (a decompressed quicklist node held by the caller).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListpackCursor {
+    pos: usize,
+    seen: usize,
+    declared: u16,
+    done: bool,
+}
+
+impl ListpackCursor {
+    /// Validates the header of `blob` and points at its first entry.
+    pub(crate) fn start(blob: &[u8]) -> Result<Self, Fail> {
+        let lp = Listpack::new(blob)?;
+        Ok(ListpackCursor {
+            pos: HEADER,
+            seen: 0,
+            declared: lp.declared,
+            done: false,
+        })
+    }
+
+    /// The entry at the cursor in `blob` (the same blob `start` saw), copied out.
+    pub(crate) fn next_owned(&mut self, blob: &[u8]) -> Option<Result<Element<'static>, Fail>> {
+        let mut it = ListpackIter {
+            rest: blob.get(self.pos..).unwrap_or(&[]),
+            seen: self.seen,
+            declared: self.declared,
+            done: self.done,
+        };
+        let item = it.next().map(|r| r.map(Element::into_owned));
+        self.pos = blob.len() - it.rest.len();
+        (self.seen, self.done) = (it.seen, it.done);
+        item
+    }
+}
+
 impl<'a> ListpackIter<'a> {
     /// The next entry, with an error if the listpack ends first (for fixed-shape records
     /// such as stream entries).

@@ -354,7 +354,8 @@ pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry
             "negative count in master entry",
         ));
     }
-    let mut master_fields = Vec::with_capacity((n_master as usize).min(lp.len()));
+    // Counts come from the file: reserve little, let the vectors grow with what decodes.
+    let mut master_fields = Vec::with_capacity((n_master as usize).min(64));
     for _ in 0..n_master {
         master_fields.push(it.expect("stream node")?);
     }
@@ -365,7 +366,7 @@ pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry
             "master entry is not terminated by 0",
         ));
     }
-    let mut out = Vec::with_capacity((live as usize).min(lp.len()));
+    let mut out = Vec::with_capacity((live as usize).min(128));
     let mut seen = 0i64;
     while let Some(flags) = it.next() {
         let at = it.position();

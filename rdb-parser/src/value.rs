@@ -26,11 +26,11 @@ use crate::error::{Error, ErrorKind, Fail, PResult};
 use crate::format::{quicklist_container, Version};
 use crate::input::{ascii_double, binary_double, count, fail, len, ms_time, string};
 use crate::intset::{Intset, IntsetIter};
-use crate::listpack::{Listpack, ListpackIter};
+use crate::listpack::{Listpack, ListpackCursor, ListpackIter};
 use crate::module::Module;
 use crate::stream::Stream;
 use crate::string::RdbString;
-use crate::ziplist::{Ziplist, ZiplistIter};
+use crate::ziplist::{Ziplist, ZiplistCursor, ZiplistIter};
 use crate::zipmap::{Zipmap, ZipmapIter};
 
 /// A decoded value of any type.
@@ -598,7 +598,10 @@ enum NodeIter<'a> {
     None,
     Ziplist(ZiplistIter<'a>),
     Listpack(ListpackIter<'a>),
-    Owned(std::vec::IntoIter<Element<'static>>),
+    /// A compressed node, decompressed into `buf` and walked one element at a time, so
+    /// memory holds the node but never a copy of all its elements.
+    OwnedListpack(Vec<u8>, ListpackCursor),
+    OwnedZiplist(Vec<u8>, ZiplistCursor),
     Plain(Option<Element<'a>>),
 }
 
@@ -609,7 +612,8 @@ impl<'a> QuicklistIter<'a> {
                 NodeIter::None => None,
                 NodeIter::Ziplist(it) => it.next(),
                 NodeIter::Listpack(it) => it.next(),
-                NodeIter::Owned(it) => it.next().map(Ok),
+                NodeIter::OwnedListpack(buf, cur) => cur.next_owned(buf),
+                NodeIter::OwnedZiplist(buf, cur) => cur.next_owned(buf),
                 NodeIter::Plain(e) => e.take().map(Ok),
             };
             if let Some(item) = item {
@@ -648,20 +652,15 @@ impl<'a> QuicklistIter<'a> {
             (_, RdbString::Raw(b)) if self.v2 => NodeIter::Listpack(Listpack::new(b)?.iter()),
             (_, RdbString::Raw(b)) => NodeIter::Ziplist(Ziplist::new(b)?.iter()),
             (_, other) => {
-                // A compressed node: its elements cannot borrow from the file, so copy them.
-                let bytes = other.decode()?;
-                let owned: Result<Vec<Element<'static>>, Fail> = if self.v2 {
-                    Listpack::new(&bytes)?
-                        .iter()
-                        .map(|e| e.map(Element::into_owned))
-                        .collect()
+                // A compressed node: its elements cannot borrow from the file.
+                let buf = other.decode()?.into_owned();
+                if self.v2 {
+                    let cur = ListpackCursor::start(&buf)?;
+                    NodeIter::OwnedListpack(buf, cur)
                 } else {
-                    Ziplist::new(&bytes)?
-                        .iter()
-                        .map(|e| e.map(Element::into_owned))
-                        .collect()
-                };
-                NodeIter::Owned(owned?.into_iter())
+                    let cur = ZiplistCursor::start(&buf)?;
+                    NodeIter::OwnedZiplist(buf, cur)
+                }
             }
         };
         Ok(())

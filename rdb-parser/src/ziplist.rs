@@ -82,6 +82,43 @@ pub(crate) struct ZiplistIter<'a> {
     done: bool,
 }
 
+/// Where a walk over a ziplist stands (see `ListpackCursor`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ZiplistCursor {
+    pos: usize,
+    prev_len: usize,
+    seen: usize,
+    declared: u16,
+    done: bool,
+}
+
+impl ZiplistCursor {
+    pub(crate) fn start(blob: &[u8]) -> Result<Self, Fail> {
+        let zl = Ziplist::new(blob)?;
+        Ok(ZiplistCursor {
+            pos: HEADER,
+            prev_len: 0,
+            seen: 0,
+            declared: zl.declared,
+            done: false,
+        })
+    }
+
+    pub(crate) fn next_owned(&mut self, blob: &[u8]) -> Option<Result<Element<'static>, Fail>> {
+        let mut it = ZiplistIter {
+            rest: blob.get(self.pos..).unwrap_or(&[]),
+            prev_len: self.prev_len,
+            seen: self.seen,
+            declared: self.declared,
+            done: self.done,
+        };
+        let item = it.next().map(|r| r.map(Element::into_owned));
+        self.pos = blob.len() - it.rest.len();
+        (self.prev_len, self.seen, self.done) = (it.prev_len, it.seen, it.done);
+        item
+    }
+}
+
 impl<'a> Iterator for ZiplistIter<'a> {
     type Item = Result<Element<'a>, Fail>;
 

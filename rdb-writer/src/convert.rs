@@ -938,12 +938,12 @@ fn encode_entry(
             }
         }
         Value::List(l) => {
-            let items: Vec<Vec<u8>> = l
-                .iter()
-                .map(|e| e.map(|e| e.to_bytes().into_owned()))
-                .collect::<Result<_, _>>()
-                .map_err(in_key)?;
-            Encoded::New(type_id::LIST_QUICKLIST, value::list_quicklist(&items, c)?)
+            // Streamed node by node: memory holds the output value, not a copy per element.
+            let mut b = value::QuicklistBuilder::new(c);
+            for e in l.iter() {
+                b.push(&e.map_err(in_key)?.to_bytes())?;
+            }
+            Encoded::New(type_id::LIST_QUICKLIST, b.finish()?)
         }
         Value::Set(s) => {
             let members: Vec<Element<'_>> = s.iter().collect::<Result<_, _>>().map_err(in_key)?;

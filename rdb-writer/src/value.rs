@@ -79,30 +79,64 @@ fn packed_node(
     Ok(())
 }
 
-/// A list as a quicklist of ziplists (type 14, Redis 3.2 - 6.2). Nodes stay under 8 KiB;
-/// a longer element gets a ziplist of its own, as those servers do.
+/// A list as type 14 (quicklist v1), built element by element: ziplist nodes of at most
+/// 8 KiB, an element too big for that alone in its node.
+#[derive(Debug)]
+pub struct QuicklistBuilder {
+    body: Vec<u8>,
+    nodes: u64,
+    node: ZiplistBuilder,
+    compression: Compression,
+}
+
+impl QuicklistBuilder {
+    pub fn new(compression: Compression) -> Self {
+        QuicklistBuilder {
+            body: Vec::new(),
+            nodes: 0,
+            node: ZiplistBuilder::new(),
+            compression,
+        }
+    }
+
+    pub fn push(&mut self, item: &[u8]) -> Result<(), Error> {
+        // The entry size is at most the element plus 5 prevlen and 5 encoding bytes.
+        if !self.node.is_empty() && self.node.size() + item.len() + 10 > LIST_NODE_MAX_BYTES {
+            self.flush()?;
+        }
+        self.node.push(item);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        let blob = std::mem::take(&mut self.node).finish()?;
+        encode::string(&mut self.body, &blob, self.compression);
+        self.nodes += 1;
+        Ok(())
+    }
+
+    /// The value bytes: node count, then the nodes.
+    pub fn finish(mut self) -> Result<Vec<u8>, Error> {
+        if !self.node.is_empty() {
+            self.flush()?;
+        }
+        let mut out = Vec::with_capacity(self.body.len() + 9);
+        encode::length(&mut out, self.nodes);
+        out.extend_from_slice(&self.body);
+        Ok(out)
+    }
+}
+
+/// A list as type 14 (quicklist v1): ziplist nodes of at most 8 KiB.
 pub fn list_quicklist<T: AsRef<[u8]>>(
     items: &[T],
     compression: Compression,
 ) -> Result<Vec<u8>, Error> {
-    let mut body = Vec::new();
-    let mut nodes = 0u64;
-    let mut node = ZiplistBuilder::new();
+    let mut b = QuicklistBuilder::new(compression);
     for item in items {
-        let item = item.as_ref();
-        // The entry size is at most the element plus 5 prevlen and 5 encoding bytes.
-        if !node.is_empty() && node.size() + item.len() + 10 > LIST_NODE_MAX_BYTES {
-            let blob = std::mem::take(&mut node).finish()?;
-            encode::string(&mut body, &blob, compression);
-            nodes += 1;
-        }
-        node.push(item);
+        b.push(item.as_ref())?;
     }
-    if !node.is_empty() {
-        encode::string(&mut body, &node.finish()?, compression);
-        nodes += 1;
-    }
-    Ok(counted(nodes, body))
+    b.finish()
 }
 
 /// A list as plain strings (type 1): every version reads it and re-packs it on load.
