@@ -27,9 +27,13 @@ struct Side {
 
 impl Side {
     fn open(files: &SideFiles<'_>) -> std::io::Result<Side> {
+        let create = |p: &Path| {
+            AtomicFile::create(p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
         Ok(Side {
-            report: files.report.map(AtomicFile::create).transpose()?,
-            functions: files.functions.map(AtomicFile::create).transpose()?,
+            report: files.report.map(create).transpose()?,
+            functions: files.functions.map(create).transpose()?,
             line: Vec::with_capacity(256),
         })
     }

@@ -61,9 +61,11 @@ fn jsonl_unchecked<'data>(
         }
     };
     let sink = |(item, formatted): (Item<'data>, Option<Vec<u8>>)| -> Result<(), Failure> {
-        // AUX fields before anything else fold into the header line.
+        // AUX fields before anything else fold into the header line; a name that is not
+        // UTF-8 gets its own `aux` line, where it stays binary-safe.
         if let (Item::Aux(aux), Some(h)) = (&item, header.as_mut()) {
-            if !header_done && h.names.insert(aux.key.to_vec()) {
+            let utf8 = std::str::from_utf8(&aux.key).is_ok();
+            if !header_done && utf8 && h.names.insert(aux.key.to_vec()) {
                 h.aux.push((aux.key.to_vec(), aux.value.to_vec()));
                 return Ok(());
             }
@@ -176,23 +178,11 @@ impl Header {
             if i > 0 {
                 line.push(b',');
             }
-            json::string(line, &escaped_name(k));
+            json::string(line, &String::from_utf8_lossy(k));
             line.push(b':');
             json::bytes(line, v);
         }
         line.extend_from_slice(b"}}");
-    }
-}
-
-/// An AUX name as a JSON object key: as is when UTF-8, `\xNN`-escaped otherwise.
-fn escaped_name(k: &[u8]) -> String {
-    match std::str::from_utf8(k) {
-        Ok(s) => s.to_owned(),
-        Err(_) => {
-            let mut s = String::new();
-            let _ = rdb_parser::error::write_escaped(&mut s, k);
-            s
-        }
     }
 }
 

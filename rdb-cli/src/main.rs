@@ -139,10 +139,10 @@ struct CommonArgs {
     /// into db 0 (an error if a key name is in two dbs), or leave them out.
     #[arg(long, value_enum, default_value_t = Dbs::Keep)]
     dbs: Dbs,
-    /// "Now" for --expired drop, TTL bounds and --field-ttls drop-expired, in Unix
-    /// milliseconds (default: the snapshot's ctime, else the clock).
-    #[arg(long, value_name = "UNIX_MS")]
-    now: Option<i64>,
+    /// "Now" for --expired drop, TTL bounds and --field-ttls drop-expired: Unix
+    /// milliseconds, or `ctime` for the moment the snapshot was taken (default: the clock).
+    #[arg(long, value_name = "UNIX_MS|ctime")]
+    now: Option<String>,
     #[command(flatten)]
     filter: FilterArgs,
     /// Write every loss as a JSON line {"db","key","action","reason"} to this file.
@@ -489,15 +489,17 @@ fn options(
     if args.no_compression {
         opts.compression = rdb_writer::Compression::None;
     }
-    opts.now_ms = args
-        .now
-        .or_else(|| rdb_cli::convert::ctime_ms(first_input))
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0)
-        });
+    opts.now_ms = match args.now.as_deref() {
+        Some("ctime") => rdb_cli::convert::ctime_ms(first_input)
+            .ok_or_else(|| usage("--now ctime: the snapshot has no ctime AUX field".into()))?,
+        Some(ms) => ms
+            .parse::<i64>()
+            .map_err(|_| usage(format!("--now {ms:?}: give Unix milliseconds or ctime")))?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    };
     opts.db_map = args.filter.db_map.iter().copied().collect();
     opts.filter = filter(&args.filter, opts.now_ms)?;
     Ok(opts)

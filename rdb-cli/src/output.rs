@@ -33,8 +33,17 @@ impl AtomicFile {
         })
     }
 
-    /// Flushes, syncs and renames the file into place.
+    /// Flushes, syncs and renames the file into place; on failure the temporary file is
+    /// removed too.
     pub fn commit(mut self) -> std::io::Result<()> {
+        let result = self.flush_sync_rename();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        result
+    }
+
+    fn flush_sync_rename(&mut self) -> std::io::Result<()> {
         if let Some(w) = self.writer.take() {
             let file = w.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
