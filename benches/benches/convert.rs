@@ -4,6 +4,7 @@
 //! convert/to_rdb9/<N>MB        RDB 11 -> RDB 9: listpacks re-packed as ziplists, quicklist v2
 //!                              as v1, set listpacks as intsets or sets, streams as v1
 //! convert/passthrough/<N>MB    RDB 11 -> RDB 11: every item copied as stored
+//! convert/split3/<N>MB         RDB 11 -> 3 cluster shards (slot routing, 3 writers)
 //! ```
 //! N = RDBKIT_BENCH_MB (default 256). Each iteration checks the number of keys written,
 //! so a conversion that skips work fails instead of looking fast.
@@ -76,6 +77,27 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let slots = rdb_writer::slot::SlotMap::even(3).unwrap_or_else(|e| panic!("{e}"));
+    let opts =
+        ConvertOptions::new(TargetProfile::for_version(11).unwrap_or_else(|| panic!("profile")));
+    let split = |data: &[u8]| {
+        let outs = vec![Vec::with_capacity(data.len() / 3 + (1 << 20)); 3];
+        let (outs, s) = rdb_writer::convert::convert_split(
+            data,
+            &ParserBuilder::new(),
+            &opts,
+            outs,
+            Some(&slots),
+            &mut |_| Ok(()),
+            &mut |_| {},
+        )
+        .unwrap_or_else(|e| panic!("split: {e}"));
+        assert_eq!(s.keys_written, snap.expected.keys, "split: keys written");
+        outs.iter().map(Vec::len).sum::<usize>()
+    };
+    group.bench_function(BenchmarkId::new("split3", format!("{mb}MB")), |b| {
+        b.iter(|| split(black_box(&snap.data)))
+    });
     group.finish();
 }
 
