@@ -248,33 +248,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 // ---------------------------------------------------------------------------------------
 // rdbkit
 
-/// The rdbkit binary under test: cargo's build, or `$RDBKIT_BIN`.
-fn rdbkit() -> PathBuf {
-    match std::env::var_os("RDBKIT_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_rdbkit")),
-    }
-}
-
-/// Whether `rdbkit convert` knows `--shards` (its help mentions it). Any failure of
-/// `rdbkit convert --help` fails the test.
-fn sharding_exists(bin: &Path) -> bool {
-    let out = Command::new(bin)
-        .args(["convert", "--help"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "`{} convert --help` failed ({}):\n{}{help}",
-        bin.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    help.contains("--shards")
-}
-
 /// One shard of `manifest.json`.
 #[derive(Debug)]
 struct Shard {
@@ -1440,16 +1413,7 @@ fn synthetic_source(all: &[Entry]) -> Result<&'static Source, String> {
 /// `$RDBKIT_SERVERS`; `None` with a message when the servers or the feature are missing.
 fn setup(names: &[&str], test: &str) -> Option<(Vec<Entry>, Vec<Entry>, PathBuf)> {
     let all = servers::manifest_all()?;
-    let bin = rdbkit();
-    if !sharding_exists(&bin) {
-        eprintln!(
-            "NOTICE {test}: `{} convert --help` does not mention --shards: slot sharding is not \
-             implemented yet; skipping (this test checks it against real cluster nodes once \
-             it exists)",
-            bin.display()
-        );
-        return None;
-    }
+    let bin = servers::rdbkit_bin();
     let allowed = servers::only(all.clone(), "RDBKIT_SERVERS");
     let mut chosen = Vec::new();
     for name in names {

@@ -150,38 +150,6 @@ fn committed_fixtures_load_identically() {
 // ---------------------------------------------------------------------------------------
 // Test B
 
-/// The rdbkit binary under test: cargo's build, or `$RDBKIT_BIN`.
-fn rdbkit() -> PathBuf {
-    match std::env::var_os("RDBKIT_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_rdbkit")),
-    }
-}
-
-/// Whether `rdbkit convert` exists. `false` only when rdbkit rejects the sub-command as
-/// unknown; any other failure of `rdbkit convert --help` fails the test.
-fn convert_exists(bin: &Path) -> bool {
-    let out = Command::new(bin)
-        .args(["convert", "--help"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    if out.status.success() {
-        return true;
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    let unknown = out.status.code() == Some(2)
-        && err.contains("convert")
-        && (err.contains("unrecognized subcommand") || err.contains("unknown"));
-    assert!(
-        unknown,
-        "`rdbkit convert --help` failed ({}):\n{err}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    false
-}
-
 /// Declared losses from a `--report` file.
 #[derive(Default)]
 struct Losses {
@@ -357,17 +325,7 @@ fn conversion_matrix() {
         return;
     };
     let manifest = servers::only(all.clone(), "RDBKIT_SERVERS");
-    let bin = rdbkit();
-    if !convert_exists(&bin) {
-        eprintln!(
-            "conversion matrix: `{} convert` does not exist yet (unknown sub-command); \
-             skipping {} servers' fixtures x {} targets",
-            bin.display(),
-            manifest.len(),
-            all.len()
-        );
-        return;
-    }
+    let bin = servers::rdbkit_bin();
     let _turn = one_at_a_time();
     let targets = servers::only(all, "RDBKIT_TARGETS");
     let mut jobs = Vec::new();

@@ -875,3 +875,11 @@ pub fn compare(want: &[Value], got: &[Value], expect: &Expect) -> Result<Compare
         Err(diffs.join("\n"))
     }
 }
+
+/// The rdbkit binary under test: cargo's build, or `$RDBKIT_BIN`.
+pub fn rdbkit_bin() -> PathBuf {
+    match std::env::var_os("RDBKIT_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_rdbkit")),
+    }
+}
