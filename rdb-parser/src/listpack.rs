@@ -112,7 +112,7 @@ impl ListpackCursor {
 impl<'a> ListpackIter<'a> {
     /// The next entry, with an error if the listpack ends first (for fixed-shape records
     /// such as stream entries).
-    pub(crate) fn expect(&mut self, what: &'static str) -> Result<Element<'a>, Fail> {
+    pub(crate) fn required(&mut self, what: &'static str) -> Result<Element<'a>, Fail> {
         let at = self.rest;
         match self.next() {
             Some(r) => r,
@@ -121,9 +121,9 @@ impl<'a> ListpackIter<'a> {
     }
 
     /// The next entry as an integer (stream metadata fields).
-    pub(crate) fn expect_int(&mut self, what: &'static str) -> Result<i64, Fail> {
+    pub(crate) fn required_int(&mut self, what: &'static str) -> Result<i64, Fail> {
         let at = self.rest;
-        self.expect(what)?
+        self.required(what)?
             .as_int()
             .ok_or_else(|| Fail::corrupt(at, what, "expected an integer entry"))
     }

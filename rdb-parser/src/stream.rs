@@ -344,9 +344,9 @@ impl<'a> Iterator for StreamEntries<'a> {
 pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry<'_>>, Fail> {
     let listpack = Listpack::new(lp)?;
     let mut it = listpack.iter();
-    let live = it.expect_int("stream node")?;
-    let deleted = it.expect_int("stream node")?;
-    let n_master = it.expect_int("stream node")?;
+    let live = it.required_int("stream node")?;
+    let deleted = it.required_int("stream node")?;
+    let n_master = it.required_int("stream node")?;
     if live < 0 || deleted < 0 || n_master < 0 {
         return Err(Fail::corrupt(
             lp,
@@ -357,9 +357,9 @@ pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry
     // Counts come from the file: reserve little, let the vectors grow with what decodes.
     let mut master_fields = Vec::with_capacity((n_master as usize).min(64));
     for _ in 0..n_master {
-        master_fields.push(it.expect("stream node")?);
+        master_fields.push(it.required("stream node")?);
     }
-    if it.expect_int("stream node")? != 0 {
+    if it.required_int("stream node")? != 0 {
         return Err(Fail::corrupt(
             it.position(),
             "stream node",
@@ -373,8 +373,8 @@ pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry
         let flags = flags?
             .as_int()
             .ok_or_else(|| Fail::corrupt(at, "stream entry", "flags are not an integer"))?;
-        let ms_delta = it.expect_int("stream entry")?;
-        let seq_delta = it.expect_int("stream entry")?;
+        let ms_delta = it.required_int("stream entry")?;
+        let seq_delta = it.required_int("stream entry")?;
         let id = StreamId {
             ms: master.ms.wrapping_add(ms_delta as u64),
             seq: master.seq.wrapping_add(seq_delta as u64),
@@ -384,20 +384,20 @@ pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry
         if flags & stream_flag::SAMEFIELDS != 0 {
             n_fields = n_master;
             for f in &master_fields {
-                fields.push((f.clone(), it.expect("stream entry")?));
+                fields.push((f.clone(), it.required("stream entry")?));
             }
         } else {
-            n_fields = it.expect_int("stream entry")?;
+            n_fields = it.required_int("stream entry")?;
             if n_fields < 0 {
                 return Err(Fail::corrupt(at, "stream entry", "negative field count"));
             }
             for _ in 0..n_fields {
-                let f = it.expect("stream entry")?;
-                let v = it.expect("stream entry")?;
+                let f = it.required("stream entry")?;
+                let v = it.required("stream entry")?;
                 fields.push((f, v));
             }
         }
-        let lp_count = it.expect_int("stream entry")?;
+        let lp_count = it.required_int("stream entry")?;
         let expected = if flags & stream_flag::SAMEFIELDS != 0 {
             n_fields + 3
         } else {

@@ -1201,8 +1201,8 @@ impl<'a> HashIter<'a> {
                     Err(f) => return Some(Err(f)),
                 };
                 Some((|| {
-                    let value = it.expect("hash")?;
-                    let ttl = it.expect_int("hash")?;
+                    let value = it.required("hash")?;
+                    let ttl = it.required_int("hash")?;
                     Ok(HashField {
                         field,
                         value,
