@@ -67,6 +67,24 @@ enum Command {
     /// Join several snapshots (e.g. a cluster's per-shard backups) into one, with the same
     /// target, filters and loss flags as convert. AUX fields come from the first file.
     Merge(Box<MergeArgs>),
+    /// Pre-flight: will a target server or service load this file? Lists what stops it
+    /// (format version, field TTLs, functions, modules, databases, oversized values,
+    /// memory) and the convert flags that deal with each. Exit 0: loads as it is; 1: not.
+    Check {
+        /// The RDB file to check.
+        file: PathBuf,
+        /// The server or service that will load it (see `rdbkit targets`).
+        #[arg(long)]
+        target: String,
+        /// The target's memory, e.g. 6GB or 13000MB, to compare with the file's size.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory: Option<u64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
     /// List the target profiles `convert` knows.
     Targets,
 }
@@ -250,6 +268,27 @@ fn parse_db_map(s: &str) -> Result<(u64, u64), String> {
     Ok((n(a)?, n(b)?))
 }
 
+/// `6GB`, `13000MB`, `512K`, `1073741824` -> bytes (binary multiples).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let t = t.strip_suffix('B').unwrap_or(&t);
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 6GB"))?;
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        other => return Err(format!("unknown unit {other:?}: use K, M, G or T")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// `90`, `90s`, `15m`, `2h`, `7d`, `500ms` -> milliseconds.
 fn parse_duration_ms(s: &str) -> Result<i64, String> {
     let s = s.trim();
@@ -429,6 +468,34 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Convert(args) => convert(&args),
         Command::Merge(args) => merge(&args),
+        Command::Check {
+            file,
+            target,
+            memory,
+            json,
+            read,
+        } => {
+            let profile = rdb_writer::TargetProfile::named(&target).ok_or_else(|| {
+                usage(format!(
+                    "unknown target {target:?}; `rdbkit targets` lists the profiles"
+                ))
+            })?;
+            let input = Input::open(&file).map_err(|e| io_context(e, &file))?;
+            let verdict = rdb_cli::check::check(input.bytes(), &read.builder(), profile, memory)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                let text = serde_json::to_string_pretty(&verdict.to_json())
+                    .map_err(|e| Failure::Io(e.into()))?;
+                writeln!(out, "{text}").map_err(Failure::Io)?;
+            } else {
+                verdict.write_text(&mut out).map_err(Failure::Io)?;
+            }
+            if verdict.loads_as_is {
+                Ok(())
+            } else {
+                Err(Failure::Refused(String::new()))
+            }
+        }
         Command::Targets => {
             let mut out = std::io::stdout().lock();
             for p in rdb_writer::PROFILES {
@@ -675,6 +742,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`rdbkit export ... | head`) is not an error.
         Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        // `check` has already said why.
+        Err(Failure::Refused(m)) if m.is_empty() => ExitCode::from(1),
         Err(e) => {
             eprintln!("rdbkit: error: {e}");
             ExitCode::from(e.exit_code())
