@@ -1,6 +1,7 @@
 //! The `rdbkit` command's library: one module per subcommand, each writing to any
 //! `Write` so tests call them without a subprocess. `main.rs` only parses arguments.
 
+pub mod azure;
 pub mod check;
 pub mod convert;
 pub mod export;

@@ -87,6 +87,12 @@ enum Command {
     },
     /// List the target profiles `convert` knows.
     Targets,
+    /// Upload snapshot(s) to Azure Blob Storage with a SAS URL: parallel, resumable block
+    /// blob (or --page-blob), per-block MD5, verified; optionally --then-import.
+    Upload(Box<rdb_cli::azure::upload::UploadArgs>),
+    /// Import uploaded blob(s) into Azure Managed Redis (--cluster) or Azure Cache for
+    /// Redis Premium (--cache) and follow the operation to its end. Deletes the cache's data.
+    Import(Box<rdb_cli::azure::import::ImportArgs>),
 }
 
 #[derive(Args)]
@@ -496,6 +502,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Err(Failure::Refused(String::new()))
             }
         }
+        Command::Upload(args) => upload(&args),
+        Command::Import(args) => import(&args),
         Command::Targets => {
             let mut out = std::io::stdout().lock();
             for p in rdb_writer::PROFILES {
@@ -654,6 +662,46 @@ fn merge(args: &MergeArgs) -> Result<(), Failure> {
     }
     rdb_cli::convert::write_summary(&mut std::io::stderr(), &summary, opts.target.name)
         .map_err(Failure::Io)
+}
+
+fn upload(args: &rdb_cli::azure::upload::UploadArgs) -> Result<(), Failure> {
+    let inputs = args
+        .files
+        .iter()
+        .map(|f| Input::open(f).map_err(|e| io_context(e, f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sources: Vec<rdb_cli::azure::upload::Source<'_>> = args
+        .files
+        .iter()
+        .zip(&inputs)
+        .map(|(path, input)| rdb_cli::azure::upload::Source {
+            path,
+            data: input.bytes(),
+            mtime_ns: std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos()),
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    rdb_cli::azure::upload::run(args, &sources, &mut out, &mut std::io::stderr()).map(drop)
+}
+
+fn import(args: &rdb_cli::azure::import::ImportArgs) -> Result<(), Failure> {
+    let inputs = args
+        .files
+        .iter()
+        .map(|f| Input::open(f).map_err(|e| io_context(e, f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let files: Vec<(&Path, &[u8])> = args
+        .files
+        .iter()
+        .zip(&inputs)
+        .map(|(p, i)| (p.as_path(), i.bytes()))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    rdb_cli::azure::import::run(args, &files, &mut out, &mut std::io::stderr())
 }
 
 fn filter(a: &FilterArgs, now_ms: i64) -> Result<rdb_writer::filter::Filter, Failure> {

@@ -1,0 +1,148 @@
+//! Getting a snapshot into Azure: `rdbkit upload` (a block or page blob through a SAS
+//! URL) and `rdbkit import` (the ARM import action of Azure Managed Redis or Azure Cache
+//! for Redis Premium, followed to its end).
+//!
+//! No secret is ever printed: SAS signatures and bearer tokens pass through
+//! [`sas::redact`] in every message, URL and error.
+
+pub mod arm;
+pub mod blob;
+pub mod http;
+pub mod import;
+pub mod sas;
+pub mod upload;
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Args;
+use rdb_parser::ParserBuilder;
+
+use crate::Failure;
+
+/// The local pre-flight shared by upload and import.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PreflightArgs {
+    /// Check each file with `rdbkit check` for this target first (e.g. azure-managed-redis,
+    /// azure-cache-premium; see `rdbkit targets`) and refuse one it will not load.
+    #[arg(long, value_name = "PROFILE")]
+    pub target: Option<String>,
+    /// Go on although the pre-flight (file check, SAS validity) found a problem.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Checks `data` (the file at `path`) against `--target`, or only reads its header when
+/// no target is given. Reports to `log`; refuses unless `--force`.
+pub fn preflight(
+    path: &Path,
+    data: &[u8],
+    args: &PreflightArgs,
+    log: &mut dyn Write,
+) -> Result<(), Failure> {
+    let name = path.display();
+    let io = Failure::Io;
+    if data.starts_with(&[0x1f, 0x8b]) {
+        // Redis Enterprise / AMR exports are gzip'd RDB; AMR imports them as they are.
+        writeln!(
+            log,
+            "{name}: gzip-compressed; the RDB inside is not checked"
+        )
+        .map_err(io)?;
+        if args
+            .target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("azure-cache-premium"))
+        {
+            return refuse_unless(args.force, format!(
+                "{name}: Azure Cache for Redis Premium does not import gzip'd (Enterprise) exports; \
+                 gunzip it first"
+            ), log);
+        }
+        return Ok(());
+    }
+    let version = match rdb_parser::header(data) {
+        Ok(v) => v,
+        Err(e) => {
+            return refuse_unless(args.force, format!("{name}: not an RDB snapshot: {e}"), log)
+        }
+    };
+    let Some(target) = args.target.as_deref() else {
+        writeln!(
+            log,
+            "{name}: {version} (no --target given: not checked against a target)"
+        )
+        .map_err(io)?;
+        return Ok(());
+    };
+    let profile = rdb_writer::TargetProfile::named(target).ok_or_else(|| {
+        Failure::Usage(format!(
+            "unknown target {target:?}; `rdbkit targets` lists the profiles"
+        ))
+    })?;
+    let verdict = crate::check::check(data, &ParserBuilder::new(), profile, None)?;
+    if verdict.loads_as_is {
+        writeln!(log, "{name}: {version}, loads on {target} as it is").map_err(io)?;
+        return Ok(());
+    }
+    write!(log, "{name}: ").map_err(io)?;
+    verdict.write_text(log).map_err(io)?;
+    refuse_unless(
+        args.force,
+        format!(
+            "{name} will not load on {target} as it is (see above); fix it with the suggested \
+                 `rdbkit convert`, or pass --force"
+        ),
+        log,
+    )
+}
+
+fn refuse_unless(force: bool, why: String, log: &mut dyn Write) -> Result<(), Failure> {
+    if force {
+        writeln!(log, "warning: {why} (going on: --force)").map_err(Failure::Io)?;
+        Ok(())
+    } else {
+        Err(Failure::Refused(why))
+    }
+}
+
+/// `8MiB`, `64K`, `4000M`, `1048576` -> bytes (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        other => return Err(format!("unknown unit {other:?}: use K, M or G")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `90`, `90s`, `15m`, `2h` -> seconds.
+pub fn parse_secs(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s or 2h"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        other => return Err(format!("unknown unit {other:?}: use s, m or h")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}

@@ -1,0 +1,599 @@
+//! `rdbkit upload FILE... --sas-url URL`: a snapshot into Azure Blob Storage as a block
+//! blob (or a page blob), resumable, verified.
+//!
+//! ```text
+//! file:  [ block 0 ][ block 1 ] ... [ block n-1 ]   block size >= ceil(size / 50,000)
+//! id(i) = base64("rdbk" + 12 hex of sha256(file identity) + 8-digit i)   (24 bytes, fixed)
+//! ```
+//! The IDs depend only on the file (name, size, mtime, block size, first and last 64 KiB),
+//! so a second run over the same file finds the blocks the first one staged
+//! (Get Block List) and sends only the others.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use clap::Args;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::blob::{Blob, BlobError, MAX_BLOCK, MAX_BLOCKS, MAX_PAGE_WRITE, PAGE};
+use super::http::Http;
+use super::import::ImportTargetArgs;
+use super::sas::{self, redact, SasUrl, Scope};
+use super::{parse_size, PreflightArgs};
+use crate::Failure;
+
+/// Default block size: big enough for few requests, small enough to retry cheaply.
+pub const DEFAULT_BLOCK: u64 = 8 << 20;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    rdbkit upload dump.rdb --sas-url 'https://acct.blob.core.windows.net/backups?sv=...&sr=c&sp=rcw&sig=...'\n  \
+    rdbkit upload shard-*.rdb --sas-url \"$CONTAINER_SAS\" --target azure-managed-redis\n  \
+    rdbkit upload dump.rdb --sas-url \"$SAS\" --then-import --subscription S --resource-group G --cluster C\n\n\
+    The SAS needs w (and c) to upload, r to resume and verify, r for the import. Quote the URL: \
+    it holds '&'. The signature (sig=) is never printed; the blob URL is shown without its token.\n\
+    Run it again after an interruption: blocks already staged are not sent again.\n\n\
+    Exit codes: 0 uploaded and verified, 1 refused by the pre-flight, 2 usage, I/O or service error.")]
+pub struct UploadArgs {
+    /// The RDB file(s) to upload (never modified).
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// A container SAS URL (each file becomes the blob named like the file, or --name) or a
+    /// blob SAS URL (one file). Generate one with
+    /// `az storage container generate-sas --permissions rcw --expiry ... --full-uri`.
+    #[arg(long, value_name = "URL")]
+    pub sas_url: String,
+    /// The blob name, with a container SAS and one file (default: the file's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Block size, e.g. 8MiB, 64MiB (default: 8 MiB, or more when the file needs over
+    /// 50,000 blocks; at most 4000 MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub block_size: Option<u64>,
+    /// Blocks (or pages) in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+    /// Retries per request on connection errors, timeouts, 408, 429 and 5xx (exponential
+    /// backoff with jitter).
+    #[arg(long, value_name = "N", default_value_t = 6)]
+    pub retries: u32,
+    /// Upload a page blob instead (512-byte pages: the blob is padded with zeros to a
+    /// multiple of 512, which the RDB loader ignores after the checksum). Only for tools
+    /// that need page blobs; every Azure Redis import reads block blobs.
+    #[arg(long)]
+    pub page_blob: bool,
+    #[command(flatten)]
+    pub preflight: PreflightArgs,
+    /// After the upload, start the import into the cache named by the import options
+    /// below, as `rdbkit import` does, with the uploaded blobs' URLs.
+    #[arg(long)]
+    pub then_import: bool,
+    #[command(flatten)]
+    pub import: ImportTargetArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One file to upload: its path, bytes and modification time (nanoseconds).
+#[derive(Debug)]
+pub struct Source<'data> {
+    pub path: &'data Path,
+    pub data: &'data [u8],
+    pub mtime_ns: u128,
+}
+
+/// What one upload did.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub file: PathBuf,
+    /// The blob URL without its token.
+    pub blob: String,
+    /// The blob's SAS (for a chained import; holds the signature, never printed as is).
+    pub sas: SasUrl,
+    pub size: u64,
+    pub blob_size: u64,
+    pub kind: &'static str,
+    pub block_size: u64,
+    pub blocks: usize,
+    pub already_staged: usize,
+    pub sent: usize,
+    pub bytes_sent: u64,
+    pub seconds: f64,
+}
+
+impl Uploaded {
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "file": self.file.display().to_string(),
+            "blob": self.blob,
+            "kind": self.kind,
+            "size": self.size,
+            "blob_size": self.blob_size,
+            "padding": self.blob_size - self.size,
+            "block_size": self.block_size,
+            "blocks": self.blocks,
+            "already_staged": self.already_staged,
+            "sent": self.sent,
+            "bytes_sent": self.bytes_sent,
+            "seconds": self.seconds,
+            "verified": true,
+        })
+    }
+}
+
+/// The block size for a file of `size` bytes: `requested`, checked, or the default.
+pub fn choose_block_size(size: u64, requested: Option<u64>) -> Result<u64, String> {
+    let least = size.div_ceil(MAX_BLOCKS).max(1);
+    match requested {
+        Some(b) if b < 1024 => Err(format!("--block-size {b}: use at least 1 KiB")),
+        Some(b) if b > MAX_BLOCK => Err(format!(
+            "--block-size {b}: the service takes blocks up to 4000 MiB"
+        )),
+        Some(b) if b < least => Err(format!(
+            "--block-size {b}: a {size}-byte file needs blocks of at least {least} bytes \
+             (a blob has at most 50,000 blocks)"
+        )),
+        Some(b) => Ok(b),
+        None => {
+            let mib = 1 << 20;
+            let needed = least.div_ceil(mib) * mib;
+            let b = DEFAULT_BLOCK.max(needed);
+            if b > MAX_BLOCK {
+                Err(format!(
+                    "{size} bytes is more than a block blob holds (50,000 x 4000 MiB)"
+                ))
+            } else {
+                Ok(b)
+            }
+        }
+    }
+}
+
+/// The 48-bit fingerprint in every block ID of this file at this block size.
+pub fn file_fingerprint(name: &str, data: &[u8], mtime_ns: u128, block_size: u64) -> u64 {
+    const EDGE: usize = 64 << 10;
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([0]);
+    h.update((data.len() as u64).to_le_bytes());
+    h.update(mtime_ns.to_le_bytes());
+    h.update(block_size.to_le_bytes());
+    h.update(data.get(..EDGE.min(data.len())).unwrap_or_default());
+    h.update(
+        data.get(data.len().saturating_sub(EDGE)..)
+            .unwrap_or_default(),
+    );
+    let d = h.finalize();
+    let mut v = [0u8; 8];
+    for (dst, src) in v.iter_mut().skip(2).zip(d.iter()) {
+        *dst = *src;
+    }
+    u64::from_be_bytes(v)
+}
+
+/// Block ID `index` of a file with `fingerprint`: 24 bytes before base64, so every ID
+/// of the blob has the same length (the service requires it).
+pub fn block_id(fingerprint: u64, index: usize) -> String {
+    let raw = format!("rdbk{:012x}{:08}", fingerprint & 0xffff_ffff_ffff, index);
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// Uploads every source; writes a line per file (or JSON) to `out`, notes to `log`.
+pub fn run(
+    args: &UploadArgs,
+    sources: &[Source<'_>],
+    out: &mut dyn Write,
+    log: &mut dyn Write,
+) -> Result<Vec<Uploaded>, Failure> {
+    let base = SasUrl::parse(&args.sas_url).map_err(Failure::Usage)?;
+    if base.scope == Scope::Blob && sources.len() > 1 {
+        return Err(Failure::Usage(format!(
+            "{} is a blob SAS: it names one blob, and {} files were given; use a container SAS",
+            base.without_token(),
+            sources.len()
+        )));
+    }
+    if args.name.is_some() && (sources.len() > 1 || base.scope == Scope::Blob) {
+        return Err(Failure::Usage(
+            "--name goes with one file and a container SAS".into(),
+        ));
+    }
+    if args.parallel == 0 {
+        return Err(Failure::Usage("--parallel must be at least 1".into()));
+    }
+    if let Some(why) = base.time_problem(sas::now()) {
+        return Err(Failure::Refused(format!("{}: {why}", base.without_token())));
+    }
+    if base.lacks('w') {
+        return Err(Failure::Refused(format!(
+            "{}: the SAS has sp={}, and uploading needs w (write); generate one with rcw",
+            base.without_token(),
+            base.permissions().unwrap_or_default()
+        )));
+    }
+    if args.then_import {
+        args.import.validate().map_err(Failure::Usage)?;
+    }
+    for s in sources {
+        super::preflight(s.path, s.data, &args.preflight, log)?;
+    }
+    let http = Http::new(Duration::from_secs(600), args.retries);
+    let mut done = Vec::new();
+    for s in sources {
+        let url = match base.scope {
+            Scope::Blob => base.clone(),
+            Scope::Container => {
+                let name = match &args.name {
+                    Some(n) => n.clone(),
+                    None => s
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .ok_or_else(|| {
+                            Failure::Usage(format!(
+                                "{}: no file name; use --name",
+                                s.path.display()
+                            ))
+                        })?,
+                };
+                base.blob(&name)
+            }
+        };
+        let up = if args.page_blob {
+            upload_page_blob(args, s, &url, &http, log)
+        } else {
+            upload_block_blob(args, s, &url, &http, log)
+        }
+        .map_err(|e| Failure::Io(std::io::Error::other(redact(&e.to_string()))))?;
+        if !args.json {
+            write_line(out, &up).map_err(Failure::Io)?;
+        }
+        done.push(up);
+    }
+    if args.json {
+        let v: Vec<_> = done.iter().map(Uploaded::to_json).collect();
+        let text = serde_json::to_string_pretty(&v).map_err(|e| Failure::Io(e.into()))?;
+        writeln!(out, "{}", redact(&text)).map_err(Failure::Io)?;
+    }
+    if args.then_import {
+        let urls: Vec<SasUrl> = done.iter().map(|u| u.sas.clone()).collect();
+        super::import::start(&args.import, &urls, &args.preflight, args.json, out, log)?;
+    }
+    Ok(done)
+}
+
+fn write_line(out: &mut dyn Write, u: &Uploaded) -> std::io::Result<()> {
+    let rate = u.bytes_sent as f64 / u.seconds.max(1e-6) / (1 << 20) as f64;
+    let mut line = format!(
+        "uploaded {} -> {} ({} bytes, {} blob",
+        u.file.display(),
+        u.blob,
+        u.size,
+        u.kind
+    );
+    if u.kind == "block" {
+        line.push_str(&format!(
+            ", {} blocks of {} bytes, {} already staged, {} sent",
+            u.blocks, u.block_size, u.already_staged, u.sent
+        ));
+    } else if u.blob_size > u.size {
+        line.push_str(&format!(
+            ", padded with {} zero bytes to {} (a multiple of 512)",
+            u.blob_size - u.size,
+            u.blob_size
+        ));
+    }
+    line.push_str(&format!(
+        ", {:.1} MiB/s); verified: the blob holds {} bytes",
+        rate, u.blob_size
+    ));
+    writeln!(out, "{}", redact(&line))
+}
+
+/// The retry notice printer shared by the worker threads.
+fn retry_logger(bar: Option<&indicatif::ProgressBar>) -> impl Fn(&str, u32, &str) + Sync + '_ {
+    move |what: &str, attempt: u32, why: &str| {
+        let line = redact(&format!("rdbkit: {what}: {why}; retry {attempt}"));
+        match bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+fn progress(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Runs `work(i)` for each index in `todo` on `parallel` threads; stops handing out
+/// work after the first error, which it returns.
+fn in_parallel<E: Send>(
+    todo: &[usize],
+    parallel: usize,
+    work: &(dyn Fn(usize) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<E>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.min(todo.len()).max(1) {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = todo.get(n) else { break };
+                    if let Err(e) = work(i) {
+                        failed.store(true, Ordering::Relaxed);
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn upload_block_blob(
+    args: &UploadArgs,
+    s: &Source<'_>,
+    url: &SasUrl,
+    http: &Http,
+    log: &mut dyn Write,
+) -> Result<Uploaded, BlobError> {
+    let started = Instant::now();
+    let size = s.data.len() as u64;
+    let block_size = choose_block_size(size, args.block_size).map_err(|m| BlobError {
+        what: "plan".into(),
+        status: None,
+        code: None,
+        message: m,
+    })?;
+    let name = s
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let fingerprint = file_fingerprint(&name, s.data, s.mtime_ns, block_size);
+    let chunks: Vec<&[u8]> = if s.data.is_empty() {
+        Vec::new()
+    } else {
+        s.data
+            .chunks(usize::try_from(block_size).unwrap_or(usize::MAX))
+            .collect()
+    };
+    let ids: Vec<String> = (0..chunks.len())
+        .map(|i| block_id(fingerprint, i))
+        .collect();
+    let bar = progress(size, args.json);
+    if let Some(b) = &bar {
+        b.set_message(name.clone());
+    }
+    let on_retry = retry_logger(bar.as_ref());
+    let blob = Blob {
+        url,
+        http,
+        on_retry: &on_retry,
+    };
+    // Resume: blocks with our IDs and the right sizes are already there.
+    let staged = match blob.block_list() {
+        Ok(list) => list,
+        Err(e) if e.status == Some(403) => {
+            let _ = writeln!(
+                log,
+                "note: cannot list staged blocks ({}); sending every block",
+                e.code.as_deref().unwrap_or("403")
+            );
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let todo: Vec<usize> = chunks
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            let id = ids.get(*i);
+            !staged
+                .iter()
+                .any(|b| Some(&b.id) == id && b.size == c.len() as u64)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let already = chunks.len() - todo.len();
+    if already > 0 {
+        let _ = writeln!(
+            log,
+            "{name}: resuming: {already} of {} blocks already staged, sending {}",
+            chunks.len(),
+            todo.len()
+        );
+        if let Some(b) = &bar {
+            let skipped: u64 = chunks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !todo.contains(i))
+                .map(|(_, c)| c.len() as u64)
+                .sum();
+            b.inc(skipped);
+        }
+    }
+    let bytes_sent: u64 = todo
+        .iter()
+        .filter_map(|&i| chunks.get(i))
+        .map(|c| c.len() as u64)
+        .sum();
+    in_parallel(&todo, args.parallel, &|i| {
+        let (Some(chunk), Some(id)) = (chunks.get(i), ids.get(i)) else {
+            return Ok(());
+        };
+        blob.put_block(id, chunk)?;
+        if let Some(b) = &bar {
+            b.inc(chunk.len() as u64);
+        }
+        Ok(())
+    })?;
+    blob.put_block_list(&ids)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let (blob_size, kind) = blob.properties()?;
+    if blob_size != size {
+        return Err(BlobError {
+            what: "verify".into(),
+            status: None,
+            code: None,
+            message: format!(
+                "verification failed: {} holds {blob_size} bytes after the commit, the file has {size}",
+                url.without_token()
+            ),
+        });
+    }
+    if !kind.eq_ignore_ascii_case("BlockBlob") {
+        let _ = writeln!(log, "warning: the service reports blob type {kind}");
+    }
+    Ok(Uploaded {
+        file: s.path.to_path_buf(),
+        blob: url.without_token().to_string(),
+        sas: url.clone(),
+        size,
+        blob_size,
+        kind: "block",
+        block_size,
+        blocks: chunks.len(),
+        already_staged: already,
+        sent: todo.len(),
+        bytes_sent,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn upload_page_blob(
+    args: &UploadArgs,
+    s: &Source<'_>,
+    url: &SasUrl,
+    http: &Http,
+    log: &mut dyn Write,
+) -> Result<Uploaded, BlobError> {
+    let started = Instant::now();
+    let size = s.data.len() as u64;
+    let padded = size.div_ceil(PAGE) * PAGE;
+    let bar = progress(size, args.json);
+    let on_retry = retry_logger(bar.as_ref());
+    let blob = Blob {
+        url,
+        http,
+        on_retry: &on_retry,
+    };
+    blob.create_page_blob(padded)?;
+    let chunk = usize::try_from(MAX_PAGE_WRITE).unwrap_or(usize::MAX);
+    let ranges: Vec<&[u8]> = s.data.chunks(chunk).collect();
+    let todo: Vec<usize> = (0..ranges.len()).collect();
+    in_parallel(&todo, args.parallel, &|i| {
+        let Some(&range) = ranges.get(i) else {
+            return Ok(());
+        };
+        let offset = i as u64 * MAX_PAGE_WRITE;
+        let aligned = (range.len() as u64).div_ceil(PAGE) * PAGE;
+        if aligned == range.len() as u64 {
+            blob.put_page(offset, range)?;
+        } else {
+            // Only the last range is short: pad it with zeros to whole pages.
+            let mut last = range.to_vec();
+            last.resize(usize::try_from(aligned).unwrap_or(usize::MAX), 0);
+            blob.put_page(offset, &last)?;
+        }
+        if let Some(b) = &bar {
+            b.inc(range.len() as u64);
+        }
+        Ok(())
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let (blob_size, kind) = blob.properties()?;
+    if blob_size != padded || !kind.eq_ignore_ascii_case("PageBlob") {
+        return Err(BlobError {
+            what: "verify".into(),
+            status: None,
+            code: None,
+            message: format!(
+                "verification failed: {} is a {kind} of {blob_size} bytes, expected a PageBlob of {padded}",
+                url.without_token()
+            ),
+        });
+    }
+    if padded > size {
+        let _ = writeln!(
+            log,
+            "{}: page blob padded with {} zero bytes after the RDB checksum",
+            s.path.display(),
+            padded - size
+        );
+    }
+    Ok(Uploaded {
+        file: s.path.to_path_buf(),
+        blob: url.without_token().to_string(),
+        sas: url.clone(),
+        size,
+        blob_size,
+        kind: "page",
+        block_size: MAX_PAGE_WRITE,
+        blocks: ranges.len(),
+        already_staged: 0,
+        sent: ranges.len(),
+        bytes_sent: padded,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_sizes() {
+        assert_eq!(choose_block_size(1000, None), Ok(DEFAULT_BLOCK));
+        // 1 TiB: ceil(2^40 / 50,000) = 21,990,233 bytes -> 21 MiB rounded up.
+        assert_eq!(choose_block_size(1 << 40, None), Ok(21 << 20));
+        assert!(choose_block_size(1 << 40, Some(8 << 20)).is_err());
+        assert!(choose_block_size(10, Some(100)).is_err());
+        assert!(choose_block_size(10, Some(MAX_BLOCK + 1)).is_err());
+        assert_eq!(choose_block_size(10 << 20, Some(64 << 10)), Ok(64 << 10));
+        assert!(choose_block_size(50_000 * MAX_BLOCK + 1, None).is_err());
+    }
+
+    #[test]
+    fn block_ids_are_fixed_length_and_deterministic() {
+        let data = vec![7u8; 300_000];
+        let f = file_fingerprint("dump.rdb", &data, 42, 1 << 20);
+        assert_eq!(f, file_fingerprint("dump.rdb", &data, 42, 1 << 20));
+        assert_ne!(f, file_fingerprint("dump.rdb", &data, 43, 1 << 20));
+        assert_ne!(f, file_fingerprint("dump.rdb", &data, 42, 2 << 20));
+        let ids: Vec<String> = [0, 1, 49_999].iter().map(|&i| block_id(f, i)).collect();
+        assert!(
+            ids.iter().all(|id| id.len() == 32 && !id.contains('=')),
+            "{ids:?}"
+        );
+        assert_ne!(ids[0], ids[1]);
+    }
+}
