@@ -242,6 +242,17 @@ impl BlobError {
                     .header("x-ms-request-id")
                     .map(|id| format!(" (x-ms-request-id {id})"))
                     .unwrap_or_default();
+                // Azurite answers a bad signature with AuthorizationFailure and
+                // "Server failed to authenticate the request"; Azure with AuthenticationFailed.
+                let code = match code {
+                    Some(c)
+                        if c == "AuthorizationFailure"
+                            && service_msg.contains("failed to authenticate") =>
+                    {
+                        Some("AuthenticationFailed".to_string())
+                    }
+                    other => other,
+                };
                 let explained = explain(reply.status, code.as_deref(), url);
                 let code_text = code.as_deref().unwrap_or("no error code");
                 let mut message = format!(

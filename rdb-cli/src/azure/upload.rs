@@ -398,7 +398,8 @@ fn upload_block_blob(
     // Resume: blocks with our IDs and the right sizes are already there.
     let staged = match blob.block_list() {
         Ok(list) => list,
-        Err(e) if e.status == Some(403) => {
+        // A write-only SAS cannot list blocks: upload everything instead.
+        Err(e) if e.code.as_deref() == Some("AuthorizationPermissionMismatch") => {
             let _ = writeln!(
                 log,
                 "note: cannot list staged blocks ({}); sending every block",

@@ -1,0 +1,468 @@
+//! `rdbkit upload` against a real Azurite blob emulator (installed by
+//! scripts/install-azurite.sh), with a test-only fault-injecting proxy for the resume and
+//! retry cases. Every run of the binary is checked for the SAS signature in its output.
+
+mod azurite;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
+
+use azurite::{account_sas, account_sas_with_key, signature_forms, Azurite, Fault, Proxy};
+
+fn rdbkit_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rdbkit"))
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(rel)
+}
+
+/// Runs rdbkit with `args`; fails the test if stdout or stderr holds any form of a
+/// signature in `secrets`.
+fn rdbkit(args: &[&str], secrets: &[&str]) -> Output {
+    let out = Command::new(rdbkit_bin())
+        .args(args)
+        .env_remove("AZURE_ACCESS_TOKEN")
+        .output()
+        .expect("run rdbkit");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for s in secrets {
+        for form in signature_forms(s) {
+            assert!(
+                !form.is_empty() && !text.contains(&form),
+                "output shows a signature:\n{text}"
+            );
+        }
+    }
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A valid RDB 11 snapshot of about `bytes` bytes, of incompressible strings.
+fn generated_rdb(dir: &Path, name: &str, bytes: usize) -> PathBuf {
+    let mut w =
+        rdb_writer::Writer::new(Vec::new(), rdb_parser::Version::redis(11)).expect("writer");
+    w.aux(b"redis-ver", b"7.2.4").expect("aux");
+    w.select_db(0).expect("db");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut i = 0;
+    let mut total = 0;
+    while total < bytes {
+        let value: Vec<u8> = (0..4000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let mut enc = Vec::new();
+        rdb_writer::encode::string(&mut enc, &value, rdb_writer::Compression::None);
+        w.key_value(0, format!("key:{i}").as_bytes(), &enc)
+            .expect("key");
+        total += value.len() + 16;
+        i += 1;
+    }
+    let data = w.finish().expect("finish");
+    let path = dir.join(name);
+    std::fs::write(&path, data).expect("write rdb");
+    path
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rdbkit-upload-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp");
+    d
+}
+
+#[test]
+fn small_file_round_trips_byte_identical() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    let file = fixture("servers/redis-7.4/big.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--target",
+            "azure-managed-redis",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The blob URL, without its token.
+    let blob_url = format!("{}/{c}/big.rdb", az.account_url());
+    assert!(stdout.contains(&format!("-> {blob_url} (")), "{stdout}");
+    assert!(
+        !stdout.contains("sv=") && !stdout.contains("sig"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out).contains("loads on azure-managed-redis as it is"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(az.download(&c, "big.rdb"), std::fs::read(&file).unwrap());
+}
+
+#[test]
+fn multi_block_file_round_trips_and_reports_json() {
+    let Some(az) = Azurite::shared() else { return };
+    let dir = temp_dir("multi");
+    let file = generated_rdb(&dir, "big.rdb", 1_300_000);
+    let size = std::fs::metadata(&file).unwrap().len();
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--name",
+            "dir/snap.rdb",
+            "--block-size",
+            "64K",
+            "--parallel",
+            "4",
+            "--json",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let blocks = size.div_ceil(64 << 10) as usize;
+    assert_eq!(v[0]["blocks"], blocks as u64);
+    assert_eq!(v[0]["sent"], blocks as u64);
+    assert_eq!(v[0]["verified"], true);
+    assert_eq!(
+        v[0]["blob"],
+        format!("{}/{c}/dir/snap.rdb", az.account_url())
+    );
+    assert_eq!(az.committed_blocks(&c, "dir/snap.rdb"), blocks);
+    assert_eq!(
+        az.download(&c, "dir/snap.rdb"),
+        std::fs::read(&file).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn interrupted_upload_resumes_sending_only_missing_blocks() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("resume");
+    let file = generated_rdb(&dir, "dump.rdb", 1_000_000);
+    let size = std::fs::metadata(&file).unwrap().len();
+    let blocks = size.div_ceil(64 << 10) as usize;
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    let args = [
+        "upload",
+        file.to_str().unwrap(),
+        "--sas-url",
+        &sas,
+        "--block-size",
+        "64K",
+        "--parallel",
+        "3",
+    ];
+
+    // First run: the proxy lets 5 blocks through and fails every other one.
+    proxy.set(Fault::FailBlocksAfter(5));
+    let mut first = args.to_vec();
+    first.extend(["--retries", "1"]);
+    let out = rdbkit(&first, &[&sas]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("HTTP 500 ServerBusy"), "{}", text(&out));
+    assert_eq!(proxy.blocks_forwarded.load(Ordering::SeqCst), 5);
+
+    // Second run: everything passes; only the missing blocks are sent.
+    proxy.set(Fault::None);
+    let out = rdbkit(&args, &[&sas]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "resuming: 5 of {blocks} blocks already staged, sending {}",
+            blocks - 5
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(proxy.blocks_seen.load(Ordering::SeqCst), blocks - 5);
+    assert_eq!(az.download(&c, "dump.rdb"), std::fs::read(&file).unwrap());
+
+    // Third run over the finished blob: nothing to send, same blob.
+    proxy.set(Fault::None);
+    let out = rdbkit(&args, &[&sas]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        proxy.blocks_seen.load(Ordering::SeqCst),
+        0,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(az.download(&c, "dump.rdb"), std::fs::read(&file).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn server_busy_and_dropped_connections_are_retried() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("retry");
+    let file = generated_rdb(&dir, "dump.rdb", 400_000);
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    for fault in [Fault::ServerBusyFirst(3), Fault::DropFirst(2)] {
+        proxy.set(fault);
+        let name = format!("{fault:?}.rdb").replace(['(', ')'], "");
+        let out = rdbkit(
+            &[
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--name",
+                &name,
+                "--block-size",
+                "64K",
+            ],
+            &[&sas],
+        );
+        assert!(out.status.success(), "{fault:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("retry 1"),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(
+            az.download(&c, &name),
+            std::fs::read(&file).unwrap(),
+            "{fault:?}"
+        );
+    }
+    // Retries are bounded: a service that stays busy fails the upload.
+    proxy.set(Fault::ServerBusyFirst(usize::MAX));
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--retries",
+            "2",
+        ],
+        &[&sas],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        proxy.blocks_seen.load(Ordering::SeqCst) % 3,
+        0,
+        "each block tried 1 + 2 times"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_sas_urls_fail_clearly() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let file = fixture("servers/redis-6.2/types.rdb");
+    let f = file.to_str().unwrap();
+
+    // Expired: refused before any request, saying when.
+    let expired = az.container_sas(&c, "rcw", -7200);
+    let out = rdbkit(&["upload", f, "--sas-url", &expired], &[&expired]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the SAS expired at") && text(&out).contains("2h"),
+        "{}",
+        text(&out)
+    );
+
+    // Signed with another key: the service's AuthenticationFailed, explained.
+    let other_key =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=";
+    let forged = format!(
+        "{}/{c}?{}",
+        az.account_url(),
+        account_sas_with_key("rcw", 3600, other_key)
+    );
+    let out = rdbkit(&["upload", f, "--sas-url", &forged], &[&forged]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("403 AuthenticationFailed")
+            && text(&out).contains("signature is not valid"),
+        "{}",
+        text(&out)
+    );
+
+    // No write permission: refused before any request.
+    let read_only = az.container_sas(&c, "r", 3600);
+    let out = rdbkit(&["upload", f, "--sas-url", &read_only], &[&read_only]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("uploading needs w"), "{}", text(&out));
+
+    // A container that does not exist.
+    let missing = format!(
+        "{}/no-such-container?{}",
+        az.account_url(),
+        account_sas("rcw", 3600)
+    );
+    let out = rdbkit(&["upload", f, "--sas-url", &missing], &[&missing]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("404 ContainerNotFound") && text(&out).contains("create it first"),
+        "{}",
+        text(&out)
+    );
+
+    // Not a SAS at all: a usage error that does not echo secrets.
+    let out = rdbkit(
+        &[
+            "upload",
+            f,
+            "--sas-url",
+            "https://acct.blob.core.windows.net/c",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a SAS URL"), "{}", text(&out));
+}
+
+#[test]
+fn preflight_refuses_what_the_target_rejects() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    // A Redis 7.4 file (RDB 12) for Azure Cache Premium (reads RDB 9).
+    let file = fixture("servers/redis-7.4/types.rdb");
+    let f = file.to_str().unwrap();
+    let out = rdbkit(
+        &[
+            "upload",
+            f,
+            "--sas-url",
+            &sas,
+            "--target",
+            "azure-cache-premium",
+        ],
+        &[&sas],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("will not load on azure-cache-premium"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("rdbkit convert --target azure-cache-premium"),
+        "{}",
+        text(&out)
+    );
+    let out = rdbkit(
+        &[
+            "upload",
+            f,
+            "--sas-url",
+            &sas,
+            "--target",
+            "azure-cache-premium",
+            "--force",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("going on: --force"), "{}", text(&out));
+}
+
+#[test]
+fn page_blob_is_padded_to_512_bytes() {
+    let Some(az) = Azurite::shared() else { return };
+    let dir = temp_dir("page");
+    let file = generated_rdb(&dir, "page.rdb", 4_500_000); // more than one 4 MiB Put Page
+    let data = std::fs::read(&file).unwrap();
+    assert_ne!(data.len() % 512, 0);
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--page-blob",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let padded = data.len().div_ceil(512) * 512;
+    assert!(
+        text(&out).contains(&format!("padded with {} zero bytes", padded - data.len())),
+        "{}",
+        text(&out)
+    );
+    let blob = az.download(&c, "page.rdb");
+    assert_eq!(blob.len(), padded);
+    assert_eq!(&blob[..data.len()], &data[..]);
+    assert!(blob[data.len()..].iter().all(|&b| b == 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn then_import_dry_run_shows_the_request_without_secrets() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 7200);
+    let file = fixture("servers/redis-7.4/types.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--then-import",
+            "--dry-run",
+            "--subscription",
+            "sub-1",
+            "--resource-group",
+            "rg",
+            "--cluster",
+            "amr",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("POST https://management.azure.com/subscriptions/sub%2D1/resourceGroups/rg/providers/Microsoft.Cache/redisEnterprise/amr/databases/default/import?api-version=2025-07-01"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}/{c}/types.rdb?sv=", az.account_url())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sig=REDACTED"), "{stdout}");
+    assert!(
+        stdout.contains("az redisenterprise database import"),
+        "{stdout}"
+    );
+}
