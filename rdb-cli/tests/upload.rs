@@ -455,7 +455,7 @@ fn then_import_dry_run_shows_the_request_without_secrets() {
     );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("POST https://management.azure.com/subscriptions/sub%2D1/resourceGroups/rg/providers/Microsoft.Cache/redisEnterprise/amr/databases/default/import?api-version=2025-07-01"), "{stdout}");
+    assert!(stdout.contains("POST https://management.azure.com/subscriptions/sub-1/resourceGroups/rg/providers/Microsoft.Cache/redisEnterprise/amr/databases/default/import?api-version=2025-07-01"), "{stdout}");
     assert!(
         stdout.contains(&format!("{}/{c}/types.rdb?sv=", az.account_url())),
         "{stdout}"

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::arm::{check_endpoint, Arm, Polling, Token};
@@ -29,6 +29,12 @@ use crate::Failure;
 pub const AMR_API_VERSION: &str = "2025-07-01";
 /// Default api-version for `Microsoft.Cache/redis`.
 pub const PREMIUM_API_VERSION: &str = "2024-11-01";
+/// Escaped in ARM path segments: everything but RFC 3986 unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 /// The service refuses a SAS expiring sooner than this.
 const MIN_SAS_LIFETIME: i64 = 3600;
 /// ... or starting later than this many seconds ago.
@@ -95,7 +101,7 @@ impl ImportTargetArgs {
 
     /// The ARM path of the import action, with its api-version.
     pub fn path(&self) -> String {
-        let seg = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        let seg = |s: &str| utf8_percent_encode(s, SEGMENT).to_string();
         let base = format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Cache",
             seg(self.subscription.as_deref().unwrap_or_default()),
@@ -365,7 +371,7 @@ mod tests {
         let t = target();
         assert_eq!(
             t.path(),
-            "/subscriptions/0000%2D1111/resourceGroups/rg%20one/providers/Microsoft.Cache/redisEnterprise/amr/databases/default/import?api-version=2025-07-01"
+            "/subscriptions/0000-1111/resourceGroups/rg%20one/providers/Microsoft.Cache/redisEnterprise/amr/databases/default/import?api-version=2025-07-01"
         );
         assert_eq!(
             t.body(std::slice::from_ref(&u))["sasUris"][0],

@@ -1,0 +1,580 @@
+//! CONTRACT tests for `rdbkit import`: a local HTTP server on 127.0.0.1 plays Azure
+//! Resource Manager's documented long-running-operation protocol (202 +
+//! Azure-AsyncOperation or Location, Retry-After, InProgress -> Succeeded / Failed /
+//! Canceled bodies, 409, 401, 404). This checks rdbkit's side of the contract (URL,
+//! api-version, body, headers, polling, error mapping); it is not a test against Azure.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOi.contract-test-token.c2lnbmF0dXJl";
+const SIG: &str = "dGhpc2lzYWZha2VzaWduYXR1cmVmb3J0ZXN0cw%3D%3D";
+
+/// One canned answer.
+#[derive(Clone)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Answer {
+    Answer {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: body.to_string(),
+    }
+}
+
+/// A request the server received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    at: Instant,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The fake ARM: answers requests in order with `script` (`{port}` in a header value
+/// becomes its own port), then 500s.
+struct FakeArm {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl FakeArm {
+    fn start(script: Vec<Answer>) -> FakeArm {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for conn in listener.incoming().flatten() {
+                let mut conn = conn;
+                let Some(req) = read_request(&mut conn) else {
+                    continue;
+                };
+                log.lock().unwrap().push(req);
+                let a = script.next().unwrap_or_else(|| {
+                    answer(
+                        500,
+                        &[],
+                        "{\"error\":{\"code\":\"ScriptEnded\",\"message\":\"no more answers\"}}",
+                    )
+                });
+                let mut head = format!("HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", a.status, a.body.len());
+                for (k, v) in &a.headers {
+                    head.push_str(&format!(
+                        "{k}: {}\r\n",
+                        v.replace("{port}", &port.to_string())
+                    ));
+                }
+                head.push_str("\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(a.body.as_bytes());
+            }
+        });
+        FakeArm { port, seen }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn read_request(conn: &mut std::net::TcpStream) -> Option<Seen> {
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < end + len {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[end..]).into_owned();
+    Some(Seen {
+        method,
+        target,
+        headers,
+        body,
+        at: Instant::now(),
+    })
+}
+
+fn iso(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// A blob SAS URL (never contacted) expiring `lifetime` seconds from now.
+fn blob_sas(name: &str, lifetime: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    format!(
+        "https://acct.blob.core.windows.net/backups/{name}?sv=2022-11-02&sr=b&sp=r&se={}&spr=https&sig={SIG}",
+        iso(now + lifetime).replace(':', "%3A")
+    )
+}
+
+fn rdbkit(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(args)
+        .env("AZURE_ACCESS_TOKEN", TOKEN)
+        .output()
+        .expect("run rdbkit");
+    let all = text(&out);
+    for secret in [
+        TOKEN,
+        SIG,
+        "dGhpc2lzYWZha2VzaWduYXR1cmVmb3J0ZXN0cw==",
+        "contract-test-token",
+    ] {
+        assert!(!all.contains(secret), "output shows a secret:\n{all}");
+    }
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const AMR_PATH: &str = "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Cache/redisEnterprise/amr-1/databases/default/import?api-version=2025-07-01";
+const OP: &str = "http://127.0.0.1:{port}/subscriptions/sub-1/providers/Microsoft.Cache/locations/westeurope/operationsStatus/op-1?api-version=2025-07-01";
+
+fn amr_args<'a>(arm: &'a str, sas: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec![
+        "import",
+        "--subscription",
+        "sub-1",
+        "--resource-group",
+        "rg-1",
+        "--cluster",
+        "amr-1",
+        "--arm-endpoint",
+        arm,
+    ];
+    for s in sas {
+        a.extend(["--sas-url", s.as_str()]);
+    }
+    a
+}
+
+#[test]
+fn contract_amr_import_polls_azure_asyncoperation_until_succeeded() {
+    let arm = FakeArm::start(vec![
+        answer(
+            202,
+            &[
+                ("Azure-AsyncOperation", OP),
+                ("Location", "http://127.0.0.1:{port}/result"),
+                ("Retry-After", "1"),
+            ],
+            "",
+        ),
+        answer(
+            200,
+            &[("Retry-After", "1")],
+            r#"{"name":"op-1","status":"InProgress","startTime":"2026-12-01T10:00:00Z"}"#,
+        ),
+        answer(
+            200,
+            &[],
+            r#"{"name":"op-1","status":"Succeeded","endTime":"2026-12-01T10:02:00Z"}"#,
+        ),
+    ]);
+    let sas = vec![blob_sas("shard-0.rdb", 7200), blob_sas("shard-1.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("deletes ALL its existing data"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Succeeded after"),
+        "{}",
+        text(&out)
+    );
+
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let post = &seen[0];
+    assert_eq!(post.method, "POST");
+    assert_eq!(post.target, AMR_PATH);
+    assert_eq!(
+        post.header("Authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(post.header("Content-Type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_str(&post.body).expect("json body");
+    assert_eq!(body, serde_json::json!({ "sasUris": sas }));
+    for poll in &seen[1..] {
+        assert_eq!(poll.method, "GET");
+        assert_eq!(poll.target, "/subscriptions/sub-1/providers/Microsoft.Cache/locations/westeurope/operationsStatus/op-1?api-version=2025-07-01");
+        assert_eq!(
+            poll.header("Authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
+    // Retry-After: 1 was honoured before each poll.
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_millis(900),
+        "{:?}",
+        seen[1].at - seen[0].at
+    );
+    assert!(seen[2].at - seen[1].at >= Duration::from_millis(900));
+}
+
+#[test]
+fn contract_premium_import_polls_location_until_done() {
+    let arm = FakeArm::start(vec![
+        answer(202, &[("Location", "http://127.0.0.1:{port}/subscriptions/sub-1/providers/Microsoft.Cache/locations/westeurope/operationResults/op-2?api-version=2024-11-01"), ("Retry-After", "0")], ""),
+        answer(202, &[("Retry-After", "0")], ""),
+        answer(204, &[], ""),
+    ]);
+    let sas = blob_sas("dump.rdb", 7200);
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&[
+        "import",
+        "--subscription",
+        "sub-1",
+        "--resource-group",
+        "rg-1",
+        "--cache",
+        "prem-1",
+        "--arm-endpoint",
+        &endpoint,
+        "--sas-url",
+        &sas,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["status"], "Succeeded");
+    assert_eq!(v["polls"], 2);
+    assert_eq!(
+        v["blobs"][0],
+        "https://acct.blob.core.windows.net/backups/dump.rdb"
+    );
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0].target, "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Cache/redis/prem-1/import?api-version=2024-11-01");
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body, serde_json::json!({ "files": [sas], "format": "RDB" }));
+    assert!(seen[1].target.contains("/operationResults/op-2"));
+}
+
+#[test]
+fn contract_failed_and_canceled_operations_report_code_and_message() {
+    let cases = [
+        (
+            r#"{"status":"Failed","error":{"code":"ImportFailed","message":"One of the SAS URIs provided could not be used for the following reason: The SAS token end time (se) must be at least 1 hour from now and the start time (st), if given, must be at least 15 minutes in the past."}}"#,
+            [
+                "import failed: ImportFailed: One of the SAS URIs",
+                "expires at least 1 hour from now",
+            ],
+        ),
+        (
+            r#"{"status":"Failed","error":{"code":"OperationFailed","message":"AuthorizationFailure: This request is not authorized to perform this operation."}}"#,
+            ["OperationFailed: AuthorizationFailure", "firewall"],
+        ),
+        (
+            r#"{"status":"Canceled","error":{"code":"OperationCanceled","message":"The operation was canceled."}}"#,
+            ["import canceled: OperationCanceled", "was canceled"],
+        ),
+    ];
+    for (status_body, expect) in cases {
+        let arm = FakeArm::start(vec![
+            answer(
+                202,
+                &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+                "",
+            ),
+            answer(200, &[("x-ms-request-id", "req-42")], status_body),
+        ]);
+        let sas = vec![blob_sas("dump.rdb", 7200)];
+        let endpoint = arm.endpoint();
+        let out = rdbkit(&amr_args(&endpoint, &sas));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        for e in expect {
+            assert!(text(&out).contains(e), "missing {e:?} in:\n{}", text(&out));
+        }
+        assert!(
+            text(&out).contains("x-ms-request-id req-42"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn contract_post_errors_409_401_404_403_are_explained() {
+    let cases = [
+        (
+            409,
+            r#"{"error":{"code":"Conflict","message":"The resource 'amr-1' is busy processing a previous update request or is undergoing system maintenance."}}"#,
+            "busy with another operation",
+        ),
+        (
+            401,
+            r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token expiry UTC time is earlier than current UTC time."}}"#,
+            "ARM token was rejected",
+        ),
+        (
+            404,
+            r#"{"error":{"code":"ResourceNotFound","message":"The Resource 'Microsoft.Cache/redisEnterprise/amr-1' under resource group 'rg-1' was not found."}}"#,
+            "check --subscription, --resource-group",
+        ),
+        (
+            403,
+            r#"{"error":{"code":"AuthorizationFailed","message":"The client does not have authorization to perform action."}}"#,
+            "import/action",
+        ),
+    ];
+    for (status, body, expect) in cases {
+        let arm = FakeArm::start(vec![answer(
+            status,
+            &[("x-ms-correlation-request-id", "corr-7")],
+            body,
+        )]);
+        let sas = vec![blob_sas("dump.rdb", 7200)];
+        let endpoint = arm.endpoint();
+        let out = rdbkit(&amr_args(&endpoint, &sas));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let t = text(&out);
+        assert!(
+            t.contains(&format!("HTTP {status}")) && t.contains(expect) && t.contains("corr-7"),
+            "{status}: {t}"
+        );
+        assert_eq!(arm.seen().len(), 1, "{status}: no retry on a 4xx");
+    }
+}
+
+#[test]
+fn contract_429_while_polling_honours_retry_after() {
+    let arm = FakeArm::start(vec![
+        answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+            "",
+        ),
+        answer(
+            429,
+            &[("Retry-After", "1")],
+            r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
+        ),
+        answer(200, &[], r#"{"status":"Succeeded"}"#),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert!(out.status.success(), "{}", text(&out));
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[2].at - seen[1].at >= Duration::from_millis(900));
+}
+
+#[test]
+fn contract_timeout_stops_following_and_says_so() {
+    let mut script = vec![answer(
+        202,
+        &[("Azure-AsyncOperation", OP), ("Retry-After", "1")],
+        "",
+    )];
+    for _ in 0..10 {
+        script.push(answer(
+            200,
+            &[("Retry-After", "1")],
+            r#"{"status":"InProgress"}"#,
+        ));
+    }
+    let arm = FakeArm::start(script);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let mut args = amr_args(&endpoint, &sas);
+    args.extend(["--timeout", "3s"]);
+    let started = Instant::now();
+    let out = rdbkit(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("still InProgress after 3s"),
+        "{}",
+        text(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn contract_token_is_not_sent_to_another_origin() {
+    let arm = FakeArm::start(vec![answer(
+        202,
+        &[
+            ("Azure-AsyncOperation", "http://127.0.0.2:9/steal?x=1"),
+            ("Retry-After", "0"),
+        ],
+        "",
+    )]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("not sending the token there"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn contract_refusals_send_nothing() {
+    let arm = FakeArm::start(vec![]);
+    let endpoint = arm.endpoint();
+    // A SAS expiring in 30 minutes: the service wants at least an hour.
+    let short = vec![blob_sas("dump.rdb", 1800)];
+    let out = rdbkit(&amr_args(&endpoint, &short));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("wants at least 1 hour"),
+        "{}",
+        text(&out)
+    );
+    // An expired one.
+    let expired = vec![blob_sas("dump.rdb", -60)];
+    let out = rdbkit(&amr_args(&endpoint, &expired));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("the SAS expired at"), "{}", text(&out));
+    // A local file the target cannot load (RDB 12 into Premium's RDB 9).
+    let file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/servers/redis-7.4/big.rdb");
+    let ok = vec![blob_sas("big.rdb", 7200)];
+    let mut args = vec![
+        "import",
+        "--subscription",
+        "s",
+        "--resource-group",
+        "g",
+        "--cache",
+        "prem",
+        "--arm-endpoint",
+        &endpoint,
+        "--sas-url",
+        &ok[0],
+        "--file",
+        file.to_str().unwrap(),
+        "--target",
+        "azure-cache-premium",
+    ];
+    let out = rdbkit(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("will not load on azure-cache-premium"),
+        "{}",
+        text(&out)
+    );
+    // Plain http to anything but loopback.
+    args[8] = "http://management.example.com";
+    let out = rdbkit(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("plain http is allowed only to 127.0.0.1"),
+        "{}",
+        text(&out)
+    );
+    assert!(arm.seen().is_empty(), "{:?}", arm.seen());
+}
+
+#[test]
+fn contract_dry_run_prints_request_and_az_command_redacted() {
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let out = rdbkit(&[
+        "import",
+        "--subscription",
+        "sub-1",
+        "--resource-group",
+        "rg-1",
+        "--cache",
+        "prem-1",
+        "--sas-url",
+        &sas[0],
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("POST https://management.azure.com/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Cache/redis/prem-1/import?api-version=2024-11-01"), "{s}");
+    assert!(
+        s.contains("\"format\": \"RDB\"") && s.contains("sig=REDACTED"),
+        "{s}"
+    );
+    assert!(s.contains("az redis import --subscription sub-1 --resource-group rg-1 --name prem-1 --file-format RDB --files 'https://acct.blob.core.windows.net/backups/dump.rdb?"), "{s}");
+}
