@@ -352,6 +352,26 @@ fn bad_sas_urls_fail_clearly() {
 }
 
 #[test]
+fn write_only_sas_uploads_without_resume_or_verification() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "cw", 3600);
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    let out = rdbkit(
+        &["upload", file.to_str().unwrap(), "--sas-url", &sas],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot list staged blocks"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("NOT verified"), "{}", text(&out));
+    assert_eq!(az.download(&c, "lfu.rdb"), std::fs::read(&file).unwrap());
+}
+
+#[test]
 fn preflight_refuses_what_the_target_rejects() {
     let Some(az) = Azurite::shared() else { return };
     let c = az.new_container();

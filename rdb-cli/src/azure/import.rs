@@ -216,10 +216,51 @@ pub fn run(
         )));
     }
     args.target.validate().map_err(Failure::Usage)?;
+    if files.is_empty() && args.preflight.target.is_some() {
+        writeln!(
+            log,
+            "note: no --file given, so the blobs are not checked against --target"
+        )
+        .map_err(Failure::Io)?;
+    }
     for (path, data) in files {
         super::preflight(path, data, &args.preflight, log)?;
     }
     start(&args.target, &urls, &args.preflight, args.json, out, log)
+}
+
+/// Why the service would refuse this SAS for an import: expired or expiring within the
+/// hour, starting less than 15 minutes ago, or no read permission.
+pub fn sas_problems(u: &SasUrl, now: i64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(p) = u.time_problem(now) {
+        problems.push(p);
+    }
+    if let Some(Ok(se)) = u.expiry() {
+        if se > now && se < now + MIN_SAS_LIFETIME {
+            problems.push(format!(
+                "the SAS expires at {} ({} from now); the service wants at least 1 hour",
+                sas::format_time(se),
+                sas::human_duration(se - now)
+            ));
+        }
+    }
+    if let Some(Ok(st)) = u.start() {
+        if st <= now && st > now - MIN_SAS_AGE {
+            problems.push(format!(
+                "the SAS starts at {} (st=); the service wants a start at least 15 minutes in \
+                 the past, or none",
+                sas::format_time(st)
+            ));
+        }
+    }
+    if u.lacks('r') {
+        problems.push(format!(
+            "the SAS has sp={} and the service needs r (read)",
+            u.permissions().unwrap_or_default()
+        ));
+    }
+    problems
 }
 
 /// Checks the SAS URLs, then sends the import (or prints it with --dry-run) and follows
@@ -236,33 +277,7 @@ pub fn start(
     let endpoint = check_endpoint(&target.arm_endpoint).map_err(Failure::Usage)?;
     let now = sas::now();
     for u in urls {
-        let mut problems = Vec::new();
-        if let Some(p) = u.time_problem(now) {
-            problems.push(p);
-        }
-        match u.expiry() {
-            Some(Ok(se)) if se > now && se < now + MIN_SAS_LIFETIME => problems.push(format!(
-                "the SAS expires at {} ({} from now); the service wants at least 1 hour",
-                sas::format_time(se),
-                sas::human_duration(se - now)
-            )),
-            _ => {}
-        }
-        match u.start() {
-            Some(Ok(st)) if st <= now && st > now - MIN_SAS_AGE => problems.push(format!(
-                "the SAS starts at {} (st=); the service wants a start at least 15 minutes in the \
-                 past, or none",
-                sas::format_time(st)
-            )),
-            _ => {}
-        }
-        if u.lacks('r') {
-            problems.push(format!(
-                "the SAS has sp={} and the service needs r (read)",
-                u.permissions().unwrap_or_default()
-            ));
-        }
-        for p in problems {
+        for p in sas_problems(u, now) {
             let why = format!("{}: {p}", u.without_token());
             if pre.force {
                 writeln!(log, "warning: {why} (going on: --force)").map_err(Failure::Io)?;

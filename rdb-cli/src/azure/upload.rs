@@ -105,6 +105,8 @@ pub struct Uploaded {
     pub sent: usize,
     pub bytes_sent: u64,
     pub seconds: f64,
+    /// The committed size was read back and matched (false: the SAS cannot read).
+    pub verified: bool,
 }
 
 impl Uploaded {
@@ -122,7 +124,7 @@ impl Uploaded {
             "sent": self.sent,
             "bytes_sent": self.bytes_sent,
             "seconds": self.seconds,
-            "verified": true,
+            "verified": self.verified,
         })
     }
 }
@@ -219,6 +221,15 @@ pub fn run(
     }
     if args.then_import {
         args.import.validate().map_err(Failure::Usage)?;
+        // Refuse now rather than after a long upload.
+        for p in super::import::sas_problems(&base, sas::now()) {
+            let why = format!("{} (for the import): {p}", base.without_token());
+            if args.preflight.force {
+                writeln!(log, "warning: {why} (going on: --force)").map_err(Failure::Io)?;
+            } else {
+                return Err(Failure::Refused(why));
+            }
+        }
     }
     for s in sources {
         super::preflight(s.path, s.data, &args.preflight, log)?;
@@ -289,10 +300,12 @@ fn write_line(out: &mut dyn Write, u: &Uploaded) -> std::io::Result<()> {
             u.blob_size
         ));
     }
-    line.push_str(&format!(
-        ", {:.1} MiB/s); verified: the blob holds {} bytes",
-        rate, u.blob_size
-    ));
+    line.push_str(&format!(", {rate:.1} MiB/s)"));
+    if u.verified {
+        line.push_str(&format!("; verified: the blob holds {} bytes", u.blob_size));
+    } else {
+        line.push_str("; NOT verified (the SAS cannot read)");
+    }
     writeln!(out, "{}", redact(&line))
 }
 
@@ -457,7 +470,24 @@ fn upload_block_blob(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let (blob_size, kind) = blob.properties()?;
+    let Some((blob_size, kind)) = verify_properties(&blob, log)? else {
+        return Ok(Uploaded {
+            verified: false,
+            ..uploaded(
+                s,
+                url,
+                size,
+                size,
+                "block",
+                block_size,
+                chunks.len(),
+                already,
+                todo.len(),
+                bytes_sent,
+                started,
+            )
+        });
+    };
     if blob_size != size {
         return Err(BlobError {
             what: "verify".into(),
@@ -472,20 +502,73 @@ fn upload_block_blob(
     if !kind.eq_ignore_ascii_case("BlockBlob") {
         let _ = writeln!(log, "warning: the service reports blob type {kind}");
     }
-    Ok(Uploaded {
+    Ok(uploaded(
+        s,
+        url,
+        size,
+        blob_size,
+        "block",
+        block_size,
+        chunks.len(),
+        already,
+        todo.len(),
+        bytes_sent,
+        started,
+    ))
+}
+
+/// Get Blob Properties, or None (with a warning) when the SAS may not read.
+fn verify_properties(
+    blob: &Blob<'_>,
+    log: &mut dyn Write,
+) -> Result<Option<(u64, String)>, BlobError> {
+    match blob.properties() {
+        // HEAD answers carry no body, so a permission error may come without a code.
+        Ok(p) => Ok(Some(p)),
+        Err(e)
+            if matches!(e.code.as_deref(), Some("AuthorizationPermissionMismatch"))
+                || (e.status == Some(403) && e.code.is_none() && blob.url.lacks('r')) =>
+        {
+            let _ = writeln!(
+                log,
+                "warning: not verified: the SAS may not read the blob's properties (sp={}); add r to verify",
+                blob.url.permissions().unwrap_or("?")
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn uploaded(
+    s: &Source<'_>,
+    url: &SasUrl,
+    size: u64,
+    blob_size: u64,
+    kind: &'static str,
+    block_size: u64,
+    blocks: usize,
+    already_staged: usize,
+    sent: usize,
+    bytes_sent: u64,
+    started: Instant,
+) -> Uploaded {
+    Uploaded {
         file: s.path.to_path_buf(),
         blob: url.without_token().to_string(),
         sas: url.clone(),
         size,
         blob_size,
-        kind: "block",
+        kind,
         block_size,
-        blocks: chunks.len(),
-        already_staged: already,
-        sent: todo.len(),
+        blocks,
+        already_staged,
+        sent,
         bytes_sent,
         seconds: started.elapsed().as_secs_f64(),
-    })
+        verified: true,
+    }
 }
 
 fn upload_page_blob(
@@ -531,7 +614,24 @@ fn upload_page_blob(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let (blob_size, kind) = blob.properties()?;
+    let Some((blob_size, kind)) = verify_properties(&blob, log)? else {
+        return Ok(Uploaded {
+            verified: false,
+            ..uploaded(
+                s,
+                url,
+                size,
+                padded,
+                "page",
+                MAX_PAGE_WRITE,
+                ranges.len(),
+                0,
+                ranges.len(),
+                padded,
+                started,
+            )
+        });
+    };
     if blob_size != padded || !kind.eq_ignore_ascii_case("PageBlob") {
         return Err(BlobError {
             what: "verify".into(),
@@ -551,20 +651,19 @@ fn upload_page_blob(
             padded - size
         );
     }
-    Ok(Uploaded {
-        file: s.path.to_path_buf(),
-        blob: url.without_token().to_string(),
-        sas: url.clone(),
+    Ok(uploaded(
+        s,
+        url,
         size,
         blob_size,
-        kind: "page",
-        block_size: MAX_PAGE_WRITE,
-        blocks: ranges.len(),
-        already_staged: 0,
-        sent: ranges.len(),
-        bytes_sent: padded,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+        "page",
+        MAX_PAGE_WRITE,
+        ranges.len(),
+        0,
+        ranges.len(),
+        padded,
+        started,
+    ))
 }
 
 #[cfg(test)]
