@@ -24,7 +24,8 @@ if ! "$venv/bin/python" -c 'import azure.storage.blob' 2>/dev/null; then
 fi
 py=$venv/bin/python
 
-cargo build -q --release -p rdb-cli -p rdbkit-benches --example generate
+cargo build -q --release -p rdb-cli
+cargo build -q --release -p rdbkit-benches --example generate
 bin=$REPO/target/release/rdbkit
 
 work=$(mktemp -d -p "${BENCH_DIR:-/dev/shm}")
