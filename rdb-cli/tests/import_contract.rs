@@ -4,6 +4,8 @@
 //! Canceled bodies, 409, 401, 404). This checks rdbkit's side of the contract (URL,
 //! api-version, body, headers, polling, error mapping); it is not a test against Azure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a test fails by panicking
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -517,7 +519,7 @@ fn contract_refusals_send_nothing() {
     // A local file the target cannot load (RDB 12 into Premium's RDB 9).
     let file =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/servers/redis-7.4/big.rdb");
-    let ok = vec![blob_sas("big.rdb", 7200)];
+    let ok = [blob_sas("big.rdb", 7200)];
     let mut args = vec![
         "import",
         "--subscription",
@@ -556,7 +558,7 @@ fn contract_refusals_send_nothing() {
 
 #[test]
 fn contract_dry_run_prints_request_and_az_command_redacted() {
-    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let sas = [blob_sas("dump.rdb", 7200)];
     let out = rdbkit(&[
         "import",
         "--subscription",

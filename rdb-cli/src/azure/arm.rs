@@ -470,6 +470,7 @@ fn explain(doing: &str, e: HttpError) -> ArmError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

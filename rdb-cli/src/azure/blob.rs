@@ -333,6 +333,7 @@ fn explain(status: u16, code: Option<&str>, url: &SasUrl) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -266,12 +266,12 @@ impl SasUrl {
 
     /// Expiry (`se`) as Unix seconds.
     pub fn expiry(&self) -> Option<Result<i64, String>> {
-        self.param("se").map(|v| parse_time(v))
+        self.param("se").map(parse_time)
     }
 
     /// Start (`st`) as Unix seconds.
     pub fn start(&self) -> Option<Result<i64, String>> {
-        self.param("st").map(|v| parse_time(v))
+        self.param("st").map(parse_time)
     }
 
     /// A reason the SAS cannot work now (expired or not yet valid), checked against the
@@ -377,6 +377,7 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@
 //! when the last test holding it drops it. SAS tokens are signed here with the emulator's
 //! well-known devstoreaccount1 key (test code only).
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a test fails by panicking
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
