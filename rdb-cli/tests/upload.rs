@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a test fails by panicking
 
 mod azurite;
+mod fake_arm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,11 +26,16 @@ fn fixture(rel: &str) -> PathBuf {
 /// Runs rdbkit with `args`; fails the test if stdout or stderr holds any form of a
 /// signature in `secrets`.
 fn rdbkit(args: &[&str], secrets: &[&str]) -> Output {
-    let out = Command::new(rdbkit_bin())
-        .args(args)
-        .env_remove("AZURE_ACCESS_TOKEN")
-        .output()
-        .expect("run rdbkit");
+    rdbkit_with_token(args, secrets, None)
+}
+
+fn rdbkit_with_token(args: &[&str], secrets: &[&str], token: Option<&str>) -> Output {
+    let mut cmd = Command::new(rdbkit_bin());
+    cmd.args(args).env_remove("AZURE_ACCESS_TOKEN");
+    if let Some(t) = token {
+        cmd.env("AZURE_ACCESS_TOKEN", t);
+    }
+    let out = cmd.output().expect("run rdbkit");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -487,4 +493,131 @@ fn then_import_dry_run_shows_the_request_without_secrets() {
         stdout.contains("az redisenterprise database import"),
         "{stdout}"
     );
+}
+
+#[test]
+fn several_files_and_a_blob_sas() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    let a = fixture("servers/redis-7.4/lfu.rdb");
+    let b = fixture("servers/redis-7.4/lru.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(az.download(&c, "lfu.rdb"), std::fs::read(&a).unwrap());
+    assert_eq!(az.download(&c, "lru.rdb"), std::fs::read(&b).unwrap());
+    // A SAS on one blob's URL names that blob, whatever the file is called.
+    let blob_sas = format!(
+        "{}/{c}/named-by-url.rdb?{}",
+        az.account_url(),
+        account_sas("rcw", 3600)
+    );
+    let out = rdbkit(
+        &["upload", a.to_str().unwrap(), "--sas-url", &blob_sas],
+        &[&blob_sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        az.download(&c, "named-by-url.rdb"),
+        std::fs::read(&a).unwrap()
+    );
+    // ... and cannot take two files.
+    let out = rdbkit(
+        &[
+            "upload",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--sas-url",
+            &blob_sas,
+        ],
+        &[&blob_sas],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is a blob SAS"), "{}", text(&out));
+}
+
+/// Upload to the real Azurite, then the import against a CONTRACT fake of ARM.
+#[test]
+fn then_import_contract_chains_upload_and_import() {
+    let Some(az) = Azurite::shared() else { return };
+    let token = "eyJhbGciOi.upload-chain-token.sig";
+    let op = "http://127.0.0.1:{port}/subscriptions/s/providers/Microsoft.Cache/locations/l/operationsStatus/op?api-version=2025-07-01";
+    let arm = fake_arm::FakeArm::start(vec![
+        fake_arm::answer(
+            202,
+            &[("Azure-AsyncOperation", op), ("Retry-After", "0")],
+            "",
+        ),
+        fake_arm::answer(200, &[], r#"{"status":"Succeeded"}"#),
+    ]);
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 7200);
+    let file = fixture("servers/redis-7.4/big.rdb");
+    let endpoint = arm.endpoint();
+    let out = rdbkit_with_token(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--target",
+            "azure-managed-redis",
+            "--then-import",
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "amr",
+            "--arm-endpoint",
+            &endpoint,
+        ],
+        &[&sas],
+        Some(token),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("upload-chain-token"), "{}", text(&out));
+    assert!(
+        text(&out).contains("deletes ALL its existing data"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Succeeded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(az.download(&c, "big.rdb"), std::fs::read(&file).unwrap());
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 2);
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    let blob_sas = body["sasUris"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        blob_sas,
+        format!(
+            "{}/{c}/big.rdb?{}",
+            az.account_url(),
+            sas.split_once('?').unwrap().1
+        )
+    );
+    // The URL the service gets really reads the blob.
+    let got = ureq::get(&blob_sas)
+        .header("x-ms-version", azurite::SV)
+        .call()
+        .unwrap()
+        .into_body()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(got, std::fs::read(&file).unwrap());
 }
