@@ -76,8 +76,9 @@ pub struct ImportTargetArgs {
     /// Longest wait between two polls, whatever Retry-After says, e.g. 60s.
     #[arg(long, value_name = "DURATION", value_parser = parse_secs, default_value = "60s")]
     pub max_poll_interval: u64,
-    /// Print the request and the equivalent az command (signatures redacted) instead of
-    /// sending it; needs no token.
+    /// Print the import request and the equivalent az command (signatures redacted)
+    /// instead of sending it; needs no token. With `upload --then-import`, the upload
+    /// itself still happens.
     #[arg(long)]
     pub dry_run: bool,
 }
