@@ -234,7 +234,16 @@ pub fn run(
     for s in sources {
         super::preflight(s.path, s.data, &args.preflight, log)?;
     }
-    let http = Http::new(Duration::from_secs(600), args.retries);
+    // A request may take as long as its block needs at a slow 64 KiB/s, and at least 10 min.
+    let biggest_block = sources
+        .iter()
+        .filter_map(|s| choose_block_size(s.data.len() as u64, args.block_size).ok())
+        .max()
+        .unwrap_or(DEFAULT_BLOCK);
+    let http = Http::new(
+        Duration::from_secs((biggest_block >> 16).max(600)),
+        args.retries,
+    );
     let mut done = Vec::new();
     for s in sources {
         let url = match base.scope {
