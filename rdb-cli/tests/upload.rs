@@ -515,16 +515,22 @@ fn several_files_and_a_blob_sas() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(az.download(&c, "lfu.rdb"), std::fs::read(&a).unwrap());
     assert_eq!(az.download(&c, "lru.rdb"), std::fs::read(&b).unwrap());
-    // A SAS on one blob's URL names that blob, whatever the file is called.
+    // A SAS on one blob's URL names that blob, whatever the file is called; here it is
+    // read from a file (--sas-url @FILE).
     let blob_sas = format!(
         "{}/{c}/named-by-url.rdb?{}",
         az.account_url(),
         account_sas("rcw", 3600)
     );
+    let dir = temp_dir("several");
+    let sas_file = dir.join("sas.txt");
+    std::fs::write(&sas_file, format!("\n{blob_sas}\n")).unwrap();
+    let at_file = format!("@{}", sas_file.display());
     let out = rdbkit(
-        &["upload", a.to_str().unwrap(), "--sas-url", &blob_sas],
+        &["upload", a.to_str().unwrap(), "--sas-url", &at_file],
         &[&blob_sas],
     );
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         az.download(&c, "named-by-url.rdb"),

@@ -182,7 +182,8 @@ impl ImportTargetArgs {
     WARNING: the import deletes all data in the cache, which is unavailable until it ends.\n\n\
     Exit codes: 0 import succeeded, 1 refused by the pre-flight, 2 usage error or the import failed.")]
 pub struct ImportArgs {
-    /// A blob SAS URL to import (repeat for several files, e.g. one per shard).
+    /// A blob SAS URL to import (repeat for several files, e.g. one per shard); `@FILE`
+    /// reads it from a file.
     #[arg(long = "sas-url", value_name = "URL", required = true)]
     pub sas_urls: Vec<String>,
     /// The local copy of a blob, checked with the --target pre-flight before the import
@@ -208,7 +209,7 @@ pub fn run(
     let urls = args
         .sas_urls
         .iter()
-        .map(|u| SasUrl::parse(u))
+        .map(|u| sas::url_argument(u).and_then(|u| SasUrl::parse(&u)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::Usage)?;
     if let Some(u) = urls.iter().find(|u| u.scope != sas::Scope::Blob) {

@@ -99,6 +99,20 @@ fn redact_pairs(text: &str) -> String {
     out
 }
 
+/// A `--sas-url` value: the URL itself, or `@FILE` naming a file whose first non-empty
+/// line is the URL (keeps the signature out of the process list and shell history).
+pub fn url_argument(value: &str) -> Result<String, String> {
+    let Some(path) = value.strip_prefix('@') else {
+        return Ok(value.to_string());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--sas-url @{path}: {e}"))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| format!("--sas-url @{path}: the file is empty"))
+}
+
 /// What a SAS was issued for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

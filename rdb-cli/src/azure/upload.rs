@@ -46,6 +46,7 @@ pub struct UploadArgs {
     /// A container SAS URL (each file becomes the blob named like the file, or --name) or a
     /// blob SAS URL (one file). Generate one with
     /// `az storage container generate-sas --permissions rcw --expiry ... --full-uri`.
+    /// `@FILE` reads it from a file, keeping it out of the process list.
     #[arg(long, value_name = "URL")]
     pub sas_url: String,
     /// The blob name, with a container SAS and one file (default: the file's name).
@@ -193,7 +194,9 @@ pub fn run(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Vec<Uploaded>, Failure> {
-    let base = SasUrl::parse(&args.sas_url).map_err(Failure::Usage)?;
+    let base = sas::url_argument(&args.sas_url)
+        .and_then(|u| SasUrl::parse(&u))
+        .map_err(Failure::Usage)?;
     if base.scope == Scope::Blob && sources.len() > 1 {
         return Err(Failure::Usage(format!(
             "{} is a blob SAS: it names one blob, and {} files were given; use a container SAS",
