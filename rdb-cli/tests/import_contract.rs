@@ -445,3 +445,45 @@ fn contract_dry_run_prints_request_and_az_command_redacted() {
     );
     assert!(s.contains("az redis import --subscription sub-1 --resource-group rg-1 --name prem-1 --file-format RDB --files 'https://acct.blob.core.windows.net/backups/dump.rdb?"), "{s}");
 }
+
+#[test]
+fn contract_post_503_is_retried_and_location_failure_is_reported() {
+    let arm = FakeArm::start(vec![
+        answer(
+            503,
+            &[("Retry-After", "0")],
+            r#"{"error":{"code":"ServiceUnavailable","message":"try again"}}"#,
+        ),
+        answer(
+            202,
+            &[
+                ("Location", "http://127.0.0.1:{port}/operationResults/op-3"),
+                ("Retry-After", "0"),
+            ],
+            "",
+        ),
+        answer(
+            400,
+            &[("x-ms-request-id", "req-9")],
+            r#"{"error":{"code":"InvalidBlob","message":"The RDB file format version is not supported."}}"#,
+        ),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("polling the import: HTTP 400 InvalidBlob")
+            && t.contains("format version is not supported"),
+        "{t}"
+    );
+    assert!(t.contains("rdbkit check --target"), "{t}");
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        seen[0].body, seen[1].body,
+        "the retried POST is the same request"
+    );
+    assert_eq!(seen[2].target, "/operationResults/op-3");
+}
