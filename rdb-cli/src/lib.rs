@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod diff;
 pub mod export;
 pub mod info;
 pub mod json;

@@ -111,7 +111,10 @@ impl Problem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumState {
     Verified(u64),
-    Mismatch { stored: u64, actual: u64 },
+    Mismatch {
+        stored: u64,
+        actual: u64,
+    },
     /// Written with checksums off (trailer 0).
     Disabled,
     /// The version predates checksums (RDB < 5).

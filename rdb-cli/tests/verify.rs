@@ -12,7 +12,9 @@ use common::{fixtures_dir, peers_dir, rdb_files};
 use rdb_cli::verify::{verify, Problem, Report, Severity};
 use rdb_parser::format::type_id;
 use rdb_parser::Version;
-use rdb_writer::{encode, value, Compression, ListpackBuilder, Writer, WriterBuilder, ZiplistBuilder};
+use rdb_writer::{
+    encode, value, Compression, ListpackBuilder, Writer, WriterBuilder, ZiplistBuilder,
+};
 
 const KNOWN_CORRUPT: [&str; 2] = ["corrupt_ziplist.rdb", "corrupt_empty_keys.rdb"];
 
@@ -83,7 +85,11 @@ fn every_peer_file_is_clean_except_the_known_corrupt_ones() {
             assert!(!errs.is_empty(), "{}: not flagged", path.display());
             for p in errs {
                 assert!(p.offset > 9, "{}: {p:?}", path.display());
-                assert!(p.key.is_some() && p.db.is_some(), "{}: {p:?}", path.display());
+                assert!(
+                    p.key.is_some() && p.db.is_some(),
+                    "{}: {p:?}",
+                    path.display()
+                );
             }
         } else {
             assert!(r.ok(), "{}: {:?}", path.display(), r.problems);
@@ -94,7 +100,10 @@ fn every_peer_file_is_clean_except_the_known_corrupt_ones() {
 #[test]
 fn corrupt_empty_keys_lists_every_empty_key() {
     let Some(dir) = peers_dir() else { return };
-    let r = verify(&read(&dir.join("redis-redis/corrupt_empty_keys.rdb")), |_| {});
+    let r = verify(
+        &read(&dir.join("redis-redis/corrupt_empty_keys.rdb")),
+        |_| {},
+    );
     let empty: Vec<_> = r
         .problems
         .iter()
@@ -201,46 +210,78 @@ fn listpack(items: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn ziplist_header_entries_and_terminator() {
     let good = ziplist(&[b"aa", b"bb"]);
-    assert!(verify(&one_key(9, type_id::LIST_ZIPLIST, &blob_value(&good)), |_| {}).ok());
+    assert!(verify(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&good)),
+        |_| {}
+    )
+    .ok());
     // Total bytes.
     let mut bad = good.clone();
     bad[0] += 1;
-    fires(&one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)), "ziplist");
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
     // Entry count.
     let mut bad = good.clone();
     bad[8] = 3;
-    fires(&one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)), "ziplist");
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
     // The second entry's previous-entry length (the first entry takes 4 bytes).
     let mut bad = good.clone();
     assert_eq!(bad[14], 4);
     bad[14] = 5;
-    fires(&one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)), "ziplist");
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
     // Terminator.
     let mut bad = good.clone();
     let last = bad.len() - 1;
     bad[last] = 0xFE;
-    fires(&one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)), "ziplist");
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
 }
 
 #[test]
 fn listpack_header_back_length_and_terminator() {
     let good = listpack(&[b"a", b"b"]);
-    assert!(verify(&one_key(11, type_id::SET_LISTPACK, &blob_value(&good)), |_| {}).ok());
+    assert!(verify(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&good)),
+        |_| {}
+    )
+    .ok());
     let mut bad = good.clone();
     bad[0] += 1;
-    fires(&one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)), "listpack");
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
     let mut bad = good.clone();
     bad[4] = 3;
-    fires(&one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)), "listpack");
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
     // Back-length of the first entry ("a": 0x81 'a' backlen 2).
     let mut bad = good.clone();
     assert_eq!(bad[8], 2);
     bad[8] = 3;
-    fires(&one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)), "listpack");
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
     let mut bad = good.clone();
     let last = bad.len() - 1;
     bad[last] = 0x00;
-    fires(&one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)), "listpack");
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
 }
 
 fn intset(width: u32, values: &[i64]) -> Vec<u8> {
@@ -271,7 +312,10 @@ fn intset_order_width_and_uniqueness() {
     // Length that does not match the count.
     let mut short = intset(2, &[1, 2]);
     short.pop();
-    fires(&one_key(9, type_id::SET_INTSET, &blob_value(&short)), "intset");
+    fires(
+        &one_key(9, type_id::SET_INTSET, &blob_value(&short)),
+        "intset",
+    );
 }
 
 #[test]
@@ -279,7 +323,10 @@ fn nan_scores() {
     let v = value::zset_2(&[(b"m".as_slice(), f64::NAN)], Compression::None);
     fires(&one_key(9, type_id::ZSET_2, &v), "nan-score");
     let lp = listpack(&[b"m", b"nan"]);
-    fires(&one_key(10, type_id::ZSET_LISTPACK, &blob_value(&lp)), "nan-score");
+    fires(
+        &one_key(10, type_id::ZSET_LISTPACK, &blob_value(&lp)),
+        "nan-score",
+    );
 }
 
 #[test]
@@ -293,22 +340,37 @@ fn duplicate_members_and_fields() {
     );
     fires(&one_key(9, type_id::HASH, &v), "duplicate-member");
     let lp = listpack(&[b"m", b"1", b"m", b"2"]);
-    fires(&one_key(10, type_id::ZSET_LISTPACK, &blob_value(&lp)), "duplicate-member");
+    fires(
+        &one_key(10, type_id::ZSET_LISTPACK, &blob_value(&lp)),
+        "duplicate-member",
+    );
     // An integer entry and the same digits as a string are the same member.
     let mut lp = ListpackBuilder::new();
     lp.push_int(7);
     lp.push_str(b"7");
     let lp = lp.finish().unwrap_or_else(|e| panic!("{e}"));
-    fires(&one_key(11, type_id::SET_LISTPACK, &blob_value(&lp)), "duplicate-member");
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&lp)),
+        "duplicate-member",
+    );
 }
 
 #[test]
 fn hash_and_zset_pair_counts() {
     let odd = listpack(&[b"f", b"v", b"g"]);
-    fires(&one_key(10, type_id::HASH_LISTPACK, &blob_value(&odd)), "hash");
-    fires(&one_key(10, type_id::ZSET_LISTPACK, &blob_value(&odd)), "zset");
+    fires(
+        &one_key(10, type_id::HASH_LISTPACK, &blob_value(&odd)),
+        "hash",
+    );
+    fires(
+        &one_key(10, type_id::ZSET_LISTPACK, &blob_value(&odd)),
+        "zset",
+    );
     let odd = ziplist(&[b"f", b"v", b"g"]);
-    fires(&one_key(9, type_id::HASH_ZIPLIST, &blob_value(&odd)), "hash");
+    fires(
+        &one_key(9, type_id::HASH_ZIPLIST, &blob_value(&odd)),
+        "hash",
+    );
 }
 
 #[test]
@@ -321,10 +383,17 @@ fn quicklist_nodes() {
         v
     };
     let good = listpack(&[b"x", b"y"]);
-    assert!(verify(&one_key(10, type_id::LIST_QUICKLIST_2, &node(2, &good)), |_| {}).ok());
+    assert!(verify(
+        &one_key(10, type_id::LIST_QUICKLIST_2, &node(2, &good)),
+        |_| {}
+    )
+    .ok());
     let mut bad = good.clone();
     bad[8] = 9;
-    fires(&one_key(10, type_id::LIST_QUICKLIST_2, &node(2, &bad)), "listpack");
+    fires(
+        &one_key(10, type_id::LIST_QUICKLIST_2, &node(2, &bad)),
+        "listpack",
+    );
     // An unknown container breaks the value's extent: reported, and the walk stops.
     let data = one_key(10, type_id::LIST_QUICKLIST_2, &node(7, &good));
     let r = verify(&data, |_| {});
@@ -467,13 +536,21 @@ fn stream_ids_and_consumer_groups() {
 fn duplicate_keys_in_a_db() {
     let data = snapshot(9, |w| {
         for v in [b"1", b"2"] {
-            w.key_value(type_id::STRING, b"bad", &value::string(v, Compression::None))
-                .unwrap_or_else(|e| panic!("{e}"));
+            w.key_value(
+                type_id::STRING,
+                b"bad",
+                &value::string(v, Compression::None),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
         // The same name in another db is fine.
         w.select_db(1).unwrap_or_else(|e| panic!("{e}"));
-        w.key_value(type_id::STRING, b"bad", &value::string(b"3", Compression::None))
-            .unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(
+            type_id::STRING,
+            b"bad",
+            &value::string(b"3", Compression::None),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     });
     let p = fires(&data, "duplicate-key");
     assert!(p.message.contains("at byte"), "{p:?}");
@@ -484,11 +561,18 @@ fn duplicate_keys_in_a_db() {
 #[test]
 fn empty_collections() {
     fires(
-        &one_key(9, type_id::SET, &value::set_plain::<&[u8]>(&[], Compression::None)),
+        &one_key(
+            9,
+            type_id::SET,
+            &value::set_plain::<&[u8]>(&[], Compression::None),
+        ),
         "empty-collection",
     );
     let lp = listpack(&[]);
-    fires(&one_key(10, type_id::HASH_LISTPACK, &blob_value(&lp)), "empty-collection");
+    fires(
+        &one_key(10, type_id::HASH_LISTPACK, &blob_value(&lp)),
+        "empty-collection",
+    );
 }
 
 #[test]
@@ -497,7 +581,11 @@ fn expiry_without_a_key() {
         .checksum(false)
         .build(Vec::new(), Version::redis(9))
         .and_then(|mut w| {
-            w.key_value(type_id::STRING, b"k", &value::string(b"v", Compression::None))?;
+            w.key_value(
+                type_id::STRING,
+                b"k",
+                &value::string(b"v", Compression::None),
+            )?;
             w.finish()
         })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -558,11 +646,11 @@ fn several_problems_are_all_reported() {
         .unwrap_or_else(|e| panic!("{e}"));
     });
     let r = verify(&data, |_| {});
-    let keys: Vec<_> = errors(&r)
-        .iter()
-        .filter_map(|p| p.key.clone())
-        .collect();
-    assert_eq!(keys, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    let keys: Vec<_> = errors(&r).iter().filter_map(|p| p.key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
     assert!(r.complete);
 }
 
@@ -581,7 +669,11 @@ fn exit_codes_and_json() {
     std::fs::write(&good, snapshot(9, |_| {})).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         &bad,
-        one_key(9, type_id::SET, &value::set_plain(&[b"a".as_slice(), b"a"], Compression::None)),
+        one_key(
+            9,
+            type_id::SET,
+            &value::set_plain(&[b"a".as_slice(), b"a"], Compression::None),
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let run = |args: &[&std::ffi::OsStr]| {
@@ -660,7 +752,9 @@ fn verdicts_agree_with_real_redis_check_rdb() {
             for (k, v) in &entry.env {
                 cmd.env(k, v);
             }
-            let out = cmd.output().unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
             let theirs = out.status.success();
             judged += 1;
             if theirs == ours {
