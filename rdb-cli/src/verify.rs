@@ -242,6 +242,34 @@ impl Report {
     }
 }
 
+/// The keys of the duplicate-key map are xxh3 digests already: use their low bits as is.
+#[derive(Debug, Default, Clone, Copy)]
+struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+#[derive(Debug)]
+struct PreHashedHasher(u64);
+
+impl std::hash::Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
 /// An item with where it starts and ends in the file.
 struct Located<'data> {
     item: Item<'data>,
@@ -324,21 +352,19 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                 Some(rdb_parser::crc64(0, data.get(..covered)?))
             })
         });
-        let mut seen_keys: HashMap<u128, u64> = HashMap::new();
+        let mut seen_keys: HashMap<u128, u64, PreHashed> = HashMap::default();
         let mut previous_end = 9u64;
         let mut eof = None;
         let mut batch = next_batch(&mut parser);
         loop {
-            let Batch { items, error } = batch;
+            let Batch { mut items, error } = batch;
             let last = error.is_some() || items.is_empty();
             let (checked, next) = rayon::join(
                 || {
+                    // `&mut`: items are Send but not Sync (lazily decompressed blobs).
                     items
-                        .into_par_iter()
-                        .map(|l| {
-                            let c = check_item(&l);
-                            (l, c)
-                        })
+                        .par_iter_mut()
+                        .map(|l| check_item(l, data))
                         .collect::<Vec<_>>()
                 },
                 || {
@@ -352,7 +378,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                     }
                 },
             );
-            for (located, checked) in checked {
+            for (located, checked) in items.into_iter().zip(checked) {
                 match located.item {
                     Item::Key(ref entry) => {
                         report.keys += 1;
@@ -479,7 +505,7 @@ fn checksum_state(data: &[u8], eof: &rdb_parser::Eof, prefix_crc: Option<u64>) -
     }
 }
 
-fn check_item(located: &Located<'_>) -> Checked {
+fn check_item(located: &Located<'_>, data: &[u8]) -> Checked {
     let Item::Key(entry) = &located.item else {
         return Checked {
             problems: Vec::new(),
@@ -490,13 +516,13 @@ fn check_item(located: &Located<'_>) -> Checked {
     h.update(&entry.db.to_le_bytes());
     h.update(&entry.key);
     Checked {
-        problems: check_value(entry),
+        problems: check_value(entry, data),
         key_hash: Some(h.digest128()),
     }
 }
 
 /// Every check of one key's value.
-pub fn check_value(entry: &Entry<'_>) -> Vec<Problem> {
+pub fn check_value(entry: &Entry<'_>, data: &[u8]) -> Vec<Problem> {
     let mut problems = Vec::new();
     if entry.value.is_empty_collection() {
         problems.push(Problem::in_entry(
@@ -509,7 +535,31 @@ pub fn check_value(entry: &Entry<'_>) -> Vec<Problem> {
         ));
     }
     let result = match &entry.value {
-        Value::String(s) => s.to_bytes().map(|_| ()),
+        Value::String(s) => match s.stored() {
+            rdb_parser::RdbString::Lzf {
+                compressed,
+                original_len,
+            } => {
+                if let Err(why) = lzf_check(compressed, original_len) {
+                    let offset =
+                        (compressed.as_ptr() as usize).saturating_sub(data.as_ptr() as usize);
+                    problems.push(Problem {
+                        offset: offset as u64,
+                        db: Some(entry.db),
+                        key: Some(entry.key.to_vec()),
+                        check: "lzf",
+                        severity: Severity::Error,
+                        message: format!(
+                            "compressed string of {} bytes does not expand to its declared \
+                             {original_len} bytes: {why}",
+                            compressed.len()
+                        ),
+                    });
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        },
         Value::List(l) => l.iter().try_for_each(|e| e.map(|_| ())),
         Value::Set(s) => check_set(entry, s, &mut problems),
         Value::ZSet(z) => check_zset(entry, z, &mut problems),
@@ -531,51 +581,66 @@ fn element_bytes(e: Element<'_>) -> Cow<'_, [u8]> {
     }
 }
 
-/// Collects members and reports those seen twice.
+/// Collects members and reports those seen twice. Sorting borrowed slices beats hashing
+/// them: members are short, and most collections are small.
 struct Duplicates<'a> {
-    seen: HashSet<Cow<'a, [u8]>>,
-    named: Vec<Vec<u8>>,
-    count: u64,
+    members: Vec<Cow<'a, [u8]>>,
 }
 
 impl<'a> Duplicates<'a> {
     fn new() -> Self {
         Duplicates {
-            seen: HashSet::new(),
-            named: Vec::new(),
-            count: 0,
+            members: Vec::new(),
         }
     }
 
     fn add(&mut self, member: Cow<'a, [u8]>) {
-        if self.seen.contains(&member) {
-            self.count += 1;
-            if self.named.len() < DUPLICATES_NAMED {
-                self.named.push(member.into_owned());
-            }
-        } else {
-            self.seen.insert(member);
-        }
+        self.members.push(member);
     }
 
-    fn report(&self, entry: &Entry<'_>, what: &str, problems: &mut Vec<Problem>) {
-        if self.count == 0 {
+    fn report(&mut self, entry: &Entry<'_>, what: &str, problems: &mut Vec<Problem>) {
+        let m = &mut self.members;
+        let mut named: Vec<&[u8]> = Vec::new();
+        let mut count = 0u64;
+        if m.len() <= 16 {
+            for (i, x) in m.iter().enumerate() {
+                if m.iter().take(i).any(|y| y == x) {
+                    count += 1;
+                    if named.len() < DUPLICATES_NAMED {
+                        named.push(x);
+                    }
+                }
+            }
+        } else {
+            m.sort_unstable();
+            for pair in m.windows(2) {
+                if let [x, y] = pair {
+                    if x == y {
+                        count += 1;
+                        if named.len() < DUPLICATES_NAMED {
+                            named.push(y);
+                        }
+                    }
+                }
+            }
+        }
+        if count == 0 {
             return;
         }
         let mut names = String::new();
-        for (i, n) in self.named.iter().enumerate() {
+        for (i, n) in named.iter().enumerate() {
             names.push_str(if i == 0 { "\"" } else { ", \"" });
             let _ = rdb_parser::error::write_escaped(&mut names, n);
             names.push('"');
         }
-        let more = self.count - self.named.len() as u64;
+        let more = count - named.len() as u64;
         if more > 0 {
             names.push_str(&format!(" and {more} more"));
         }
         problems.push(Problem::in_entry(
             entry,
             "duplicate-member",
-            format!("{} duplicate {what}: {names}", self.count),
+            format!("{count} duplicate {what}: {names}"),
         ));
     }
 }
@@ -820,6 +885,53 @@ fn check_stream(
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Walks an LZF stream without writing its output: every literal run and back-reference
+/// must stay inside the input and the declared output, and the output must come to exactly
+/// `declared` bytes. The same rules as decompressing, with no copy (verify only needs the
+/// verdict; collections inside LZF blobs are decompressed by the parser to be walked).
+fn lzf_check(input: &[u8], declared: usize) -> Result<(), String> {
+    if declared == 0 {
+        return Err("declared length 0".into());
+    }
+    let (mut ip, mut op) = (0usize, 0usize);
+    while ip < input.len() {
+        let ctrl = usize::from(input.get(ip).copied().unwrap_or(0));
+        ip += 1;
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            if ip + run > input.len() {
+                return Err(format!(
+                    "literal run of {run} bytes passes the end of the input"
+                ));
+            }
+            ip += run;
+            op += run;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += usize::from(*input.get(ip).ok_or("input ends inside a back-reference")?);
+                ip += 1;
+            }
+            let low = usize::from(*input.get(ip).ok_or("input ends inside a back-reference")?);
+            ip += 1;
+            let distance = ((ctrl & 0x1f) << 8) + low + 1;
+            if distance > op {
+                return Err(format!(
+                    "back-reference {distance} bytes back at output byte {op}"
+                ));
+            }
+            op += len + 2;
+        }
+        if op > declared {
+            return Err(format!("expands past {declared} bytes"));
+        }
+    }
+    if op != declared {
+        return Err(format!("expands to {op} bytes"));
     }
     Ok(())
 }

@@ -620,6 +620,12 @@ fn lzf_strings_must_expand_to_their_declared_length() {
             .unwrap_or_else(|e| panic!("{e}"));
     });
     fires(&data, "lzf");
+    // A back-reference before the start, and a literal run past the end of the input.
+    for stream in [&[0x20u8, 0x00][..], &[0x05, b'a']] {
+        let mut v = vec![0xC3, stream.len() as u8, 6];
+        v.extend_from_slice(stream);
+        fires(&one_key(9, type_id::STRING, &v), "lzf");
+    }
     // The corrupt value's extent is known: the key after it is still checked.
     let r = verify(&data, |_| {});
     assert!(r.complete && r.keys == 2, "{r:?}");
