@@ -164,8 +164,12 @@ pub struct DiffSummary {
     pub resplit_buckets: u64,
     /// Bytes written to temporary bucket files.
     pub temp_bytes: u64,
-    /// Peak resident memory of the process (VmHWM), in bytes, when known.
+    /// Peak resident memory of the process (VmHWM), in bytes, when known. It counts the
+    /// memory-mapped inputs' pages too.
     pub peak_rss: Option<u64>,
+    /// The largest anonymous memory (RssAnon: heap, not the mapped inputs) seen at the
+    /// points where it peaks: after each side is partitioned and with each bucket's map full.
+    pub peak_anon: Option<u64>,
 }
 
 impl DiffSummary {
@@ -199,13 +203,12 @@ impl DiffSummary {
         )?;
         writeln!(
             out,
-            "{} buckets per side ({} split again), {} bytes of temporary files, peak RSS {}",
+            "{} buckets per side ({} split again), {} bytes of temporary files, peak RSS {} (anonymous {})",
             self.buckets,
             self.resplit_buckets,
             self.temp_bytes,
-            self.peak_rss
-                .map(|b| format!("{} MiB", b >> 20))
-                .unwrap_or_else(|| "unknown".into())
+            mib(self.peak_rss),
+            mib(self.peak_anon),
         )
     }
 
@@ -225,14 +228,31 @@ impl DiffSummary {
             "resplit_buckets": self.resplit_buckets,
             "temp_bytes": self.temp_bytes,
             "peak_rss_bytes": self.peak_rss,
+            "peak_anon_bytes": self.peak_anon,
         })
     }
+
+    fn sample_anon(&mut self) {
+        if let Some(now) = proc_status_kb("RssAnon:") {
+            self.peak_anon = Some(self.peak_anon.unwrap_or(0).max(now));
+        }
+    }
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map(|b| format!("{} MiB", b >> 20))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Peak resident set size of this process, from `/proc/self/status`.
 pub fn peak_rss() -> Option<u64> {
+    proc_status_kb("VmHWM:")
+}
+
+/// A `/proc/self/status` field given in kB, in bytes.
+fn proc_status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -630,7 +650,9 @@ pub fn diff(
     let mut pa = Partition::new(n, 0, opts).map_err(Failure::Io)?;
     let mut pb = Partition::new(n, 0, opts).map_err(Failure::Io)?;
     summary.keys_a = partition_side(a, opts, true, &mut pa).map_err(|e| unreadable("A", e))?;
+    summary.sample_anon();
     summary.keys_b = partition_side(b, opts, false, &mut pb).map_err(|e| unreadable("B", e))?;
+    summary.sample_anon();
     summary.temp_bytes = pa.temp_bytes() + pb.temp_bytes();
     compare_partitions(pa, pb, 1, opts, &mut summary, on_difference)?;
     summary.peak_rss = peak_rss();
@@ -713,6 +735,7 @@ fn compare_bucket(
     while let Some(rec) = Record::decode(&mut ra).map_err(Failure::Io)? {
         left.insert((rec.db, rec.key), rec.side);
     }
+    summary.sample_anon();
     let mut found = Vec::new();
     while let Some(rec) = Record::decode(&mut rb).map_err(Failure::Io)? {
         match left.remove(&(rec.db, rec.key.clone())) {
