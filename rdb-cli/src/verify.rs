@@ -645,9 +645,9 @@ impl<'a> Duplicates<'a> {
     }
 }
 
-fn check_set<'a>(
+fn check_set(
     entry: &Entry<'_>,
-    set: &'a rdb_parser::Set<'_>,
+    set: &rdb_parser::Set<'_>,
     problems: &mut Vec<Problem>,
 ) -> Result<(), Error> {
     let intset = set.encoding_name() == "intset";
@@ -680,9 +680,9 @@ fn check_set<'a>(
     Ok(())
 }
 
-fn check_zset<'a>(
+fn check_zset(
     entry: &Entry<'_>,
-    zset: &'a rdb_parser::ZSet<'_>,
+    zset: &rdb_parser::ZSet<'_>,
     problems: &mut Vec<Problem>,
 ) -> Result<(), Error> {
     let mut dups = Duplicates::new();
@@ -705,9 +705,9 @@ fn check_zset<'a>(
     Ok(())
 }
 
-fn check_hash<'a>(
+fn check_hash(
     entry: &Entry<'_>,
-    hash: &'a rdb_parser::Hash<'_>,
+    hash: &rdb_parser::Hash<'_>,
     problems: &mut Vec<Problem>,
 ) -> Result<(), Error> {
     let mut dups = Duplicates::new();
