@@ -560,7 +560,10 @@ pub fn check_value(entry: &Entry<'_>, data: &[u8]) -> Vec<Problem> {
             }
             _ => Ok(()),
         },
-        Value::List(l) => l.iter().try_for_each(|e| e.map(|_| ())),
+        Value::List(l) => {
+            check_quicklist_nodes(entry, &mut problems);
+            l.iter().try_for_each(|e| e.map(|_| ()))
+        }
         Value::Set(s) => check_set(entry, s, &mut problems),
         Value::ZSet(z) => check_zset(entry, z, &mut problems),
         Value::Hash(h) => check_hash(entry, h, &mut problems),
@@ -887,6 +890,100 @@ fn check_stream(
         }
     }
     Ok(())
+}
+
+/// Empty quicklist nodes: a server skips them on load (and a list made only of them is
+/// an empty collection), but none writes one. The parser has checked every node's extent;
+/// this only re-reads the node headers.
+fn check_quicklist_nodes(entry: &Entry<'_>, problems: &mut Vec<Problem>) {
+    use rdb_parser::format::type_id;
+    let v2 = match entry.type_id {
+        type_id::LIST_QUICKLIST => false,
+        type_id::LIST_QUICKLIST_2 => true,
+        _ => return,
+    };
+    let Some((nodes, mut rest)) = rdb_length(entry.raw_value) else {
+        return;
+    };
+    let mut empty = 0u64;
+    for _ in 0..nodes {
+        let mut container = rdb_parser::format::quicklist_container::PACKED;
+        if v2 {
+            let Some((c, r)) = rdb_length(rest) else {
+                return;
+            };
+            (container, rest) = (c, r);
+        }
+        let Some((blob, r)) = rdb_raw_string(rest) else {
+            return;
+        };
+        rest = r;
+        // An empty listpack is its 6-byte header and the end byte; an empty ziplist 10 + 1.
+        let empty_len = if v2 { 7 } else { 11 };
+        if container == rdb_parser::format::quicklist_container::PACKED
+            && blob.is_some_and(|b| b.len() == empty_len)
+        {
+            empty += 1;
+        }
+    }
+    if empty > 0 && !entry.value.is_empty_collection() {
+        problems.push(
+            Problem::in_entry(
+                entry,
+                "quicklist-node",
+                format!("{empty} of {nodes} quicklist nodes are empty (servers skip them)"),
+            )
+            .warning(),
+        );
+    }
+}
+
+/// An RDB length prefix (not a string encoding) and the bytes after it.
+fn rdb_length(i: &[u8]) -> Option<(u64, &[u8])> {
+    let (&first, rest) = i.split_first()?;
+    match first >> 6 {
+        0 => Some((u64::from(first & 0x3f), rest)),
+        1 => {
+            let (&second, rest) = rest.split_first()?;
+            Some((u64::from(first & 0x3f) << 8 | u64::from(second), rest))
+        }
+        2 if first == 0x80 => {
+            let b: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+            Some((u64::from(u32::from_be_bytes(b)), rest.get(4..)?))
+        }
+        2 if first == 0x81 => {
+            let b: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+            Some((u64::from_be_bytes(b), rest.get(8..)?))
+        }
+        _ => None,
+    }
+}
+
+/// An RDB string: its bytes when stored plain (`None` for integer and LZF forms), and
+/// the bytes after it.
+fn rdb_raw_string(i: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    match i.first()? >> 6 {
+        3 => {
+            let (&enc, rest) = i.split_first()?;
+            let skip = match enc & 0x3f {
+                0 => 1,
+                1 => 2,
+                2 => 4,
+                3 => {
+                    let (clen, rest) = rdb_length(rest)?;
+                    let (_, rest) = rdb_length(rest)?;
+                    return Some((None, rest.get(usize::try_from(clen).ok()?..)?));
+                }
+                _ => return None,
+            };
+            Some((None, rest.get(skip..)?))
+        }
+        _ => {
+            let (n, rest) = rdb_length(i)?;
+            let n = usize::try_from(n).ok()?;
+            Some((Some(rest.get(..n)?), rest.get(n..)?))
+        }
+    }
 }
 
 /// Walks an LZF stream without writing its output: every literal run and back-reference

@@ -407,6 +407,22 @@ fn quicklist_nodes() {
     let r = verify(&data, |_| {});
     assert!(!r.ok() && !r.complete, "{:?}", r.problems);
     assert!(r.problems.iter().any(|p| p.message.contains("container")));
+    // An empty node among full ones: servers skip it; a warning, not an error.
+    let mut v = Vec::new();
+    encode::length(&mut v, 2);
+    for blob in [listpack(&[]), good.clone()] {
+        encode::length(&mut v, 2);
+        encode::raw_string(&mut v, &blob);
+    }
+    let r = verify(&one_key(10, type_id::LIST_QUICKLIST_2, &v), |_| {});
+    assert!(r.ok(), "{:?}", r.problems);
+    let p = r.problems.first().unwrap_or_else(|| panic!("no warning"));
+    assert_eq!((p.check, p.severity), ("quicklist-node", Severity::Warning));
+    // Only empty nodes: an empty list, an error.
+    let mut v = Vec::new();
+    encode::length(&mut v, 1);
+    encode::raw_string(&mut v, &ziplist(&[]));
+    fires(&one_key(9, type_id::LIST_QUICKLIST, &v), "empty-collection");
     // A v1 quicklist node is a ziplist.
     let mut v = Vec::new();
     encode::length(&mut v, 1);
