@@ -588,35 +588,41 @@ impl Partition {
     }
 }
 
+/// What one item of a side yields: its record, the EOF, and its offset (for progress).
+type Found = (Option<Record>, Option<rdb_parser::Eof>, u64);
+
 /// Parses one side into `partition`; returns its key count.
 fn partition_side(
     data: &[u8],
     opts: &DiffOptions,
     map_dbs: bool,
     partition: &mut Partition,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<u64, Failure> {
     let mut keys = 0u64;
     let mut buf = Vec::with_capacity(256);
     rdb_writer::pipeline::checked(data, &opts.parser, |p, eof| {
         // The EOF reaches `eof` through the sink, which runs on this thread.
-        let work = |s: Spanned<'_>| -> Result<(Option<Record>, Option<rdb_parser::Eof>), Failure> {
-            match &s.item {
+        let work = |s: Spanned<'_>| -> Result<Found, Failure> {
+            let (rec, end) = match &s.item {
                 Item::Key(entry) if opts.filter.keeps(entry) => {
                     let db = if map_dbs {
                         opts.db_map.get(&entry.db).copied().unwrap_or(entry.db)
                     } else {
                         entry.db
                     };
-                    Ok((Some(record(entry, db)?), None))
+                    (Some(record(entry, db)?), None)
                 }
-                Item::Eof(e) => Ok((None, Some(*e))),
-                _ => Ok((None, None)),
-            }
+                Item::Eof(e) => (None, Some(*e)),
+                _ => (None, None),
+            };
+            Ok((rec, end, s.offset))
         };
-        let sink = |(rec, end): (Option<Record>, Option<rdb_parser::Eof>)| -> Result<(), Failure> {
+        let sink = |(rec, end, offset): Found| -> Result<(), Failure> {
             if let Some(e) = end {
                 eof.set(e);
             }
+            progress(offset);
             if let Some(rec) = rec {
                 keys += 1;
                 partition.add(&rec, &mut buf).map_err(Failure::Io)?;
@@ -629,12 +635,14 @@ fn partition_side(
 }
 
 /// Compares two snapshots; every difference goes to `on_difference`, bucket by bucket
-/// (sorted by db and key within a bucket).
+/// (sorted by db and key within a bucket). `progress` sees the input bytes read so far
+/// (A, then B).
 pub fn diff(
     a: &[u8],
     b: &[u8],
     opts: &DiffOptions,
     on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<DiffSummary, Failure> {
     let n = opts.buckets.unwrap_or_else(|| {
         // Records are far smaller than values, but tiny keys can make them ~3x the bytes
@@ -649,9 +657,12 @@ pub fn diff(
     };
     let mut pa = Partition::new(n, 0, opts).map_err(Failure::Io)?;
     let mut pb = Partition::new(n, 0, opts).map_err(Failure::Io)?;
-    summary.keys_a = partition_side(a, opts, true, &mut pa).map_err(|e| unreadable("A", e))?;
+    summary.keys_a =
+        partition_side(a, opts, true, &mut pa, progress).map_err(|e| unreadable("A", e))?;
     summary.sample_anon();
-    summary.keys_b = partition_side(b, opts, false, &mut pb).map_err(|e| unreadable("B", e))?;
+    let a_len = a.len() as u64;
+    summary.keys_b = partition_side(b, opts, false, &mut pb, &mut |o| progress(a_len + o))
+        .map_err(|e| unreadable("B", e))?;
     summary.sample_anon();
     summary.temp_bytes = pa.temp_bytes() + pb.temp_bytes();
     compare_partitions(pa, pb, 1, opts, &mut summary, on_difference)?;

@@ -761,32 +761,50 @@ fn diff(args: &DiffArgs) -> Result<(), Failure> {
         temp_dir: args.temp_dir.clone(),
         parser: args.read.builder(),
     };
+    let bar = progress_bar((a.bytes().len() + b.bytes().len()) as u64);
+    let mut tick = tick(&bar);
     let mut shown = 0usize;
     let mut stdout = std::io::stdout().lock();
     let mut line = Vec::new();
     let summary = match &args.jsonl {
         Some(path) => {
             let mut out = AtomicFile::create(path).map_err(|e| io_context(e, path))?;
-            let summary = diff(a.bytes(), b.bytes(), &opts, &mut |d| {
-                line.clear();
-                d.write_json(&mut line);
-                line.push(b'\n');
-                out.write_all(&line)
-            })?;
+            let summary = diff(
+                a.bytes(),
+                b.bytes(),
+                &opts,
+                &mut |d| {
+                    line.clear();
+                    d.write_json(&mut line);
+                    line.push(b'\n');
+                    out.write_all(&line)
+                },
+                &mut tick,
+            )?;
             out.commit().map_err(|e| io_context(e, path))?;
             summary
         }
-        None => diff(a.bytes(), b.bytes(), &opts, &mut |d| {
-            shown += 1;
-            if args.json || shown > 20 {
-                return Ok(());
-            }
-            line.clear();
-            d.write_json(&mut line);
-            line.push(b'\n');
-            stdout.write_all(&line)
-        })?,
+        None => diff(
+            a.bytes(),
+            b.bytes(),
+            &opts,
+            &mut |d| {
+                shown += 1;
+                if args.json || shown > 20 {
+                    return Ok(());
+                }
+                line.clear();
+                d.write_json(&mut line);
+                line.push(b'\n');
+                stdout.write_all(&line)
+            },
+            &mut tick,
+        )?,
     };
+    drop(tick);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     if args.json {
         let text =
             serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;

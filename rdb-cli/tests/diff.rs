@@ -18,10 +18,16 @@ use rdb_writer::{value, Compression, TargetProfile, Writer};
 
 fn run(a: &[u8], b: &[u8], opts: &DiffOptions) -> (DiffSummary, Vec<Difference>) {
     let mut found = Vec::new();
-    let summary = diff(a, b, opts, &mut |d| {
-        found.push(d.clone());
-        Ok(())
-    })
+    let summary = diff(
+        a,
+        b,
+        opts,
+        &mut |d| {
+            found.push(d.clone());
+            Ok(())
+        },
+        &mut |_| {},
+    )
     .unwrap_or_else(|e| panic!("diff: {e}"));
     (summary, found)
 }
