@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use rdb_cli::diff::{diff, DiffOptions, DiffSummary, Difference};
 use rdb_parser::format::type_id;
 use rdb_parser::{ParserBuilder, Version};
-use rdb_writer::convert::{convert, ConvertOptions, FunctionPolicy, ModulePolicy};
+use rdb_writer::convert::{convert, ConvertOptions, FieldTtlPolicy, FunctionPolicy, ModulePolicy};
 use rdb_writer::{value, Compression, TargetProfile, Writer};
 
 fn run(a: &[u8], b: &[u8], opts: &DiffOptions) -> (DiffSummary, Vec<Difference>) {
@@ -45,7 +45,8 @@ fn all_fixtures() -> Vec<PathBuf> {
 }
 
 /// Every fixture converted to each version rdbkit writes compares equal to its source,
-/// wherever the conversion needs no loss.
+/// wherever the conversion needs no loss; where it drops field TTLs, exactly those keys
+/// differ.
 #[test]
 fn converted_copies_are_equal() {
     let mut compared = 0;
@@ -68,10 +69,43 @@ fn converted_copies_are_equal() {
                 &mut |_| Ok(()),
                 &mut |_| {},
             );
-            let Ok((out, _)) = converted else {
-                // Field TTLs for a version without them: a loss no flag allowed.
-                refused += 1;
-                continue;
+            let (out, _) = match converted {
+                Ok(done) => done,
+                Err(_) => {
+                    // Field TTLs for a version without them: convert again with the loss
+                    // allowed; exactly the keys that lost field TTLs must differ, in value.
+                    refused += 1;
+                    opts.field_ttls = FieldTtlPolicy::Drop;
+                    let mut lost = Vec::new();
+                    let (out, _) = convert(
+                        &data,
+                        &ParserBuilder::new(),
+                        &opts,
+                        Vec::new(),
+                        &mut |l| {
+                            if l.action == "field_ttls_dropped" {
+                                lost.push((l.db.unwrap_or(0), l.key.unwrap_or_default().to_vec()));
+                            }
+                            Ok(())
+                        },
+                        &mut |_| {},
+                    )
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let (_, found) = run(&data, &out, &DiffOptions::default());
+                    let mut got: Vec<_> = found
+                        .iter()
+                        .map(|d| {
+                            assert_eq!(d.kind(), "changed");
+                            assert!(d.value_changed && !d.type_changed && !d.ttl_changed);
+                            (d.db, d.key.clone())
+                        })
+                        .collect();
+                    got.sort();
+                    lost.sort();
+                    assert!(!lost.is_empty());
+                    assert_eq!(got, lost, "{} to RDB {version}", path.display());
+                    continue;
+                }
             };
             let (summary, found) = run(&data, &out, &DiffOptions::default());
             assert!(
@@ -83,7 +117,10 @@ fn converted_copies_are_equal() {
             compared += 1;
         }
     }
-    eprintln!("{compared} conversions compared equal, {refused} refused by convert");
+    eprintln!(
+        "{compared} conversions compared equal; {refused} needed --field-ttls drop and differ \
+         exactly in the keys that lost field TTLs"
+    );
     assert!(compared >= 150, "only {compared} conversions compared");
 }
 
