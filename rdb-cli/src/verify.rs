@@ -27,6 +27,8 @@ use crate::json;
 /// Input bytes per batch handed to the cores.
 const BATCH_BYTES: usize = 4 << 20;
 const BATCH_ITEMS: usize = 16 * 1024;
+/// The largest field expiry a server accepts (it keeps 48 bits).
+const MAX_FIELD_EXPIRE: i64 = (1 << 48) - 1;
 /// Duplicates named per collection before the rest are only counted.
 const DUPLICATES_NAMED: usize = 3;
 
@@ -714,10 +716,42 @@ fn check_hash(
     problems: &mut Vec<Problem>,
 ) -> Result<(), Error> {
     let mut dups = Duplicates::new();
+    // Redis' listpack form keeps fields with a TTL first, by ascending expiry.
+    let ordered = hash.encoding_name().starts_with("listpack_ex");
+    let mut last_ttl: Option<Option<i64>> = None;
+    let (mut bad_ttl, mut bad_order) = (None, false);
     for field in hash.iter() {
-        dups.add(element_bytes(field?.field));
+        let field = field?;
+        if let Some(t) = field.expire_ms {
+            if !(0..=MAX_FIELD_EXPIRE).contains(&t) && bad_ttl.is_none() {
+                bad_ttl = Some(t);
+            }
+        }
+        if ordered {
+            bad_order |= match (last_ttl, field.expire_ms) {
+                (Some(None), Some(_)) => true,
+                (Some(Some(prev)), Some(t)) => t < prev,
+                _ => false,
+            };
+            last_ttl = Some(field.expire_ms);
+        }
+        dups.add(element_bytes(field.field));
     }
     dups.report(entry, "fields", problems);
+    if let Some(t) = bad_ttl {
+        problems.push(Problem::in_entry(
+            entry,
+            "hash-field-ttl",
+            format!("a field expires at {t}, outside 0..=2^48-1 ms"),
+        ));
+    }
+    if bad_order {
+        problems.push(Problem::in_entry(
+            entry,
+            "hash-field-ttl",
+            "fields with a TTL must come first, by ascending expiry".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -245,6 +245,14 @@ fn ziplist_header_entries_and_terminator() {
         &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
         "ziplist",
     );
+    // Tail offset not at the last entry (the second starts at 14).
+    let mut bad = good.clone();
+    assert_eq!(bad.get(4).copied(), Some(14));
+    poke(&mut bad, 4, |_| 10);
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
     // Terminator.
     let mut bad = good.clone();
     let last = bad.len() - 1;
@@ -279,6 +287,13 @@ fn listpack_header_back_length_and_terminator() {
     let mut bad = good.clone();
     assert_eq!(bad.get(8).copied(), Some(2));
     poke(&mut bad, 8, |_| 3);
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
+    // A back-length byte with the continuation bit where none may be.
+    let mut bad = good.clone();
+    poke(&mut bad, 8, |b| b | 0x80);
     fires(
         &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
         "listpack",
@@ -360,6 +375,60 @@ fn duplicate_members_and_fields() {
     fires(
         &one_key(11, type_id::SET_LISTPACK, &blob_value(&lp)),
         "duplicate-member",
+    );
+}
+
+#[test]
+fn hash_field_ttls() {
+    // Valkey HASH_2: field, value, i64 expiry (-1: none).
+    let hash2 = |expire: i64| {
+        let mut v = Vec::new();
+        encode::length(&mut v, 1);
+        encode::raw_string(&mut v, b"f");
+        encode::raw_string(&mut v, b"v");
+        encode::ms_time(&mut v, expire);
+        v
+    };
+    let valkey = |v: &[u8]| {
+        let mut w = Writer::new(Vec::new(), Version::valkey(80)).unwrap_or_else(|e| panic!("{e}"));
+        w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(type_id::HASH_2, b"bad", v)
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.finish().unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(verify(&valkey(&hash2(-1)), |_| {}).ok());
+    assert!(verify(&valkey(&hash2(1_700_000_000_000)), |_| {}).ok());
+    fires(&valkey(&hash2(-5)), "hash-field-ttl");
+    fires(&valkey(&hash2(1 << 50)), "hash-field-ttl");
+    // Redis 7.4 listpack (type 25): min expiry, then (field, value, expiry) triples.
+    let listpack_ex = |ttls: &[i64]| {
+        let mut lp = ListpackBuilder::new();
+        for (i, t) in ttls.iter().enumerate() {
+            lp.push_str(format!("f{i}").as_bytes());
+            lp.push_str(b"v");
+            lp.push_int(*t);
+        }
+        let mut v = Vec::new();
+        encode::ms_time(
+            &mut v,
+            ttls.iter().copied().filter(|&t| t > 0).min().unwrap_or(0),
+        );
+        encode::raw_string(&mut v, &lp.finish().unwrap_or_else(|e| panic!("{e}")));
+        v
+    };
+    let t = 1_700_000_000_000;
+    assert!(verify(
+        &one_key(12, type_id::HASH_LISTPACK_EX, &listpack_ex(&[t, t + 5, 0])),
+        |_| {}
+    )
+    .ok());
+    fires(
+        &one_key(12, type_id::HASH_LISTPACK_EX, &listpack_ex(&[t + 5, t])),
+        "hash-field-ttl",
+    );
+    fires(
+        &one_key(12, type_id::HASH_LISTPACK_EX, &listpack_ex(&[0, t])),
+        "hash-field-ttl",
     );
 }
 
