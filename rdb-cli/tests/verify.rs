@@ -881,3 +881,65 @@ fn verdicts_agree_with_real_redis_check_rdb() {
     eprintln!("{judged} checker verdicts compared; known disagreements: {notes:#?}");
     assert!(judged > 300, "only {judged} verdicts compared");
 }
+
+/// Byte flips in files whose checksum is off (trailer 0), so only the structure can tell:
+/// whatever a server's redis-check-rdb (with its deep sanitization) rejects, verify rejects.
+/// verify may reject more (it also flags what servers load silently, e.g. duplicates).
+#[test]
+fn flips_rejected_by_real_redis_check_rdb_are_rejected_by_verify() {
+    let Some(manifest) = servers::manifest() else {
+        return;
+    };
+    let dir = servers::TempDir::new("verify-flips");
+    let mut compared = 0;
+    let mut both_reject = 0;
+    for entry in manifest.iter().filter(|e| e.has_deep_sanitization()) {
+        let path = fixtures_dir().join(&entry.name).join("types.rdb");
+        let Ok(mut data) = std::fs::read(&path) else {
+            continue;
+        };
+        let len = data.len();
+        if let Some(trailer) = data.get_mut(len - 8..) {
+            trailer.fill(0);
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ len as u64;
+        for round in 0..60 {
+            // xorshift: positions spread over the body, deterministic per file.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let pos = 9 + (state % (len as u64 - 18)) as usize;
+            let bit = (state >> 40) % 8;
+            let mut bad = data.clone();
+            poke(&mut bad, pos, |b| b ^ (1 << bit));
+            let file = dir.path().join(format!("{}-{round}.rdb", entry.name));
+            std::fs::write(&file, &bad).unwrap_or_else(|e| panic!("{e}"));
+            let (program, args) = entry.check.split_first().unwrap_or_else(|| panic!("argv"));
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&file).stdin(Stdio::null());
+            for (k, v) in &entry.env {
+                cmd.env(k, v);
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let ours = verify(&bad, |_| {});
+            compared += 1;
+            if !out.status.success() {
+                both_reject += 1;
+                assert!(
+                    !ours.ok(),
+                    "{} rejects {} (byte {pos}, bit {bit}) but verify accepts it:\n{}",
+                    entry.name,
+                    path.display(),
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+        }
+    }
+    eprintln!("{compared} flipped files compared, {both_reject} rejected by the checker");
+    assert!(
+        compared >= 300 && both_reject > 50,
+        "{compared} / {both_reject}"
+    );
+}
