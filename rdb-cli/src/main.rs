@@ -87,14 +87,6 @@ enum Command {
     },
     /// List the target profiles `convert` knows.
     Targets,
-    /// Check a snapshot in depth, as redis-check-rdb and sanitize-dump-payload do: the
-    /// CRC64, every inner encoding, intset order, NaN scores, duplicate members, fields and
-    /// keys, stream IDs and consumer groups, empty collections, stray opcodes. Every
-    /// problem is listed with its byte offset, db and key. Exit 0: clean; 1: problems.
-    #[command(after_help = "Examples:\n  \
-        rdbkit verify dump.rdb                 one line per problem, then a verdict\n  \
-        rdbkit verify dump.rdb --json          the same as JSON (docs/verify-json.md)\n\n\
-        Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 I/O error.")]
     /// Compare two snapshots key by key, whatever their versions and encodings: keys only
     /// in A or only in B, type, value and TTL differences. Works on files larger than
     /// memory (temporary bucket files, removed on exit). Exit 0: equal; 1: different.
@@ -106,6 +98,14 @@ enum Command {
         Filters apply to both files; --db-map renumbers A's databases (A is the source).\n\
         Exit codes: 0 equal, 1 different, 2 usage, I/O or unreadable snapshot.")]
     Diff(Box<DiffArgs>),
+    /// Check a snapshot in depth, as redis-check-rdb and sanitize-dump-payload do: the
+    /// CRC64, every inner encoding, intset order, NaN scores, duplicate members, fields and
+    /// keys, stream IDs and consumer groups, empty collections, stray opcodes. Every
+    /// problem is listed with its byte offset, db and key. Exit 0: clean; 1: problems.
+    #[command(after_help = "Examples:\n  \
+        rdbkit verify dump.rdb                 one line per problem, then a verdict\n  \
+        rdbkit verify dump.rdb --json          the same as JSON (docs/verify-json.md)\n\n\
+        Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 I/O error.")]
     Verify {
         /// The RDB file to verify.
         file: PathBuf,
