@@ -29,6 +29,9 @@ use crate::{json, Failure};
 const SMALL_VALUE: usize = 64;
 /// The most bucket files per side at once (each is an open file descriptor).
 const MAX_BUCKETS: usize = 200;
+/// Buckets per side when one bucket is split again: nested splits keep their files open
+/// beside the parent's, and all must stay under the usual limit of 1024 descriptors.
+const MAX_RESPLIT_BUCKETS: u64 = 50;
 /// How deep a bucket that does not fit is split again.
 const MAX_SPLIT_DEPTH: u64 = 4;
 /// Memory per record held in a bucket's map, beyond its own bytes.
@@ -705,7 +708,7 @@ fn compare_partitions(
             summary.resplit_buckets += 1;
             let m = (size / opts.memory_limit.max(1) + 2)
                 .min(records)
-                .min(MAX_BUCKETS as u64) as usize;
+                .min(MAX_RESPLIT_BUCKETS) as usize;
             let mut sub_a = Partition::new(m, depth, opts).map_err(Failure::Io)?;
             let mut sub_b = Partition::new(m, depth, opts).map_err(Failure::Io)?;
             let mut buf = Vec::new();
