@@ -380,9 +380,10 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                     }
                 },
             );
-            for (located, checked) in items.into_iter().zip(checked) {
-                match located.item {
-                    Item::Key(ref entry) => {
+            // By reference: an item is a few hundred bytes, and this loop is the serial part.
+            for (located, checked) in items.iter().zip(checked) {
+                match &located.item {
+                    Item::Key(entry) => {
                         report.keys += 1;
                         // Opcodes the parser folded into this key from before other items.
                         let detached = !entry.opcodes_in_span
@@ -431,7 +432,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                                 ),
                             });
                         }
-                        eof = Some(e);
+                        eof = Some(*e);
                     }
                     _ => {}
                 }
