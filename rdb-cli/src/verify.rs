@@ -416,6 +416,12 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                         }
                         progress(entry.offset);
                     }
+                    // Size the duplicate-key map from the db's hint, bounded by what the
+                    // file could hold (a corrupt hint must not reserve gigabytes).
+                    Item::ResizeDb { db_size, .. } => {
+                        let bound = (data.len() / 4) as u64;
+                        seen_keys.reserve((*db_size).min(bound) as usize);
+                    }
                     Item::Eof(e) => {
                         // Bytes between the last item and EOF are key opcodes with no key.
                         if located.start > previous_end {
