@@ -501,9 +501,12 @@ fn quicklist_nodes() {
     fires(&one_key(9, type_id::LIST_QUICKLIST, &v), "ziplist");
 }
 
+#[derive(Default)]
 struct Group<'a> {
     pel: &'a [(u64, u64)],
     consumers: &'a [&'a [(u64, u64)]],
+    /// The group's last-delivered ID (default: the stream's last ID).
+    last: Option<(u64, u64)>,
 }
 
 /// A type 15 stream with one node holding `ids` (field "f", value "v" each).
@@ -539,8 +542,9 @@ fn stream(ids: &[(u64, u64)], length: u64, last: (u64, u64), groups: &[Group<'_>
     encode::length(&mut v, groups.len() as u64);
     for (i, g) in groups.iter().enumerate() {
         encode::raw_string(&mut v, format!("g{i}").as_bytes());
-        encode::length(&mut v, last.0);
-        encode::length(&mut v, last.1);
+        let group_last = g.last.unwrap_or(last);
+        encode::length(&mut v, group_last.0);
+        encode::length(&mut v, group_last.1);
         encode::length(&mut v, g.pel.len() as u64);
         for &id in g.pel {
             raw(&mut v, id);
@@ -570,6 +574,7 @@ fn stream_ids_and_consumer_groups() {
         &[Group {
             pel: &[(1, 0), (2, 0)],
             consumers: &[&[(1, 0)], &[(2, 0)]],
+            ..Group::default()
         }],
     );
     let r = verify(&one_key(9, t, &ok), |_| {});
@@ -595,6 +600,7 @@ fn stream_ids_and_consumer_groups() {
         &[Group {
             pel: &[(1, 0)],
             consumers: &[],
+            ..Group::default()
         }],
     );
     let p = fires(&one_key(9, t, &unowned), "stream-pel");
@@ -607,6 +613,7 @@ fn stream_ids_and_consumer_groups() {
         &[Group {
             pel: &[(1, 0)],
             consumers: &[&[(1, 0)], &[(1, 0)]],
+            ..Group::default()
         }],
     );
     let p = fires(&one_key(9, t, &shared), "stream-pel");
@@ -619,10 +626,40 @@ fn stream_ids_and_consumer_groups() {
         &[Group {
             pel: &[],
             consumers: &[&[(1, 0)]],
+            ..Group::default()
         }],
     );
     let p = fires(&one_key(9, t, &missing), "stream-pel");
     assert!(p.message.contains("not in the group PEL"), "{p:?}");
+    // A group that has delivered past the stream's last ID: loadable, but suspicious.
+    let ahead = stream(
+        &[(1, 0)],
+        1,
+        (1, 0),
+        &[Group {
+            last: Some((7, 0)),
+            ..Group::default()
+        }],
+    );
+    let r = verify(&one_key(9, t, &ahead), |_| {});
+    assert!(r.ok(), "{:?}", r.problems);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.check == "stream-group" && p.severity == Severity::Warning),
+        "{:?}",
+        r.problems
+    );
+    // Two groups of one name.
+    let twice = stream(&[(1, 0)], 1, (1, 0), &[Group::default(), Group::default()]);
+    let mut renamed = twice.clone();
+    // The second group is named "g1": make it "g0".
+    let at = renamed
+        .windows(2)
+        .rposition(|w| w == b"g1")
+        .unwrap_or_else(|| panic!("no g1"));
+    poke(&mut renamed, at + 1, |_| b'0');
+    fires(&one_key(9, t, &renamed), "stream-group");
 }
 
 #[test]
