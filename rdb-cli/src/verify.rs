@@ -464,6 +464,32 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
             batch = next;
         }
         let prefix_crc = prefix_crc.and_then(|h| h.join().ok().flatten());
+        if eof.is_none() && version.has_checksum() && data.len() >= 17 {
+            // No EOF to locate the trailer: say whether the last 8 bytes, read as one,
+            // vouch for the rest (then the file was written like this, not damaged since).
+            let covered = data.len() - 8;
+            let crc = prefix_crc
+                .unwrap_or_else(|| rdb_parser::crc64(0, data.get(..covered).unwrap_or(&[])));
+            let mut last = [0u8; 8];
+            last.copy_from_slice(data.get(covered..).unwrap_or(&[0; 8]));
+            let matches = u64::from_le_bytes(last) == crc;
+            report.problems.push(Problem {
+                offset: covered as u64,
+                db: None,
+                key: None,
+                check: "checksum",
+                severity: Severity::Warning,
+                message: if matches {
+                    "the walk stopped before EOF, yet the last 8 bytes are the CRC64 of the \
+                         rest: the file was written like this"
+                        .into()
+                } else {
+                    "the walk stopped before EOF, and the last 8 bytes are not the CRC64 of \
+                         the rest: the file is damaged or cut short"
+                        .into()
+                },
+            });
+        }
         if let Some(eof) = eof {
             report.complete = true;
             report.checksum = checksum_state(data, &eof, prefix_crc);
