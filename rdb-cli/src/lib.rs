@@ -4,10 +4,12 @@
 pub mod azure;
 pub mod check;
 pub mod convert;
+pub mod diff;
 pub mod export;
 pub mod info;
 pub mod json;
 pub mod output;
+pub mod verify;
 
 /// Why a command could not finish.
 #[derive(Debug)]

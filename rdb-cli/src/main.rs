@@ -93,6 +93,32 @@ enum Command {
     /// Import uploaded blob(s) into Azure Managed Redis (--cluster) or Azure Cache for
     /// Redis Premium (--cache) and follow the operation to its end. Deletes the cache's data.
     Import(Box<rdb_cli::azure::import::ImportArgs>),
+    /// Compare two snapshots key by key, whatever their versions and encodings: keys only
+    /// in A or only in B, type, value and TTL differences. Works on files larger than
+    /// memory (temporary bucket files, removed on exit). Exit 0: equal; 1: different.
+    #[command(after_help = "Examples:\n  \
+        rdbkit diff source.rdb target.rdb                     summary and the first differences\n  \
+        rdbkit diff a.rdb b.rdb --jsonl diff.jsonl             every difference (docs/diff-jsonl.md)\n  \
+        rdbkit diff src.rdb exported.rdb --ttl-tolerance 5s    TTLs within 5 s are equal\n  \
+        rdbkit diff src.rdb dst.rdb --db-map 3:0 --include 'user:*'\n\n\
+        Filters apply to both files; --db-map renumbers A's databases (A is the source).\n\
+        Exit codes: 0 equal, 1 different, 2 usage, I/O or unreadable snapshot.")]
+    Diff(Box<DiffArgs>),
+    /// Check a snapshot in depth, as redis-check-rdb and sanitize-dump-payload do: the
+    /// CRC64, every inner encoding, intset order, NaN scores, duplicate members, fields and
+    /// keys, stream IDs and consumer groups, empty collections, stray opcodes. Every
+    /// problem is listed with its byte offset, db and key. Exit 0: clean; 1: problems.
+    #[command(after_help = "Examples:\n  \
+        rdbkit verify dump.rdb                 one line per problem, then a verdict\n  \
+        rdbkit verify dump.rdb --json          the same as JSON (docs/verify-json.md)\n\n\
+        Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 I/O error.")]
+    Verify {
+        /// The RDB file to verify.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -123,6 +149,43 @@ enum OnConflict {
     Error,
     First,
     Last,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The first snapshot (for a migration: the source).
+    a: PathBuf,
+    /// The second snapshot (for a migration: the target's export).
+    b: PathBuf,
+    /// Expiry times at most this far apart count as equal, e.g. 5s or 500ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms, default_value = "0")]
+    ttl_tolerance: i64,
+    /// Do not compare expiry times at all.
+    #[arg(long)]
+    ignore_ttl: bool,
+    /// Write every difference as a JSON line to this file (docs/diff-jsonl.md), atomically.
+    #[arg(long, value_name = "FILE")]
+    jsonl: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Memory for the records of one bucket, e.g. 256MB or 2GB: the input is split into as
+    /// many temporary bucket files as this needs.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MB")]
+    memory_limit: u64,
+    /// Directory for the temporary bucket files (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// Force this many buckets per side (1 keeps everything in memory).
+    #[arg(long, value_name = "N", hide = true)]
+    buckets: Option<usize>,
+    /// "Now" for --expired drop and TTL bounds, in Unix milliseconds (default: the clock).
+    #[arg(long, value_name = "UNIX_MS")]
+    now: Option<i64>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    read: ReadOptions,
 }
 
 /// Options shared by convert and merge.
@@ -504,6 +567,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Upload(args) => upload(&args),
         Command::Import(args) => import(&args),
+        Command::Diff(args) => diff(&args),
+        Command::Verify { file, json } => {
+            let input = Input::open(&file).map_err(|e| io_context(e, &file))?;
+            let bar = progress_bar(input.bytes().len() as u64);
+            let report = rdb_cli::verify::verify(input.bytes(), tick(&bar));
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let mut out = std::io::stdout().lock();
+            if json {
+                let text = serde_json::to_string_pretty(&report.to_json())
+                    .map_err(|e| Failure::Io(e.into()))?;
+                writeln!(out, "{text}").map_err(Failure::Io)?;
+            } else {
+                report.write_text(&mut out).map_err(Failure::Io)?;
+            }
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(Failure::Refused(String::new()))
+            }
+        }
         Command::Targets => {
             let mut out = std::io::stdout().lock();
             for p in rdb_writer::PROFILES {
@@ -702,6 +787,90 @@ fn import(args: &rdb_cli::azure::import::ImportArgs) -> Result<(), Failure> {
         .collect();
     let mut out = std::io::stdout().lock();
     rdb_cli::azure::import::run(args, &files, &mut out, &mut std::io::stderr())
+fn diff(args: &DiffArgs) -> Result<(), Failure> {
+    use rdb_cli::diff::{diff, DiffOptions};
+    let a = Input::open(&args.a).map_err(|e| io_context(e, &args.a))?;
+    let b = Input::open(&args.b).map_err(|e| io_context(e, &args.b))?;
+    let now_ms = args.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    });
+    let opts = DiffOptions {
+        filter: filter(&args.filter, now_ms)?,
+        db_map: args.filter.db_map.iter().copied().collect(),
+        ttl_tolerance_ms: args.ttl_tolerance,
+        ignore_ttl: args.ignore_ttl,
+        memory_limit: args.memory_limit.max(1 << 20),
+        buckets: args.buckets,
+        temp_dir: args.temp_dir.clone(),
+        parser: args.read.builder(),
+    };
+    let bar = progress_bar((a.bytes().len() + b.bytes().len()) as u64);
+    let mut tick = tick(&bar);
+    let mut shown = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    let mut line = Vec::new();
+    let summary = match &args.jsonl {
+        Some(path) => {
+            let mut out = AtomicFile::create(path).map_err(|e| io_context(e, path))?;
+            let summary = diff(
+                a.bytes(),
+                b.bytes(),
+                &opts,
+                &mut |d| {
+                    line.clear();
+                    d.write_json(&mut line);
+                    line.push(b'\n');
+                    out.write_all(&line)
+                },
+                &mut tick,
+            )?;
+            out.commit().map_err(|e| io_context(e, path))?;
+            summary
+        }
+        None => diff(
+            a.bytes(),
+            b.bytes(),
+            &opts,
+            &mut |d| {
+                shown += 1;
+                if args.json || shown > 20 {
+                    return Ok(());
+                }
+                line.clear();
+                d.write_json(&mut line);
+                line.push(b'\n');
+                stdout.write_all(&line)
+            },
+            &mut tick,
+        )?,
+    };
+    drop(tick);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
+        writeln!(stdout, "{text}").map_err(Failure::Io)?;
+    } else {
+        if shown > 20 {
+            writeln!(
+                stdout,
+                "... {} more (--jsonl FILE lists them all)",
+                shown - 20
+            )
+            .map_err(Failure::Io)?;
+        }
+        summary.write_text(&mut stdout).map_err(Failure::Io)?;
+    }
+    if summary.equal_snapshots() {
+        Ok(())
+    } else {
+        Err(Failure::Refused(String::new()))
+    }
 }
 
 fn filter(a: &FilterArgs, now_ms: i64) -> Result<rdb_writer::filter::Filter, Failure> {

@@ -230,7 +230,13 @@ fn entry(at: &[u8]) -> Result<(Element<'_>, usize), Fail> {
     let decoded = backlen_bytes
         .iter()
         .fold(0usize, |acc, &b| acc << 7 | (b & 0x7f) as usize);
-    if decoded != len {
+    // The first back-length byte has its high bit clear, every later one set; a reader
+    // walking backwards relies on it.
+    let well_formed = backlen_bytes
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| (b & 0x80 != 0) == (i > 0));
+    if decoded != len || !well_formed {
         return Err(Fail::corrupt(
             at,
             "listpack entry",

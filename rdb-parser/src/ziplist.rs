@@ -23,6 +23,8 @@ const UNKNOWN_COUNT: u16 = u16::MAX;
 pub(crate) struct Ziplist<'a> {
     blob: &'a [u8],
     declared: u16,
+    /// Bytes from the `zltail` entry to the end of the blob.
+    tail_gap: usize,
 }
 
 impl<'a> Ziplist<'a> {
@@ -53,7 +55,11 @@ impl<'a> Ziplist<'a> {
                 format!("tail offset {zltail} outside {} bytes", blob.len()),
             ));
         }
-        Ok(Ziplist { blob, declared })
+        Ok(Ziplist {
+            blob,
+            declared,
+            tail_gap: blob.len() - zltail as usize,
+        })
     }
 
     /// The entry count from the header, unless it says "unknown".
@@ -68,6 +74,7 @@ impl<'a> Ziplist<'a> {
             seen: 0,
             declared: self.declared,
             done: false,
+            tail_gap: self.tail_gap,
         }
     }
 }
@@ -80,6 +87,7 @@ pub(crate) struct ZiplistIter<'a> {
     seen: usize,
     declared: u16,
     done: bool,
+    tail_gap: usize,
 }
 
 /// Where a walk over a ziplist stands (see `ListpackCursor`).
@@ -90,6 +98,7 @@ pub(crate) struct ZiplistCursor {
     seen: usize,
     declared: u16,
     done: bool,
+    tail_gap: usize,
 }
 
 impl ZiplistCursor {
@@ -101,6 +110,7 @@ impl ZiplistCursor {
             seen: 0,
             declared: zl.declared,
             done: false,
+            tail_gap: zl.tail_gap,
         })
     }
 
@@ -111,6 +121,7 @@ impl ZiplistCursor {
             seen: self.seen,
             declared: self.declared,
             done: self.done,
+            tail_gap: self.tail_gap,
         };
         let item = it.next().map(|r| r.map(Element::into_owned));
         self.pos = blob.len() - it.rest.len();
@@ -138,6 +149,18 @@ impl<'a> Iterator for ZiplistIter<'a> {
                         self.rest,
                         "ziplist",
                         "end marker before the end of the blob",
+                    )));
+                }
+                // As Redis' deep sanitization: zltail must point at the last entry.
+                if self.seen > 0 && self.prev_len + 1 != self.tail_gap {
+                    return Some(Err(Fail::corrupt(
+                        self.rest,
+                        "ziplist",
+                        format!(
+                            "tail offset is {} bytes before the end, the last entry starts {}",
+                            self.tail_gap,
+                            self.prev_len + 1
+                        ),
                     )));
                 }
                 if self.declared != UNKNOWN_COUNT && self.seen != self.declared as usize {

@@ -1,0 +1,810 @@
+//! `rdbkit diff A B`: a logical comparison of two snapshots, whatever their versions and
+//! encodings (schema of the difference lines: `docs/diff-jsonl.md`).
+//!
+//! ```text
+//! A, B --parse on all cores--> record per key: db, key, type, TTL, 128-bit digest of the
+//!                              canonical value (+ the value when small)
+//!      --hash(db, key) % N --> N bucket files per side (unlinked temporary files)
+//! bucket i: A's records in a map, B's streamed against it -> differences
+//! ```
+//! Canonical values: a string's bytes; a list in order; a set, hash or sorted set as the
+//! multiset of its members (a commutative sum of per-member digests, so no sorting and no
+//! memory); a stream by its entries in order plus its groups (last ID, PEL, consumers'
+//! pending IDs). A bucket whose records would not fit `memory_limit` is split again with
+//! another hash seed, so memory stays bounded for inputs of any size.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::path::PathBuf;
+
+use rdb_parser::{Element, Entry, Item, ParserBuilder, Value};
+use rdb_writer::filter::Filter;
+use rdb_writer::pipeline::Spanned;
+use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
+
+use crate::{json, Failure};
+
+/// Values up to this size are kept whole in the records, to be shown in differences.
+const SMALL_VALUE: usize = 64;
+/// The most bucket files per side at once (each is an open file descriptor).
+const MAX_BUCKETS: usize = 200;
+/// Buckets per side when one bucket is split again: nested splits keep their files open
+/// beside the parent's, and all must stay under the usual limit of 1024 descriptors.
+const MAX_RESPLIT_BUCKETS: u64 = 50;
+/// How deep a bucket that does not fit is split again.
+const MAX_SPLIT_DEPTH: u64 = 4;
+/// Memory per record held in a bucket's map, beyond its own bytes.
+const RECORD_OVERHEAD: u64 = 96;
+
+/// How to compare.
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    /// Keys both sides must pass to be compared (each side filtered on its own entries).
+    pub filter: Filter,
+    /// Source db -> db, applied to A (the source of a migration).
+    pub db_map: HashMap<u64, u64>,
+    /// Expiry times this close (ms) count as equal.
+    pub ttl_tolerance_ms: i64,
+    pub ignore_ttl: bool,
+    /// Memory for one bucket's records, which sets the number of buckets.
+    pub memory_limit: u64,
+    /// Force this many buckets per side (1: everything in memory, no temporary files).
+    pub buckets: Option<usize>,
+    /// Where bucket files go (default: the system temporary directory).
+    pub temp_dir: Option<PathBuf>,
+    pub parser: ParserBuilder,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            filter: Filter::default(),
+            db_map: HashMap::new(),
+            ttl_tolerance_ms: 0,
+            ignore_ttl: false,
+            memory_limit: 256 << 20,
+            buckets: None,
+            temp_dir: None,
+            parser: ParserBuilder::new(),
+        }
+    }
+}
+
+/// One side's view of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    pub type_name: &'static str,
+    pub expire_ms: Option<i64>,
+    pub digest: u128,
+    /// Elements (entries for a stream, bytes for a string).
+    pub elements: u64,
+    /// The canonical value when it is at most 64 bytes (strings only).
+    pub small: Option<Vec<u8>>,
+}
+
+/// What differs for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub db: u64,
+    pub key: Vec<u8>,
+    pub a: Option<Side>,
+    pub b: Option<Side>,
+    pub type_changed: bool,
+    pub value_changed: bool,
+    pub ttl_changed: bool,
+}
+
+impl Difference {
+    pub fn kind(&self) -> &'static str {
+        match (&self.a, &self.b) {
+            (Some(_), None) => "only_in_a",
+            (None, Some(_)) => "only_in_b",
+            _ => "changed",
+        }
+    }
+
+    /// The JSON line (without newline) of `docs/diff-jsonl.md`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"kind\":\"");
+        out.extend_from_slice(self.kind().as_bytes());
+        out.extend_from_slice(b"\",\"db\":");
+        json::int(out, self.db);
+        out.extend_from_slice(b",\"key\":");
+        json::bytes(out, &self.key);
+        if self.kind() == "changed" {
+            out.extend_from_slice(b",\"changes\":[");
+            let names = [
+                (self.type_changed, "\"type\""),
+                (self.value_changed, "\"value\""),
+                (self.ttl_changed, "\"ttl\""),
+            ];
+            let mut first = true;
+            for (_, n) in names.iter().filter(|(on, _)| *on) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(n.as_bytes());
+            }
+            out.push(b']');
+        }
+        for (name, side) in [("a", &self.a), ("b", &self.b)] {
+            let Some(s) = side else { continue };
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":{\"type\":\"");
+            out.extend_from_slice(s.type_name.as_bytes());
+            out.extend_from_slice(b"\",\"expire_ms\":");
+            json::opt_int(out, s.expire_ms);
+            out.extend_from_slice(b",\"elements\":");
+            json::int(out, s.elements);
+            out.extend_from_slice(format!(",\"digest\":\"{:032x}\"", s.digest).as_bytes());
+            if let Some(v) = &s.small {
+                out.extend_from_slice(b",\"value\":");
+                json::bytes(out, v);
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+}
+
+/// Counts of a comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffSummary {
+    pub keys_a: u64,
+    pub keys_b: u64,
+    pub equal: u64,
+    pub only_in_a: u64,
+    pub only_in_b: u64,
+    /// Keys with a difference of each kind (a key may count in several).
+    pub type_changed: u64,
+    pub value_changed: u64,
+    pub ttl_changed: u64,
+    /// Buckets per side of the first partitioning, and buckets split again.
+    pub buckets: u64,
+    pub resplit_buckets: u64,
+    /// Bytes written to temporary bucket files.
+    pub temp_bytes: u64,
+    /// Peak resident memory of the process (VmHWM), in bytes, when known. It counts the
+    /// memory-mapped inputs' pages too.
+    pub peak_rss: Option<u64>,
+    /// The largest anonymous memory (RssAnon: heap, not the mapped inputs) seen at the
+    /// points where it peaks: after each side is partitioned and with each bucket's map full.
+    pub peak_anon: Option<u64>,
+}
+
+impl DiffSummary {
+    pub fn equal_snapshots(&self) -> bool {
+        self.only_in_a == 0 && self.only_in_b == 0 && self.differing() == 0
+    }
+
+    fn differing(&self) -> u64 {
+        self.keys_a - self.equal - self.only_in_a
+    }
+
+    pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{}: A has {} keys, B has {}; {} equal, {} only in A, {} only in B, {} differ \
+             ({} type, {} value, {} TTL)",
+            if self.equal_snapshots() {
+                "EQUAL"
+            } else {
+                "DIFFERENT"
+            },
+            self.keys_a,
+            self.keys_b,
+            self.equal,
+            self.only_in_a,
+            self.only_in_b,
+            self.differing(),
+            self.type_changed,
+            self.value_changed,
+            self.ttl_changed
+        )?;
+        writeln!(
+            out,
+            "{} buckets per side ({} split again), {} bytes of temporary files, peak RSS {} (anonymous {})",
+            self.buckets,
+            self.resplit_buckets,
+            self.temp_bytes,
+            mib(self.peak_rss),
+            mib(self.peak_anon),
+        )
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "equal": self.equal_snapshots(),
+            "keys_a": self.keys_a,
+            "keys_b": self.keys_b,
+            "equal_keys": self.equal,
+            "only_in_a": self.only_in_a,
+            "only_in_b": self.only_in_b,
+            "differing": self.differing(),
+            "type_changed": self.type_changed,
+            "value_changed": self.value_changed,
+            "ttl_changed": self.ttl_changed,
+            "buckets": self.buckets,
+            "resplit_buckets": self.resplit_buckets,
+            "temp_bytes": self.temp_bytes,
+            "peak_rss_bytes": self.peak_rss,
+            "peak_anon_bytes": self.peak_anon,
+        })
+    }
+
+    fn sample_anon(&mut self) {
+        if let Some(now) = proc_status_kb("RssAnon:") {
+            self.peak_anon = Some(self.peak_anon.unwrap_or(0).max(now));
+        }
+    }
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map(|b| format!("{} MiB", b >> 20))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Peak resident set size of this process, from `/proc/self/status`.
+pub fn peak_rss() -> Option<u64> {
+    proc_status_kb("VmHWM:")
+}
+
+/// A `/proc/self/status` field given in kB, in bytes.
+fn proc_status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+// ---------------------------------------------------------------------------------------
+// Records
+
+const TYPES: [&str; 7] = ["string", "list", "set", "zset", "hash", "stream", "module"];
+
+#[derive(Debug, Clone)]
+struct Record {
+    db: u64,
+    key: Vec<u8>,
+    side: Side,
+}
+
+fn type_index(name: &str) -> u8 {
+    TYPES.iter().position(|t| *t == name).unwrap_or(0) as u8
+}
+
+impl Record {
+    /// `db u64 | key_len u32 | key | type u8 | expire i64 (MIN: none) | digest u128 |
+    /// elements u64 | small_len u32 (MAX: none) | small`, all little-endian.
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend(self.db.to_le_bytes());
+        out.extend((self.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.key);
+        out.push(type_index(self.side.type_name));
+        out.extend(self.side.expire_ms.unwrap_or(i64::MIN).to_le_bytes());
+        out.extend(self.side.digest.to_le_bytes());
+        out.extend(self.side.elements.to_le_bytes());
+        match &self.side.small {
+            Some(v) => {
+                out.extend((v.len() as u32).to_le_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.extend(u32::MAX.to_le_bytes()),
+        }
+    }
+
+    /// The next record of `r`, or `None` at its end.
+    fn decode(r: &mut impl Read) -> std::io::Result<Option<Record>> {
+        let mut db = [0u8; 8];
+        match r.read_exact(&mut db) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut fixed = [0u8; 4];
+        r.read_exact(&mut fixed)?;
+        let mut key = vec![0u8; u32::from_le_bytes(fixed) as usize];
+        r.read_exact(&mut key)?;
+        let mut rest = [0u8; 1 + 8 + 16 + 8 + 4];
+        r.read_exact(&mut rest)?;
+        let field = |from: usize, n: usize| rest.get(from..from + n).unwrap_or_default();
+        let le8 = |from: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(field(from, 8));
+            b
+        };
+        let type_name = TYPES
+            .get(usize::from(rest.first().copied().unwrap_or(0)))
+            .copied()
+            .unwrap_or("string");
+        let expire = i64::from_le_bytes(le8(1));
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(field(9, 16));
+        let elements = u64::from_le_bytes(le8(25));
+        let mut small_len = [0u8; 4];
+        small_len.copy_from_slice(field(33, 4));
+        let small_len = u32::from_le_bytes(small_len);
+        let small = if small_len == u32::MAX {
+            None
+        } else {
+            let mut v = vec![0u8; small_len as usize];
+            r.read_exact(&mut v)?;
+            Some(v)
+        };
+        Ok(Some(Record {
+            db: u64::from_le_bytes(db),
+            key,
+            side: Side {
+                type_name,
+                expire_ms: (expire != i64::MIN).then_some(expire),
+                digest: u128::from_le_bytes(digest),
+                elements,
+                small,
+            },
+        }))
+    }
+}
+
+fn bucket_of(db: u64, key: &[u8], seed: u64, n: usize) -> usize {
+    let mut buf = Vec::with_capacity(8 + key.len());
+    buf.extend(db.to_le_bytes());
+    buf.extend_from_slice(key);
+    (xxh3_64_with_seed(&buf, seed) % n as u64) as usize
+}
+
+/// Feeds one length-prefixed piece into a digest.
+fn piece(h: &mut Xxh3, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+fn element_piece(h: &mut Xxh3, e: &Element<'_>, scratch: &mut Vec<u8>) {
+    match e {
+        Element::Bytes(b) => piece(h, b),
+        Element::Int(_) => {
+            scratch.clear();
+            e.write_to(scratch);
+            piece(h, scratch);
+        }
+    }
+}
+
+/// The digest of one member of an unordered collection.
+fn member_digest(parts: impl FnOnce(&mut Xxh3)) -> u128 {
+    let mut h = Xxh3::new();
+    parts(&mut h);
+    h.digest128()
+}
+
+/// The canonical digest and element count of a value.
+fn digest(
+    value: &Value<'_>,
+    raw_value: &[u8],
+) -> Result<(u128, u64, Option<Vec<u8>>), rdb_parser::Error> {
+    let mut h = Xxh3::new();
+    let mut scratch = Vec::new();
+    h.update(value.type_name().as_bytes());
+    let mut count = 0u64;
+    let mut small = None;
+    // Unordered collections: the wrapping sum of member digests.
+    let mut sum = 0u128;
+    match value {
+        Value::String(s) => {
+            let bytes = s.to_bytes()?;
+            piece(&mut h, &bytes);
+            count = bytes.len() as u64;
+            if bytes.len() <= SMALL_VALUE {
+                small = Some(bytes.into_owned());
+            }
+        }
+        Value::List(l) => {
+            for e in l.iter() {
+                element_piece(&mut h, &e?, &mut scratch);
+                count += 1;
+            }
+        }
+        Value::Set(s) => {
+            for e in s.iter() {
+                let e = e?;
+                sum = sum.wrapping_add(member_digest(|m| element_piece(m, &e, &mut scratch)));
+                count += 1;
+            }
+        }
+        Value::ZSet(z) => {
+            for pair in z.iter() {
+                let (member, score) = pair?;
+                // -0 and 0 are the same score.
+                let score = if score == 0.0 { 0.0 } else { score };
+                sum = sum.wrapping_add(member_digest(|m| {
+                    element_piece(m, &member, &mut scratch);
+                    m.update(&score.to_bits().to_le_bytes());
+                }));
+                count += 1;
+            }
+        }
+        Value::Hash(hash) => {
+            for f in hash.iter() {
+                let f = f?;
+                sum = sum.wrapping_add(member_digest(|m| {
+                    element_piece(m, &f.field, &mut scratch);
+                    element_piece(m, &f.value, &mut scratch);
+                    m.update(&f.expire_ms.unwrap_or(i64::MIN).to_le_bytes());
+                }));
+                count += 1;
+            }
+        }
+        Value::Stream(s) => {
+            for e in s.entries() {
+                let e = e?;
+                h.update(&e.id.to_raw());
+                h.update(&(e.fields.len() as u64).to_le_bytes());
+                for (f, v) in &e.fields {
+                    element_piece(&mut h, f, &mut scratch);
+                    element_piece(&mut h, v, &mut scratch);
+                }
+                count += 1;
+            }
+            h.update(&s.last_id.to_raw());
+            for g in &s.groups {
+                sum = sum.wrapping_add(member_digest(|m| {
+                    piece(m, &g.name);
+                    m.update(&g.last_id.to_raw());
+                    for p in &g.pending {
+                        m.update(&p.id.to_raw());
+                        m.update(&p.delivery_time_ms.to_le_bytes());
+                        m.update(&p.delivery_count.to_le_bytes());
+                    }
+                    let consumers = g
+                        .consumers
+                        .iter()
+                        .map(|c| {
+                            member_digest(|cm| {
+                                piece(cm, &c.name);
+                                for id in &c.pending {
+                                    cm.update(&id.to_raw());
+                                }
+                            })
+                        })
+                        .fold(0u128, u128::wrapping_add);
+                    m.update(&consumers.to_le_bytes());
+                }));
+            }
+        }
+        Value::Module(_) => {
+            piece(&mut h, raw_value);
+            count = 1;
+        }
+    }
+    h.update(&sum.to_le_bytes());
+    h.update(&count.to_le_bytes());
+    Ok((h.digest128(), count, small))
+}
+
+fn record(entry: &Entry<'_>, db: u64) -> Result<Record, rdb_parser::Error> {
+    let (digest, elements, small) =
+        digest(&entry.value, entry.raw_value).map_err(|e| e.in_key(entry.db, &entry.key))?;
+    Ok(Record {
+        db,
+        key: entry.key.to_vec(),
+        side: Side {
+            type_name: entry.value.type_name(),
+            expire_ms: entry.expire_ms,
+            digest,
+            elements,
+            small,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Buckets
+
+/// Where one bucket's records go: memory (a single bucket) or an unlinked temporary file,
+/// which the system removes however the process ends.
+enum Store {
+    Memory(Vec<u8>),
+    File(BufWriter<File>),
+}
+
+impl Store {
+    fn new(in_memory: bool, dir: &Option<PathBuf>, buffer: usize) -> std::io::Result<Store> {
+        if in_memory {
+            return Ok(Store::Memory(Vec::new()));
+        }
+        let file = match dir {
+            Some(d) => tempfile::tempfile_in(d)?,
+            None => tempfile::tempfile()?,
+        };
+        Ok(Store::File(BufWriter::with_capacity(buffer, file)))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Store::Memory(v) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+            Store::File(w) => w.write_all(bytes),
+        }
+    }
+
+    fn reader(self) -> std::io::Result<Box<dyn Read>> {
+        match self {
+            Store::Memory(v) => Ok(Box::new(std::io::Cursor::new(v))),
+            Store::File(w) => {
+                let mut file = w.into_inner().map_err(|e| e.into_error())?;
+                file.rewind()?;
+                Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+            }
+        }
+    }
+}
+
+struct Partition {
+    stores: Vec<Store>,
+    bytes: Vec<u64>,
+    records: Vec<u64>,
+    seed: u64,
+}
+
+impl Partition {
+    fn new(n: usize, seed: u64, opts: &DiffOptions) -> std::io::Result<Partition> {
+        let in_memory = n == 1;
+        // Write buffers take at most a quarter of the budget.
+        let buffer = ((opts.memory_limit / 4) / (2 * n as u64)).clamp(4 << 10, 1 << 20) as usize;
+        let stores = (0..n)
+            .map(|_| Store::new(in_memory, &opts.temp_dir, buffer))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Partition {
+            stores,
+            bytes: vec![0; n],
+            records: vec![0; n],
+            seed,
+        })
+    }
+
+    fn add(&mut self, rec: &Record, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let i = bucket_of(rec.db, &rec.key, self.seed, self.stores.len());
+        buf.clear();
+        rec.encode(buf);
+        if let (Some(s), Some(b), Some(r)) = (
+            self.stores.get_mut(i),
+            self.bytes.get_mut(i),
+            self.records.get_mut(i),
+        ) {
+            s.write(buf)?;
+            *b += buf.len() as u64;
+            *r += 1;
+        }
+        Ok(())
+    }
+
+    fn temp_bytes(&self) -> u64 {
+        if self.stores.len() == 1 {
+            0
+        } else {
+            self.bytes.iter().sum()
+        }
+    }
+}
+
+/// What one item of a side yields: its record, the EOF, and its offset (for progress).
+type Found = (Option<Record>, Option<rdb_parser::Eof>, u64);
+
+/// Parses one side into `partition`; returns its key count.
+fn partition_side(
+    data: &[u8],
+    opts: &DiffOptions,
+    map_dbs: bool,
+    partition: &mut Partition,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, Failure> {
+    let mut keys = 0u64;
+    let mut buf = Vec::with_capacity(256);
+    rdb_writer::pipeline::checked(data, &opts.parser, |p, eof| {
+        // The EOF reaches `eof` through the sink, which runs on this thread.
+        let work = |s: Spanned<'_>| -> Result<Found, Failure> {
+            let (rec, end) = match &s.item {
+                Item::Key(entry) if opts.filter.keeps(entry) => {
+                    let db = if map_dbs {
+                        opts.db_map.get(&entry.db).copied().unwrap_or(entry.db)
+                    } else {
+                        entry.db
+                    };
+                    (Some(record(entry, db)?), None)
+                }
+                Item::Eof(e) => (None, Some(*e)),
+                _ => (None, None),
+            };
+            Ok((rec, end, s.offset))
+        };
+        let sink = |(rec, end, offset): Found| -> Result<(), Failure> {
+            if let Some(e) = end {
+                eof.set(e);
+            }
+            progress(offset);
+            if let Some(rec) = rec {
+                keys += 1;
+                partition.add(&rec, &mut buf).map_err(Failure::Io)?;
+            }
+            Ok(())
+        };
+        rdb_writer::pipeline::ordered(p.parse(data)?, work, sink)
+    })?;
+    Ok(keys)
+}
+
+/// Compares two snapshots; every difference goes to `on_difference`, bucket by bucket
+/// (sorted by db and key within a bucket). `progress` sees the input bytes read so far
+/// (A, then B).
+pub fn diff(
+    a: &[u8],
+    b: &[u8],
+    opts: &DiffOptions,
+    on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<DiffSummary, Failure> {
+    let n = opts.buckets.unwrap_or_else(|| {
+        // Records are far smaller than values, but tiny keys can make them ~3x the bytes
+        // they describe; a bucket's map costs about twice its records.
+        let estimate = (a.len() as u64).saturating_mul(6);
+        (estimate / opts.memory_limit.max(1) + 1).min(MAX_BUCKETS as u64) as usize
+    });
+    let n = n.clamp(1, MAX_BUCKETS);
+    let mut summary = DiffSummary {
+        buckets: n as u64,
+        ..DiffSummary::default()
+    };
+    let mut pa = Partition::new(n, 0, opts).map_err(Failure::Io)?;
+    let mut pb = Partition::new(n, 0, opts).map_err(Failure::Io)?;
+    summary.keys_a =
+        partition_side(a, opts, true, &mut pa, progress).map_err(|e| unreadable("A", e))?;
+    summary.sample_anon();
+    let a_len = a.len() as u64;
+    summary.keys_b = partition_side(b, opts, false, &mut pb, &mut |o| progress(a_len + o))
+        .map_err(|e| unreadable("B", e))?;
+    summary.sample_anon();
+    summary.temp_bytes = pa.temp_bytes() + pb.temp_bytes();
+    compare_partitions(pa, pb, 1, opts, &mut summary, on_difference)?;
+    summary.peak_rss = peak_rss();
+    Ok(summary)
+}
+
+/// A snapshot that cannot be read is an error of the comparison (exit 2), not a
+/// difference: the message names the side.
+fn unreadable(side: &str, e: Failure) -> Failure {
+    match e {
+        Failure::Data(e) => Failure::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("snapshot {side}: {e}"),
+        )),
+        other => other,
+    }
+}
+
+fn compare_partitions(
+    pa: Partition,
+    pb: Partition,
+    depth: u64,
+    opts: &DiffOptions,
+    summary: &mut DiffSummary,
+    on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let sizes: Vec<(u64, u64)> = pa
+        .bytes
+        .iter()
+        .zip(&pa.records)
+        .map(|(b, r)| (b + r * RECORD_OVERHEAD, *r))
+        .collect();
+    let single = pa.stores.len() == 1;
+    for ((sa, sb), (size, records)) in pa.stores.into_iter().zip(pb.stores).zip(sizes) {
+        let ra = sa.reader().map_err(Failure::Io)?;
+        let rb = sb.reader().map_err(Failure::Io)?;
+        if !single && size > opts.memory_limit && records > 1 && depth < MAX_SPLIT_DEPTH {
+            // Too big for the budget: split this bucket again with another seed.
+            summary.resplit_buckets += 1;
+            let m = (size / opts.memory_limit.max(1) + 2)
+                .min(records)
+                .min(MAX_RESPLIT_BUCKETS) as usize;
+            let mut sub_a = Partition::new(m, depth, opts).map_err(Failure::Io)?;
+            let mut sub_b = Partition::new(m, depth, opts).map_err(Failure::Io)?;
+            let mut buf = Vec::new();
+            for (reader, part) in [(ra, &mut sub_a), (rb, &mut sub_b)] {
+                let mut reader = reader;
+                while let Some(rec) = Record::decode(&mut reader).map_err(Failure::Io)? {
+                    part.add(&rec, &mut buf).map_err(Failure::Io)?;
+                }
+            }
+            summary.temp_bytes += sub_a.temp_bytes() + sub_b.temp_bytes();
+            compare_partitions(sub_a, sub_b, depth + 1, opts, summary, on_difference)?;
+            continue;
+        }
+        compare_bucket(ra, rb, opts, summary, on_difference)?;
+    }
+    Ok(())
+}
+
+fn ttl_differs(a: Option<i64>, b: Option<i64>, opts: &DiffOptions) -> bool {
+    if opts.ignore_ttl {
+        return false;
+    }
+    match (a, b) {
+        (None, None) => false,
+        (Some(x), Some(y)) => x.abs_diff(y) > opts.ttl_tolerance_ms.unsigned_abs(),
+        _ => true,
+    }
+}
+
+fn compare_bucket(
+    mut ra: Box<dyn Read>,
+    mut rb: Box<dyn Read>,
+    opts: &DiffOptions,
+    summary: &mut DiffSummary,
+    on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let mut left: HashMap<(u64, Vec<u8>), Side> = HashMap::new();
+    while let Some(rec) = Record::decode(&mut ra).map_err(Failure::Io)? {
+        left.insert((rec.db, rec.key), rec.side);
+    }
+    summary.sample_anon();
+    let mut found = Vec::new();
+    while let Some(rec) = Record::decode(&mut rb).map_err(Failure::Io)? {
+        match left.remove(&(rec.db, rec.key.clone())) {
+            None => found.push(Difference {
+                db: rec.db,
+                key: rec.key,
+                a: None,
+                b: Some(rec.side),
+                type_changed: false,
+                value_changed: false,
+                ttl_changed: false,
+            }),
+            Some(sa) => {
+                let type_changed = sa.type_name != rec.side.type_name;
+                let value_changed = !type_changed && sa.digest != rec.side.digest;
+                let ttl_changed = ttl_differs(sa.expire_ms, rec.side.expire_ms, opts);
+                if type_changed || value_changed || ttl_changed {
+                    found.push(Difference {
+                        db: rec.db,
+                        key: rec.key,
+                        a: Some(sa),
+                        b: Some(rec.side),
+                        type_changed,
+                        value_changed,
+                        ttl_changed,
+                    });
+                } else {
+                    summary.equal += 1;
+                }
+            }
+        }
+    }
+    for ((db, key), side) in left {
+        found.push(Difference {
+            db,
+            key,
+            a: Some(side),
+            b: None,
+            type_changed: false,
+            value_changed: false,
+            ttl_changed: false,
+        });
+    }
+    found.sort_by(|x, y| (x.db, &x.key).cmp(&(y.db, &y.key)));
+    for d in &found {
+        match d.kind() {
+            "only_in_a" => summary.only_in_a += 1,
+            "only_in_b" => summary.only_in_b += 1,
+            _ => {
+                summary.type_changed += u64::from(d.type_changed);
+                summary.value_changed += u64::from(d.value_changed);
+                summary.ttl_changed += u64::from(d.ttl_changed);
+            }
+        }
+        on_difference(d).map_err(Failure::Io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1101 @@
+//! `rdbkit verify`: the CRC64 and a deep structural check of every value, reporting every
+//! problem with its byte offset, database and key (schema: `docs/verify-json.md`).
+//!
+//! ```text
+//! parse batch N+1 (one thread) | deep-check batch N (all cores) | CRC64 (own thread)
+//!                                 -> duplicate keys, dangling opcodes, in file order
+//! ```
+//! The parser already checks every length when it locates a value, and its lazy decoders
+//! check every inner encoding (ziplist / listpack headers, entries, back-lengths and
+//! terminators, intset widths, LZF lengths, stream node layout) when the value is walked.
+//! This module walks every value with them and adds what a loader's deep sanitization
+//! checks on top: intset order, NaN scores, duplicate members and fields, stream ID order
+//! and consumer-group consistency, duplicate keys, empty collections, and expiry opcodes
+//! that belong to no key. A value whose bytes are corrupt inside a known extent is
+//! reported and skipped; a broken extent ends the walk, since nothing after it can be
+//! located.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+use rayon::prelude::*;
+use rdb_parser::{Checksum, Element, Entry, Error, Item, ParserBuilder, Stream, Value};
+
+use crate::json;
+
+/// Input bytes per batch handed to the cores.
+const BATCH_BYTES: usize = 4 << 20;
+const BATCH_ITEMS: usize = 16 * 1024;
+/// The largest field expiry a server accepts (it keeps 48 bits).
+const MAX_FIELD_EXPIRE: i64 = (1 << 48) - 1;
+/// Duplicates named per collection before the rest are only counted.
+const DUPLICATES_NAMED: usize = 3;
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// A server refuses (or, without sanitization, mis-loads) the file.
+    Error,
+    /// Servers load it, but it is not what a healthy server writes.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Absolute byte offset in the file.
+    pub offset: u64,
+    pub db: Option<u64>,
+    pub key: Option<Vec<u8>>,
+    /// A stable name for the check that fired (see `docs/verify-json.md`).
+    pub check: &'static str,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Problem {
+    fn in_entry(entry: &Entry<'_>, check: &'static str, message: String) -> Self {
+        Problem {
+            offset: entry.offset,
+            db: Some(entry.db),
+            key: Some(entry.key.to_vec()),
+            check,
+            severity: Severity::Error,
+            message,
+        }
+    }
+
+    fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// A decoding error, classified by the structure it names.
+    fn from_error(e: &Error, entry: Option<&Entry<'_>>) -> Self {
+        let check = match (e.kind(), e.what()) {
+            (rdb_parser::ErrorKind::ChecksumMismatch, _) => "checksum",
+            (_, "compressed string") => "lzf",
+            (_, w) if w.starts_with("ziplist") => "ziplist",
+            (_, w) if w.starts_with("listpack") => "listpack",
+            (_, "intset") => "intset",
+            (_, "zipmap") => "zipmap",
+            (_, "quicklist") => "quicklist",
+            (_, w) if w.starts_with("stream") || w == "consumer PEL" => "stream",
+            (_, "sorted set") => "zset",
+            (_, "hash") => "hash",
+            _ => "structure",
+        };
+        Problem {
+            offset: e.offset(),
+            db: e.db().or(entry.map(|x| x.db)),
+            key: e
+                .key()
+                .map(<[u8]>::to_vec)
+                .or_else(|| entry.map(|x| x.key.to_vec())),
+            check,
+            severity: Severity::Error,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// How the CRC64 trailer came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumState {
+    Verified(u64),
+    Mismatch {
+        stored: u64,
+        actual: u64,
+    },
+    /// Written with checksums off (trailer 0).
+    Disabled,
+    /// The version predates checksums (RDB < 5).
+    Absent,
+    /// No EOF was reached, so the trailer could not be located.
+    NotReached,
+}
+
+impl ChecksumState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumState::Verified(_) => "verified",
+            ChecksumState::Mismatch { .. } => "mismatch",
+            ChecksumState::Disabled => "disabled",
+            ChecksumState::Absent => "absent",
+            ChecksumState::NotReached => "not_reached",
+        }
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub file_bytes: u64,
+    /// `REDIS0011`, or `None` when the header is unreadable.
+    pub version: Option<String>,
+    pub checksum: ChecksumState,
+    /// Keys found (each checked unless its extent was broken).
+    pub keys: u64,
+    /// Whether the walk reached the EOF opcode.
+    pub complete: bool,
+    /// Every finding, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// No problem of severity error.
+    pub fn ok(&self) -> bool {
+        !self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+
+    pub fn errors(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.problems.len() - self.errors()
+    }
+
+    pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        for p in &self.problems {
+            let mut line = format!("{} at byte {}", p.severity.as_str(), p.offset);
+            if let Some(db) = p.db {
+                line.push_str(&format!(", db {db}"));
+            }
+            if let Some(key) = &p.key {
+                line.push_str(", key \"");
+                let _ = rdb_parser::error::write_escaped(&mut line, key);
+                line.push('"');
+            }
+            writeln!(out, "{line} [{}]: {}", p.check, p.message)?;
+        }
+        let version = self.version.as_deref().unwrap_or("unreadable header");
+        writeln!(
+            out,
+            "{}: {version}, {} bytes, {} keys, checksum {}, {} errors, {} warnings{}",
+            if self.ok() { "OK" } else { "CORRUPT" },
+            self.file_bytes,
+            self.keys,
+            self.checksum.as_str(),
+            self.errors(),
+            self.warnings(),
+            if self.complete {
+                ""
+            } else {
+                " (the walk stopped before EOF)"
+            },
+        )
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let problems: Vec<serde_json::Value> = self
+            .problems
+            .iter()
+            .map(|p| {
+                let key = p.key.as_ref().map(|k| {
+                    let mut buf = Vec::new();
+                    json::bytes(&mut buf, k);
+                    serde_json::from_slice::<serde_json::Value>(&buf)
+                        .unwrap_or(serde_json::Value::Null)
+                });
+                serde_json::json!({
+                    "offset": p.offset,
+                    "db": p.db,
+                    "key": key,
+                    "check": p.check,
+                    "severity": p.severity.as_str(),
+                    "message": p.message,
+                })
+            })
+            .collect();
+        let (stored, actual) = match self.checksum {
+            ChecksumState::Verified(c) => (Some(c), Some(c)),
+            ChecksumState::Mismatch { stored, actual } => (Some(stored), Some(actual)),
+            _ => (None, None),
+        };
+        serde_json::json!({
+            "ok": self.ok(),
+            "file_bytes": self.file_bytes,
+            "version": self.version,
+            "checksum": {
+                "state": self.checksum.as_str(),
+                "stored": stored.map(|c| format!("{c:016x}")),
+                "actual": actual.map(|c| format!("{c:016x}")),
+            },
+            "keys": self.keys,
+            "complete": self.complete,
+            "errors": self.errors(),
+            "warnings": self.warnings(),
+            "problems": problems,
+        })
+    }
+}
+
+/// The keys of the duplicate-key map are xxh3 digests already: use their low bits as is.
+#[derive(Debug, Default, Clone, Copy)]
+struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+#[derive(Debug)]
+struct PreHashedHasher(u64);
+
+impl std::hash::Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+/// An item with where it starts and ends in the file.
+struct Located<'data> {
+    item: Item<'data>,
+    start: u64,
+    end: u64,
+}
+
+/// Items up to the batch size; a parse error ends the batch and the walk.
+struct Batch<'data> {
+    items: Vec<Located<'data>>,
+    error: Option<Error>,
+}
+
+fn next_batch<'data>(parser: &mut rdb_parser::Parser<'data>) -> Batch<'data> {
+    let mut items = Vec::new();
+    let mut bytes = 0u64;
+    while bytes < BATCH_BYTES as u64 && items.len() < BATCH_ITEMS {
+        match parser.next() {
+            None => break,
+            Some(Err(e)) => {
+                return Batch {
+                    items,
+                    error: Some(e),
+                }
+            }
+            Some(Ok(item)) => {
+                let (start, end) = (parser.item_start(), parser.offset());
+                bytes += end - start;
+                items.push(Located { item, start, end });
+            }
+        }
+    }
+    Batch { items, error: None }
+}
+
+/// What checking one item found, computed on any core.
+struct Checked {
+    problems: Vec<Problem>,
+    /// Hash of (db, key), for the duplicate-key check.
+    key_hash: Option<u128>,
+}
+
+/// Verifies `data` (a whole snapshot). `progress` receives offsets as the walk advances.
+pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
+    let mut report = Report {
+        file_bytes: data.len() as u64,
+        version: None,
+        checksum: ChecksumState::NotReached,
+        keys: 0,
+        complete: false,
+        problems: Vec::new(),
+    };
+    let mut builder = ParserBuilder::new();
+    builder.verify_checksum(false).allow_empty_keys(true);
+    let mut parser = match builder.parse(data) {
+        Ok(p) => p,
+        Err(e) => {
+            report.problems.push(Problem::from_error(&e, None));
+            return report;
+        }
+    };
+    let version = parser.version();
+    report.version = Some(format!(
+        "{}{:0width$}",
+        version.magic.as_str(),
+        version.number,
+        width = if version.magic == rdb_parser::Magic::Redis {
+            4
+        } else {
+            3
+        }
+    ));
+
+    let parallel = rayon::current_num_threads() > 1;
+    std::thread::scope(|scope| {
+        // The CRC of everything but a final 8-byte trailer, while the cores decode.
+        let prefix_crc = parallel.then(|| {
+            scope.spawn(|| {
+                let covered = data.len().checked_sub(8)?;
+                Some(rdb_parser::crc64(0, data.get(..covered)?))
+            })
+        });
+        let mut seen_keys: HashMap<u128, u64, PreHashed> = HashMap::default();
+        let mut previous_end = 9u64;
+        let mut eof = None;
+        let mut batch = next_batch(&mut parser);
+        loop {
+            let Batch { mut items, error } = batch;
+            let last = error.is_some() || items.is_empty();
+            let (checked, next) = rayon::join(
+                || {
+                    // `&mut`: items are Send but not Sync (lazily decompressed blobs).
+                    items
+                        .par_iter_mut()
+                        .map(|l| check_item(l, data))
+                        .collect::<Vec<_>>()
+                },
+                || {
+                    if last {
+                        Batch {
+                            items: Vec::new(),
+                            error: None,
+                        }
+                    } else {
+                        next_batch(&mut parser)
+                    }
+                },
+            );
+            // By reference: an item is a few hundred bytes, and this loop is the serial part.
+            for (located, checked) in items.iter().zip(checked) {
+                match &located.item {
+                    Item::Key(entry) => {
+                        report.keys += 1;
+                        // Opcodes the parser folded into this key from before other items.
+                        let detached = !entry.opcodes_in_span
+                            && (entry.expire_ms.is_some()
+                                || entry.idle_s.is_some()
+                                || entry.freq.is_some());
+                        if detached {
+                            report.problems.push(
+                                Problem::in_entry(
+                                    entry,
+                                    "detached-opcode",
+                                    "the key's EXPIRETIME/IDLE/FREQ opcodes are separated from \
+                                     it by other items"
+                                        .into(),
+                                )
+                                .warning(),
+                            );
+                        }
+                        if let Some(h) = checked.key_hash {
+                            if let Some(first) = seen_keys.insert(h, entry.offset) {
+                                report.problems.push(Problem::in_entry(
+                                    entry,
+                                    "duplicate-key",
+                                    format!(
+                                        "the key is already in db {} at byte {first}",
+                                        entry.db
+                                    ),
+                                ));
+                            }
+                        }
+                        progress(entry.offset);
+                    }
+                    // Size the duplicate-key map from the db's hint, bounded by what the
+                    // file could hold (a corrupt hint must not reserve gigabytes).
+                    Item::ResizeDb { db_size, .. } => {
+                        let bound = (data.len() / 4) as u64;
+                        seen_keys.reserve((*db_size).min(bound) as usize);
+                    }
+                    Item::Eof(e) => {
+                        // Bytes between the last item and EOF are key opcodes with no key.
+                        if located.start > previous_end {
+                            report.problems.push(Problem {
+                                offset: previous_end,
+                                db: None,
+                                key: None,
+                                check: "dangling-opcode",
+                                severity: Severity::Error,
+                                message: format!(
+                                    "{} bytes of expiry/idle/freq opcodes before EOF belong to \
+                                     no key",
+                                    located.start - previous_end
+                                ),
+                            });
+                        }
+                        eof = Some(*e);
+                    }
+                    _ => {}
+                }
+                report.problems.extend(checked.problems);
+                previous_end = located.end;
+            }
+            if let Some(e) = error {
+                let mut p = Problem::from_error(&e, None);
+                if p.check == "structure" {
+                    p.message = format!("{}; the walk cannot continue past it", p.message);
+                } else {
+                    p.message = format!(
+                        "{}; the value's extent is broken, the walk cannot continue",
+                        p.message
+                    );
+                }
+                report.problems.push(p);
+                break;
+            }
+            if last {
+                break;
+            }
+            batch = next;
+        }
+        let prefix_crc = prefix_crc.and_then(|h| h.join().ok().flatten());
+        if eof.is_none() && version.has_checksum() && data.len() >= 17 {
+            // No EOF to locate the trailer: say whether the last 8 bytes, read as one,
+            // vouch for the rest (then the file was written like this, not damaged since).
+            let covered = data.len() - 8;
+            let crc = prefix_crc
+                .unwrap_or_else(|| rdb_parser::crc64(0, data.get(..covered).unwrap_or(&[])));
+            let mut last = [0u8; 8];
+            last.copy_from_slice(data.get(covered..).unwrap_or(&[0; 8]));
+            let matches = u64::from_le_bytes(last) == crc;
+            report.problems.push(Problem {
+                offset: covered as u64,
+                db: None,
+                key: None,
+                check: "checksum",
+                severity: Severity::Warning,
+                message: if matches {
+                    "the walk stopped before EOF, yet the last 8 bytes are the CRC64 of the \
+                         rest: the file was written like this"
+                        .into()
+                } else {
+                    "the walk stopped before EOF, and the last 8 bytes are not the CRC64 of \
+                         the rest: the file is damaged or cut short"
+                        .into()
+                },
+            });
+        }
+        if let Some(eof) = eof {
+            report.complete = true;
+            report.checksum = checksum_state(data, &eof, prefix_crc);
+            if let ChecksumState::Mismatch { stored, actual } = report.checksum {
+                report.problems.push(Problem {
+                    offset: eof.offset + 1,
+                    db: None,
+                    key: None,
+                    check: "checksum",
+                    severity: Severity::Error,
+                    message: format!("trailer says {stored:016x}, the bytes give {actual:016x}"),
+                });
+            }
+            if eof.trailing > 0 {
+                report.problems.push(Problem {
+                    offset: data.len() as u64 - eof.trailing,
+                    db: None,
+                    key: None,
+                    check: "trailing-bytes",
+                    // Loaders stop reading at the trailer.
+                    severity: Severity::Warning,
+                    message: format!("{} bytes follow the end of the snapshot", eof.trailing),
+                });
+            }
+        }
+    });
+    report.problems.sort_by_key(|p| p.offset);
+    report
+}
+
+fn checksum_state(data: &[u8], eof: &rdb_parser::Eof, prefix_crc: Option<u64>) -> ChecksumState {
+    match eof.checksum {
+        Checksum::Absent => ChecksumState::Absent,
+        Checksum::Disabled => ChecksumState::Disabled,
+        Checksum::Verified(c) => ChecksumState::Verified(c),
+        Checksum::Unchecked(stored) => {
+            let whole_file = eof.trailing == 0 && eof.offset + 9 == data.len() as u64;
+            let actual = match prefix_crc {
+                Some(c) if whole_file => c,
+                _ => rdb_parser::crc64(0, data.get(..=eof.offset as usize).unwrap_or(&[])),
+            };
+            if actual == stored {
+                ChecksumState::Verified(stored)
+            } else {
+                ChecksumState::Mismatch { stored, actual }
+            }
+        }
+    }
+}
+
+fn check_item(located: &Located<'_>, data: &[u8]) -> Checked {
+    let Item::Key(entry) = &located.item else {
+        return Checked {
+            problems: Vec::new(),
+            key_hash: None,
+        };
+    };
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&entry.db.to_le_bytes());
+    h.update(&entry.key);
+    Checked {
+        problems: check_value(entry, data),
+        key_hash: Some(h.digest128()),
+    }
+}
+
+/// Every check of one key's value.
+pub fn check_value(entry: &Entry<'_>, data: &[u8]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if entry.value.is_empty_collection() {
+        problems.push(Problem::in_entry(
+            entry,
+            "empty-collection",
+            format!(
+                "empty {}: no server writes one; servers skip (7.0+) or mis-load (6.x) it",
+                entry.value.type_name()
+            ),
+        ));
+    }
+    let result = match &entry.value {
+        Value::String(s) => match s.stored() {
+            rdb_parser::RdbString::Lzf {
+                compressed,
+                original_len,
+            } => {
+                if let Err(why) = lzf_check(compressed, original_len) {
+                    let offset =
+                        (compressed.as_ptr() as usize).saturating_sub(data.as_ptr() as usize);
+                    problems.push(Problem {
+                        offset: offset as u64,
+                        db: Some(entry.db),
+                        key: Some(entry.key.to_vec()),
+                        check: "lzf",
+                        severity: Severity::Error,
+                        message: format!(
+                            "compressed string of {} bytes does not expand to its declared \
+                             {original_len} bytes: {why}",
+                            compressed.len()
+                        ),
+                    });
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+        Value::List(l) => {
+            check_quicklist_nodes(entry, &mut problems);
+            l.iter().try_for_each(|e| e.map(|_| ()))
+        }
+        Value::Set(s) => check_set(entry, s, &mut problems),
+        Value::ZSet(z) => check_zset(entry, z, &mut problems),
+        Value::Hash(h) => check_hash(entry, h, &mut problems),
+        Value::Stream(s) => check_stream(entry, s, &mut problems),
+        Value::Module(_) => Ok(()),
+    };
+    if let Err(e) = result {
+        problems.push(Problem::from_error(&e, Some(entry)));
+    }
+    problems
+}
+
+/// The bytes an element stands for, borrowed when it is stored as bytes.
+fn element_bytes(e: Element<'_>) -> Cow<'_, [u8]> {
+    match e {
+        Element::Bytes(b) => b,
+        Element::Int(v) => Cow::Owned(v.to_string().into_bytes()),
+    }
+}
+
+/// Collects members and reports those seen twice. Sorting borrowed slices beats hashing
+/// them: members are short, and most collections are small.
+struct Duplicates<'a> {
+    members: Vec<Cow<'a, [u8]>>,
+}
+
+impl<'a> Duplicates<'a> {
+    fn new() -> Self {
+        Duplicates {
+            members: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, member: Cow<'a, [u8]>) {
+        self.members.push(member);
+    }
+
+    fn report(&mut self, entry: &Entry<'_>, what: &str, problems: &mut Vec<Problem>) {
+        let m = &mut self.members;
+        let mut named: Vec<&[u8]> = Vec::new();
+        let mut count = 0u64;
+        if m.len() <= 16 {
+            for (i, x) in m.iter().enumerate() {
+                if m.iter().take(i).any(|y| y == x) {
+                    count += 1;
+                    if named.len() < DUPLICATES_NAMED {
+                        named.push(x);
+                    }
+                }
+            }
+        } else {
+            m.sort_unstable();
+            for pair in m.windows(2) {
+                if let [x, y] = pair {
+                    if x == y {
+                        count += 1;
+                        if named.len() < DUPLICATES_NAMED {
+                            named.push(y);
+                        }
+                    }
+                }
+            }
+        }
+        if count == 0 {
+            return;
+        }
+        let mut names = String::new();
+        for (i, n) in named.iter().enumerate() {
+            names.push_str(if i == 0 { "\"" } else { ", \"" });
+            let _ = rdb_parser::error::write_escaped(&mut names, n);
+            names.push('"');
+        }
+        let more = count - named.len() as u64;
+        if more > 0 {
+            names.push_str(&format!(" and {more} more"));
+        }
+        problems.push(Problem::in_entry(
+            entry,
+            "duplicate-member",
+            format!("{count} duplicate {what}: {names}"),
+        ));
+    }
+}
+
+fn check_set(
+    entry: &Entry<'_>,
+    set: &rdb_parser::Set<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), Error> {
+    let intset = set.encoding_name() == "intset";
+    let mut dups = Duplicates::new();
+    let mut previous: Option<i64> = None;
+    let mut order_reported = false;
+    for member in set.iter() {
+        let member = member?;
+        if intset {
+            if let Element::Int(v) = member {
+                if previous.is_some_and(|p| p >= v) && !order_reported {
+                    order_reported = true;
+                    problems.push(Problem::in_entry(
+                        entry,
+                        "intset-order",
+                        format!(
+                            "intset values must be strictly ascending: {} then {v}",
+                            previous.unwrap_or_default()
+                        ),
+                    ));
+                }
+                previous = Some(v);
+            }
+            // Strictly ascending values are distinct; a broken order is reported above.
+            continue;
+        }
+        dups.add(element_bytes(member));
+    }
+    dups.report(entry, "members", problems);
+    Ok(())
+}
+
+fn check_zset(
+    entry: &Entry<'_>,
+    zset: &rdb_parser::ZSet<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), Error> {
+    let mut dups = Duplicates::new();
+    let mut nan_reported = false;
+    for pair in zset.iter() {
+        let (member, score) = pair?;
+        if score.is_nan() && !nan_reported {
+            nan_reported = true;
+            let mut m = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut m, &member.to_bytes());
+            problems.push(Problem::in_entry(
+                entry,
+                "nan-score",
+                format!("member \"{m}\" has a NaN score"),
+            ));
+        }
+        dups.add(element_bytes(member));
+    }
+    dups.report(entry, "members", problems);
+    Ok(())
+}
+
+fn check_hash(
+    entry: &Entry<'_>,
+    hash: &rdb_parser::Hash<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), Error> {
+    let mut dups = Duplicates::new();
+    // Redis' listpack form keeps fields with a TTL first, by ascending expiry.
+    let ordered = hash.encoding_name().starts_with("listpack_ex");
+    let mut last_ttl: Option<Option<i64>> = None;
+    let (mut bad_ttl, mut bad_order) = (None, false);
+    for field in hash.iter() {
+        let field = field?;
+        if let Some(t) = field.expire_ms {
+            if !(0..=MAX_FIELD_EXPIRE).contains(&t) && bad_ttl.is_none() {
+                bad_ttl = Some(t);
+            }
+        }
+        if ordered {
+            bad_order |= match (last_ttl, field.expire_ms) {
+                (Some(None), Some(_)) => true,
+                (Some(Some(prev)), Some(t)) => t < prev,
+                _ => false,
+            };
+            last_ttl = Some(field.expire_ms);
+        }
+        dups.add(element_bytes(field.field));
+    }
+    dups.report(entry, "fields", problems);
+    if let Some(t) = bad_ttl {
+        problems.push(Problem::in_entry(
+            entry,
+            "hash-field-ttl",
+            format!("a field expires at {t}, outside 0..=2^48-1 ms"),
+        ));
+    }
+    if bad_order {
+        problems.push(Problem::in_entry(
+            entry,
+            "hash-field-ttl",
+            "fields with a TTL must come first, by ascending expiry".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_stream(
+    entry: &Entry<'_>,
+    stream: &Stream<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<(), Error> {
+    let mut previous: Option<rdb_parser::StreamId> = None;
+    let mut live = 0u64;
+    let mut first = None;
+    let mut order_reported = false;
+    for e in stream.entries() {
+        let e = e?;
+        live += 1;
+        first.get_or_insert(e.id);
+        if previous.is_some_and(|p| p >= e.id) && !order_reported {
+            order_reported = true;
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-id-order",
+                format!(
+                    "entry IDs must ascend: {} then {}",
+                    previous.unwrap_or_default(),
+                    e.id
+                ),
+            ));
+        }
+        previous = Some(e.id);
+    }
+    if live != stream.length {
+        problems.push(Problem::in_entry(
+            entry,
+            "stream-length",
+            format!(
+                "the stream says {} entries, its nodes hold {live}",
+                stream.length
+            ),
+        ));
+    }
+    if let Some(last) = previous {
+        if last > stream.last_id {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-last-id",
+                format!(
+                    "entry {last} is beyond the stream's last ID {}",
+                    stream.last_id
+                ),
+            ));
+        }
+    }
+    if let (Some(declared), Some(found)) = (stream.first_id, first) {
+        if declared != found && declared != rdb_parser::StreamId::default() {
+            problems.push(
+                Problem::in_entry(
+                    entry,
+                    "stream-first-id",
+                    format!("the stream's first ID says {declared}, the first entry is {found}"),
+                )
+                .warning(),
+            );
+        }
+    }
+    if let Some(max_deleted) = stream.max_deleted_id {
+        if max_deleted > stream.last_id {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-last-id",
+                format!(
+                    "the max deleted ID {max_deleted} is beyond the last ID {}",
+                    stream.last_id
+                ),
+            ));
+        }
+    }
+    let mut group_names = HashSet::new();
+    for group in &stream.groups {
+        let mut gname = String::new();
+        let _ = rdb_parser::error::write_escaped(&mut gname, &group.name);
+        if !group_names.insert(group.name.as_ref()) {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-group",
+                format!("consumer group \"{gname}\" appears twice"),
+            ));
+        }
+        if group.last_id > stream.last_id {
+            problems.push(
+                Problem::in_entry(
+                    entry,
+                    "stream-group",
+                    format!(
+                        "group \"{gname}\" last-delivered ID {} is beyond the stream's last ID {}",
+                        group.last_id, stream.last_id
+                    ),
+                )
+                .warning(),
+            );
+        }
+        // The group PEL: unique IDs; each owned by exactly one consumer.
+        let mut owners: HashMap<rdb_parser::StreamId, u32> = HashMap::new();
+        let mut pel_dups = 0u64;
+        for p in &group.pending {
+            if owners.insert(p.id, 0).is_some() {
+                pel_dups += 1;
+            }
+        }
+        if pel_dups > 0 {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-pel",
+                format!("group \"{gname}\": {pel_dups} IDs appear twice in the PEL"),
+            ));
+        }
+        let mut consumer_names = HashSet::new();
+        let mut missing = Vec::new();
+        for c in &group.consumers {
+            if !consumer_names.insert(c.name.as_ref()) {
+                let mut cname = String::new();
+                let _ = rdb_parser::error::write_escaped(&mut cname, &c.name);
+                problems.push(Problem::in_entry(
+                    entry,
+                    "stream-group",
+                    format!("group \"{gname}\": consumer \"{cname}\" appears twice"),
+                ));
+            }
+            for id in &c.pending {
+                match owners.get_mut(id) {
+                    Some(n) => *n += 1,
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if let Some(id) = missing.first() {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-pel",
+                format!(
+                    "group \"{gname}\": {} consumer PEL entries (first {id}) are not in the \
+                     group PEL",
+                    missing.len()
+                ),
+            ));
+        }
+        let mut unowned: Vec<_> = owners.iter().filter(|(_, &n)| n == 0).collect();
+        let mut shared: Vec<_> = owners.iter().filter(|(_, &n)| n > 1).collect();
+        unowned.sort();
+        shared.sort();
+        if let Some((id, _)) = unowned.first() {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-pel",
+                format!(
+                    "group \"{gname}\": {} PEL entries (first {id}) belong to no consumer",
+                    unowned.len()
+                ),
+            ));
+        }
+        if let Some((id, _)) = shared.first() {
+            problems.push(Problem::in_entry(
+                entry,
+                "stream-pel",
+                format!(
+                    "group \"{gname}\": {} PEL entries (first {id}) belong to more than one \
+                     consumer",
+                    shared.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Empty quicklist nodes: a server skips them on load (and a list made only of them is
+/// an empty collection), but none writes one. The parser has checked every node's extent;
+/// this only re-reads the node headers.
+fn check_quicklist_nodes(entry: &Entry<'_>, problems: &mut Vec<Problem>) {
+    use rdb_parser::format::type_id;
+    let v2 = match entry.type_id {
+        type_id::LIST_QUICKLIST => false,
+        type_id::LIST_QUICKLIST_2 => true,
+        _ => return,
+    };
+    let Some((nodes, mut rest)) = rdb_length(entry.raw_value) else {
+        return;
+    };
+    let mut empty = 0u64;
+    for _ in 0..nodes {
+        let mut container = rdb_parser::format::quicklist_container::PACKED;
+        if v2 {
+            let Some((c, r)) = rdb_length(rest) else {
+                return;
+            };
+            (container, rest) = (c, r);
+        }
+        let Some((blob, r)) = rdb_raw_string(rest) else {
+            return;
+        };
+        rest = r;
+        // An empty listpack is its 6-byte header and the end byte; an empty ziplist 10 + 1.
+        let empty_len = if v2 { 7 } else { 11 };
+        if container == rdb_parser::format::quicklist_container::PACKED
+            && blob.is_some_and(|b| b.len() == empty_len)
+        {
+            empty += 1;
+        }
+    }
+    if empty > 0 && !entry.value.is_empty_collection() {
+        problems.push(
+            Problem::in_entry(
+                entry,
+                "quicklist-node",
+                format!("{empty} of {nodes} quicklist nodes are empty (servers skip them)"),
+            )
+            .warning(),
+        );
+    }
+}
+
+/// An RDB length prefix (not a string encoding) and the bytes after it.
+fn rdb_length(i: &[u8]) -> Option<(u64, &[u8])> {
+    let (&first, rest) = i.split_first()?;
+    match first >> 6 {
+        0 => Some((u64::from(first & 0x3f), rest)),
+        1 => {
+            let (&second, rest) = rest.split_first()?;
+            Some((u64::from(first & 0x3f) << 8 | u64::from(second), rest))
+        }
+        2 if first == 0x80 => {
+            let b: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+            Some((u64::from(u32::from_be_bytes(b)), rest.get(4..)?))
+        }
+        2 if first == 0x81 => {
+            let b: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+            Some((u64::from_be_bytes(b), rest.get(8..)?))
+        }
+        _ => None,
+    }
+}
+
+/// An RDB string: its bytes when stored plain (`None` for integer and LZF forms), and
+/// the bytes after it.
+fn rdb_raw_string(i: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    match i.first()? >> 6 {
+        3 => {
+            let (&enc, rest) = i.split_first()?;
+            let skip = match enc & 0x3f {
+                0 => 1,
+                1 => 2,
+                2 => 4,
+                3 => {
+                    let (clen, rest) = rdb_length(rest)?;
+                    let (_, rest) = rdb_length(rest)?;
+                    return Some((None, rest.get(usize::try_from(clen).ok()?..)?));
+                }
+                _ => return None,
+            };
+            Some((None, rest.get(skip..)?))
+        }
+        _ => {
+            let (n, rest) = rdb_length(i)?;
+            let n = usize::try_from(n).ok()?;
+            Some((Some(rest.get(..n)?), rest.get(n..)?))
+        }
+    }
+}
+
+/// Walks an LZF stream without writing its output: every literal run and back-reference
+/// must stay inside the input and the declared output, and the output must come to exactly
+/// `declared` bytes. The same rules as decompressing, with no copy (verify only needs the
+/// verdict; collections inside LZF blobs are decompressed by the parser to be walked).
+fn lzf_check(input: &[u8], declared: usize) -> Result<(), String> {
+    if declared == 0 {
+        return Err("declared length 0".into());
+    }
+    let (mut ip, mut op) = (0usize, 0usize);
+    while ip < input.len() {
+        let ctrl = usize::from(input.get(ip).copied().unwrap_or(0));
+        ip += 1;
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            if ip + run > input.len() {
+                return Err(format!(
+                    "literal run of {run} bytes passes the end of the input"
+                ));
+            }
+            ip += run;
+            op += run;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += usize::from(*input.get(ip).ok_or("input ends inside a back-reference")?);
+                ip += 1;
+            }
+            let low = usize::from(*input.get(ip).ok_or("input ends inside a back-reference")?);
+            ip += 1;
+            let distance = ((ctrl & 0x1f) << 8) + low + 1;
+            if distance > op {
+                return Err(format!(
+                    "back-reference {distance} bytes back at output byte {op}"
+                ));
+            }
+            op += len + 2;
+        }
+        if op > declared {
+            return Err(format!("expands past {declared} bytes"));
+        }
+    }
+    if op != declared {
+        return Err(format!("expands to {op} bytes"));
+    }
+    Ok(())
+}

@@ -1,0 +1,603 @@
+//! `rdbkit diff`: converted copies compare equal, each injected change is reported
+//! exactly, and bucketed comparison (temporary files, re-split buckets) gives the same
+//! answer as an in-memory one.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{fixtures_dir, rdb_files};
+use proptest::prelude::*;
+use rdb_cli::diff::{diff, DiffOptions, DiffSummary, Difference};
+use rdb_parser::format::type_id;
+use rdb_parser::{ParserBuilder, Version};
+use rdb_writer::convert::{convert, ConvertOptions, FieldTtlPolicy, FunctionPolicy, ModulePolicy};
+use rdb_writer::{value, Compression, TargetProfile, Writer};
+
+fn run(a: &[u8], b: &[u8], opts: &DiffOptions) -> (DiffSummary, Vec<Difference>) {
+    let mut found = Vec::new();
+    let summary = diff(
+        a,
+        b,
+        opts,
+        &mut |d| {
+            found.push(d.clone());
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("diff: {e}"));
+    (summary, found)
+}
+
+fn all_fixtures() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter().flat_map(|d| rdb_files(d)).collect()
+}
+
+/// Every fixture converted to each version rdbkit writes compares equal to its source,
+/// wherever the conversion needs no loss; where it drops field TTLs, exactly those keys
+/// differ.
+#[test]
+fn converted_copies_are_equal() {
+    let mut compared = 0;
+    let mut refused = 0;
+    for path in all_fixtures() {
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        for version in [9, 10, 11, 12, 80] {
+            let Some(profile) = TargetProfile::for_version(version) else {
+                panic!("no profile for {version}");
+            };
+            let mut opts = ConvertOptions::new(profile);
+            // Functions are not keys: diff does not compare them.
+            opts.functions = FunctionPolicy::Drop;
+            opts.modules = ModulePolicy::Keep;
+            let converted = convert(
+                &data,
+                &ParserBuilder::new(),
+                &opts,
+                Vec::new(),
+                &mut |_| Ok(()),
+                &mut |_| {},
+            );
+            let (out, _) = match converted {
+                Ok(done) => done,
+                Err(_) => {
+                    // Field TTLs for a version without them: convert again with the loss
+                    // allowed; exactly the keys that lost field TTLs must differ, in value.
+                    refused += 1;
+                    opts.field_ttls = FieldTtlPolicy::Drop;
+                    let mut lost = Vec::new();
+                    let (out, _) = convert(
+                        &data,
+                        &ParserBuilder::new(),
+                        &opts,
+                        Vec::new(),
+                        &mut |l| {
+                            if l.action == "field_ttls_dropped" {
+                                lost.push((l.db.unwrap_or(0), l.key.unwrap_or_default().to_vec()));
+                            }
+                            Ok(())
+                        },
+                        &mut |_| {},
+                    )
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let (_, found) = run(&data, &out, &DiffOptions::default());
+                    let mut got: Vec<_> = found
+                        .iter()
+                        .map(|d| {
+                            assert_eq!(d.kind(), "changed");
+                            assert!(d.value_changed && !d.type_changed && !d.ttl_changed);
+                            (d.db, d.key.clone())
+                        })
+                        .collect();
+                    got.sort();
+                    lost.sort();
+                    assert!(!lost.is_empty());
+                    assert_eq!(got, lost, "{} to RDB {version}", path.display());
+                    continue;
+                }
+            };
+            let (summary, found) = run(&data, &out, &DiffOptions::default());
+            assert!(
+                summary.equal_snapshots(),
+                "{} vs its RDB {version} copy: {found:?}",
+                path.display()
+            );
+            assert_eq!(summary.keys_a, summary.keys_b);
+            compared += 1;
+        }
+    }
+    eprintln!(
+        "{compared} conversions compared equal; {refused} needed --field-ttls drop and differ \
+         exactly in the keys that lost field TTLs"
+    );
+    assert!(compared >= 150, "only {compared} conversions compared");
+}
+
+// ---------------------------------------------------------------------------------------
+// Injected changes
+
+#[derive(Clone, Debug)]
+enum Val {
+    Str(Vec<u8>),
+    List(Vec<Vec<u8>>),
+    Set(Vec<Vec<u8>>),
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    ZSet(Vec<(Vec<u8>, f64)>),
+}
+
+#[derive(Clone, Debug)]
+struct Key {
+    db: u64,
+    name: Vec<u8>,
+    ttl: Option<i64>,
+    val: Val,
+}
+
+/// Writes `keys` as an RDB `version` file; `compact` picks listpack/intset encodings
+/// (where the version has them) instead of the plain ones.
+fn write(keys: &[Key], version: u32, compact: bool) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), Version::redis(version)).unwrap_or_else(|e| panic!("{e}"));
+    let mut dbs: Vec<u64> = keys.iter().map(|k| k.db).collect();
+    dbs.sort();
+    dbs.dedup();
+    for db in dbs {
+        w.select_db(db).unwrap_or_else(|e| panic!("{e}"));
+        for k in keys.iter().filter(|k| k.db == db) {
+            if let Some(t) = k.ttl {
+                w.expire_ms(t).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let c = Compression::None;
+            let (t, v) = match &k.val {
+                Val::Str(s) => (type_id::STRING, value::string(s, c)),
+                Val::List(items) if compact && version >= 10 => (
+                    type_id::LIST_QUICKLIST_2,
+                    value::list_quicklist2(items, c).unwrap_or_else(|e| panic!("{e}")),
+                ),
+                Val::List(items) => (type_id::LIST, value::list_plain(items, c)),
+                Val::Set(m) if compact && version >= 11 => (
+                    type_id::SET_LISTPACK,
+                    value::set_listpack(m, c).unwrap_or_else(|e| panic!("{e}")),
+                ),
+                Val::Set(m) => (type_id::SET, value::set_plain(m, c)),
+                Val::Hash(f) if compact && version >= 10 => (
+                    type_id::HASH_LISTPACK,
+                    value::hash_listpack(f, c).unwrap_or_else(|e| panic!("{e}")),
+                ),
+                Val::Hash(f) => (type_id::HASH, value::hash_plain(f, c)),
+                Val::ZSet(m) if compact && version >= 10 => (
+                    type_id::ZSET_LISTPACK,
+                    value::zset_listpack(m, c).unwrap_or_else(|e| panic!("{e}")),
+                ),
+                Val::ZSet(m) => (type_id::ZSET_2, value::zset_2(m, c)),
+            };
+            w.key_value(t, &k.name, &v)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    w.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+const T0: i64 = 4_102_444_800_000;
+
+fn base() -> Vec<Key> {
+    vec![
+        Key {
+            db: 0,
+            name: b("s"),
+            ttl: None,
+            val: Val::Str(b("hello")),
+        },
+        Key {
+            db: 0,
+            name: b("l"),
+            ttl: None,
+            val: Val::List(vec![b("a"), b("b"), b("a")]),
+        },
+        Key {
+            db: 0,
+            name: b("set"),
+            ttl: None,
+            val: Val::Set(vec![b("x"), b("y"), b("7")]),
+        },
+        Key {
+            db: 0,
+            name: b("h"),
+            ttl: None,
+            val: Val::Hash(vec![(b("f"), b("1")), (b("g"), b("2"))]),
+        },
+        Key {
+            db: 0,
+            name: b("z"),
+            ttl: None,
+            val: Val::ZSet(vec![(b("m"), 1.5), (b("n"), -2.0)]),
+        },
+        Key {
+            db: 0,
+            name: b("t"),
+            ttl: Some(T0),
+            val: Val::Str(b("ttl")),
+        },
+        Key {
+            db: 3,
+            name: b("moved"),
+            ttl: None,
+            val: Val::Str(b("m")),
+        },
+    ]
+}
+
+fn with(keys: &[Key], name: &str, f: impl FnOnce(&mut Key)) -> Vec<Key> {
+    let mut out = keys.to_vec();
+    if let Some(k) = out.iter_mut().find(|k| k.name == name.as_bytes()) {
+        f(k);
+    }
+    out
+}
+
+/// The differences as (kind, db, key, changes) for exact comparison.
+fn shape(found: &[Difference]) -> Vec<(String, u64, String, Vec<&'static str>)> {
+    let mut v: Vec<_> = found
+        .iter()
+        .map(|d| {
+            let mut changes = Vec::new();
+            if d.type_changed {
+                changes.push("type");
+            }
+            if d.value_changed {
+                changes.push("value");
+            }
+            if d.ttl_changed {
+                changes.push("ttl");
+            }
+            (
+                d.kind().to_string(),
+                d.db,
+                String::from_utf8_lossy(&d.key).into_owned(),
+                changes,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn diff_shape(
+    a: &[Key],
+    bk: &[Key],
+    opts: &DiffOptions,
+) -> Vec<(String, u64, String, Vec<&'static str>)> {
+    // A in plain encodings at RDB 9, B compact at RDB 11: encodings must not matter.
+    let (_, found) = run(&write(a, 9, false), &write(bk, 11, true), opts);
+    shape(&found)
+}
+
+fn one(
+    kind: &str,
+    db: u64,
+    key: &str,
+    changes: &[&'static str],
+) -> Vec<(String, u64, String, Vec<&'static str>)> {
+    vec![(kind.to_string(), db, key.to_string(), changes.to_vec())]
+}
+
+#[test]
+fn same_data_in_other_encodings_is_equal() {
+    let keys = base();
+    let (summary, found) = run(
+        &write(&keys, 9, false),
+        &write(&keys, 11, true),
+        &DiffOptions::default(),
+    );
+    assert!(summary.equal_snapshots(), "{found:?}");
+    assert_eq!(summary.equal, keys.len() as u64);
+    // Set members and hash fields in another order are the same value.
+    let shuffled = with(&keys, "set", |k| {
+        k.val = Val::Set(vec![b("7"), b("y"), b("x")])
+    });
+    let shuffled = with(&shuffled, "h", |k| {
+        k.val = Val::Hash(vec![(b("g"), b("2")), (b("f"), b("1"))])
+    });
+    assert!(diff_shape(&keys, &shuffled, &DiffOptions::default()).is_empty());
+}
+
+#[test]
+fn each_injected_change_is_reported_exactly() {
+    let keys = base();
+    let opts = DiffOptions::default();
+    let removed: Vec<Key> = keys.iter().filter(|k| k.name != b"l").cloned().collect();
+    assert_eq!(
+        diff_shape(&keys, &removed, &opts),
+        one("only_in_a", 0, "l", &[])
+    );
+
+    let mut added = keys.clone();
+    added.push(Key {
+        db: 0,
+        name: b("new"),
+        ttl: None,
+        val: Val::Str(b("n")),
+    });
+    assert_eq!(
+        diff_shape(&keys, &added, &opts),
+        one("only_in_b", 0, "new", &[])
+    );
+
+    let changed = with(&keys, "h", |k| {
+        k.val = Val::Hash(vec![(b("f"), b("1")), (b("g"), b("3"))])
+    });
+    assert_eq!(
+        diff_shape(&keys, &changed, &opts),
+        one("changed", 0, "h", &["value"])
+    );
+    // List order matters.
+    let reordered = with(&keys, "l", |k| {
+        k.val = Val::List(vec![b("b"), b("a"), b("a")])
+    });
+    assert_eq!(
+        diff_shape(&keys, &reordered, &opts),
+        one("changed", 0, "l", &["value"])
+    );
+    let rescored = with(&keys, "z", |k| {
+        k.val = Val::ZSet(vec![(b("m"), 1.5), (b("n"), -2.5)])
+    });
+    assert_eq!(
+        diff_shape(&keys, &rescored, &opts),
+        one("changed", 0, "z", &["value"])
+    );
+
+    let retyped = with(&keys, "s", |k| k.val = Val::List(vec![b("hello")]));
+    assert_eq!(
+        diff_shape(&keys, &retyped, &opts),
+        one("changed", 0, "s", &["type"])
+    );
+}
+
+#[test]
+fn ttl_changes_beyond_and_within_the_tolerance() {
+    let keys = base();
+    let far = with(&keys, "t", |k| k.ttl = Some(T0 + 10_000));
+    let near = with(&keys, "t", |k| k.ttl = Some(T0 - 3_000));
+    let gone = with(&keys, "t", |k| k.ttl = None);
+    let exact = DiffOptions::default();
+    let tolerant = DiffOptions {
+        ttl_tolerance_ms: 5_000,
+        ..DiffOptions::default()
+    };
+    let ignoring = DiffOptions {
+        ignore_ttl: true,
+        ..DiffOptions::default()
+    };
+    assert_eq!(
+        diff_shape(&keys, &near, &exact),
+        one("changed", 0, "t", &["ttl"])
+    );
+    assert!(diff_shape(&keys, &near, &tolerant).is_empty());
+    assert_eq!(
+        diff_shape(&keys, &far, &tolerant),
+        one("changed", 0, "t", &["ttl"])
+    );
+    assert_eq!(
+        diff_shape(&keys, &gone, &tolerant),
+        one("changed", 0, "t", &["ttl"])
+    );
+    assert!(diff_shape(&keys, &far, &ignoring).is_empty());
+    assert!(diff_shape(&keys, &gone, &ignoring).is_empty());
+}
+
+#[test]
+fn a_key_moved_to_another_db_and_db_map() {
+    let keys = base();
+    let moved = with(&keys, "moved", |k| k.db = 0);
+    let mut expected = one("only_in_a", 3, "moved", &[]);
+    expected.extend(one("only_in_b", 0, "moved", &[]));
+    expected.sort();
+    assert_eq!(diff_shape(&keys, &moved, &DiffOptions::default()), expected);
+    let mapped = DiffOptions {
+        db_map: HashMap::from([(3, 0)]),
+        ..DiffOptions::default()
+    };
+    assert!(diff_shape(&keys, &moved, &mapped).is_empty());
+}
+
+#[test]
+fn filters_apply_to_both_sides() {
+    let keys = base();
+    let changed = with(&keys, "h", |k| k.val = Val::Hash(vec![(b("f"), b("9"))]));
+    let mut opts = DiffOptions::default();
+    opts.filter.exclude =
+        vec![rdb_writer::filter::KeyPattern::glob("h").unwrap_or_else(|e| panic!("{e}"))];
+    let (summary, found) = run(&write(&keys, 9, false), &write(&changed, 11, true), &opts);
+    assert!(summary.equal_snapshots(), "{found:?}");
+    assert_eq!(summary.keys_a, keys.len() as u64 - 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Buckets
+
+fn arb_key() -> impl Strategy<Value = Key> {
+    let name = proptest::collection::vec(prop::sample::select(b"abcxyz:01".to_vec()), 1..6);
+    let item = proptest::collection::vec(prop::sample::select(b"pqr12".to_vec()), 0..4);
+    let val = prop_oneof![
+        item.clone().prop_map(Val::Str),
+        proptest::collection::vec(item.clone(), 1..4).prop_map(Val::List),
+        proptest::collection::btree_set(item.clone(), 1..4)
+            .prop_map(|s| Val::Set(s.into_iter().collect())),
+        proptest::collection::btree_map(item.clone(), item.clone(), 1..4)
+            .prop_map(|m| Val::Hash(m.into_iter().collect())),
+        proptest::collection::btree_map(item, -3i32..3, 1..4)
+            .prop_map(|m| Val::ZSet(m.into_iter().map(|(k, s)| (k, f64::from(s))).collect())),
+    ];
+    (0u64..3, name, proptest::option::of(0i64..5), val).prop_map(|(db, name, ttl, val)| Key {
+        db,
+        name,
+        ttl: ttl.map(|t| T0 + t * 1000),
+        val,
+    })
+}
+
+/// Keys unique per (db, name): the later of two draws wins.
+fn unique(keys: Vec<Key>) -> Vec<Key> {
+    let mut seen = std::collections::BTreeMap::new();
+    for k in keys {
+        seen.insert((k.db, k.name.clone()), k);
+    }
+    seen.into_values().collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Many buckets in temporary files, each re-split because the budget is tiny, give the
+    /// same differences and counts as one bucket in memory.
+    #[test]
+    fn bucketed_diff_matches_in_memory_diff(
+        a in proptest::collection::vec(arb_key(), 0..40),
+        extra in proptest::collection::vec(arb_key(), 0..40),
+        drop_mask in any::<u64>(),
+    ) {
+        let a = unique(a);
+        // B: A without some keys, plus (or overwritten by) others.
+        let mut bk: Vec<Key> = a
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| drop_mask >> (i % 64) & 1 == 0)
+            .map(|(_, k)| k.clone())
+            .collect();
+        bk.extend(extra);
+        let bk = unique(bk);
+        let (da, db) = (write(&a, 9, false), write(&bk, 11, true));
+        let memory = DiffOptions { buckets: Some(1), ..DiffOptions::default() };
+        let tiny = DiffOptions { buckets: Some(5), memory_limit: 300, ..DiffOptions::default() };
+        let (sm, fm) = run(&da, &db, &memory);
+        let (st, ft) = run(&da, &db, &tiny);
+        prop_assert_eq!(shape(&fm), shape(&ft));
+        let mut fm_sorted = fm.clone();
+        let mut ft_sorted = ft.clone();
+        fm_sorted.sort_by(|x, y| (x.db, &x.key).cmp(&(y.db, &y.key)));
+        ft_sorted.sort_by(|x, y| (x.db, &x.key).cmp(&(y.db, &y.key)));
+        prop_assert_eq!(fm_sorted, ft_sorted);
+        prop_assert_eq!(
+            (sm.keys_a, sm.keys_b, sm.equal, sm.only_in_a, sm.only_in_b, sm.value_changed, sm.type_changed, sm.ttl_changed),
+            (st.keys_a, st.keys_b, st.equal, st.only_in_a, st.only_in_b, st.value_changed, st.type_changed, st.ttl_changed)
+        );
+        prop_assert_eq!(sm.temp_bytes, 0);
+        if a.len() > 20 {
+            prop_assert!(st.temp_bytes > 0);
+            prop_assert!(st.resplit_buckets > 0, "{:?}", st);
+        }
+        prop_assert_eq!(sm.keys_a, a.len() as u64);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary
+
+#[test]
+fn exit_codes_jsonl_and_no_temporary_files_left() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-diff-test-{}", std::process::id()));
+    let tmp = dir.join("buckets");
+    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("{e}"));
+    let keys = base();
+    let a = dir.join("a.rdb");
+    let same = dir.join("same.rdb");
+    let other = dir.join("other.rdb");
+    let corrupt = dir.join("corrupt.rdb");
+    let jsonl = dir.join("diff.jsonl");
+    let write_file =
+        |p: &PathBuf, data: &[u8]| std::fs::write(p, data).unwrap_or_else(|e| panic!("{e}"));
+    write_file(&a, &write(&keys, 9, false));
+    write_file(&same, &write(&keys, 11, true));
+    let changed = with(&keys, "t", |k| k.ttl = Some(T0 + 60_000));
+    write_file(&other, &write(&changed, 10, true));
+    let mut bad = write(&keys, 9, false);
+    bad.truncate(bad.len() / 2);
+    write_file(&corrupt, &bad);
+    let rdbkit = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+            .arg("diff")
+            .args(args)
+            .arg("--temp-dir")
+            .arg(&tmp)
+            .args(["--buckets", "4"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = rdbkit(&[a.as_os_str(), same.as_os_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("peak RSS"));
+
+    let out = rdbkit(&[
+        a.as_os_str(),
+        other.as_os_str(),
+        "--jsonl".as_ref(),
+        jsonl.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let at = |path: &str| {
+        lines
+            .first()
+            .and_then(|l| l.pointer(path))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(at("/kind"), "changed");
+    assert_eq!(at("/key"), "t");
+    assert_eq!(at("/changes"), serde_json::json!(["ttl"]));
+    assert_eq!(at("/b/expire_ms"), T0 + 60_000);
+
+    let out = rdbkit(&[
+        a.as_os_str(),
+        other.as_os_str(),
+        "--ttl-tolerance".as_ref(),
+        "90s".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.pointer("/equal"), Some(&serde_json::json!(true)));
+    assert!(summary
+        .pointer("/peak_rss_bytes")
+        .and_then(|v| v.as_u64())
+        .is_some_and(|b| b > 0));
+
+    let out = rdbkit(&[a.as_os_str(), corrupt.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot B"));
+    let out = rdbkit(&[a.as_os_str(), dir.join("missing.rdb").as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

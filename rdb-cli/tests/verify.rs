@@ -1,0 +1,982 @@
+//! `rdbkit verify`: every healthy file is accepted, every corruption is flagged with its
+//! offset (and key where there is one), each check fires on an input crafted for it, and
+//! the verdicts agree with the real servers' redis-check-rdb.
+
+mod common;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{fixtures_dir, peers_dir, rdb_files};
+use rdb_cli::verify::{verify, Problem, Report, Severity};
+use rdb_parser::format::type_id;
+use rdb_parser::Version;
+use rdb_writer::{
+    encode, value, Compression, ListpackBuilder, Writer, WriterBuilder, ZiplistBuilder,
+};
+
+const KNOWN_CORRUPT: [&str; 2] = ["corrupt_ziplist.rdb", "corrupt_empty_keys.rdb"];
+
+fn fixture_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in rdb_files_dirs(&fixtures_dir()) {
+        files.extend(rdb_files(&dir));
+    }
+    assert!(files.len() >= 40, "expected the committed fixtures");
+    files
+}
+
+fn rdb_files_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn peer_files() -> Option<Vec<PathBuf>> {
+    let dir = peers_dir()?;
+    let mut files = Vec::new();
+    for sub in rdb_files_dirs(&dir) {
+        files.extend(rdb_files(&sub));
+    }
+    Some(files)
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn errors(r: &Report) -> Vec<&Problem> {
+    r.problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect()
+}
+
+#[test]
+fn every_fixture_is_clean() {
+    for path in fixture_files() {
+        let r = verify(&read(&path), |_| {});
+        assert!(r.ok(), "{}: {:?}", path.display(), r.problems);
+        assert!(r.complete, "{}", path.display());
+    }
+}
+
+#[test]
+fn every_peer_file_is_clean_except_the_known_corrupt_ones() {
+    let Some(files) = peer_files() else { return };
+    assert_eq!(files.len(), 36);
+    for path in files {
+        let r = verify(&read(&path), |_| {});
+        if KNOWN_CORRUPT.contains(&name(&path).as_str()) {
+            let errs = errors(&r);
+            assert!(!errs.is_empty(), "{}: not flagged", path.display());
+            for p in errs {
+                assert!(p.offset > 9, "{}: {p:?}", path.display());
+                assert!(
+                    p.key.is_some() && p.db.is_some(),
+                    "{}: {p:?}",
+                    path.display()
+                );
+            }
+        } else {
+            assert!(r.ok(), "{}: {:?}", path.display(), r.problems);
+        }
+    }
+}
+
+#[test]
+fn corrupt_empty_keys_lists_every_empty_key() {
+    let Some(dir) = peers_dir() else { return };
+    let r = verify(
+        &read(&dir.join("redis-redis/corrupt_empty_keys.rdb")),
+        |_| {},
+    );
+    let empty: Vec<_> = r
+        .problems
+        .iter()
+        .filter(|p| p.check == "empty-collection")
+        .collect();
+    // Redis' test file holds nine empty keys; all are reported, not just the first.
+    assert_eq!(empty.len(), 9, "{:?}", r.problems);
+    assert!(r.complete);
+}
+
+/// Flipping any byte of a checksummed file, or cutting it short, is flagged.
+#[test]
+fn bit_flips_and_truncations_are_flagged() {
+    for path in fixture_files()
+        .into_iter()
+        .filter(|p| name(p) == "types.rdb" || name(p) == "big.rdb")
+    {
+        let data = read(&path);
+        let len = data.len();
+        for i in 1..=12 {
+            let pos = 9 + (len - 10) * i / 13;
+            for bit in [0u8, 3, 7] {
+                let mut bad = data.clone();
+                if let Some(b) = bad.get_mut(pos) {
+                    *b ^= 1 << bit;
+                }
+                let r = verify(&bad, |_| {});
+                assert!(
+                    !r.ok(),
+                    "{}: flip of bit {bit} at {pos} not flagged",
+                    path.display()
+                );
+                assert!(errors(&r).iter().all(|p| p.offset <= len as u64));
+            }
+            let cut = data.get(..pos).unwrap_or_default();
+            let r = verify(cut, |_| {});
+            assert!(
+                !r.ok() && !r.complete,
+                "{}: truncation at {pos} not flagged",
+                path.display()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One crafted input per check
+
+fn snapshot(version: u32, build: impl FnOnce(&mut Writer<Vec<u8>>)) -> Vec<u8> {
+    let mut w = WriterBuilder::new()
+        .build(Vec::new(), Version::redis(version))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+    build(&mut w);
+    w.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn one_key(version: u32, type_byte: u8, encoded: &[u8]) -> Vec<u8> {
+    snapshot(version, |w| {
+        w.key_value(type_byte, b"bad", encoded)
+            .unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+fn blob_value(blob: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    encode::raw_string(&mut v, blob);
+    v
+}
+
+/// Asserts that `check` fires on key "bad" with an offset inside the file, and that the
+/// rest of the file was still walked to EOF.
+fn fires(data: &[u8], check: &str) -> Problem {
+    let r = verify(data, |_| {});
+    let p = r
+        .problems
+        .iter()
+        .find(|p| p.check == check && p.severity == Severity::Error)
+        .unwrap_or_else(|| panic!("{check} did not fire: {:?}", r.problems))
+        .clone();
+    assert!(!r.ok());
+    assert!(p.offset > 9 && p.offset < data.len() as u64, "{p:?}");
+    assert_eq!(p.key.as_deref(), Some(&b"bad"[..]), "{p:?}");
+    assert_eq!(p.db, Some(0));
+    p
+}
+
+/// Rewrites byte `at` of a crafted blob.
+fn poke(v: &mut [u8], at: usize, f: impl FnOnce(u8) -> u8) {
+    let b = v
+        .get_mut(at)
+        .unwrap_or_else(|| panic!("byte {at} outside the blob"));
+    *b = f(*b);
+}
+
+fn ziplist(items: &[&[u8]]) -> Vec<u8> {
+    let mut zl = ZiplistBuilder::new();
+    for i in items {
+        zl.push(i);
+    }
+    zl.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn listpack(items: &[&[u8]]) -> Vec<u8> {
+    let mut lp = ListpackBuilder::new();
+    for i in items {
+        lp.push(i);
+    }
+    lp.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn ziplist_header_entries_and_terminator() {
+    let good = ziplist(&[b"aa", b"bb"]);
+    assert!(verify(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&good)),
+        |_| {}
+    )
+    .ok());
+    // Total bytes.
+    let mut bad = good.clone();
+    poke(&mut bad, 0, |b| b + 1);
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
+    // Entry count.
+    let mut bad = good.clone();
+    poke(&mut bad, 8, |_| 3);
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
+    // The second entry's previous-entry length (the first entry takes 4 bytes).
+    let mut bad = good.clone();
+    assert_eq!(bad.get(14).copied(), Some(4));
+    poke(&mut bad, 14, |_| 5);
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
+    // Tail offset not at the last entry (the second starts at 14).
+    let mut bad = good.clone();
+    assert_eq!(bad.get(4).copied(), Some(14));
+    poke(&mut bad, 4, |_| 10);
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
+    // Terminator.
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    poke(&mut bad, last, |_| 0xFE);
+    fires(
+        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
+        "ziplist",
+    );
+}
+
+#[test]
+fn listpack_header_back_length_and_terminator() {
+    let good = listpack(&[b"a", b"b"]);
+    assert!(verify(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&good)),
+        |_| {}
+    )
+    .ok());
+    let mut bad = good.clone();
+    poke(&mut bad, 0, |b| b + 1);
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
+    let mut bad = good.clone();
+    poke(&mut bad, 4, |_| 3);
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
+    // Back-length of the first entry ("a": 0x81 'a' backlen 2).
+    let mut bad = good.clone();
+    assert_eq!(bad.get(8).copied(), Some(2));
+    poke(&mut bad, 8, |_| 3);
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
+    // A back-length byte with the continuation bit where none may be.
+    let mut bad = good.clone();
+    poke(&mut bad, 8, |b| b | 0x80);
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    poke(&mut bad, last, |_| 0x00);
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+        "listpack",
+    );
+}
+
+fn intset(width: u32, values: &[i64]) -> Vec<u8> {
+    let mut b = width.to_le_bytes().to_vec();
+    b.extend((values.len() as u32).to_le_bytes());
+    for v in values {
+        b.extend(v.to_le_bytes().get(..width as usize).unwrap_or_default());
+    }
+    b
+}
+
+#[test]
+fn intset_order_width_and_uniqueness() {
+    let ok = one_key(9, type_id::SET_INTSET, &blob_value(&intset(2, &[1, 2, 3])));
+    assert!(verify(&ok, |_| {}).ok());
+    fires(
+        &one_key(9, type_id::SET_INTSET, &blob_value(&intset(2, &[1, 3, 2]))),
+        "intset-order",
+    );
+    fires(
+        &one_key(9, type_id::SET_INTSET, &blob_value(&intset(4, &[5, 5]))),
+        "intset-order",
+    );
+    fires(
+        &one_key(9, type_id::SET_INTSET, &blob_value(&intset(3, &[1, 2]))),
+        "intset",
+    );
+    // Length that does not match the count.
+    let mut short = intset(2, &[1, 2]);
+    short.pop();
+    fires(
+        &one_key(9, type_id::SET_INTSET, &blob_value(&short)),
+        "intset",
+    );
+}
+
+#[test]
+fn nan_scores() {
+    let v = value::zset_2(&[(b"m".as_slice(), f64::NAN)], Compression::None);
+    fires(&one_key(9, type_id::ZSET_2, &v), "nan-score");
+    let lp = listpack(&[b"m", b"nan"]);
+    fires(
+        &one_key(10, type_id::ZSET_LISTPACK, &blob_value(&lp)),
+        "nan-score",
+    );
+}
+
+#[test]
+fn duplicate_members_and_fields() {
+    let v = value::set_plain(&[b"a".as_slice(), b"b", b"a"], Compression::None);
+    let p = fires(&one_key(9, type_id::SET, &v), "duplicate-member");
+    assert!(p.message.contains("\"a\""), "{p:?}");
+    let v = value::hash_plain(
+        &[(b"f".as_slice(), b"1".as_slice()), (b"f", b"2")],
+        Compression::None,
+    );
+    fires(&one_key(9, type_id::HASH, &v), "duplicate-member");
+    let lp = listpack(&[b"m", b"1", b"m", b"2"]);
+    fires(
+        &one_key(10, type_id::ZSET_LISTPACK, &blob_value(&lp)),
+        "duplicate-member",
+    );
+    // An integer entry and the same digits as a string are the same member.
+    let mut lp = ListpackBuilder::new();
+    lp.push_int(7);
+    lp.push_str(b"7");
+    let lp = lp.finish().unwrap_or_else(|e| panic!("{e}"));
+    fires(
+        &one_key(11, type_id::SET_LISTPACK, &blob_value(&lp)),
+        "duplicate-member",
+    );
+}
+
+#[test]
+fn hash_field_ttls() {
+    // Valkey HASH_2: field, value, i64 expiry (-1: none).
+    let hash2 = |expire: i64| {
+        let mut v = Vec::new();
+        encode::length(&mut v, 1);
+        encode::raw_string(&mut v, b"f");
+        encode::raw_string(&mut v, b"v");
+        encode::ms_time(&mut v, expire);
+        v
+    };
+    let valkey = |v: &[u8]| {
+        let mut w = Writer::new(Vec::new(), Version::valkey(80)).unwrap_or_else(|e| panic!("{e}"));
+        w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(type_id::HASH_2, b"bad", v)
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.finish().unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(verify(&valkey(&hash2(-1)), |_| {}).ok());
+    assert!(verify(&valkey(&hash2(1_700_000_000_000)), |_| {}).ok());
+    fires(&valkey(&hash2(-5)), "hash-field-ttl");
+    fires(&valkey(&hash2(1 << 50)), "hash-field-ttl");
+    // Redis 7.4 listpack (type 25): min expiry, then (field, value, expiry) triples.
+    let listpack_ex = |ttls: &[i64]| {
+        let mut lp = ListpackBuilder::new();
+        for (i, t) in ttls.iter().enumerate() {
+            lp.push_str(format!("f{i}").as_bytes());
+            lp.push_str(b"v");
+            lp.push_int(*t);
+        }
+        let mut v = Vec::new();
+        encode::ms_time(
+            &mut v,
+            ttls.iter().copied().filter(|&t| t > 0).min().unwrap_or(0),
+        );
+        encode::raw_string(&mut v, &lp.finish().unwrap_or_else(|e| panic!("{e}")));
+        v
+    };
+    let t = 1_700_000_000_000;
+    assert!(verify(
+        &one_key(12, type_id::HASH_LISTPACK_EX, &listpack_ex(&[t, t + 5, 0])),
+        |_| {}
+    )
+    .ok());
+    fires(
+        &one_key(12, type_id::HASH_LISTPACK_EX, &listpack_ex(&[t + 5, t])),
+        "hash-field-ttl",
+    );
+    fires(
+        &one_key(12, type_id::HASH_LISTPACK_EX, &listpack_ex(&[0, t])),
+        "hash-field-ttl",
+    );
+}
+
+#[test]
+fn hash_and_zset_pair_counts() {
+    let odd = listpack(&[b"f", b"v", b"g"]);
+    fires(
+        &one_key(10, type_id::HASH_LISTPACK, &blob_value(&odd)),
+        "hash",
+    );
+    fires(
+        &one_key(10, type_id::ZSET_LISTPACK, &blob_value(&odd)),
+        "zset",
+    );
+    let odd = ziplist(&[b"f", b"v", b"g"]);
+    fires(
+        &one_key(9, type_id::HASH_ZIPLIST, &blob_value(&odd)),
+        "hash",
+    );
+}
+
+#[test]
+fn quicklist_nodes() {
+    let node = |container: u64, blob: &[u8]| {
+        let mut v = Vec::new();
+        encode::length(&mut v, 1);
+        encode::length(&mut v, container);
+        encode::raw_string(&mut v, blob);
+        v
+    };
+    let good = listpack(&[b"x", b"y"]);
+    assert!(verify(
+        &one_key(10, type_id::LIST_QUICKLIST_2, &node(2, &good)),
+        |_| {}
+    )
+    .ok());
+    let mut bad = good.clone();
+    poke(&mut bad, 8, |_| 9);
+    fires(
+        &one_key(10, type_id::LIST_QUICKLIST_2, &node(2, &bad)),
+        "listpack",
+    );
+    // An unknown container breaks the value's extent: reported, and the walk stops.
+    let data = one_key(10, type_id::LIST_QUICKLIST_2, &node(7, &good));
+    let r = verify(&data, |_| {});
+    assert!(!r.ok() && !r.complete, "{:?}", r.problems);
+    assert!(r.problems.iter().any(|p| p.message.contains("container")));
+    // An empty node among full ones: servers skip it; a warning, not an error.
+    let mut v = Vec::new();
+    encode::length(&mut v, 2);
+    for blob in [listpack(&[]), good.clone()] {
+        encode::length(&mut v, 2);
+        encode::raw_string(&mut v, &blob);
+    }
+    let r = verify(&one_key(10, type_id::LIST_QUICKLIST_2, &v), |_| {});
+    assert!(r.ok(), "{:?}", r.problems);
+    let p = r.problems.first().unwrap_or_else(|| panic!("no warning"));
+    assert_eq!((p.check, p.severity), ("quicklist-node", Severity::Warning));
+    // Only empty nodes: an empty list, an error.
+    let mut v = Vec::new();
+    encode::length(&mut v, 1);
+    encode::raw_string(&mut v, &ziplist(&[]));
+    fires(&one_key(9, type_id::LIST_QUICKLIST, &v), "empty-collection");
+    // A v1 quicklist node is a ziplist.
+    let mut v = Vec::new();
+    encode::length(&mut v, 1);
+    let mut zl = ziplist(&[b"x"]);
+    poke(&mut zl, 0, |b| b + 1);
+    encode::raw_string(&mut v, &zl);
+    fires(&one_key(9, type_id::LIST_QUICKLIST, &v), "ziplist");
+}
+
+#[derive(Default)]
+struct Group<'a> {
+    pel: &'a [(u64, u64)],
+    consumers: &'a [&'a [(u64, u64)]],
+    /// The group's last-delivered ID (default: the stream's last ID).
+    last: Option<(u64, u64)>,
+}
+
+/// A type 15 stream with one node holding `ids` (field "f", value "v" each).
+fn stream(ids: &[(u64, u64)], length: u64, last: (u64, u64), groups: &[Group<'_>]) -> Vec<u8> {
+    let master = ids.first().copied().unwrap_or((0, 0));
+    let mut lp = ListpackBuilder::new();
+    lp.push_int(ids.len() as i64);
+    lp.push_int(0);
+    lp.push_int(1);
+    lp.push_str(b"f");
+    lp.push_int(0);
+    for &(ms, seq) in ids {
+        lp.push_int(2); // SAMEFIELDS
+        lp.push_int(ms as i64 - master.0 as i64);
+        lp.push_int(seq as i64 - master.1 as i64);
+        lp.push_str(b"v");
+        lp.push_int(4);
+    }
+    let lp = lp.finish().unwrap_or_else(|e| panic!("{e}"));
+    let raw = |out: &mut Vec<u8>, (ms, seq): (u64, u64)| {
+        out.extend(ms.to_be_bytes());
+        out.extend(seq.to_be_bytes());
+    };
+    let mut v = Vec::new();
+    encode::length(&mut v, 1);
+    let mut master_raw = Vec::new();
+    raw(&mut master_raw, master);
+    encode::raw_string(&mut v, &master_raw);
+    encode::raw_string(&mut v, &lp);
+    encode::length(&mut v, length);
+    encode::length(&mut v, last.0);
+    encode::length(&mut v, last.1);
+    encode::length(&mut v, groups.len() as u64);
+    for (i, g) in groups.iter().enumerate() {
+        encode::raw_string(&mut v, format!("g{i}").as_bytes());
+        let group_last = g.last.unwrap_or(last);
+        encode::length(&mut v, group_last.0);
+        encode::length(&mut v, group_last.1);
+        encode::length(&mut v, g.pel.len() as u64);
+        for &id in g.pel {
+            raw(&mut v, id);
+            encode::ms_time(&mut v, 1_700_000_000_000);
+            encode::length(&mut v, 1);
+        }
+        encode::length(&mut v, g.consumers.len() as u64);
+        for (j, c) in g.consumers.iter().enumerate() {
+            encode::raw_string(&mut v, format!("c{j}").as_bytes());
+            encode::ms_time(&mut v, 1_700_000_000_000);
+            encode::length(&mut v, c.len() as u64);
+            for &id in c.iter() {
+                raw(&mut v, id);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn stream_ids_and_consumer_groups() {
+    let t = type_id::STREAM_LISTPACKS;
+    let ok = stream(
+        &[(1, 0), (2, 0)],
+        2,
+        (2, 0),
+        &[Group {
+            pel: &[(1, 0), (2, 0)],
+            consumers: &[&[(1, 0)], &[(2, 0)]],
+            ..Group::default()
+        }],
+    );
+    let r = verify(&one_key(9, t, &ok), |_| {});
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+
+    fires(
+        &one_key(9, t, &stream(&[(5, 0), (3, 0)], 2, (5, 0), &[])),
+        "stream-id-order",
+    );
+    fires(
+        &one_key(9, t, &stream(&[(1, 0)], 2, (1, 0), &[])),
+        "stream-length",
+    );
+    fires(
+        &one_key(9, t, &stream(&[(1, 0), (9, 0)], 2, (5, 0), &[])),
+        "stream-last-id",
+    );
+    // A PEL entry nobody owns.
+    let unowned = stream(
+        &[(1, 0)],
+        1,
+        (1, 0),
+        &[Group {
+            pel: &[(1, 0)],
+            consumers: &[],
+            ..Group::default()
+        }],
+    );
+    let p = fires(&one_key(9, t, &unowned), "stream-pel");
+    assert!(p.message.contains("no consumer"), "{p:?}");
+    // Owned twice.
+    let shared = stream(
+        &[(1, 0)],
+        1,
+        (1, 0),
+        &[Group {
+            pel: &[(1, 0)],
+            consumers: &[&[(1, 0)], &[(1, 0)]],
+            ..Group::default()
+        }],
+    );
+    let p = fires(&one_key(9, t, &shared), "stream-pel");
+    assert!(p.message.contains("more than one"), "{p:?}");
+    // A consumer entry missing from the group PEL.
+    let missing = stream(
+        &[(1, 0)],
+        1,
+        (1, 0),
+        &[Group {
+            pel: &[],
+            consumers: &[&[(1, 0)]],
+            ..Group::default()
+        }],
+    );
+    let p = fires(&one_key(9, t, &missing), "stream-pel");
+    assert!(p.message.contains("not in the group PEL"), "{p:?}");
+    // A group that has delivered past the stream's last ID: loadable, but suspicious.
+    let ahead = stream(
+        &[(1, 0)],
+        1,
+        (1, 0),
+        &[Group {
+            last: Some((7, 0)),
+            ..Group::default()
+        }],
+    );
+    let r = verify(&one_key(9, t, &ahead), |_| {});
+    assert!(r.ok(), "{:?}", r.problems);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.check == "stream-group" && p.severity == Severity::Warning),
+        "{:?}",
+        r.problems
+    );
+    // Two groups of one name.
+    let twice = stream(&[(1, 0)], 1, (1, 0), &[Group::default(), Group::default()]);
+    let mut renamed = twice.clone();
+    // The second group is named "g1": make it "g0".
+    let at = renamed
+        .windows(2)
+        .rposition(|w| w == b"g1")
+        .unwrap_or_else(|| panic!("no g1"));
+    poke(&mut renamed, at + 1, |_| b'0');
+    fires(&one_key(9, t, &renamed), "stream-group");
+}
+
+#[test]
+fn duplicate_keys_in_a_db() {
+    let data = snapshot(9, |w| {
+        for v in [b"1", b"2"] {
+            w.key_value(
+                type_id::STRING,
+                b"bad",
+                &value::string(v, Compression::None),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // The same name in another db is fine.
+        w.select_db(1).unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(
+            type_id::STRING,
+            b"bad",
+            &value::string(b"3", Compression::None),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let p = fires(&data, "duplicate-key");
+    assert!(p.message.contains("at byte"), "{p:?}");
+    let r = verify(&data, |_| {});
+    assert_eq!(r.errors(), 1, "{:?}", r.problems);
+}
+
+#[test]
+fn empty_collections() {
+    fires(
+        &one_key(
+            9,
+            type_id::SET,
+            &value::set_plain::<&[u8]>(&[], Compression::None),
+        ),
+        "empty-collection",
+    );
+    let lp = listpack(&[]);
+    fires(
+        &one_key(10, type_id::HASH_LISTPACK, &blob_value(&lp)),
+        "empty-collection",
+    );
+}
+
+#[test]
+fn expiry_without_a_key() {
+    let mut data = WriterBuilder::new()
+        .checksum(false)
+        .build(Vec::new(), Version::redis(9))
+        .and_then(|mut w| {
+            w.key_value(
+                type_id::STRING,
+                b"k",
+                &value::string(b"v", Compression::None),
+            )?;
+            w.finish()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let eof = data.len() - 9;
+    let mut opcode = vec![rdb_parser::format::opcode::EXPIRETIME_MS];
+    opcode.extend(1_700_000_000_000i64.to_le_bytes());
+    data.splice(eof..eof, opcode);
+    let r = verify(&data, |_| {});
+    let p = r
+        .problems
+        .iter()
+        .find(|p| p.check == "dangling-opcode")
+        .unwrap_or_else(|| panic!("{:?}", r.problems));
+    assert_eq!(p.offset, eof as u64);
+    assert!(!r.ok());
+}
+
+#[test]
+fn lzf_strings_must_expand_to_their_declared_length() {
+    let text = vec![b'a'; 200];
+    let good = value::string(&text, Compression::Lzf);
+    assert_eq!(
+        good.first().copied(),
+        Some(0xC3),
+        "the writer compresses a run of 200 bytes"
+    );
+    assert!(verify(&one_key(9, type_id::STRING, &good), |_| {}).ok());
+    // 0xC3, compressed length (1 byte), original length 200 (2-byte form 0x40 0xC8).
+    let mut bad = good.clone();
+    assert_eq!(bad.get(2..4), Some(&[0x40, 200][..]));
+    poke(&mut bad, 3, |_| 201);
+    let data = snapshot(9, |w| {
+        w.key_value(type_id::STRING, b"bad", &bad)
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(type_id::STRING, b"next", &good)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    fires(&data, "lzf");
+    // A back-reference before the start, and a literal run past the end of the input.
+    for stream in [&[0x20u8, 0x00][..], &[0x05, b'a']] {
+        let mut v = vec![0xC3, stream.len() as u8, 6];
+        v.extend_from_slice(stream);
+        fires(&one_key(9, type_id::STRING, &v), "lzf");
+    }
+    // The corrupt value's extent is known: the key after it is still checked.
+    let r = verify(&data, |_| {});
+    assert!(r.complete && r.keys == 2, "{r:?}");
+}
+
+#[test]
+fn several_problems_are_all_reported() {
+    let data = snapshot(10, |w| {
+        let mut bad_lp = listpack(&[b"a", b"b"]);
+        poke(&mut bad_lp, 8, |_| 3);
+        w.key_value(type_id::SET_LISTPACK, b"one", &blob_value(&bad_lp))
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(
+            type_id::SET,
+            b"two",
+            &value::set_plain(&[b"x".as_slice(), b"x"], Compression::None),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        w.key_value(
+            type_id::ZSET_2,
+            b"three",
+            &value::zset_2(&[(b"m".as_slice(), f64::NAN)], Compression::None),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let r = verify(&data, |_| {});
+    let keys: Vec<_> = errors(&r).iter().filter_map(|p| p.key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
+    assert!(r.complete);
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary and the real redis-check-rdb
+
+fn rdbkit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+}
+
+#[test]
+fn exit_codes_and_json() {
+    let dir = servers::TempDir::new("verify-cli");
+    let good = dir.path().join("good.rdb");
+    let bad = dir.path().join("bad.rdb");
+    std::fs::write(&good, snapshot(9, |_| {})).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &bad,
+        one_key(
+            9,
+            type_id::SET,
+            &value::set_plain(&[b"a".as_slice(), b"a"], Compression::None),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&std::ffi::OsStr]| {
+        rdbkit()
+            .arg("verify")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(run(&[good.as_os_str()]).status.code(), Some(0));
+    let out = run(&[bad.as_os_str(), "--json".as_ref()]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let at = |path: &str| json.pointer(path).cloned().unwrap_or_default();
+    assert_eq!(at("/ok"), false);
+    assert_eq!(at("/problems/0/check"), "duplicate-member");
+    assert_eq!(at("/problems/0/key"), "bad");
+    assert_eq!(at("/problems/0/db"), 0);
+    assert!(at("/problems/0/offset").as_u64().is_some());
+    let missing = dir.path().join("missing.rdb");
+    assert_eq!(run(&[missing.as_os_str()]).status.code(), Some(2));
+}
+
+/// Whether a checker can judge a file at all: it reads the file's format version (and
+/// magic), so its verdict is about the contents, not about a format it predates.
+fn checker_reads(entry: &servers::Entry, data: &[u8]) -> bool {
+    let Ok(v) = rdb_parser::header(data) else {
+        return true;
+    };
+    match v.magic {
+        rdb_parser::Magic::Valkey => entry.magic == "VALKEY",
+        // RDB 12 types 22-25 mean Redis hash-field TTLs; Valkey reads 12 as "foreign".
+        rdb_parser::Magic::Redis if v.number >= 12 => {
+            !entry.is_valkey() && u64::from(v.number) <= entry.rdb_version
+        }
+        rdb_parser::Magic::Redis => u64::from(v.number) <= entry.rdb_version,
+    }
+}
+
+/// Files where a checker's verdict differs from verify's for a reason outside the file.
+fn known_disagreement(checker: &str, file: &str) -> Option<&'static str> {
+    match (checker, file) {
+        // Redis 5.0's redis-check-rdb does not know the MODULE_AUX opcode (247).
+        ("redis-5.0", "redis_60_with_module_aux.rdb") => Some("checker predates opcode 247"),
+        // No deep sanitization before 6.2: the ziplist entry is not looked at.
+        ("redis-5.0" | "redis-6.0", "corrupt_ziplist.rdb") => {
+            Some("checker has no deep sanitization")
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn verdicts_agree_with_real_redis_check_rdb() {
+    let Some(manifest) = servers::manifest() else {
+        return;
+    };
+    let mut files = fixture_files();
+    files.extend(peer_files().unwrap_or_default());
+    let mut judged = 0;
+    let mut notes = Vec::new();
+    for path in &files {
+        let data = read(path);
+        let ours = verify(&data, |_| {}).ok();
+        for entry in &manifest {
+            if !checker_reads(entry, &data) {
+                continue;
+            }
+            let (program, args) = entry.check.split_first().unwrap_or_else(|| panic!("argv"));
+            let mut cmd = Command::new(program);
+            cmd.args(args)
+                .arg(path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in &entry.env {
+                cmd.env(k, v);
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let theirs = out.status.success();
+            judged += 1;
+            if theirs == ours {
+                continue;
+            }
+            let file = name(path);
+            match known_disagreement(&entry.name, &file) {
+                Some(why) => notes.push(format!("{} on {file}: {why}", entry.name)),
+                None => panic!(
+                    "{} says {} for {}, verify says {}:\n{}",
+                    entry.name,
+                    if theirs { "valid" } else { "invalid" },
+                    path.display(),
+                    if ours { "valid" } else { "invalid" },
+                    String::from_utf8_lossy(&out.stdout)
+                ),
+            }
+        }
+    }
+    eprintln!("{judged} checker verdicts compared; known disagreements: {notes:#?}");
+    assert!(judged > 300, "only {judged} verdicts compared");
+}
+
+/// Byte flips in files whose checksum is off (trailer 0), so only the structure can tell:
+/// whatever a server's redis-check-rdb (with its deep sanitization) rejects, verify rejects.
+/// verify may reject more (it also flags what servers load silently, e.g. duplicates).
+#[test]
+fn flips_rejected_by_real_redis_check_rdb_are_rejected_by_verify() {
+    let Some(manifest) = servers::manifest() else {
+        return;
+    };
+    let dir = servers::TempDir::new("verify-flips");
+    let mut compared = 0;
+    let mut both_reject = 0;
+    for entry in manifest.iter().filter(|e| e.has_deep_sanitization()) {
+        let path = fixtures_dir().join(&entry.name).join("types.rdb");
+        let Ok(mut data) = std::fs::read(&path) else {
+            continue;
+        };
+        let len = data.len();
+        if let Some(trailer) = data.get_mut(len - 8..) {
+            trailer.fill(0);
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ len as u64;
+        for round in 0..60 {
+            // xorshift: positions spread over the body, deterministic per file.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let pos = 9 + (state % (len as u64 - 18)) as usize;
+            let bit = (state >> 40) % 8;
+            let mut bad = data.clone();
+            poke(&mut bad, pos, |b| b ^ (1 << bit));
+            let file = dir.path().join(format!("{}-{round}.rdb", entry.name));
+            std::fs::write(&file, &bad).unwrap_or_else(|e| panic!("{e}"));
+            let (program, args) = entry.check.split_first().unwrap_or_else(|| panic!("argv"));
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&file).stdin(Stdio::null());
+            for (k, v) in &entry.env {
+                cmd.env(k, v);
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let ours = verify(&bad, |_| {});
+            compared += 1;
+            if !out.status.success() {
+                both_reject += 1;
+                assert!(
+                    !ours.ok(),
+                    "{} rejects {} (byte {pos}, bit {bit}) but verify accepts it:\n{}",
+                    entry.name,
+                    path.display(),
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+        }
+    }
+    eprintln!("{compared} flipped files compared, {both_reject} rejected by the checker");
+    assert!(
+        compared >= 300 && both_reject > 50,
+        "{compared} / {both_reject}"
+    );
+}
