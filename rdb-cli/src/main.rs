@@ -787,6 +787,8 @@ fn import(args: &rdb_cli::azure::import::ImportArgs) -> Result<(), Failure> {
         .collect();
     let mut out = std::io::stdout().lock();
     rdb_cli::azure::import::run(args, &files, &mut out, &mut std::io::stderr())
+}
+
 fn diff(args: &DiffArgs) -> Result<(), Failure> {
     use rdb_cli::diff::{diff, DiffOptions};
     let a = Input::open(&args.a).map_err(|e| io_context(e, &args.a))?;
