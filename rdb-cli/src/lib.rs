@@ -7,6 +7,7 @@ pub mod export;
 pub mod info;
 pub mod json;
 pub mod output;
+pub mod stats;
 
 /// Why a command could not finish.
 #[derive(Debug)]

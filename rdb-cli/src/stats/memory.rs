@@ -1,0 +1,432 @@
+//! An estimate of what each key costs in a server's memory, the way `MEMORY USAGE key
+//! SAMPLES 0` counts it: the value's object and allocations plus the key's entry in the
+//! keyspace. The model and its measured error are in `docs/memory-model.md`.
+//!
+//! Everything is computed from lengths the file already states (string lengths, blob
+//! sizes, element counts); collection elements are walked only for the encodings whose
+//! in-memory form allocates per element (hash tables, skiplists, linked lists).
+
+use rdb_parser::{Entry, Value};
+
+/// The allocator whose size classes round every allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// jemalloc (the default build of Redis and Valkey): 8, 16, 32, 48, ... 128, then four
+    /// classes per doubling.
+    Jemalloc,
+    /// glibc malloc (`MALLOC=libc` builds): 16-byte chunks, 8 bytes of header each.
+    Libc,
+}
+
+impl Allocator {
+    /// The usable size of an allocation of `n` bytes.
+    pub fn usable(self, n: u64) -> u64 {
+        match self {
+            Allocator::Jemalloc => jemalloc_class(n),
+            Allocator::Libc => {
+                if n <= 24 {
+                    24
+                } else {
+                    (n + 8).div_ceil(16) * 16 - 8
+                }
+            }
+        }
+    }
+}
+
+fn jemalloc_class(n: u64) -> u64 {
+    if n <= 8 {
+        return 8;
+    }
+    if n <= 128 {
+        return n.div_ceil(16) * 16;
+    }
+    // Four classes per doubling: (2^k, 2^(k+1)] is cut in steps of 2^(k-2).
+    let k = 63 - (n - 1).leading_zeros() as u64; // 2^k < n <= 2^(k+1)
+    let step = 1u64 << (k - 1);
+    n.div_ceil(step) * step
+}
+
+/// Which server layout the estimate follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Redis 6.x: dict entries of 24 bytes, ziplists.
+    Redis6,
+    /// Redis 7.0 and 8.x: listpacks, keys as separate sds strings.
+    Redis7,
+    /// Redis 7.2 and 7.4: keys embedded in the dict entry.
+    Redis74,
+    /// Valkey 8.0: the key embedded in the value object.
+    Valkey80,
+    /// Valkey 8.1 and later: the open-addressing hashtable, key and expiry in the object.
+    Valkey81,
+}
+
+/// The estimate's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Model {
+    pub layout: Layout,
+    pub allocator: Allocator,
+}
+
+impl Model {
+    /// The layout of the server that wrote the snapshot, from its `redis-ver` /
+    /// `valkey-ver` AUX field and header.
+    pub fn for_server(valkey: bool, version: Option<&str>, rdb_version: u32) -> Layout {
+        let parse = |v: &str| -> (u32, u32) {
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        };
+        match (valkey, version.map(parse)) {
+            (true, Some((8, 0))) => Layout::Valkey80,
+            (true, Some((major, _))) if major >= 8 => Layout::Valkey81,
+            (true, _) if rdb_version >= 80 => Layout::Valkey81,
+            (_, Some((major, minor))) if major >= 8 || (major == 7 && minor == 0) => {
+                Layout::Redis7
+            }
+            (_, Some((7, _))) => Layout::Redis74,
+            (_, Some(_)) => Layout::Redis6,
+            (_, None) if rdb_version >= 12 => Layout::Redis74,
+            (_, None) if rdb_version >= 10 => Layout::Redis7,
+            (_, None) => Layout::Redis6,
+        }
+    }
+
+    fn alloc(&self, n: u64) -> u64 {
+        self.allocator.usable(n)
+    }
+
+    /// An sds string's allocation; `short_header` allows the 1-byte header of strings
+    /// under 32 bytes (keys, fields; never embedded strings).
+    fn sds(&self, len: u64, short_header: bool) -> u64 {
+        let header = match len {
+            0..32 if short_header => 1,
+            0..256 => 3,
+            256..65536 => 5,
+            65536..4294967296 => 9,
+            _ => 17,
+        };
+        self.alloc(header + len + 1)
+    }
+
+    /// What the keyspace spends on the key itself: its string and its table entry.
+    fn key_cost(&self, key_len: u64, has_expire: bool) -> u64 {
+        match self.layout {
+            Layout::Redis6 | Layout::Redis7 => self.sds(key_len, true) + 24,
+            // The key sds lives inside the dict entry (16 bytes for the value pointer and
+            // the next pointer, plus one byte of header size).
+            Layout::Redis74 => self.alloc(16 + 1 + sds_bytes(key_len) + key_len + 1),
+            // The key (and expiry) are inside the value object: see `object_with_key`.
+            Layout::Valkey80 => 24,
+            Layout::Valkey81 => {
+                let _ = has_expire;
+                0
+            }
+        }
+    }
+
+    /// An object header allocation: 16 bytes, plus the embedded key for Valkey.
+    fn object(&self, key_len: u64, has_expire: bool, embedded_value: u64) -> u64 {
+        match self.layout {
+            Layout::Valkey80 | Layout::Valkey81 => {
+                let expire = if has_expire && self.layout == Layout::Valkey81 {
+                    8
+                } else {
+                    0
+                };
+                self.alloc(16 + expire + 1 + sds_bytes(key_len) + key_len + 1 + embedded_value)
+            }
+            _ => self.alloc(16 + embedded_value).max(16),
+        }
+    }
+
+    /// The longest string kept in the object's own allocation (EMBSTR).
+    fn embstr_limit(&self, key_len: u64) -> u64 {
+        match self.layout {
+            // Valkey 8.1+: whatever fits a 128-byte allocation with the key.
+            Layout::Valkey81 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1),
+            _ => 44,
+        }
+    }
+
+    /// A dict (hash table) with `n` entries, before the entries themselves.
+    fn dict(&self, n: u64) -> u64 {
+        let slots = n.max(4).next_power_of_two();
+        match self.layout {
+            Layout::Redis6 => 96 + self.alloc(8 * slots),
+            Layout::Redis7 | Layout::Redis74 => 56 + self.alloc(8 * slots),
+            Layout::Valkey80 => 56 + self.alloc(8 * slots),
+            // Buckets of 7 entries, 64 bytes each, filled to at most 7/8.
+            Layout::Valkey81 => {
+                let buckets = (n * 8).div_ceil(7 * 7).max(1).next_power_of_two();
+                self.alloc(48) + self.alloc(64 * buckets)
+            }
+        }
+    }
+
+    /// The per-element entry of a dict (the table slot itself is in `dict`).
+    fn dict_entry(&self) -> u64 {
+        match self.layout {
+            Layout::Valkey81 => 0,
+            _ => 24,
+        }
+    }
+
+    /// The estimated bytes `MEMORY USAGE` reports for `entry`.
+    pub fn estimate(&self, entry: &Entry<'_>) -> u64 {
+        let key_len = entry.key.len() as u64;
+        let has_expire = entry.expire_ms.is_some();
+        let key = self.key_cost(key_len, has_expire);
+        let obj = |embedded: u64| self.object(key_len, has_expire, embedded);
+        let value = match &entry.value {
+            Value::String(s) => {
+                let len = s.len() as u64;
+                match s.stored() {
+                    rdb_parser::RdbString::Int(_) => obj(0),
+                    rdb_parser::RdbString::Raw(_) if len <= self.embstr_limit(key_len) => {
+                        obj(3 + len + 1)
+                    }
+                    // LZF strings are decompressed into a plain sds, never embedded.
+                    _ => obj(0) + self.sds(len, false),
+                }
+            }
+            Value::Set(set) => match set.encoding_name() {
+                "intset" | "listpack" => obj(0) + self.alloc(blob_len(entry.raw_value)),
+                _ => {
+                    let mut per = 0;
+                    let mut n = 0;
+                    for m in set.iter().flatten() {
+                        per += self.sds(m.len() as u64, true) + self.dict_entry();
+                        n += 1;
+                    }
+                    obj(0) + self.dict(n) + per
+                }
+            },
+            Value::Hash(h) => match h.encoding_name() {
+                "ziplist" | "listpack" | "zipmap" | "listpack_ex_pre_ga" => {
+                    obj(0) + self.alloc(blob_len(entry.raw_value))
+                }
+                // The minimum field expiry (8 bytes) comes before the listpack; in memory
+                // the listpack sits in a small struct beside the expiry metadata.
+                "listpack_ex" => {
+                    let lp = blob_len(entry.raw_value.get(8..).unwrap_or_default());
+                    obj(0) + 32 + self.alloc(lp)
+                }
+                _ => {
+                    let mut per = 0;
+                    let mut n = 0;
+                    for f in h.iter().flatten() {
+                        per += self.sds(f.field.len() as u64, true)
+                            + self.sds(f.value.len() as u64, true)
+                            + self.dict_entry();
+                        n += 1;
+                    }
+                    obj(0) + self.dict(n) + per
+                }
+            },
+            Value::ZSet(z) => match z.encoding_name() {
+                "ziplist" | "listpack" => obj(0) + self.alloc(blob_len(entry.raw_value)),
+                _ => {
+                    let mut per = 0;
+                    let mut n = 0;
+                    for (m, _) in z.iter().flatten() {
+                        // A skiplist node: member pointer, score, backward pointer and
+                        // on average 4/3 levels of 16 bytes (p = 1/4), rounded up.
+                        per += self.sds(m.len() as u64, true) + self.dict_entry() + 53;
+                        n += 1;
+                    }
+                    // zset + zskiplist + the 32-level header node.
+                    obj(0) + 16 + 32 + self.alloc(24 + 32 * 16) + self.dict(n) + per
+                }
+            },
+            Value::List(l) => self.list(entry, l, &obj),
+            Value::Stream(s) => {
+                let nodes = stream_node_sizes(entry.raw_value);
+                let mut total = obj(0) + 48;
+                for size in nodes {
+                    total += self.alloc(size) + 40;
+                }
+                for g in &s.groups {
+                    total += 128 + g.name.len() as u64;
+                    total += g.pending.len() as u64 * 80;
+                    for c in &g.consumers {
+                        total += 96 + c.name.len() as u64 + c.pending.len() as u64 * 16;
+                    }
+                }
+                total
+            }
+            // Modules report their own sizes; the serialized size is the best guess here.
+            Value::Module(_) => obj(0) + entry.raw_value.len() as u64,
+        };
+        key + value
+    }
+
+    fn list(&self, entry: &Entry<'_>, l: &rdb_parser::List<'_>, obj: &dyn Fn(u64) -> u64) -> u64 {
+        match l.encoding_name() {
+            "ziplist" => obj(0) + self.alloc(blob_len(entry.raw_value)),
+            "linkedlist" => {
+                // Loaded into a quicklist of 8 KiB listpacks: approximate by the data.
+                let bytes: u64 = l.iter().flatten().map(|e| e.len() as u64 + 2).sum();
+                obj(0) + 40 + bytes.div_ceil(8192) * 32 + self.alloc(bytes + 7)
+            }
+            _ => {
+                let nodes = quicklist_node_sizes(entry.raw_value, l.encoding_name() == "quicklist2");
+                let single_small = nodes.len() == 1 && nodes.first().is_some_and(|n| n.0 <= 8192);
+                let listpack_lists = matches!(self.layout, Layout::Redis74 | Layout::Valkey81)
+                    || (self.layout == Layout::Redis7 && false);
+                if single_small && listpack_lists {
+                    return obj(0) + nodes.iter().map(|n| self.alloc(n.0)).sum::<u64>();
+                }
+                obj(0)
+                    + 40
+                    + nodes
+                        .iter()
+                        .map(|&(size, plain)| {
+                            // A PLAIN node's element is its own allocation, without the
+                            // listpack framing.
+                            32 + self.alloc(if plain { size } else { size })
+                        })
+                        .sum::<u64>()
+            }
+        }
+    }
+}
+
+/// The sds header size for a string of `len` bytes (type 8 and up).
+fn sds_bytes(len: u64) -> u64 {
+    match len {
+        0..256 => 3,
+        256..65536 => 5,
+        _ => 9,
+    }
+}
+
+/// An RDB string's length prefix: (decoded length, prefix bytes, stored bytes after the
+/// prefix). Integer-encoded strings give `None`.
+fn string_header(i: &[u8]) -> Option<(u64, usize, u64)> {
+    let first = *i.first()?;
+    match first >> 6 {
+        0 => Some((u64::from(first & 0x3f), 1, u64::from(first & 0x3f))),
+        1 => {
+            let n = (u64::from(first & 0x3f) << 8) | u64::from(*i.get(1)?);
+            Some((n, 2, n))
+        }
+        2 => {
+            let (n, used) = big_len(i)?;
+            Some((n, used, n))
+        }
+        _ if first == 0xC3 => {
+            // LZF: compressed length, then the original length.
+            let (clen, a) = any_len(i.get(1..)?)?;
+            let (ulen, b) = any_len(i.get(1 + a..)?)?;
+            Some((ulen, 1 + a + b, clen))
+        }
+        _ => None,
+    }
+}
+
+fn big_len(i: &[u8]) -> Option<(u64, usize)> {
+    match *i.first()? {
+        0x80 => {
+            let b: [u8; 4] = i.get(1..5)?.try_into().ok()?;
+            Some((u64::from(u32::from_be_bytes(b)), 5))
+        }
+        0x81 => {
+            let b: [u8; 8] = i.get(1..9)?.try_into().ok()?;
+            Some((u64::from_be_bytes(b), 9))
+        }
+        _ => None,
+    }
+}
+
+fn any_len(i: &[u8]) -> Option<(u64, usize)> {
+    let first = *i.first()?;
+    match first >> 6 {
+        0 => Some((u64::from(first & 0x3f), 1)),
+        1 => Some(((u64::from(first & 0x3f) << 8) | u64::from(*i.get(1)?), 2)),
+        2 => big_len(i),
+        _ => None,
+    }
+}
+
+/// The decoded size of a value stored as one RDB string (a listpack, ziplist, intset).
+fn blob_len(raw_value: &[u8]) -> u64 {
+    string_header(raw_value).map_or(raw_value.len() as u64, |h| h.0)
+}
+
+/// Each quicklist node's decoded size and whether it is a PLAIN node.
+fn quicklist_node_sizes(raw_value: &[u8], v2: bool) -> Vec<(u64, bool)> {
+    let mut sizes = Vec::new();
+    let Some((count, mut at)) = any_len(raw_value) else {
+        return sizes;
+    };
+    for _ in 0..count.min(1 << 24) {
+        let mut plain = false;
+        if v2 {
+            let Some((container, used)) = raw_value.get(at..).and_then(any_len) else {
+                break;
+            };
+            plain = container == 1;
+            at += used;
+        }
+        let Some((decoded, used, stored)) = raw_value.get(at..).and_then(string_header) else {
+            break;
+        };
+        sizes.push((decoded, plain));
+        at += used + stored as usize;
+    }
+    sizes
+}
+
+/// Each stream node's listpack size (after its 16-byte master ID string).
+fn stream_node_sizes(raw_value: &[u8]) -> Vec<u64> {
+    let mut sizes = Vec::new();
+    let Some((count, mut at)) = any_len(raw_value) else {
+        return sizes;
+    };
+    for _ in 0..count.min(1 << 24) {
+        let Some((_, used, stored)) = raw_value.get(at..).and_then(string_header) else {
+            break;
+        };
+        at += used + stored as usize;
+        let Some((decoded, used, stored)) = raw_value.get(at..).and_then(string_header) else {
+            break;
+        };
+        sizes.push(decoded);
+        at += used + stored as usize;
+    }
+    sizes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jemalloc_classes() {
+        let got: Vec<u64> = [1, 8, 9, 17, 33, 128, 129, 161, 257, 1025, 4097]
+            .iter()
+            .map(|&n| jemalloc_class(n))
+            .collect();
+        assert_eq!(got, [8, 8, 16, 32, 48, 128, 160, 192, 320, 1280, 5120]);
+    }
+
+    #[test]
+    fn libc_usable_sizes() {
+        let got: Vec<u64> = [1, 24, 25, 40, 41]
+            .iter()
+            .map(|&n| Allocator::Libc.usable(n))
+            .collect();
+        assert_eq!(got, [24, 24, 40, 40, 56]);
+    }
+
+    #[test]
+    fn string_headers() {
+        assert_eq!(string_header(&[5, b'a']), Some((5, 1, 5)));
+        assert_eq!(string_header(&[0x41, 0x00]), Some((256, 2, 256)));
+        assert_eq!(string_header(&[0x80, 0, 1, 0, 0]), Some((65536, 5, 65536)));
+        assert_eq!(string_header(&[0xC3, 4, 10]), Some((10, 3, 4)));
+        assert_eq!(string_header(&[0xC0, 1]), None);
+        assert_eq!(string_header(&[]), None);
+    }
+}
