@@ -97,7 +97,7 @@ const SUB: u32 = 8;
 impl Default for SizeHistogram {
     fn default() -> Self {
         SizeHistogram {
-            counts: vec![0; 65 * SUB as usize],
+            counts: vec![0; 62 * SUB as usize],
             count: 0,
             sum: 0,
             max: 0,
@@ -122,6 +122,9 @@ impl SizeHistogram {
             return b;
         }
         let exp = b / u64::from(SUB) + 2;
+        if exp >= 64 {
+            return u64::MAX;
+        }
         let sub = b % u64::from(SUB);
         (1u64 << exp) + (sub << (exp - 3))
     }

@@ -43,23 +43,27 @@ fn jemalloc_class(n: u64) -> u64 {
     }
     // Four classes per doubling: (2^k, 2^(k+1)] is cut in steps of 2^(k-2).
     let k = 63 - (n - 1).leading_zeros() as u64; // 2^k < n <= 2^(k+1)
-    let step = 1u64 << (k - 1);
+    let step = 1u64 << (k - 2);
     n.div_ceil(step) * step
 }
 
 /// Which server layout the estimate follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// Redis 6.x: dict entries of 24 bytes, ziplists.
+    /// Redis 6.x: ziplists; `MEMORY USAGE` counts blob lengths, not allocations.
     Redis6,
-    /// Redis 7.0 and 8.x: listpacks, keys as separate sds strings.
-    Redis7,
-    /// Redis 7.2 and 7.4: keys embedded in the dict entry.
+    /// Redis 7.0: listpacks, keys as separate sds strings, lists always quicklists.
+    Redis70,
+    /// Redis 7.2 and 7.4: keys embedded in the dict entry, small lists as listpacks.
     Redis74,
+    /// Redis 8.x: keys as separate sds strings again, small lists as listpacks.
+    Redis8,
     /// Valkey 8.0: the key embedded in the value object.
     Valkey80,
-    /// Valkey 8.1 and later: the open-addressing hashtable, key and expiry in the object.
+    /// Valkey 8.1: the open-addressing hashtable, key and expiry in the object.
     Valkey81,
+    /// Valkey 9: as 8.1, with sorted-set members inside their skiplist nodes.
+    Valkey90,
 }
 
 /// The estimate's settings.
@@ -79,21 +83,34 @@ impl Model {
         };
         match (valkey, version.map(parse)) {
             (true, Some((8, 0))) => Layout::Valkey80,
-            (true, Some((major, _))) if major >= 8 => Layout::Valkey81,
-            (true, _) if rdb_version >= 80 => Layout::Valkey81,
-            (_, Some((major, minor))) if major >= 8 || (major == 7 && minor == 0) => {
-                Layout::Redis7
-            }
+            (true, Some((8, _))) => Layout::Valkey81,
+            (true, Some((major, _))) if major >= 9 => Layout::Valkey90,
+            (true, _) if rdb_version >= 80 => Layout::Valkey90,
+            (_, Some((major, _))) if major >= 8 => Layout::Redis8,
+            (_, Some((7, 0))) => Layout::Redis70,
             (_, Some((7, _))) => Layout::Redis74,
             (_, Some(_)) => Layout::Redis6,
             (_, None) if rdb_version >= 12 => Layout::Redis74,
-            (_, None) if rdb_version >= 10 => Layout::Redis7,
+            (_, None) if rdb_version >= 10 => Layout::Redis70,
             (_, None) => Layout::Redis6,
         }
     }
 
     fn alloc(&self, n: u64) -> u64 {
         self.allocator.usable(n)
+    }
+
+    /// Redis 6 reports blob lengths and sds lengths as written, not rounded up.
+    fn reported(&self, n: u64) -> u64 {
+        if self.layout == Layout::Redis6 {
+            n
+        } else {
+            self.alloc(n)
+        }
+    }
+
+    fn valkey_hashtable(&self) -> bool {
+        matches!(self.layout, Layout::Valkey81 | Layout::Valkey90)
     }
 
     /// An sds string's allocation; `short_header` allows the 1-byte header of strings
@@ -110,32 +127,32 @@ impl Model {
     }
 
     /// What the keyspace spends on the key itself: its string and its table entry.
-    fn key_cost(&self, key_len: u64, has_expire: bool) -> u64 {
+    fn key_cost(&self, key_len: u64) -> u64 {
         match self.layout {
-            Layout::Redis6 | Layout::Redis7 => self.sds(key_len, true) + 24,
-            // The key sds lives inside the dict entry (16 bytes for the value pointer and
-            // the next pointer, plus one byte of header size).
+            // Redis 6 counts a short key's length: a type-5 sds records no allocation.
+            Layout::Redis6 if key_len < 32 => key_len + 2 + 24,
+            Layout::Redis6 | Layout::Redis70 | Layout::Redis8 => self.sds(key_len, true) + 24,
+            // The key sds lives inside the dict entry (value and next pointers, one byte
+            // of header size).
             Layout::Redis74 => self.alloc(16 + 1 + sds_bytes(key_len) + key_len + 1),
-            // The key (and expiry) are inside the value object: see `object_with_key`.
-            Layout::Valkey80 => 24,
-            Layout::Valkey81 => {
-                let _ = has_expire;
-                0
-            }
+            // The key (and expiry) are inside the value object: see `object`.
+            Layout::Valkey80 => 8,
+            Layout::Valkey81 | Layout::Valkey90 => 0,
         }
     }
 
     /// An object header allocation: 16 bytes, plus the embedded key for Valkey.
     fn object(&self, key_len: u64, has_expire: bool, embedded_value: u64) -> u64 {
         match self.layout {
-            Layout::Valkey80 | Layout::Valkey81 => {
-                let expire = if has_expire && self.layout == Layout::Valkey81 {
+            Layout::Valkey80 | Layout::Valkey81 | Layout::Valkey90 => {
+                let expire = if has_expire && self.layout != Layout::Valkey80 {
                     8
                 } else {
                     0
                 };
                 self.alloc(16 + expire + 1 + sds_bytes(key_len) + key_len + 1 + embedded_value)
             }
+            Layout::Redis6 if embedded_value > 0 => 16 + embedded_value,
             _ => self.alloc(16 + embedded_value).max(16),
         }
     }
@@ -143,8 +160,9 @@ impl Model {
     /// The longest string kept in the object's own allocation (EMBSTR).
     fn embstr_limit(&self, key_len: u64) -> u64 {
         match self.layout {
-            // Valkey 8.1+: whatever fits a 128-byte allocation with the key.
-            Layout::Valkey81 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1),
+            // Valkey 9: whatever fits a 128-byte allocation with the key.
+            Layout::Valkey90 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1),
+            Layout::Valkey81 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1).min(43),
             _ => 44,
         }
     }
@@ -154,21 +172,39 @@ impl Model {
         let slots = n.max(4).next_power_of_two();
         match self.layout {
             Layout::Redis6 => 96 + self.alloc(8 * slots),
-            Layout::Redis7 | Layout::Redis74 => 56 + self.alloc(8 * slots),
-            Layout::Valkey80 => 56 + self.alloc(8 * slots),
-            // Buckets of 7 entries, 64 bytes each, filled to at most 7/8.
-            Layout::Valkey81 => {
+            Layout::Valkey81 | Layout::Valkey90 => {
+                // Buckets of 7 entries, 64 bytes each, filled to at most 7/8.
                 let buckets = (n * 8).div_ceil(7 * 7).max(1).next_power_of_two();
                 self.alloc(48) + self.alloc(64 * buckets)
             }
+            _ => 56 + self.alloc(8 * slots),
         }
     }
 
-    /// The per-element entry of a dict (the table slot itself is in `dict`).
-    fn dict_entry(&self) -> u64 {
+    /// A set member's cost beyond the table slot.
+    fn set_member(&self, len: u64) -> u64 {
         match self.layout {
-            Layout::Valkey81 => 0,
-            _ => 24,
+            Layout::Valkey80 | Layout::Valkey81 | Layout::Valkey90 => self.sds(len, true),
+            _ => self.sds(len, true) + 24,
+        }
+    }
+
+    /// A hash field's cost beyond the table slot.
+    fn hash_field(&self, field: u64, value: u64) -> u64 {
+        match self.layout {
+            // One allocation: the entry with the field embedded, the value separate.
+            Layout::Valkey81 | Layout::Valkey90 => self.alloc(field + value + 10),
+            _ => self.sds(field, true) + self.sds(value, true) + 24,
+        }
+    }
+
+    /// A sorted-set member's cost: its skiplist node (on average 4/3 levels of 16 bytes
+    /// at p = 1/4, rounded up), its string and its dict entry.
+    fn zset_member(&self, len: u64) -> u64 {
+        match self.layout {
+            Layout::Valkey90 => 40 + len,
+            Layout::Valkey81 => 53 + self.sds(len, true),
+            _ => 53 + self.sds(len, true) + 24,
         }
     }
 
@@ -176,13 +212,19 @@ impl Model {
     pub fn estimate(&self, entry: &Entry<'_>) -> u64 {
         let key_len = entry.key.len() as u64;
         let has_expire = entry.expire_ms.is_some();
-        let key = self.key_cost(key_len, has_expire);
+        let key = self.key_cost(key_len);
         let obj = |embedded: u64| self.object(key_len, has_expire, embedded);
         let value = match &entry.value {
             Value::String(s) => {
                 let len = s.len() as u64;
                 match s.stored() {
                     rdb_parser::RdbString::Int(_) => obj(0),
+                    // Decimal strings that fit 64 bits are stored as integers on load.
+                    rdb_parser::RdbString::Raw(b)
+                        if b.len() <= 20 && rdb_parser::parse_canonical_int(b).is_some() =>
+                    {
+                        obj(0)
+                    }
                     rdb_parser::RdbString::Raw(_) if len <= self.embstr_limit(key_len) => {
                         obj(3 + len + 1)
                     }
@@ -191,12 +233,11 @@ impl Model {
                 }
             }
             Value::Set(set) => match set.encoding_name() {
-                "intset" | "listpack" => obj(0) + self.alloc(blob_len(entry.raw_value)),
+                "intset" | "listpack" => obj(0) + self.reported(blob_len(entry.raw_value)),
                 _ => {
-                    let mut per = 0;
-                    let mut n = 0;
+                    let (mut per, mut n) = (0, 0);
                     for m in set.iter().flatten() {
-                        per += self.sds(m.len() as u64, true) + self.dict_entry();
+                        per += self.set_member(m.len() as u64);
                         n += 1;
                     }
                     obj(0) + self.dict(n) + per
@@ -204,7 +245,7 @@ impl Model {
             },
             Value::Hash(h) => match h.encoding_name() {
                 "ziplist" | "listpack" | "zipmap" | "listpack_ex_pre_ga" => {
-                    obj(0) + self.alloc(blob_len(entry.raw_value))
+                    obj(0) + self.reported(blob_len(entry.raw_value))
                 }
                 // The minimum field expiry (8 bytes) comes before the listpack; in memory
                 // the listpack sits in a small struct beside the expiry metadata.
@@ -213,26 +254,23 @@ impl Model {
                     obj(0) + 32 + self.alloc(lp)
                 }
                 _ => {
-                    let mut per = 0;
-                    let mut n = 0;
+                    let (mut per, mut n) = (0, 0);
                     for f in h.iter().flatten() {
-                        per += self.sds(f.field.len() as u64, true)
-                            + self.sds(f.value.len() as u64, true)
-                            + self.dict_entry();
+                        per += self.hash_field(f.field.len() as u64, f.value.len() as u64);
+                        if f.expire_ms.is_some() {
+                            per += if self.layout == Layout::Valkey90 { 16 } else { 8 };
+                        }
                         n += 1;
                     }
                     obj(0) + self.dict(n) + per
                 }
             },
             Value::ZSet(z) => match z.encoding_name() {
-                "ziplist" | "listpack" => obj(0) + self.alloc(blob_len(entry.raw_value)),
+                "ziplist" | "listpack" => obj(0) + self.reported(blob_len(entry.raw_value)),
                 _ => {
-                    let mut per = 0;
-                    let mut n = 0;
+                    let (mut per, mut n) = (0, 0);
                     for (m, _) in z.iter().flatten() {
-                        // A skiplist node: member pointer, score, backward pointer and
-                        // on average 4/3 levels of 16 bytes (p = 1/4), rounded up.
-                        per += self.sds(m.len() as u64, true) + self.dict_entry() + 53;
+                        per += self.zset_member(m.len() as u64);
                         n += 1;
                     }
                     // zset + zskiplist + the 32-level header node.
@@ -241,19 +279,21 @@ impl Model {
             },
             Value::List(l) => self.list(entry, l, &obj),
             Value::Stream(s) => {
+                // Fitted on real servers (docs/memory-model.md): a fixed part, the node
+                // listpacks, and per group, pending entry and consumer.
                 let nodes = stream_node_sizes(entry.raw_value);
-                let mut total = obj(0) + 48;
-                for size in nodes {
-                    total += self.alloc(size) + 40;
-                }
-                for g in &s.groups {
-                    total += 128 + g.name.len() as u64;
-                    total += g.pending.len() as u64 * 80;
-                    for c in &g.consumers {
-                        total += 96 + c.name.len() as u64 + c.pending.len() as u64 * 16;
-                    }
-                }
-                total
+                let lp: u64 = nodes.iter().sum();
+                let groups = s.groups.len() as u64;
+                let pending: u64 = s.groups.iter().map(|g| g.pending.len() as u64).sum();
+                let consumers: u64 = s.groups.iter().map(|g| g.consumers.len() as u64).sum();
+                // Radix-tree nodes grow about three per ID after the first.
+                let (base, first_node, more_nodes, group, nack, consumer) = match self.layout {
+                    Layout::Valkey81 | Layout::Valkey90 => (144, 42, 84, 104, 80, 160),
+                    _ => (324, 260, 732, 300, 750, 620),
+                };
+                let n = nodes.len() as u64;
+                let rax = if n == 0 { 0 } else { first_node + more_nodes * (n - 1) };
+                obj(0) + base + lp + rax + group * groups + nack * pending + consumer * consumers
             }
             // Modules report their own sizes; the serialized size is the best guess here.
             Value::Module(_) => obj(0) + entry.raw_value.len() as u64,
@@ -263,30 +303,23 @@ impl Model {
 
     fn list(&self, entry: &Entry<'_>, l: &rdb_parser::List<'_>, obj: &dyn Fn(u64) -> u64) -> u64 {
         match l.encoding_name() {
-            "ziplist" => obj(0) + self.alloc(blob_len(entry.raw_value)),
+            "ziplist" => obj(0) + self.reported(blob_len(entry.raw_value)),
             "linkedlist" => {
                 // Loaded into a quicklist of 8 KiB listpacks: approximate by the data.
                 let bytes: u64 = l.iter().flatten().map(|e| e.len() as u64 + 2).sum();
                 obj(0) + 40 + bytes.div_ceil(8192) * 32 + self.alloc(bytes + 7)
             }
             _ => {
-                let nodes = quicklist_node_sizes(entry.raw_value, l.encoding_name() == "quicklist2");
-                let single_small = nodes.len() == 1 && nodes.first().is_some_and(|n| n.0 <= 8192);
-                let listpack_lists = matches!(self.layout, Layout::Redis74 | Layout::Valkey81)
-                    || (self.layout == Layout::Redis7 && false);
-                if single_small && listpack_lists {
-                    return obj(0) + nodes.iter().map(|n| self.alloc(n.0)).sum::<u64>();
+                let nodes =
+                    quicklist_node_sizes(entry.raw_value, l.encoding_name() == "quicklist2");
+                let listpack_lists = !matches!(self.layout, Layout::Redis6 | Layout::Redis70);
+                if let [(size, false)] = nodes.as_slice() {
+                    if listpack_lists && *size <= 8192 {
+                        return obj(0) + self.alloc(*size);
+                    }
                 }
-                obj(0)
-                    + 40
-                    + nodes
-                        .iter()
-                        .map(|&(size, plain)| {
-                            // A PLAIN node's element is its own allocation, without the
-                            // listpack framing.
-                            32 + self.alloc(if plain { size } else { size })
-                        })
-                        .sum::<u64>()
+                let node_cost: u64 = nodes.iter().map(|&(size, _)| 32 + self.reported(size)).sum();
+                obj(0) + 40 + node_cost
             }
         }
     }

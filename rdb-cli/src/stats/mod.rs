@@ -34,10 +34,12 @@ pub enum LayoutArg {
     /// From the snapshot's redis-ver / valkey-ver.
     Auto,
     Redis6,
-    Redis7,
+    Redis70,
     Redis74,
+    Redis8,
     Valkey80,
     Valkey81,
+    Valkey90,
 }
 
 /// `rdbkit stats` arguments.
@@ -117,10 +119,12 @@ impl StatsArgs {
         let layout = match self.memory_layout {
             LayoutArg::Auto => None,
             LayoutArg::Redis6 => Some(memory::Layout::Redis6),
-            LayoutArg::Redis7 => Some(memory::Layout::Redis7),
+            LayoutArg::Redis70 => Some(memory::Layout::Redis70),
             LayoutArg::Redis74 => Some(memory::Layout::Redis74),
+            LayoutArg::Redis8 => Some(memory::Layout::Redis8),
             LayoutArg::Valkey80 => Some(memory::Layout::Valkey80),
             LayoutArg::Valkey81 => Some(memory::Layout::Valkey81),
+            LayoutArg::Valkey90 => Some(memory::Layout::Valkey90),
         };
         Ok(Options {
             top: self.top,
