@@ -225,3 +225,151 @@ fn memory_estimate_matches_real_servers() {
     assert!(checked > 300, "only {checked} keys checked");
     assert!(failures.is_empty(), "{} of {checked} keys outside the bound:\n{}", failures.len(), failures.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------
+// The HTML report in real headless Chromium
+
+/// `$RDBKIT_CHROMIUM`, the path scripts/install-chromium.sh recorded, or `chromium` on
+/// PATH. `None` (with a message) when there is none; under `CI` that is a failure.
+fn chromium() -> Option<std::path::PathBuf> {
+    let recorded = std::fs::read_to_string(servers::tools_dir().join("chromium.path"))
+        .ok()
+        .map(|s| std::path::PathBuf::from(s.trim()));
+    let candidates = std::env::var_os("RDBKIT_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(recorded)
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(std::path::PathBuf::from));
+    for c in candidates {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    let msg = "no chromium found (RDBKIT_CHROMIUM, <tools>/chromium.path, /usr/bin/chromium): \
+               run scripts/install-chromium.sh";
+    assert!(std::env::var_os("CI").is_none(), "{msg} (CI requires it)");
+    eprintln!("{msg}; skipping");
+    None
+}
+
+/// Runs headless Chromium on `page` with `extra` flags; returns (stdout, stderr).
+fn run_chromium(bin: &Path, page: &Path, extra: &[String]) -> (String, String) {
+    let profile = TempDir::new("stats-chromium-profile");
+    let out = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Console messages Chromium logged at error level, or uncaught exceptions.
+fn console_errors(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.contains("CONSOLE") && (l.contains(":ERROR:") || l.contains("Uncaught"))
+                || l.contains("Uncaught ")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn html_report_renders_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    let tmp = TempDir::new("stats-html");
+    // The control: a page with a deliberate console error must be caught, or the check
+    // below could never fail.
+    let control = tmp.path().join("control.html");
+    std::fs::write(&control, "<!doctype html><script>console.error('rdbkit-control-error'); null.x();</script>")
+        .expect("write control");
+    let (_, err) = run_chromium(&bin, &control, &["--dump-dom".into()]);
+    assert!(
+        !console_errors(&err).is_empty(),
+        "the console-error check did not see the control page's errors:\n{err}"
+    );
+
+    let fixture = common::fixtures_dir().join("redis-7.4/types.rdb");
+    let data = std::fs::read(&fixture).expect("fixture");
+    let page = tmp.path().join("report.html");
+    let mut a = args(&fixture);
+    a.json = false;
+    a.html = Some(page.clone());
+    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    let html = std::fs::read_to_string(&page).expect("report written");
+    for banned in ["http://", "https://", "src=\"//"] {
+        assert!(!html.contains(banned), "the page refers to the network: {banned}");
+    }
+
+    let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
+    let errors = console_errors(&err);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    for id in [
+        "chart-types",
+        "chart-encodings",
+        "chart-key-sizes",
+        "chart-value-sizes",
+        "chart-ttl",
+        "chart-shards",
+        "chart-slots",
+        "chart-memory-sizes",
+        "chart-prefixes",
+        "table-top",
+    ] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "the DOM lacks #{id}");
+    }
+    // The inline script ran to its end: it marks the canvas it painted.
+    assert!(dom.contains("data-painted=\"yes\""), "the slot heat map script did not run");
+    assert!(dom.contains("list:nodes"), "the top-keys table lacks the biggest key");
+
+    let shot = tmp.path().join("report.png");
+    let (_, err) = run_chromium(
+        &bin,
+        &page,
+        &[format!("--screenshot={}", shot.display()), "--window-size=1400,3000".into(), "--hide-scrollbars".into()],
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}):\n{err}"));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("PNG frame");
+    assert_eq!((info.width, info.height), (1400, 3000), "screenshot size");
+    let channels = info.color_type.samples();
+    let mut colors = std::collections::HashSet::new();
+    let mut non_white = 0u64;
+    for px in pixels[..info.buffer_size()].chunks(channels) {
+        let rgb = (px[0], px.get(1).copied().unwrap_or(0), px.get(2).copied().unwrap_or(0));
+        if rgb != (255, 255, 255) {
+            non_white += 1;
+        }
+        if colors.len() < 5000 {
+            colors.insert(rgb);
+        }
+    }
+    let total = u64::from(info.width) * u64::from(info.height);
+    assert!(colors.len() > 50, "only {} colours: a blank page?", colors.len());
+    assert!(non_white * 20 > total, "{non_white} of {total} pixels are not white: mostly blank");
+    if let Some(keep) = std::env::var_os("RDBKIT_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).expect("copy screenshot");
+    }
+}

@@ -109,9 +109,6 @@ impl Model {
         }
     }
 
-    fn valkey_hashtable(&self) -> bool {
-        matches!(self.layout, Layout::Valkey81 | Layout::Valkey90)
-    }
 
     /// An sds string's allocation; `short_header` allows the 1-byte header of strings
     /// under 32 bytes (keys, fields; never embedded strings).
