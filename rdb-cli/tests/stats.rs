@@ -9,6 +9,8 @@
 //!   Chromium, logs no console error, dumps a DOM with every chart, and screenshots to a
 //!   non-blank PNG.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 mod servers;
 
@@ -52,7 +54,10 @@ fn truth_elements(line: &Value) -> u64 {
 #[test]
 fn json_counts_match_ground_truth() {
     let mut files = 0;
-    for dir in std::fs::read_dir(common::fixtures_dir()).expect("fixtures dir").flatten() {
+    for dir in std::fs::read_dir(common::fixtures_dir())
+        .expect("fixtures dir")
+        .flatten()
+    {
         for rdb in common::rdb_files(&dir.path()) {
             let truth = servers::read_jsonl(&rdb.with_extension("jsonl"))
                 .unwrap_or_else(|e| panic!("{}: {e}", rdb.display()));
@@ -71,20 +76,32 @@ fn json_counts_match_ground_truth() {
                 t.0 += 1;
                 t.1 += truth_elements(line);
             }
-            assert_eq!(got["keys"].as_u64(), Some(truth.len() as u64), "{name}: keys");
+            assert_eq!(
+                got["keys"].as_u64(),
+                Some(truth.len() as u64),
+                "{name}: keys"
+            );
             let got_dbs = got["dbs"].as_object().expect("dbs");
             assert_eq!(got_dbs.len(), dbs.len(), "{name}: databases");
             for (db, (keys, expires)) in &dbs {
                 let g = &got_dbs[db];
                 assert_eq!(g["keys"].as_u64(), Some(*keys), "{name}: db {db} keys");
-                assert_eq!(g["expires"].as_u64(), Some(*expires), "{name}: db {db} expires");
+                assert_eq!(
+                    g["expires"].as_u64(),
+                    Some(*expires),
+                    "{name}: db {db} expires"
+                );
             }
             let got_types = got["types"].as_object().expect("types");
             assert_eq!(got_types.len(), types.len(), "{name}: types {got_types:?}");
             for (t, (keys, elements)) in &types {
                 let g = &got_types[t];
                 assert_eq!(g["keys"].as_u64(), Some(*keys), "{name}: {t} keys");
-                assert_eq!(g["elements"].as_u64(), Some(*elements), "{name}: {t} elements");
+                assert_eq!(
+                    g["elements"].as_u64(),
+                    Some(*elements),
+                    "{name}: {t} elements"
+                );
                 let by_encoding: u64 = g["encodings"]
                     .as_object()
                     .expect("encodings")
@@ -101,11 +118,20 @@ fn json_counts_match_ground_truth() {
                 .map(|s| s[1].as_u64().unwrap_or(0))
                 .sum();
             assert_eq!(slot_keys, truth.len() as u64, "{name}: slot keys");
-            let ttl: u64 = got["ttl"].as_object().expect("ttl").values().filter_map(Value::as_u64).sum();
+            let ttl: u64 = got["ttl"]
+                .as_object()
+                .expect("ttl")
+                .values()
+                .filter_map(Value::as_u64)
+                .sum();
             assert_eq!(ttl, truth.len() as u64, "{name}: ttl buckets");
             let none = got["ttl"]["none"].as_u64().unwrap_or(0);
             let with_expiry: u64 = dbs.values().map(|d| d.1).sum();
-            assert_eq!(none, truth.len() as u64 - with_expiry, "{name}: keys without TTL");
+            assert_eq!(
+                none,
+                truth.len() as u64 - with_expiry,
+                "{name}: keys without TTL"
+            );
             if !truth.is_empty() {
                 let shard_keys: u64 = got["shards"]["keys"]
                     .as_array()
@@ -139,7 +165,10 @@ fn bound(server: &str, type_name: &str, actual: u64) -> u64 {
 /// `None` for a key the server does not hold (it expired before or at load).
 fn memory_usage(c: &mut Resp, db: u64, key: &[u8]) -> Option<u64> {
     let db = db.to_string();
-    assert!(matches!(c.command(&[b"SELECT", db.as_bytes()]), Ok(Reply::Status(_))));
+    assert!(matches!(
+        c.command(&[b"SELECT", db.as_bytes()]),
+        Ok(Reply::Status(_))
+    ));
     match c.command(&[b"MEMORY", b"USAGE", key, b"SAMPLES", b"0"]) {
         Ok(Reply::Int(n)) => Some(n as u64),
         Ok(Reply::Bulk(None)) => None,
@@ -148,7 +177,11 @@ fn memory_usage(c: &mut Resp, db: u64, key: &[u8]) -> Option<u64> {
 }
 
 fn allocator(c: &mut Resp) -> Allocator {
-    let info = c.command(&[b"INFO", b"memory"]).ok().and_then(|r| r.text()).unwrap_or_default();
+    let info = c
+        .command(&[b"INFO", b"memory"])
+        .ok()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
     if info.contains("mem_allocator:libc") {
         Allocator::Libc
     } else {
@@ -158,20 +191,37 @@ fn allocator(c: &mut Resp) -> Allocator {
 
 #[test]
 fn memory_estimate_matches_real_servers() {
-    let Some(entries) = servers::manifest() else { return };
-    let required = ["redis-6.2", "redis-7.0", "redis-7.4", "redis-8.0", "valkey-8.0", "valkey-9.0"];
+    let Some(entries) = servers::manifest() else {
+        return;
+    };
+    let required = [
+        "redis-6.2",
+        "redis-7.0",
+        "redis-7.4",
+        "redis-8.0",
+        "valkey-8.0",
+        "valkey-9.0",
+    ];
     if std::env::var_os("RDBKIT_SERVERS").is_none() {
         for r in required {
-            assert!(entries.iter().any(|e| e.name == r), "{r} missing from the manifest");
+            assert!(
+                entries.iter().any(|e| e.name == r),
+                "{r} missing from the manifest"
+            );
         }
     }
     let mut failures = Vec::new();
     let mut checked = 0;
     // (server, type/encoding) -> (keys, sum |error|, max error)
     let mut table: BTreeMap<(String, String), (u64, u64, i64)> = BTreeMap::new();
-    for entry in entries.iter().filter(|e| e.name != "redis-5.0" && e.name != "redis-6.0") {
+    for entry in entries
+        .iter()
+        .filter(|e| e.name != "redis-5.0" && e.name != "redis-6.0")
+    {
         for fixture in ["big", "types"] {
-            let file = common::fixtures_dir().join(&entry.name).join(format!("{fixture}.rdb"));
+            let file = common::fixtures_dir()
+                .join(&entry.name)
+                .join(format!("{fixture}.rdb"));
             let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let tmp = TempDir::new("stats-memory");
             std::fs::write(tmp.path().join("dump.rdb"), &data).expect("write dump");
@@ -184,22 +234,34 @@ fn memory_estimate_matches_real_servers() {
             for item in parser.by_ref() {
                 match item.expect("item") {
                     Item::Aux(a) => {
-                        aux.insert(a.key.to_vec(), String::from_utf8_lossy(&a.value).into_owned());
+                        aux.insert(
+                            a.key.to_vec(),
+                            String::from_utf8_lossy(&a.value).into_owned(),
+                        );
                     }
                     Item::Key(e) => {
                         let layout = *layout.get_or_insert_with(|| {
                             let valkey = aux.contains_key(&b"valkey-ver"[..]);
                             let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
-                            Model::for_server(valkey, ver.map(String::as_str), entry.rdb_version as u32)
+                            Model::for_server(
+                                valkey,
+                                ver.map(String::as_str),
+                                entry.rdb_version as u32,
+                            )
                         });
-                        let model = Model { layout, allocator: alloc };
+                        let model = Model {
+                            layout,
+                            allocator: alloc,
+                        };
                         let est = model.estimate(&e);
                         let Some(actual) = memory_usage(&mut c, e.db, &e.key) else {
                             continue;
                         };
                         let diff = est as i64 - actual as i64;
                         let (t, enc) = (e.value.type_name(), e.value.encoding_name());
-                        let row = table.entry((entry.name.clone(), format!("{t}/{enc}"))).or_default();
+                        let row = table
+                            .entry((entry.name.clone(), format!("{t}/{enc}")))
+                            .or_default();
                         row.0 += 1;
                         row.1 += diff.unsigned_abs();
                         if diff.abs() > row.2.abs() {
@@ -220,10 +282,18 @@ fn memory_estimate_matches_real_servers() {
         }
     }
     for ((server, enc), (n, sum, max)) in &table {
-        eprintln!("{server:<11} {enc:<24} {n:>4} keys  mean |err| {:>6.1}  worst {max:>6}", *sum as f64 / *n as f64);
+        eprintln!(
+            "{server:<11} {enc:<24} {n:>4} keys  mean |err| {:>6.1}  worst {max:>6}",
+            *sum as f64 / *n as f64
+        );
     }
     assert!(checked > 300, "only {checked} keys checked");
-    assert!(failures.is_empty(), "{} of {checked} keys outside the bound:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} keys outside the bound:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -300,8 +370,11 @@ fn html_report_renders_in_chromium() {
     // The control: a page with a deliberate console error must be caught, or the check
     // below could never fail.
     let control = tmp.path().join("control.html");
-    std::fs::write(&control, "<!doctype html><script>console.error('rdbkit-control-error'); null.x();</script>")
-        .expect("write control");
+    std::fs::write(
+        &control,
+        "<!doctype html><script>console.error('rdbkit-control-error'); null.x();</script>",
+    )
+    .expect("write control");
     let (_, err) = run_chromium(&bin, &control, &["--dump-dom".into()]);
     assert!(
         !console_errors(&err).is_empty(),
@@ -317,7 +390,10 @@ fn html_report_renders_in_chromium() {
     rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
     let html = std::fs::read_to_string(&page).expect("report written");
     for banned in ["http://", "https://", "src=\"//"] {
-        assert!(!html.contains(banned), "the page refers to the network: {banned}");
+        assert!(
+            !html.contains(banned),
+            "the page refers to the network: {banned}"
+        );
     }
 
     let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
@@ -338,14 +414,24 @@ fn html_report_renders_in_chromium() {
         assert!(dom.contains(&format!("id=\"{id}\"")), "the DOM lacks #{id}");
     }
     // The inline script ran to its end: it marks the canvas it painted.
-    assert!(dom.contains("data-painted=\"yes\""), "the slot heat map script did not run");
-    assert!(dom.contains("list:nodes"), "the top-keys table lacks the biggest key");
+    assert!(
+        dom.contains("data-painted=\"yes\""),
+        "the slot heat map script did not run"
+    );
+    assert!(
+        dom.contains("list:nodes"),
+        "the top-keys table lacks the biggest key"
+    );
 
     let shot = tmp.path().join("report.png");
     let (_, err) = run_chromium(
         &bin,
         &page,
-        &[format!("--screenshot={}", shot.display()), "--window-size=1400,3000".into(), "--hide-scrollbars".into()],
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,3000".into(),
+            "--hide-scrollbars".into(),
+        ],
     );
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}):\n{err}"));
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
@@ -358,7 +444,11 @@ fn html_report_renders_in_chromium() {
     let mut colors = std::collections::HashSet::new();
     let mut non_white = 0u64;
     for px in pixels[..info.buffer_size()].chunks(channels) {
-        let rgb = (px[0], px.get(1).copied().unwrap_or(0), px.get(2).copied().unwrap_or(0));
+        let rgb = (
+            px[0],
+            px.get(1).copied().unwrap_or(0),
+            px.get(2).copied().unwrap_or(0),
+        );
         if rgb != (255, 255, 255) {
             non_white += 1;
         }
@@ -367,8 +457,15 @@ fn html_report_renders_in_chromium() {
         }
     }
     let total = u64::from(info.width) * u64::from(info.height);
-    assert!(colors.len() > 50, "only {} colours: a blank page?", colors.len());
-    assert!(non_white * 20 > total, "{non_white} of {total} pixels are not white: mostly blank");
+    assert!(
+        colors.len() > 50,
+        "only {} colours: a blank page?",
+        colors.len()
+    );
+    assert!(
+        non_white * 20 > total,
+        "{non_white} of {total} pixels are not white: mostly blank"
+    );
     if let Some(keep) = std::env::var_os("RDBKIT_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).expect("copy screenshot");
     }

@@ -168,11 +168,18 @@ impl SizeHistogram {
         let mut out: Vec<(u64, u64, u64)> = Vec::new();
         for (b, &c) in self.counts.iter().enumerate() {
             let low = Self::bucket_low(b);
-            let octave = if low == 0 { 0 } else { 64 - low.leading_zeros() };
+            let octave = if low == 0 {
+                0
+            } else {
+                64 - low.leading_zeros()
+            };
             let (lo, hi) = if octave == 0 {
                 (0, 0)
             } else {
-                (1u64 << (octave - 1), (1u64 << (octave - 1)).saturating_mul(2) - 1)
+                (
+                    1u64 << (octave - 1),
+                    (1u64 << (octave - 1)).saturating_mul(2) - 1,
+                )
             };
             match out.last_mut() {
                 Some(last) if last.0 == lo => last.2 += c,
@@ -356,11 +363,11 @@ impl PrefixTree {
         limit: usize,
         out: &mut Vec<(usize, Vec<u8>, Totals)>,
     ) {
-        let Some(n) = self.nodes.get(node) else { return };
+        let Some(n) = self.nodes.get(node) else {
+            return;
+        };
         let mut kids: Vec<&usize> = n.children.values().collect();
-        kids.sort_by_key(|&&c| {
-            Reverse(self.nodes.get(c).map_or(0, |k| k.totals.bytes))
-        });
+        kids.sort_by_key(|&&c| Reverse(self.nodes.get(c).map_or(0, |k| k.totals.bytes)));
         for &c in kids.into_iter().take(limit) {
             let Some(k) = self.nodes.get(c) else { continue };
             let len = prefix.len();
@@ -497,6 +504,13 @@ pub fn measure<'data>(
             field_ttls = Some(with_ttl);
             n
         }
+        Value::List(l) if l.node_count().is_some() => {
+            let v2 = l.encoding_name() == "quicklist2";
+            match super::memory::quicklist_len(entry.raw_value, v2) {
+                Some(n) => n,
+                None => entry.value.decode_all().map_err(in_key)?,
+            }
+        }
         v => match v.len_hint() {
             Some(n) => n,
             None => v.decode_all().map_err(in_key)?,
@@ -537,9 +551,12 @@ pub fn collect(
     Ok(stats)
 }
 
+/// RDB version, magic and the leading AUX fields.
+type Preamble = (u32, &'static str, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// The AUX fields and header, read before the parallel pass so the model and "now" are
 /// known (AUX fields come first in every server's files).
-fn preamble(data: &[u8], parser: &ParserBuilder) -> Result<(u32, &'static str, Vec<(Vec<u8>, Vec<u8>)>), Failure> {
+fn preamble(data: &[u8], parser: &ParserBuilder) -> Result<Preamble, Failure> {
     let mut unchecked = parser.clone();
     unchecked.verify_checksum(false);
     let mut aux = Vec::new();
@@ -574,7 +591,9 @@ fn collect_unchecked<'data>(
         layout: Model::for_server(valkey, version.as_deref(), rdb_version),
         allocator: options.allocator,
     });
-    let ctime_ms = aux_text(b"ctime").and_then(|c| c.trim().parse::<i64>().ok()).map(|s| s * 1000);
+    let ctime_ms = aux_text(b"ctime")
+        .and_then(|c| c.trim().parse::<i64>().ok())
+        .map(|s| s * 1000);
     let (now_ms, now_source) = match (options.now_ms, ctime_ms) {
         (Some(n), _) => (n, "--now"),
         (None, Some(c)) => (c, "ctime"),

@@ -48,7 +48,11 @@ fn stacked_bar(id: &str, title: &str, parts: &[(String, u64)], fmt: fn(u64) -> S
     );
     let mut x = 0.0;
     for (i, (name, v)) in parts.iter().enumerate() {
-        let pw = if total == 0 { 0.0 } else { *v as f64 / total as f64 * w };
+        let pw = if total == 0 {
+            0.0
+        } else {
+            *v as f64 / total as f64 * w
+        };
         let _ = write!(
             svg,
             "<rect x=\"{x:.1}\" y=\"0\" width=\"{pw:.1}\" height=\"{h}\" fill=\"{}\">\
@@ -182,12 +186,28 @@ fn treemap(s: &Stats) -> String {
         "<figure class=\"chart\" id=\"chart-prefixes\"><figcaption>Key prefixes by bytes \
          (separators {}, depth {}; hover for numbers)</figcaption>\
          <svg viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\">",
-        esc(&format!("{:?}", String::from_utf8_lossy(&s.options.separators))),
+        esc(&format!(
+            "{:?}",
+            String::from_utf8_lossy(&s.options.separators)
+        )),
         s.options.depth
     );
     let total = s.prefixes.nodes.first().map_or(0, |r| r.totals.bytes);
     let mut color_index = 0;
-    cell(s, 0, 0.0, 0.0, w, h, true, total, &mut svg, &mut color_index, "", 0);
+    cell(
+        s,
+        0,
+        0.0,
+        0.0,
+        w,
+        h,
+        true,
+        total,
+        &mut svg,
+        &mut color_index,
+        "",
+        0,
+    );
     svg.push_str("</svg></figure>");
     svg
 }
@@ -207,13 +227,20 @@ fn cell(
     prefix: &str,
     depth: usize,
 ) {
-    let Some(n) = s.prefixes.nodes.get(node) else { return };
+    let Some(n) = s.prefixes.nodes.get(node) else {
+        return;
+    };
     let mut kids: Vec<(usize, Totals, &[u8])> = n
         .children
         .values()
-        .filter_map(|&c| s.prefixes.nodes.get(c).map(|k| (c, k.totals, k.segment.as_slice())))
+        .filter_map(|&c| {
+            s.prefixes
+                .nodes
+                .get(c)
+                .map(|k| (c, k.totals, k.segment.as_slice()))
+        })
         .collect();
-    kids.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes));
+    kids.sort_by_key(|k| std::cmp::Reverse(k.1.bytes));
     kids.truncate(24);
     let in_kids: u64 = kids.iter().map(|k| k.1.bytes).sum();
     let rest = n.totals.bytes.saturating_sub(in_kids);
@@ -250,7 +277,10 @@ fn cell(
             continue;
         }
         let recurse = child.is_some_and(|c| {
-            s.prefixes.nodes.get(c).is_some_and(|k| !k.children.is_empty())
+            s.prefixes
+                .nodes
+                .get(c)
+                .is_some_and(|k| !k.children.is_empty())
         }) && cw > 60.0
             && ch > 40.0;
         if depth == 0 {
@@ -279,7 +309,20 @@ fn cell(
         }
         svg.push_str("</g>");
         if let (true, Some(c)) = (recurse, child) {
-            cell(s, c, cx + 2.0, cy + 18.0, cw - 4.0, ch - 20.0, !horizontal, total, svg, color_index, &label, depth + 1);
+            cell(
+                s,
+                c,
+                cx + 2.0,
+                cy + 18.0,
+                cw - 4.0,
+                ch - 20.0,
+                !horizontal,
+                total,
+                svg,
+                color_index,
+                &label,
+                depth + 1,
+            );
         }
     }
 }
@@ -394,27 +437,57 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     for (label, value) in [
         ("keys", s.keys.to_string()),
         ("databases", s.dbs.len().to_string()),
-        ("with expiry", s.dbs.values().map(|d| d.expires).sum::<u64>().to_string()),
-        ("expired", s.dbs.values().map(|d| d.expired).sum::<u64>().to_string()),
+        (
+            "with expiry",
+            s.dbs.values().map(|d| d.expires).sum::<u64>().to_string(),
+        ),
+        (
+            "expired",
+            s.dbs.values().map(|d| d.expired).sum::<u64>().to_string(),
+        ),
         ("est. memory", human_bytes(total_mem)),
-        ("redis-ver", s.aux_value("redis-ver").or(s.aux_value("valkey-ver")).unwrap_or_else(|| "-".into())),
+        (
+            "redis-ver",
+            s.aux_value("redis-ver")
+                .or(s.aux_value("valkey-ver"))
+                .unwrap_or_else(|| "-".into()),
+        ),
     ] {
-        let _ = write!(body, "<div class=\"card\"><b>{}</b><span>{label}</span></div>", esc(&value));
+        let _ = write!(
+            body,
+            "<div class=\"card\"><b>{}</b><span>{label}</span></div>",
+            esc(&value)
+        );
     }
     body.push_str("</section>");
     let types: Vec<(String, u64)> = TYPES
         .iter()
         .filter_map(|t| s.types.get(t).map(|x| ((*t).to_owned(), x.memory)))
         .collect();
-    body.push_str(&stacked_bar("chart-types", "Estimated memory by type", &types, human_bytes));
+    body.push_str(&stacked_bar(
+        "chart-types",
+        "Estimated memory by type",
+        &types,
+        human_bytes,
+    ));
     let encodings: Vec<(String, u64)> = s
         .encodings
         .iter()
         .map(|((t, e), x)| (format!("{t}/{e}"), x.keys))
         .collect();
-    body.push_str(&stacked_bar("chart-encodings", "Keys by type and encoding", &encodings, count));
+    body.push_str(&stacked_bar(
+        "chart-encodings",
+        "Keys by type and encoding",
+        &encodings,
+        count,
+    ));
     body.push_str("<div class=\"row\">");
-    body.push_str(&size_bars("chart-key-sizes", "Key sizes (bytes)", &s.key_sizes, "#4e79a7"));
+    body.push_str(&size_bars(
+        "chart-key-sizes",
+        "Key sizes (bytes)",
+        &s.key_sizes,
+        "#4e79a7",
+    ));
     body.push_str(&size_bars(
         "chart-value-sizes",
         "Value sizes in the file (bytes)",
@@ -429,14 +502,22 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         .collect();
     body.push_str(&bars(
         "chart-ttl",
-        &format!("Time to live (now = {} ms, from {})", s.now_ms, s.now_source),
+        &format!(
+            "Time to live (now = {} ms, from {})",
+            s.now_ms, s.now_source
+        ),
         &ttl,
         "#b07aa1",
     ));
     body.push_str(&shards(s));
     body.push_str("</div><div class=\"row\">");
     body.push_str(&slot_map(s));
-    body.push_str(&size_bars("chart-memory-sizes", "Estimated memory per key (bytes)", &s.memory_sizes, "#76b7b2"));
+    body.push_str(&size_bars(
+        "chart-memory-sizes",
+        "Estimated memory per key (bytes)",
+        &s.memory_sizes,
+        "#76b7b2",
+    ));
     body.push_str("</div>");
     body.push_str(&treemap(s));
     body.push_str(&top_table(s));

@@ -109,7 +109,6 @@ impl Model {
         }
     }
 
-
     /// An sds string's allocation; `short_header` allows the 1-byte header of strings
     /// under 32 bytes (keys, fields; never embedded strings).
     fn sds(&self, len: u64, short_header: bool) -> u64 {
@@ -159,7 +158,9 @@ impl Model {
         match self.layout {
             // Valkey 9: whatever fits a 128-byte allocation with the key.
             Layout::Valkey90 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1),
-            Layout::Valkey81 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1).min(43),
+            Layout::Valkey81 => 128u64
+                .saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1)
+                .min(43),
             _ => 44,
         }
     }
@@ -255,7 +256,11 @@ impl Model {
                     for f in h.iter().flatten() {
                         per += self.hash_field(f.field.len() as u64, f.value.len() as u64);
                         if f.expire_ms.is_some() {
-                            per += if self.layout == Layout::Valkey90 { 16 } else { 8 };
+                            per += if self.layout == Layout::Valkey90 {
+                                16
+                            } else {
+                                8
+                            };
                         }
                         n += 1;
                     }
@@ -289,7 +294,11 @@ impl Model {
                     _ => (324, 260, 732, 300, 750, 620),
                 };
                 let n = nodes.len() as u64;
-                let rax = if n == 0 { 0 } else { first_node + more_nodes * (n - 1) };
+                let rax = if n == 0 {
+                    0
+                } else {
+                    first_node + more_nodes * (n - 1)
+                };
                 obj(0) + base + lp + rax + group * groups + nack * pending + consumer * consumers
             }
             // Modules report their own sizes; the serialized size is the best guess here.
@@ -315,7 +324,10 @@ impl Model {
                         return obj(0) + self.alloc(*size);
                     }
                 }
-                let node_cost: u64 = nodes.iter().map(|&(size, _)| 32 + self.reported(size)).sum();
+                let node_cost: u64 = nodes
+                    .iter()
+                    .map(|&(size, _)| 32 + self.reported(size))
+                    .sum();
                 obj(0) + 40 + node_cost
             }
         }
@@ -406,6 +418,43 @@ fn quicklist_node_sizes(raw_value: &[u8], v2: bool) -> Vec<(u64, bool)> {
         at += used + stored as usize;
     }
     sizes
+}
+
+/// A quicklist's element count from its node headers (listpack or ziplist counts, one
+/// per PLAIN node), without decoding an element; `None` when a node is compressed or its
+/// header count is saturated, and the elements must be counted by walking them.
+pub fn quicklist_len(raw_value: &[u8], v2: bool) -> Option<u64> {
+    let (count, mut at) = any_len(raw_value)?;
+    let mut total = 0u64;
+    for _ in 0..count {
+        let mut plain = false;
+        if v2 {
+            let (container, used) = raw_value.get(at..).and_then(any_len)?;
+            plain = container == 1;
+            at += used;
+        }
+        let first = *raw_value.get(at)?;
+        if first >> 6 == 3 {
+            return None; // LZF-compressed node
+        }
+        let (decoded, used, stored) = raw_value.get(at..).and_then(string_header)?;
+        let body = raw_value.get(at + used..at + used + stored as usize)?;
+        at += used + stored as usize;
+        if plain {
+            total += 1;
+            continue;
+        }
+        let n = if v2 {
+            u16::from_le_bytes(body.get(4..6)?.try_into().ok()?)
+        } else {
+            u16::from_le_bytes(body.get(8..10)?.try_into().ok()?)
+        };
+        if n == u16::MAX || decoded < 7 {
+            return None;
+        }
+        total += u64::from(n);
+    }
+    Some(total)
 }
 
 /// Each stream node's listpack size (after its 16-byte master ID string).

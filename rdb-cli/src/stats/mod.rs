@@ -159,8 +159,8 @@ pub fn run(
         file.commit().map_err(|e| io_at(e, path))?;
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&stats.to_json())
-            .map_err(|e| Failure::Io(e.into()))?;
+        let text =
+            serde_json::to_string_pretty(&stats.to_json()).map_err(|e| Failure::Io(e.into()))?;
         writeln!(out, "{text}").map_err(Failure::Io)?;
     } else if args.html.is_none() {
         text::write(&stats, out).map_err(Failure::Io)?;

@@ -82,7 +82,12 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
 
 /// Writes the whole report.
 pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
-    writeln!(out, "file       {} ({})", human_bytes(s.file_bytes), s.file_bytes)?;
+    writeln!(
+        out,
+        "file       {} ({})",
+        human_bytes(s.file_bytes),
+        s.file_bytes
+    )?;
     writeln!(out, "format     {} version {}", s.magic, s.rdb_version)?;
     writeln!(out, "checksum   {}", s.checksum)?;
     for (k, v) in &s.aux {
@@ -150,9 +155,17 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     sizes(out, "value (file)", &s.value_sizes)?;
     sizes(out, "memory", &s.memory_sizes)?;
     sizes(out, "elements", &s.elements)?;
-    top(out, "biggest keys by bytes in the file", &s.top_bytes.sorted())?;
+    top(
+        out,
+        "biggest keys by bytes in the file",
+        &s.top_bytes.sorted(),
+    )?;
     top(out, "biggest keys by elements", &s.top_elements.sorted())?;
-    top(out, "biggest keys by estimated memory", &s.top_memory.sorted())?;
+    top(
+        out,
+        "biggest keys by estimated memory",
+        &s.top_memory.sorted(),
+    )?;
     writeln!(
         out,
         "\nkey prefixes (separators {:?}, depth {})",
@@ -189,9 +202,19 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "  slot {slot:<6} {k:>10} keys  {:>11}", human_bytes(b))?;
     }
     if s.tagged_keys > 0 {
-        writeln!(out, "  {} keys carry a {{tag}} ({} distinct)", s.tagged_keys, s.tags.len())?;
+        writeln!(
+            out,
+            "  {} keys carry a {{tag}} ({} distinct)",
+            s.tagged_keys,
+            s.tags.len()
+        )?;
         for (t, k, b) in s.top_tags(5) {
-            writeln!(out, "    {{{}}} {k:>10} keys  {:>11}", shown_key(&t), human_bytes(b))?;
+            writeln!(
+                out,
+                "    {{{}}} {k:>10} keys  {:>11}",
+                shown_key(&t),
+                human_bytes(b)
+            )?;
         }
     }
     if let Some(b) = s.shard_balance(s.options.shards) {
@@ -225,7 +248,12 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         }
     }
     if !s.functions.is_empty() {
-        writeln!(out, "\nfunctions: {} libraries ({})", s.functions.len(), s.functions.join(", "))?;
+        writeln!(
+            out,
+            "\nfunctions: {} libraries ({})",
+            s.functions.len(),
+            s.functions.join(", ")
+        )?;
     }
     if s.field_ttl_keys > 0 {
         writeln!(
