@@ -46,6 +46,33 @@ impl Default for Options {
     }
 }
 
+/// A fast non-cryptographic hasher for the trie and tag maps (their keys come from the
+/// file, but a collision only costs time, and the maps are capped in size).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by byte strings, hashed with [`FastHasher`].
+pub type BytesMap<V> = HashMap<Vec<u8>, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// The most trie nodes the prefix breakdown keeps; later new prefixes count as "(other)".
 pub const MAX_PREFIX_NODES: usize = 50_000;
 /// The most distinct `{tag}`s counted exactly.
@@ -280,7 +307,7 @@ pub struct PrefixNode {
     /// The segment, separator included; "" for the root.
     pub segment: Vec<u8>,
     pub totals: Totals,
-    pub children: HashMap<Vec<u8>, usize>,
+    pub children: BytesMap<usize>,
 }
 
 /// Key prefixes split at separator bytes, up to a depth, capped at [`MAX_PREFIX_NODES`].
@@ -422,7 +449,7 @@ pub struct Stats {
     pub slot_keys: Vec<u64>,
     pub slot_bytes: Vec<u64>,
     pub slot_memory: Vec<u64>,
-    pub tags: HashMap<Vec<u8>, (u64, u64)>,
+    pub tags: BytesMap<(u64, u64)>,
     pub tagged_keys: u64,
     pub untracked_tag_keys: u64,
     pub modules: BTreeMap<String, u64>,
@@ -433,6 +460,12 @@ pub struct Stats {
     pub hash_fields_with_ttl_total: u64,
     pub streams: StreamStats,
     pub options: Options,
+    /// The EOF item, once seen.
+    pub eof: Option<rdb_parser::Eof>,
+    /// (type, encoding, totals) while the pass runs; `types` and `encodings` after.
+    by_encoding: Vec<(&'static str, &'static str, Totals)>,
+    /// [keys, bytes, memory] per slot while the pass runs; `slot_*` after.
+    slot_acc: Vec<[u64; 3]>,
 }
 
 /// What one key contributes, measured on a worker thread.
@@ -451,7 +484,7 @@ pub struct KeyFacts<'data> {
     pub memory: u64,
     pub slot: u16,
     pub field_ttls: Option<u64>,
-    pub stream: Option<StreamStats>,
+    pub stream: Option<Box<StreamStats>>,
     pub module: Option<String>,
     pub offset: u64,
 }
@@ -483,14 +516,14 @@ pub fn measure<'data>(
                 .map(|g| g.pending.len() as u64)
                 .max()
                 .unwrap_or(0);
-            stream = Some(StreamStats {
+            stream = Some(Box::new(StreamStats {
                 keys: 1,
                 entries: s.length,
                 groups,
                 consumers,
                 pending,
                 max_pending,
-            });
+            }));
             s.length
         }
         Value::Hash(h) if h.has_field_ttls() => {
@@ -511,7 +544,9 @@ pub fn measure<'data>(
                 None => entry.value.decode_all().map_err(in_key)?,
             }
         }
-        v => match v.len_hint() {
+        v => match super::memory::blob_count(entry.type_id, entry.raw_value)
+            .or_else(|| v.len_hint())
+        {
             Some(n) => n,
             None => v.decode_all().map_err(in_key)?,
         },
@@ -540,7 +575,7 @@ pub fn collect(
     data: &[u8],
     parser: &ParserBuilder,
     options: &Options,
-    progress: impl FnMut(u64),
+    progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
     let mut stats = rdb_writer::pipeline::checked(data, parser, |p, eof| {
         collect_unchecked(data, p, eof, options, progress)
@@ -576,7 +611,7 @@ fn collect_unchecked<'data>(
     parser: &ParserBuilder,
     eof_seen: &rdb_writer::pipeline::EofSeen,
     options: &Options,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
     let (rdb_version, magic, first_aux) = preamble(data, parser)?;
     let aux_text = |name: &[u8]| {
@@ -624,7 +659,7 @@ fn collect_unchecked<'data>(
         slot_keys: vec![0; SLOTS],
         slot_bytes: vec![0; SLOTS],
         slot_memory: vec![0; SLOTS],
-        tags: HashMap::new(),
+        tags: BytesMap::default(),
         tagged_keys: 0,
         untracked_tag_keys: 0,
         modules: BTreeMap::new(),
@@ -635,6 +670,9 @@ fn collect_unchecked<'data>(
         hash_fields_with_ttl_total: 0,
         streams: StreamStats::default(),
         options: options.clone(),
+        eof: None,
+        by_encoding: Vec::new(),
+        slot_acc: vec![[0; 3]; SLOTS],
     };
     let work = |sp: Spanned<'data>| -> Result<Fold<'data>, Failure> {
         match sp.item {
@@ -647,22 +685,87 @@ fn collect_unchecked<'data>(
                         other => other,
                     })
             }
-            other => Ok(Fold::Other(other)),
+            other => Ok(Fold::Other(Box::new(other))),
         }
     };
-    let sink = |fold: Fold<'data>| -> Result<(), Failure> {
-        match fold {
-            Fold::Key(f) => {
-                progress(f.offset);
-                s.add_key(&f);
+    // Like rdb_writer::pipeline::ordered, but the fold of batch N runs beside the parse
+    // of batch N+1 instead of after it: the aggregates do not depend on order.
+    let mut items = parser.parse(data)?;
+    let mut current = next_batch(&mut items, data, &mut progress);
+    loop {
+        let batch = current?;
+        if batch.is_empty() {
+            break;
+        }
+        let (folded, next) = rayon::join(
+            || -> Result<(), Failure> {
+                use rayon::prelude::*;
+                let facts: Vec<Result<Fold<'data>, Failure>> =
+                    batch.into_par_iter().map(&work).collect();
+                for fold in facts {
+                    match fold? {
+                        Fold::Key(f) => s.add_key(&f),
+                        Fold::Other(item) => s.add_item(*item),
+                    }
+                }
+                Ok(())
+            },
+            || next_batch(&mut items, data, &mut progress),
+        );
+        folded?;
+        current = next;
+    }
+    if let Some(eof) = s.eof {
+        eof_seen.set(eof);
+    }
+    for (slot, cell) in std::mem::take(&mut s.slot_acc).into_iter().enumerate() {
+        for (array, v) in [&mut s.slot_keys, &mut s.slot_bytes, &mut s.slot_memory]
+            .into_iter()
+            .zip(cell)
+        {
+            if let Some(x) = array.get_mut(slot) {
+                *x = v;
             }
-            Fold::Other(item) => s.add_item(item, eof_seen),
         }
-        Ok(())
-    };
-    rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)?;
+    }
+    for (t, e, totals) in std::mem::take(&mut s.by_encoding) {
+        let ty = s.types.entry(t).or_default();
+        ty.keys += totals.keys;
+        ty.elements += totals.elements;
+        ty.bytes += totals.bytes;
+        ty.memory += totals.memory;
+        s.encodings.insert((t, e), totals);
+    }
     s.dbs.retain(|_, db| db.keys > 0);
     Ok(s)
+}
+
+/// Input bytes per batch, as in rdb_writer::pipeline.
+const BATCH_BYTES: usize = rdb_writer::pipeline::BATCH_BYTES;
+const BATCH_ITEMS: usize = 16 * 1024;
+
+fn next_batch<'data>(
+    parser: &mut rdb_parser::Parser<'data>,
+    data: &'data [u8],
+    progress: &mut (impl FnMut(u64) + Send),
+) -> Result<Vec<Spanned<'data>>, Failure> {
+    // Sized for the item cap up front: growing it would copy every item again.
+    let mut batch = Vec::with_capacity(BATCH_ITEMS);
+    let mut bytes = 0;
+    while bytes < BATCH_BYTES && batch.len() < BATCH_ITEMS {
+        let Some(item) = parser.next() else { break };
+        let item = item?;
+        let (start, end) = (parser.item_start(), parser.offset());
+        let span = data.get(start as usize..end as usize).unwrap_or(&[]);
+        bytes += span.len();
+        batch.push(Spanned {
+            item,
+            span,
+            offset: start,
+        });
+    }
+    progress(parser.offset());
+    Ok(batch)
 }
 
 fn crate_now_ms() -> i64 {
@@ -674,11 +777,11 @@ fn crate_now_ms() -> i64 {
 
 enum Fold<'data> {
     Key(KeyFacts<'data>),
-    Other(Item<'data>),
+    Other(Box<Item<'data>>),
 }
 
 impl Stats {
-    fn add_item(&mut self, item: Item<'_>, eof_seen: &rdb_writer::pipeline::EofSeen) {
+    fn add_item(&mut self, item: Item<'_>) {
         match item {
             Item::Aux(a) => self.aux.push((a.key.to_vec(), a.value.to_vec())),
             Item::ModuleAux(m) => self.module_aux.push(m.id.name()),
@@ -687,7 +790,7 @@ impl Stats {
                 self.dbs.entry(db).or_default();
             }
             Item::Eof(eof) => {
-                eof_seen.set(eof);
+                self.eof = Some(eof);
                 self.checksum = match eof.checksum {
                     Checksum::Verified(c) => format!("ok ({c:016x})"),
                     Checksum::Disabled => "disabled (written as 0)".into(),
@@ -709,11 +812,20 @@ impl Stats {
             db.expires += 1;
             db.expired += u64::from(at <= self.now_ms);
         }
-        self.types.entry(f.type_name).or_default().add(f);
-        self.encodings
-            .entry((f.type_name, f.encoding))
-            .or_default()
-            .add(f);
+        // A handful of (type, encoding) pairs: a linear scan on the static names' addresses
+        // beats a map lookup per key; the maps are filled at the end.
+        match self
+            .by_encoding
+            .iter_mut()
+            .find(|e| std::ptr::eq(e.0, f.type_name) && std::ptr::eq(e.1, f.encoding))
+        {
+            Some(e) => e.2.add(f),
+            None => {
+                let mut t = Totals::default();
+                t.add(f);
+                self.by_encoding.push((f.type_name, f.encoding, t));
+            }
+        }
         self.key_sizes.add(f.key.len() as u64);
         self.value_sizes.add(f.value_bytes);
         self.memory_sizes.add(f.memory);
@@ -726,15 +838,12 @@ impl Stats {
         if let Some(t) = self.ttl.get_mut(ttl_bucket(f.expire_ms, self.now_ms)) {
             *t += 1;
         }
-        let slot = f.slot as usize;
-        if let Some(k) = self.slot_keys.get_mut(slot) {
-            *k += 1;
-        }
-        if let Some(b) = self.slot_bytes.get_mut(slot) {
-            *b += f.bytes;
-        }
-        if let Some(m) = self.slot_memory.get_mut(slot) {
-            *m += f.memory;
+        // One cache line per key for the slot counters (three arrays would be three
+        // random misses).
+        if let Some(cell) = self.slot_acc.get_mut(f.slot as usize) {
+            cell[0] += 1;
+            cell[1] += f.bytes;
+            cell[2] += f.memory;
         }
         let tag = hash_tag(&f.key);
         if tag.len() != f.key.len() {

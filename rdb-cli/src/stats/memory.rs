@@ -234,9 +234,16 @@ impl Model {
                 "intset" | "listpack" => obj(0) + self.reported(blob_len(entry.raw_value)),
                 _ => {
                     let (mut per, mut n) = (0, 0);
-                    for m in set.iter().flatten() {
-                        per += self.set_member(m.len() as u64);
+                    let walked = walk_collection(entry.type_id, entry.raw_value, |lens| {
+                        per += self.set_member(lens[0]);
                         n += 1;
+                    });
+                    if walked.is_none() {
+                        (per, n) = (0, 0);
+                        for m in set.iter().flatten() {
+                            per += self.set_member(m.len() as u64);
+                            n += 1;
+                        }
                     }
                     obj(0) + self.dict(n) + per
                 }
@@ -250,6 +257,21 @@ impl Model {
                 "listpack_ex" => {
                     let lp = blob_len(entry.raw_value.get(8..).unwrap_or_default());
                     obj(0) + 32 + self.alloc(lp)
+                }
+                "hashtable" => {
+                    let (mut per, mut n) = (0, 0);
+                    let walked = walk_collection(entry.type_id, entry.raw_value, |lens| {
+                        per += self.hash_field(lens[0], lens[1]);
+                        n += 1;
+                    });
+                    if walked.is_none() {
+                        (per, n) = (0, 0);
+                        for f in h.iter().flatten() {
+                            per += self.hash_field(f.field.len() as u64, f.value.len() as u64);
+                            n += 1;
+                        }
+                    }
+                    obj(0) + self.dict(n) + per
                 }
                 _ => {
                     let (mut per, mut n) = (0, 0);
@@ -271,9 +293,16 @@ impl Model {
                 "ziplist" | "listpack" => obj(0) + self.reported(blob_len(entry.raw_value)),
                 _ => {
                     let (mut per, mut n) = (0, 0);
-                    for (m, _) in z.iter().flatten() {
-                        per += self.zset_member(m.len() as u64);
+                    let walked = walk_collection(entry.type_id, entry.raw_value, |lens| {
+                        per += self.zset_member(lens[0]);
                         n += 1;
+                    });
+                    if walked.is_none() {
+                        (per, n) = (0, 0);
+                        for (m, _) in z.iter().flatten() {
+                            per += self.zset_member(m.len() as u64);
+                            n += 1;
+                        }
                     }
                     // zset + zskiplist + the 32-level header node.
                     obj(0) + 16 + 32 + self.alloc(24 + 32 * 16) + self.dict(n) + per
@@ -420,9 +449,128 @@ fn quicklist_node_sizes(raw_value: &[u8], v2: bool) -> Vec<(u64, bool)> {
     sizes
 }
 
+/// The decoded length of the RDB string at `i` and the bytes it takes, reading only its
+/// header (integer encodings give their decimal length).
+fn string_extent(i: &[u8]) -> Option<(u64, usize)> {
+    let first = *i.first()?;
+    let int_len = |v: i64| v.to_string().len() as u64;
+    match first {
+        0xC0 => Some((int_len(i64::from(*i.get(1)? as i8)), 2)),
+        0xC1 => {
+            let b: [u8; 2] = i.get(1..3)?.try_into().ok()?;
+            Some((int_len(i64::from(i16::from_le_bytes(b))), 3))
+        }
+        0xC2 => {
+            let b: [u8; 4] = i.get(1..5)?.try_into().ok()?;
+            Some((int_len(i64::from(i32::from_le_bytes(b))), 5))
+        }
+        _ => {
+            let (decoded, used, stored) = string_header(i)?;
+            Some((decoded, used.checked_add(usize::try_from(stored).ok()?)?))
+        }
+    }
+}
+
+/// Walks a hash-table set (`[member]`), hash (`[field, value]`) or skiplist sorted set
+/// (`[member]`, scores skipped) as stored, calling `f` with each element's decoded
+/// lengths. Nothing is decompressed. `None` for other types or a malformed body (the
+/// parser has already checked it; the caller then falls back to its iterator).
+fn walk_collection(type_id: u8, raw: &[u8], mut f: impl FnMut([u64; 2])) -> Option<()> {
+    use rdb_parser::format::type_id as t;
+    let (count, mut at) = any_len(raw)?;
+    for _ in 0..count {
+        let (first, used) = raw.get(at..).and_then(string_extent)?;
+        at += used;
+        let second = match type_id {
+            t::SET => 0,
+            t::HASH => {
+                let (value, used) = raw.get(at..).and_then(string_extent)?;
+                at += used;
+                value
+            }
+            t::ZSET_2 => {
+                at += 8;
+                0
+            }
+            t::ZSET => {
+                let n = *raw.get(at)?;
+                at += 1 + if n >= 253 { 0 } else { usize::from(n) };
+                0
+            }
+            _ => return None,
+        };
+        f([first, second]);
+    }
+    (at <= raw.len()).then_some(())
+}
+
+/// The first `want` bytes LZF-decompressed from `compressed`: enough for a listpack or
+/// ziplist header without inflating the node.
+fn lzf_prefix(compressed: &[u8], want: usize) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(want + 264);
+    let mut at = 0;
+    while out.len() < want {
+        let ctrl = usize::from(*compressed.get(at)?);
+        at += 1;
+        if ctrl < 32 {
+            let lit = compressed.get(at..at + ctrl + 1)?;
+            out.extend_from_slice(lit);
+            at += ctrl + 1;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += usize::from(*compressed.get(at)?);
+                at += 1;
+            }
+            len += 2;
+            let back = ((ctrl & 0x1f) << 8) + usize::from(*compressed.get(at)?) + 1;
+            at += 1;
+            let mut from = out.len().checked_sub(back)?;
+            for _ in 0..len {
+                let b = *out.get(from)?;
+                out.push(b);
+                from += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The element count a single-blob value (listpack, ziplist, intset) declares in its
+/// header; for a compressed blob only the header is inflated. `None` for other types
+/// or a saturated count.
+pub fn blob_count(type_id: u8, raw_value: &[u8]) -> Option<u64> {
+    use rdb_parser::format::type_id as t;
+    let (_, used, stored) = string_header(raw_value)?;
+    let body = raw_value.get(used..used.checked_add(usize::try_from(stored).ok()?)?)?;
+    let inflated;
+    let header: &[u8] = if raw_value.first() == Some(&0xC3) {
+        inflated = lzf_prefix(body, 10)?;
+        &inflated
+    } else {
+        body
+    };
+    let u16_at = |at: usize| -> Option<u64> {
+        let n = u16::from_le_bytes(header.get(at..at + 2)?.try_into().ok()?);
+        (n != u16::MAX).then_some(u64::from(n))
+    };
+    match type_id {
+        t::SET_LISTPACK => u16_at(4),
+        t::HASH_LISTPACK | t::ZSET_LISTPACK => u16_at(4).map(|n| n / 2),
+        t::LIST_ZIPLIST => u16_at(8),
+        t::HASH_ZIPLIST | t::ZSET_ZIPLIST => u16_at(8).map(|n| n / 2),
+        t::SET_INTSET => {
+            let n = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
+            Some(u64::from(n))
+        }
+        _ => None,
+    }
+}
+
 /// A quicklist's element count from its node headers (listpack or ziplist counts, one
-/// per PLAIN node), without decoding an element; `None` when a node is compressed or its
-/// header count is saturated, and the elements must be counted by walking them.
+/// per PLAIN node), without decoding an element; `None` when a node's
+/// header count is saturated, and the elements must be counted by walking them. A
+/// compressed node has only its header inflated.
 pub fn quicklist_len(raw_value: &[u8], v2: bool) -> Option<u64> {
     let (count, mut at) = any_len(raw_value)?;
     let mut total = 0u64;
@@ -433,13 +581,18 @@ pub fn quicklist_len(raw_value: &[u8], v2: bool) -> Option<u64> {
             plain = container == 1;
             at += used;
         }
-        let first = *raw_value.get(at)?;
-        if first >> 6 == 3 {
-            return None; // LZF-compressed node
-        }
+        let compressed = *raw_value.get(at)? == 0xC3;
         let (decoded, used, stored) = raw_value.get(at..).and_then(string_header)?;
-        let body = raw_value.get(at + used..at + used + stored as usize)?;
+        let stored_body = raw_value.get(at + used..at + used + stored as usize)?;
         at += used + stored as usize;
+        let header;
+        let body: &[u8] = if compressed && !plain {
+            // Only the header is inflated: listpack count at 4..6, ziplist at 8..10.
+            header = lzf_prefix(stored_body, 10)?;
+            &header
+        } else {
+            stored_body
+        };
         if plain {
             total += 1;
             continue;
@@ -497,6 +650,34 @@ mod tests {
             .map(|&n| Allocator::Libc.usable(n))
             .collect();
         assert_eq!(got, [24, 24, 40, 40, 56]);
+    }
+
+    #[test]
+    fn lzf_prefix_matches_full_decompression() {
+        let data: Vec<u8> = (0..2000u32).map(|i| (i % 7 + i / 300) as u8).collect();
+        let compressed = lzf::compress(&data).expect("compressible");
+        for want in [1, 6, 10, 100] {
+            let got = lzf_prefix(&compressed, want).expect("prefix");
+            assert!(got.len() >= want);
+            assert_eq!(got[..want], data[..want]);
+        }
+        assert_eq!(lzf_prefix(&compressed[..1], 10), None);
+    }
+
+    #[test]
+    fn walks_hashtable_bodies_without_decoding() {
+        // A hash of 2 pairs: "ab" => 7 (int-encoded), "c" => LZF (clen 2, ulen 40).
+        let raw = [2, 2, b'a', b'b', 0xC0, 7, 1, b'c', 0xC3, 2, 40, 0, 0];
+        let mut seen = Vec::new();
+        assert_eq!(
+            walk_collection(rdb_parser::format::type_id::HASH, &raw, |l| seen.push(l)),
+            Some(())
+        );
+        assert_eq!(seen, [[2, 1], [1, 40]]);
+        assert_eq!(
+            walk_collection(rdb_parser::format::type_id::HASH, &raw[..8], |_| {}),
+            None
+        );
     }
 
     #[test]

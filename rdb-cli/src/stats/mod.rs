@@ -144,7 +144,7 @@ pub fn run(
     parser: &ParserBuilder,
     args: &StatsArgs,
     out: &mut dyn Write,
-    progress: impl FnMut(u64),
+    progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
     let options = args.options()?;
     let stats = collect(data, parser, &options, progress)?;
