@@ -492,7 +492,7 @@ pub struct KeyFacts<'data> {
 /// Measures one key. Elements come from header counts where the encoding has one; the
 /// others are counted by walking them (no string is decompressed for it).
 pub fn measure<'data>(
-    entry: Entry<'data>,
+    entry: &Entry<'data>,
     span: &[u8],
     model: &Model,
 ) -> Result<KeyFacts<'data>, Failure> {
@@ -551,7 +551,7 @@ pub fn measure<'data>(
             None => v.decode_all().map_err(in_key)?,
         },
     };
-    let memory = model.estimate(&entry);
+    let memory = model.estimate(entry);
     Ok(KeyFacts {
         db: entry.db,
         slot: key_slot(&entry.key),
@@ -566,7 +566,7 @@ pub fn measure<'data>(
         stream,
         module,
         offset: entry.offset,
-        key: entry.key,
+        key: entry.key.clone(),
     })
 }
 
@@ -675,17 +675,14 @@ fn collect_unchecked<'data>(
         slot_acc: vec![[0; 3]; SLOTS],
     };
     let work = |sp: Spanned<'data>| -> Result<Fold<'data>, Failure> {
-        match sp.item {
-            Item::Key(entry) => {
-                let (db, key) = (entry.db, entry.key.clone());
-                measure(entry, sp.span, &model)
-                    .map(Fold::Key)
-                    .map_err(|e| match e {
-                        Failure::Data(d) => Failure::Data(d.in_key(db, &key)),
-                        other => other,
-                    })
-            }
-            other => Ok(Fold::Other(Box::new(other))),
+        match &sp.item {
+            Item::Key(entry) => measure(entry, sp.span, &model)
+                .map(Fold::Key)
+                .map_err(|e| match e {
+                    Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
+                    other => other,
+                }),
+            _ => Ok(Fold::Other(Box::new(sp.item))),
         }
     };
     // Like rdb_writer::pipeline::ordered, but the fold of batch N runs beside the parse
