@@ -470,3 +470,81 @@ fn html_report_renders_in_chromium() {
         std::fs::copy(&shot, keep).expect("copy screenshot");
     }
 }
+
+#[test]
+fn corrupt_input_is_a_clear_error_and_leaves_no_html() {
+    let fixture = common::fixtures_dir().join("redis-7.4/types.rdb");
+    let data = std::fs::read(&fixture).expect("fixture");
+    let tmp = TempDir::new("stats-corrupt");
+    let page = tmp.path().join("report.html");
+    let mut a = args(&fixture);
+    a.html = Some(page.clone());
+    // Cut in the middle of the keys: the error names the offset, and nothing is written.
+    let cut = data.get(..data.len() / 2).expect("half");
+    let mut out = Vec::new();
+    let err = rdb_cli::stats::run(cut, &ParserBuilder::new(), &a, &mut out, |_| {})
+        .expect_err("a truncated file must fail");
+    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(err.to_string().contains("byte"), "no offset in: {err}");
+    assert!(out.is_empty(), "partial report written");
+    assert!(!page.exists(), "an HTML file was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // Usage errors exit 2.
+    let mut bad = args(&fixture);
+    bad.shards = 0;
+    let err = rdb_cli::stats::run(&data, &ParserBuilder::new(), &bad, &mut out, |_| {})
+        .expect_err("--shards 0");
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn cli_prints_text_json_and_html() {
+    let fixture = common::fixtures_dir().join("valkey-9.0/types.rdb");
+    let tmp = TempDir::new("stats-cli");
+    let page = tmp.path().join("r.html");
+    let out = std::process::Command::new(servers::rdbkit_bin())
+        .args(["stats", "--top", "3", "--html"])
+        .arg(&page)
+        .arg("--json")
+        .arg(&fixture)
+        .output()
+        .expect("run rdbkit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["top_by_bytes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["memory_model"]["layout"], "Valkey90");
+    assert!(std::fs::read_to_string(&page)
+        .expect("html")
+        .contains("id=\"chart-slots\""));
+    let text = std::process::Command::new(servers::rdbkit_bin())
+        .args(["stats"])
+        .arg(&fixture)
+        .output()
+        .expect("run rdbkit");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for section in [
+        "databases",
+        "types and encodings",
+        "biggest keys by bytes",
+        "key prefixes",
+        "TTL",
+        "hash slots",
+        "split into 3 shards",
+        "functions: 1 libraries",
+        "hash field TTLs",
+        "streams:",
+    ] {
+        assert!(
+            text.contains(section),
+            "text report lacks {section:?}:\n{text}"
+        );
+    }
+}

@@ -676,12 +676,14 @@ fn collect_unchecked<'data>(
     };
     let work = |sp: Spanned<'data>| -> Result<Fold<'data>, Failure> {
         match &sp.item {
-            Item::Key(entry) => measure(entry, sp.span, &model)
-                .map(Fold::Key)
-                .map_err(|e| match e {
-                    Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
-                    other => other,
-                }),
+            Item::Key(entry) => {
+                measure(entry, sp.span, &model)
+                    .map(Fold::Key)
+                    .map_err(|e| match e {
+                        Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
+                        other => other,
+                    })
+            }
             _ => Ok(Fold::Other(Box::new(sp.item))),
         }
     };
