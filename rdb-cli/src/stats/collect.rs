@@ -75,6 +75,8 @@ pub type BytesMap<V> = HashMap<Vec<u8>, V, std::hash::BuildHasherDefault<FastHas
 
 /// The most trie nodes the prefix breakdown keeps; later new prefixes count as "(other)".
 pub const MAX_PREFIX_NODES: usize = 50_000;
+/// The most children one prefix keeps (IDs in a middle segment would take all the nodes).
+pub const MAX_CHILDREN: usize = 1000;
 /// The most distinct `{tag}`s counted exactly.
 pub const MAX_TAGS: usize = 65_536;
 
@@ -314,7 +316,8 @@ pub struct PrefixNode {
 #[derive(Debug, Clone)]
 pub struct PrefixTree {
     pub nodes: Vec<PrefixNode>,
-    /// Keys that reached a node with no room for a new child.
+    /// Keys that reached a node with no room for a new child (the trie is full, or the
+    /// node has [`MAX_CHILDREN`]); they are counted under that node's `(other)`.
     pub overflowed: u64,
 }
 
@@ -354,7 +357,8 @@ impl PrefixTree {
         if let Some(&c) = self.nodes.get(parent).and_then(|p| p.children.get(segment)) {
             return c;
         }
-        let name: &[u8] = if self.nodes.len() < MAX_PREFIX_NODES {
+        let fan_out = self.nodes.get(parent).map_or(0, |p| p.children.len());
+        let name: &[u8] = if self.nodes.len() < MAX_PREFIX_NODES && fan_out < MAX_CHILDREN {
             segment
         } else {
             self.overflowed += 1;
@@ -393,6 +397,20 @@ impl PrefixTree {
         let Some(n) = self.nodes.get(node) else {
             return;
         };
+        if n.children.len() > MAX_CHILDREN {
+            // One child per ID: listing them says nothing, their sum does.
+            let mut all = Totals::default();
+            for k in n.children.values().filter_map(|&c| self.nodes.get(c)) {
+                all.keys += k.totals.keys;
+                all.elements += k.totals.elements;
+                all.bytes += k.totals.bytes;
+                all.memory += k.totals.memory;
+            }
+            let mut p = prefix.clone();
+            p.push(b'*');
+            out.push((depth + 1, p, all));
+            return;
+        }
         let mut kids: Vec<&usize> = n.children.values().collect();
         kids.sort_by_key(|&&c| Reverse(self.nodes.get(c).map_or(0, |k| k.totals.bytes)));
         for &c in kids.into_iter().take(limit) {
@@ -984,6 +1002,7 @@ fn library_name(f: &Function<'_>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -1004,6 +1023,49 @@ mod tests {
         assert!((5000..=5000 + 5000 / 8 + 1).contains(&p50), "p50 {p50}");
         assert_eq!(h.quantile(1.0), 9999);
         assert_eq!(h.max, 9999);
+    }
+
+    fn facts(key: &[u8]) -> KeyFacts<'_> {
+        KeyFacts {
+            db: 0,
+            key: Cow::Borrowed(key),
+            type_name: "string",
+            encoding: "raw",
+            expire_ms: None,
+            bytes: 10,
+            value_bytes: 5,
+            elements: 1,
+            memory: 64,
+            slot: 0,
+            field_ttls: None,
+            stream: None,
+            module: None,
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn prefix_trie_is_capped_and_sums_id_segments() {
+        let mut t = PrefixTree::new();
+        for i in 0..3000 {
+            let key = format!("user:{i}:name");
+            t.add(key.as_bytes(), b":", 3, &facts(key.as_bytes()));
+        }
+        t.add(b"plain", b":", 3, &facts(b"plain"));
+        assert!(
+            t.nodes.len() <= 2 + MAX_CHILDREN + 1,
+            "{} nodes",
+            t.nodes.len()
+        );
+        assert_eq!(t.overflowed, 2000);
+        let top = t.biggest(10);
+        assert_eq!(top[0].1, b"user:");
+        assert_eq!(top[0].2.keys, 3000);
+        assert_eq!(
+            (top[1].0, top[1].1.as_slice(), top[1].2.keys),
+            (2, &b"user:*"[..], 3000)
+        );
+        assert_eq!(t.nodes[0].totals.keys, 3001);
     }
 
     #[test]

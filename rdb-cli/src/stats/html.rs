@@ -104,7 +104,13 @@ fn count(v: u64) -> String {
 }
 
 /// Vertical bars with a label under each.
-fn bars(id: &str, title: &str, bars: &[(String, u64)], fill: &str) -> String {
+fn bars(
+    id: &str,
+    title: &str,
+    bars: &[(String, u64)],
+    fill: &str,
+    fmt: fn(u64) -> String,
+) -> String {
     let (w, h, top, bottom) = (560.0, 240.0, 18.0, 40.0);
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
     let n = bars.len().max(1) as f64;
@@ -124,18 +130,20 @@ fn bars(id: &str, title: &str, bars: &[(String, u64)], fill: &str) -> String {
         let _ = write!(
             svg,
             "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{fill}\">\
-             <title>{}: {v}</title></rect>",
+             <title>{}: {}</title></rect>",
             x + 2.0,
             h - bottom - bh,
             (bw - 4.0).max(1.0),
-            esc(label)
+            esc(label),
+            fmt(*v)
         );
         if *v > 0 {
             let _ = write!(
                 svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"val\">{v}</text>",
+                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"val\">{}</text>",
                 x + bw / 2.0,
-                h - bottom - bh - 4.0
+                h - bottom - bh - 4.0,
+                fmt(*v)
             );
         }
         let _ = write!(
@@ -167,7 +175,7 @@ fn size_bars(id: &str, title: &str, h: &SizeHistogram, fill: &str) -> String {
             (label, n)
         })
         .collect();
-    bars(id, title, &data, fill)
+    bars(id, title, &data, fill, count)
 }
 
 fn short(v: u64) -> String {
@@ -409,6 +417,7 @@ fn shards(s: &Stats) -> String {
         ),
         &data,
         "#59a14f",
+        human_bytes,
     );
     html.insert_str(0, "");
     html
@@ -508,6 +517,7 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         ),
         &ttl,
         "#b07aa1",
+        count,
     ));
     body.push_str(&shards(s));
     body.push_str("</div><div class=\"row\">");

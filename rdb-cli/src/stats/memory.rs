@@ -525,11 +525,11 @@ fn lzf_prefix(compressed: &[u8], want: usize) -> Option<Vec<u8>> {
             len += 2;
             let back = ((ctrl & 0x1f) << 8) + usize::from(*compressed.get(at)?) + 1;
             at += 1;
-            let mut from = out.len().checked_sub(back)?;
-            for _ in 0..len {
-                let b = *out.get(from)?;
+            // Byte by byte: a back-reference may overlap what it produces.
+            let from = out.len().checked_sub(back)?;
+            for i in from..from + len {
+                let b = *out.get(i)?;
                 out.push(b);
-                from += 1;
             }
         }
     }
@@ -631,6 +631,7 @@ fn stream_node_sizes(raw_value: &[u8]) -> Vec<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -33,12 +33,19 @@ pub enum AllocatorArg {
 pub enum LayoutArg {
     /// From the snapshot's redis-ver / valkey-ver.
     Auto,
+    /// Redis 6.x (ziplists; reports blob lengths unrounded).
     Redis6,
+    /// Redis 7.0.
     Redis70,
+    /// Redis 7.2 and 7.4 (keys inside the dict entries).
     Redis74,
+    /// Redis 8.x.
     Redis8,
+    /// Valkey 8.0 (keys inside the value objects).
     Valkey80,
+    /// Valkey 8.1 (open-addressing hashtable).
     Valkey81,
+    /// Valkey 9.x.
     Valkey90,
 }
 
@@ -50,14 +57,16 @@ pub enum LayoutArg {
     rdbkit stats dump.rdb --html report.html    one self-contained page with charts\n  \
     rdbkit stats dump.rdb --top 50 --separators ':' --depth 2 --shards 6\n\n\
     Memory is an estimate of what `MEMORY USAGE key SAMPLES 0` reports on the server that \
-    wrote the file (docs/memory-model.md gives the model and its measured error).")]
+    wrote the file (docs/memory-model.md gives the model and its measured error).\n\n\
+    Exit codes: 0 success, 1 the snapshot is malformed, 2 usage or I/O error.")]
 pub struct StatsArgs {
     /// The RDB file to read.
     pub file: PathBuf,
     /// Print JSON instead of the text report.
     #[arg(long)]
     pub json: bool,
-    /// Also write a self-contained HTML report here (atomically).
+    /// Also write a self-contained HTML report (charts, no network fetches) here,
+    /// atomically: the whole page or no file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// How many of the biggest keys to list (by bytes, by elements, by memory).
@@ -162,7 +171,7 @@ pub fn run(
         let text =
             serde_json::to_string_pretty(&stats.to_json()).map_err(|e| Failure::Io(e.into()))?;
         writeln!(out, "{text}").map_err(Failure::Io)?;
-    } else if args.html.is_none() {
+    } else {
         text::write(&stats, out).map_err(Failure::Io)?;
     }
     out.flush().map_err(Failure::Io)?;

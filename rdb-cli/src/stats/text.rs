@@ -187,9 +187,10 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     if s.prefixes.overflowed > 0 {
         writeln!(
             out,
-            "  ({} keys past the {}-node cap are under \"(other)\")",
+            "  ({} keys past the {}-node or {}-children cap are under \"(other)\")",
             s.prefixes.overflowed,
-            super::collect::MAX_PREFIX_NODES
+            super::collect::MAX_PREFIX_NODES,
+            super::collect::MAX_CHILDREN
         )?;
     }
     writeln!(out, "\nTTL")?;
