@@ -149,14 +149,12 @@ fn json_counts_match_ground_truth() {
 
 /// The bound the estimate must meet for one key: `max(absolute, relative * actual)`.
 /// docs/memory-model.md states these.
-fn bound(server: &str, type_name: &str, actual: u64) -> u64 {
-    let (abs, rel) = match (server, type_name) {
+fn bound(type_name: &str, actual: u64) -> u64 {
+    let (abs, rel) = match type_name {
         // Module values report their own sizes; no fixture is checked here.
-        (_, "module") => (u64::MAX / 4, 0.0),
+        "module" => (u64::MAX / 4, 0.0),
         // Fitted constants (docs/memory-model.md): a looser bound.
-        (_, "stream") => (64, 0.15),
-        // Valkey 8.0's embedded keys are modelled less exactly.
-        ("valkey-8.0", _) => (24, 0.15),
+        "stream" => (64, 0.15),
         _ => (16, 0.10),
     };
     abs.max((actual as f64 * rel) as u64)
@@ -267,7 +265,7 @@ fn memory_estimate_matches_real_servers() {
                         if diff.abs() > row.2.abs() {
                             row.2 = diff;
                         }
-                        if diff.unsigned_abs() > bound(&entry.name, t, actual) {
+                        if diff.unsigned_abs() > bound(t, actual) {
                             failures.push(format!(
                                 "{} {fixture} {:?} ({t}/{enc}): estimate {est}, server {actual}",
                                 entry.name,
