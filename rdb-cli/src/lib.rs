@@ -10,6 +10,7 @@ pub mod info;
 pub mod json;
 pub mod output;
 pub mod verify;
+pub mod stats;
 
 /// Why a command could not finish.
 #[derive(Debug)]

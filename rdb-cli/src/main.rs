@@ -21,6 +21,7 @@ use rdb_parser::ParserBuilder;
     after_help = "Examples:\n  \
         rdbkit info dump.rdb                      version, aux fields, keys per db/type/encoding\n  \
         rdbkit info dump.rdb --json               the same, for scripts\n  \
+        rdbkit stats dump.rdb --html report.html  sizes, memory, biggest keys, prefixes, TTLs, slots\n  \
         rdbkit export dump.rdb > dump.jsonl       every key and value as JSON Lines\n  \
         rdbkit export dump.rdb -o dump.jsonl      written atomically: whole file or none\n  \
         rdbkit convert dump.rdb -o for-6.rdb --target azure-cache-premium\n  \
@@ -44,6 +45,13 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        read: ReadOptions,
+    },
+    /// Assess a snapshot: sizes, estimated memory, biggest keys, prefixes, TTLs, slots.
+    Stats {
+        #[command(flatten)]
+        args: rdb_cli::stats::StatsArgs,
         #[command(flatten)]
         read: ReadOptions,
     },
@@ -532,6 +540,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
                 eprintln!("exported {} keys ({} lines)", summary.keys, summary.lines);
+            }
+            Ok(())
+        }
+        Command::Stats { args, read } => {
+            let input = Input::open(&args.file).map_err(|e| io_context(e, &args.file))?;
+            let bar = progress_bar(input.bytes().len() as u64);
+            let mut out = std::io::stdout().lock();
+            rdb_cli::stats::run(input.bytes(), &read.builder(), &args, &mut out, tick(&bar))?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
             }
             Ok(())
         }

@@ -1,0 +1,562 @@
+//! The HTML report: one self-contained page (inline CSS and SVG, one small inline script
+//! that paints the slot heat map), nothing fetched from the network.
+//!
+//! Chart ids (the Chromium test looks for them): `chart-types`, `chart-encodings`,
+//! `chart-key-sizes`, `chart-value-sizes`, `chart-ttl`, `chart-slots`, `chart-prefixes`,
+//! `chart-shards`, `table-top`.
+
+use std::fmt::Write as _;
+use std::io::{Result, Write};
+
+use super::collect::{SizeHistogram, Stats, Totals, TTL_BUCKETS, TYPES};
+use super::text::{human_bytes, shown_key};
+
+const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+
+fn color(i: usize) -> &'static str {
+    PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#888")
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A horizontal stacked bar of labelled parts, with a legend.
+fn stacked_bar(id: &str, title: &str, parts: &[(String, u64)], fmt: fn(u64) -> String) -> String {
+    let total: u64 = parts.iter().map(|p| p.1).sum();
+    let (w, h) = (1200.0, 36.0);
+    let mut svg = format!(
+        "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>\
+         <svg viewBox=\"0 0 {w} {}\" width=\"100%\" role=\"img\">",
+        esc(title),
+        h + 30.0 + 22.0 * parts.len().div_ceil(4) as f64
+    );
+    let mut x = 0.0;
+    for (i, (name, v)) in parts.iter().enumerate() {
+        let pw = if total == 0 {
+            0.0
+        } else {
+            *v as f64 / total as f64 * w
+        };
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"0\" width=\"{pw:.1}\" height=\"{h}\" fill=\"{}\">\
+             <title>{}: {} ({:.1}%)</title></rect>",
+            color(i),
+            esc(name),
+            fmt(*v),
+            pct(*v, total)
+        );
+        if pw > 70.0 {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"23\" class=\"in\">{}</text>",
+                x + 6.0,
+                esc(name)
+            );
+        }
+        x += pw;
+    }
+    for (i, (name, v)) in parts.iter().enumerate() {
+        let (lx, ly) = ((i % 4) as f64 * 300.0, h + 24.0 + (i / 4) as f64 * 22.0);
+        let _ = write!(
+            svg,
+            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"{}\">{} {} ({:.1}%)</text>",
+            ly - 11.0,
+            color(i),
+            lx + 18.0,
+            ly,
+            esc(name),
+            fmt(*v),
+            pct(*v, total)
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn count(v: u64) -> String {
+    v.to_string()
+}
+
+/// Vertical bars with a label under each.
+fn bars(
+    id: &str,
+    title: &str,
+    bars: &[(String, u64)],
+    fill: &str,
+    fmt: fn(u64) -> String,
+) -> String {
+    let (w, h, top, bottom) = (560.0, 240.0, 18.0, 40.0);
+    let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
+    let n = bars.len().max(1) as f64;
+    let bw = (w - 20.0) / n;
+    let mut svg = format!(
+        "<figure class=\"chart half\" id=\"{id}\"><figcaption>{}</figcaption>\
+         <svg viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\">\
+         <line x1=\"10\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>",
+        esc(title),
+        h - bottom,
+        w - 10.0,
+        h - bottom
+    );
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let bh = *v as f64 / max as f64 * (h - top - bottom);
+        let x = 10.0 + i as f64 * bw;
+        let _ = write!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{fill}\">\
+             <title>{}: {}</title></rect>",
+            x + 2.0,
+            h - bottom - bh,
+            (bw - 4.0).max(1.0),
+            esc(label),
+            fmt(*v)
+        );
+        if *v > 0 {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"val\">{}</text>",
+                x + bw / 2.0,
+                h - bottom - bh - 4.0,
+                fmt(*v)
+            );
+        }
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"lab\" transform=\"rotate(-35 {:.1} {:.1})\">{}</text>",
+            x + bw / 2.0,
+            h - bottom + 14.0,
+            x + bw / 2.0,
+            h - bottom + 14.0,
+            esc(label)
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+fn size_bars(id: &str, title: &str, h: &SizeHistogram, fill: &str) -> String {
+    let data: Vec<(String, u64)> = h
+        .octaves()
+        .into_iter()
+        .map(|(lo, hi, n)| {
+            let label = if hi == 0 {
+                "0".to_owned()
+            } else if lo == hi {
+                short(lo)
+            } else {
+                format!("{}-{}", short(lo), short(hi))
+            };
+            (label, n)
+        })
+        .collect();
+    bars(id, title, &data, fill, count)
+}
+
+fn short(v: u64) -> String {
+    match v {
+        0..1024 => v.to_string(),
+        1024..1_048_576 => format!("{}K", v / 1024),
+        1_048_576..1_073_741_824 => format!("{}M", v / 1_048_576),
+        _ => format!("{}G", v / 1_073_741_824),
+    }
+}
+
+/// Squarified-enough treemap: slice-and-dice by alternating direction per depth.
+fn treemap(s: &Stats) -> String {
+    let (w, h) = (1200.0, 420.0);
+    let mut svg = format!(
+        "<figure class=\"chart\" id=\"chart-prefixes\"><figcaption>Key prefixes by bytes \
+         (separators {}, depth {}; hover for numbers)</figcaption>\
+         <svg viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\">",
+        esc(&format!(
+            "{:?}",
+            String::from_utf8_lossy(&s.options.separators)
+        )),
+        s.options.depth
+    );
+    let total = s.prefixes.nodes.first().map_or(0, |r| r.totals.bytes);
+    let mut color_index = 0;
+    cell(
+        s,
+        0,
+        0.0,
+        0.0,
+        w,
+        h,
+        true,
+        total,
+        &mut svg,
+        &mut color_index,
+        "",
+        0,
+    );
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cell(
+    s: &Stats,
+    node: usize,
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+    horizontal: bool,
+    total: u64,
+    svg: &mut String,
+    color_index: &mut usize,
+    prefix: &str,
+    depth: usize,
+) {
+    let Some(n) = s.prefixes.nodes.get(node) else {
+        return;
+    };
+    let mut kids: Vec<(usize, Totals, &[u8])> = n
+        .children
+        .values()
+        .filter_map(|&c| {
+            s.prefixes
+                .nodes
+                .get(c)
+                .map(|k| (c, k.totals, k.segment.as_slice()))
+        })
+        .collect();
+    kids.sort_by_key(|k| std::cmp::Reverse(k.1.bytes));
+    kids.truncate(24);
+    let in_kids: u64 = kids.iter().map(|k| k.1.bytes).sum();
+    let rest = n.totals.bytes.saturating_sub(in_kids);
+    let sum = n.totals.bytes.max(1) as f64;
+    let mut offset = 0.0;
+    let mut parts: Vec<(Option<usize>, String, Totals)> = kids
+        .iter()
+        .map(|(c, t, seg)| (Some(*c), format!("{prefix}{}", shown_key(seg)), *t))
+        .collect();
+    if rest > 0 {
+        let label = if depth == 0 {
+            "(no prefix)".to_owned()
+        } else {
+            format!("{prefix}*")
+        };
+        parts.push((
+            None,
+            label,
+            Totals {
+                bytes: rest,
+                ..Totals::default()
+            },
+        ));
+    }
+    for (child, label, t) in parts {
+        let share = t.bytes as f64 / sum;
+        let (cx, cy, cw, ch) = if horizontal {
+            (x + offset * w, y, share * w, h)
+        } else {
+            (x, y + offset * h, w, share * h)
+        };
+        offset += share;
+        if cw < 1.0 || ch < 1.0 {
+            continue;
+        }
+        let recurse = child.is_some_and(|c| {
+            s.prefixes
+                .nodes
+                .get(c)
+                .is_some_and(|k| !k.children.is_empty())
+        }) && cw > 60.0
+            && ch > 40.0;
+        if depth == 0 {
+            *color_index += 1;
+        }
+        let fill = color(*color_index);
+        let opacity = 1.0 - 0.22 * depth as f64;
+        let _ = write!(
+            svg,
+            "<g><rect x=\"{cx:.1}\" y=\"{cy:.1}\" width=\"{cw:.1}\" height=\"{ch:.1}\" \
+             fill=\"{fill}\" fill-opacity=\"{opacity:.2}\" class=\"tm\">\
+             <title>{}: {} keys, {} ({:.1}% of bytes)</title></rect>",
+            esc(&label),
+            t.keys,
+            human_bytes(t.bytes),
+            pct(t.bytes, total)
+        );
+        if cw > 50.0 && ch > 16.0 {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tml\">{}</text>",
+                cx + 4.0,
+                cy + 14.0,
+                esc(&truncate(&label, (cw / 7.5) as usize))
+            );
+        }
+        svg.push_str("</g>");
+        if let (true, Some(c)) = (recurse, child) {
+            cell(
+                s,
+                c,
+                cx + 2.0,
+                cy + 18.0,
+                cw - 4.0,
+                ch - 20.0,
+                !horizontal,
+                total,
+                svg,
+                color_index,
+                &label,
+                depth + 1,
+            );
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn slot_map(s: &Stats) -> String {
+    // Bytes per slot, painted by the inline script: 128 rows of 128 slots.
+    let mut data = String::with_capacity(s.slot_bytes.len() * 3);
+    data.push('[');
+    for (i, b) in s.slot_bytes.iter().enumerate() {
+        if i > 0 {
+            data.push(',');
+        }
+        let _ = write!(data, "{b}");
+    }
+    data.push(']');
+    let used = s.slot_keys.iter().filter(|&&k| k > 0).count();
+    let hot: Vec<String> = s
+        .hottest_slots(5)
+        .iter()
+        .map(|(slot, k, b)| format!("slot {slot}: {k} keys, {}", human_bytes(*b)))
+        .collect();
+    format!(
+        "<figure class=\"chart half\" id=\"chart-slots\"><figcaption>Hash slots: bytes per slot \
+         (128×128, slot 0 top left; {used} of 16384 used)</figcaption>\
+         <canvas id=\"slot-canvas\" width=\"512\" height=\"512\"></canvas>\
+         <p class=\"note\">Hottest: {}</p>\
+         <script>\n(function () {{\n  var bytes = {data};\n  var c = document.getElementById('slot-canvas');\n  var g = c.getContext('2d');\n  var max = 1;\n  for (var i = 0; i < bytes.length; i++) {{ if (bytes[i] > max) max = bytes[i]; }}\n  g.fillStyle = '#f4f4f6';\n  g.fillRect(0, 0, 512, 512);\n  for (var s = 0; s < bytes.length; s++) {{\n    if (!bytes[s]) continue;\n    var t = Math.sqrt(bytes[s] / max);\n    var r = Math.round(255 - t * 30), gr = Math.round(220 - t * 190), b = Math.round(120 - t * 100);\n    g.fillStyle = 'rgb(' + r + ',' + gr + ',' + b + ')';\n    g.fillRect((s % 128) * 4, Math.floor(s / 128) * 4, 4, 4);\n  }}\n  c.setAttribute('data-painted', 'yes');\n}})();\n</script></figure>",
+        esc(&hot.join("; "))
+    )
+}
+
+fn top_table(s: &Stats) -> String {
+    let mut t = String::from(
+        "<section id=\"table-top\"><h2>Biggest keys by bytes in the file</h2><table>\
+         <thead><tr><th>#</th><th>db</th><th>key</th><th>type</th><th>encoding</th>\
+         <th class=\"r\">bytes</th><th class=\"r\">elements</th><th class=\"r\">est. memory</th></tr></thead><tbody>",
+    );
+    for (i, k) in s.top_bytes.sorted().iter().enumerate() {
+        let _ = write!(
+            t,
+            "<tr><td>{}</td><td>{}</td><td class=\"k\">{}</td><td>{}</td><td>{}</td>\
+             <td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td></tr>",
+            i + 1,
+            k.db,
+            esc(&shown_key(&k.key)),
+            k.type_name,
+            k.encoding,
+            k.bytes,
+            k.elements,
+            human_bytes(k.memory)
+        );
+    }
+    t.push_str("</tbody></table></section>");
+    t
+}
+
+fn shards(s: &Stats) -> String {
+    let Some(b) = s.shard_balance(s.options.shards) else {
+        return String::new();
+    };
+    let data: Vec<(String, u64)> = b
+        .bytes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("shard {i}"), *v))
+        .collect();
+    let mut html = bars(
+        "chart-shards",
+        &format!(
+            "Even split into {} shards: bytes per shard (max/mean bytes {:.3}, keys {:.3})",
+            b.keys.len(),
+            b.bytes_ratio,
+            b.keys_ratio
+        ),
+        &data,
+        "#59a14f",
+        human_bytes,
+    );
+    html.insert_str(0, "");
+    html
+}
+
+/// Writes the page.
+pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
+    let mut body = String::new();
+    let total_mem = s.memory();
+    let _ = write!(
+        body,
+        "<header><h1>rdbkit stats: {}</h1><p>{} {} · {} · {} keys · serialized {} · \
+         estimated memory {} ({:?}, {:?}) · checksum {}</p></header>",
+        esc(title),
+        s.magic,
+        s.rdb_version,
+        human_bytes(s.file_bytes),
+        s.keys,
+        human_bytes(s.bytes()),
+        human_bytes(total_mem),
+        s.model.layout,
+        s.model.allocator,
+        esc(&s.checksum)
+    );
+    body.push_str("<section class=\"cards\">");
+    for (label, value) in [
+        ("keys", s.keys.to_string()),
+        ("databases", s.dbs.len().to_string()),
+        (
+            "with expiry",
+            s.dbs.values().map(|d| d.expires).sum::<u64>().to_string(),
+        ),
+        (
+            "expired",
+            s.dbs.values().map(|d| d.expired).sum::<u64>().to_string(),
+        ),
+        ("est. memory", human_bytes(total_mem)),
+        (
+            "redis-ver",
+            s.aux_value("redis-ver")
+                .or(s.aux_value("valkey-ver"))
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ] {
+        let _ = write!(
+            body,
+            "<div class=\"card\"><b>{}</b><span>{label}</span></div>",
+            esc(&value)
+        );
+    }
+    body.push_str("</section>");
+    let types: Vec<(String, u64)> = TYPES
+        .iter()
+        .filter_map(|t| s.types.get(t).map(|x| ((*t).to_owned(), x.memory)))
+        .collect();
+    body.push_str(&stacked_bar(
+        "chart-types",
+        "Estimated memory by type",
+        &types,
+        human_bytes,
+    ));
+    let encodings: Vec<(String, u64)> = s
+        .encodings
+        .iter()
+        .map(|((t, e), x)| (format!("{t}/{e}"), x.keys))
+        .collect();
+    body.push_str(&stacked_bar(
+        "chart-encodings",
+        "Keys by type and encoding",
+        &encodings,
+        count,
+    ));
+    body.push_str("<div class=\"row\">");
+    body.push_str(&size_bars(
+        "chart-key-sizes",
+        "Key sizes (bytes)",
+        &s.key_sizes,
+        "#4e79a7",
+    ));
+    body.push_str(&size_bars(
+        "chart-value-sizes",
+        "Value sizes in the file (bytes)",
+        &s.value_sizes,
+        "#f28e2b",
+    ));
+    body.push_str("</div><div class=\"row\">");
+    let ttl: Vec<(String, u64)> = TTL_BUCKETS
+        .iter()
+        .zip(s.ttl.iter())
+        .map(|(n, c)| ((*n).to_owned(), *c))
+        .collect();
+    body.push_str(&bars(
+        "chart-ttl",
+        &format!(
+            "Time to live (now = {} ms, from {})",
+            s.now_ms, s.now_source
+        ),
+        &ttl,
+        "#b07aa1",
+        count,
+    ));
+    body.push_str(&shards(s));
+    body.push_str("</div><div class=\"row\">");
+    body.push_str(&slot_map(s));
+    body.push_str(&size_bars(
+        "chart-memory-sizes",
+        "Estimated memory per key (bytes)",
+        &s.memory_sizes,
+        "#76b7b2",
+    ));
+    body.push_str("</div>");
+    body.push_str(&treemap(s));
+    body.push_str(&top_table(s));
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>rdbkit stats: {}</title><style>{CSS}</style></head><body>{body}\
+         <footer>Generated by rdbkit stats. Memory is an estimate of MEMORY USAGE \
+         (docs/memory-model.md).</footer></body></html>\n",
+        esc(title)
+    );
+    out.write_all(page.as_bytes())
+}
+
+const CSS: &str = "\
+body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#222;background:#fff;padding:0 16px}\
+h1{font-size:22px;margin:0 0 4px}header p{color:#555;margin:0 0 16px}\
+h2{font-size:16px;margin:24px 0 8px}\
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}\
+.card{border:1px solid #e3e3e8;border-radius:8px;padding:10px 16px;min-width:140px;background:#fafafc}\
+.card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}\
+.chart{margin:12px 0;border:1px solid #e3e3e8;border-radius:8px;padding:10px 12px;background:#fff}\
+figcaption{font-weight:600;margin-bottom:6px}\
+.row{display:flex;gap:16px}.row .half{flex:1;min-width:0}\
+svg text{font-size:13px;fill:#333}svg text.in{fill:#fff;font-weight:600}\
+svg text.val{font-size:11px;text-anchor:middle;fill:#444}svg text.lab{font-size:11px;text-anchor:end}\
+.axis{stroke:#999}.tm{stroke:#fff;stroke-width:1}svg text.tml{font-size:12px;fill:#fff;font-weight:600}\
+canvas{width:100%;max-width:512px;image-rendering:pixelated;border:1px solid #ddd}\
+.note{color:#666;font-size:12px}\
+table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #eee;text-align:left}\
+th{background:#f4f4f6}td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}td.k{font-family:ui-monospace,monospace;word-break:break-all}\
+footer{color:#888;font-size:12px;margin-top:24px}";

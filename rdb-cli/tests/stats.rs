@@ -1,0 +1,548 @@
+//! `rdbkit stats`.
+//!
+//! - `json_counts_match_ground_truth`: on every committed fixture, the JSON report's keys
+//!   per db and type, expiries and elements equal the counts of its ground-truth JSONL.
+//! - `memory_estimate_matches_real_servers`: every key of `big.rdb` and `types.rdb`, loaded
+//!   into the server that wrote it, is asked `MEMORY USAGE key SAMPLES 0`; the estimate is
+//!   within the bound docs/memory-model.md states for its type and encoding.
+//! - `html_report_renders_in_chromium`: the HTML report, opened by real headless
+//!   Chromium, logs no console error, dumps a DOM with every chart, and screenshots to a
+//!   non-blank PNG.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+mod servers;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rdb_cli::stats::memory::{Allocator, Model};
+use rdb_cli::stats::StatsArgs;
+use rdb_parser::{Item, Parser, ParserBuilder};
+use serde_json::Value;
+use servers::{Reply, Resp, Server, TempDir};
+
+fn args(file: &Path) -> StatsArgs {
+    use clap::Parser as _;
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: StatsArgs,
+    }
+    Wrap::parse_from(["stats", &file.to_string_lossy(), "--json"]).a
+}
+
+fn stats_json(file: &Path) -> Value {
+    let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut out = Vec::new();
+    rdb_cli::stats::run(&data, &ParserBuilder::new(), &args(file), &mut out, |_| {})
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{}: bad JSON: {e}", file.display()))
+}
+
+/// Elements as the ground truth shows them: array lengths, a stream's length, 1 else.
+fn truth_elements(line: &Value) -> u64 {
+    match (&line["type"], &line["value"]) {
+        (t, Value::Array(items)) if t != "string" => items.len() as u64,
+        (t, v) if t == "stream" => v["length"].as_u64().unwrap_or(0),
+        _ => 1,
+    }
+}
+
+#[test]
+fn json_counts_match_ground_truth() {
+    let mut files = 0;
+    for dir in std::fs::read_dir(common::fixtures_dir())
+        .expect("fixtures dir")
+        .flatten()
+    {
+        for rdb in common::rdb_files(&dir.path()) {
+            let truth = servers::read_jsonl(&rdb.with_extension("jsonl"))
+                .unwrap_or_else(|e| panic!("{}: {e}", rdb.display()));
+            let got = stats_json(&rdb);
+            let name = rdb.display();
+            // db -> (keys, expires); type -> (keys, elements)
+            let mut dbs: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            let mut types: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for line in &truth {
+                let db = dbs.entry(line["db"].to_string()).or_default();
+                db.0 += 1;
+                db.1 += u64::from(!line["expire_ms"].is_null());
+                let t = types
+                    .entry(line["type"].as_str().unwrap_or("?").to_owned())
+                    .or_default();
+                t.0 += 1;
+                t.1 += truth_elements(line);
+            }
+            assert_eq!(
+                got["keys"].as_u64(),
+                Some(truth.len() as u64),
+                "{name}: keys"
+            );
+            let got_dbs = got["dbs"].as_object().expect("dbs");
+            assert_eq!(got_dbs.len(), dbs.len(), "{name}: databases");
+            for (db, (keys, expires)) in &dbs {
+                let g = &got_dbs[db];
+                assert_eq!(g["keys"].as_u64(), Some(*keys), "{name}: db {db} keys");
+                assert_eq!(
+                    g["expires"].as_u64(),
+                    Some(*expires),
+                    "{name}: db {db} expires"
+                );
+            }
+            let got_types = got["types"].as_object().expect("types");
+            assert_eq!(got_types.len(), types.len(), "{name}: types {got_types:?}");
+            for (t, (keys, elements)) in &types {
+                let g = &got_types[t];
+                assert_eq!(g["keys"].as_u64(), Some(*keys), "{name}: {t} keys");
+                assert_eq!(
+                    g["elements"].as_u64(),
+                    Some(*elements),
+                    "{name}: {t} elements"
+                );
+                let by_encoding: u64 = g["encodings"]
+                    .as_object()
+                    .expect("encodings")
+                    .values()
+                    .map(|e| e["keys"].as_u64().unwrap_or(0))
+                    .sum();
+                assert_eq!(by_encoding, *keys, "{name}: {t} keys over encodings");
+            }
+            // Every key lands in exactly one slot, one TTL bucket and one shard.
+            let slot_keys: u64 = got["slots"]["keys"]
+                .as_array()
+                .expect("slots")
+                .iter()
+                .map(|s| s[1].as_u64().unwrap_or(0))
+                .sum();
+            assert_eq!(slot_keys, truth.len() as u64, "{name}: slot keys");
+            let ttl: u64 = got["ttl"]
+                .as_object()
+                .expect("ttl")
+                .values()
+                .filter_map(Value::as_u64)
+                .sum();
+            assert_eq!(ttl, truth.len() as u64, "{name}: ttl buckets");
+            let none = got["ttl"]["none"].as_u64().unwrap_or(0);
+            let with_expiry: u64 = dbs.values().map(|d| d.1).sum();
+            assert_eq!(
+                none,
+                truth.len() as u64 - with_expiry,
+                "{name}: keys without TTL"
+            );
+            if !truth.is_empty() {
+                let shard_keys: u64 = got["shards"]["keys"]
+                    .as_array()
+                    .expect("shards")
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .sum();
+                assert_eq!(shard_keys, truth.len() as u64, "{name}: shard keys");
+            }
+            files += 1;
+        }
+    }
+    assert!(files >= 40, "only {files} fixtures found");
+}
+
+/// The bound the estimate must meet for one key: `max(absolute, relative * actual)`.
+/// docs/memory-model.md states these.
+fn bound(type_name: &str, actual: u64) -> u64 {
+    let (abs, rel) = match type_name {
+        // Module values report their own sizes; no fixture is checked here.
+        "module" => (u64::MAX / 4, 0.0),
+        // Fitted constants (docs/memory-model.md): a looser bound.
+        "stream" => (64, 0.15),
+        _ => (16, 0.10),
+    };
+    abs.max((actual as f64 * rel) as u64)
+}
+
+/// `None` for a key the server does not hold (it expired before or at load).
+fn memory_usage(c: &mut Resp, db: u64, key: &[u8]) -> Option<u64> {
+    let db = db.to_string();
+    assert!(matches!(
+        c.command(&[b"SELECT", db.as_bytes()]),
+        Ok(Reply::Status(_))
+    ));
+    match c.command(&[b"MEMORY", b"USAGE", key, b"SAMPLES", b"0"]) {
+        Ok(Reply::Int(n)) => Some(n as u64),
+        Ok(Reply::Bulk(None)) => None,
+        other => panic!("MEMORY USAGE {:?}: {other:?}", String::from_utf8_lossy(key)),
+    }
+}
+
+fn allocator(c: &mut Resp) -> Allocator {
+    let info = c
+        .command(&[b"INFO", b"memory"])
+        .ok()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    if info.contains("mem_allocator:libc") {
+        Allocator::Libc
+    } else {
+        Allocator::Jemalloc
+    }
+}
+
+#[test]
+fn memory_estimate_matches_real_servers() {
+    let Some(entries) = servers::manifest() else {
+        return;
+    };
+    let required = [
+        "redis-6.2",
+        "redis-7.0",
+        "redis-7.4",
+        "redis-8.0",
+        "valkey-8.0",
+        "valkey-9.0",
+    ];
+    if std::env::var_os("RDBKIT_SERVERS").is_none() {
+        for r in required {
+            assert!(
+                entries.iter().any(|e| e.name == r),
+                "{r} missing from the manifest"
+            );
+        }
+    }
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    // (server, type/encoding) -> (keys, sum |error|, max error)
+    let mut table: BTreeMap<(String, String), (u64, u64, i64)> = BTreeMap::new();
+    for entry in entries
+        .iter()
+        .filter(|e| e.name != "redis-5.0" && e.name != "redis-6.0")
+    {
+        for fixture in ["big", "types"] {
+            let file = common::fixtures_dir()
+                .join(&entry.name)
+                .join(format!("{fixture}.rdb"));
+            let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let tmp = TempDir::new("stats-memory");
+            std::fs::write(tmp.path().join("dump.rdb"), &data).expect("write dump");
+            let server = Server::start(entry, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+            let mut c = Resp::connect(server.port(), Duration::from_secs(5)).expect("connect");
+            let alloc = allocator(&mut c);
+            let mut layout = None;
+            let mut parser = Parser::new(&data).expect("parse");
+            let mut aux = BTreeMap::new();
+            for item in parser.by_ref() {
+                match item.expect("item") {
+                    Item::Aux(a) => {
+                        aux.insert(
+                            a.key.to_vec(),
+                            String::from_utf8_lossy(&a.value).into_owned(),
+                        );
+                    }
+                    Item::Key(e) => {
+                        let layout = *layout.get_or_insert_with(|| {
+                            let valkey = aux.contains_key(&b"valkey-ver"[..]);
+                            let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
+                            Model::for_server(
+                                valkey,
+                                ver.map(String::as_str),
+                                entry.rdb_version as u32,
+                            )
+                        });
+                        let model = Model {
+                            layout,
+                            allocator: alloc,
+                        };
+                        let est = model.estimate(&e);
+                        let Some(actual) = memory_usage(&mut c, e.db, &e.key) else {
+                            continue;
+                        };
+                        let diff = est as i64 - actual as i64;
+                        let (t, enc) = (e.value.type_name(), e.value.encoding_name());
+                        let row = table
+                            .entry((entry.name.clone(), format!("{t}/{enc}")))
+                            .or_default();
+                        row.0 += 1;
+                        row.1 += diff.unsigned_abs();
+                        if diff.abs() > row.2.abs() {
+                            row.2 = diff;
+                        }
+                        if diff.unsigned_abs() > bound(t, actual) {
+                            failures.push(format!(
+                                "{} {fixture} {:?} ({t}/{enc}): estimate {est}, server {actual}",
+                                entry.name,
+                                String::from_utf8_lossy(&e.key)
+                            ));
+                        }
+                        checked += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for ((server, enc), (n, sum, max)) in &table {
+        eprintln!(
+            "{server:<11} {enc:<24} {n:>4} keys  mean |err| {:>6.1}  worst {max:>6}",
+            *sum as f64 / *n as f64
+        );
+    }
+    assert!(checked > 300, "only {checked} keys checked");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} keys outside the bound:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The HTML report in real headless Chromium
+
+/// `$RDBKIT_CHROMIUM`, the path scripts/install-chromium.sh recorded, or `chromium` on
+/// PATH. `None` (with a message) when there is none; under `CI` that is a failure.
+fn chromium() -> Option<std::path::PathBuf> {
+    let recorded = std::fs::read_to_string(servers::tools_dir().join("chromium.path"))
+        .ok()
+        .map(|s| std::path::PathBuf::from(s.trim()));
+    let candidates = std::env::var_os("RDBKIT_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(recorded)
+        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(std::path::PathBuf::from));
+    for c in candidates {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    let msg = "no chromium found (RDBKIT_CHROMIUM, <tools>/chromium.path, /usr/bin/chromium): \
+               run scripts/install-chromium.sh";
+    assert!(std::env::var_os("CI").is_none(), "{msg} (CI requires it)");
+    eprintln!("{msg}; skipping");
+    None
+}
+
+/// Runs headless Chromium on `page` with `extra` flags; returns (stdout, stderr).
+fn run_chromium(bin: &Path, page: &Path, extra: &[String]) -> (String, String) {
+    let profile = TempDir::new("stats-chromium-profile");
+    let out = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Console messages Chromium logged at error level, or uncaught exceptions.
+fn console_errors(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.contains("CONSOLE") && (l.contains(":ERROR:") || l.contains("Uncaught"))
+                || l.contains("Uncaught ")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn html_report_renders_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    let tmp = TempDir::new("stats-html");
+    // The control: a page with a deliberate console error must be caught, or the check
+    // below could never fail.
+    let control = tmp.path().join("control.html");
+    std::fs::write(
+        &control,
+        "<!doctype html><script>console.error('rdbkit-control-error'); null.x();</script>",
+    )
+    .expect("write control");
+    let (_, err) = run_chromium(&bin, &control, &["--dump-dom".into()]);
+    assert!(
+        !console_errors(&err).is_empty(),
+        "the console-error check did not see the control page's errors:\n{err}"
+    );
+
+    let fixture = common::fixtures_dir().join("redis-7.4/types.rdb");
+    let data = std::fs::read(&fixture).expect("fixture");
+    let page = tmp.path().join("report.html");
+    let mut a = args(&fixture);
+    a.json = false;
+    a.html = Some(page.clone());
+    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    let html = std::fs::read_to_string(&page).expect("report written");
+    for banned in ["http://", "https://", "src=\"//"] {
+        assert!(
+            !html.contains(banned),
+            "the page refers to the network: {banned}"
+        );
+    }
+
+    let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
+    let errors = console_errors(&err);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    for id in [
+        "chart-types",
+        "chart-encodings",
+        "chart-key-sizes",
+        "chart-value-sizes",
+        "chart-ttl",
+        "chart-shards",
+        "chart-slots",
+        "chart-memory-sizes",
+        "chart-prefixes",
+        "table-top",
+    ] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "the DOM lacks #{id}");
+    }
+    // The inline script ran to its end: it marks the canvas it painted.
+    assert!(
+        dom.contains("data-painted=\"yes\""),
+        "the slot heat map script did not run"
+    );
+    assert!(
+        dom.contains("list:nodes"),
+        "the top-keys table lacks the biggest key"
+    );
+
+    let shot = tmp.path().join("report.png");
+    let (_, err) = run_chromium(
+        &bin,
+        &page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,3000".into(),
+            "--hide-scrollbars".into(),
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}):\n{err}"));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("PNG frame");
+    assert_eq!((info.width, info.height), (1400, 3000), "screenshot size");
+    let channels = info.color_type.samples();
+    let mut colors = std::collections::HashSet::new();
+    let mut non_white = 0u64;
+    for px in pixels[..info.buffer_size()].chunks(channels) {
+        let rgb = (
+            px[0],
+            px.get(1).copied().unwrap_or(0),
+            px.get(2).copied().unwrap_or(0),
+        );
+        if rgb != (255, 255, 255) {
+            non_white += 1;
+        }
+        if colors.len() < 5000 {
+            colors.insert(rgb);
+        }
+    }
+    let total = u64::from(info.width) * u64::from(info.height);
+    assert!(
+        colors.len() > 50,
+        "only {} colours: a blank page?",
+        colors.len()
+    );
+    assert!(
+        non_white * 20 > total,
+        "{non_white} of {total} pixels are not white: mostly blank"
+    );
+    if let Some(keep) = std::env::var_os("RDBKIT_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).expect("copy screenshot");
+    }
+}
+
+#[test]
+fn corrupt_input_is_a_clear_error_and_leaves_no_html() {
+    let fixture = common::fixtures_dir().join("redis-7.4/types.rdb");
+    let data = std::fs::read(&fixture).expect("fixture");
+    let tmp = TempDir::new("stats-corrupt");
+    let page = tmp.path().join("report.html");
+    let mut a = args(&fixture);
+    a.html = Some(page.clone());
+    // Cut in the middle of the keys: the error names the offset, and nothing is written.
+    let cut = data.get(..data.len() / 2).expect("half");
+    let mut out = Vec::new();
+    let err = rdb_cli::stats::run(cut, &ParserBuilder::new(), &a, &mut out, |_| {})
+        .expect_err("a truncated file must fail");
+    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(err.to_string().contains("byte"), "no offset in: {err}");
+    assert!(out.is_empty(), "partial report written");
+    assert!(!page.exists(), "an HTML file was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // Usage errors exit 2.
+    let mut bad = args(&fixture);
+    bad.shards = 0;
+    let err = rdb_cli::stats::run(&data, &ParserBuilder::new(), &bad, &mut out, |_| {})
+        .expect_err("--shards 0");
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn cli_prints_text_json_and_html() {
+    let fixture = common::fixtures_dir().join("valkey-9.0/types.rdb");
+    let tmp = TempDir::new("stats-cli");
+    let page = tmp.path().join("r.html");
+    let out = std::process::Command::new(servers::rdbkit_bin())
+        .args(["stats", "--top", "3", "--html"])
+        .arg(&page)
+        .arg("--json")
+        .arg(&fixture)
+        .output()
+        .expect("run rdbkit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["top_by_bytes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["memory_model"]["layout"], "Valkey90");
+    assert!(std::fs::read_to_string(&page)
+        .expect("html")
+        .contains("id=\"chart-slots\""));
+    let text = std::process::Command::new(servers::rdbkit_bin())
+        .args(["stats"])
+        .arg(&fixture)
+        .output()
+        .expect("run rdbkit");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for section in [
+        "databases",
+        "types and encodings",
+        "biggest keys by bytes",
+        "key prefixes",
+        "TTL",
+        "hash slots",
+        "split into 3 shards",
+        "functions: 1 libraries",
+        "hash field TTLs",
+        "streams:",
+    ] {
+        assert!(
+            text.contains(section),
+            "text report lacks {section:?}:\n{text}"
+        );
+    }
+}
