@@ -7,6 +7,8 @@ pub mod export;
 pub mod info;
 pub mod json;
 pub mod output;
+pub mod resp;
+pub mod restore;
 
 /// Why a command could not finish.
 #[derive(Debug)]
