@@ -255,16 +255,13 @@ pub fn native_commands(
                 emit(c.finish());
             }
             if s.length == 0 {
-                // XADD then trim to nothing creates the empty stream the source holds.
-                let id = if s.last_id.ms == 0 && s.last_id.seq == 0 {
-                    "0-1".to_owned()
-                } else {
-                    stream_id(s.last_id)
-                };
-                let mut c = Cmd::new("XADD");
-                c.arg(key).arg(b"MAXLEN").arg(b"0").arg(id.as_bytes());
-                c.arg(b"x").arg(b"y");
+                // An empty stream: a group created with MKSTREAM and destroyed again
+                // leaves one, with nothing counted as added or deleted.
+                let tmp = b"rdbkit-tmp-group";
+                let mut c = Cmd::new("XGROUP");
+                c.arg(b"CREATE").arg(key).arg(tmp).arg(b"0").arg(b"MKSTREAM");
                 emit(c.finish());
+                emit(Cmd::new("XGROUP").arg(b"DESTROY").arg(key).arg(tmp).finish_ref());
             }
             let mut c = Cmd::new("XSETID");
             c.arg(key).arg(stream_id(s.last_id).as_bytes());

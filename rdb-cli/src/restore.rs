@@ -200,6 +200,8 @@ pub struct RestoreSummary {
     /// Keys skipped because the checkpoint says they were acknowledged before.
     pub resumed_past: u64,
     pub functions: u64,
+    /// Function libraries left out (--functions drop, on a target without functions).
+    pub functions_dropped: u64,
     pub commands: u64,
     pub bytes_sent: u64,
     pub seconds: f64,
@@ -223,6 +225,7 @@ impl RestoreSummary {
             "dropped": self.dropped,
             "resumed_past": self.resumed_past,
             "functions": self.functions,
+            "functions_dropped": self.functions_dropped,
             "commands": self.commands,
             "bytes_sent": self.bytes_sent,
             "seconds": self.seconds,
@@ -241,7 +244,7 @@ impl RestoreSummary {
             out,
             "restored into {url} ({}, payloads for {} / RDB {}): {} keys with RESTORE, {} as \
              plain commands, {} skipped (already there), {} skipped (expired), {} left out by \
-             filters, {} dropped; {} functions; {} commands, {} bytes in {:.2}s ({rate:.1} MB/s)",
+             filters, {} dropped; {} functions ({} dropped); {} commands, {} bytes in {:.2}s ({rate:.1} MB/s)",
             self.server,
             self.profile,
             self.rdb_version,
@@ -252,6 +255,7 @@ impl RestoreSummary {
             self.filtered,
             self.dropped,
             self.functions,
+            self.functions_dropped,
             self.commands,
             self.bytes_sent,
             self.seconds
@@ -971,7 +975,7 @@ impl<'o> Run<'o> {
         };
         if !copts.target.functions() {
             if copts.functions == FunctionPolicy::Drop {
-                self.s.dropped += 1;
+                self.s.functions_dropped += 1;
                 return Ok(());
             }
             return Err(Failure::Refused(format!(
