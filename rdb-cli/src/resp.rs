@@ -245,8 +245,28 @@ pub fn native_commands(
             }
         }
         Value::Stream(s) => {
+            // Pending entries whose message was deleted: XCLAIM ignores an ID the stream
+            // lacks, so such messages are added for the claim and deleted again after.
+            let mut pel: std::collections::BTreeSet<rdb_parser::StreamId> =
+                s.groups.iter().flat_map(|g| g.pending.iter().map(|p| p.id)).collect();
+            let mut placeholders = Vec::new();
+            let mut placeholder = |id: rdb_parser::StreamId, emit: &mut dyn FnMut(Vec<u8>)| {
+                let mut c = Cmd::new("XADD");
+                c.arg(key).arg(stream_id(id).as_bytes()).arg(b"rdbkit-deleted").arg(b"");
+                emit(c.finish());
+                placeholders.push(id);
+            };
             for e in s.entries() {
                 let e = e?;
+                while let Some(&p) = pel.first() {
+                    if p > e.id {
+                        break;
+                    }
+                    pel.pop_first();
+                    if p < e.id {
+                        placeholder(p, emit);
+                    }
+                }
                 let mut c = Cmd::new("XADD");
                 c.arg(key).arg(stream_id(e.id).as_bytes());
                 for (f, v) in &e.fields {
@@ -254,7 +274,10 @@ pub fn native_commands(
                 }
                 emit(c.finish());
             }
-            if s.length == 0 {
+            for p in std::mem::take(&mut pel) {
+                placeholder(p, emit);
+            }
+            if s.length == 0 && placeholders.is_empty() {
                 // An empty stream: a group created with MKSTREAM and destroyed again
                 // leaves one, with nothing counted as added or deleted.
                 let tmp = b"rdbkit-tmp-group";
@@ -263,17 +286,6 @@ pub fn native_commands(
                 emit(c.finish());
                 emit(Cmd::new("XGROUP").arg(b"DESTROY").arg(key).arg(tmp).finish_ref());
             }
-            let mut c = Cmd::new("XSETID");
-            c.arg(key).arg(stream_id(s.last_id).as_bytes());
-            if o.stream_metadata {
-                if let Some(n) = s.entries_added {
-                    c.arg(b"ENTRIESADDED").int(n as i64);
-                }
-                if let Some(id) = s.max_deleted_id {
-                    c.arg(b"MAXDELETEDID").arg(stream_id(id).as_bytes());
-                }
-            }
-            emit(c.finish());
             for g in &s.groups {
                 let mut c = Cmd::new("XGROUP");
                 c.arg(b"CREATE").arg(key).arg(&g.name);
@@ -311,6 +323,26 @@ pub fn native_commands(
                     emit(c.finish());
                 }
             }
+            for group in placeholders.chunks(o.batch_items.max(1)) {
+                let mut c = Cmd::new("XDEL");
+                c.arg(key);
+                for id in group {
+                    c.arg(stream_id(*id).as_bytes());
+                }
+                emit(c.finish());
+            }
+            // Last, so that the placeholders' XADD/XDEL leave no trace in the counters.
+            let mut c = Cmd::new("XSETID");
+            c.arg(key).arg(stream_id(s.last_id).as_bytes());
+            if o.stream_metadata {
+                if let Some(n) = s.entries_added {
+                    c.arg(b"ENTRIESADDED").int(n as i64);
+                }
+                if let Some(id) = s.max_deleted_id {
+                    c.arg(b"MAXDELETEDID").arg(stream_id(id).as_bytes());
+                }
+            }
+            emit(c.finish());
         }
         Value::Module(m) => {
             return Err(NativeError::Unsupported(format!(

@@ -677,6 +677,10 @@ fn restores_into_a_real_cluster() {
     assert_eq!(s["asked"].as_u64(), Some(in_slot as u64), "{s}");
     let on_p1: Vec<Vec<u8>> = scan_keys(p1);
     assert_eq!(on_p1.iter().filter(|k| rdb_writer::slot::key_slot(k) == migrating).count(), in_slot);
+    // Finish the migration, so that node 1 serves the keys it imported.
+    for s in &cluster.servers {
+        ok(s.port(), &[b"CLUSTER", b"SETSLOT", slot.as_bytes(), b"NODE", cluster.ids[1].as_bytes()]);
+    }
     let mut got = Vec::new();
     for server in &cluster.servers {
         got.extend(server.readback());
