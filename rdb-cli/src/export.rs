@@ -469,6 +469,9 @@ pub fn commands(
 /// One key's commands, formatted on any core.
 struct KeyCommands {
     bytes: Vec<u8>,
+    /// A RESTORE payload, written between `bytes` and `tail` without another copy.
+    payload: Vec<u8>,
+    tail: Vec<u8>,
     commands: u64,
     dropped: bool,
     field_ttls_dropped: u64,
@@ -483,6 +486,8 @@ fn key_commands(
     use rdb_writer::convert::{dump_payload, ConvertError};
     let mut k = KeyCommands {
         bytes: Vec::new(),
+        payload: Vec::new(),
+        tail: Vec::new(),
         commands: 0,
         dropped: false,
         field_ttls_dropped: 0,
@@ -490,7 +495,9 @@ fn key_commands(
     if o.restore {
         match dump_payload(entry, source, &o.convert) {
             Ok(Some(payload)) => {
-                crate::resp::restore(&mut k.bytes, entry, &payload, o.replace);
+                crate::resp::restore_head(&mut k.bytes, entry, payload.len(), o.replace);
+                crate::resp::restore_tail(&mut k.tail, entry, o.replace);
+                k.payload = payload;
                 k.commands = 1;
             }
             Ok(None) => k.dropped = true,
@@ -568,7 +575,9 @@ fn commands_unchecked<'data>(
                 summary.keys += 1;
                 summary.commands += k.commands;
                 summary.field_ttls_dropped += k.field_ttls_dropped;
-                write(&k.bytes, &mut summary)
+                write(&k.bytes, &mut summary)?;
+                write(&k.payload, &mut summary)?;
+                write(&k.tail, &mut summary)
             }
             (Item::Function(Function::Library { code }), _) => {
                 if !o.convert.target.functions() {

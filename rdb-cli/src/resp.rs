@@ -76,41 +76,57 @@ fn bulk_header(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `RESTORE key ttl payload [ABSTTL] [REPLACE] [IDLETIME s | FREQ f]` to `out`
-/// without copying the payload anywhere else first.
+/// Appends `RESTORE key ttl payload [ABSTTL] [REPLACE] [IDLETIME s | FREQ f]` to `out`.
 pub fn restore(out: &mut Vec<u8>, entry: &Entry<'_>, payload: &[u8], replace: bool) {
-    let (mut idle, mut freq) = (itoa::Buffer::new(), itoa::Buffer::new());
-    // RESTORE takes one of the two; a source stores the one its eviction policy keeps.
-    let lru: Option<[&[u8]; 2]> = match (entry.freq, entry.idle_s) {
-        (Some(f), _) => Some([b"FREQ", freq.format(f).as_bytes()]),
-        (None, Some(s)) => Some([b"IDLETIME", idle.format(s).as_bytes()]),
-        (None, None) => None,
-    };
-    let absttl = entry.expire_ms.is_some();
-    let n = 4 + usize::from(absttl) + usize::from(replace) + if lru.is_some() { 2 } else { 0 };
+    out.reserve(payload.len() + entry.key.len() + 96);
+    restore_head(out, entry, payload.len(), replace);
+    out.extend_from_slice(payload);
+    restore_tail(out, entry, replace);
+}
+
+/// The bytes of a RESTORE command before its payload (which then goes out as it is).
+pub fn restore_head(out: &mut Vec<u8>, entry: &Entry<'_>, payload_len: usize, replace: bool) {
+    let n = 4
+        + usize::from(entry.expire_ms.is_some())
+        + usize::from(replace)
+        + if entry.freq.is_some() || entry.idle_s.is_some() { 2 } else { 0 };
     let mut ttl = itoa::Buffer::new();
     let ttl = ttl.format(entry.expire_ms.unwrap_or(0).max(0)).as_bytes();
-    out.reserve(payload.len() + entry.key.len() + 96);
     out.push(b'*');
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n$7\r\nRESTORE\r\n");
-    let arg = |out: &mut Vec<u8>, a: &[u8]| {
-        bulk_header(out, a.len());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    };
     arg(out, &entry.key);
     arg(out, ttl);
-    arg(out, payload);
-    if absttl {
+    bulk_header(out, payload_len);
+}
+
+/// The bytes of a RESTORE command after its payload.
+pub fn restore_tail(out: &mut Vec<u8>, entry: &Entry<'_>, replace: bool) {
+    out.extend_from_slice(b"\r\n");
+    if entry.expire_ms.is_some() {
         arg(out, b"ABSTTL");
     }
     if replace {
         arg(out, b"REPLACE");
     }
-    for a in lru.iter().flatten() {
-        arg(out, a);
+    // RESTORE takes one of the two; a source stores the one its eviction policy keeps.
+    match (entry.freq, entry.idle_s) {
+        (Some(f), _) => {
+            arg(out, b"FREQ");
+            arg(out, itoa::Buffer::new().format(f).as_bytes());
+        }
+        (None, Some(s)) => {
+            arg(out, b"IDLETIME");
+            arg(out, itoa::Buffer::new().format(s).as_bytes());
+        }
+        (None, None) => {}
     }
+}
+
+fn arg(out: &mut Vec<u8>, a: &[u8]) {
+    bulk_header(out, a.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `SELECT db`.
