@@ -47,7 +47,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 dbsize() { "$cli" -p "$port" dbsize; }
 
 t0=$(now); "$bin" export "$file" --format resp -o "$work/cmds.resp"; t1=$(now)
-"$bin" export "$file" --format restore -o "$work/cmds.restore"; t2=$(now)
+"$bin" export "$file" --format restore --target "$server_name" -o "$work/cmds.restore"; t2=$(now)
 printf 'export --format resp:    %6.2f s, %d MB\n' "$(echo "$t1 - $t0" | bc)" "$(( $(stat -c %s "$work/cmds.resp") >> 20 ))"
 printf 'export --format restore: %6.2f s, %d MB\n' "$(echo "$t2 - $t1" | bc)" "$(( $(stat -c %s "$work/cmds.restore") >> 20 ))"
 
@@ -59,10 +59,11 @@ for way in restore pipe-resp pipe-restore; do
         "$cli" -p "$port" flushall >/dev/null
         start=$(now)
         case $way in
-            restore) "$bin" restore "$file" --to "redis://127.0.0.1:$port" --now 0 >/dev/null 2>&1 ;;
-            pipe-resp) "$cli" -p "$port" --pipe <"$work/cmds.resp" >/dev/null ;;
-            pipe-restore) "$cli" -p "$port" --pipe <"$work/cmds.restore" >/dev/null ;;
+            restore) "$bin" restore "$file" --to "redis://127.0.0.1:$port" --now 0 >/dev/null ;;
+            pipe-resp) "$cli" -p "$port" --pipe <"$work/cmds.resp" >"$work/pipe.log" 2>&1 ;;
+            pipe-restore) "$cli" -p "$port" --pipe <"$work/cmds.restore" >"$work/pipe.log" 2>&1 ;;
         esac
+        case $way in pipe-*) grep -q "errors: 0" "$work/pipe.log" || { tail -3 "$work/pipe.log" >&2; exit 1; } ;; esac
         end=$(now)
         n=$(dbsize)
         [ -n "$expected" ] || expected=$n

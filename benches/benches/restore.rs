@@ -14,7 +14,9 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use rdb_cli::export::{commands, CommandsOptions, CommandsSummary};
 use rdb_parser::ParserBuilder;
 use rdb_writer::convert::ConvertOptions;
@@ -54,7 +56,11 @@ fn bench(c: &mut Criterion) {
     let mb = size_mb();
     let snap = generate_snapshot(mb << 20, 0x5EED).unwrap_or_else(|e| panic!("generating: {e}"));
     let mut group = c.benchmark_group("restore");
-    for (name, version, restore) in [("same_version", 11u32, true), ("to_rdb9", 9, true), ("resp", 11, false)] {
+    for (name, version, restore) in [
+        ("same_version", 11u32, true),
+        ("to_rdb9", 9, true),
+        ("resp", 11, false),
+    ] {
         let o = CommandsOptions {
             restore,
             replace: false,

@@ -728,13 +728,20 @@ fn export_commands(
     let input = Input::open(file).map_err(|e| io_context(e, file))?;
     let source = rdb_parser::Parser::new(input.bytes())?.version();
     let profile = match (&a.target, a.rdb_version) {
-        (Some(name), _) => rdb_writer::TargetProfile::named(name).cloned().ok_or_else(|| {
-            usage(format!("unknown target {name:?}; `rdbkit targets` lists the profiles"))
-        })?,
+        (Some(name), _) => rdb_writer::TargetProfile::named(name)
+            .cloned()
+            .ok_or_else(|| {
+                usage(format!(
+                    "unknown target {name:?}; `rdbkit targets` lists the profiles"
+                ))
+            })?,
         (None, n) => {
             let n = n.unwrap_or(source.number);
-            rdb_writer::TargetProfile::for_version(n)
-                .ok_or_else(|| usage(format!("--rdb-version {n}: rdbkit writes 9, 10, 11, 12 or 80")))?
+            rdb_writer::TargetProfile::for_version(n).ok_or_else(|| {
+                usage(format!(
+                    "--rdb-version {n}: rdbkit writes 9, 10, 11, 12 or 80"
+                ))
+            })?
         }
     };
     let mut convert = rdb_writer::convert::ConvertOptions::new(profile);
@@ -775,14 +782,21 @@ fn restore(a: &RestoreArgs) -> Result<(), Failure> {
     use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
     let url = TargetUrl::parse(&a.to).map_err(usage)?;
     let input = Input::open(&a.file).map_err(|e| io_context(e, &a.file))?;
-    let target_override = match &a.target {
-        Some(name) => Some(rdb_writer::TargetProfile::named(name).cloned().ok_or_else(|| {
-            usage(format!("unknown target {name:?}; `rdbkit targets` lists the profiles"))
-        })?),
-        None => None,
-    };
+    let target_override =
+        match &a.target {
+            Some(name) => Some(rdb_writer::TargetProfile::named(name).cloned().ok_or_else(
+                || {
+                    usage(format!(
+                        "unknown target {name:?}; `rdbkit targets` lists the profiles"
+                    ))
+                },
+            )?),
+            None => None,
+        };
     let mut convert = rdb_writer::convert::ConvertOptions::new(
-        target_override.clone().unwrap_or_else(|| rdb_writer::PROFILES[0].clone()),
+        target_override
+            .clone()
+            .unwrap_or_else(|| rdb_writer::PROFILES[0].clone()),
     );
     convert.field_ttls = field_ttl_policy(a.field_ttls);
     convert.functions = match a.functions {
@@ -824,10 +838,13 @@ fn restore(a: &RestoreArgs) -> Result<(), Failure> {
     }
     let summary = result?;
     if a.json {
-        let text = serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
+        let text =
+            serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
         println!("{text}");
     } else {
-        summary.write_text(&mut std::io::stderr(), &o.url).map_err(Failure::Io)?;
+        summary
+            .write_text(&mut std::io::stderr(), &o.url)
+            .map_err(Failure::Io)?;
     }
     Ok(())
 }

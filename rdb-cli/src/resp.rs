@@ -89,7 +89,11 @@ pub fn restore_head(out: &mut Vec<u8>, entry: &Entry<'_>, payload_len: usize, re
     let n = 4
         + usize::from(entry.expire_ms.is_some())
         + usize::from(replace)
-        + if entry.freq.is_some() || entry.idle_s.is_some() { 2 } else { 0 };
+        + if entry.freq.is_some() || entry.idle_s.is_some() {
+            2
+        } else {
+            0
+        };
     let mut ttl = itoa::Buffer::new();
     let ttl = ttl.format(entry.expire_ms.unwrap_or(0).max(0)).as_bytes();
     out.push(b'*');
@@ -239,7 +243,9 @@ pub fn native_commands(
                 let field = field?;
                 if let Some(t) = field.expire_ms {
                     if o.field_ttls {
-                        ttls.entry(t).or_default().push(field.field.to_bytes().into_owned());
+                        ttls.entry(t)
+                            .or_default()
+                            .push(field.field.to_bytes().into_owned());
                     } else {
                         losses.field_ttls += 1;
                     }
@@ -263,12 +269,18 @@ pub fn native_commands(
         Value::Stream(s) => {
             // Pending entries whose message was deleted: XCLAIM ignores an ID the stream
             // lacks, so such messages are added for the claim and deleted again after.
-            let mut pel: std::collections::BTreeSet<rdb_parser::StreamId> =
-                s.groups.iter().flat_map(|g| g.pending.iter().map(|p| p.id)).collect();
+            let mut pel: std::collections::BTreeSet<rdb_parser::StreamId> = s
+                .groups
+                .iter()
+                .flat_map(|g| g.pending.iter().map(|p| p.id))
+                .collect();
             let mut placeholders = Vec::new();
             let mut placeholder = |id: rdb_parser::StreamId, emit: &mut dyn FnMut(Vec<u8>)| {
                 let mut c = Cmd::new("XADD");
-                c.arg(key).arg(stream_id(id).as_bytes()).arg(b"rdbkit-deleted").arg(b"");
+                c.arg(key)
+                    .arg(stream_id(id).as_bytes())
+                    .arg(b"rdbkit-deleted")
+                    .arg(b"");
                 emit(c.finish());
                 placeholders.push(id);
             };
@@ -298,9 +310,19 @@ pub fn native_commands(
                 // leaves one, with nothing counted as added or deleted.
                 let tmp = b"rdbkit-tmp-group";
                 let mut c = Cmd::new("XGROUP");
-                c.arg(b"CREATE").arg(key).arg(tmp).arg(b"0").arg(b"MKSTREAM");
+                c.arg(b"CREATE")
+                    .arg(key)
+                    .arg(tmp)
+                    .arg(b"0")
+                    .arg(b"MKSTREAM");
                 emit(c.finish());
-                emit(Cmd::new("XGROUP").arg(b"DESTROY").arg(key).arg(tmp).finish_ref());
+                emit(
+                    Cmd::new("XGROUP")
+                        .arg(b"DESTROY")
+                        .arg(key)
+                        .arg(tmp)
+                        .finish_ref(),
+                );
             }
             for g in &s.groups {
                 let mut c = Cmd::new("XGROUP");
@@ -392,7 +414,12 @@ impl<'k> Batch<'k> {
         }
     }
 
-    fn push(&mut self, name: &'static str, emit: &mut dyn FnMut(Vec<u8>), add: impl FnOnce(&mut Cmd)) {
+    fn push(
+        &mut self,
+        name: &'static str,
+        emit: &mut dyn FnMut(Vec<u8>),
+        add: impl FnOnce(&mut Cmd),
+    ) {
         let (_, cmd) = self.cmd.get_or_insert_with(|| {
             let mut c = Cmd::new(name);
             c.arg(self.key);
@@ -447,7 +474,15 @@ mod tests {
 
     #[test]
     fn scores_round_trip() {
-        for s in [0.5, -3.0, 1e300, 5e-324, f64::INFINITY, f64::NEG_INFINITY, 0.1 + 0.2] {
+        for s in [
+            0.5,
+            -3.0,
+            1e300,
+            5e-324,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.1 + 0.2,
+        ] {
             let t = score_text(s);
             let back: f64 = t.parse().unwrap_or(f64::NAN);
             assert_eq!(back.to_bits(), s.to_bits(), "{t}");

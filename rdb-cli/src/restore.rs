@@ -527,7 +527,10 @@ impl Conn {
 /// (code, details) of an error reply. (The crate does not export its error type's name.)
 fn server_error(v: &Value) -> Option<(String, String)> {
     match v {
-        Value::ServerError(e) => Some((e.code().to_owned(), e.details().unwrap_or_default().to_owned())),
+        Value::ServerError(e) => Some((
+            e.code().to_owned(),
+            e.details().unwrap_or_default().to_owned(),
+        )),
         _ => None,
     }
 }
@@ -620,8 +623,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn read(path: &Path) -> Result<Checkpoint, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a checkpoint ({e})", path.display()))?;
         let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
@@ -725,7 +727,11 @@ pub fn restore(
         native: NativeOptions::default(),
         s: RestoreSummary::default(),
     };
-    let addr0 = run.conns.first().map(|c| c.addr.clone()).unwrap_or_default();
+    let addr0 = run
+        .conns
+        .first()
+        .map(|c| c.addr.clone())
+        .unwrap_or_default();
     run.by_addr.insert(addr0, 0);
     let mut copts = o.convert.clone();
     run.probe(&mut copts)?;
@@ -774,7 +780,11 @@ impl<'o> Run<'o> {
         let c = self.conn(0)?;
         let info = c.call(&resp::Cmd::new("INFO").arg(b"server").finish_ref())?;
         if let Some(e) = server_error(&info) {
-            return Err(Failure::Refused(format!("{}: INFO server: {}", c.addr, error_text(&e))));
+            return Err(Failure::Refused(format!(
+                "{}: INFO server: {}",
+                c.addr,
+                error_text(&e)
+            )));
         }
         let info = text(&info).unwrap_or_default();
         let reply = c.call(
@@ -861,9 +871,11 @@ impl<'o> Run<'o> {
         let mut slots = vec![usize::MAX; SLOTS];
         for r in &ranges {
             let Value::Array(parts) = r else { continue };
-            let (Some(a), Some(b), Some(Value::Array(node))) =
-                (parts.first().and_then(int), parts.get(1).and_then(int), parts.get(2))
-            else {
+            let (Some(a), Some(b), Some(Value::Array(node))) = (
+                parts.first().and_then(int),
+                parts.get(1).and_then(int),
+                parts.get(2),
+            ) else {
                 continue;
             };
             let host = node.first().and_then(text).unwrap_or_default();
@@ -1150,7 +1162,8 @@ impl<'o> Run<'o> {
             return Ok(());
         }
         self.checkpoint.last_acked = self.acked();
-        self.checkpoint.reserved = Some(i + self.o.checkpoint_every.max(1) + self.o.window_commands as u64);
+        self.checkpoint.reserved =
+            Some(i + self.o.checkpoint_every.max(1) + self.o.window_commands as u64);
         self.written_acked = self.checkpoint.last_acked;
         self.checkpoint
             .write(path)
@@ -1200,21 +1213,37 @@ impl<'o> Run<'o> {
                 e.0 += 1;
             }
         }
-        self.push(target, Pending { key, bytes: cmd.len(), command: Some(cmd), kind })?;
+        self.push(
+            target,
+            Pending {
+                key,
+                bytes: cmd.len(),
+                command: Some(cmd),
+                kind,
+            },
+        )?;
         self.run_retries()
     }
 
     /// Sends a pending command (its `command` moved into the output buffer).
     fn push(&mut self, target: usize, mut p: Pending) -> Result<(), Failure> {
         let (window, window_bytes) = (self.o.window_commands.max(1), self.o.window_bytes.max(1));
-        loop {
-            let c = self.conn(target)?;
-            let full = c.inflight.len() >= window
-                || (!c.inflight.is_empty() && c.inflight_bytes + p.bytes > window_bytes);
-            if !full {
-                break;
+        let c = self.conn(target)?;
+        let full = c.inflight.len() >= window
+            || (!c.inflight.is_empty() && c.inflight_bytes + p.bytes > window_bytes);
+        if full {
+            // Read down to half the window, so that writes and reads go in batches
+            // rather than one command per system call.
+            loop {
+                let c = self.conn(target)?;
+                if c.inflight.is_empty()
+                    || (c.inflight.len() <= window / 2
+                        && c.inflight_bytes + p.bytes <= window_bytes / 2 + p.bytes)
+                {
+                    break;
+                }
+                self.read_one(target)?;
             }
-            self.read_one(target)?;
         }
         let cluster = self.o.cluster;
         let c = self.conn(target)?;
@@ -1374,7 +1403,8 @@ mod tests {
 
     #[test]
     fn urls_parse_and_never_show_the_password() {
-        let u = TargetUrl::parse("rediss://app:s%40cret@cache.example.net:6380/2").unwrap_or_else(|e| panic!("{e}"));
+        let u = TargetUrl::parse("rediss://app:s%40cret@cache.example.net:6380/2")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(u.tls);
         assert_eq!(u.host, "cache.example.net");
         assert_eq!(u.port, 6380);
@@ -1384,23 +1414,40 @@ mod tests {
         let shown = format!("{u} {u:?}");
         assert!(!shown.contains("cret"), "{shown}");
         assert_eq!(u.to_string(), "rediss://app:***@cache.example.net:6380/2");
-        let e = TargetUrl::parse("http://:hunter2@h/x").err().unwrap_or_default();
+        let e = TargetUrl::parse("http://:hunter2@h/x")
+            .err()
+            .unwrap_or_default();
         assert!(!e.contains("hunter2"), "{e}");
-        let e = TargetUrl::parse("redis://:hunter2@h/x").err().unwrap_or_default();
+        let e = TargetUrl::parse("redis://:hunter2@h/x")
+            .err()
+            .unwrap_or_default();
         assert!(!e.contains("hunter2") && e.contains("db number"), "{e}");
     }
 
     #[test]
     fn server_versions_map_to_profiles() {
-        let p = |info: &str| profile_for_server(info).map(|(p, _)| p.name).unwrap_or("error");
+        let p = |info: &str| {
+            profile_for_server(info)
+                .map(|(p, _)| p.name)
+                .unwrap_or("error")
+        };
         assert_eq!(p("redis_version:5.0.7\r\n"), "redis-5.0");
         assert_eq!(p("redis_version:6.2.5\r\n"), "redis-6.2");
         assert_eq!(p("redis_version:7.0.15\r\n"), "redis-7.0");
         assert_eq!(p("redis_version:7.4.1\r\n"), "redis-7.4");
         assert_eq!(p("redis_version:8.0.2\r\n"), "redis-8.0");
-        assert_eq!(p("redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n"), "valkey-8.0");
-        assert_eq!(p("redis_version:7.2.4\r\nvalkey_version:9.1.2\r\n"), "valkey-9.0");
-        assert_eq!(p("redis_version:7.2.4\r\nserver_name:valkey\r\n"), "valkey-7.2");
+        assert_eq!(
+            p("redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n"),
+            "valkey-8.0"
+        );
+        assert_eq!(
+            p("redis_version:7.2.4\r\nvalkey_version:9.1.2\r\n"),
+            "valkey-9.0"
+        );
+        assert_eq!(
+            p("redis_version:7.2.4\r\nserver_name:valkey\r\n"),
+            "valkey-7.2"
+        );
         assert_eq!(p("redis_version:4.0.9\r\n"), "error");
     }
 }

@@ -165,7 +165,10 @@ fn restores_into_every_server() {
             ]);
             let what = format!("{} <- {}", entry.name, source.display());
             if !out.status.success() {
-                failures.push(format!("{what}: rdbkit restore failed: {}", all_output(&out)));
+                failures.push(format!(
+                    "{what}: rdbkit restore failed: {}",
+                    all_output(&out)
+                ));
                 continue;
             }
             let s = summary_json(&out);
@@ -182,7 +185,8 @@ fn restores_into_every_server() {
                 ));
             }
             restored_total += n("restored");
-            let truth = read_jsonl(&source.with_extension("jsonl")).unwrap_or_else(|e| panic!("{e}"));
+            let truth =
+                read_jsonl(&source.with_extension("jsonl")).unwrap_or_else(|e| panic!("{e}"));
             let got = match server.try_readback() {
                 Ok(g) => g,
                 Err(e) => {
@@ -210,7 +214,10 @@ fn restores_into_every_server() {
             }
         }
     }
-    eprintln!("restore: {restored_total} keys restored across {} servers", manifest.len());
+    eprintln!(
+        "restore: {restored_total} keys restored across {} servers",
+        manifest.len()
+    );
     report_failures("restore into every server", &failures);
 }
 
@@ -225,14 +232,21 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "rdbkit test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap_or_else(|e| panic!("{e}"));
-    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+    let ca = ca_params
+        .self_signed(&ca_key)
         .unwrap_or_else(|e| panic!("{e}"));
+    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap_or_else(|e| panic!("{e}"));
     let cert = params
         .signed_by(&key, &ca, &ca_key)
         .unwrap_or_else(|e| panic!("{e}"));
-    let paths = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
     for (path, text) in [
         (&paths.0, ca.pem()),
         (&paths.1, cert.pem()),
@@ -269,7 +283,10 @@ fn restores_over_tls_with_a_password() {
     };
     let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
     const PASSWORD: &str = "Tr0ub4dor&3-not-printed";
-    ok(server.port(), &[b"CONFIG", b"SET", b"requirepass", PASSWORD.as_bytes()]);
+    ok(
+        server.port(),
+        &[b"CONFIG", b"SET", b"requirepass", PASSWORD.as_bytes()],
+    );
     let source = common::fixtures_dir().join("redis-7.0/types.rdb");
     let source = source.to_string_lossy();
     let encoded = PASSWORD.replace('&', "%26");
@@ -280,9 +297,20 @@ fn restores_over_tls_with_a_password() {
     // A wrong CA: the certificate does not verify, nothing is sent.
     let other = TempDir::new("restore-tls-other-ca");
     let (other_ca, _, _) = make_certificates(other.path());
-    let out = rdbkit(&["restore", &source, "--to", &good, "--tls-ca", &other_ca.to_string_lossy()]);
+    let out = rdbkit(&[
+        "restore",
+        &source,
+        "--to",
+        &good,
+        "--tls-ca",
+        &other_ca.to_string_lossy(),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
-    assert!(all_output(&out).contains("certificate"), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("certificate"),
+        "{}",
+        all_output(&out)
+    );
     outputs.push(all_output(&out));
 
     // A wrong password.
@@ -294,23 +322,49 @@ fn restores_over_tls_with_a_password() {
 
     // The right CA and password.
     let now = servers::now_ms().to_string();
-    let out = rdbkit(&["restore", &source, "--to", &good, "--tls-ca", &ca_arg, "--now", &now]);
+    let out = rdbkit(&[
+        "restore", &source, "--to", &good, "--tls-ca", &ca_arg, "--now", &now,
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
-    assert!(all_output(&out).contains("rediss://:***@localhost"), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("rediss://:***@localhost"),
+        "{}",
+        all_output(&out)
+    );
     outputs.push(all_output(&out));
 
     // Again with --tls-insecure and the password from the environment: every key exists.
     let bare = format!("rediss://localhost:{tls_port}");
     let out = Command::new(servers::rdbkit_bin())
-        .args(["restore", &source, "--to", &bare, "--tls-insecure", "--json"])
+        .args([
+            "restore",
+            &source,
+            "--to",
+            &bare,
+            "--tls-insecure",
+            "--json",
+        ])
         .env("RDBKIT_REDIS_PASSWORD", PASSWORD)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    assert!(all_output(&out).contains("already exists"), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("already exists"),
+        "{}",
+        all_output(&out)
+    );
     outputs.push(all_output(&out));
     let out = Command::new(servers::rdbkit_bin())
-        .args(["restore", &source, "--to", &bare, "--tls-insecure", "--on-exists", "skip", "--json"])
+        .args([
+            "restore",
+            &source,
+            "--to",
+            &bare,
+            "--tls-insecure",
+            "--on-exists",
+            "skip",
+            "--json",
+        ])
         .env("RDBKIT_REDIS_PASSWORD", PASSWORD)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -321,12 +375,18 @@ fn restores_over_tls_with_a_password() {
     outputs.push(all_output(&out));
 
     for o in &outputs {
-        assert!(!o.contains(PASSWORD) && !o.contains(&encoded), "password printed: {o}");
+        assert!(
+            !o.contains(PASSWORD) && !o.contains(&encoded),
+            "password printed: {o}"
+        );
     }
     // Read back over the plain port, without the password.
-    let mut c = Resp::connect(server.port(), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
-    c.command(&[b"AUTH", PASSWORD.as_bytes()]).unwrap_or_else(|e| panic!("{e}"));
-    c.command(&[b"CONFIG", b"SET", b"requirepass", b""]).unwrap_or_else(|e| panic!("{e}"));
+    let mut c =
+        Resp::connect(server.port(), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    c.command(&[b"AUTH", PASSWORD.as_bytes()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.command(&[b"CONFIG", b"SET", b"requirepass", b""])
+        .unwrap_or_else(|e| panic!("{e}"));
     let truth = read_jsonl(&common::fixtures_dir().join("redis-7.0/types.jsonl"))
         .unwrap_or_else(|e| panic!("{e}"));
     let stats = compare(
@@ -346,17 +406,27 @@ fn restores_over_tls_with_a_password() {
 
 /// Runs commands on a fresh server of `entry`, saves, and returns the dump and its
 /// read-back (the ground truth of the dump).
-fn make_source(entry: &Entry, dir: &Path, commands: &[Vec<Vec<u8>>], extra: &[&str]) -> (PathBuf, Vec<Value>) {
+fn make_source(
+    entry: &Entry,
+    dir: &Path,
+    commands: &[Vec<Vec<u8>>],
+    extra: &[&str],
+) -> (PathBuf, Vec<Value>) {
     let opts = StartOptions {
         args: extra.iter().map(|s| (*s).to_owned()).collect(),
         ..StartOptions::default()
     };
     let server = Server::start_with(entry, dir, &opts).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = Resp::connect(server.port(), Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    let mut c =
+        Resp::connect(server.port(), Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
     for cmd in commands {
         let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
         let r = c.command(&args).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!matches!(r, Reply::Error(_)), "{:?} -> {r:?}", String::from_utf8_lossy(&cmd[0]));
+        assert!(
+            !matches!(r, Reply::Error(_)),
+            "{:?} -> {r:?}",
+            String::from_utf8_lossy(&cmd[0])
+        );
     }
     let r = c.command(&[b"SAVE"]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.text().as_deref(), Some("OK"));
@@ -403,11 +473,29 @@ fn big_values(prefix: &str) -> Vec<Vec<Vec<u8>>> {
         out.extend([l, s, h, z]);
         for i in range.step_by(2) {
             let id = format!("{}-1", i + 1);
-            out.push(cmd(&[b"XADD", &k("stream"), id.as_bytes(), b"f", &elem(i), b"g", &elem(i)]));
+            out.push(cmd(&[
+                b"XADD",
+                &k("stream"),
+                id.as_bytes(),
+                b"f",
+                &elem(i),
+                b"g",
+                &elem(i),
+            ]));
         }
     }
     out.push(cmd(&[b"XGROUP", b"CREATE", &k("stream"), b"readers", b"0"]));
-    out.push(cmd(&[b"XREADGROUP", b"GROUP", b"readers", b"alice", b"COUNT", b"3", b"STREAMS", &k("stream"), b">"]));
+    out.push(cmd(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"readers",
+        b"alice",
+        b"COUNT",
+        b"3",
+        b"STREAMS",
+        &k("stream"),
+        b">",
+    ]));
     out.push(cmd(&[b"PEXPIREAT", &k("list"), b"4102444800000"]));
     out.push(cmd(&[b"SET", &k("small"), b"small value"]));
     out
@@ -427,7 +515,13 @@ fn values_above_proto_max_bulk_len_are_chunked() {
         ..StartOptions::default()
     };
     let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
-    let out = rdbkit(&["restore", &source.to_string_lossy(), "--to", &url(server.port()), "--json"]);
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &url(server.port()),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
     let s = summary_json(&out);
     assert_eq!(s["chunked"], 5, "list, set, hash, zset, stream: {s}");
@@ -441,28 +535,76 @@ fn values_above_proto_max_bulk_len_are_chunked() {
     assert_eq!(stats.keys, 6);
 
     // With --on-exists skip every key is left as it is; by default the first one stops.
-    let out = rdbkit(&["restore", &source.to_string_lossy(), "--to", &url(server.port())]);
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &url(server.port()),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    assert!(all_output(&out).contains("already exists"), "{}", all_output(&out));
-    let out = rdbkit(&["restore", &source.to_string_lossy(), "--to", &url(server.port()), "--on-exists", "skip", "--json"]);
+    assert!(
+        all_output(&out).contains("already exists"),
+        "{}",
+        all_output(&out)
+    );
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &url(server.port()),
+        "--on-exists",
+        "skip",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
     assert_eq!(summary_json(&out)["skipped_existing"], 6);
     // --replace rebuilds them: nothing doubles.
-    let out = rdbkit(&["restore", &source.to_string_lossy(), "--to", &url(server.port()), "--replace"]);
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &url(server.port()),
+        "--replace",
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
-    compare(&truth, &server.readback(), &chunked).unwrap_or_else(|e| panic!("after --replace: {e}"));
+    compare(&truth, &server.readback(), &chunked)
+        .unwrap_or_else(|e| panic!("after --replace: {e}"));
 
     // A 3 MB string cannot exist on a Redis 7 server whose limit is 1 MB.
     let str_dir = TempDir::new("restore-chunk-str");
-    let big: Vec<u8> = (0..30_000).flat_map(|i| {
-        let mut x = (i as u64 + 7).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        x ^= x >> 29;
-        format!("{x:016x}{:016x}{:016x}{:016x}{:016x}{:016x}", x.rotate_left(7), x.rotate_left(13), x.rotate_left(19), x.rotate_left(29), x.rotate_left(37)).into_bytes()
-    }).collect();
-    let (strings, _) = make_source(&entry, str_dir.path(), &[cmd(&[b"SET", b"big:string", &big])], &[]);
-    let out = rdbkit(&["restore", &strings.to_string_lossy(), "--to", &url(server.port())]);
+    let big: Vec<u8> = (0..30_000)
+        .flat_map(|i| {
+            let mut x = (i as u64 + 7).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+            x ^= x >> 29;
+            format!(
+                "{x:016x}{:016x}{:016x}{:016x}{:016x}{:016x}",
+                x.rotate_left(7),
+                x.rotate_left(13),
+                x.rotate_left(19),
+                x.rotate_left(29),
+                x.rotate_left(37)
+            )
+            .into_bytes()
+        })
+        .collect();
+    let (strings, _) = make_source(
+        &entry,
+        str_dir.path(),
+        &[cmd(&[b"SET", b"big:string", &big])],
+        &[],
+    );
+    let out = rdbkit(&[
+        "restore",
+        &strings.to_string_lossy(),
+        "--to",
+        &url(server.port()),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    assert!(all_output(&out).contains("big:string"), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("big:string"),
+        "{}",
+        all_output(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -482,7 +624,12 @@ fn resume_after_a_broken_connection() {
         }
         commands.push(l);
     }
-    let (source, truth) = make_source(&entry, src_dir.path(), &commands, &["--enable-debug-command", "yes"]);
+    let (source, truth) = make_source(
+        &entry,
+        src_dir.path(),
+        &commands,
+        &["--enable-debug-command", "yes"],
+    );
     let dir = TempDir::new("restore-resume");
     let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let port = server.port();
@@ -493,9 +640,19 @@ fn resume_after_a_broken_connection() {
     // 20 elements: a list sent twice would be longer.
     let args = |resume: bool| {
         let mut a = vec![
-            "restore".to_owned(), src.clone(), "--to".into(), url(port), "--checkpoint".into(), ck.clone(),
-            "--checkpoint-every".into(), "100".into(), "--window".into(), "32".into(),
-            "--max-bulk".into(), "4K".into(), "--json".into(),
+            "restore".to_owned(),
+            src.clone(),
+            "--to".into(),
+            url(port),
+            "--checkpoint".into(),
+            ck.clone(),
+            "--checkpoint-every".into(),
+            "100".into(),
+            "--window".into(),
+            "32".into(),
+            "--max-bulk".into(),
+            "4K".into(),
+            "--json".into(),
         ];
         if resume {
             a.push("--resume".into());
@@ -516,25 +673,46 @@ fn resume_after_a_broken_connection() {
         }
         (0, None)
     });
-    let first = Command::new(servers::rdbkit_bin()).args(args(false)).output().unwrap_or_else(|e| panic!("{e}"));
+    let first = Command::new(servers::rdbkit_bin())
+        .args(args(false))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     let (killed_at, kill) = killer.join().unwrap_or((0, None));
     assert!(killed_at > 0, "the watcher never saw 8000 keys: {kill:?}");
-    assert_eq!(first.status.code(), Some(2), "the first run should have lost its connection: {}", all_output(&first));
-    let ck_text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("no checkpoint: {e}"));
-    let ck_json: Value = serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}: {ck_text}"));
-    let acked = ck_json["last_acked"].as_u64().unwrap_or_else(|| panic!("{ck_text}"));
+    assert_eq!(
+        first.status.code(),
+        Some(2),
+        "the first run should have lost its connection: {}",
+        all_output(&first)
+    );
+    let ck_text =
+        std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("no checkpoint: {e}"));
+    let ck_json: Value =
+        serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}: {ck_text}"));
+    let acked = ck_json["last_acked"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ck_text}"));
     assert_eq!(ck_json["complete"], false, "{ck_text}");
     assert!(acked > 1000 && acked < 30000, "{ck_text}");
-    let second = Command::new(servers::rdbkit_bin()).args(args(true)).output().unwrap_or_else(|e| panic!("{e}"));
+    let second = Command::new(servers::rdbkit_bin())
+        .args(args(true))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(second.status.success(), "{}", all_output(&second));
     let s = summary_json(&second);
     assert_eq!(s["resumed_past"].as_u64(), Some(acked + 1), "{s}");
     let got = server.readback();
-    let stats = compare(&truth, &got, &Expect::default()).unwrap_or_else(|e| panic!("after --resume: {e}"));
+    let stats =
+        compare(&truth, &got, &Expect::default()).unwrap_or_else(|e| panic!("after --resume: {e}"));
     assert_eq!(stats.keys, 30300);
-    eprintln!("resume: connection killed at {killed_at} keys, checkpoint {acked}, resumed run: {s}");
+    eprintln!(
+        "resume: connection killed at {killed_at} keys, checkpoint {acked}, resumed run: {s}"
+    );
     // Resuming a finished run sends nothing.
-    let third = Command::new(servers::rdbkit_bin()).args(args(true)).output().unwrap_or_else(|e| panic!("{e}"));
+    let third = Command::new(servers::rdbkit_bin())
+        .args(args(true))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(third.status.success(), "{}", all_output(&third));
     let s = summary_json(&third);
     assert_eq!(s["restored"], 0, "{s}");
@@ -559,24 +737,55 @@ fn form_cluster(entry: &Entry) -> Cluster {
         let port = servers::free_cluster_port().unwrap_or_else(|e| panic!("{e}"));
         let opts = StartOptions {
             port: Some(port),
-            args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"]
-                .map(str::to_owned)
-                .to_vec(),
+            args: [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             log: None,
         };
         let s = Server::start_with(entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
         let epoch = (i + 1).to_string();
-        ok(s.port(), &[b"CLUSTER", b"SET-CONFIG-EPOCH", epoch.as_bytes()]);
-        ok(s.port(), &[b"CLUSTER", b"ADDSLOTSRANGE", a.to_string().as_bytes(), b.to_string().as_bytes()]);
-        let mut c = Resp::connect(s.port(), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
-        let id = c.command(&[b"CLUSTER", b"MYID"]).ok().and_then(|r| r.text()).unwrap_or_default();
+        ok(
+            s.port(),
+            &[b"CLUSTER", b"SET-CONFIG-EPOCH", epoch.as_bytes()],
+        );
+        ok(
+            s.port(),
+            &[
+                b"CLUSTER",
+                b"ADDSLOTSRANGE",
+                a.to_string().as_bytes(),
+                b.to_string().as_bytes(),
+            ],
+        );
+        let mut c =
+            Resp::connect(s.port(), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+        let id = c
+            .command(&[b"CLUSTER", b"MYID"])
+            .ok()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
         ids.push(id);
         servers_.push(s);
         dirs.push(dir);
     }
     let first = servers_[0].port();
     for s in &servers_[1..] {
-        ok(first, &[b"CLUSTER", b"MEET", b"127.0.0.1", s.port().to_string().as_bytes()]);
+        ok(
+            first,
+            &[
+                b"CLUSTER",
+                b"MEET",
+                b"127.0.0.1",
+                s.port().to_string().as_bytes(),
+            ],
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -585,25 +794,43 @@ fn form_cluster(entry: &Entry) -> Cluster {
                 Ok(c) => c,
                 Err(_) => return false,
             };
-            let info = c.command(&[b"CLUSTER", b"INFO"]).ok().and_then(|r| r.text()).unwrap_or_default();
+            let info = c
+                .command(&[b"CLUSTER", b"INFO"])
+                .ok()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
             info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
         });
         if healthy {
             break;
         }
-        assert!(Instant::now() < deadline, "the cluster did not become healthy");
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not become healthy"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Cluster { servers: servers_, ranges, ids, _dirs: dirs }
+    Cluster {
+        servers: servers_,
+        ranges,
+        ids,
+        _dirs: dirs,
+    }
 }
 
 fn scan_keys(port: u16) -> Vec<Vec<u8>> {
     let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
     let (mut cursor, mut keys) = (b"0".to_vec(), Vec::new());
     loop {
-        let r = c.command(&[b"SCAN", &cursor, b"COUNT", b"1000"]).unwrap_or_else(|e| panic!("{e}"));
-        let Reply::Array(Some(parts)) = r else { panic!("SCAN: {r:?}") };
-        let (Some(Reply::Bulk(Some(next))), Some(Reply::Array(Some(batch)))) = (parts.first(), parts.get(1)) else {
+        let r = c
+            .command(&[b"SCAN", &cursor, b"COUNT", b"1000"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Reply::Array(Some(parts)) = r else {
+            panic!("SCAN: {r:?}")
+        };
+        let (Some(Reply::Bulk(Some(next))), Some(Reply::Array(Some(batch)))) =
+            (parts.first(), parts.get(1))
+        else {
             panic!("SCAN: {parts:?}")
         };
         for k in batch {
@@ -635,7 +862,18 @@ fn restores_into_a_real_cluster() {
     let now = servers::now_ms();
     // Seeded from the second node: the map comes from CLUSTER SLOTS.
     let seed = url(cluster.servers[1].port());
-    let out = rdbkit(&["restore", &source.to_string_lossy(), "--to", &seed, "--cluster", "--db", "0", "--now", &now.to_string(), "--json"]);
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &seed,
+        "--cluster",
+        "--db",
+        "0",
+        "--now",
+        &now.to_string(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
     let s = summary_json(&out);
     assert_eq!(s["moved"], 0, "{s}");
@@ -643,17 +881,44 @@ fn restores_into_a_real_cluster() {
     for (server, &(a, b)) in cluster.servers.iter().zip(&cluster.ranges) {
         for key in scan_keys(server.port()) {
             let slot = rdb_writer::slot::key_slot(&key);
-            assert!(a <= slot && slot <= b, "port {} holds {:?} of slot {slot}", server.port(), String::from_utf8_lossy(&key));
+            assert!(
+                a <= slot && slot <= b,
+                "port {} holds {:?} of slot {slot}",
+                server.port(),
+                String::from_utf8_lossy(&key)
+            );
         }
         got.extend(server.readback());
     }
-    let stats = compare(&truth, &got, &Expect { loaded_at_ms: now, ..Expect::default() }).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("cluster restore: {} keys on 3 nodes, each within its slots", stats.keys);
+    let stats = compare(
+        &truth,
+        &got,
+        &Expect {
+            loaded_at_ms: now,
+            ..Expect::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "cluster restore: {} keys on 3 nodes, each within its slots",
+        stats.keys
+    );
     assert!(stats.keys > 20);
     // Without --db 0 the other databases are refused, naming a key.
-    let out = rdbkit(&["restore", &source.to_string_lossy(), "--to", &seed, "--cluster", "--replace"]);
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &seed,
+        "--cluster",
+        "--replace",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    assert!(all_output(&out).contains("db 0 only"), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("db 0 only"),
+        "{}",
+        all_output(&out)
+    );
 
     // Slot 0 migrating from node 0 to node 1: node 0 answers ASK for keys it lacks.
     let ask_dir = TempDir::new("restore-ask-src");
@@ -668,25 +933,76 @@ fn restores_into_a_real_cluster() {
     let (ask_source, ask_truth) = make_source(&entry, ask_dir.path(), &commands, &[]);
     let slot = migrating.to_string();
     let (p0, p1) = (cluster.servers[0].port(), cluster.servers[1].port());
-    ok(p1, &[b"CLUSTER", b"SETSLOT", slot.as_bytes(), b"IMPORTING", cluster.ids[0].as_bytes()]);
-    ok(p0, &[b"CLUSTER", b"SETSLOT", slot.as_bytes(), b"MIGRATING", cluster.ids[1].as_bytes()]);
-    let out = rdbkit(&["restore", &ask_source.to_string_lossy(), "--to", &url(p0), "--cluster", "--json"]);
+    ok(
+        p1,
+        &[
+            b"CLUSTER",
+            b"SETSLOT",
+            slot.as_bytes(),
+            b"IMPORTING",
+            cluster.ids[0].as_bytes(),
+        ],
+    );
+    ok(
+        p0,
+        &[
+            b"CLUSTER",
+            b"SETSLOT",
+            slot.as_bytes(),
+            b"MIGRATING",
+            cluster.ids[1].as_bytes(),
+        ],
+    );
+    let out = rdbkit(&[
+        "restore",
+        &ask_source.to_string_lossy(),
+        "--to",
+        &url(p0),
+        "--cluster",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", all_output(&out));
     let s = summary_json(&out);
-    let in_slot = tagged.iter().filter(|k| rdb_writer::slot::key_slot(k) == migrating).count();
+    let in_slot = tagged
+        .iter()
+        .filter(|k| rdb_writer::slot::key_slot(k) == migrating)
+        .count();
     assert_eq!(s["asked"].as_u64(), Some(in_slot as u64), "{s}");
     let on_p1: Vec<Vec<u8>> = scan_keys(p1);
-    assert_eq!(on_p1.iter().filter(|k| rdb_writer::slot::key_slot(k) == migrating).count(), in_slot);
+    assert_eq!(
+        on_p1
+            .iter()
+            .filter(|k| rdb_writer::slot::key_slot(k) == migrating)
+            .count(),
+        in_slot
+    );
     // Finish the migration, so that node 1 serves the keys it imported.
     for s in &cluster.servers {
-        ok(s.port(), &[b"CLUSTER", b"SETSLOT", slot.as_bytes(), b"NODE", cluster.ids[1].as_bytes()]);
+        ok(
+            s.port(),
+            &[
+                b"CLUSTER",
+                b"SETSLOT",
+                slot.as_bytes(),
+                b"NODE",
+                cluster.ids[1].as_bytes(),
+            ],
+        );
     }
     let mut got = Vec::new();
     for server in &cluster.servers {
         got.extend(server.readback());
     }
     let want: Vec<Value> = truth.iter().chain(&ask_truth).cloned().collect();
-    compare(&want, &got, &Expect { loaded_at_ms: now, ..Expect::default() }).unwrap_or_else(|e| panic!("after ASK: {e}"));
+    compare(
+        &want,
+        &got,
+        &Expect {
+            loaded_at_ms: now,
+            ..Expect::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("after ASK: {e}"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -715,7 +1031,10 @@ fn pipe_into(entry: &Entry, port: u16, commands: &[u8]) -> String {
     }
     let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     let text = all_output(&out);
-    assert!(out.status.success() && text.contains("errors: 0"), "redis-cli --pipe: {text}");
+    assert!(
+        out.status.success() && text.contains("errors: 0"),
+        "redis-cli --pipe: {text}"
+    );
     text
 }
 
@@ -748,7 +1067,19 @@ fn export_resp_and_restore_pipe_into_redis_cli() {
     let cases: [(&Entry, &str, Vec<&str>, bool); 4] = [
         (&new, "redis-7.4", vec!["--format", "resp"], true),
         (&cli_entry, "redis-7.0", vec!["--format", "resp"], true),
-        (&cli_entry, "redis-7.4", vec!["--format", "restore", "--target", "redis-7.0", "--field-ttls", "drop"], false),
+        (
+            &cli_entry,
+            "redis-7.4",
+            vec![
+                "--format",
+                "restore",
+                "--target",
+                "redis-7.0",
+                "--field-ttls",
+                "drop",
+            ],
+            false,
+        ),
         (&new, "redis-7.4", vec!["--format", "restore"], false),
     ];
     for (server_entry, fixture, args, plain) in cases {
@@ -777,8 +1108,21 @@ fn export_resp_and_restore_pipe_into_redis_cli() {
             }
         };
         let optional: &[&str] = if lower { &STREAM_METADATA } else { &[] };
-        match compare(&truth, &server.readback(), &Expect { loaded_at_ms: now, transform: &transform, optional, ..Expect::default() }) {
-            Ok(stats) => eprintln!("{what}: {} keys equal ({})", stats.keys, text.lines().last().unwrap_or_default()),
+        match compare(
+            &truth,
+            &server.readback(),
+            &Expect {
+                loaded_at_ms: now,
+                transform: &transform,
+                optional,
+                ..Expect::default()
+            },
+        ) {
+            Ok(stats) => eprintln!(
+                "{what}: {} keys equal ({})",
+                stats.keys,
+                text.lines().last().unwrap_or_default()
+            ),
             Err(e) => failures.push(format!("{what}: {e}")),
         }
     }
