@@ -793,11 +793,11 @@ fn restore(a: &RestoreArgs) -> Result<(), Failure> {
             )?),
             None => None,
         };
-    let mut convert = rdb_writer::convert::ConvertOptions::new(
-        target_override
-            .clone()
-            .unwrap_or_else(|| rdb_writer::PROFILES[0].clone()),
-    );
+    // The target profile is set from the server's version once connected.
+    let placeholder = rdb_writer::TargetProfile::for_version(9)
+        .ok_or_else(|| usage("no RDB 9 profile".into()))?;
+    let mut convert =
+        rdb_writer::convert::ConvertOptions::new(target_override.clone().unwrap_or(placeholder));
     convert.field_ttls = field_ttl_policy(a.field_ttls);
     convert.functions = match a.functions {
         Functions::Error => rdb_writer::convert::FunctionPolicy::Error,

@@ -13,11 +13,15 @@
 //! - `resume_after_a_broken_connection`: the connection is killed mid-run; `--resume`
 //!   completes with every key exactly once (lists built by plain commands included).
 //! - `restores_into_a_real_cluster`: a 3-node Redis 7.0 cluster; each node holds only its
-//!   slots, every key reads back; a migrating slot makes the nodes answer ASK.
+//!   slots, every key reads back; a migrating slot makes the nodes answer ASK, and a
+//!   stale slot map from a node told the wrong owner makes them answer MOVED.
 //! - `export_resp_and_restore_pipe_into_redis_cli`: both formats through `redis-cli --pipe`.
 //!
 //! Servers come from `scripts/install-servers.sh` (`$RDBKIT_TOOLS/servers.json`); without
 //! them the tests print a note and pass, except under `CI`.
+
+// Test code: serde_json's `v["k"]` gives Null for a missing key, and a panic is a failure.
+#![allow(clippy::indexing_slicing)]
 
 mod common;
 mod servers;
@@ -1003,6 +1007,81 @@ fn restores_into_a_real_cluster() {
         },
     )
     .unwrap_or_else(|e| panic!("after ASK: {e}"));
+
+    // A stale map: node 2 is told that node 0 owns a slot of node 1, and rdbkit reads its
+    // map from node 2. Node 0 then answers MOVED. Gossip corrects node 2 within a moment,
+    // so an attempt may see no redirect; each attempt's data is checked either way, and
+    // at least one of five must have followed MOVED.
+    let (p2, id0) = (cluster.servers[2].port(), cluster.ids[0].clone());
+    let moved_keys: Vec<Vec<u8>> = (0..50000u32)
+        .map(|i| format!("m{i}").into_bytes())
+        .filter(|k| rdb_writer::slot::key_slot(k) == 7000)
+        .collect();
+    assert!(moved_keys.len() >= 2, "{}", moved_keys.len());
+    let commands: Vec<Vec<Vec<u8>>> = moved_keys
+        .iter()
+        .map(|k| cmd(&[b"SET", k, b"moved"]))
+        .collect();
+    let moved_dir = TempDir::new("restore-moved-src");
+    let (moved_source, moved_truth) = make_source(&entry, moved_dir.path(), &commands, &[]);
+    let mut moved_runs = 0;
+    for attempt in 0..5 {
+        ok(
+            p2,
+            &[b"CLUSTER", b"SETSLOT", b"7000", b"NODE", id0.as_bytes()],
+        );
+        let out = rdbkit(&[
+            "restore",
+            &moved_source.to_string_lossy(),
+            "--to",
+            &url(p2),
+            "--cluster",
+            "--replace",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "attempt {attempt}: {}",
+            all_output(&out)
+        );
+        let s = summary_json(&out);
+        if s["moved"].as_u64().unwrap_or(0) > 0 {
+            moved_runs += 1;
+        }
+        let on_p1 = scan_keys(p1);
+        for k in &moved_keys {
+            assert!(
+                on_p1.contains(k),
+                "attempt {attempt}: {:?} is not on its slot's owner: {s}",
+                String::from_utf8_lossy(k)
+            );
+        }
+        assert!(scan_keys(p0)
+            .iter()
+            .all(|k| rdb_writer::slot::key_slot(k) != 7000));
+        if moved_runs > 0 {
+            eprintln!("MOVED followed in attempt {attempt}: {s}");
+            break;
+        }
+    }
+    assert!(
+        moved_runs > 0,
+        "no attempt saw MOVED: gossip corrected node 2 first every time"
+    );
+    let mut got = Vec::new();
+    for server in &cluster.servers {
+        got.extend(server.readback());
+    }
+    let want: Vec<Value> = want.into_iter().chain(moved_truth).collect();
+    compare(
+        &want,
+        &got,
+        &Expect {
+            loaded_at_ms: now,
+            ..Expect::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("after MOVED: {e}"));
 }
 
 // ---------------------------------------------------------------------------------------
