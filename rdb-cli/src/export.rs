@@ -467,37 +467,37 @@ pub fn commands(
 }
 
 /// One key's commands, formatted on any core.
-struct KeyCommands {
+struct KeyCommands<'e> {
     bytes: Vec<u8>,
     /// A RESTORE payload, written between `bytes` and `tail` without another copy.
-    payload: Vec<u8>,
+    payload: Option<rdb_writer::convert::DumpBody<'e>>,
     tail: Vec<u8>,
     commands: u64,
     dropped: bool,
     field_ttls_dropped: u64,
 }
 
-fn key_commands(
-    entry: &Entry<'_>,
+fn key_commands<'e>(
+    entry: &Entry<'e>,
     source: rdb_parser::format::Version,
     o: &CommandsOptions,
     native: &crate::resp::NativeOptions,
-) -> Result<KeyCommands, Failure> {
-    use rdb_writer::convert::{dump_payload, ConvertError};
+) -> Result<KeyCommands<'e>, Failure> {
+    use rdb_writer::convert::{dump_body, ConvertError};
     let mut k = KeyCommands {
         bytes: Vec::new(),
-        payload: Vec::new(),
+        payload: None,
         tail: Vec::new(),
         commands: 0,
         dropped: false,
         field_ttls_dropped: 0,
     };
     if o.restore {
-        match dump_payload(entry, source, &o.convert) {
+        match dump_body(entry, source, &o.convert) {
             Ok(Some(payload)) => {
                 crate::resp::restore_head(&mut k.bytes, entry, payload.len(), o.replace);
                 crate::resp::restore_tail(&mut k.tail, entry, o.replace);
-                k.payload = payload;
+                k.payload = Some(payload);
                 k.commands = 1;
             }
             Ok(None) => k.dropped = true,
@@ -546,7 +546,7 @@ fn commands_unchecked<'data>(
     };
     let mut summary = CommandsSummary::default();
     let mut db: Option<u64> = None;
-    let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<KeyCommands>), Failure> {
+    let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<KeyCommands<'data>>), Failure> {
         match &s.item {
             Item::Key(entry) => {
                 let k = key_commands(entry, source, o, &native)?;
@@ -559,7 +559,7 @@ fn commands_unchecked<'data>(
         summary.bytes += bytes.len() as u64;
         out.write_all(bytes).map_err(Failure::Io)
     };
-    let sink = |(item, k): (Item<'data>, Option<KeyCommands>)| -> Result<(), Failure> {
+    let sink = |(item, k): (Item<'data>, Option<KeyCommands<'data>>)| -> Result<(), Failure> {
         match (item, k) {
             (Item::Key(entry), Some(k)) => {
                 progress(entry.offset);
@@ -576,7 +576,11 @@ fn commands_unchecked<'data>(
                 summary.commands += k.commands;
                 summary.field_ttls_dropped += k.field_ttls_dropped;
                 write(&k.bytes, &mut summary)?;
-                write(&k.payload, &mut summary)?;
+                if let Some(p) = &k.payload {
+                    write(&[p.type_id], &mut summary)?;
+                    write(&p.value, &mut summary)?;
+                    write(&p.trailer, &mut summary)?;
+                }
                 write(&k.tail, &mut summary)
             }
             (Item::Function(Function::Library { code }), _) => {
