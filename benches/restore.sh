@@ -30,7 +30,8 @@ PY
 cli=$(dirname "$server")/redis-cli
 [ -x "$cli" ] || { echo "no redis-cli beside $server (use SERVER=redis-7.0)" >&2; exit 2; }
 
-cargo build -q --release -p rdb-cli -p rdbkit-benches --example generate
+cargo build -q --release -p rdb-cli
+cargo build -q --release -p rdbkit-benches --example generate
 bin=$PWD/target/release/rdbkit
 file=$work/gen.rdb
 target/release/examples/generate "$file" "$mb" 2>&1 | tail -1
@@ -59,7 +60,8 @@ for way in restore pipe-resp pipe-restore; do
         "$cli" -p "$port" flushall >/dev/null
         start=$(now)
         case $way in
-            restore) "$bin" restore "$file" --to "redis://127.0.0.1:$port" --now 0 >/dev/null ;;
+            restore) "$bin" restore "$file" --to "redis://127.0.0.1:$port" --now 0 >/dev/null 2>"$work/restore.log" \
+                         || { cat "$work/restore.log" >&2; exit 1; } ;;
             pipe-resp) "$cli" -p "$port" --pipe <"$work/cmds.resp" >"$work/pipe.log" 2>&1 ;;
             pipe-restore) "$cli" -p "$port" --pipe <"$work/cmds.restore" >"$work/pipe.log" 2>&1 ;;
         esac
