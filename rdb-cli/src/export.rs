@@ -537,12 +537,9 @@ fn commands_unchecked<'data>(
     mut progress: impl FnMut(u64),
 ) -> Result<CommandsSummary, Failure> {
     let source = parser.parse(data)?.version();
-    let v = o.convert.target.version;
     let native = crate::resp::NativeOptions {
-        field_ttls: o.convert.target.field_ttls(),
-        stream_metadata: rdb_writer::profile::is_valkey(v) || v.number >= 10,
         delete_first: o.replace,
-        ..Default::default()
+        ..crate::resp::NativeOptions::for_target(&o.convert.target)
     };
     let mut summary = CommandsSummary::default();
     let mut db: Option<u64> = None;

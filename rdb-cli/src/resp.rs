@@ -151,8 +151,26 @@ pub struct NativeOptions {
     pub field_ttls: bool,
     /// XSETID ENTRIESADDED/MAXDELETEDID and XGROUP CREATE ENTRIESREAD exist (7.0+).
     pub stream_metadata: bool,
+    /// XGROUP CREATECONSUMER exists (6.2+); without it only consumers with pending
+    /// entries come back (XCLAIM creates them).
+    pub create_consumer: bool,
     /// Start with `DEL key`, so that the commands replace whatever the key held.
     pub delete_first: bool,
+}
+
+impl NativeOptions {
+    /// What `target` has; the batch sizes stay at their defaults.
+    pub fn for_target(target: &rdb_writer::TargetProfile) -> NativeOptions {
+        let v = target.version;
+        let before_6_2 = matches!(target.name, "redis-5.0" | "redis-6.0")
+            || target.name.starts_with("azure-cache-premium");
+        NativeOptions {
+            field_ttls: target.field_ttls(),
+            stream_metadata: rdb_writer::profile::is_valkey(v) || v.number >= 10,
+            create_consumer: !before_6_2,
+            ..NativeOptions::default()
+        }
+    }
 }
 
 impl Default for NativeOptions {
@@ -162,6 +180,7 @@ impl Default for NativeOptions {
             batch_items: 1024,
             field_ttls: true,
             stream_metadata: true,
+            create_consumer: true,
             delete_first: false,
         }
     }
@@ -336,14 +355,16 @@ pub fn native_commands(
                 emit(c.finish());
                 let mut owner: BTreeMap<rdb_parser::StreamId, &[u8]> = BTreeMap::new();
                 for cons in &g.consumers {
-                    emit(
-                        Cmd::new("XGROUP")
-                            .arg(b"CREATECONSUMER")
-                            .arg(key)
-                            .arg(&g.name)
-                            .arg(&cons.name)
-                            .finish_ref(),
-                    );
+                    if o.create_consumer {
+                        emit(
+                            Cmd::new("XGROUP")
+                                .arg(b"CREATECONSUMER")
+                                .arg(key)
+                                .arg(&g.name)
+                                .arg(&cons.name)
+                                .finish_ref(),
+                        );
+                    }
                     for id in &cons.pending {
                         owner.insert(*id, &cons.name);
                     }

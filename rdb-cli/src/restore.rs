@@ -809,16 +809,11 @@ impl<'o> Run<'o> {
             (None, Some(flag)) => flag,
             (None, None) => DEFAULT_MAX_BULK,
         };
-        let v = copts.target.version;
-        let stream_metadata = rdb_writer::profile::is_valkey(v) || v.number >= 10;
         self.native = NativeOptions {
             batch_bytes: usize::try_from(self.max_bulk / 2)
                 .unwrap_or(usize::MAX)
                 .clamp(1, 1 << 20),
-            batch_items: 1024,
-            field_ttls: copts.target.field_ttls(),
-            stream_metadata,
-            delete_first: false,
+            ..NativeOptions::for_target(&copts.target)
         };
         Ok(())
     }
