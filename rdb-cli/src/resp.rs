@@ -76,14 +76,8 @@ fn bulk_header(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `RESTORE key ttl payload [ABSTTL] [REPLACE] [IDLETIME s | FREQ f]` to `out`.
-pub fn restore(out: &mut Vec<u8>, entry: &Entry<'_>, payload: &[u8], replace: bool) {
-    out.reserve(payload.len() + entry.key.len() + 96);
-    restore_head(out, entry, payload.len(), replace);
-    out.extend_from_slice(payload);
-    restore_tail(out, entry, replace);
-}
-
+/// `RESTORE key ttl payload [ABSTTL] [REPLACE] [IDLETIME s | FREQ f]` is written as
+/// [`restore_head`], the payload as it is, then [`restore_tail`].
 /// The bytes of a RESTORE command before its payload (which then goes out as it is).
 pub fn restore_head(out: &mut Vec<u8>, entry: &Entry<'_>, payload_len: usize, replace: bool) {
     let n = 4

@@ -2,7 +2,7 @@
 //!
 //! Each key becomes `RESTORE key ttl payload [ABSTTL] [REPLACE] [IDLETIME|FREQ]` with a DUMP
 //! payload for the server's own RDB version (read from `INFO server`), built by
-//! `rdb_writer::convert::dump_payload` on all cores. A payload above the server's
+//! `rdb_writer::convert::dump_body` on all cores. A payload above the server's
 //! `proto-max-bulk-len` is sent as plain commands instead (RPUSH, SADD, HSET, ... in
 //! batches, then PEXPIREAT; see `resp.rs`).
 //!
@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdb_parser::{Entry, Function, Item, ParserBuilder};
-use rdb_writer::convert::{dump_payload, ConvertError, ConvertOptions, FunctionPolicy};
+use rdb_writer::convert::{dump_body, ConvertError, ConvertOptions, FunctionPolicy};
 use rdb_writer::TargetProfile;
 use redis::Value;
 
@@ -653,12 +653,13 @@ impl Checkpoint {
 // The restore
 
 /// A key's outcome, decided on any core.
-enum Prepared {
+enum Prepared<'d> {
     NotKey,
     Filtered,
     Expired,
     Dropped,
-    Payload(Vec<u8>),
+    /// The DUMP payload; a value the target loads as stored is borrowed from the input.
+    Payload(rdb_writer::convert::DumpBody<'d>),
 }
 
 struct Run<'o> {
@@ -922,32 +923,33 @@ impl<'o> Run<'o> {
     ) -> Result<(), Failure> {
         let source = parser.parse(data)?.version();
         let now = copts.now_ms;
-        let work = |s: rdb_writer::pipeline::Spanned<'d>| -> Result<(Item<'d>, Prepared), Failure> {
-            let prepared = match &s.item {
-                Item::Key(e) => {
-                    if !copts.filter.keeps(e) {
-                        Prepared::Filtered
-                    } else if e.expire_ms.is_some_and(|t| t <= now) {
-                        Prepared::Expired
-                    } else {
-                        match dump_payload(e, source, copts) {
-                            Ok(Some(p)) => Prepared::Payload(p),
-                            Ok(None) => Prepared::Dropped,
-                            Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
-                            Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-                            Err(other) => return Err(Failure::Refused(other.to_string())),
+        let work =
+            |s: rdb_writer::pipeline::Spanned<'d>| -> Result<(Item<'d>, Prepared<'d>), Failure> {
+                let prepared = match &s.item {
+                    Item::Key(e) => {
+                        if !copts.filter.keeps(e) {
+                            Prepared::Filtered
+                        } else if e.expire_ms.is_some_and(|t| t <= now) {
+                            Prepared::Expired
+                        } else {
+                            match dump_body(e, source, copts) {
+                                Ok(Some(p)) => Prepared::Payload(p),
+                                Ok(None) => Prepared::Dropped,
+                                Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
+                                Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
+                                Err(other) => return Err(Failure::Refused(other.to_string())),
+                            }
                         }
                     }
-                }
-                _ => Prepared::NotKey,
+                    _ => Prepared::NotKey,
+                };
+                Ok((s.item, prepared))
             };
-            Ok((s.item, prepared))
-        };
         let mut index = 0u64;
         let last_acked = resume.and_then(|c| c.last_acked);
         let reserved = resume.and_then(|c| c.reserved.or(c.last_acked));
         let done = resume.is_some_and(|c| c.complete);
-        let sink = |(item, prepared): (Item<'_>, Prepared)| -> Result<(), Failure> {
+        let sink = |(item, prepared): (Item<'d>, Prepared<'d>)| -> Result<(), Failure> {
             match item {
                 Item::Key(entry) => {
                     let i = index;
@@ -1018,7 +1020,7 @@ impl<'o> Run<'o> {
         &mut self,
         i: u64,
         entry: &Entry<'_>,
-        prepared: Prepared,
+        prepared: Prepared<'_>,
         copts: &ConvertOptions,
         uncertain: bool,
     ) -> Result<(), Failure> {
@@ -1057,8 +1059,12 @@ impl<'o> Run<'o> {
         self.outstanding
             .insert(i, (1, entry.key.to_vec(), entry.db));
         if payload.len() as u64 <= self.max_bulk {
-            let mut cmd = Vec::with_capacity(payload.len() + entry.key.len() + 64);
-            resp::restore(&mut cmd, entry, &payload, replace);
+            let mut cmd = Vec::with_capacity(payload.len() + entry.key.len() + 96);
+            resp::restore_head(&mut cmd, entry, payload.len(), replace);
+            cmd.push(payload.type_id);
+            cmd.extend_from_slice(&payload.value);
+            cmd.extend_from_slice(&payload.trailer);
+            resp::restore_tail(&mut cmd, entry, replace);
             drop(payload);
             self.select(target, db)?;
             self.enqueue(target, cmd, Some(i), Kind::Restore)?;
@@ -1086,7 +1092,7 @@ impl<'o> Run<'o> {
             let c = self.conn(target)?;
             let reply = c.call(&resp::Cmd::new("EXISTS").arg(&entry.key).finish_ref())?;
             if int(&reply).unwrap_or(0) > 0 {
-                return self.exists(i, entry.db, &entry.key);
+                return self.exists(entry.db, &entry.key);
             }
         }
         let mut native = self.native;
@@ -1121,11 +1127,10 @@ impl<'o> Run<'o> {
     }
 
     /// A key that exists on the target, under the --on-exists policy.
-    fn exists(&mut self, i: u64, db: u64, key: &[u8]) -> Result<(), Failure> {
+    fn exists(&mut self, db: u64, key: &[u8]) -> Result<(), Failure> {
         match self.o.on_exists {
             OnExists::Skip => {
                 self.s.skipped_existing += 1;
-                let _ = i;
                 Ok(())
             }
             _ => Err(Failure::Refused(format!(
@@ -1328,7 +1333,7 @@ impl<'o> Run<'o> {
                 if let Some(k) = p.key {
                     self.release(k);
                 }
-                self.exists(p.key.unwrap_or(0), db, &name)
+                self.exists(db, &name)
             }
             ("MOVED" | "ASK", _) if self.o.cluster => {
                 // "<slot> <host>:<port>"
