@@ -24,6 +24,8 @@ use rdb_parser::ParserBuilder;
         rdbkit export dump.rdb > dump.jsonl       every key and value as JSON Lines\n  \
         rdbkit export dump.rdb -o dump.jsonl      written atomically: whole file or none\n  \
         rdbkit convert dump.rdb -o for-6.rdb --target azure-cache-premium\n  \
+        rdbkit restore dump.rdb --to redis://127.0.0.1:6379   RESTORE into a live server\n  \
+        rdbkit export dump.rdb --format resp | redis-cli --pipe\n  \
         rdbkit targets                            the target profiles convert knows\n\n\
         Exit codes: 0 success, 1 the snapshot is malformed, 2 usage or I/O error."
 )]
