@@ -634,14 +634,29 @@ fn resume_after_a_broken_connection() {
         &commands,
         &["--enable-debug-command", "yes"],
     );
+    // Kill the connection when about half the lists are restored, so that both runs send
+    // lists as plain commands.
+    let data = std::fs::read(&source).unwrap_or_else(|e| panic!("{e}"));
+    let list_positions: Vec<i64> = rdb_parser::Parser::new(&data)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|i| match i {
+            Ok(rdb_parser::Item::Key(e)) => Some(e),
+            _ => None,
+        })
+        .enumerate()
+        .filter(|(_, e)| e.key.starts_with(b"list:"))
+        .map(|(i, _)| i as i64)
+        .collect();
+    assert_eq!(list_positions.len(), 300);
+    let threshold = list_positions[150].max(2000);
     let dir = TempDir::new("restore-resume");
     let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let port = server.port();
     let checkpoint = dir.path().join("ck.json");
     let ck = checkpoint.to_string_lossy().into_owned();
     let src = source.to_string_lossy().into_owned();
-    // The lists' payloads (about 5 KB) exceed --max-bulk, so they go as RPUSH batches of
-    // 20 elements: a list sent twice would be longer.
+    // The lists' payloads (over 1 KB even compressed) exceed --max-bulk 512, so they go as
+    // RPUSH batches of about 10 elements: a list sent twice would be longer.
     let args = |resume: bool| {
         let mut a = vec![
             "restore".to_owned(),
@@ -655,7 +670,7 @@ fn resume_after_a_broken_connection() {
             "--window".into(),
             "32".into(),
             "--max-bulk".into(),
-            "4K".into(),
+            "512".into(),
             "--json".into(),
         ];
         if resume {
@@ -668,7 +683,7 @@ fn resume_after_a_broken_connection() {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Reply::Int(n)) = c.command(&[b"DBSIZE"]) {
-                if n >= 8000 {
+                if n >= threshold {
                     let r = c.command(&[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"]);
                     return (n, r.ok());
                 }
@@ -682,7 +697,10 @@ fn resume_after_a_broken_connection() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let (killed_at, kill) = killer.join().unwrap_or((0, None));
-    assert!(killed_at > 0, "the watcher never saw 8000 keys: {kill:?}");
+    assert!(
+        killed_at > 0,
+        "the watcher never saw {threshold} keys: {kill:?}"
+    );
     assert_eq!(
         first.status.code(),
         Some(2),
@@ -705,6 +723,12 @@ fn resume_after_a_broken_connection() {
     assert!(second.status.success(), "{}", all_output(&second));
     let s = summary_json(&second);
     assert_eq!(s["resumed_past"].as_u64(), Some(acked + 1), "{s}");
+    let lists_left = list_positions.iter().filter(|&&i| i > acked as i64).count();
+    assert!(
+        lists_left > 0 && lists_left < 300,
+        "{lists_left} lists after the checkpoint"
+    );
+    assert_eq!(s["chunked"].as_u64(), Some(lists_left as u64), "{s}");
     let got = server.readback();
     let stats =
         compare(&truth, &got, &Expect::default()).unwrap_or_else(|e| panic!("after --resume: {e}"));
