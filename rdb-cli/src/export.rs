@@ -423,3 +423,186 @@ fn write_stream(line: &mut Vec<u8>, s: &Stream<'_>) -> Result<(), rdb_parser::Er
     line.extend_from_slice(b"]}");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// RESP command streams: `--format resp` and `--format restore`
+
+/// Which commands `--format resp|restore` writes.
+#[derive(Debug, Clone)]
+pub struct CommandsOptions {
+    /// `RESTORE` with DUMP payloads for `convert.target` (else plain commands).
+    pub restore: bool,
+    /// RESTORE ... REPLACE, or `DEL key` before the plain commands.
+    pub replace: bool,
+    /// The payload version and loss policies (RESTORE), and which commands the target has.
+    pub convert: rdb_writer::convert::ConvertOptions,
+}
+
+/// What a command export wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommandsSummary {
+    pub keys: u64,
+    pub commands: u64,
+    pub bytes: u64,
+    /// Keys the target cannot hold that a flag allowed to leave out.
+    pub dropped: u64,
+    /// Hash fields whose TTL the target has no command for (plain commands).
+    pub field_ttls_dropped: u64,
+    pub functions: u64,
+}
+
+/// Writes the snapshot as RESP commands for `redis-cli --pipe`: `SELECT` where the
+/// database changes, then each key's `RESTORE` or plain commands, in file order (built
+/// on all cores).
+pub fn commands(
+    data: &[u8],
+    parser: &ParserBuilder,
+    o: &CommandsOptions,
+    out: &mut dyn Write,
+    progress: impl FnMut(u64),
+) -> Result<CommandsSummary, Failure> {
+    rdb_writer::pipeline::checked(data, parser, |p, eof| {
+        commands_unchecked(data, p, eof, o, out, progress)
+    })
+}
+
+/// One key's commands, formatted on any core.
+struct KeyCommands<'e> {
+    bytes: Vec<u8>,
+    /// A RESTORE payload, written between `bytes` and `tail` without another copy.
+    payload: Option<rdb_writer::convert::DumpBody<'e>>,
+    tail: Vec<u8>,
+    commands: u64,
+    dropped: bool,
+    field_ttls_dropped: u64,
+}
+
+fn key_commands<'e>(
+    entry: &Entry<'e>,
+    source: rdb_parser::format::Version,
+    o: &CommandsOptions,
+    native: &crate::resp::NativeOptions,
+) -> Result<KeyCommands<'e>, Failure> {
+    use rdb_writer::convert::{dump_body, ConvertError};
+    let mut k = KeyCommands {
+        bytes: Vec::new(),
+        payload: None,
+        tail: Vec::new(),
+        commands: 0,
+        dropped: false,
+        field_ttls_dropped: 0,
+    };
+    if o.restore {
+        match dump_body(entry, source, &o.convert) {
+            Ok(Some(payload)) => {
+                crate::resp::restore_head(&mut k.bytes, entry, payload.len(), o.replace);
+                crate::resp::restore_tail(&mut k.tail, entry, o.replace);
+                k.payload = Some(payload);
+                k.commands = 1;
+            }
+            Ok(None) => k.dropped = true,
+            Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
+            Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
+            Err(other) => return Err(Failure::Refused(other.to_string())),
+        }
+        return Ok(k);
+    }
+    let mut emit = |cmd: Vec<u8>| {
+        k.bytes.extend_from_slice(&cmd);
+        k.commands += 1;
+    };
+    match crate::resp::native_commands(entry, native, &mut emit) {
+        Ok(losses) => k.field_ttls_dropped = losses.field_ttls,
+        Err(crate::resp::NativeError::Parse(p)) => {
+            return Err(Failure::Data(p.in_key(entry.db, &entry.key)))
+        }
+        Err(crate::resp::NativeError::Unsupported(why)) => {
+            let mut shown = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
+            return Err(Failure::Refused(format!(
+                "key \"{shown}\" (db {}) at byte {}: {why}; --format restore carries it",
+                entry.db, entry.offset
+            )));
+        }
+    }
+    Ok(k)
+}
+
+fn commands_unchecked<'data>(
+    data: &'data [u8],
+    parser: &ParserBuilder,
+    eof_seen: &rdb_writer::pipeline::EofSeen,
+    o: &CommandsOptions,
+    out: &mut dyn Write,
+    mut progress: impl FnMut(u64),
+) -> Result<CommandsSummary, Failure> {
+    let source = parser.parse(data)?.version();
+    let native = crate::resp::NativeOptions {
+        delete_first: o.replace,
+        ..crate::resp::NativeOptions::for_target(&o.convert.target)
+    };
+    let mut summary = CommandsSummary::default();
+    let mut db: Option<u64> = None;
+    let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<KeyCommands<'data>>), Failure> {
+        match &s.item {
+            Item::Key(entry) => {
+                let k = key_commands(entry, source, o, &native)?;
+                Ok((s.item, Some(k)))
+            }
+            _ => Ok((s.item, None)),
+        }
+    };
+    let mut write = |bytes: &[u8], summary: &mut CommandsSummary| -> Result<(), Failure> {
+        summary.bytes += bytes.len() as u64;
+        out.write_all(bytes).map_err(Failure::Io)
+    };
+    let sink = |(item, k): (Item<'data>, Option<KeyCommands<'data>>)| -> Result<(), Failure> {
+        match (item, k) {
+            (Item::Key(entry), Some(k)) => {
+                progress(entry.offset);
+                if k.dropped {
+                    summary.dropped += 1;
+                    return Ok(());
+                }
+                if db != Some(entry.db) {
+                    db = Some(entry.db);
+                    write(&crate::resp::select(entry.db), &mut summary)?;
+                    summary.commands += 1;
+                }
+                summary.keys += 1;
+                summary.commands += k.commands;
+                summary.field_ttls_dropped += k.field_ttls_dropped;
+                write(&k.bytes, &mut summary)?;
+                if let Some(p) = &k.payload {
+                    write(&[p.type_id], &mut summary)?;
+                    write(&p.value, &mut summary)?;
+                    write(&p.trailer, &mut summary)?;
+                }
+                write(&k.tail, &mut summary)
+            }
+            (Item::Function(Function::Library { code }), _) => {
+                if !o.convert.target.functions() {
+                    summary.dropped += 1;
+                    return Ok(());
+                }
+                let mut c = crate::resp::Cmd::new("FUNCTION");
+                c.arg(b"LOAD");
+                if o.replace {
+                    c.arg(b"REPLACE");
+                }
+                c.arg(&code);
+                summary.functions += 1;
+                summary.commands += 1;
+                write(&c.finish(), &mut summary)
+            }
+            (Item::Eof(eof), _) => {
+                eof_seen.set(eof);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    };
+    rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)?;
+    out.flush().map_err(Failure::Io)?;
+    Ok(summary)
+}

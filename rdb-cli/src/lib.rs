@@ -11,6 +11,8 @@ pub mod json;
 pub mod output;
 pub mod verify;
 pub mod stats;
+pub mod resp;
+pub mod restore;
 
 /// Why a command could not finish.
 #[derive(Debug)]

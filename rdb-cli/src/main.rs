@@ -25,6 +25,8 @@ use rdb_parser::ParserBuilder;
         rdbkit export dump.rdb > dump.jsonl       every key and value as JSON Lines\n  \
         rdbkit export dump.rdb -o dump.jsonl      written atomically: whole file or none\n  \
         rdbkit convert dump.rdb -o for-6.rdb --target azure-cache-premium\n  \
+        rdbkit restore dump.rdb --to redis://127.0.0.1:6379   RESTORE into a live server\n  \
+        rdbkit export dump.rdb --format resp | redis-cli --pipe\n  \
         rdbkit targets                            the target profiles convert knows\n\n\
         Exit codes: 0 success, 1 the snapshot is malformed, 2 usage or I/O error."
 )]
@@ -66,8 +68,22 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
+        commands: CommandArgs,
+        #[command(flatten)]
         read: ReadOptions,
     },
+    /// Send every key to a live server (or cluster) as RESTORE commands, with payloads
+    /// for the server's own version; values above its proto-max-bulk-len go as plain
+    /// commands in batches. Filters and --db-map as for convert.
+    #[command(after_help = "Examples:\n  \
+        rdbkit restore dump.rdb --to redis://127.0.0.1:6379\n  \
+        rdbkit restore dump.rdb --to rediss://:PASSWORD@cache.example.net:6380 --on-exists skip\n  \
+        RDBKIT_REDIS_PASSWORD=... rdbkit restore dump.rdb --to rediss://host:10000 --cluster\n  \
+        rdbkit restore dump.rdb --to redis://h:6379 --checkpoint ck.json   (interrupted? add --resume)\n\n\
+        The password is never printed: URLs are shown as redis://user:***@host:port/db.\n\
+        Exit codes: 0 every key restored or skipped as asked, 1 the target refused a key \
+        or the snapshot is malformed, 2 usage, connection or I/O error.")]
+    Restore(Box<RestoreArgs>),
     /// Re-encode a snapshot so a given (older or newer) server can load it. Whatever the
     /// target cannot hold stops the conversion with an error naming the key, unless a flag
     /// chooses the loss; every loss is counted, and listed per key with --report.
@@ -137,6 +153,102 @@ struct ConvertArgs {
     common: CommonArgs,
     #[command(flatten)]
     split: SplitArgs,
+}
+
+/// `--format resp|restore` options.
+#[derive(Args)]
+#[command(next_help_heading = "RESP output (--format resp|restore)")]
+struct CommandArgs {
+    /// The server that will run the commands: payload version for --format restore, and
+    /// which commands exist (HPEXPIREAT, XSETID ENTRIESADDED) for --format resp.
+    /// Default: the snapshot's own version.
+    #[arg(long, conflicts_with = "rdb_version")]
+    target: Option<String>,
+    /// A bare format version instead of a profile: 9, 10, 11, 12, or 80.
+    #[arg(long)]
+    rdb_version: Option<u32>,
+    /// RESTORE ... REPLACE, or DEL before each key's plain commands.
+    #[arg(long)]
+    replace: bool,
+    /// Hash-field TTLs for a target without them (--format restore).
+    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
+    field_ttls: FieldTtls,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The RDB file to read (never modified).
+    file: PathBuf,
+    /// The target: redis://[user:pass@]host:port[/db] or rediss:// for TLS. Source db 0
+    /// goes into /db (default 0). Without a password in the URL, $RDBKIT_REDIS_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// The target is a Redis Cluster: route each key to its slot's master (CLUSTER SLOTS),
+    /// following MOVED and ASK.
+    #[arg(long)]
+    cluster: bool,
+    /// TLS: trust the certificates in this PEM file (besides the Mozilla roots).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// TLS: accept any certificate (self-signed test servers only).
+    #[arg(long)]
+    tls_insecure: bool,
+    /// Overwrite keys that exist on the target (same as --on-exists replace).
+    #[arg(long, conflicts_with = "on_exists")]
+    replace: bool,
+    /// A key that exists on the target: stop with an error naming it, leave it, or
+    /// overwrite it.
+    #[arg(long, value_enum)]
+    on_exists: Option<OnExistsArg>,
+    /// Most commands in flight per connection.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    window: usize,
+    /// Most bytes in flight per connection (e.g. 64M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
+    window_bytes: u64,
+    /// The target's proto-max-bulk-len, where CONFIG GET is refused (managed services);
+    /// payloads above it are sent as plain commands.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_bulk: Option<u64>,
+    /// Build payloads for this profile instead of the one the server's version maps to.
+    #[arg(long)]
+    target: Option<String>,
+    /// Record progress here (atomically): the last key acknowledged, in file order.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Write the checkpoint after every N acknowledged keys.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    checkpoint_every: u64,
+    /// Continue after the key the checkpoint names (keys the interrupted run may have
+    /// sent after it are restored with REPLACE).
+    #[arg(long, requires = "checkpoint")]
+    resume: bool,
+    /// Seconds to wait for the server (connect, each reply).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// Hash fields with their own TTL, for a target without field TTLs.
+    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
+    field_ttls: FieldTtls,
+    /// Function libraries, for a target without functions.
+    #[arg(long, value_enum, default_value_t = Functions::Error)]
+    functions: Functions,
+    /// "Now" for skipping expired keys and TTL filters: Unix ms or `ctime`.
+    #[arg(long, value_name = "UNIX_MS|ctime")]
+    now: Option<String>,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnExistsArg {
+    Error,
+    Skip,
+    Replace,
 }
 
 #[derive(Args)]
@@ -438,6 +550,10 @@ impl ReadOptions {
 enum Format {
     /// One JSON object per line, binary-safe.
     Jsonl,
+    /// Plain commands (SET, RPUSH, SADD, ZADD, HSET, XADD, PEXPIREAT...) for `redis-cli --pipe`.
+    Resp,
+    /// RESTORE commands with DUMP payloads for --target / --rdb-version, for `redis-cli --pipe`.
+    Restore,
 }
 
 /// The input file's bytes: memory-mapped when possible, read otherwise.
@@ -518,8 +634,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Export {
             file,
+            format: format @ (Format::Resp | Format::Restore),
+            output,
+            commands,
+            read,
+        } => export_commands(&file, format, output.as_deref(), &commands, &read),
+        Command::Restore(args) => restore(&args),
+        Command::Export {
+            file,
             format: Format::Jsonl,
             output,
+            commands: _,
             read,
         } => {
             let input = Input::open(&file).map_err(|e| io_context(e, &file))?;
@@ -681,6 +806,160 @@ fn options(
     opts.db_map = args.filter.db_map.iter().copied().collect();
     opts.filter = filter(&args.filter, opts.now_ms)?;
     Ok(opts)
+}
+
+fn now_ms(now: Option<&str>, input: &[u8]) -> Result<i64, Failure> {
+    Ok(match now {
+        Some("ctime") => rdb_cli::convert::ctime_ms(input)
+            .ok_or_else(|| usage("--now ctime: the snapshot has no ctime AUX field".into()))?,
+        Some(ms) => ms
+            .parse::<i64>()
+            .map_err(|_| usage(format!("--now {ms:?}: give Unix milliseconds or ctime")))?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    })
+}
+
+fn field_ttl_policy(f: FieldTtls) -> rdb_writer::convert::FieldTtlPolicy {
+    use rdb_writer::convert::FieldTtlPolicy;
+    match f {
+        FieldTtls::Error => FieldTtlPolicy::Error,
+        FieldTtls::Drop => FieldTtlPolicy::Drop,
+        FieldTtls::DropExpired => FieldTtlPolicy::DropExpired,
+    }
+}
+
+fn export_commands(
+    file: &Path,
+    format: Format,
+    output: Option<&Path>,
+    a: &CommandArgs,
+    read: &ReadOptions,
+) -> Result<(), Failure> {
+    let input = Input::open(file).map_err(|e| io_context(e, file))?;
+    let source = rdb_parser::Parser::new(input.bytes())?.version();
+    let profile = match (&a.target, a.rdb_version) {
+        (Some(name), _) => rdb_writer::TargetProfile::named(name)
+            .cloned()
+            .ok_or_else(|| {
+                usage(format!(
+                    "unknown target {name:?}; `rdbkit targets` lists the profiles"
+                ))
+            })?,
+        (None, n) => {
+            let n = n.unwrap_or(source.number);
+            rdb_writer::TargetProfile::for_version(n).ok_or_else(|| {
+                usage(format!(
+                    "--rdb-version {n}: rdbkit writes 9, 10, 11, 12 or 80"
+                ))
+            })?
+        }
+    };
+    let mut convert = rdb_writer::convert::ConvertOptions::new(profile);
+    convert.field_ttls = field_ttl_policy(a.field_ttls);
+    convert.now_ms = now_ms(None, input.bytes())?;
+    let o = export::CommandsOptions {
+        restore: matches!(format, Format::Restore),
+        replace: a.replace,
+        convert,
+    };
+    let bar = progress_bar(input.bytes().len() as u64);
+    let summary = match output {
+        Some(path) => {
+            let mut out = AtomicFile::create(path).map_err(|e| io_context(e, path))?;
+            let s = export::commands(input.bytes(), &read.builder(), &o, &mut out, tick(&bar))?;
+            out.commit().map_err(|e| io_context(e, path))?;
+            s
+        }
+        None => {
+            let stdout = std::io::stdout().lock();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
+            export::commands(input.bytes(), &read.builder(), &o, &mut out, tick(&bar))?
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if summary.dropped > 0 || summary.field_ttls_dropped > 0 {
+        eprintln!(
+            "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left out",
+            summary.dropped, summary.field_ttls_dropped
+        );
+    }
+    Ok(())
+}
+
+fn restore(a: &RestoreArgs) -> Result<(), Failure> {
+    use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
+    let url = TargetUrl::parse(&a.to).map_err(usage)?;
+    let input = Input::open(&a.file).map_err(|e| io_context(e, &a.file))?;
+    let target_override =
+        match &a.target {
+            Some(name) => Some(rdb_writer::TargetProfile::named(name).cloned().ok_or_else(
+                || {
+                    usage(format!(
+                        "unknown target {name:?}; `rdbkit targets` lists the profiles"
+                    ))
+                },
+            )?),
+            None => None,
+        };
+    // The target profile is set from the server's version once connected.
+    let placeholder = rdb_writer::TargetProfile::for_version(9)
+        .ok_or_else(|| usage("no RDB 9 profile".into()))?;
+    let mut convert =
+        rdb_writer::convert::ConvertOptions::new(target_override.clone().unwrap_or(placeholder));
+    convert.field_ttls = field_ttl_policy(a.field_ttls);
+    convert.functions = match a.functions {
+        Functions::Error => rdb_writer::convert::FunctionPolicy::Error,
+        Functions::Drop => rdb_writer::convert::FunctionPolicy::Drop,
+    };
+    convert.modules = rdb_writer::convert::ModulePolicy::Keep;
+    convert.now_ms = now_ms(a.now.as_deref(), input.bytes())?;
+    convert.db_map = a.filter.db_map.iter().copied().collect();
+    convert.filter = filter(&a.filter, convert.now_ms)?;
+    let on_exists = match (a.replace, a.on_exists) {
+        (true, _) | (_, Some(OnExistsArg::Replace)) => OnExists::Replace,
+        (_, Some(OnExistsArg::Skip)) => OnExists::Skip,
+        _ => OnExists::Error,
+    };
+    let o = RestoreOptions {
+        url,
+        tls: TlsOptions {
+            ca: a.tls_ca.clone(),
+            insecure: a.tls_insecure,
+        },
+        on_exists,
+        window_commands: a.window.max(1),
+        window_bytes: usize::try_from(a.window_bytes).unwrap_or(usize::MAX),
+        cluster: a.cluster,
+        max_bulk: a.max_bulk,
+        checkpoint: a.checkpoint.clone(),
+        checkpoint_every: a.checkpoint_every.max(1),
+        resume: a.resume,
+        convert,
+        target_override,
+        timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+    };
+    let bar = progress_bar(input.bytes().len() as u64);
+    let mut tick = tick(&bar);
+    let result = rdb_cli::restore::restore(input.bytes(), &a.read.builder(), &o, &mut tick);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let summary = result?;
+    if a.json {
+        let text =
+            serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
+        println!("{text}");
+    } else {
+        summary
+            .write_text(&mut std::io::stderr(), &o.url)
+            .map_err(Failure::Io)?;
+    }
+    Ok(())
 }
 
 fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {

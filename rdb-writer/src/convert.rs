@@ -1164,19 +1164,65 @@ pub fn dump_payload(
     source: Version,
     opts: &ConvertOptions,
 ) -> Result<Option<Vec<u8>>, ConvertError> {
+    let Some(body) = dump_body(entry, source, opts)? else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(body.len());
+    body.write_to(&mut out)?;
+    Ok(Some(out))
+}
+
+/// A DUMP payload in parts, so that a caller can write a value the target loads as it
+/// is straight from the input, without copying it first.
+#[derive(Debug)]
+pub struct DumpBody<'e> {
+    pub type_id: u8,
+    /// The value: borrowed from the input when the target loads it as stored.
+    pub value: std::borrow::Cow<'e, [u8]>,
+    /// The target's RDB version (u16 LE) and the CRC64 (u64 LE) of type, value and version.
+    pub trailer: [u8; 10],
+}
+
+impl DumpBody<'_> {
+    /// The payload's length in bytes.
+    pub fn len(&self) -> usize {
+        1 + self.value.len() + self.trailer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
+        out.write_all(&[self.type_id])?;
+        out.write_all(&self.value)?;
+        out.write_all(&self.trailer)
+    }
+}
+
+/// [`dump_payload`] in parts; `None` when nothing of the key remains for the target.
+pub fn dump_body<'data>(
+    entry: &Entry<'data>,
+    source: Version,
+    opts: &ConvertOptions,
+) -> Result<Option<DumpBody<'data>>, ConvertError> {
     let mut summary = ConvertSummary::default();
     let mut ignore = |_: &Loss<'_>| Ok(());
-    let (t, body) =
+    let (type_id, value) =
         match encode_entry(entry, source, opts, &mut summary, &mut ignore, entry.offset)? {
-            Encoded::Same => (entry.type_id, entry.raw_value.to_vec()),
-            Encoded::New(t, b) => (t, b),
+            Encoded::Same => (entry.type_id, std::borrow::Cow::Borrowed(entry.raw_value)),
+            Encoded::New(t, b) => (t, std::borrow::Cow::Owned(b)),
             Encoded::Dropped(_) => return Ok(None),
         };
-    let mut out = Vec::with_capacity(body.len() + 11);
-    out.push(t);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&(opts.target.version.number as u16).to_le_bytes());
-    let crc = crc64::crc64(0, &out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Ok(Some(out))
+    let version = (opts.target.version.number as u16).to_le_bytes();
+    let crc = crc64::crc64(crc64::crc64(crc64::crc64(0, &[type_id]), &value), &version);
+    let mut trailer = [0u8; 10];
+    let (v, c) = trailer.split_at_mut(2);
+    v.copy_from_slice(&version);
+    c.copy_from_slice(&crc.to_le_bytes());
+    Ok(Some(DumpBody {
+        type_id,
+        value,
+        trailer,
+    }))
 }
