@@ -13,7 +13,7 @@ echo "==> building and installing rdbkit"
 cargo install --quiet --locked --force --path rdb-cli
 echo "==> installing real Redis / Valkey servers into .tools/"
 scripts/install-servers.sh
-echo "==> installing Azurite (blob emulator) and Chromium (HTML report test) into .tools/"
+echo "==> installing Azurite (blob emulator) into .tools/ and Chromium (Debian package, for the HTML report test)"
 scripts/install-azurite.sh
 scripts/install-chromium.sh
 echo "==> done: $(command -v rdbkit || echo "$HOME/.cargo/bin/rdbkit (add ~/.cargo/bin to PATH)")"
