@@ -108,30 +108,37 @@ impl Token {
     }
 }
 
-/// The ARM endpoint: https, or http on a loopback address (for contract tests).
+/// The ARM endpoint: https, or http on a loopback address (for contract tests). Parsed
+/// as a URI, so `http://127.0.0.1:80@evil.example` is seen for the `evil.example` it is;
+/// userinfo is refused outright (no ARM endpoint has one).
 pub fn check_endpoint(endpoint: &str) -> Result<String, String> {
     let e = endpoint.trim().trim_end_matches('/');
-    if let Some(rest) = e.strip_prefix("http://") {
-        let host = origin_host(rest);
-        if !(host == "127.0.0.1" || host == "localhost" || host == "[::1]") {
-            return Err(format!(
-                "--arm-endpoint {e}: plain http is allowed only to 127.0.0.1, [::1] or localhost; \
-                 use https"
-            ));
+    let uri: ureq::http::Uri = e
+        .parse()
+        .map_err(|err| format!("--arm-endpoint {e}: not a URL ({err})"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("--arm-endpoint {e}: give an https:// URL"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "--arm-endpoint {}: a user name or password in the URL is not allowed",
+            redact(e)
+        ));
+    }
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => {
+            let host = authority.host();
+            if !(host == "127.0.0.1" || host == "localhost" || host == "[::1]") {
+                return Err(format!(
+                    "--arm-endpoint {e}: plain http is allowed only to 127.0.0.1, [::1] or \
+                     localhost; use https"
+                ));
+            }
         }
-    } else if !e.starts_with("https://") {
-        return Err(format!("--arm-endpoint {e}: give an https:// URL"));
+        _ => return Err(format!("--arm-endpoint {e}: give an https:// URL")),
     }
     Ok(e.to_string())
-}
-
-/// `host` of `host[:port][/path]`.
-fn origin_host(rest: &str) -> &str {
-    let hostport = rest.split('/').next().unwrap_or_default();
-    if hostport.starts_with('[') {
-        return hostport.split_inclusive(']').next().unwrap_or(hostport);
-    }
-    hostport.split(':').next().unwrap_or(hostport)
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -483,6 +490,18 @@ mod tests {
         assert!(check_endpoint("http://10.0.0.1").is_err());
         assert!(check_endpoint("http://127.0.0.1.evil.example").is_err());
         assert!(check_endpoint("ftp://x").is_err());
+        // Userinfo makes the real host the part after '@': never loopback then.
+        for tricky in [
+            "http://127.0.0.1@evil.example",
+            "http://127.0.0.1:80@evil.example",
+            "http://[::1]@evil.example/",
+            "http://localhost:1@evil.example:80",
+            "http://localhost.evil.example",
+            "http://127.0.0.2",
+            "http://user:pw@127.0.0.1:9",
+        ] {
+            assert!(check_endpoint(tricky).is_err(), "{tricky} was accepted");
+        }
         assert_eq!(origin("http://127.0.0.1:9/a/b?x"), "http://127.0.0.1:9");
         assert_eq!(
             origin("https://management.azure.com"),
