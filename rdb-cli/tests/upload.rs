@@ -627,3 +627,44 @@ fn then_import_contract_chains_upload_and_import() {
         .unwrap();
     assert_eq!(got, std::fs::read(&file).unwrap());
 }
+
+/// Two files with one name (e.g. `node-1/dump.rdb node-2/dump.rdb`) would become the
+/// same blob, the second overwriting the first: refused before anything is sent.
+#[test]
+fn two_files_with_one_blob_name_are_refused() {
+    let dir = temp_dir("samename");
+    for node in ["node-1", "node-2"] {
+        std::fs::create_dir_all(dir.join(node)).unwrap();
+        std::fs::copy(
+            fixture("servers/redis-7.4/lfu.rdb"),
+            dir.join(node).join("dump.rdb"),
+        )
+        .unwrap();
+    }
+    // Nothing listens on port 1: reaching the network would fail differently.
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let a = dir.join("node-1/dump.rdb");
+    let b = dir.join("node-2/dump.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--retries",
+            "0",
+        ],
+        &[&sas],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("both become the blob") && !text(&out).contains("Connection refused"),
+        "{}",
+        text(&out)
+    );
+}

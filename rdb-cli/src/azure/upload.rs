@@ -247,7 +247,7 @@ pub fn run(
         Duration::from_secs((biggest_block >> 16).max(600)),
         args.retries,
     );
-    let mut done = Vec::new();
+    let mut urls: Vec<SasUrl> = Vec::with_capacity(sources.len());
     for s in sources {
         let url = match base.scope {
             Scope::Blob => base.clone(),
@@ -268,6 +268,26 @@ pub fn run(
                 base.blob(&name)
             }
         };
+        // `node-1/dump.rdb node-2/dump.rdb`: the second would overwrite the first.
+        if let Some(i) = urls
+            .iter()
+            .position(|u| u.without_token() == url.without_token())
+        {
+            let first = sources
+                .get(i)
+                .map_or_else(String::new, |f| f.path.display().to_string());
+            return Err(Failure::Usage(format!(
+                "{first} and {} both become the blob {}; upload them in separate runs, each \
+                 with its own --name",
+                s.path.display(),
+                url.without_token()
+            )));
+        }
+        urls.push(url);
+    }
+    let mut done = Vec::new();
+    for (s, url) in sources.iter().zip(&urls) {
+        let url = url.clone();
         let up = if args.page_blob {
             upload_page_blob(args, s, &url, &http, log)
         } else {
