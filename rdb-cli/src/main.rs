@@ -677,11 +677,6 @@ fn upload(args: &rdb_cli::azure::upload::UploadArgs) -> Result<(), Failure> {
         .map(|(path, input)| rdb_cli::azure::upload::Source {
             path,
             data: input.bytes(),
-            mtime_ns: std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos()),
         })
         .collect();
     let mut out = std::io::stdout().lock();

@@ -668,3 +668,58 @@ fn two_files_with_one_blob_name_are_refused() {
         text(&out)
     );
 }
+
+/// A file rewritten between an interrupted run and its resume, with the same name, size
+/// and modification time (as `cp -p` or `rsync -t` leave it), and changed only in the
+/// middle: the blocks staged from the old content must not be committed.
+#[test]
+fn resume_after_the_file_changed_never_commits_stale_blocks() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("stale");
+    let file = generated_rdb(&dir, "dump.rdb", 1_000_000);
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    let args = [
+        "upload",
+        file.to_str().unwrap(),
+        "--sas-url",
+        &sas,
+        "--block-size",
+        "64K",
+        "--parallel",
+        "1",
+        "--retries",
+        "0",
+    ];
+    // First run: blocks 0..5 staged, then the upload fails.
+    proxy.set(Fault::FailBlocksAfter(5));
+    let out = rdbkit(&args, &[&sas]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // The file changes inside blocks 1..4 only; size and mtime stay.
+    let mut data = std::fs::read(&file).unwrap();
+    for b in &mut data[(64 << 10) + 100..(4 << 16) + 100] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&file, &data).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    proxy.set(Fault::None);
+    let out = rdbkit(&args, &[&sas]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        az.download(&c, "dump.rdb") == data,
+        "the blob holds stale blocks of the old file:\n{}",
+        text(&out)
+    );
+    // Block 0 did not change: it is still reused.
+    assert!(text(&out).contains("resuming: 1 of"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -59,13 +59,13 @@ impl Blob<'_> {
             .map_err(|e| BlobError::new(what, self.url, e))
     }
 
-    /// Put Block: stages `data` as block `id`.
-    pub fn put_block(&self, id: &str, data: &[u8]) -> Result<(), BlobError> {
+    /// Put Block: stages `data`, whose MD5 is `md5`, as block `id`.
+    pub fn put_block(&self, id: &str, data: &[u8], md5: &[u8; 16]) -> Result<(), BlobError> {
         let url = self.url.request_url(&format!(
             "comp=block&blockid={}",
             utf8_percent_encode(id, QUERY_VALUE)
         ));
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(data));
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5);
         self.call("Put Block", &|agent| {
             agent
                 .put(&url)
