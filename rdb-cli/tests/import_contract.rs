@@ -487,3 +487,28 @@ fn contract_post_503_is_retried_and_location_failure_is_reported() {
     );
     assert_eq!(seen[2].target, "/operationResults/op-3");
 }
+
+#[test]
+fn contract_a_redirected_post_is_not_taken_for_success() {
+    // Followed as a GET (what HTTP clients do with a 302 to a POST), the 200 that comes
+    // back would read as "import Succeeded" although nothing was imported.
+    let arm = FakeArm::start(vec![
+        answer(
+            302,
+            &[("Location", "http://127.0.0.1:{port}/somewhere-else")],
+            "",
+        ),
+        answer(200, &[], "{}"),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("Succeeded"), "{}", text(&out));
+    assert!(
+        text(&out).contains("HTTP 302") && text(&out).contains("redirect"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(arm.seen().len(), 1, "the redirect was followed");
+}

@@ -453,6 +453,11 @@ fn explain(doing: &str, e: HttpError) -> ArmError {
                     "ARM does not know this api-version here; pass another with --api-version".into()
                 }
                 (429, _) => "ARM throttled the request and retries were used up; wait and retry".into(),
+                (300..=399, _) => format!(
+                    "ARM does not redirect, and rdbkit does not follow redirects (this one points \
+                     to {}); check --arm-endpoint",
+                    redact(reply.header("location").unwrap_or("nowhere"))
+                ),
                 (s, _) if s >= 500 => "Azure Resource Manager failed; retries were used up".into(),
                 _ => "ARM refused the request".into(),
             };

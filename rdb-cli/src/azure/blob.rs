@@ -328,6 +328,9 @@ fn explain(status: u16, code: Option<&str>, url: &SasUrl) -> String {
             (uncommitted blocks expire after 7 days)"
             .into(),
         (s, _) if s >= 500 => "the storage service failed; retries were used up".into(),
+        (300..=399, _) => "the storage service does not redirect, and rdbkit does not follow \
+            redirects: check the account's blob endpoint in the URL"
+            .into(),
         _ => "the request was refused".into(),
     }
 }

@@ -68,6 +68,9 @@ impl Http {
     pub fn new(timeout: Duration, retries: u32) -> Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Neither Blob Storage nor ARM redirects. Followed, a 302 to a PUT or POST
+            // becomes a GET whose 200 would pass for a staged block or a finished import.
+            .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_global(Some(timeout))
             .max_idle_connections_per_host(64)
@@ -99,7 +102,7 @@ impl Http {
                 send(&self.agent).map_err(|e| (retryable_error(&e), redact(&e.to_string())));
             let (retry, wait_hint, reason, result) = match outcome {
                 Ok(resp) => match read_reply(resp) {
-                    Ok(reply) if reply.status < 400 => return Ok(reply),
+                    Ok(reply) if reply.status < 300 => return Ok(reply),
                     Ok(reply) => {
                         let retry = retryable_status(reply.status);
                         let hint = reply.retry_after();
