@@ -512,3 +512,29 @@ fn contract_a_redirected_post_is_not_taken_for_success() {
     );
     assert_eq!(arm.seen().len(), 1, "the redirect was followed");
 }
+
+#[test]
+fn contract_retry_after_as_an_http_date_is_honoured() {
+    // RFC 9110 allows `Retry-After: <HTTP-date>`; 2 s from now means a wait of 1-2 s,
+    // not the 10 s default for a missing header.
+    let when = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    let arm = FakeArm::start(vec![
+        answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", when.as_str())],
+            "",
+        ),
+        answer(200, &[], r#"{"status":"Succeeded"}"#),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert!(out.status.success(), "{}", text(&out));
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 2);
+    let waited = seen[1].at - seen[0].at;
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "waited {waited:?} for Retry-After: {when}"
+    );
+}

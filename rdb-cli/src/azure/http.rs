@@ -37,11 +37,18 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// `Retry-After` in seconds (ARM and Storage send seconds, not dates).
+    /// `Retry-After`: seconds (what ARM and Storage send) or an HTTP-date (RFC 9110
+    /// allows both); a date in the past means no wait.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+        let v = self.header("retry-after")?.trim();
+        if let Ok(secs) = v.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        let at = httpdate::parse_http_date(v).ok()?;
+        Some(
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 }
 
@@ -204,6 +211,27 @@ mod tests {
                 "attempt {attempt}: {d:?} vs {full:?}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let reply = |v: &str| Reply {
+            status: 429,
+            headers: vec![("Retry-After".into(), v.into())],
+            body: Vec::new(),
+        };
+        assert_eq!(reply("7").retry_after(), Some(Duration::from_secs(7)));
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let wait = reply(&soon).retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            reply("Wed, 21 Oct 2015 07:28:00 GMT").retry_after(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(reply("soon").retry_after(), None);
     }
 
     #[test]
