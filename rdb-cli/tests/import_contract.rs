@@ -538,3 +538,35 @@ fn contract_retry_after_as_an_http_date_is_honoured() {
         "waited {waited:?} for Retry-After: {when}"
     );
 }
+
+#[test]
+fn contract_a_status_answer_that_is_not_json_is_an_error() {
+    // E.g. a proxy's HTML page with 200: it says nothing about the import, so rdbkit
+    // must not report "InProgress" and poll on until --timeout.
+    let mut script = vec![answer(
+        202,
+        &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+        "",
+    )];
+    for _ in 0..20 {
+        script.push(answer(
+            200,
+            &[("Retry-After", "0")],
+            "<html><body>Gateway says hello</body></html>",
+        ));
+    }
+    let arm = FakeArm::start(script);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let mut args = amr_args(&endpoint, &sas);
+    args.extend(["--timeout", "3s"]);
+    let out = rdbkit(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(!t.contains("InProgress"), "{t}");
+    assert!(
+        t.contains("not an operation status") && t.contains("Gateway says hello"),
+        "{t}"
+    );
+    assert_eq!(arm.seen().len(), 2, "one poll is enough to know");
+}

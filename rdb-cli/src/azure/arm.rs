@@ -319,11 +319,25 @@ impl Arm {
             wait = self.wait_for(&reply, polling);
             if via_async {
                 let v: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-                let status = v
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("InProgress")
-                    .to_string();
+                // An answer without a status (a proxy's page, an empty body) tells
+                // nothing about the import: say so rather than poll on as "InProgress".
+                let Some(status) = v.get("status").and_then(Value::as_str).map(str::to_string)
+                else {
+                    let shown: String = reply.text().chars().take(200).collect();
+                    return Err(ArmError {
+                        status: Some(reply.status),
+                        code: None,
+                        message: redact(&format!(
+                            "polling the import: HTTP {} from {} is not an operation status \
+                             (no JSON \"status\"): {:?}; the import may still be running in \
+                             Azure: check the cache's provisioning state{}",
+                            reply.status,
+                            poll_url,
+                            shown.trim(),
+                            ids(&reply)
+                        )),
+                    });
+                };
                 if status != last_status {
                     let _ = writeln!(log, "import: {status} ({}s)", started.elapsed().as_secs());
                     last_status.clone_from(&status);
