@@ -185,7 +185,7 @@ pub struct ImportArgs {
     /// A blob SAS URL to import (repeat for several files, e.g. one per shard); `@FILE`
     /// reads it from a file.
     #[arg(long = "sas-url", value_name = "URL", required = true)]
-    pub sas_urls: Vec<String>,
+    pub sas_urls: Vec<sas::SasArgument>,
     /// The local copy of a blob, checked with the --target pre-flight before the import
     /// (repeatable).
     #[arg(long = "file", value_name = "FILE")]
@@ -209,7 +209,7 @@ pub fn run(
     let urls = args
         .sas_urls
         .iter()
-        .map(|u| sas::url_argument(u).and_then(|u| SasUrl::parse(&u)))
+        .map(|u| u.resolve().and_then(|u| SasUrl::parse(&u)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::Usage)?;
     if let Some(u) = urls.iter().find(|u| u.scope != sas::Scope::Blob) {
@@ -379,6 +379,20 @@ mod tests {
             arm_endpoint: "https://management.azure.com".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn debug_of_the_arguments_hides_the_signature() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            import: ImportArgs,
+        }
+        use clap::Parser;
+        let url = "https://a.blob.core.windows.net/c/d.rdb?sr=b&sp=r&sig=dontshowthissignature";
+        let cli = Cli::try_parse_from(["import", "--sas-url", url, "--cache", "c"]).unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("dontshowthissignature"), "{shown}");
     }
 
     #[test]

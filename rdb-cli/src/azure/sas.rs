@@ -99,6 +99,30 @@ fn redact_pairs(text: &str) -> String {
     out
 }
 
+/// A `--sas-url` value as given on the command line: a URL with its signature, or
+/// `@FILE`. `Debug` shows it redacted; there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SasArgument(String);
+
+impl From<String> for SasArgument {
+    fn from(value: String) -> Self {
+        SasArgument(value)
+    }
+}
+
+impl std::fmt::Debug for SasArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact(&self.0))
+    }
+}
+
+impl SasArgument {
+    /// The URL, read from the file for `@FILE` (see [`url_argument`]).
+    pub fn resolve(&self) -> Result<String, String> {
+        url_argument(&self.0)
+    }
+}
+
 /// A `--sas-url` value: the URL itself, or `@FILE` naming a file whose first non-empty
 /// line is the URL (keeps the signature out of the process list and shell history).
 pub fn url_argument(value: &str) -> Result<String, String> {

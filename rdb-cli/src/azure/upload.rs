@@ -50,7 +50,7 @@ pub struct UploadArgs {
     /// `az storage container generate-sas --permissions rcw --expiry ... --full-uri`.
     /// `@FILE` reads it from a file, keeping it out of the process list.
     #[arg(long, value_name = "URL")]
-    pub sas_url: String,
+    pub sas_url: sas::SasArgument,
     /// The blob name, with a container SAS and one file (default: the file's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -178,7 +178,9 @@ pub fn run(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Vec<Uploaded>, Failure> {
-    let base = sas::url_argument(&args.sas_url)
+    let base = args
+        .sas_url
+        .resolve()
         .and_then(|u| SasUrl::parse(&u))
         .map_err(Failure::Usage)?;
     if base.scope == Scope::Blob && sources.len() > 1 {
@@ -687,6 +689,22 @@ fn upload_page_blob(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_arguments_hides_the_signature() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            upload: UploadArgs,
+        }
+        use clap::Parser;
+        let url =
+            "https://a.blob.core.windows.net/c?sv=2022-11-02&sr=c&sp=rcw&sig=dontshowthissignature";
+        let cli = Cli::try_parse_from(["upload", "dump.rdb", "--sas-url", url]).unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("dontshowthissignature"), "{shown}");
+        assert!(shown.contains("sig=REDACTED"), "{shown}");
+    }
 
     #[test]
     fn block_sizes() {
