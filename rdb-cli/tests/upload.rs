@@ -723,3 +723,42 @@ fn resume_after_the_file_changed_never_commits_stale_blocks() {
     assert!(text(&out).contains("resuming: 1 of"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A zero-byte file and files of exactly N blocks (or N pages) round-trip as block and
+/// as page blobs (no empty trailing block, no padding where none is needed).
+#[test]
+fn edge_sizes_round_trip() {
+    let Some(az) = Azurite::shared() else { return };
+    let dir = temp_dir("edges");
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    for (len, page) in [(0usize, false), (0, true), (2 << 16, false), (3 * 512, true)] {
+        let name = format!("f{len}-{page}.bin");
+        let file = dir.join(&name);
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&file, &data).unwrap();
+        let mut args = vec![
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--block-size",
+            "64K",
+            "--force", // not RDB snapshots
+            "--json",
+        ];
+        if page {
+            args.push("--page-blob");
+        }
+        let out = rdbkit(&args, &[&sas]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v[0]["blob_size"], len as u64, "{name}");
+        assert_eq!(v[0]["padding"], 0, "{name}");
+        if !page {
+            assert_eq!(v[0]["blocks"], (len as u64).div_ceil(64 << 10), "{name}");
+        }
+        assert_eq!(az.download(&c, &name), data, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
