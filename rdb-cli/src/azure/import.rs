@@ -192,11 +192,12 @@ pub struct ImportArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub preflight: PreflightArgs,
-    #[command(flatten)]
-    pub target: ImportTargetArgs,
     /// Print JSON instead of text.
+    // Before the flattened group: clap files every later option under its heading.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: ImportTargetArgs,
 }
 
 /// `rdbkit import`: pre-flight the local files, then [`start`].

@@ -76,11 +76,12 @@ pub struct UploadArgs {
     /// below, as `rdbkit import` does, with the uploaded blobs' URLs.
     #[arg(long)]
     pub then_import: bool,
-    #[command(flatten)]
-    pub import: ImportTargetArgs,
     /// Print JSON instead of text.
+    // Before the flattened group: clap files every later option under its heading.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub import: ImportTargetArgs,
 }
 
 /// One file to upload: its path and bytes.
