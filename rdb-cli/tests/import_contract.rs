@@ -570,3 +570,77 @@ fn contract_a_status_answer_that_is_not_json_is_an_error() {
     );
     assert_eq!(arm.seen().len(), 2, "one poll is enough to know");
 }
+
+/// A stand-in `az` on PATH (CONTRACT test of the Azure CLI token path): it records its
+/// arguments and hands out a new token on each call.
+fn fake_az(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("az");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{0}/args'\nn=$(wc -l < '{0}/args' | tr -d ' ')\n\
+             printf '{{\"accessToken\": \"eyJ.fake-az-token-%s.c2ln\", \"tokenType\": \"Bearer\"}}' \"$n\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.join("args")
+}
+
+#[test]
+fn contract_az_cli_token_is_renewed_once_on_a_401_while_polling() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-fake-az-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let args_file = fake_az(&dir);
+    let arm = FakeArm::start(vec![
+        answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+            "",
+        ),
+        answer(
+            401,
+            &[],
+            r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token has expired."}}"#,
+        ),
+        answer(200, &[], r#"{"status":"Succeeded"}"#),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(amr_args(&endpoint, &sas))
+        .env_remove("AZURE_ACCESS_TOKEN")
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&args_file).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("fake-az-token"), "{}", text(&out));
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        seen[1].header("Authorization"),
+        Some("Bearer eyJ.fake-az-token-1.c2ln")
+    );
+    assert_eq!(
+        seen[2].header("Authorization"),
+        Some("Bearer eyJ.fake-az-token-2.c2ln")
+    );
+    // A loopback endpoint stands in for public Azure: the public ARM audience.
+    assert_eq!(calls.lines().count(), 2, "{calls}");
+    assert!(
+        calls
+            .lines()
+            .all(|l| l.contains("get-access-token --resource https://management.azure.com/")),
+        "{calls}"
+    );
+}

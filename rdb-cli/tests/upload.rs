@@ -732,7 +732,12 @@ fn edge_sizes_round_trip() {
     let dir = temp_dir("edges");
     let c = az.new_container();
     let sas = az.container_sas(&c, "rcw", 3600);
-    for (len, page) in [(0usize, false), (0, true), (2 << 16, false), (3 * 512, true)] {
+    for (len, page) in [
+        (0usize, false),
+        (0, true),
+        (2 << 16, false),
+        (3 * 512, true),
+    ] {
         let name = format!("f{len}-{page}.bin");
         let file = dir.join(&name);
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();

@@ -32,6 +32,8 @@ pub enum TokenSource {
 pub struct Token {
     secret: String,
     pub source: TokenSource,
+    /// The audience asked for (see [`token_resource`]), for a renewal.
+    resource: String,
 }
 
 impl std::fmt::Debug for Token {
@@ -44,9 +46,19 @@ impl std::fmt::Debug for Token {
 pub const TOKEN_ENV: &str = "AZURE_ACCESS_TOKEN";
 const RESOURCE: &str = "https://management.azure.com/";
 
+/// The audience of a token for `endpoint`: the endpoint itself (what the Azure SDKs ask
+/// for, `{endpoint}/.default`), so sovereign clouds get a token their ARM accepts; public
+/// Azure for a plain-http loopback endpoint (contract tests).
+pub fn token_resource(endpoint: &str) -> String {
+    match endpoint.strip_prefix("https://") {
+        Some(host) => format!("https://{}/", host.trim_end_matches('/')),
+        None => RESOURCE.to_string(),
+    }
+}
+
 impl Token {
-    /// `$AZURE_ACCESS_TOKEN`, else the Azure CLI's token.
-    pub fn obtain() -> Result<Token, String> {
+    /// `$AZURE_ACCESS_TOKEN`, else the Azure CLI's token for `resource`.
+    pub fn obtain(resource: &str) -> Result<Token, String> {
         match std::env::var(TOKEN_ENV) {
             Ok(t) if !t.trim().is_empty() => {
                 let secret = t.trim().to_string();
@@ -54,19 +66,20 @@ impl Token {
                 Ok(Token {
                     secret,
                     source: TokenSource::Env,
+                    resource: resource.to_string(),
                 })
             }
-            _ => Token::from_az(),
+            _ => Token::from_az(resource),
         }
     }
 
-    fn from_az() -> Result<Token, String> {
+    fn from_az(resource: &str) -> Result<Token, String> {
         let out = std::process::Command::new("az")
             .args([
                 "account",
                 "get-access-token",
                 "--resource",
-                RESOURCE,
+                resource,
                 "--output",
                 "json",
             ])
@@ -75,7 +88,7 @@ impl Token {
             .map_err(|e| {
                 format!(
                     "no ARM token: {TOKEN_ENV} is not set and the Azure CLI could not run ({e}); \
-                     set {TOKEN_ENV} (e.g. from `az account get-access-token --resource {RESOURCE} \
+                     set {TOKEN_ENV} (e.g. from `az account get-access-token --resource {resource} \
                      --query accessToken -o tsv` on another machine) or install az and `az login`"
                 )
             })?;
@@ -91,6 +104,7 @@ impl Token {
                 Ok(Token {
                     secret,
                     source: TokenSource::AzCli,
+                    resource: resource.to_string(),
                 })
             }
             _ => {
@@ -306,7 +320,7 @@ impl Arm {
                     if r.status == 401 && !renewed && self.token.source == TokenSource::AzCli =>
                 {
                     // Long imports outlive a token: get a fresh one once.
-                    self.token = Token::from_az().map_err(|m| ArmError {
+                    self.token = Token::from_az(&self.token.resource).map_err(|m| ArmError {
                         status: Some(401),
                         code: None,
                         message: m,
@@ -529,10 +543,33 @@ mod tests {
     }
 
     #[test]
+    fn the_token_audience_follows_the_endpoint() {
+        // Sovereign clouds only accept tokens for their own ARM.
+        assert_eq!(
+            token_resource("https://management.usgovcloudapi.net"),
+            "https://management.usgovcloudapi.net/"
+        );
+        assert_eq!(
+            token_resource("https://management.chinacloudapi.cn"),
+            "https://management.chinacloudapi.cn/"
+        );
+        assert_eq!(
+            token_resource("https://management.azure.com"),
+            "https://management.azure.com/"
+        );
+        // A loopback contract-test endpoint plays public Azure.
+        assert_eq!(
+            token_resource("http://127.0.0.1:8080"),
+            "https://management.azure.com/"
+        );
+    }
+
+    #[test]
     fn token_debug_hides_the_secret() {
         let t = Token {
             secret: "eyJsecret".into(),
             source: TokenSource::Env,
+            resource: RESOURCE.into(),
         };
         assert!(!format!("{t:?}").contains("eyJsecret"));
     }

@@ -323,7 +323,8 @@ pub fn start(
         target.name()
     )
     .map_err(Failure::Io)?;
-    let token = Token::obtain().map_err(|m| Failure::Usage(redact(&m)))?;
+    let token = Token::obtain(&super::arm::token_resource(&endpoint))
+        .map_err(|m| Failure::Usage(redact(&m)))?;
     let http = Http::new(Duration::from_secs(120), 4);
     let mut arm = Arm::new(endpoint, token, http);
     let polling = Polling {
