@@ -644,3 +644,35 @@ fn contract_az_cli_token_is_renewed_once_on_a_401_while_polling() {
         "{calls}"
     );
 }
+
+#[test]
+fn contract_sync_answers_and_a_bare_202() {
+    // 200 and 204 to the POST: done at once, nothing to poll.
+    for status in [200, 204] {
+        let arm = FakeArm::start(vec![answer(status, &[], "")]);
+        let sas = vec![blob_sas("dump.rdb", 7200)];
+        let endpoint = arm.endpoint();
+        let mut args = amr_args(&endpoint, &sas);
+        args.push("--json");
+        let out = rdbkit(&args);
+        assert!(out.status.success(), "{status}: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["status"], "Succeeded");
+        assert_eq!(v["polls"], 0);
+        assert_eq!(arm.seen().len(), 1);
+    }
+    // 202 with nothing to follow: accepted, so the import may well be running; running
+    // rdbkit again would only meet a 409.
+    let arm = FakeArm::start(vec![answer(202, &[("x-ms-request-id", "req-5")], "")]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("without Azure-AsyncOperation or Location")
+            && t.contains("may be running")
+            && t.contains("req-5"),
+        "{t}"
+    );
+}

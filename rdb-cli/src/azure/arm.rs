@@ -266,7 +266,10 @@ impl Arm {
                 operation: None,
             });
         }
-        let (poll_url, via_async) = match (reply.header("azure-asyncoperation"), reply.header("location")) {
+        let (poll_url, via_async) = match (
+            reply.header("azure-asyncoperation"),
+            reply.header("location"),
+        ) {
             (Some(a), _) => (a.to_string(), true),
             (None, Some(l)) => (l.to_string(), false),
             (None, None) => {
@@ -274,7 +277,10 @@ impl Arm {
                     status: Some(reply.status),
                     code: None,
                     message: format!(
-                        "ARM answered {} without Azure-AsyncOperation or Location; cannot follow the import{}",
+                        "ARM answered {} without Azure-AsyncOperation or Location, so rdbkit \
+                         cannot follow the import; it was accepted and may be running: watch the \
+                         cache's provisioningState (portal, or `az redisenterprise show` / \
+                         `az redis show`) before trying again{}",
                         reply.status,
                         ids(&reply)
                     ),
