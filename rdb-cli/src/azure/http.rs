@@ -13,8 +13,9 @@ use super::sas::redact;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Longest backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
-/// Biggest response body read (errors, block lists, status documents).
-const MAX_BODY: u64 = 16 << 20;
+/// Biggest response body read (errors, block lists, status documents). A block list of
+/// 100,000 uncommitted + 50,000 committed blocks with 60-character IDs is about 16 MB.
+const MAX_BODY: u64 = 64 << 20;
 
 /// A complete response: status, headers, body.
 #[derive(Debug, Clone)]
