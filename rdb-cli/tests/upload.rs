@@ -767,3 +767,27 @@ fn edge_sizes_round_trip() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn parallel_out_of_range_is_a_usage_error() {
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    for n in ["0", "100000"] {
+        let out = rdbkit(
+            &[
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--parallel",
+                n,
+            ],
+            &[&sas],
+        );
+        assert_eq!(out.status.code(), Some(2), "{n}: {}", text(&out));
+        assert!(text(&out).contains("give 1 to 256"), "{n}: {}", text(&out));
+    }
+}

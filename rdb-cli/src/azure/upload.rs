@@ -31,6 +31,8 @@ use crate::Failure;
 
 /// Default block size: big enough for few requests, small enough to retry cheaply.
 pub const DEFAULT_BLOCK: u64 = 8 << 20;
+/// Most requests in flight (`--parallel`).
+pub const MAX_PARALLEL: usize = 256;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -58,7 +60,7 @@ pub struct UploadArgs {
     /// 50,000 blocks; at most 4000 MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u64>,
-    /// Blocks (or pages) in flight at once.
+    /// Blocks (or pages) in flight at once (1 to 256).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub parallel: usize,
     /// Retries per request on connection errors, timeouts, 408, 429 and 5xx (exponential
@@ -196,8 +198,12 @@ pub fn run(
             "--name goes with one file and a container SAS".into(),
         ));
     }
-    if args.parallel == 0 {
-        return Err(Failure::Usage("--parallel must be at least 1".into()));
+    if !(1..=MAX_PARALLEL).contains(&args.parallel) {
+        // One thread per request in flight: a huge number only fails to spawn.
+        return Err(Failure::Usage(format!(
+            "--parallel {}: give 1 to {MAX_PARALLEL}",
+            args.parallel
+        )));
     }
     if let Some(why) = base.time_problem(sas::now()) {
         return Err(Failure::Refused(format!("{}: {why}", base.without_token())));
