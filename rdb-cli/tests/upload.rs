@@ -791,3 +791,52 @@ fn parallel_out_of_range_is_a_usage_error() {
         assert!(text(&out).contains("give 1 to 256"), "{n}: {}", text(&out));
     }
 }
+
+/// A SAS URL in the wrong place (`--sas-url` forgotten, or given as the FILE) must not
+/// be echoed by the argument parser or by the file-not-found error.
+#[test]
+fn a_sas_url_in_the_wrong_place_is_not_echoed() {
+    let sas = format!(
+        "https://acct.blob.core.windows.net/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let cases: [&[&str]; 3] = [
+        &[
+            "import",
+            &sas,
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "c",
+        ],
+        &["upload", &sas, "--sas-url", &sas],
+        &[
+            "import",
+            "--sas-url",
+            &sas,
+            "--file",
+            &sas,
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "c",
+        ],
+    ];
+    for args in cases {
+        // rdbkit() fails the test if any form of the signature shows.
+        let out = rdbkit(args, &[&sas]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("sig=REDACTED"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // The parser's other answers are untouched: --help still goes to stdout with 0.
+    let out = rdbkit(&["upload", "--help"], &[]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+}
