@@ -840,3 +840,36 @@ fn a_sas_url_in_the_wrong_place_is_not_echoed() {
     let out = rdbkit(&["upload", "--help"], &[]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Examples:"));
 }
+
+/// Put Block List committed on the service but its answer lost: the retry commits the
+/// same list again (`<Latest>` now finds the committed blocks) and the upload succeeds.
+#[test]
+fn a_commit_whose_answer_was_lost_is_retried_safely() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("lostcommit");
+    let file = generated_rdb(&dir, "dump.rdb", 300_000);
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    proxy.set(Fault::LoseBlockListAnswers(1));
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--block-size",
+            "64K",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Put Block List") && text(&out).contains("retry 1"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(proxy.block_lists_seen.load(Ordering::SeqCst), 2);
+    assert_eq!(az.download(&c, "dump.rdb"), std::fs::read(&file).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
