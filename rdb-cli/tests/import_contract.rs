@@ -676,3 +676,37 @@ fn contract_sync_answers_and_a_bare_202() {
         "{t}"
     );
 }
+
+#[test]
+fn contract_a_container_sas_on_a_blob_path_is_importable() {
+    // What `upload --then-import` itself sends, and what a container SAS copied from the
+    // portal plus "/dump.rdb" gives: the token (sr=c) covers every blob of the container.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let url = format!(
+        "https://acct.blob.core.windows.net/backups/dump.rdb?sv=2022-11-02&sr=c&sp=rl&se={}&sig={SIG}",
+        iso(now + 7200).replace(':', "%3A")
+    );
+    let out = rdbkit(&[
+        "import",
+        "--subscription",
+        "s",
+        "--resource-group",
+        "g",
+        "--cluster",
+        "amr",
+        "--sas-url",
+        &url,
+        "--dry-run",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let sent = v["body"]["sasUris"][0].as_str().unwrap();
+    assert!(
+        sent.starts_with("https://acct.blob.core.windows.net/backups/dump.rdb?sv=2022-11-02&sr=c"),
+        "{sent}"
+    );
+}

@@ -182,8 +182,9 @@ impl ImportTargetArgs {
     WARNING: the import deletes all data in the cache, which is unavailable until it ends.\n\n\
     Exit codes: 0 import succeeded, 1 refused by the pre-flight, 2 usage error or the import failed.")]
 pub struct ImportArgs {
-    /// A blob SAS URL to import (repeat for several files, e.g. one per shard); `@FILE`
-    /// reads it from a file.
+    /// A blob SAS URL to import (repeat for several files, e.g. one per shard), or a
+    /// container SAS URL with the blob's name added to its path; `@FILE` reads it from a
+    /// file.
     #[arg(long = "sas-url", value_name = "URL", required = true)]
     pub sas_urls: Vec<sas::SasArgument>,
     /// The local copy of a blob, checked with the --target pre-flight before the import
