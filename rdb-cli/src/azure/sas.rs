@@ -198,6 +198,13 @@ impl SasUrl {
             .strip_prefix("https://")
             .or_else(|| base.strip_prefix("http://"))
             .ok_or_else(|| format!("{}: a SAS URL starts with https://", redact(url)))?;
+        if url.parse::<ureq::http::Uri>().is_err() {
+            return Err(format!(
+                "{}: not a valid URL: it holds a character that must be percent-encoded (a \
+                 space is %20); copy the SAS URL as the portal or az prints it",
+                redact(url)
+            ));
+        }
         let sas = SasUrl {
             base: base.trim_end_matches('/').to_string(),
             query: query.to_string(),
@@ -497,6 +504,11 @@ mod tests {
             SasUrl::parse("https://acct.blob.core.windows.net/backups?sr=b&sig=abcdefghijkl")
                 .is_err()
         );
+        // What no HTTP request can carry is a usage error here, not "no answer" later.
+        let e =
+            SasUrl::parse("https://acct.blob.core.windows.net/my backups?sr=c&sig=abcdefghijkl")
+                .unwrap_err();
+        assert!(e.contains("not a valid URL") && e.contains("%20"), "{e}");
         // Errors never echo the signature.
         let e =
             SasUrl::parse("https://acct.blob.core.windows.net/?sv=1&sig=topsecretsig").unwrap_err();
