@@ -318,7 +318,10 @@ fn explain(status: u16, code: Option<&str>, url: &SasUrl) -> String {
         (413, _) | (400, "RequestBodyTooLarge") => {
             "the request is too large for this service version; use a smaller --block-size".into()
         }
-        (400, "Md5Mismatch") => "the data changed in transit (Content-MD5 mismatch)".into(),
+        (400, "Md5Mismatch") => "the block's bytes are not those hashed before the upload \
+            (Content-MD5 mismatch): the file changed while it was uploaded, or the data was \
+            damaged in transit; run again once the file is final"
+            .into(),
         (400, "InvalidBlobOrBlock") => {
             "the service rejected a block (a block-ID length clash with earlier uncommitted \
              blocks of another tool: delete the blob or use --name)"

@@ -422,13 +422,16 @@ fn upload_block_blob(
     // The digests name the blocks (see the module doc) and are each Put Block's
     // Content-MD5; computed before anything is sent, so a block changed under us (the
     // file rewritten during the upload) fails with Md5Mismatch instead of mixing.
+    let bar = progress(size, args.json);
+    if let Some(b) = &bar {
+        b.set_message(format!("{name} (hashing)"));
+    }
     let md5s: Vec<[u8; 16]> = chunks.par_iter().map(|c| Md5::digest(c).into()).collect();
     let ids: Vec<String> = md5s
         .iter()
         .enumerate()
         .map(|(i, m)| block_id(i, m))
         .collect();
-    let bar = progress(size, args.json);
     if let Some(b) = &bar {
         b.set_message(name.clone());
     }
