@@ -252,7 +252,7 @@ impl Arm {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let reply = self
             .send("POST", &url, Some(&bytes))
-            .map_err(|e| explain("starting the import", e))?;
+            .map_err(|e| explain("starting the import", e, &self.token.resource))?;
         if reply.status == 200
             || reply.status == 204
             || reply.status == 201
@@ -334,7 +334,7 @@ impl Arm {
                     renewed = true;
                     continue;
                 }
-                Err(e) => return Err(explain("polling the import", e)),
+                Err(e) => return Err(explain("polling the import", e, &self.token.resource)),
             };
             wait = self.wait_for(&reply, polling);
             if via_async {
@@ -457,7 +457,7 @@ fn hint_for_message(msg: &str) -> &'static str {
     }
 }
 
-fn explain(doing: &str, e: HttpError) -> ArmError {
+fn explain(doing: &str, e: HttpError, resource: &str) -> ArmError {
     match e {
         HttpError::Transport(t) => ArmError {
             status: None,
@@ -471,7 +471,7 @@ fn explain(doing: &str, e: HttpError) -> ArmError {
             let what = match (reply.status, c) {
                 (401, _) => format!(
                     "the ARM token was rejected (expired or for another audience); get a new one \
-                     (`az account get-access-token --resource {RESOURCE}`; tokens last about an hour)"
+                     (`az account get-access-token --resource {resource}`; tokens last about an hour)"
                 ),
                 (403, _) => "the signed-in identity may not import into this cache: it needs \
                     Microsoft.Cache/.../import/action (Contributor or Redis Cache Contributor)"
