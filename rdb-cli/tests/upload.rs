@@ -873,3 +873,33 @@ fn a_commit_whose_answer_was_lost_is_retried_safely() {
     assert_eq!(az.download(&c, "dump.rdb"), std::fs::read(&file).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_blob_name_without_a_name_is_a_usage_error() {
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    for name in ["", "dir/", "/"] {
+        let out = rdbkit(
+            &[
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--name",
+                name,
+                "--retries",
+                "0",
+            ],
+            &[&sas],
+        );
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("--name") && !text(&out).contains("Connection refused"),
+            "{name:?}: {}",
+            text(&out)
+        );
+    }
+}

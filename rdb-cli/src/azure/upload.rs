@@ -198,6 +198,13 @@ pub fn run(
             "--name goes with one file and a container SAS".into(),
         ));
     }
+    if let Some(n) = &args.name {
+        if n.is_empty() || n.ends_with('/') {
+            return Err(Failure::Usage(format!(
+                "--name {n:?} names no blob; give a name like backups/dump.rdb"
+            )));
+        }
+    }
     if !(1..=MAX_PARALLEL).contains(&args.parallel) {
         // One thread per request in flight: a huge number only fails to spawn.
         return Err(Failure::Usage(format!(
