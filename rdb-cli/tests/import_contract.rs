@@ -710,3 +710,33 @@ fn contract_a_container_sas_on_a_blob_path_is_importable() {
         "{sent}"
     );
 }
+
+#[test]
+fn contract_operation_statuses_are_matched_case_insensitively() {
+    // The Azure SDKs lower-case the status before comparing; a "succeeded" must end the
+    // poll, not run on to --timeout.
+    for (body, ok) in [
+        (r#"{"status":"succeeded"}"#, true),
+        (
+            r#"{"status":"FAILED","error":{"code":"X","message":"broken"}}"#,
+            false,
+        ),
+    ] {
+        let mut script = vec![answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+            "",
+        )];
+        for _ in 0..5 {
+            script.push(answer(200, &[("Retry-After", "1")], body));
+        }
+        let arm = FakeArm::start(script);
+        let sas = vec![blob_sas("dump.rdb", 7200)];
+        let endpoint = arm.endpoint();
+        let mut args = amr_args(&endpoint, &sas);
+        args.extend(["--timeout", "3s"]);
+        let out = rdbkit(&args);
+        assert_eq!(out.status.success(), ok, "{body}: {}", text(&out));
+        assert_eq!(arm.seen().len(), 2, "{body}: {}", text(&out));
+    }
+}

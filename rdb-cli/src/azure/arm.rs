@@ -362,16 +362,17 @@ impl Arm {
                     let _ = writeln!(log, "import: {status} ({}s)", started.elapsed().as_secs());
                     last_status.clone_from(&status);
                 }
-                match status.as_str() {
-                    "Succeeded" => {
+                // Compared as the Azure SDKs do: case does not matter.
+                match status.to_ascii_lowercase().as_str() {
+                    "succeeded" => {
                         return Ok(Outcome {
-                            status,
+                            status: "Succeeded".into(),
                             polls,
                             seconds: started.elapsed().as_secs_f64(),
                             operation: Some(redact(&poll_url)),
                         })
                     }
-                    "Failed" | "Canceled" | "Cancelled" => return Err(failed(&status, &v, &reply)),
+                    "failed" | "canceled" | "cancelled" => return Err(failed(&status, &v, &reply)),
                     _ => {}
                 }
             } else if reply.status == 202 {
