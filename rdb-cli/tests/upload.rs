@@ -903,3 +903,37 @@ fn a_blob_name_without_a_name_is_a_usage_error() {
         );
     }
 }
+
+/// Import options without --then-import would be ignored: an upload that exits 0 while
+/// the user thinks the cache is being loaded. Refused before anything is sent.
+#[test]
+fn import_options_without_then_import_are_a_usage_error() {
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 7200)
+    );
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "amr",
+            "--retries",
+            "0",
+        ],
+        &[&sas],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--then-import") && !text(&out).contains("Connection refused"),
+        "{}",
+        text(&out)
+    );
+}

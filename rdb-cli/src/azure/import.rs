@@ -84,6 +84,16 @@ pub struct ImportTargetArgs {
 }
 
 impl ImportTargetArgs {
+    /// Some option naming an import (those without a default) was given.
+    pub fn any_given(&self) -> bool {
+        self.subscription.is_some()
+            || self.resource_group.is_some()
+            || self.cluster.is_some()
+            || self.cache.is_some()
+            || self.api_version.is_some()
+            || self.dry_run
+    }
+
     /// The arguments name exactly one cache.
     pub fn validate(&self) -> Result<(), String> {
         if self.subscription.is_none() || self.resource_group.is_none() {

@@ -222,6 +222,14 @@ pub fn run(
             base.permissions().unwrap_or_default()
         )));
     }
+    if !args.then_import && args.import.any_given() {
+        // Ignored, they would leave an upload that exits 0 with no import started.
+        return Err(Failure::Usage(
+            "--subscription, --resource-group, --cluster, --cache, --api-version and --dry-run \
+             are import options: add --then-import to import after the upload, or drop them"
+                .into(),
+        ));
+    }
     if args.then_import {
         args.import.validate().map_err(Failure::Usage)?;
         // Refuse now rather than after a long upload.
