@@ -19,16 +19,16 @@ TOOLS=$(cd "$TOOLS" && pwd)
 PREFIX=$TOOLS/azurite
 BIN=$PREFIX/node_modules/.bin/azurite-blob
 
-if ! command -v npm >/dev/null 2>&1; then
-    echo "install-azurite: npm is not installed (apt-get install nodejs npm)" >&2
-    exit 1
-fi
-
 installed=""
 if [ -f "$PREFIX/node_modules/azurite/package.json" ]; then
     installed=$(node -p "require('$PREFIX/node_modules/azurite/package.json').version" 2>/dev/null || true)
 fi
 if [ "$installed" != "$AZURITE_PIN" ]; then
+    # npm is needed only to install; an installed Azurite runs on node alone.
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-azurite: npm is not installed (apt-get install nodejs npm)" >&2
+        exit 1
+    fi
     echo "install-azurite: installing azurite@$AZURITE_PIN into $PREFIX"
     mkdir -p "$PREFIX"
     npm install --prefix "$PREFIX" --no-audit --no-fund --loglevel=error \

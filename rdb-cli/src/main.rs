@@ -1059,11 +1059,6 @@ fn upload(args: &rdb_cli::azure::upload::UploadArgs) -> Result<(), Failure> {
         .map(|(path, input)| rdb_cli::azure::upload::Source {
             path,
             data: input.bytes(),
-            mtime_ns: std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos()),
         })
         .collect();
     let mut out = std::io::stdout().lock();
@@ -1237,14 +1232,21 @@ fn usage(msg: String) -> Failure {
 }
 
 fn io_context(e: std::io::Error, path: &Path) -> Failure {
-    Failure::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
+    // A SAS URL given where a FILE goes must not be echoed.
+    let shown = rdb_cli::azure::sas::redact(&path.display().to_string());
+    Failure::Io(std::io::Error::new(e.kind(), format!("{shown}: {e}")))
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap quotes unexpected arguments, e.g. a SAS URL given without --sas-url.
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", rdb_cli::azure::sas::redact(&e.render().to_string()));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        Err(e) => e.exit(),
+    };
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))

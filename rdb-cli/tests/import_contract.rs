@@ -487,3 +487,256 @@ fn contract_post_503_is_retried_and_location_failure_is_reported() {
     );
     assert_eq!(seen[2].target, "/operationResults/op-3");
 }
+
+#[test]
+fn contract_a_redirected_post_is_not_taken_for_success() {
+    // Followed as a GET (what HTTP clients do with a 302 to a POST), the 200 that comes
+    // back would read as "import Succeeded" although nothing was imported.
+    let arm = FakeArm::start(vec![
+        answer(
+            302,
+            &[("Location", "http://127.0.0.1:{port}/somewhere-else")],
+            "",
+        ),
+        answer(200, &[], "{}"),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("Succeeded"), "{}", text(&out));
+    assert!(
+        text(&out).contains("HTTP 302") && text(&out).contains("redirect"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(arm.seen().len(), 1, "the redirect was followed");
+}
+
+#[test]
+fn contract_retry_after_as_an_http_date_is_honoured() {
+    // RFC 9110 allows `Retry-After: <HTTP-date>`; 2 s from now means a wait of 1-2 s,
+    // not the 10 s default for a missing header.
+    let when = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    let arm = FakeArm::start(vec![
+        answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", when.as_str())],
+            "",
+        ),
+        answer(200, &[], r#"{"status":"Succeeded"}"#),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert!(out.status.success(), "{}", text(&out));
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 2);
+    let waited = seen[1].at - seen[0].at;
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "waited {waited:?} for Retry-After: {when}"
+    );
+}
+
+#[test]
+fn contract_a_status_answer_that_is_not_json_is_an_error() {
+    // E.g. a proxy's HTML page with 200: it says nothing about the import, so rdbkit
+    // must not report "InProgress" and poll on until --timeout.
+    let mut script = vec![answer(
+        202,
+        &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+        "",
+    )];
+    for _ in 0..20 {
+        script.push(answer(
+            200,
+            &[("Retry-After", "0")],
+            "<html><body>Gateway says hello</body></html>",
+        ));
+    }
+    let arm = FakeArm::start(script);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let mut args = amr_args(&endpoint, &sas);
+    args.extend(["--timeout", "3s"]);
+    let out = rdbkit(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(!t.contains("InProgress"), "{t}");
+    assert!(
+        t.contains("not an operation status") && t.contains("Gateway says hello"),
+        "{t}"
+    );
+    assert_eq!(arm.seen().len(), 2, "one poll is enough to know");
+}
+
+/// A stand-in `az` on PATH (CONTRACT test of the Azure CLI token path): it records its
+/// arguments and hands out a new token on each call.
+fn fake_az(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("az");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{0}/args'\nn=$(wc -l < '{0}/args' | tr -d ' ')\n\
+             printf '{{\"accessToken\": \"eyJ.fake-az-token-%s.c2ln\", \"tokenType\": \"Bearer\"}}' \"$n\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.join("args")
+}
+
+#[test]
+fn contract_az_cli_token_is_renewed_once_on_a_401_while_polling() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-fake-az-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let args_file = fake_az(&dir);
+    let arm = FakeArm::start(vec![
+        answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+            "",
+        ),
+        answer(
+            401,
+            &[],
+            r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token has expired."}}"#,
+        ),
+        answer(200, &[], r#"{"status":"Succeeded"}"#),
+    ]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(amr_args(&endpoint, &sas))
+        .env_remove("AZURE_ACCESS_TOKEN")
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&args_file).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("fake-az-token"), "{}", text(&out));
+    let seen = arm.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        seen[1].header("Authorization"),
+        Some("Bearer eyJ.fake-az-token-1.c2ln")
+    );
+    assert_eq!(
+        seen[2].header("Authorization"),
+        Some("Bearer eyJ.fake-az-token-2.c2ln")
+    );
+    // A loopback endpoint stands in for public Azure: the public ARM audience.
+    assert_eq!(calls.lines().count(), 2, "{calls}");
+    assert!(
+        calls
+            .lines()
+            .all(|l| l.contains("get-access-token --resource https://management.azure.com/")),
+        "{calls}"
+    );
+}
+
+#[test]
+fn contract_sync_answers_and_a_bare_202() {
+    // 200 and 204 to the POST: done at once, nothing to poll.
+    for status in [200, 204] {
+        let arm = FakeArm::start(vec![answer(status, &[], "")]);
+        let sas = vec![blob_sas("dump.rdb", 7200)];
+        let endpoint = arm.endpoint();
+        let mut args = amr_args(&endpoint, &sas);
+        args.push("--json");
+        let out = rdbkit(&args);
+        assert!(out.status.success(), "{status}: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["status"], "Succeeded");
+        assert_eq!(v["polls"], 0);
+        assert_eq!(arm.seen().len(), 1);
+    }
+    // 202 with nothing to follow: accepted, so the import may well be running; running
+    // rdbkit again would only meet a 409.
+    let arm = FakeArm::start(vec![answer(202, &[("x-ms-request-id", "req-5")], "")]);
+    let sas = vec![blob_sas("dump.rdb", 7200)];
+    let endpoint = arm.endpoint();
+    let out = rdbkit(&amr_args(&endpoint, &sas));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("without Azure-AsyncOperation or Location")
+            && t.contains("may be running")
+            && t.contains("req-5"),
+        "{t}"
+    );
+}
+
+#[test]
+fn contract_a_container_sas_on_a_blob_path_is_importable() {
+    // What `upload --then-import` itself sends, and what a container SAS copied from the
+    // portal plus "/dump.rdb" gives: the token (sr=c) covers every blob of the container.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let url = format!(
+        "https://acct.blob.core.windows.net/backups/dump.rdb?sv=2022-11-02&sr=c&sp=rl&se={}&sig={SIG}",
+        iso(now + 7200).replace(':', "%3A")
+    );
+    let out = rdbkit(&[
+        "import",
+        "--subscription",
+        "s",
+        "--resource-group",
+        "g",
+        "--cluster",
+        "amr",
+        "--sas-url",
+        &url,
+        "--dry-run",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let sent = v["body"]["sasUris"][0].as_str().unwrap();
+    assert!(
+        sent.starts_with("https://acct.blob.core.windows.net/backups/dump.rdb?sv=2022-11-02&sr=c"),
+        "{sent}"
+    );
+}
+
+#[test]
+fn contract_operation_statuses_are_matched_case_insensitively() {
+    // The Azure SDKs lower-case the status before comparing; a "succeeded" must end the
+    // poll, not run on to --timeout.
+    for (body, ok) in [
+        (r#"{"status":"succeeded"}"#, true),
+        (
+            r#"{"status":"FAILED","error":{"code":"X","message":"broken"}}"#,
+            false,
+        ),
+    ] {
+        let mut script = vec![answer(
+            202,
+            &[("Azure-AsyncOperation", OP), ("Retry-After", "0")],
+            "",
+        )];
+        for _ in 0..5 {
+            script.push(answer(200, &[("Retry-After", "1")], body));
+        }
+        let arm = FakeArm::start(script);
+        let sas = vec![blob_sas("dump.rdb", 7200)];
+        let endpoint = arm.endpoint();
+        let mut args = amr_args(&endpoint, &sas);
+        args.extend(["--timeout", "3s"]);
+        let out = rdbkit(&args);
+        assert_eq!(out.status.success(), ok, "{body}: {}", text(&out));
+        assert_eq!(arm.seen().len(), 2, "{body}: {}", text(&out));
+    }
+}

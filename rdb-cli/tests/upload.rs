@@ -627,3 +627,313 @@ fn then_import_contract_chains_upload_and_import() {
         .unwrap();
     assert_eq!(got, std::fs::read(&file).unwrap());
 }
+
+/// Two files with one name (e.g. `node-1/dump.rdb node-2/dump.rdb`) would become the
+/// same blob, the second overwriting the first: refused before anything is sent.
+#[test]
+fn two_files_with_one_blob_name_are_refused() {
+    let dir = temp_dir("samename");
+    for node in ["node-1", "node-2"] {
+        std::fs::create_dir_all(dir.join(node)).unwrap();
+        std::fs::copy(
+            fixture("servers/redis-7.4/lfu.rdb"),
+            dir.join(node).join("dump.rdb"),
+        )
+        .unwrap();
+    }
+    // Nothing listens on port 1: reaching the network would fail differently.
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let a = dir.join("node-1/dump.rdb");
+    let b = dir.join("node-2/dump.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--retries",
+            "0",
+        ],
+        &[&sas],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("both become the blob") && !text(&out).contains("Connection refused"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A file rewritten between an interrupted run and its resume, with the same name, size
+/// and modification time (as `cp -p` or `rsync -t` leave it), and changed only in the
+/// middle: the blocks staged from the old content must not be committed.
+#[test]
+fn resume_after_the_file_changed_never_commits_stale_blocks() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("stale");
+    let file = generated_rdb(&dir, "dump.rdb", 1_000_000);
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    let args = [
+        "upload",
+        file.to_str().unwrap(),
+        "--sas-url",
+        &sas,
+        "--block-size",
+        "64K",
+        "--parallel",
+        "1",
+        "--retries",
+        "0",
+    ];
+    // First run: blocks 0..5 staged, then the upload fails.
+    proxy.set(Fault::FailBlocksAfter(5));
+    let out = rdbkit(&args, &[&sas]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // The file changes inside blocks 1..4 only; size and mtime stay.
+    let mut data = std::fs::read(&file).unwrap();
+    for b in &mut data[(64 << 10) + 100..(4 << 16) + 100] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&file, &data).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    proxy.set(Fault::None);
+    let out = rdbkit(&args, &[&sas]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        az.download(&c, "dump.rdb") == data,
+        "the blob holds stale blocks of the old file:\n{}",
+        text(&out)
+    );
+    // Block 0 did not change: it is still reused.
+    assert!(text(&out).contains("resuming: 1 of"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A zero-byte file and files of exactly N blocks (or N pages) round-trip as block and
+/// as page blobs (no empty trailing block, no padding where none is needed).
+#[test]
+fn edge_sizes_round_trip() {
+    let Some(az) = Azurite::shared() else { return };
+    let dir = temp_dir("edges");
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    for (len, page) in [
+        (0usize, false),
+        (0, true),
+        (2 << 16, false),
+        (3 * 512, true),
+    ] {
+        let name = format!("f{len}-{page}.bin");
+        let file = dir.join(&name);
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&file, &data).unwrap();
+        let mut args = vec![
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--block-size",
+            "64K",
+            "--force", // not RDB snapshots
+            "--json",
+        ];
+        if page {
+            args.push("--page-blob");
+        }
+        let out = rdbkit(&args, &[&sas]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v[0]["blob_size"], len as u64, "{name}");
+        assert_eq!(v[0]["padding"], 0, "{name}");
+        if !page {
+            assert_eq!(v[0]["blocks"], (len as u64).div_ceil(64 << 10), "{name}");
+        }
+        assert_eq!(az.download(&c, &name), data, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn parallel_out_of_range_is_a_usage_error() {
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    for n in ["0", "100000"] {
+        let out = rdbkit(
+            &[
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--parallel",
+                n,
+            ],
+            &[&sas],
+        );
+        assert_eq!(out.status.code(), Some(2), "{n}: {}", text(&out));
+        assert!(text(&out).contains("give 1 to 256"), "{n}: {}", text(&out));
+    }
+}
+
+/// A SAS URL in the wrong place (`--sas-url` forgotten, or given as the FILE) must not
+/// be echoed by the argument parser or by the file-not-found error.
+#[test]
+fn a_sas_url_in_the_wrong_place_is_not_echoed() {
+    let sas = format!(
+        "https://acct.blob.core.windows.net/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let cases: [&[&str]; 3] = [
+        &[
+            "import",
+            &sas,
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "c",
+        ],
+        &["upload", &sas, "--sas-url", &sas],
+        &[
+            "import",
+            "--sas-url",
+            &sas,
+            "--file",
+            &sas,
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "c",
+        ],
+    ];
+    for args in cases {
+        // rdbkit() fails the test if any form of the signature shows.
+        let out = rdbkit(args, &[&sas]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("sig=REDACTED"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // The parser's other answers are untouched: --help still goes to stdout with 0.
+    let out = rdbkit(&["upload", "--help"], &[]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+}
+
+/// Put Block List committed on the service but its answer lost: the retry commits the
+/// same list again (`<Latest>` now finds the committed blocks) and the upload succeeds.
+#[test]
+fn a_commit_whose_answer_was_lost_is_retried_safely() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("lostcommit");
+    let file = generated_rdb(&dir, "dump.rdb", 300_000);
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    proxy.set(Fault::LoseBlockListAnswers(1));
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--block-size",
+            "64K",
+        ],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Put Block List") && text(&out).contains("retry 1"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(proxy.block_lists_seen.load(Ordering::SeqCst), 2);
+    assert_eq!(az.download(&c, "dump.rdb"), std::fs::read(&file).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_blob_name_without_a_name_is_a_usage_error() {
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    for name in ["", "dir/", "/"] {
+        let out = rdbkit(
+            &[
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--name",
+                name,
+                "--retries",
+                "0",
+            ],
+            &[&sas],
+        );
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("--name") && !text(&out).contains("Connection refused"),
+            "{name:?}: {}",
+            text(&out)
+        );
+    }
+}
+
+/// Import options without --then-import would be ignored: an upload that exits 0 while
+/// the user thinks the cache is being loaded. Refused before anything is sent.
+#[test]
+fn import_options_without_then_import_are_a_usage_error() {
+    let sas = format!(
+        "http://127.0.0.1:1/devstoreaccount1/c?{}",
+        account_sas("rcw", 7200)
+    );
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    let out = rdbkit(
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--sas-url",
+            &sas,
+            "--subscription",
+            "s",
+            "--resource-group",
+            "g",
+            "--cluster",
+            "amr",
+            "--retries",
+            "0",
+        ],
+        &[&sas],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--then-import") && !text(&out).contains("Connection refused"),
+        "{}",
+        text(&out)
+    );
+}

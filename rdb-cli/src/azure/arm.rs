@@ -32,6 +32,8 @@ pub enum TokenSource {
 pub struct Token {
     secret: String,
     pub source: TokenSource,
+    /// The audience asked for (see [`token_resource`]), for a renewal.
+    resource: String,
 }
 
 impl std::fmt::Debug for Token {
@@ -44,9 +46,19 @@ impl std::fmt::Debug for Token {
 pub const TOKEN_ENV: &str = "AZURE_ACCESS_TOKEN";
 const RESOURCE: &str = "https://management.azure.com/";
 
+/// The audience of a token for `endpoint`: the endpoint itself (what the Azure SDKs ask
+/// for, `{endpoint}/.default`), so sovereign clouds get a token their ARM accepts; public
+/// Azure for a plain-http loopback endpoint (contract tests).
+pub fn token_resource(endpoint: &str) -> String {
+    match endpoint.strip_prefix("https://") {
+        Some(host) => format!("https://{}/", host.trim_end_matches('/')),
+        None => RESOURCE.to_string(),
+    }
+}
+
 impl Token {
-    /// `$AZURE_ACCESS_TOKEN`, else the Azure CLI's token.
-    pub fn obtain() -> Result<Token, String> {
+    /// `$AZURE_ACCESS_TOKEN`, else the Azure CLI's token for `resource`.
+    pub fn obtain(resource: &str) -> Result<Token, String> {
         match std::env::var(TOKEN_ENV) {
             Ok(t) if !t.trim().is_empty() => {
                 let secret = t.trim().to_string();
@@ -54,19 +66,20 @@ impl Token {
                 Ok(Token {
                     secret,
                     source: TokenSource::Env,
+                    resource: resource.to_string(),
                 })
             }
-            _ => Token::from_az(),
+            _ => Token::from_az(resource),
         }
     }
 
-    fn from_az() -> Result<Token, String> {
+    fn from_az(resource: &str) -> Result<Token, String> {
         let out = std::process::Command::new("az")
             .args([
                 "account",
                 "get-access-token",
                 "--resource",
-                RESOURCE,
+                resource,
                 "--output",
                 "json",
             ])
@@ -75,7 +88,7 @@ impl Token {
             .map_err(|e| {
                 format!(
                     "no ARM token: {TOKEN_ENV} is not set and the Azure CLI could not run ({e}); \
-                     set {TOKEN_ENV} (e.g. from `az account get-access-token --resource {RESOURCE} \
+                     set {TOKEN_ENV} (e.g. from `az account get-access-token --resource {resource} \
                      --query accessToken -o tsv` on another machine) or install az and `az login`"
                 )
             })?;
@@ -91,6 +104,7 @@ impl Token {
                 Ok(Token {
                     secret,
                     source: TokenSource::AzCli,
+                    resource: resource.to_string(),
                 })
             }
             _ => {
@@ -108,30 +122,37 @@ impl Token {
     }
 }
 
-/// The ARM endpoint: https, or http on a loopback address (for contract tests).
+/// The ARM endpoint: https, or http on a loopback address (for contract tests). Parsed
+/// as a URI, so `http://127.0.0.1:80@evil.example` is seen for the `evil.example` it is;
+/// userinfo is refused outright (no ARM endpoint has one).
 pub fn check_endpoint(endpoint: &str) -> Result<String, String> {
     let e = endpoint.trim().trim_end_matches('/');
-    if let Some(rest) = e.strip_prefix("http://") {
-        let host = origin_host(rest);
-        if !(host == "127.0.0.1" || host == "localhost" || host == "[::1]") {
-            return Err(format!(
-                "--arm-endpoint {e}: plain http is allowed only to 127.0.0.1, [::1] or localhost; \
-                 use https"
-            ));
+    let uri: ureq::http::Uri = e
+        .parse()
+        .map_err(|err| format!("--arm-endpoint {e}: not a URL ({err})"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("--arm-endpoint {e}: give an https:// URL"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "--arm-endpoint {}: a user name or password in the URL is not allowed",
+            redact(e)
+        ));
+    }
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => {
+            let host = authority.host();
+            if !(host == "127.0.0.1" || host == "localhost" || host == "[::1]") {
+                return Err(format!(
+                    "--arm-endpoint {e}: plain http is allowed only to 127.0.0.1, [::1] or \
+                     localhost; use https"
+                ));
+            }
         }
-    } else if !e.starts_with("https://") {
-        return Err(format!("--arm-endpoint {e}: give an https:// URL"));
+        _ => return Err(format!("--arm-endpoint {e}: give an https:// URL")),
     }
     Ok(e.to_string())
-}
-
-/// `host` of `host[:port][/path]`.
-fn origin_host(rest: &str) -> &str {
-    let hostport = rest.split('/').next().unwrap_or_default();
-    if hostport.starts_with('[') {
-        return hostport.split_inclusive(']').next().unwrap_or(hostport);
-    }
-    hostport.split(':').next().unwrap_or(hostport)
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -231,7 +252,7 @@ impl Arm {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let reply = self
             .send("POST", &url, Some(&bytes))
-            .map_err(|e| explain("starting the import", e))?;
+            .map_err(|e| explain("starting the import", e, &self.token.resource))?;
         if reply.status == 200
             || reply.status == 204
             || reply.status == 201
@@ -245,7 +266,10 @@ impl Arm {
                 operation: None,
             });
         }
-        let (poll_url, via_async) = match (reply.header("azure-asyncoperation"), reply.header("location")) {
+        let (poll_url, via_async) = match (
+            reply.header("azure-asyncoperation"),
+            reply.header("location"),
+        ) {
             (Some(a), _) => (a.to_string(), true),
             (None, Some(l)) => (l.to_string(), false),
             (None, None) => {
@@ -253,7 +277,10 @@ impl Arm {
                     status: Some(reply.status),
                     code: None,
                     message: format!(
-                        "ARM answered {} without Azure-AsyncOperation or Location; cannot follow the import{}",
+                        "ARM answered {} without Azure-AsyncOperation or Location, so rdbkit \
+                         cannot follow the import; it was accepted and may be running: watch the \
+                         cache's provisioningState (portal, or `az redisenterprise show` / \
+                         `az redis show`) before trying again{}",
                         reply.status,
                         ids(&reply)
                     ),
@@ -299,7 +326,7 @@ impl Arm {
                     if r.status == 401 && !renewed && self.token.source == TokenSource::AzCli =>
                 {
                     // Long imports outlive a token: get a fresh one once.
-                    self.token = Token::from_az().map_err(|m| ArmError {
+                    self.token = Token::from_az(&self.token.resource).map_err(|m| ArmError {
                         status: Some(401),
                         code: None,
                         message: m,
@@ -307,30 +334,45 @@ impl Arm {
                     renewed = true;
                     continue;
                 }
-                Err(e) => return Err(explain("polling the import", e)),
+                Err(e) => return Err(explain("polling the import", e, &self.token.resource)),
             };
             wait = self.wait_for(&reply, polling);
             if via_async {
                 let v: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-                let status = v
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("InProgress")
-                    .to_string();
+                // An answer without a status (a proxy's page, an empty body) tells
+                // nothing about the import: say so rather than poll on as "InProgress".
+                let Some(status) = v.get("status").and_then(Value::as_str).map(str::to_string)
+                else {
+                    let shown: String = reply.text().chars().take(200).collect();
+                    return Err(ArmError {
+                        status: Some(reply.status),
+                        code: None,
+                        message: redact(&format!(
+                            "polling the import: HTTP {} from {} is not an operation status \
+                             (no JSON \"status\"): {:?}; the import may still be running in \
+                             Azure: check the cache's provisioning state{}",
+                            reply.status,
+                            poll_url,
+                            shown.trim(),
+                            ids(&reply)
+                        )),
+                    });
+                };
                 if status != last_status {
                     let _ = writeln!(log, "import: {status} ({}s)", started.elapsed().as_secs());
                     last_status.clone_from(&status);
                 }
-                match status.as_str() {
-                    "Succeeded" => {
+                // Compared as the Azure SDKs do: case does not matter.
+                match status.to_ascii_lowercase().as_str() {
+                    "succeeded" => {
                         return Ok(Outcome {
-                            status,
+                            status: "Succeeded".into(),
                             polls,
                             seconds: started.elapsed().as_secs_f64(),
                             operation: Some(redact(&poll_url)),
                         })
                     }
-                    "Failed" | "Canceled" | "Cancelled" => return Err(failed(&status, &v, &reply)),
+                    "failed" | "canceled" | "cancelled" => return Err(failed(&status, &v, &reply)),
                     _ => {}
                 }
             } else if reply.status == 202 {
@@ -416,7 +458,7 @@ fn hint_for_message(msg: &str) -> &'static str {
     }
 }
 
-fn explain(doing: &str, e: HttpError) -> ArmError {
+fn explain(doing: &str, e: HttpError, resource: &str) -> ArmError {
     match e {
         HttpError::Transport(t) => ArmError {
             status: None,
@@ -430,7 +472,7 @@ fn explain(doing: &str, e: HttpError) -> ArmError {
             let what = match (reply.status, c) {
                 (401, _) => format!(
                     "the ARM token was rejected (expired or for another audience); get a new one \
-                     (`az account get-access-token --resource {RESOURCE}`; tokens last about an hour)"
+                     (`az account get-access-token --resource {resource}`; tokens last about an hour)"
                 ),
                 (403, _) => "the signed-in identity may not import into this cache: it needs \
                     Microsoft.Cache/.../import/action (Contributor or Redis Cache Contributor)"
@@ -446,6 +488,11 @@ fn explain(doing: &str, e: HttpError) -> ArmError {
                     "ARM does not know this api-version here; pass another with --api-version".into()
                 }
                 (429, _) => "ARM throttled the request and retries were used up; wait and retry".into(),
+                (300..=399, _) => format!(
+                    "ARM does not redirect, and rdbkit does not follow redirects (this one points \
+                     to {}); check --arm-endpoint",
+                    redact(reply.header("location").unwrap_or("nowhere"))
+                ),
                 (s, _) if s >= 500 => "Azure Resource Manager failed; retries were used up".into(),
                 _ => "ARM refused the request".into(),
             };
@@ -483,6 +530,18 @@ mod tests {
         assert!(check_endpoint("http://10.0.0.1").is_err());
         assert!(check_endpoint("http://127.0.0.1.evil.example").is_err());
         assert!(check_endpoint("ftp://x").is_err());
+        // Userinfo makes the real host the part after '@': never loopback then.
+        for tricky in [
+            "http://127.0.0.1@evil.example",
+            "http://127.0.0.1:80@evil.example",
+            "http://[::1]@evil.example/",
+            "http://localhost:1@evil.example:80",
+            "http://localhost.evil.example",
+            "http://127.0.0.2",
+            "http://user:pw@127.0.0.1:9",
+        ] {
+            assert!(check_endpoint(tricky).is_err(), "{tricky} was accepted");
+        }
         assert_eq!(origin("http://127.0.0.1:9/a/b?x"), "http://127.0.0.1:9");
         assert_eq!(
             origin("https://management.azure.com"),
@@ -491,10 +550,33 @@ mod tests {
     }
 
     #[test]
+    fn the_token_audience_follows_the_endpoint() {
+        // Sovereign clouds only accept tokens for their own ARM.
+        assert_eq!(
+            token_resource("https://management.usgovcloudapi.net"),
+            "https://management.usgovcloudapi.net/"
+        );
+        assert_eq!(
+            token_resource("https://management.chinacloudapi.cn"),
+            "https://management.chinacloudapi.cn/"
+        );
+        assert_eq!(
+            token_resource("https://management.azure.com"),
+            "https://management.azure.com/"
+        );
+        // A loopback contract-test endpoint plays public Azure.
+        assert_eq!(
+            token_resource("http://127.0.0.1:8080"),
+            "https://management.azure.com/"
+        );
+    }
+
+    #[test]
     fn token_debug_hides_the_secret() {
         let t = Token {
             secret: "eyJsecret".into(),
             source: TokenSource::Env,
+            resource: RESOURCE.into(),
         };
         assert!(!format!("{t:?}").contains("eyJsecret"));
     }

@@ -59,13 +59,13 @@ impl Blob<'_> {
             .map_err(|e| BlobError::new(what, self.url, e))
     }
 
-    /// Put Block: stages `data` as block `id`.
-    pub fn put_block(&self, id: &str, data: &[u8]) -> Result<(), BlobError> {
+    /// Put Block: stages `data`, whose MD5 is `md5`, as block `id`.
+    pub fn put_block(&self, id: &str, data: &[u8], md5: &[u8; 16]) -> Result<(), BlobError> {
         let url = self.url.request_url(&format!(
             "comp=block&blockid={}",
             utf8_percent_encode(id, QUERY_VALUE)
         ));
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(data));
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5);
         self.call("Put Block", &|agent| {
             agent
                 .put(&url)
@@ -318,7 +318,10 @@ fn explain(status: u16, code: Option<&str>, url: &SasUrl) -> String {
         (413, _) | (400, "RequestBodyTooLarge") => {
             "the request is too large for this service version; use a smaller --block-size".into()
         }
-        (400, "Md5Mismatch") => "the data changed in transit (Content-MD5 mismatch)".into(),
+        (400, "Md5Mismatch") => "the block's bytes are not those hashed before the upload \
+            (Content-MD5 mismatch): the file changed while it was uploaded, or the data was \
+            damaged in transit; run again once the file is final"
+            .into(),
         (400, "InvalidBlobOrBlock") => {
             "the service rejected a block (a block-ID length clash with earlier uncommitted \
              blocks of another tool: delete the blob or use --name)"
@@ -328,6 +331,9 @@ fn explain(status: u16, code: Option<&str>, url: &SasUrl) -> String {
             (uncommitted blocks expire after 7 days)"
             .into(),
         (s, _) if s >= 500 => "the storage service failed; retries were used up".into(),
+        (300..=399, _) => "the storage service does not redirect, and rdbkit does not follow \
+            redirects: check the account's blob endpoint in the URL"
+            .into(),
         _ => "the request was refused".into(),
     }
 }

@@ -13,8 +13,9 @@ use super::sas::redact;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Longest backoff between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
-/// Biggest response body read (errors, block lists, status documents).
-const MAX_BODY: u64 = 16 << 20;
+/// Biggest response body read (errors, block lists, status documents). A block list of
+/// 100,000 uncommitted + 50,000 committed blocks with 60-character IDs is about 16 MB.
+const MAX_BODY: u64 = 64 << 20;
 
 /// A complete response: status, headers, body.
 #[derive(Debug, Clone)]
@@ -37,11 +38,18 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// `Retry-After` in seconds (ARM and Storage send seconds, not dates).
+    /// `Retry-After`: seconds (what ARM and Storage send) or an HTTP-date (RFC 9110
+    /// allows both); a date in the past means no wait.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+        let v = self.header("retry-after")?.trim();
+        if let Ok(secs) = v.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        let at = httpdate::parse_http_date(v).ok()?;
+        Some(
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 }
 
@@ -68,6 +76,9 @@ impl Http {
     pub fn new(timeout: Duration, retries: u32) -> Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Neither Blob Storage nor ARM redirects. Followed, a 302 to a PUT or POST
+            // becomes a GET whose 200 would pass for a staged block or a finished import.
+            .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_global(Some(timeout))
             .max_idle_connections_per_host(64)
@@ -99,7 +110,7 @@ impl Http {
                 send(&self.agent).map_err(|e| (retryable_error(&e), redact(&e.to_string())));
             let (retry, wait_hint, reason, result) = match outcome {
                 Ok(resp) => match read_reply(resp) {
-                    Ok(reply) if reply.status < 400 => return Ok(reply),
+                    Ok(reply) if reply.status < 300 => return Ok(reply),
                     Ok(reply) => {
                         let retry = retryable_status(reply.status);
                         let hint = reply.retry_after();
@@ -201,6 +212,27 @@ mod tests {
                 "attempt {attempt}: {d:?} vs {full:?}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let reply = |v: &str| Reply {
+            status: 429,
+            headers: vec![("Retry-After".into(), v.into())],
+            body: Vec::new(),
+        };
+        assert_eq!(reply("7").retry_after(), Some(Duration::from_secs(7)));
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let wait = reply(&soon).retry_after().unwrap();
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            reply("Wed, 21 Oct 2015 07:28:00 GMT").retry_after(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(reply("soon").retry_after(), None);
     }
 
     #[test]

@@ -84,6 +84,16 @@ pub struct ImportTargetArgs {
 }
 
 impl ImportTargetArgs {
+    /// Some option naming an import (those without a default) was given.
+    pub fn any_given(&self) -> bool {
+        self.subscription.is_some()
+            || self.resource_group.is_some()
+            || self.cluster.is_some()
+            || self.cache.is_some()
+            || self.api_version.is_some()
+            || self.dry_run
+    }
+
     /// The arguments name exactly one cache.
     pub fn validate(&self) -> Result<(), String> {
         if self.subscription.is_none() || self.resource_group.is_none() {
@@ -182,21 +192,23 @@ impl ImportTargetArgs {
     WARNING: the import deletes all data in the cache, which is unavailable until it ends.\n\n\
     Exit codes: 0 import succeeded, 1 refused by the pre-flight, 2 usage error or the import failed.")]
 pub struct ImportArgs {
-    /// A blob SAS URL to import (repeat for several files, e.g. one per shard); `@FILE`
-    /// reads it from a file.
+    /// A blob SAS URL to import (repeat for several files, e.g. one per shard), or a
+    /// container SAS URL with the blob's name added to its path; `@FILE` reads it from a
+    /// file.
     #[arg(long = "sas-url", value_name = "URL", required = true)]
-    pub sas_urls: Vec<String>,
+    pub sas_urls: Vec<sas::SasArgument>,
     /// The local copy of a blob, checked with the --target pre-flight before the import
     /// (repeatable).
     #[arg(long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub preflight: PreflightArgs,
-    #[command(flatten)]
-    pub target: ImportTargetArgs,
     /// Print JSON instead of text.
+    // Before the flattened group: clap files every later option under its heading.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub target: ImportTargetArgs,
 }
 
 /// `rdbkit import`: pre-flight the local files, then [`start`].
@@ -209,7 +221,7 @@ pub fn run(
     let urls = args
         .sas_urls
         .iter()
-        .map(|u| sas::url_argument(u).and_then(|u| SasUrl::parse(&u)))
+        .map(|u| u.resolve().and_then(|u| SasUrl::parse(&u)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::Usage)?;
     if let Some(u) = urls.iter().find(|u| u.scope != sas::Scope::Blob) {
@@ -322,7 +334,8 @@ pub fn start(
         target.name()
     )
     .map_err(Failure::Io)?;
-    let token = Token::obtain().map_err(|m| Failure::Usage(redact(&m)))?;
+    let token = Token::obtain(&super::arm::token_resource(&endpoint))
+        .map_err(|m| Failure::Usage(redact(&m)))?;
     let http = Http::new(Duration::from_secs(120), 4);
     let mut arm = Arm::new(endpoint, token, http);
     let polling = Polling {
@@ -379,6 +392,20 @@ mod tests {
             arm_endpoint: "https://management.azure.com".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn debug_of_the_arguments_hides_the_signature() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            import: ImportArgs,
+        }
+        use clap::Parser;
+        let url = "https://a.blob.core.windows.net/c/d.rdb?sr=b&sp=r&sig=dontshowthissignature";
+        let cli = Cli::try_parse_from(["import", "--sas-url", url, "--cache", "c"]).unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("dontshowthissignature"), "{shown}");
     }
 
     #[test]

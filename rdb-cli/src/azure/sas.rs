@@ -99,6 +99,30 @@ fn redact_pairs(text: &str) -> String {
     out
 }
 
+/// A `--sas-url` value as given on the command line: a URL with its signature, or
+/// `@FILE`. `Debug` shows it redacted; there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SasArgument(String);
+
+impl From<String> for SasArgument {
+    fn from(value: String) -> Self {
+        SasArgument(value)
+    }
+}
+
+impl std::fmt::Debug for SasArgument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact(&self.0))
+    }
+}
+
+impl SasArgument {
+    /// The URL, read from the file for `@FILE` (see [`url_argument`]).
+    pub fn resolve(&self) -> Result<String, String> {
+        url_argument(&self.0)
+    }
+}
+
 /// A `--sas-url` value: the URL itself, or `@FILE` naming a file whose first non-empty
 /// line is the URL (keeps the signature out of the process list and shell history).
 pub fn url_argument(value: &str) -> Result<String, String> {
@@ -113,12 +137,12 @@ pub fn url_argument(value: &str) -> Result<String, String> {
         .ok_or_else(|| format!("--sas-url @{path}: the file is empty"))
 }
 
-/// What a SAS was issued for.
+/// What a SAS URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// `sr=c`, or an account SAS on a container URL: valid for every blob in it.
+    /// A container (`sr=c` or an account SAS): the token is valid for every blob in it.
     Container,
-    /// `sr=b`, or an account SAS on a blob URL.
+    /// One blob (`sr=b`, or a container or account token on the blob's path).
     Blob,
 }
 
@@ -174,6 +198,13 @@ impl SasUrl {
             .strip_prefix("https://")
             .or_else(|| base.strip_prefix("http://"))
             .ok_or_else(|| format!("{}: a SAS URL starts with https://", redact(url)))?;
+        if url.parse::<ureq::http::Uri>().is_err() {
+            return Err(format!(
+                "{}: not a valid URL: it holds a character that must be percent-encoded (a \
+                 space is %20); copy the SAS URL as the portal or az prints it",
+                redact(url)
+            ));
+        }
         let sas = SasUrl {
             base: base.trim_end_matches('/').to_string(),
             query: query.to_string(),
@@ -202,22 +233,30 @@ impl SasUrl {
                 "{sas}: the URL names no container; use a container or blob SAS URL"
             ));
         }
-        let scope = match sas.param("sr") {
-            Some("c") => Scope::Container,
-            Some("b") => Scope::Blob,
+        // The path says what the URL names; sr= only what the token covers. A container
+        // token (sr=c) on a blob path is a valid blob URL (the service reads it so, and it
+        // is what `upload --then-import` hands to the import).
+        let names_blob = segments > container_segments;
+        match sas.param("sr") {
+            None | Some("c") => {}
+            Some("b") if names_blob => {}
+            Some("b") => {
+                return Err(format!(
+                    "{sas}: a blob SAS (sr=b) on a URL without a blob name; copy the blob's \
+                     full SAS URL"
+                ))
+            }
             Some(other) => {
                 return Err(format!(
                     "{sas}: sr={other} is neither a blob (b) nor a container (c) SAS"
                 ))
             }
-            None if segments == container_segments => Scope::Container,
-            None => Scope::Blob,
-        };
-        if scope == Scope::Container && segments > container_segments {
-            return Err(format!(
-                "{sas}: a container SAS (sr=c) on a blob path; give the container URL and --name"
-            ));
         }
+        let scope = if names_blob {
+            Scope::Blob
+        } else {
+            Scope::Container
+        };
         Ok(SasUrl { scope, ..sas })
     }
 
@@ -451,6 +490,25 @@ mod tests {
         assert_eq!(a.scope, Scope::Container);
         let a = SasUrl::parse("http://127.0.0.1:10000/devstoreaccount1/c/x.rdb?sv=2022-11-02&ss=b&srt=sco&sp=rwc&sig=abcdefghijkl").unwrap();
         assert_eq!(a.scope, Scope::Blob);
+        // A container token on a blob path names that blob; a blob token needs one.
+        let cb = SasUrl::parse(
+            "https://acct.blob.core.windows.net/backups/d.rdb?sr=c&sp=r&sig=abcdefghijkl",
+        )
+        .unwrap();
+        assert_eq!(cb.scope, Scope::Blob);
+        assert_eq!(
+            cb.without_token(),
+            "https://acct.blob.core.windows.net/backups/d.rdb"
+        );
+        assert!(
+            SasUrl::parse("https://acct.blob.core.windows.net/backups?sr=b&sig=abcdefghijkl")
+                .is_err()
+        );
+        // What no HTTP request can carry is a usage error here, not "no answer" later.
+        let e =
+            SasUrl::parse("https://acct.blob.core.windows.net/my backups?sr=c&sig=abcdefghijkl")
+                .unwrap_err();
+        assert!(e.contains("not a valid URL") && e.contains("%20"), "{e}");
         // Errors never echo the signature.
         let e =
             SasUrl::parse("https://acct.blob.core.windows.net/?sv=1&sig=topsecretsig").unwrap_err();

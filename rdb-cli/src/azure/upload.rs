@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! file:  [ block 0 ][ block 1 ] ... [ block n-1 ]   block size >= ceil(size / 50,000)
-//! id(i) = base64("rdbk" + 12 hex of sha256(file identity) + 8-digit i)   (24 bytes, fixed)
+//! id(i) = base64("rdbk" + 8-digit i + "-" + 32 hex of MD5(block i))   (45 bytes, fixed)
 //! ```
-//! The IDs depend only on the file (name, size, mtime, block size, first and last 64 KiB),
-//! so a second run over the same file finds the blocks the first one staged
-//! (Get Block List) and sends only the others.
+//! An ID names the block's content, so a second run finds the blocks the first one
+//! staged (Get Block List) and sends only the others, and a block whose bytes changed
+//! in between gets a new ID: a stale block is never committed.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clap::Args;
+use md5::{Digest, Md5};
+use rayon::prelude::*;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::blob::{Blob, BlobError, MAX_BLOCK, MAX_BLOCKS, MAX_PAGE_WRITE, PAGE};
 use super::http::Http;
@@ -29,6 +31,8 @@ use crate::Failure;
 
 /// Default block size: big enough for few requests, small enough to retry cheaply.
 pub const DEFAULT_BLOCK: u64 = 8 << 20;
+/// Most requests in flight (`--parallel`).
+pub const MAX_PARALLEL: usize = 256;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -48,7 +52,7 @@ pub struct UploadArgs {
     /// `az storage container generate-sas --permissions rcw --expiry ... --full-uri`.
     /// `@FILE` reads it from a file, keeping it out of the process list.
     #[arg(long, value_name = "URL")]
-    pub sas_url: String,
+    pub sas_url: sas::SasArgument,
     /// The blob name, with a container SAS and one file (default: the file's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -56,7 +60,7 @@ pub struct UploadArgs {
     /// 50,000 blocks; at most 4000 MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub block_size: Option<u64>,
-    /// Blocks (or pages) in flight at once.
+    /// Blocks (or pages) in flight at once (1 to 256).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub parallel: usize,
     /// Retries per request on connection errors, timeouts, 408, 429 and 5xx (exponential
@@ -74,19 +78,19 @@ pub struct UploadArgs {
     /// below, as `rdbkit import` does, with the uploaded blobs' URLs.
     #[arg(long)]
     pub then_import: bool,
-    #[command(flatten)]
-    pub import: ImportTargetArgs,
     /// Print JSON instead of text.
+    // Before the flattened group: clap files every later option under its heading.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub import: ImportTargetArgs,
 }
 
-/// One file to upload: its path, bytes and modification time (nanoseconds).
+/// One file to upload: its path and bytes.
 #[derive(Debug)]
 pub struct Source<'data> {
     pub path: &'data Path,
     pub data: &'data [u8],
-    pub mtime_ns: u128,
 }
 
 /// What one upload did.
@@ -158,32 +162,15 @@ pub fn choose_block_size(size: u64, requested: Option<u64>) -> Result<u64, Strin
     }
 }
 
-/// The 48-bit fingerprint in every block ID of this file at this block size.
-pub fn file_fingerprint(name: &str, data: &[u8], mtime_ns: u128, block_size: u64) -> u64 {
-    const EDGE: usize = 64 << 10;
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([0]);
-    h.update((data.len() as u64).to_le_bytes());
-    h.update(mtime_ns.to_le_bytes());
-    h.update(block_size.to_le_bytes());
-    h.update(data.get(..EDGE.min(data.len())).unwrap_or_default());
-    h.update(
-        data.get(data.len().saturating_sub(EDGE)..)
-            .unwrap_or_default(),
-    );
-    let d = h.finalize();
-    let mut v = [0u8; 8];
-    for (dst, src) in v.iter_mut().skip(2).zip(d.iter()) {
-        *dst = *src;
+/// Block ID `index` of a block whose MD5 is `md5`: 45 bytes before base64 (60 after, no
+/// padding), so every ID of the blob has the same length (the service requires it).
+/// MD5 is the service's own transfer check; the ID guards against accidental staleness,
+/// not against someone who can already write to the container.
+pub fn block_id(index: usize, md5: &[u8; 16]) -> String {
+    let mut raw = format!("rdbk{index:08}-");
+    for b in md5 {
+        raw.push_str(&format!("{b:02x}"));
     }
-    u64::from_be_bytes(v)
-}
-
-/// Block ID `index` of a file with `fingerprint`: 24 bytes before base64, so every ID
-/// of the blob has the same length (the service requires it).
-pub fn block_id(fingerprint: u64, index: usize) -> String {
-    let raw = format!("rdbk{:012x}{:08}", fingerprint & 0xffff_ffff_ffff, index);
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
@@ -194,7 +181,9 @@ pub fn run(
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Vec<Uploaded>, Failure> {
-    let base = sas::url_argument(&args.sas_url)
+    let base = args
+        .sas_url
+        .resolve()
         .and_then(|u| SasUrl::parse(&u))
         .map_err(Failure::Usage)?;
     if base.scope == Scope::Blob && sources.len() > 1 {
@@ -209,8 +198,19 @@ pub fn run(
             "--name goes with one file and a container SAS".into(),
         ));
     }
-    if args.parallel == 0 {
-        return Err(Failure::Usage("--parallel must be at least 1".into()));
+    if let Some(n) = &args.name {
+        if n.is_empty() || n.ends_with('/') {
+            return Err(Failure::Usage(format!(
+                "--name {n:?} names no blob; give a name like backups/dump.rdb"
+            )));
+        }
+    }
+    if !(1..=MAX_PARALLEL).contains(&args.parallel) {
+        // One thread per request in flight: a huge number only fails to spawn.
+        return Err(Failure::Usage(format!(
+            "--parallel {}: give 1 to {MAX_PARALLEL}",
+            args.parallel
+        )));
     }
     if let Some(why) = base.time_problem(sas::now()) {
         return Err(Failure::Refused(format!("{}: {why}", base.without_token())));
@@ -221,6 +221,14 @@ pub fn run(
             base.without_token(),
             base.permissions().unwrap_or_default()
         )));
+    }
+    if !args.then_import && args.import.any_given() {
+        // Ignored, they would leave an upload that exits 0 with no import started.
+        return Err(Failure::Usage(
+            "--subscription, --resource-group, --cluster, --cache, --api-version and --dry-run \
+             are import options: add --then-import to import after the upload, or drop them"
+                .into(),
+        ));
     }
     if args.then_import {
         args.import.validate().map_err(Failure::Usage)?;
@@ -247,7 +255,7 @@ pub fn run(
         Duration::from_secs((biggest_block >> 16).max(600)),
         args.retries,
     );
-    let mut done = Vec::new();
+    let mut urls: Vec<SasUrl> = Vec::with_capacity(sources.len());
     for s in sources {
         let url = match base.scope {
             Scope::Blob => base.clone(),
@@ -268,6 +276,26 @@ pub fn run(
                 base.blob(&name)
             }
         };
+        // `node-1/dump.rdb node-2/dump.rdb`: the second would overwrite the first.
+        if let Some(i) = urls
+            .iter()
+            .position(|u| u.without_token() == url.without_token())
+        {
+            let first = sources
+                .get(i)
+                .map_or_else(String::new, |f| f.path.display().to_string());
+            return Err(Failure::Usage(format!(
+                "{first} and {} both become the blob {}; upload them in separate runs, each \
+                 with its own --name",
+                s.path.display(),
+                url.without_token()
+            )));
+        }
+        urls.push(url);
+    }
+    let mut done = Vec::new();
+    for (s, url) in sources.iter().zip(&urls) {
+        let url = url.clone();
         let up = if args.page_blob {
             upload_page_blob(args, s, &url, &http, log)
         } else {
@@ -399,7 +427,6 @@ fn upload_block_blob(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let fingerprint = file_fingerprint(&name, s.data, s.mtime_ns, block_size);
     let chunks: Vec<&[u8]> = if s.data.is_empty() {
         Vec::new()
     } else {
@@ -407,10 +434,19 @@ fn upload_block_blob(
             .chunks(usize::try_from(block_size).unwrap_or(usize::MAX))
             .collect()
     };
-    let ids: Vec<String> = (0..chunks.len())
-        .map(|i| block_id(fingerprint, i))
-        .collect();
+    // The digests name the blocks (see the module doc) and are each Put Block's
+    // Content-MD5; computed before anything is sent, so a block changed under us (the
+    // file rewritten during the upload) fails with Md5Mismatch instead of mixing.
     let bar = progress(size, args.json);
+    if let Some(b) = &bar {
+        b.set_message(format!("{name} (hashing)"));
+    }
+    let md5s: Vec<[u8; 16]> = chunks.par_iter().map(|c| Md5::digest(c).into()).collect();
+    let ids: Vec<String> = md5s
+        .iter()
+        .enumerate()
+        .map(|(i, m)| block_id(i, m))
+        .collect();
     if let Some(b) = &bar {
         b.set_message(name.clone());
     }
@@ -434,15 +470,12 @@ fn upload_block_blob(
         }
         Err(e) => return Err(e),
     };
+    let staged: HashSet<(&str, u64)> = staged.iter().map(|b| (b.id.as_str(), b.size)).collect();
     let todo: Vec<usize> = chunks
         .iter()
+        .zip(&ids)
         .enumerate()
-        .filter(|(i, c)| {
-            let id = ids.get(*i);
-            !staged
-                .iter()
-                .any(|b| Some(&b.id) == id && b.size == c.len() as u64)
-        })
+        .filter(|(_, (c, id))| !staged.contains(&(id.as_str(), c.len() as u64)))
         .map(|(i, _)| i)
         .collect();
     let already = chunks.len() - todo.len();
@@ -454,13 +487,12 @@ fn upload_block_blob(
             todo.len()
         );
         if let Some(b) = &bar {
-            let skipped: u64 = chunks
+            let sending: u64 = todo
                 .iter()
-                .enumerate()
-                .filter(|(i, _)| !todo.contains(i))
-                .map(|(_, c)| c.len() as u64)
+                .filter_map(|&i| chunks.get(i))
+                .map(|c| c.len() as u64)
                 .sum();
-            b.inc(skipped);
+            b.inc(size - sending);
         }
     }
     let bytes_sent: u64 = todo
@@ -469,10 +501,10 @@ fn upload_block_blob(
         .map(|c| c.len() as u64)
         .sum();
     in_parallel(&todo, args.parallel, &|i| {
-        let (Some(chunk), Some(id)) = (chunks.get(i), ids.get(i)) else {
+        let (Some(chunk), Some(id), Some(md5)) = (chunks.get(i), ids.get(i), md5s.get(i)) else {
             return Ok(());
         };
-        blob.put_block(id, chunk)?;
+        blob.put_block(id, chunk, md5)?;
         if let Some(b) = &bar {
             b.inc(chunk.len() as u64);
         }
@@ -684,6 +716,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_of_the_arguments_hides_the_signature() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            upload: UploadArgs,
+        }
+        use clap::Parser;
+        let url =
+            "https://a.blob.core.windows.net/c?sv=2022-11-02&sr=c&sp=rcw&sig=dontshowthissignature";
+        let cli = Cli::try_parse_from(["upload", "dump.rdb", "--sas-url", url]).unwrap();
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("dontshowthissignature"), "{shown}");
+        assert!(shown.contains("sig=REDACTED"), "{shown}");
+    }
+
+    #[test]
     fn block_sizes() {
         assert_eq!(choose_block_size(1000, None), Ok(DEFAULT_BLOCK));
         // 1 TiB: ceil(2^40 / 50,000) = 21,990,233 bytes -> 21 MiB rounded up.
@@ -696,17 +744,20 @@ mod tests {
     }
 
     #[test]
-    fn block_ids_are_fixed_length_and_deterministic() {
-        let data = vec![7u8; 300_000];
-        let f = file_fingerprint("dump.rdb", &data, 42, 1 << 20);
-        assert_eq!(f, file_fingerprint("dump.rdb", &data, 42, 1 << 20));
-        assert_ne!(f, file_fingerprint("dump.rdb", &data, 43, 1 << 20));
-        assert_ne!(f, file_fingerprint("dump.rdb", &data, 42, 2 << 20));
-        let ids: Vec<String> = [0, 1, 49_999].iter().map(|&i| block_id(f, i)).collect();
+    fn block_ids_are_fixed_length_and_name_the_content() {
+        let a: [u8; 16] = Md5::digest(b"one block").into();
+        let b: [u8; 16] = Md5::digest(b"another block").into();
+        let ids = [block_id(0, &a), block_id(1, &a), block_id(49_999, &b)];
         assert!(
-            ids.iter().all(|id| id.len() == 32 && !id.contains('=')),
+            ids.iter().all(|id| id.len() == 60 && !id.contains('=')),
             "{ids:?}"
         );
-        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[0], ids[1], "the index is part of the ID");
+        assert_ne!(block_id(1, &a), block_id(1, &b), "so is the content");
+        assert_eq!(block_id(7, &a), block_id(7, &a));
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&ids[2])
+            .unwrap();
+        assert!(raw.len() <= 64 && raw.starts_with(b"rdbk00049999-"));
     }
 }

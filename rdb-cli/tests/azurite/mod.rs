@@ -282,6 +282,9 @@ pub enum Fault {
     ServerBusyFirst(usize),
     /// Close the connection without an answer on the first N Put Blocks.
     DropFirst(usize),
+    /// Forward the first N Put Block Lists to Azurite (they commit), then close the
+    /// connection without relaying the answer: a commit whose success was lost.
+    LoseBlockListAnswers(usize),
 }
 
 /// A test-only HTTP proxy on 127.0.0.1 in front of Azurite that can fail Put Block
@@ -293,6 +296,8 @@ pub struct Proxy {
     pub blocks_forwarded: Arc<AtomicUsize>,
     /// Put Block requests seen (forwarded or failed).
     pub blocks_seen: Arc<AtomicUsize>,
+    /// Put Block List requests seen.
+    pub block_lists_seen: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -302,12 +307,18 @@ impl Proxy {
         let fault = Arc::new(Mutex::new(Fault::None));
         let forwarded = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(AtomicUsize::new(0));
-        let (f, fw, sn) = (fault.clone(), forwarded.clone(), seen.clone());
+        let lists = Arc::new(AtomicUsize::new(0));
+        let (f, fw, sn, bl) = (
+            fault.clone(),
+            forwarded.clone(),
+            seen.clone(),
+            lists.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (f, fw, sn) = (f.clone(), fw.clone(), sn.clone());
+                let (f, fw, sn, bl) = (f.clone(), fw.clone(), sn.clone(), bl.clone());
                 std::thread::spawn(move || {
-                    let _ = handle(conn, upstream, &f, &fw, &sn);
+                    let _ = handle(conn, upstream, &f, &fw, &sn, &bl);
                 });
             }
         });
@@ -316,6 +327,7 @@ impl Proxy {
             fault,
             blocks_forwarded: forwarded,
             blocks_seen: seen,
+            block_lists_seen: lists,
         }
     }
 
@@ -323,6 +335,7 @@ impl Proxy {
         *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
         self.blocks_forwarded.store(0, Ordering::SeqCst);
         self.blocks_seen.store(0, Ordering::SeqCst);
+        self.block_lists_seen.store(0, Ordering::SeqCst);
     }
 
     /// `url` (an Azurite URL) rewritten to go through the proxy.
@@ -341,6 +354,7 @@ fn handle(
     fault: &Mutex<Fault>,
     forwarded: &AtomicUsize,
     seen: &AtomicUsize,
+    block_lists: &AtomicUsize,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut buf = Vec::new();
@@ -373,6 +387,15 @@ fn handle(
     }
     let request_line = head.lines().next().unwrap_or_default().to_string();
     let is_put_block = request_line.starts_with("PUT ") && request_line.contains("comp=block&");
+    let is_put_block_list =
+        request_line.starts_with("PUT ") && request_line.contains("comp=blocklist");
+    let mut lose_answer = false;
+    if is_put_block_list {
+        let f = *fault.lock().unwrap_or_else(|e| e.into_inner());
+        if let Fault::LoseBlockListAnswers(k) = f {
+            lose_answer = block_lists.fetch_add(1, Ordering::SeqCst) < k;
+        }
+    }
     if is_put_block {
         let n = seen.fetch_add(1, Ordering::SeqCst);
         let f = *fault.lock().unwrap_or_else(|e| e.into_inner());
@@ -381,6 +404,7 @@ fn handle(
             Fault::FailBlocksAfter(k) => (forwarded.load(Ordering::SeqCst) >= k).then_some(500),
             Fault::ServerBusyFirst(k) => (n < k).then_some(503),
             Fault::DropFirst(k) => (n < k).then_some(0),
+            Fault::LoseBlockListAnswers(_) => None,
         };
         match refuse {
             Some(0) => return Ok(()), // dropped: close without an answer
@@ -412,5 +436,8 @@ fn handle(
     up.write_all(&buf[head_end..head_end + len])?;
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
+    if lose_answer {
+        return Ok(()); // committed upstream; the client hears nothing
+    }
     client.write_all(&answer)
 }
