@@ -598,6 +598,7 @@ type Found = (Option<Record>, Option<rdb_parser::Eof>, u64);
 fn partition_side(
     data: &[u8],
     opts: &DiffOptions,
+    filter: &Filter,
     map_dbs: bool,
     partition: &mut Partition,
     progress: &mut dyn FnMut(u64),
@@ -608,7 +609,7 @@ fn partition_side(
         // The EOF reaches `eof` through the sink, which runs on this thread.
         let work = |s: Spanned<'_>| -> Result<Found, Failure> {
             let (rec, end) = match &s.item {
-                Item::Key(entry) if opts.filter.keeps(entry) => {
+                Item::Key(entry) if filter.keeps(entry) => {
                     let db = if map_dbs {
                         opts.db_map.get(&entry.db).copied().unwrap_or(entry.db)
                     } else {
@@ -649,8 +650,10 @@ pub fn diff(
 ) -> Result<DiffSummary, Failure> {
     let n = opts.buckets.unwrap_or_else(|| {
         // Records are far smaller than values, but tiny keys can make them ~3x the bytes
-        // they describe; a bucket's map costs about twice its records.
-        let estimate = (a.len() as u64).saturating_mul(6);
+        // they describe; a bucket's map costs about twice its records. B counts too: its
+        // records are held in memory when there is one bucket, and its keys missing from A
+        // are held with the differences.
+        let estimate = (a.len().max(b.len()) as u64).saturating_mul(6);
         (estimate / opts.memory_limit.max(1) + 1).min(MAX_BUCKETS as u64) as usize
     });
     let n = n.clamp(1, MAX_BUCKETS);
@@ -660,17 +663,33 @@ pub fn diff(
     };
     let mut pa = Partition::new(n, 0, opts).map_err(Failure::Io)?;
     let mut pb = Partition::new(n, 0, opts).map_err(Failure::Io)?;
-    summary.keys_a =
-        partition_side(a, opts, true, &mut pa, progress).map_err(|e| unreadable("A", e))?;
+    summary.keys_a = partition_side(a, opts, &opts.filter, true, &mut pa, progress)
+        .map_err(|e| unreadable("A", e))?;
     summary.sample_anon();
     let a_len = a.len() as u64;
-    summary.keys_b = partition_side(b, opts, false, &mut pb, &mut |o| progress(a_len + o))
-        .map_err(|e| unreadable("B", e))?;
+    let b_filter = filter_for_b(opts);
+    summary.keys_b = partition_side(b, opts, &b_filter, false, &mut pb, &mut |o| {
+        progress(a_len + o)
+    })
+    .map_err(|e| unreadable("B", e))?;
     summary.sample_anon();
     summary.temp_bytes = pa.temp_bytes() + pb.temp_bytes();
     compare_partitions(pa, pb, 1, opts, &mut summary, on_difference)?;
     summary.peak_rss = peak_rss();
     Ok(summary)
+}
+
+/// `--db N` names A's (the source's) databases; B holds those keys under the numbers
+/// `--db-map` gives them.
+fn filter_for_b(opts: &DiffOptions) -> Filter {
+    let mut filter = opts.filter.clone();
+    if let Some(dbs) = &mut filter.dbs {
+        *dbs = dbs
+            .iter()
+            .map(|db| opts.db_map.get(db).copied().unwrap_or(*db))
+            .collect();
+    }
+    filter
 }
 
 /// A snapshot that cannot be read is an error of the comparison (exit 2), not a
@@ -693,11 +712,19 @@ fn compare_partitions(
     summary: &mut DiffSummary,
     on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
-    let sizes: Vec<(u64, u64)> = pa
-        .bytes
-        .iter()
-        .zip(&pa.records)
-        .map(|(b, r)| (b + r * RECORD_OVERHEAD, *r))
+    // A bucket's memory: A's records in the map, and B's records where they are not A's
+    // (kept as differences); the larger side decides.
+    let footprint = |p: &Partition| -> Vec<(u64, u64)> {
+        p.bytes
+            .iter()
+            .zip(&p.records)
+            .map(|(b, r)| (b + r * RECORD_OVERHEAD, *r))
+            .collect()
+    };
+    let sizes: Vec<(u64, u64)> = footprint(&pa)
+        .into_iter()
+        .zip(footprint(&pb))
+        .map(|((sa, ra), (sb, rb))| (sa.max(sb), ra.max(rb)))
         .collect();
     let single = pa.stores.len() == 1;
     for ((sa, sb), (size, records)) in pa.stores.into_iter().zip(pb.stores).zip(sizes) {
@@ -738,6 +765,22 @@ fn ttl_differs(a: Option<i64>, b: Option<i64>, opts: &DiffOptions) -> bool {
     }
 }
 
+/// A key seen twice on one side: a server refuses such a file, and neither copy can stand
+/// for the key, so the comparison stops (exit 2) naming it.
+fn duplicate(side: &str, db: u64, key: &[u8], opts: &DiffOptions) -> Failure {
+    let mut name = String::new();
+    let _ = rdb_parser::error::write_escaped(&mut name, key);
+    let why = if side == "A" && !opts.db_map.is_empty() {
+        " after --db-map (the file repeats it, or two mapped databases both hold it)"
+    } else {
+        " (a server refuses such a file; `rdbkit verify` lists every duplicate)"
+    };
+    Failure::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("snapshot {side}: key \"{name}\" appears twice in db {db}{why}"),
+    ))
+}
+
 fn compare_bucket(
     mut ra: Box<dyn Read>,
     mut rb: Box<dyn Read>,
@@ -745,14 +788,32 @@ fn compare_bucket(
     summary: &mut DiffSummary,
     on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
-    let mut left: HashMap<(u64, Vec<u8>), Side> = HashMap::new();
+    // `None`: B's record for the key has been seen (matched, or only in B).
+    let mut left: HashMap<(u64, Vec<u8>), Option<Side>> = HashMap::new();
     while let Some(rec) = Record::decode(&mut ra).map_err(Failure::Io)? {
-        left.insert((rec.db, rec.key), rec.side);
+        match left.entry((rec.db, rec.key)) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                return Err(duplicate("A", o.key().0, &o.key().1, opts));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Some(rec.side));
+            }
+        }
     }
     summary.sample_anon();
     let mut found = Vec::new();
     while let Some(rec) = Record::decode(&mut rb).map_err(Failure::Io)? {
-        match left.remove(&(rec.db, rec.key.clone())) {
+        let seen = match left.get_mut(&(rec.db, rec.key.clone())) {
+            Some(slot) => match slot.take() {
+                Some(sa) => Some(sa),
+                None => return Err(duplicate("B", rec.db, &rec.key, opts)),
+            },
+            None => {
+                left.insert((rec.db, rec.key.clone()), None);
+                None
+            }
+        };
+        match seen {
             None => found.push(Difference {
                 db: rec.db,
                 key: rec.key,
@@ -783,6 +844,7 @@ fn compare_bucket(
         }
     }
     for ((db, key), side) in left {
+        let Some(side) = side else { continue };
         found.push(Difference {
             db,
             key,

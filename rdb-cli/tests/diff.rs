@@ -601,3 +601,102 @@ fn exit_codes_jsonl_and_no_temporary_files_left() {
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// Review findings
+
+fn try_run(a: &[u8], b: &[u8], opts: &DiffOptions) -> Result<DiffSummary, String> {
+    diff(a, b, opts, &mut |_| Ok(()), &mut |_| {}).map_err(|e| e.to_string())
+}
+
+/// A key twice in one db (a server refuses the file) must not pass as a silent overwrite or
+/// as a key "only in B": the comparison stops and names the side, db and key.
+#[test]
+fn a_key_twice_in_one_side_is_an_error_naming_it() {
+    let keys = base();
+    let mut twice = keys.clone();
+    twice.push(Key {
+        db: 0,
+        name: b("s"),
+        ttl: None,
+        val: Val::Str(b("again")),
+    });
+    for buckets in [1, 4] {
+        let opts = DiffOptions {
+            buckets: Some(buckets),
+            ..DiffOptions::default()
+        };
+        let e = try_run(&write(&twice, 9, false), &write(&keys, 9, false), &opts)
+            .expect_err("duplicate in A accepted");
+        assert!(
+            e.contains("snapshot A") && e.contains("\"s\"") && e.contains("db 0"),
+            "{e}"
+        );
+        let e = try_run(&write(&keys, 9, false), &write(&twice, 9, false), &opts)
+            .expect_err("duplicate in B accepted");
+        assert!(e.contains("snapshot B") && e.contains("\"s\""), "{e}");
+    }
+    // --db-map onto a db that already holds the key: two A keys land on one name.
+    let mut collide = keys.clone();
+    collide.push(Key {
+        db: 0,
+        name: b("moved"),
+        ttl: None,
+        val: Val::Str(b("m")),
+    });
+    let opts = DiffOptions {
+        db_map: HashMap::from([(3, 0)]),
+        ..DiffOptions::default()
+    };
+    let e = try_run(&write(&collide, 9, false), &write(&collide, 9, false), &opts)
+        .expect_err("db-map collision accepted");
+    assert!(e.contains("--db-map") && e.contains("\"moved\""), "{e}");
+}
+
+/// The number of buckets must account for B too: a tiny A against a large B must not hold
+/// all of B's records in memory.
+#[test]
+fn bucket_count_follows_the_larger_side() {
+    let many: Vec<Key> = (0..3000)
+        .map(|i| Key {
+            db: 0,
+            name: format!("key:{i:06}").into_bytes(),
+            ttl: None,
+            val: Val::Str(vec![b'v'; 100]),
+        })
+        .collect();
+    let small = write(&[], 9, false);
+    let large = write(&many, 9, false);
+    let opts = DiffOptions {
+        memory_limit: 64 << 10,
+        ..DiffOptions::default()
+    };
+    for (a, b) in [(&small, &large), (&large, &small)] {
+        let s = try_run(a, b, &opts).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.buckets > 1 && s.temp_bytes > 0, "{s:?}");
+        assert_eq!(s.only_in_a + s.only_in_b, 3000);
+    }
+}
+
+/// `--db N` names a source (A) database; with `--db-map` B holds those keys under the
+/// mapped number, so B is filtered on the mapped databases.
+#[test]
+fn db_filter_follows_the_db_map_on_b() {
+    let keys = base();
+    let moved = with(&keys, "moved", |k| k.db = 0);
+    let mut opts = DiffOptions {
+        db_map: HashMap::from([(3, 0)]),
+        ..DiffOptions::default()
+    };
+    opts.filter.dbs = Some([3].into_iter().collect());
+    let (a, bb) = (write(&keys, 9, false), write(&moved, 11, true));
+    let s = try_run(&a, &bb, &opts).unwrap_or_else(|e| panic!("{e}"));
+    // A keeps db 3 (one key, renumbered 0); B keeps db 0, which holds all seven.
+    assert_eq!((s.keys_a, s.keys_b), (1, 7), "{s:?}");
+    assert_eq!((s.equal, s.only_in_a, s.only_in_b), (1, 0, 6), "{s:?}");
+    // Without a map, --db 0 keeps db 0 on both sides.
+    let mut plain = DiffOptions::default();
+    plain.filter.dbs = Some([0].into_iter().collect());
+    let s = try_run(&a, &write(&keys, 11, true), &plain).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.equal_snapshots() && s.keys_a == 6, "{s:?}");
+}
