@@ -101,7 +101,9 @@ enum Command {
         rdbkit diff a.rdb b.rdb --jsonl diff.jsonl             every difference (docs/diff-jsonl.md)\n  \
         rdbkit diff src.rdb exported.rdb --ttl-tolerance 5s    TTLs within 5 s are equal\n  \
         rdbkit diff src.rdb dst.rdb --db-map 3:0 --include 'user:*'\n\n\
-        Filters apply to both files; --db-map renumbers A's databases (A is the source).\n\
+        Filters apply to both files (--db names A's databases; B is filtered on their mapped \
+        numbers); --db-map renumbers A's databases (A is the source). --encoding, --min-bytes \
+        and --max-bytes are refused: they depend on how each file stores a value.\n\
         Exit codes: 0 equal, 1 different, 2 usage, I/O or unreadable snapshot.")]
     Diff(Box<DiffArgs>),
     /// Check a snapshot in depth, as redis-check-rdb and sanitize-dump-payload do: the
@@ -799,9 +801,28 @@ fn diff(args: &DiffArgs) -> Result<(), Failure> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     });
+    // Encodings and stored sizes differ between two copies of the same data (that is what
+    // diff sees through), so a filter on them would select different keys on each side.
+    let f = &args.filter;
+    if !f.encodings.is_empty() || f.min_bytes.is_some() || f.max_bytes.is_some() {
+        return Err(usage(
+            "diff compares logical values: --encoding, --min-bytes and --max-bytes depend on \
+             how each file stores a value and would keep different keys on each side; use \
+             --type or --min-elements/--max-elements instead"
+                .into(),
+        ));
+    }
+    let mut db_map = std::collections::HashMap::new();
+    for &(from, to) in &f.db_map {
+        if let Some(other) = db_map.insert(from, to).filter(|&other| other != to) {
+            return Err(usage(format!(
+                "--db-map maps db {from} twice (to {other} and to {to})"
+            )));
+        }
+    }
     let opts = DiffOptions {
         filter: filter(&args.filter, now_ms)?,
-        db_map: args.filter.db_map.iter().copied().collect(),
+        db_map,
         ttl_tolerance_ms: args.ttl_tolerance,
         ignore_ttl: args.ignore_ttl,
         memory_limit: args.memory_limit.max(1 << 20),

@@ -700,3 +700,42 @@ fn db_filter_follows_the_db_map_on_b() {
     let s = try_run(&a, &write(&keys, 11, true), &plain).unwrap_or_else(|e| panic!("{e}"));
     assert!(s.equal_snapshots() && s.keys_a == 6, "{s:?}");
 }
+
+/// Filters on how a value is stored would keep different keys on each side of two copies
+/// of the same data; a source db mapped twice is ambiguous. Both are usage errors (exit 2).
+#[test]
+fn storage_filters_and_an_ambiguous_db_map_are_refused() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-diff-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let keys = base();
+    let (a, bb) = (dir.join("a.rdb"), dir.join("b.rdb"));
+    std::fs::write(&a, write(&keys, 9, false)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&bb, write(&keys, 11, true)).unwrap_or_else(|e| panic!("{e}"));
+    for extra in [
+        &["--encoding", "listpack"][..],
+        &["--min-bytes", "4"],
+        &["--max-bytes", "100"],
+        &["--db-map", "3:0", "--db-map", "3:1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+            .arg("diff")
+            .arg(&a)
+            .arg(&bb)
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(extra[0]), "{extra:?}: {stderr}");
+    }
+    // The same mapping twice is not ambiguous.
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .arg("diff")
+        .arg(&a)
+        .arg(&bb)
+        .args(["--db-map", "3:3", "--db-map", "3:3"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
