@@ -356,6 +356,9 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
         });
         let mut seen_keys: HashMap<u128, u64, PreHashed> = HashMap::default();
         let mut previous_end = 9u64;
+        // Key opcodes (offset, kind) since the last key: in gaps between items, or in a
+        // key's own span.
+        let mut pending_opcodes: Vec<(u64, KeyOpcode)> = Vec::new();
         let mut eof = None;
         let mut batch = next_batch(&mut parser);
         loop {
@@ -382,9 +385,30 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
             );
             // By reference: an item is a few hundred bytes, and this loop is the serial part.
             for (located, checked) in items.iter().zip(checked) {
+                // Bytes between two items are key opcodes the parser carried past them.
+                if located.start > previous_end {
+                    let gap = data
+                        .get(previous_end as usize..located.start as usize)
+                        .unwrap_or_default();
+                    scan_key_opcodes(gap, previous_end, &mut pending_opcodes);
+                }
                 match &located.item {
                     Item::Key(entry) => {
                         report.keys += 1;
+                        if entry.opcodes_in_span {
+                            // The value, the key and the type byte end the span.
+                            let type_byte = located.end.saturating_sub(
+                                (entry.raw_value.len() + entry.raw_key.len() + 1) as u64,
+                            );
+                            let own = data
+                                .get(located.start as usize..type_byte as usize)
+                                .unwrap_or_default();
+                            scan_key_opcodes(own, located.start, &mut pending_opcodes);
+                        }
+                        if let Some(p) = overridden_opcodes(&pending_opcodes, entry) {
+                            report.problems.push(p);
+                        }
+                        pending_opcodes.clear();
                         // Opcodes the parser folded into this key from before other items.
                         let detached = !entry.opcodes_in_span
                             && (entry.expire_ms.is_some()
@@ -423,18 +447,18 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                         seen_keys.reserve((*db_size).min(bound) as usize);
                     }
                     Item::Eof(e) => {
-                        // Bytes between the last item and EOF are key opcodes with no key.
-                        if located.start > previous_end {
+                        // Key opcodes since the last key have no key.
+                        if let Some(&(first, _)) = pending_opcodes.first() {
                             report.problems.push(Problem {
-                                offset: previous_end,
+                                offset: first,
                                 db: None,
                                 key: None,
                                 check: "dangling-opcode",
                                 severity: Severity::Error,
                                 message: format!(
-                                    "{} bytes of expiry/idle/freq opcodes before EOF belong to \
-                                     no key",
-                                    located.start - previous_end
+                                    "{} expiry/idle/freq opcodes after the last key, before \
+                                     EOF, belong to no key",
+                                    pending_opcodes.len()
                                 ),
                             });
                         }
@@ -518,6 +542,67 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
     });
     report.problems.sort_by_key(|p| p.offset);
     report
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyOpcode {
+    Expire,
+    Idle,
+    Freq,
+}
+
+impl KeyOpcode {
+    fn name(self) -> &'static str {
+        match self {
+            KeyOpcode::Expire => "EXPIRETIME",
+            KeyOpcode::Idle => "IDLE",
+            KeyOpcode::Freq => "FREQ",
+        }
+    }
+}
+
+/// Reads the EXPIRETIME(_MS) / IDLE / FREQ opcodes at the start of `bytes` (which begin at
+/// file offset `base`); stops at anything else.
+fn scan_key_opcodes(mut bytes: &[u8], base: u64, out: &mut Vec<(u64, KeyOpcode)>) {
+    use rdb_parser::format::opcode;
+    let total = bytes.len();
+    while let Some((&op, rest)) = bytes.split_first() {
+        let offset = base + (total - bytes.len()) as u64;
+        let (kind, rest) = match op {
+            opcode::EXPIRETIME_MS => (KeyOpcode::Expire, rest.get(8..)),
+            opcode::EXPIRETIME => (KeyOpcode::Expire, rest.get(4..)),
+            opcode::IDLE => (KeyOpcode::Idle, rdb_length(rest).map(|(_, r)| r)),
+            opcode::FREQ => (KeyOpcode::Freq, rest.get(1..)),
+            _ => return,
+        };
+        let Some(rest) = rest else { return };
+        out.push((offset, kind));
+        bytes = rest;
+    }
+}
+
+/// Loaders keep the last of each kind of opcode before a key: the earlier ones belong to
+/// no key.
+fn overridden_opcodes(pending: &[(u64, KeyOpcode)], entry: &Entry<'_>) -> Option<Problem> {
+    let overridden: Vec<&(u64, KeyOpcode)> = pending
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, kind))| pending.iter().skip(i + 1).any(|(_, k)| k == kind))
+        .map(|(_, p)| p)
+        .collect();
+    let &&(offset, kind) = overridden.first()?;
+    let mut p = Problem::in_entry(
+        entry,
+        "dangling-opcode",
+        format!(
+            "{} {} opcode(s) before the key are overridden by a later one (loaders keep the \
+             last): they belong to no key",
+            overridden.len(),
+            kind.name()
+        ),
+    );
+    p.offset = offset;
+    Some(p)
 }
 
 fn checksum_state(data: &[u8], eof: &rdb_parser::Eof, prefix_crc: Option<u64>) -> ChecksumState {

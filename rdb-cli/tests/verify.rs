@@ -733,6 +733,61 @@ fn expiry_without_a_key() {
     assert!(!r.ok());
 }
 
+/// An expiry (or IDLE, FREQ) opcode followed by another of its kind before the key: loaders
+/// keep the last, so the first belongs to no key, as one before EOF does. Also when a
+/// SELECTDB or AUX comes between them and the key.
+#[test]
+fn repeated_key_opcodes_leave_the_first_without_a_key() {
+    let v = value::string(b"v", Compression::None);
+    let build = |f: &dyn Fn(&mut Writer<Vec<u8>>) -> std::io::Result<()>| {
+        WriterBuilder::new()
+            .build(Vec::new(), Version::redis(9))
+            .and_then(|mut w| {
+                w.select_db(0)?;
+                w.key_value(type_id::STRING, b"first", &v)?;
+                f(&mut w)?;
+                w.key_value(type_id::STRING, b"bad", &v)?;
+                w.finish()
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let cases: [(&str, &dyn Fn(&mut Writer<Vec<u8>>) -> std::io::Result<()>); 3] = [
+        ("two expiries", &|w| {
+            w.expire_ms(1_700_000_000_000)?;
+            w.expire_ms(1_800_000_000_000)
+        }),
+        ("two idle times, a db between", &|w| {
+            w.idle(5)?;
+            w.select_db(0)?;
+            w.idle(7)
+        }),
+        ("two counters, an aux between", &|w| {
+            w.freq(3)?;
+            w.aux(b"x", b"y")?;
+            w.freq(4)
+        }),
+    ];
+    for (what, f) in cases {
+        let data = build(f);
+        let p = fires(&data, "dangling-opcode");
+        // The first opcode: right after the key "first" (its value "v" ends it).
+        let first = data
+            .windows(7)
+            .position(|w| w == b"first\x01v")
+            .unwrap_or_else(|| panic!("no first key"))
+            + 7;
+        assert_eq!(p.offset, first as u64, "{what}: {p:?}");
+    }
+    // One of each kind is what servers write: clean.
+    let data = build(&|w| {
+        w.expire_ms(1_700_000_000_000)?;
+        w.idle(5)?;
+        w.freq(3)
+    });
+    let r = verify(&data, |_| {});
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+}
+
 #[test]
 fn lzf_strings_must_expand_to_their_declared_length() {
     let text = vec![b'a'; 200];
