@@ -502,38 +502,73 @@ fn record(entry: &Entry<'_>, db: u64) -> Result<Record, rdb_parser::Error> {
 // ---------------------------------------------------------------------------------------
 // Buckets
 
-/// Where one bucket's records go: memory (a single bucket) or an unlinked temporary file,
-/// which the system removes however the process ends.
+/// Where one bucket's records go: memory (a single bucket, until it holds `spill_at`
+/// bytes) or an unlinked temporary file, which the system removes however the process ends.
 enum Store {
-    Memory(Vec<u8>),
+    Memory {
+        records: Vec<u8>,
+        spill_at: usize,
+        dir: Option<PathBuf>,
+        buffer: usize,
+    },
     File(BufWriter<File>),
 }
 
 impl Store {
-    fn new(in_memory: bool, dir: &Option<PathBuf>, buffer: usize) -> std::io::Result<Store> {
-        if in_memory {
-            return Ok(Store::Memory(Vec::new()));
+    fn new(
+        spill_at: Option<usize>,
+        dir: &Option<PathBuf>,
+        buffer: usize,
+    ) -> std::io::Result<Store> {
+        if let Some(spill_at) = spill_at {
+            return Ok(Store::Memory {
+                records: Vec::new(),
+                spill_at,
+                dir: dir.clone(),
+                buffer,
+            });
         }
+        Ok(Store::File(Self::temp_file(dir, buffer)?))
+    }
+
+    fn temp_file(dir: &Option<PathBuf>, buffer: usize) -> std::io::Result<BufWriter<File>> {
         let file = match dir {
             Some(d) => tempfile::tempfile_in(d)?,
             None => tempfile::tempfile()?,
         };
-        Ok(Store::File(BufWriter::with_capacity(buffer, file)))
+        Ok(BufWriter::with_capacity(buffer, file))
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
-            Store::Memory(v) => {
-                v.extend_from_slice(bytes);
+            Store::Memory {
+                records,
+                spill_at,
+                dir,
+                buffer,
+            } => {
+                if records.len() + bytes.len() <= *spill_at {
+                    records.extend_from_slice(bytes);
+                    return Ok(());
+                }
+                // Over its share of the budget: from here on the records go to a file.
+                let mut file = Self::temp_file(dir, *buffer)?;
+                file.write_all(records)?;
+                file.write_all(bytes)?;
+                *self = Store::File(file);
                 Ok(())
             }
             Store::File(w) => w.write_all(bytes),
         }
     }
 
+    fn is_file(&self) -> bool {
+        matches!(self, Store::File(_))
+    }
+
     fn reader(self) -> std::io::Result<Box<dyn Read>> {
         match self {
-            Store::Memory(v) => Ok(Box::new(std::io::Cursor::new(v))),
+            Store::Memory { records, .. } => Ok(Box::new(std::io::Cursor::new(records))),
             Store::File(w) => {
                 let mut file = w.into_inner().map_err(|e| e.into_error())?;
                 file.rewind()?;
@@ -552,11 +587,15 @@ struct Partition {
 
 impl Partition {
     fn new(n: usize, seed: u64, opts: &DiffOptions) -> std::io::Result<Partition> {
-        let in_memory = n == 1;
-        // Write buffers take at most a quarter of the budget.
+        // Write buffers take at most a quarter of the budget. A single bucket starts in
+        // memory, each side with a quarter of the budget (all of it when forced to one).
         let buffer = ((opts.memory_limit / 4) / (2 * n as u64)).clamp(4 << 10, 1 << 20) as usize;
+        let spill_at = (n == 1).then(|| match opts.buckets {
+            Some(1) => usize::MAX,
+            _ => usize::try_from(opts.memory_limit / 4).unwrap_or(usize::MAX),
+        });
         let stores = (0..n)
-            .map(|_| Store::new(in_memory, &opts.temp_dir, buffer))
+            .map(|_| Store::new(spill_at, &opts.temp_dir, buffer))
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Partition {
             stores,
@@ -583,11 +622,12 @@ impl Partition {
     }
 
     fn temp_bytes(&self) -> u64 {
-        if self.stores.len() == 1 {
-            0
-        } else {
-            self.bytes.iter().sum()
-        }
+        self.stores
+            .iter()
+            .zip(&self.bytes)
+            .filter(|(s, _)| s.is_file())
+            .map(|(_, b)| b)
+            .sum()
     }
 }
 
@@ -726,11 +766,12 @@ fn compare_partitions(
         .zip(footprint(&pb))
         .map(|((sa, ra), (sb, rb))| (sa.max(sb), ra.max(rb)))
         .collect();
-    let single = pa.stores.len() == 1;
+    // `--buckets 1` keeps everything in memory, as asked.
+    let may_split = opts.buckets != Some(1);
     for ((sa, sb), (size, records)) in pa.stores.into_iter().zip(pb.stores).zip(sizes) {
         let ra = sa.reader().map_err(Failure::Io)?;
         let rb = sb.reader().map_err(Failure::Io)?;
-        if !single && size > opts.memory_limit && records > 1 && depth < MAX_SPLIT_DEPTH {
+        if may_split && size > opts.memory_limit && records > 1 && depth < MAX_SPLIT_DEPTH {
             // Too big for the budget: split this bucket again with another seed.
             summary.resplit_buckets += 1;
             let m = (size / opts.memory_limit.max(1) + 2)
@@ -800,6 +841,8 @@ fn compare_bucket(
             }
         }
     }
+    // An in-memory bucket's records are in the map now.
+    drop(ra);
     summary.sample_anon();
     let mut found = Vec::new();
     while let Some(rec) = Record::decode(&mut rb).map_err(Failure::Io)? {

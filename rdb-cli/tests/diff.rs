@@ -648,8 +648,12 @@ fn a_key_twice_in_one_side_is_an_error_naming_it() {
         db_map: HashMap::from([(3, 0)]),
         ..DiffOptions::default()
     };
-    let e = try_run(&write(&collide, 9, false), &write(&collide, 9, false), &opts)
-        .expect_err("db-map collision accepted");
+    let e = try_run(
+        &write(&collide, 9, false),
+        &write(&collide, 9, false),
+        &opts,
+    )
+    .expect_err("db-map collision accepted");
     assert!(e.contains("--db-map") && e.contains("\"moved\""), "{e}");
 }
 
@@ -738,4 +742,29 @@ fn storage_filters_and_an_ambiguous_db_map_are_refused() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tiny keys make records several times the bytes they describe, so the first guess can
+/// pick one in-memory bucket for data far over the budget: the records must then go to
+/// files and be split again, not all be held in memory.
+#[test]
+fn one_bucket_over_the_budget_spills_and_splits() {
+    let many: Vec<Key> = (0..20_000)
+        .map(|i| Key {
+            db: 0,
+            name: format!("k{i}").into_bytes(),
+            ttl: None,
+            val: Val::Str(b("v")),
+        })
+        .collect();
+    let (a, bb) = (write(&many, 9, false), write(&many, 11, true));
+    // The guess (6x A's size) fits the budget; the records and their map do not.
+    let memory_limit = (a.len() as u64) * 8;
+    let opts = DiffOptions {
+        memory_limit,
+        ..DiffOptions::default()
+    };
+    let s = try_run(&a, &bb, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.equal_snapshots() && s.equal == 20_000, "{s:?}");
+    assert!(s.temp_bytes > 0 && s.resplit_buckets > 0, "{s:?}");
 }
