@@ -768,3 +768,69 @@ fn one_bucket_over_the_budget_spills_and_splits() {
     assert!(s.equal_snapshots() && s.equal == 20_000, "{s:?}");
     assert!(s.temp_bytes > 0 && s.resplit_buckets > 0, "{s:?}");
 }
+
+/// The tolerance is inclusive; a TTL on one side only differs whatever the tolerance; an
+/// expired key dropped with `--expired drop` is dropped on both sides.
+#[test]
+fn ttl_tolerance_edges_and_expired_keys() {
+    let keys = base();
+    let tolerant = |ms| DiffOptions {
+        ttl_tolerance_ms: ms,
+        ..DiffOptions::default()
+    };
+    let later = with(&keys, "t", |k| k.ttl = Some(T0 + 5_000));
+    assert!(diff_shape(&keys, &later, &tolerant(5_000)).is_empty());
+    assert_eq!(
+        diff_shape(&keys, &later, &tolerant(4_999)),
+        one("changed", 0, "t", &["ttl"])
+    );
+    let none = with(&keys, "t", |k| k.ttl = None);
+    assert_eq!(
+        diff_shape(&none, &keys, &tolerant(i64::MAX)),
+        one("changed", 0, "t", &["ttl"])
+    );
+    // "t" expired at --now on A; B (loaded by a server) no longer has it.
+    let gone: Vec<Key> = keys.iter().filter(|k| k.name != b"t").cloned().collect();
+    let mut drop = DiffOptions::default();
+    drop.filter.now_ms = T0 + 1;
+    assert_eq!(
+        diff_shape(&keys, &gone, &drop),
+        one("only_in_a", 0, "t", &[])
+    );
+    drop.filter.drop_expired = true;
+    assert!(diff_shape(&keys, &gone, &drop).is_empty());
+    // Expired on both sides (at different times): dropped on both.
+    drop.filter.now_ms = T0 + 10_000;
+    assert!(diff_shape(&keys, &later, &drop).is_empty());
+}
+
+/// Keys are binary-safe in the lines: a non-UTF-8 name comes back as base64.
+#[test]
+fn binary_keys_in_difference_lines() {
+    let keys = base();
+    let mut other = keys.clone();
+    other.push(Key {
+        db: 2,
+        name: vec![0xff, 0x00, b'k'],
+        ttl: None,
+        val: Val::Str(vec![0x80]),
+    });
+    let (_, found) = run(
+        &write(&keys, 9, false),
+        &write(&other, 11, true),
+        &DiffOptions::default(),
+    );
+    let [d] = found.as_slice() else {
+        panic!("{found:?}")
+    };
+    let mut line = Vec::new();
+    d.write_json(&mut line);
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.pointer("/kind"), Some(&serde_json::json!("only_in_b")));
+    assert_eq!(v.pointer("/db"), Some(&serde_json::json!(2)));
+    assert_eq!(v.pointer("/key/base64"), Some(&serde_json::json!("/wBr")));
+    assert_eq!(
+        v.pointer("/b/value/base64"),
+        Some(&serde_json::json!("gA=="))
+    );
+}
