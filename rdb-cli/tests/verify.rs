@@ -778,6 +778,29 @@ fn repeated_key_opcodes_leave_the_first_without_a_key() {
             + 7;
         assert_eq!(p.offset, first as u64, "{what}: {p:?}");
     }
+    // An expiry, then a SELECTDB, then EOF: no key ever comes.
+    let data = WriterBuilder::new()
+        .build(Vec::new(), Version::redis(9))
+        .and_then(|mut w| {
+            w.select_db(0)?;
+            w.key_value(type_id::STRING, b"first", &v)?;
+            w.expire_ms(1_700_000_000_000)?;
+            w.select_db(1)?;
+            w.finish()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = verify(&data, |_| {});
+    let p = r
+        .problems
+        .iter()
+        .find(|p| p.check == "dangling-opcode")
+        .unwrap_or_else(|| panic!("{:?}", r.problems));
+    let first = data
+        .windows(7)
+        .position(|w| w == b"first\x01v")
+        .unwrap_or_else(|| panic!("no first key"))
+        + 7;
+    assert_eq!(p.offset, first as u64, "{p:?}");
     // One of each kind is what servers write: clean.
     let data = build(&|w| {
         w.expire_ms(1_700_000_000_000)?;
