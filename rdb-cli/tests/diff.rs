@@ -627,13 +627,15 @@ fn a_key_twice_in_one_side_is_an_error_naming_it() {
             ..DiffOptions::default()
         };
         let e = try_run(&write(&twice, 9, false), &write(&keys, 9, false), &opts)
-            .expect_err("duplicate in A accepted");
+            .err()
+            .unwrap_or_else(|| panic!("duplicate in A accepted"));
         assert!(
             e.contains("snapshot A") && e.contains("\"s\"") && e.contains("db 0"),
             "{e}"
         );
         let e = try_run(&write(&keys, 9, false), &write(&twice, 9, false), &opts)
-            .expect_err("duplicate in B accepted");
+            .err()
+            .unwrap_or_else(|| panic!("duplicate in B accepted"));
         assert!(e.contains("snapshot B") && e.contains("\"s\""), "{e}");
     }
     // --db-map onto a db that already holds the key: two A keys land on one name.
@@ -653,7 +655,8 @@ fn a_key_twice_in_one_side_is_an_error_naming_it() {
         &write(&collide, 9, false),
         &opts,
     )
-    .expect_err("db-map collision accepted");
+    .err()
+    .unwrap_or_else(|| panic!("db-map collision accepted"));
     assert!(e.contains("--db-map") && e.contains("\"moved\""), "{e}");
 }
 
@@ -730,7 +733,10 @@ fn storage_filters_and_an_ambiguous_db_map_are_refused() {
             .unwrap_or_else(|e| panic!("{e}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
-        assert!(stderr.contains(extra[0]), "{extra:?}: {stderr}");
+        assert!(
+            extra.first().is_some_and(|flag| stderr.contains(flag)),
+            "{extra:?}: {stderr}"
+        );
     }
     // The same mapping twice is not ambiguous.
     let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))

@@ -736,10 +736,13 @@ fn expiry_without_a_key() {
 /// An expiry (or IDLE, FREQ) opcode followed by another of its kind before the key: loaders
 /// keep the last, so the first belongs to no key, as one before EOF does. Also when a
 /// SELECTDB or AUX comes between them and the key.
+/// Writes what comes between two keys.
+type Between = dyn Fn(&mut Writer<Vec<u8>>) -> std::io::Result<()>;
+
 #[test]
 fn repeated_key_opcodes_leave_the_first_without_a_key() {
     let v = value::string(b"v", Compression::None);
-    let build = |f: &dyn Fn(&mut Writer<Vec<u8>>) -> std::io::Result<()>| {
+    let build = |f: &Between| {
         WriterBuilder::new()
             .build(Vec::new(), Version::redis(9))
             .and_then(|mut w| {
@@ -751,7 +754,7 @@ fn repeated_key_opcodes_leave_the_first_without_a_key() {
             })
             .unwrap_or_else(|e| panic!("{e}"))
     };
-    let cases: [(&str, &dyn Fn(&mut Writer<Vec<u8>>) -> std::io::Result<()>); 3] = [
+    let cases: [(&str, &Between); 3] = [
         ("two expiries", &|w| {
             w.expire_ms(1_700_000_000_000)?;
             w.expire_ms(1_800_000_000_000)
