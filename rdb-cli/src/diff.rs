@@ -578,6 +578,18 @@ impl Store {
     }
 }
 
+/// A temporary bucket file failed: say where it was, and which flag moves it.
+fn temp_failure(opts: &DiffOptions, e: std::io::Error) -> Failure {
+    let dir = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    Failure::Io(std::io::Error::new(
+        e.kind(),
+        format!(
+            "temporary bucket file in {} (choose another with --temp-dir): {e}",
+            dir.display()
+        ),
+    ))
+}
+
 struct Partition {
     stores: Vec<Store>,
     bytes: Vec<u64>,
@@ -669,7 +681,9 @@ fn partition_side(
             progress(offset);
             if let Some(rec) = rec {
                 keys += 1;
-                partition.add(&rec, &mut buf).map_err(Failure::Io)?;
+                partition
+                    .add(&rec, &mut buf)
+                    .map_err(|e| temp_failure(opts, e))?;
             }
             Ok(())
         };
@@ -701,8 +715,8 @@ pub fn diff(
         buckets: n as u64,
         ..DiffSummary::default()
     };
-    let mut pa = Partition::new(n, 0, opts).map_err(Failure::Io)?;
-    let mut pb = Partition::new(n, 0, opts).map_err(Failure::Io)?;
+    let mut pa = Partition::new(n, 0, opts).map_err(|e| temp_failure(opts, e))?;
+    let mut pb = Partition::new(n, 0, opts).map_err(|e| temp_failure(opts, e))?;
     summary.keys_a = partition_side(a, opts, &opts.filter, true, &mut pa, progress)
         .map_err(|e| unreadable("A", e))?;
     summary.sample_anon();
@@ -769,21 +783,24 @@ fn compare_partitions(
     // `--buckets 1` keeps everything in memory, as asked.
     let may_split = opts.buckets != Some(1);
     for ((sa, sb), (size, records)) in pa.stores.into_iter().zip(pb.stores).zip(sizes) {
-        let ra = sa.reader().map_err(Failure::Io)?;
-        let rb = sb.reader().map_err(Failure::Io)?;
+        let ra = sa.reader().map_err(|e| temp_failure(opts, e))?;
+        let rb = sb.reader().map_err(|e| temp_failure(opts, e))?;
         if may_split && size > opts.memory_limit && records > 1 && depth < MAX_SPLIT_DEPTH {
             // Too big for the budget: split this bucket again with another seed.
             summary.resplit_buckets += 1;
             let m = (size / opts.memory_limit.max(1) + 2)
                 .min(records)
                 .min(MAX_RESPLIT_BUCKETS) as usize;
-            let mut sub_a = Partition::new(m, depth, opts).map_err(Failure::Io)?;
-            let mut sub_b = Partition::new(m, depth, opts).map_err(Failure::Io)?;
+            let mut sub_a = Partition::new(m, depth, opts).map_err(|e| temp_failure(opts, e))?;
+            let mut sub_b = Partition::new(m, depth, opts).map_err(|e| temp_failure(opts, e))?;
             let mut buf = Vec::new();
             for (reader, part) in [(ra, &mut sub_a), (rb, &mut sub_b)] {
                 let mut reader = reader;
-                while let Some(rec) = Record::decode(&mut reader).map_err(Failure::Io)? {
-                    part.add(&rec, &mut buf).map_err(Failure::Io)?;
+                while let Some(rec) =
+                    Record::decode(&mut reader).map_err(|e| temp_failure(opts, e))?
+                {
+                    part.add(&rec, &mut buf)
+                        .map_err(|e| temp_failure(opts, e))?;
                 }
             }
             summary.temp_bytes += sub_a.temp_bytes() + sub_b.temp_bytes();
@@ -831,7 +848,7 @@ fn compare_bucket(
 ) -> Result<(), Failure> {
     // `None`: B's record for the key has been seen (matched, or only in B).
     let mut left: HashMap<(u64, Vec<u8>), Option<Side>> = HashMap::new();
-    while let Some(rec) = Record::decode(&mut ra).map_err(Failure::Io)? {
+    while let Some(rec) = Record::decode(&mut ra).map_err(|e| temp_failure(opts, e))? {
         match left.entry((rec.db, rec.key)) {
             std::collections::hash_map::Entry::Occupied(o) => {
                 return Err(duplicate("A", o.key().0, &o.key().1, opts));
@@ -845,7 +862,7 @@ fn compare_bucket(
     drop(ra);
     summary.sample_anon();
     let mut found = Vec::new();
-    while let Some(rec) = Record::decode(&mut rb).map_err(Failure::Io)? {
+    while let Some(rec) = Record::decode(&mut rb).map_err(|e| temp_failure(opts, e))? {
         let seen = match left.get_mut(&(rec.db, rec.key.clone())) {
             Some(slot) => match slot.take() {
                 Some(sa) => Some(sa),

@@ -857,7 +857,9 @@ fn diff(args: &DiffArgs) -> Result<(), Failure> {
                     line.clear();
                     d.write_json(&mut line);
                     line.push(b'\n');
-                    out.write_all(&line)
+                    out.write_all(&line).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })
                 },
                 &mut tick,
             )?;

@@ -840,3 +840,29 @@ fn binary_keys_in_difference_lines() {
         Some(&serde_json::json!("gA=="))
     );
 }
+
+/// A bucket file that cannot be created says where and that --temp-dir chooses it.
+#[test]
+fn an_unusable_temp_dir_is_named() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-diff-tempdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let a = dir.join("a.rdb");
+    std::fs::write(&a, write(&base(), 9, false)).unwrap_or_else(|e| panic!("{e}"));
+    let missing = dir.join("no-such-dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .arg("diff")
+        .arg(&a)
+        .arg(&a)
+        .arg("--temp-dir")
+        .arg(&missing)
+        .args(["--buckets", "4"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("--temp-dir"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
