@@ -131,6 +131,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// List at most this many problems; the rest are counted (errors and warnings stay
+        /// exact), so a file broken in every key does not fill memory.
+        #[arg(long, value_name = "N", default_value_t = rdb_cli::verify::DEFAULT_MAX_PROBLEMS)]
+        max_problems: usize,
     },
 }
 
@@ -581,10 +585,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Upload(args) => upload(&args),
         Command::Import(args) => import(&args),
         Command::Diff(args) => diff(&args),
-        Command::Verify { file, json } => {
+        Command::Verify {
+            file,
+            json,
+            max_problems,
+        } => {
             let input = Input::open(&file).map_err(|e| io_context(e, &file))?;
             let bar = progress_bar(input.bytes().len() as u64);
-            let report = rdb_cli::verify::verify(input.bytes(), tick(&bar));
+            let report = rdb_cli::verify::verify_with(input.bytes(), max_problems, tick(&bar));
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }

@@ -149,25 +149,50 @@ pub struct Report {
     pub keys: u64,
     /// Whether the walk reached the EOF opcode.
     pub complete: bool,
-    /// Every finding, in file order.
+    /// The findings, in file order: the first `max_problems` of the walk, plus the
+    /// checksum and trailer verdicts.
     pub problems: Vec<Problem>,
+    /// Findings past `max_problems`, counted but not listed.
+    pub omitted_errors: u64,
+    pub omitted_warnings: u64,
+    max_problems: usize,
 }
 
 impl Report {
     /// No problem of severity error.
     pub fn ok(&self) -> bool {
-        !self.problems.iter().any(|p| p.severity == Severity::Error)
+        self.errors() == 0
     }
 
     pub fn errors(&self) -> usize {
+        self.listed_errors() + self.omitted_errors as usize
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.problems.len() - self.listed_errors() + self.omitted_warnings as usize
+    }
+
+    fn listed_errors(&self) -> usize {
         self.problems
             .iter()
             .filter(|p| p.severity == Severity::Error)
             .count()
     }
 
-    pub fn warnings(&self) -> usize {
-        self.problems.len() - self.errors()
+    /// Lists a finding of the walk, or only counts it once `max_problems` are listed (a
+    /// file broken in every key must not hold all its findings in memory).
+    fn add(&mut self, p: Problem) {
+        if self.problems.len() < self.max_problems {
+            self.problems.push(p);
+        } else if p.severity == Severity::Error {
+            self.omitted_errors += 1;
+        } else {
+            self.omitted_warnings += 1;
+        }
+    }
+
+    pub fn omitted(&self) -> u64 {
+        self.omitted_errors + self.omitted_warnings
     }
 
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
@@ -182,6 +207,14 @@ impl Report {
                 line.push('"');
             }
             writeln!(out, "{line} [{}]: {}", p.check, p.message)?;
+        }
+        if self.omitted() > 0 {
+            writeln!(
+                out,
+                "... {} more problems ({} errors) not listed (--max-problems)",
+                self.omitted(),
+                self.omitted_errors
+            )?;
         }
         let version = self.version.as_deref().unwrap_or("unreadable header");
         writeln!(
@@ -240,6 +273,7 @@ impl Report {
             "complete": self.complete,
             "errors": self.errors(),
             "warnings": self.warnings(),
+            "omitted": self.omitted(),
             "problems": problems,
         })
     }
@@ -315,9 +349,20 @@ struct Checked {
     key_hash: Option<u128>,
 }
 
+/// Problems listed by default; the rest are counted.
+pub const DEFAULT_MAX_PROBLEMS: usize = 100_000;
+
 /// Verifies `data` (a whole snapshot). `progress` receives offsets as the walk advances.
-pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
+pub fn verify(data: &[u8], progress: impl FnMut(u64)) -> Report {
+    verify_with(data, DEFAULT_MAX_PROBLEMS, progress)
+}
+
+/// [`verify`], listing at most `max_problems` findings of the walk (all are counted).
+pub fn verify_with(data: &[u8], max_problems: usize, mut progress: impl FnMut(u64)) -> Report {
     let mut report = Report {
+        omitted_errors: 0,
+        omitted_warnings: 0,
+        max_problems,
         file_bytes: data.len() as u64,
         version: None,
         checksum: ChecksumState::NotReached,
@@ -407,7 +452,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                             scan_key_opcodes(own, located.start, &mut pending_opcodes);
                         }
                         if let Some(p) = overridden_opcodes(&pending_opcodes, entry) {
-                            report.problems.push(p);
+                            report.add(p);
                         }
                         pending_opcodes.clear();
                         // Opcodes the parser folded into this key from before other items.
@@ -416,7 +461,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                                 || entry.idle_s.is_some()
                                 || entry.freq.is_some());
                         if detached {
-                            report.problems.push(
+                            report.add(
                                 Problem::in_entry(
                                     entry,
                                     "detached-opcode",
@@ -429,7 +474,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                         }
                         if let Some(h) = checked.key_hash {
                             if let Some(first) = seen_keys.insert(h, entry.offset) {
-                                report.problems.push(Problem::in_entry(
+                                report.add(Problem::in_entry(
                                     entry,
                                     "duplicate-key",
                                     format!(
@@ -452,7 +497,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                     Item::Eof(e) => {
                         // Key opcodes since the last key have no key.
                         if let Some(&(first, _)) = pending_opcodes.first() {
-                            report.problems.push(Problem {
+                            report.add(Problem {
                                 offset: first,
                                 db: None,
                                 key: None,
@@ -469,7 +514,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                     }
                     _ => {}
                 }
-                report.problems.extend(checked.problems);
+                checked.problems.into_iter().for_each(|p| report.add(p));
                 previous_end = located.end;
             }
             if let Some(e) = error {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{fixtures_dir, peers_dir, rdb_files};
-use rdb_cli::verify::{verify, Problem, Report, Severity};
+use rdb_cli::verify::{verify, verify_with, Problem, Report, Severity};
 use rdb_parser::format::type_id;
 use rdb_parser::Version;
 use rdb_writer::{
@@ -873,6 +873,36 @@ fn several_problems_are_all_reported() {
         vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
     );
     assert!(r.complete);
+}
+
+/// A file broken in every key: past the limit findings are counted, not listed, and the
+/// verdict, counts and checksum verdict stay exact.
+#[test]
+fn findings_past_the_limit_are_counted_not_listed() {
+    let empty = value::set_plain::<&[u8]>(&[], Compression::None);
+    let mut data = snapshot(9, |w| {
+        for i in 0..50 {
+            w.key_value(type_id::SET, format!("e{i}").as_bytes(), &empty)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    });
+    // And a damaged trailer, reported whatever the limit.
+    if let Some(last) = data.last_mut() {
+        *last ^= 1;
+    }
+    let all = verify(&data, |_| {});
+    assert_eq!((all.errors(), all.omitted()), (51, 0), "{:?}", all.problems);
+    let few = verify_with(&data, 10, |_| {});
+    assert_eq!(few.errors(), 51);
+    assert_eq!((few.problems.len(), few.omitted()), (11, 40));
+    assert!(!few.ok());
+    assert!(few.problems.iter().any(|p| p.check == "checksum"));
+    let json = few.to_json();
+    assert_eq!(json.pointer("/omitted"), Some(&serde_json::json!(40)));
+    assert_eq!(json.pointer("/errors"), Some(&serde_json::json!(51)));
+    let mut text = Vec::new();
+    few.write_text(&mut text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(String::from_utf8_lossy(&text).contains("40 more problems"));
 }
 
 // ---------------------------------------------------------------------------------------
