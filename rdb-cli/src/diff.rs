@@ -502,38 +502,73 @@ fn record(entry: &Entry<'_>, db: u64) -> Result<Record, rdb_parser::Error> {
 // ---------------------------------------------------------------------------------------
 // Buckets
 
-/// Where one bucket's records go: memory (a single bucket) or an unlinked temporary file,
-/// which the system removes however the process ends.
+/// Where one bucket's records go: memory (a single bucket, until it holds `spill_at`
+/// bytes) or an unlinked temporary file, which the system removes however the process ends.
 enum Store {
-    Memory(Vec<u8>),
+    Memory {
+        records: Vec<u8>,
+        spill_at: usize,
+        dir: Option<PathBuf>,
+        buffer: usize,
+    },
     File(BufWriter<File>),
 }
 
 impl Store {
-    fn new(in_memory: bool, dir: &Option<PathBuf>, buffer: usize) -> std::io::Result<Store> {
-        if in_memory {
-            return Ok(Store::Memory(Vec::new()));
+    fn new(
+        spill_at: Option<usize>,
+        dir: &Option<PathBuf>,
+        buffer: usize,
+    ) -> std::io::Result<Store> {
+        if let Some(spill_at) = spill_at {
+            return Ok(Store::Memory {
+                records: Vec::new(),
+                spill_at,
+                dir: dir.clone(),
+                buffer,
+            });
         }
+        Ok(Store::File(Self::temp_file(dir, buffer)?))
+    }
+
+    fn temp_file(dir: &Option<PathBuf>, buffer: usize) -> std::io::Result<BufWriter<File>> {
         let file = match dir {
             Some(d) => tempfile::tempfile_in(d)?,
             None => tempfile::tempfile()?,
         };
-        Ok(Store::File(BufWriter::with_capacity(buffer, file)))
+        Ok(BufWriter::with_capacity(buffer, file))
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
-            Store::Memory(v) => {
-                v.extend_from_slice(bytes);
+            Store::Memory {
+                records,
+                spill_at,
+                dir,
+                buffer,
+            } => {
+                if records.len() + bytes.len() <= *spill_at {
+                    records.extend_from_slice(bytes);
+                    return Ok(());
+                }
+                // Over its share of the budget: from here on the records go to a file.
+                let mut file = Self::temp_file(dir, *buffer)?;
+                file.write_all(records)?;
+                file.write_all(bytes)?;
+                *self = Store::File(file);
                 Ok(())
             }
             Store::File(w) => w.write_all(bytes),
         }
     }
 
+    fn is_file(&self) -> bool {
+        matches!(self, Store::File(_))
+    }
+
     fn reader(self) -> std::io::Result<Box<dyn Read>> {
         match self {
-            Store::Memory(v) => Ok(Box::new(std::io::Cursor::new(v))),
+            Store::Memory { records, .. } => Ok(Box::new(std::io::Cursor::new(records))),
             Store::File(w) => {
                 let mut file = w.into_inner().map_err(|e| e.into_error())?;
                 file.rewind()?;
@@ -541,6 +576,18 @@ impl Store {
             }
         }
     }
+}
+
+/// A temporary bucket file failed: say where it was, and which flag moves it.
+fn temp_failure(opts: &DiffOptions, e: std::io::Error) -> Failure {
+    let dir = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    Failure::Io(std::io::Error::new(
+        e.kind(),
+        format!(
+            "temporary bucket file in {} (choose another with --temp-dir): {e}",
+            dir.display()
+        ),
+    ))
 }
 
 struct Partition {
@@ -552,11 +599,15 @@ struct Partition {
 
 impl Partition {
     fn new(n: usize, seed: u64, opts: &DiffOptions) -> std::io::Result<Partition> {
-        let in_memory = n == 1;
-        // Write buffers take at most a quarter of the budget.
+        // Write buffers take at most a quarter of the budget. A single bucket starts in
+        // memory, each side with a quarter of the budget (all of it when forced to one).
         let buffer = ((opts.memory_limit / 4) / (2 * n as u64)).clamp(4 << 10, 1 << 20) as usize;
+        let spill_at = (n == 1).then(|| match opts.buckets {
+            Some(1) => usize::MAX,
+            _ => usize::try_from(opts.memory_limit / 4).unwrap_or(usize::MAX),
+        });
         let stores = (0..n)
-            .map(|_| Store::new(in_memory, &opts.temp_dir, buffer))
+            .map(|_| Store::new(spill_at, &opts.temp_dir, buffer))
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Partition {
             stores,
@@ -583,11 +634,12 @@ impl Partition {
     }
 
     fn temp_bytes(&self) -> u64 {
-        if self.stores.len() == 1 {
-            0
-        } else {
-            self.bytes.iter().sum()
-        }
+        self.stores
+            .iter()
+            .zip(&self.bytes)
+            .filter(|(s, _)| s.is_file())
+            .map(|(_, b)| b)
+            .sum()
     }
 }
 
@@ -598,6 +650,7 @@ type Found = (Option<Record>, Option<rdb_parser::Eof>, u64);
 fn partition_side(
     data: &[u8],
     opts: &DiffOptions,
+    filter: &Filter,
     map_dbs: bool,
     partition: &mut Partition,
     progress: &mut dyn FnMut(u64),
@@ -608,7 +661,7 @@ fn partition_side(
         // The EOF reaches `eof` through the sink, which runs on this thread.
         let work = |s: Spanned<'_>| -> Result<Found, Failure> {
             let (rec, end) = match &s.item {
-                Item::Key(entry) if opts.filter.keeps(entry) => {
+                Item::Key(entry) if filter.keeps(entry) => {
                     let db = if map_dbs {
                         opts.db_map.get(&entry.db).copied().unwrap_or(entry.db)
                     } else {
@@ -628,7 +681,9 @@ fn partition_side(
             progress(offset);
             if let Some(rec) = rec {
                 keys += 1;
-                partition.add(&rec, &mut buf).map_err(Failure::Io)?;
+                partition
+                    .add(&rec, &mut buf)
+                    .map_err(|e| temp_failure(opts, e))?;
             }
             Ok(())
         };
@@ -649,8 +704,10 @@ pub fn diff(
 ) -> Result<DiffSummary, Failure> {
     let n = opts.buckets.unwrap_or_else(|| {
         // Records are far smaller than values, but tiny keys can make them ~3x the bytes
-        // they describe; a bucket's map costs about twice its records.
-        let estimate = (a.len() as u64).saturating_mul(6);
+        // they describe; a bucket's map costs about twice its records. B counts too: its
+        // records are held in memory when there is one bucket, and its keys missing from A
+        // are held with the differences.
+        let estimate = (a.len().max(b.len()) as u64).saturating_mul(6);
         (estimate / opts.memory_limit.max(1) + 1).min(MAX_BUCKETS as u64) as usize
     });
     let n = n.clamp(1, MAX_BUCKETS);
@@ -658,19 +715,35 @@ pub fn diff(
         buckets: n as u64,
         ..DiffSummary::default()
     };
-    let mut pa = Partition::new(n, 0, opts).map_err(Failure::Io)?;
-    let mut pb = Partition::new(n, 0, opts).map_err(Failure::Io)?;
-    summary.keys_a =
-        partition_side(a, opts, true, &mut pa, progress).map_err(|e| unreadable("A", e))?;
+    let mut pa = Partition::new(n, 0, opts).map_err(|e| temp_failure(opts, e))?;
+    let mut pb = Partition::new(n, 0, opts).map_err(|e| temp_failure(opts, e))?;
+    summary.keys_a = partition_side(a, opts, &opts.filter, true, &mut pa, progress)
+        .map_err(|e| unreadable("A", e))?;
     summary.sample_anon();
     let a_len = a.len() as u64;
-    summary.keys_b = partition_side(b, opts, false, &mut pb, &mut |o| progress(a_len + o))
-        .map_err(|e| unreadable("B", e))?;
+    let b_filter = filter_for_b(opts);
+    summary.keys_b = partition_side(b, opts, &b_filter, false, &mut pb, &mut |o| {
+        progress(a_len + o)
+    })
+    .map_err(|e| unreadable("B", e))?;
     summary.sample_anon();
     summary.temp_bytes = pa.temp_bytes() + pb.temp_bytes();
     compare_partitions(pa, pb, 1, opts, &mut summary, on_difference)?;
     summary.peak_rss = peak_rss();
     Ok(summary)
+}
+
+/// `--db N` names A's (the source's) databases; B holds those keys under the numbers
+/// `--db-map` gives them.
+fn filter_for_b(opts: &DiffOptions) -> Filter {
+    let mut filter = opts.filter.clone();
+    if let Some(dbs) = &mut filter.dbs {
+        *dbs = dbs
+            .iter()
+            .map(|db| opts.db_map.get(db).copied().unwrap_or(*db))
+            .collect();
+    }
+    filter
 }
 
 /// A snapshot that cannot be read is an error of the comparison (exit 2), not a
@@ -693,29 +766,41 @@ fn compare_partitions(
     summary: &mut DiffSummary,
     on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
-    let sizes: Vec<(u64, u64)> = pa
-        .bytes
-        .iter()
-        .zip(&pa.records)
-        .map(|(b, r)| (b + r * RECORD_OVERHEAD, *r))
+    // A bucket's memory: A's records in the map, and B's records where they are not A's
+    // (kept as differences); the larger side decides.
+    let footprint = |p: &Partition| -> Vec<(u64, u64)> {
+        p.bytes
+            .iter()
+            .zip(&p.records)
+            .map(|(b, r)| (b + r * RECORD_OVERHEAD, *r))
+            .collect()
+    };
+    let sizes: Vec<(u64, u64)> = footprint(&pa)
+        .into_iter()
+        .zip(footprint(&pb))
+        .map(|((sa, ra), (sb, rb))| (sa.max(sb), ra.max(rb)))
         .collect();
-    let single = pa.stores.len() == 1;
+    // `--buckets 1` keeps everything in memory, as asked.
+    let may_split = opts.buckets != Some(1);
     for ((sa, sb), (size, records)) in pa.stores.into_iter().zip(pb.stores).zip(sizes) {
-        let ra = sa.reader().map_err(Failure::Io)?;
-        let rb = sb.reader().map_err(Failure::Io)?;
-        if !single && size > opts.memory_limit && records > 1 && depth < MAX_SPLIT_DEPTH {
+        let ra = sa.reader().map_err(|e| temp_failure(opts, e))?;
+        let rb = sb.reader().map_err(|e| temp_failure(opts, e))?;
+        if may_split && size > opts.memory_limit && records > 1 && depth < MAX_SPLIT_DEPTH {
             // Too big for the budget: split this bucket again with another seed.
             summary.resplit_buckets += 1;
             let m = (size / opts.memory_limit.max(1) + 2)
                 .min(records)
                 .min(MAX_RESPLIT_BUCKETS) as usize;
-            let mut sub_a = Partition::new(m, depth, opts).map_err(Failure::Io)?;
-            let mut sub_b = Partition::new(m, depth, opts).map_err(Failure::Io)?;
+            let mut sub_a = Partition::new(m, depth, opts).map_err(|e| temp_failure(opts, e))?;
+            let mut sub_b = Partition::new(m, depth, opts).map_err(|e| temp_failure(opts, e))?;
             let mut buf = Vec::new();
             for (reader, part) in [(ra, &mut sub_a), (rb, &mut sub_b)] {
                 let mut reader = reader;
-                while let Some(rec) = Record::decode(&mut reader).map_err(Failure::Io)? {
-                    part.add(&rec, &mut buf).map_err(Failure::Io)?;
+                while let Some(rec) =
+                    Record::decode(&mut reader).map_err(|e| temp_failure(opts, e))?
+                {
+                    part.add(&rec, &mut buf)
+                        .map_err(|e| temp_failure(opts, e))?;
                 }
             }
             summary.temp_bytes += sub_a.temp_bytes() + sub_b.temp_bytes();
@@ -738,6 +823,22 @@ fn ttl_differs(a: Option<i64>, b: Option<i64>, opts: &DiffOptions) -> bool {
     }
 }
 
+/// A key seen twice on one side: a server refuses such a file, and neither copy can stand
+/// for the key, so the comparison stops (exit 2) naming it.
+fn duplicate(side: &str, db: u64, key: &[u8], opts: &DiffOptions) -> Failure {
+    let mut name = String::new();
+    let _ = rdb_parser::error::write_escaped(&mut name, key);
+    let why = if side == "A" && !opts.db_map.is_empty() {
+        " after --db-map (the file repeats it, or two mapped databases both hold it)"
+    } else {
+        " (a server refuses such a file; `rdbkit verify` lists every duplicate)"
+    };
+    Failure::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("snapshot {side}: key \"{name}\" appears twice in db {db}{why}"),
+    ))
+}
+
 fn compare_bucket(
     mut ra: Box<dyn Read>,
     mut rb: Box<dyn Read>,
@@ -745,14 +846,34 @@ fn compare_bucket(
     summary: &mut DiffSummary,
     on_difference: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
-    let mut left: HashMap<(u64, Vec<u8>), Side> = HashMap::new();
-    while let Some(rec) = Record::decode(&mut ra).map_err(Failure::Io)? {
-        left.insert((rec.db, rec.key), rec.side);
+    // `None`: B's record for the key has been seen (matched, or only in B).
+    let mut left: HashMap<(u64, Vec<u8>), Option<Side>> = HashMap::new();
+    while let Some(rec) = Record::decode(&mut ra).map_err(|e| temp_failure(opts, e))? {
+        match left.entry((rec.db, rec.key)) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                return Err(duplicate("A", o.key().0, &o.key().1, opts));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Some(rec.side));
+            }
+        }
     }
+    // An in-memory bucket's records are in the map now.
+    drop(ra);
     summary.sample_anon();
     let mut found = Vec::new();
-    while let Some(rec) = Record::decode(&mut rb).map_err(Failure::Io)? {
-        match left.remove(&(rec.db, rec.key.clone())) {
+    while let Some(rec) = Record::decode(&mut rb).map_err(|e| temp_failure(opts, e))? {
+        let seen = match left.get_mut(&(rec.db, rec.key.clone())) {
+            Some(slot) => match slot.take() {
+                Some(sa) => Some(sa),
+                None => return Err(duplicate("B", rec.db, &rec.key, opts)),
+            },
+            None => {
+                left.insert((rec.db, rec.key.clone()), None);
+                None
+            }
+        };
+        match seen {
             None => found.push(Difference {
                 db: rec.db,
                 key: rec.key,
@@ -783,6 +904,7 @@ fn compare_bucket(
         }
     }
     for ((db, key), side) in left {
+        let Some(side) = side else { continue };
         found.push(Difference {
             db,
             key,

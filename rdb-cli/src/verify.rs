@@ -11,7 +11,8 @@
 //! This module walks every value with them and adds what a loader's deep sanitization
 //! checks on top: intset order, NaN scores, duplicate members and fields, stream ID order
 //! and consumer-group consistency, duplicate keys, empty collections, and expiry opcodes
-//! that belong to no key. A value whose bytes are corrupt inside a known extent is
+//! that belong to no key. The duplicate-key check keeps a 128-bit digest and an offset per
+//! key (35-100 bytes a key: 100 M keys take 4.5-7 GB). A value whose bytes are corrupt inside a known extent is
 //! reported and skipped; a broken extent ends the walk, since nothing after it can be
 //! located.
 
@@ -148,25 +149,50 @@ pub struct Report {
     pub keys: u64,
     /// Whether the walk reached the EOF opcode.
     pub complete: bool,
-    /// Every finding, in file order.
+    /// The findings, in file order: the first `max_problems` of the walk, plus the
+    /// checksum and trailer verdicts.
     pub problems: Vec<Problem>,
+    /// Findings past `max_problems`, counted but not listed.
+    pub omitted_errors: u64,
+    pub omitted_warnings: u64,
+    max_problems: usize,
 }
 
 impl Report {
     /// No problem of severity error.
     pub fn ok(&self) -> bool {
-        !self.problems.iter().any(|p| p.severity == Severity::Error)
+        self.errors() == 0
     }
 
     pub fn errors(&self) -> usize {
+        self.listed_errors() + self.omitted_errors as usize
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.problems.len() - self.listed_errors() + self.omitted_warnings as usize
+    }
+
+    fn listed_errors(&self) -> usize {
         self.problems
             .iter()
             .filter(|p| p.severity == Severity::Error)
             .count()
     }
 
-    pub fn warnings(&self) -> usize {
-        self.problems.len() - self.errors()
+    /// Lists a finding of the walk, or only counts it once `max_problems` are listed (a
+    /// file broken in every key must not hold all its findings in memory).
+    fn add(&mut self, p: Problem) {
+        if self.problems.len() < self.max_problems {
+            self.problems.push(p);
+        } else if p.severity == Severity::Error {
+            self.omitted_errors += 1;
+        } else {
+            self.omitted_warnings += 1;
+        }
+    }
+
+    pub fn omitted(&self) -> u64 {
+        self.omitted_errors + self.omitted_warnings
     }
 
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
@@ -181,6 +207,14 @@ impl Report {
                 line.push('"');
             }
             writeln!(out, "{line} [{}]: {}", p.check, p.message)?;
+        }
+        if self.omitted() > 0 {
+            writeln!(
+                out,
+                "... {} more problems ({} errors) not listed (--max-problems)",
+                self.omitted(),
+                self.omitted_errors
+            )?;
         }
         let version = self.version.as_deref().unwrap_or("unreadable header");
         writeln!(
@@ -239,6 +273,7 @@ impl Report {
             "complete": self.complete,
             "errors": self.errors(),
             "warnings": self.warnings(),
+            "omitted": self.omitted(),
             "problems": problems,
         })
     }
@@ -314,9 +349,20 @@ struct Checked {
     key_hash: Option<u128>,
 }
 
+/// Problems listed by default; the rest are counted.
+pub const DEFAULT_MAX_PROBLEMS: usize = 100_000;
+
 /// Verifies `data` (a whole snapshot). `progress` receives offsets as the walk advances.
-pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
+pub fn verify(data: &[u8], progress: impl FnMut(u64)) -> Report {
+    verify_with(data, DEFAULT_MAX_PROBLEMS, progress)
+}
+
+/// [`verify`], listing at most `max_problems` findings of the walk (all are counted).
+pub fn verify_with(data: &[u8], max_problems: usize, mut progress: impl FnMut(u64)) -> Report {
     let mut report = Report {
+        omitted_errors: 0,
+        omitted_warnings: 0,
+        max_problems,
         file_bytes: data.len() as u64,
         version: None,
         checksum: ChecksumState::NotReached,
@@ -356,6 +402,9 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
         });
         let mut seen_keys: HashMap<u128, u64, PreHashed> = HashMap::default();
         let mut previous_end = 9u64;
+        // Key opcodes (offset, kind) since the last key: in gaps between items, or in a
+        // key's own span.
+        let mut pending_opcodes: Vec<(u64, KeyOpcode)> = Vec::new();
         let mut eof = None;
         let mut batch = next_batch(&mut parser);
         loop {
@@ -382,16 +431,37 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
             );
             // By reference: an item is a few hundred bytes, and this loop is the serial part.
             for (located, checked) in items.iter().zip(checked) {
+                // Bytes between two items are key opcodes the parser carried past them.
+                if located.start > previous_end {
+                    let gap = data
+                        .get(previous_end as usize..located.start as usize)
+                        .unwrap_or_default();
+                    scan_key_opcodes(gap, previous_end, &mut pending_opcodes);
+                }
                 match &located.item {
                     Item::Key(entry) => {
                         report.keys += 1;
+                        if entry.opcodes_in_span {
+                            // The value, the key and the type byte end the span.
+                            let type_byte = located.end.saturating_sub(
+                                (entry.raw_value.len() + entry.raw_key.len() + 1) as u64,
+                            );
+                            let own = data
+                                .get(located.start as usize..type_byte as usize)
+                                .unwrap_or_default();
+                            scan_key_opcodes(own, located.start, &mut pending_opcodes);
+                        }
+                        if let Some(p) = overridden_opcodes(&pending_opcodes, entry) {
+                            report.add(p);
+                        }
+                        pending_opcodes.clear();
                         // Opcodes the parser folded into this key from before other items.
                         let detached = !entry.opcodes_in_span
                             && (entry.expire_ms.is_some()
                                 || entry.idle_s.is_some()
                                 || entry.freq.is_some());
                         if detached {
-                            report.problems.push(
+                            report.add(
                                 Problem::in_entry(
                                     entry,
                                     "detached-opcode",
@@ -404,7 +474,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                         }
                         if let Some(h) = checked.key_hash {
                             if let Some(first) = seen_keys.insert(h, entry.offset) {
-                                report.problems.push(Problem::in_entry(
+                                report.add(Problem::in_entry(
                                     entry,
                                     "duplicate-key",
                                     format!(
@@ -418,23 +488,25 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                     }
                     // Size the duplicate-key map from the db's hint, bounded by what the
                     // file could hold (a corrupt hint must not reserve gigabytes).
+                    // `try_`: a hint that still asks for more than the machine has must not
+                    // abort the walk; the map then grows as keys come.
                     Item::ResizeDb { db_size, .. } => {
-                        let bound = (data.len() / 4) as u64;
-                        seen_keys.reserve((*db_size).min(bound) as usize);
+                        let bound = (data.len() / 16) as u64;
+                        let _ = seen_keys.try_reserve((*db_size).min(bound) as usize);
                     }
                     Item::Eof(e) => {
-                        // Bytes between the last item and EOF are key opcodes with no key.
-                        if located.start > previous_end {
-                            report.problems.push(Problem {
-                                offset: previous_end,
+                        // Key opcodes since the last key have no key.
+                        if let Some(&(first, _)) = pending_opcodes.first() {
+                            report.add(Problem {
+                                offset: first,
                                 db: None,
                                 key: None,
                                 check: "dangling-opcode",
                                 severity: Severity::Error,
                                 message: format!(
-                                    "{} bytes of expiry/idle/freq opcodes before EOF belong to \
-                                     no key",
-                                    located.start - previous_end
+                                    "{} expiry/idle/freq opcodes after the last key, before \
+                                     EOF, belong to no key",
+                                    pending_opcodes.len()
                                 ),
                             });
                         }
@@ -442,7 +514,7 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
                     }
                     _ => {}
                 }
-                report.problems.extend(checked.problems);
+                checked.problems.into_iter().for_each(|p| report.add(p));
                 previous_end = located.end;
             }
             if let Some(e) = error {
@@ -518,6 +590,67 @@ pub fn verify(data: &[u8], mut progress: impl FnMut(u64)) -> Report {
     });
     report.problems.sort_by_key(|p| p.offset);
     report
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyOpcode {
+    Expire,
+    Idle,
+    Freq,
+}
+
+impl KeyOpcode {
+    fn name(self) -> &'static str {
+        match self {
+            KeyOpcode::Expire => "EXPIRETIME",
+            KeyOpcode::Idle => "IDLE",
+            KeyOpcode::Freq => "FREQ",
+        }
+    }
+}
+
+/// Reads the EXPIRETIME(_MS) / IDLE / FREQ opcodes at the start of `bytes` (which begin at
+/// file offset `base`); stops at anything else.
+fn scan_key_opcodes(mut bytes: &[u8], base: u64, out: &mut Vec<(u64, KeyOpcode)>) {
+    use rdb_parser::format::opcode;
+    let total = bytes.len();
+    while let Some((&op, rest)) = bytes.split_first() {
+        let offset = base + (total - bytes.len()) as u64;
+        let (kind, rest) = match op {
+            opcode::EXPIRETIME_MS => (KeyOpcode::Expire, rest.get(8..)),
+            opcode::EXPIRETIME => (KeyOpcode::Expire, rest.get(4..)),
+            opcode::IDLE => (KeyOpcode::Idle, rdb_length(rest).map(|(_, r)| r)),
+            opcode::FREQ => (KeyOpcode::Freq, rest.get(1..)),
+            _ => return,
+        };
+        let Some(rest) = rest else { return };
+        out.push((offset, kind));
+        bytes = rest;
+    }
+}
+
+/// Loaders keep the last of each kind of opcode before a key: the earlier ones belong to
+/// no key.
+fn overridden_opcodes(pending: &[(u64, KeyOpcode)], entry: &Entry<'_>) -> Option<Problem> {
+    let overridden: Vec<&(u64, KeyOpcode)> = pending
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, kind))| pending.iter().skip(i + 1).any(|(_, k)| k == kind))
+        .map(|(_, p)| p)
+        .collect();
+    let &&(offset, kind) = overridden.first()?;
+    let mut p = Problem::in_entry(
+        entry,
+        "dangling-opcode",
+        format!(
+            "{} {} opcode(s) before the key are overridden by a later one (loaders keep the \
+             last): they belong to no key",
+            overridden.len(),
+            kind.name()
+        ),
+    );
+    p.offset = offset;
+    Some(p)
 }
 
 fn checksum_state(data: &[u8], eof: &rdb_parser::Eof, prefix_crc: Option<u64>) -> ChecksumState {

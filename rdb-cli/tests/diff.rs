@@ -601,3 +601,268 @@ fn exit_codes_jsonl_and_no_temporary_files_left() {
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// Review findings
+
+fn try_run(a: &[u8], b: &[u8], opts: &DiffOptions) -> Result<DiffSummary, String> {
+    diff(a, b, opts, &mut |_| Ok(()), &mut |_| {}).map_err(|e| e.to_string())
+}
+
+/// A key twice in one db (a server refuses the file) must not pass as a silent overwrite or
+/// as a key "only in B": the comparison stops and names the side, db and key.
+#[test]
+fn a_key_twice_in_one_side_is_an_error_naming_it() {
+    let keys = base();
+    let mut twice = keys.clone();
+    twice.push(Key {
+        db: 0,
+        name: b("s"),
+        ttl: None,
+        val: Val::Str(b("again")),
+    });
+    for buckets in [1, 4] {
+        let opts = DiffOptions {
+            buckets: Some(buckets),
+            ..DiffOptions::default()
+        };
+        let e = try_run(&write(&twice, 9, false), &write(&keys, 9, false), &opts)
+            .err()
+            .unwrap_or_else(|| panic!("duplicate in A accepted"));
+        assert!(
+            e.contains("snapshot A") && e.contains("\"s\"") && e.contains("db 0"),
+            "{e}"
+        );
+        let e = try_run(&write(&keys, 9, false), &write(&twice, 9, false), &opts)
+            .err()
+            .unwrap_or_else(|| panic!("duplicate in B accepted"));
+        assert!(e.contains("snapshot B") && e.contains("\"s\""), "{e}");
+    }
+    // --db-map onto a db that already holds the key: two A keys land on one name.
+    let mut collide = keys.clone();
+    collide.push(Key {
+        db: 0,
+        name: b("moved"),
+        ttl: None,
+        val: Val::Str(b("m")),
+    });
+    let opts = DiffOptions {
+        db_map: HashMap::from([(3, 0)]),
+        ..DiffOptions::default()
+    };
+    let e = try_run(
+        &write(&collide, 9, false),
+        &write(&collide, 9, false),
+        &opts,
+    )
+    .err()
+    .unwrap_or_else(|| panic!("db-map collision accepted"));
+    assert!(e.contains("--db-map") && e.contains("\"moved\""), "{e}");
+}
+
+/// The number of buckets must account for B too: a tiny A against a large B must not hold
+/// all of B's records in memory.
+#[test]
+fn bucket_count_follows_the_larger_side() {
+    let many: Vec<Key> = (0..3000)
+        .map(|i| Key {
+            db: 0,
+            name: format!("key:{i:06}").into_bytes(),
+            ttl: None,
+            val: Val::Str(vec![b'v'; 100]),
+        })
+        .collect();
+    let small = write(&[], 9, false);
+    let large = write(&many, 9, false);
+    let opts = DiffOptions {
+        memory_limit: 64 << 10,
+        ..DiffOptions::default()
+    };
+    for (a, b) in [(&small, &large), (&large, &small)] {
+        let s = try_run(a, b, &opts).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.buckets > 1 && s.temp_bytes > 0, "{s:?}");
+        assert_eq!(s.only_in_a + s.only_in_b, 3000);
+    }
+}
+
+/// `--db N` names a source (A) database; with `--db-map` B holds those keys under the
+/// mapped number, so B is filtered on the mapped databases.
+#[test]
+fn db_filter_follows_the_db_map_on_b() {
+    let keys = base();
+    let moved = with(&keys, "moved", |k| k.db = 0);
+    let mut opts = DiffOptions {
+        db_map: HashMap::from([(3, 0)]),
+        ..DiffOptions::default()
+    };
+    opts.filter.dbs = Some([3].into_iter().collect());
+    let (a, bb) = (write(&keys, 9, false), write(&moved, 11, true));
+    let s = try_run(&a, &bb, &opts).unwrap_or_else(|e| panic!("{e}"));
+    // A keeps db 3 (one key, renumbered 0); B keeps db 0, which holds all seven.
+    assert_eq!((s.keys_a, s.keys_b), (1, 7), "{s:?}");
+    assert_eq!((s.equal, s.only_in_a, s.only_in_b), (1, 0, 6), "{s:?}");
+    // Without a map, --db 0 keeps db 0 on both sides.
+    let mut plain = DiffOptions::default();
+    plain.filter.dbs = Some([0].into_iter().collect());
+    let s = try_run(&a, &write(&keys, 11, true), &plain).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.equal_snapshots() && s.keys_a == 6, "{s:?}");
+}
+
+/// Filters on how a value is stored would keep different keys on each side of two copies
+/// of the same data; a source db mapped twice is ambiguous. Both are usage errors (exit 2).
+#[test]
+fn storage_filters_and_an_ambiguous_db_map_are_refused() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-diff-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let keys = base();
+    let (a, bb) = (dir.join("a.rdb"), dir.join("b.rdb"));
+    std::fs::write(&a, write(&keys, 9, false)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&bb, write(&keys, 11, true)).unwrap_or_else(|e| panic!("{e}"));
+    for extra in [
+        &["--encoding", "listpack"][..],
+        &["--min-bytes", "4"],
+        &["--max-bytes", "100"],
+        &["--db-map", "3:0", "--db-map", "3:1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+            .arg("diff")
+            .arg(&a)
+            .arg(&bb)
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            extra.first().is_some_and(|flag| stderr.contains(flag)),
+            "{extra:?}: {stderr}"
+        );
+    }
+    // The same mapping twice is not ambiguous.
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .arg("diff")
+        .arg(&a)
+        .arg(&bb)
+        .args(["--db-map", "3:3", "--db-map", "3:3"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tiny keys make records several times the bytes they describe, so the first guess can
+/// pick one in-memory bucket for data far over the budget: the records must then go to
+/// files and be split again, not all be held in memory.
+#[test]
+fn one_bucket_over_the_budget_spills_and_splits() {
+    let many: Vec<Key> = (0..20_000)
+        .map(|i| Key {
+            db: 0,
+            name: format!("k{i}").into_bytes(),
+            ttl: None,
+            val: Val::Str(b("v")),
+        })
+        .collect();
+    let (a, bb) = (write(&many, 9, false), write(&many, 11, true));
+    // The guess (6x A's size) fits the budget; the records and their map do not.
+    let memory_limit = (a.len() as u64) * 8;
+    let opts = DiffOptions {
+        memory_limit,
+        ..DiffOptions::default()
+    };
+    let s = try_run(&a, &bb, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.equal_snapshots() && s.equal == 20_000, "{s:?}");
+    assert!(s.temp_bytes > 0 && s.resplit_buckets > 0, "{s:?}");
+}
+
+/// The tolerance is inclusive; a TTL on one side only differs whatever the tolerance; an
+/// expired key dropped with `--expired drop` is dropped on both sides.
+#[test]
+fn ttl_tolerance_edges_and_expired_keys() {
+    let keys = base();
+    let tolerant = |ms| DiffOptions {
+        ttl_tolerance_ms: ms,
+        ..DiffOptions::default()
+    };
+    let later = with(&keys, "t", |k| k.ttl = Some(T0 + 5_000));
+    assert!(diff_shape(&keys, &later, &tolerant(5_000)).is_empty());
+    assert_eq!(
+        diff_shape(&keys, &later, &tolerant(4_999)),
+        one("changed", 0, "t", &["ttl"])
+    );
+    let none = with(&keys, "t", |k| k.ttl = None);
+    assert_eq!(
+        diff_shape(&none, &keys, &tolerant(i64::MAX)),
+        one("changed", 0, "t", &["ttl"])
+    );
+    // "t" expired at --now on A; B (loaded by a server) no longer has it.
+    let gone: Vec<Key> = keys.iter().filter(|k| k.name != b"t").cloned().collect();
+    let mut drop = DiffOptions::default();
+    drop.filter.now_ms = T0 + 1;
+    assert_eq!(
+        diff_shape(&keys, &gone, &drop),
+        one("only_in_a", 0, "t", &[])
+    );
+    drop.filter.drop_expired = true;
+    assert!(diff_shape(&keys, &gone, &drop).is_empty());
+    // Expired on both sides (at different times): dropped on both.
+    drop.filter.now_ms = T0 + 10_000;
+    assert!(diff_shape(&keys, &later, &drop).is_empty());
+}
+
+/// Keys are binary-safe in the lines: a non-UTF-8 name comes back as base64.
+#[test]
+fn binary_keys_in_difference_lines() {
+    let keys = base();
+    let mut other = keys.clone();
+    other.push(Key {
+        db: 2,
+        name: vec![0xff, 0x00, b'k'],
+        ttl: None,
+        val: Val::Str(vec![0x80]),
+    });
+    let (_, found) = run(
+        &write(&keys, 9, false),
+        &write(&other, 11, true),
+        &DiffOptions::default(),
+    );
+    let [d] = found.as_slice() else {
+        panic!("{found:?}")
+    };
+    let mut line = Vec::new();
+    d.write_json(&mut line);
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.pointer("/kind"), Some(&serde_json::json!("only_in_b")));
+    assert_eq!(v.pointer("/db"), Some(&serde_json::json!(2)));
+    assert_eq!(v.pointer("/key/base64"), Some(&serde_json::json!("/wBr")));
+    assert_eq!(
+        v.pointer("/b/value/base64"),
+        Some(&serde_json::json!("gA=="))
+    );
+}
+
+/// A bucket file that cannot be created says where and that --temp-dir chooses it.
+#[test]
+fn an_unusable_temp_dir_is_named() {
+    let dir = std::env::temp_dir().join(format!("rdbkit-diff-tempdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let a = dir.join("a.rdb");
+    std::fs::write(&a, write(&base(), 9, false)).unwrap_or_else(|e| panic!("{e}"));
+    let missing = dir.join("no-such-dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .arg("diff")
+        .arg(&a)
+        .arg(&a)
+        .arg("--temp-dir")
+        .arg(&missing)
+        .args(["--buckets", "4"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("--temp-dir"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

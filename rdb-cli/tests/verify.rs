@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{fixtures_dir, peers_dir, rdb_files};
-use rdb_cli::verify::{verify, Problem, Report, Severity};
+use rdb_cli::verify::{verify, verify_with, Problem, Report, Severity};
 use rdb_parser::format::type_id;
 use rdb_parser::Version;
 use rdb_writer::{
@@ -733,6 +733,87 @@ fn expiry_without_a_key() {
     assert!(!r.ok());
 }
 
+/// An expiry (or IDLE, FREQ) opcode followed by another of its kind before the key: loaders
+/// keep the last, so the first belongs to no key, as one before EOF does. Also when a
+/// SELECTDB or AUX comes between them and the key.
+/// Writes what comes between two keys.
+type Between = dyn Fn(&mut Writer<Vec<u8>>) -> std::io::Result<()>;
+
+#[test]
+fn repeated_key_opcodes_leave_the_first_without_a_key() {
+    let v = value::string(b"v", Compression::None);
+    let build = |f: &Between| {
+        WriterBuilder::new()
+            .build(Vec::new(), Version::redis(9))
+            .and_then(|mut w| {
+                w.select_db(0)?;
+                w.key_value(type_id::STRING, b"first", &v)?;
+                f(&mut w)?;
+                w.key_value(type_id::STRING, b"bad", &v)?;
+                w.finish()
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let cases: [(&str, &Between); 3] = [
+        ("two expiries", &|w| {
+            w.expire_ms(1_700_000_000_000)?;
+            w.expire_ms(1_800_000_000_000)
+        }),
+        ("two idle times, a db between", &|w| {
+            w.idle(5)?;
+            w.select_db(0)?;
+            w.idle(7)
+        }),
+        ("two counters, an aux between", &|w| {
+            w.freq(3)?;
+            w.aux(b"x", b"y")?;
+            w.freq(4)
+        }),
+    ];
+    for (what, f) in cases {
+        let data = build(f);
+        let p = fires(&data, "dangling-opcode");
+        // The first opcode: right after the key "first" (its value "v" ends it).
+        let first = data
+            .windows(7)
+            .position(|w| w == b"first\x01v")
+            .unwrap_or_else(|| panic!("no first key"))
+            + 7;
+        assert_eq!(p.offset, first as u64, "{what}: {p:?}");
+    }
+    // An expiry, then a SELECTDB, then EOF: no key ever comes.
+    let data = WriterBuilder::new()
+        .build(Vec::new(), Version::redis(9))
+        .and_then(|mut w| {
+            w.select_db(0)?;
+            w.key_value(type_id::STRING, b"first", &v)?;
+            w.expire_ms(1_700_000_000_000)?;
+            w.select_db(1)?;
+            w.finish()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = verify(&data, |_| {});
+    let p = r
+        .problems
+        .iter()
+        .find(|p| p.check == "dangling-opcode")
+        .unwrap_or_else(|| panic!("{:?}", r.problems));
+    let first = data
+        .windows(7)
+        .position(|w| w == b"first\x01v")
+        .unwrap_or_else(|| panic!("no first key"))
+        + 7;
+    assert_eq!(p.offset, first as u64, "{p:?}");
+    // One of each kind is what servers write: clean.
+    let data = build(&|w| {
+        w.expire_ms(1_700_000_000_000)?;
+        w.idle(5)?;
+        w.freq(3)
+    });
+    let r = verify(&data, |_| {});
+    assert!(r.ok() && r.problems.is_empty(), "{:?}", r.problems);
+}
+
 #[test]
 fn lzf_strings_must_expand_to_their_declared_length() {
     let text = vec![b'a'; 200];
@@ -792,6 +873,36 @@ fn several_problems_are_all_reported() {
         vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
     );
     assert!(r.complete);
+}
+
+/// A file broken in every key: past the limit findings are counted, not listed, and the
+/// verdict, counts and checksum verdict stay exact.
+#[test]
+fn findings_past_the_limit_are_counted_not_listed() {
+    let empty = value::set_plain::<&[u8]>(&[], Compression::None);
+    let mut data = snapshot(9, |w| {
+        for i in 0..50 {
+            w.key_value(type_id::SET, format!("e{i}").as_bytes(), &empty)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    });
+    // And a damaged trailer, reported whatever the limit.
+    if let Some(last) = data.last_mut() {
+        *last ^= 1;
+    }
+    let all = verify(&data, |_| {});
+    assert_eq!((all.errors(), all.omitted()), (51, 0), "{:?}", all.problems);
+    let few = verify_with(&data, 10, |_| {});
+    assert_eq!(few.errors(), 51);
+    assert_eq!((few.problems.len(), few.omitted()), (11, 40));
+    assert!(!few.ok());
+    assert!(few.problems.iter().any(|p| p.check == "checksum"));
+    let json = few.to_json();
+    assert_eq!(json.pointer("/omitted"), Some(&serde_json::json!(40)));
+    assert_eq!(json.pointer("/errors"), Some(&serde_json::json!(51)));
+    let mut text = Vec::new();
+    few.write_text(&mut text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(String::from_utf8_lossy(&text).contains("40 more problems"));
 }
 
 // ---------------------------------------------------------------------------------------
