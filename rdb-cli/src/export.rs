@@ -516,6 +516,14 @@ fn key_commands<'e>(
         Err(crate::resp::NativeError::Parse(p)) => {
             return Err(Failure::Data(p.in_key(entry.db, &entry.key)))
         }
+        Err(crate::resp::NativeError::Refused(why)) => {
+            let mut shown = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
+            return Err(Failure::Refused(format!(
+                "key \"{shown}\" (db {}) at byte {}: {why}",
+                entry.db, entry.offset
+            )));
+        }
         Err(crate::resp::NativeError::Unsupported(why)) => {
             let mut shown = String::new();
             let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
@@ -539,6 +547,8 @@ fn commands_unchecked<'data>(
     let source = parser.parse(data)?.version();
     let native = crate::resp::NativeOptions {
         delete_first: o.replace,
+        field_ttl_policy: o.convert.field_ttls,
+        now_ms: o.convert.now_ms,
         ..crate::resp::NativeOptions::for_target(&o.convert.target)
     };
     let mut summary = CommandsSummary::default();

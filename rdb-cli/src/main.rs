@@ -170,7 +170,8 @@ struct CommandArgs {
     /// RESTORE ... REPLACE, or DEL before each key's plain commands.
     #[arg(long)]
     replace: bool,
-    /// Hash-field TTLs for a target without them (--format restore).
+    /// Hash-field TTLs for a target without them (both formats; with resp, drop-expired
+    /// leaves out the fields already expired now).
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     field_ttls: FieldTtls,
 }

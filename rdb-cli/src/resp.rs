@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use rdb_parser::{Element, Entry, Value};
+use rdb_writer::convert::FieldTtlPolicy;
 
 /// One RESP request being built: arguments go into `body`, the count is prefixed on
 /// [`Cmd::finish`].
@@ -150,6 +151,10 @@ pub struct NativeOptions {
     pub create_consumer: bool,
     /// Start with `DEL key`, so that the commands replace whatever the key held.
     pub delete_first: bool,
+    /// Hash fields with a TTL on a target without field TTLs (`--field-ttls`).
+    pub field_ttl_policy: FieldTtlPolicy,
+    /// "Now" for [`FieldTtlPolicy::DropExpired`], Unix ms.
+    pub now_ms: i64,
 }
 
 impl NativeOptions {
@@ -176,6 +181,8 @@ impl Default for NativeOptions {
             stream_metadata: true,
             create_consumer: true,
             delete_first: false,
+            field_ttl_policy: FieldTtlPolicy::Error,
+            now_ms: 0,
         }
     }
 }
@@ -186,6 +193,8 @@ pub enum NativeError {
     Parse(rdb_parser::Error),
     /// e.g. a module value.
     Unsupported(String),
+    /// A loss the options do not allow (a hash field's TTL under `--field-ttls error`).
+    Refused(String),
 }
 
 impl From<rdb_parser::Error> for NativeError {
@@ -260,7 +269,22 @@ pub fn native_commands(
                             .or_default()
                             .push(field.field.to_bytes().into_owned());
                     } else {
-                        losses.field_ttls += 1;
+                        match o.field_ttl_policy {
+                            FieldTtlPolicy::Error => {
+                                return Err(NativeError::Refused(
+                                    "a hash field has its own TTL and the target has no \
+                                     field TTLs (HPEXPIREAT: Redis 7.4+, Valkey 9+); \
+                                     --field-ttls drop makes the fields persistent, \
+                                     drop-expired also leaves out those expired at --now"
+                                        .to_owned(),
+                                ))
+                            }
+                            FieldTtlPolicy::DropExpired if t <= o.now_ms => {
+                                losses.field_ttls += 1;
+                                continue;
+                            }
+                            _ => losses.field_ttls += 1,
+                        }
                     }
                 }
                 batch.push("HSET", emit, |c| {

@@ -614,6 +614,11 @@ pub fn profile_for_server(info: &str) -> Result<(&'static TargetProfile, String)
 pub struct Checkpoint {
     /// The snapshot's size, to refuse a checkpoint of another file.
     pub source_bytes: u64,
+    /// [`source_digest`] of the snapshot: another file of the same size is refused too.
+    pub source_digest: u64,
+    /// [`selection_digest`] of the options that decide which keys go where: a resume
+    /// with other filters, db map or target would skip keys the first run never sent.
+    pub selection_digest: u64,
     /// Every key numbered up to this one (file order, from 0) was acknowledged.
     pub last_acked: Option<u64>,
     /// No key numbered above this was sent.
@@ -627,9 +632,12 @@ impl Checkpoint {
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a checkpoint ({e})", path.display()))?;
         let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        let required =
+            |k: &str| n(k).ok_or_else(|| format!("{}: not a checkpoint (no {k})", path.display()));
         Ok(Checkpoint {
-            source_bytes: n("source_bytes")
-                .ok_or_else(|| format!("{}: no source_bytes", path.display()))?,
+            source_bytes: required("source_bytes")?,
+            source_digest: required("source_digest")?,
+            selection_digest: required("selection_digest")?,
             last_acked: n("last_acked"),
             reserved: n("reserved"),
             complete: v.get("complete").and_then(serde_json::Value::as_bool) == Some(true),
@@ -640,6 +648,8 @@ impl Checkpoint {
         let mut f = AtomicFile::create(path)?;
         let v = serde_json::json!({
             "source_bytes": self.source_bytes,
+            "source_digest": self.source_digest,
+            "selection_digest": self.selection_digest,
             "last_acked": self.last_acked,
             "reserved": self.reserved,
             "complete": self.complete,
@@ -647,6 +657,58 @@ impl Checkpoint {
         writeln!(f, "{v}")?;
         f.commit()
     }
+}
+
+/// xxh3 of the snapshot's size, its first and its last MiB (the last 8 bytes are its
+/// CRC64 when the server computed one): cheap on a 50 GB file, and a different file of
+/// the same size differs in its header, AUX fields or checksum.
+pub fn source_digest(data: &[u8]) -> u64 {
+    const EDGE: usize = 1 << 20;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&(data.len() as u64).to_le_bytes());
+    h.update(data.get(..EDGE).unwrap_or(data));
+    h.update(data.get(data.len().saturating_sub(EDGE)..).unwrap_or(data));
+    h.digest()
+}
+
+/// xxh3 of the options that decide which key is sent and into which database: the
+/// filters (without their "now"), the db map, the target db and, outside a cluster (where
+/// any node may seed the map), the target host and port.
+pub fn selection_digest(o: &RestoreOptions) -> u64 {
+    fn sorted<T: std::fmt::Debug + Ord>(set: &Option<std::collections::HashSet<T>>) -> String {
+        let mut v: Vec<&T> = set.iter().flatten().collect();
+        v.sort();
+        format!("{v:?}")
+    }
+    let f = &o.convert.filter;
+    let mut modules: Vec<&String> = f.exclude_modules.iter().collect();
+    modules.sort();
+    let target = if o.cluster {
+        format!("cluster db {}", o.url.db)
+    } else {
+        format!("{}:{}/{}", o.url.host, o.url.port, o.url.db)
+    };
+    let text = format!(
+        "include {:?}\nexclude {:?}\ndbs {}\ntypes {}\nencodings {}\ndrop_expired {}\n\
+         ttl {:?} {:?} {:?}\nbytes {:?} {:?}\nelements {:?} {:?}\nmodules {} {modules:?}\n\
+         db_map {:?}\ntarget {target}",
+        f.include,
+        f.exclude,
+        sorted(&f.dbs),
+        sorted(&f.types),
+        sorted(&f.encodings),
+        f.drop_expired,
+        f.ttl,
+        f.min_ttl_ms,
+        f.max_ttl_ms,
+        f.min_bytes,
+        f.max_bytes,
+        f.min_elements,
+        f.max_elements,
+        sorted(&f.include_modules),
+        o.convert.db_map,
+    );
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -680,6 +742,8 @@ struct Run<'o> {
     written_acked: Option<u64>,
     max_bulk: u64,
     native: NativeOptions,
+    /// `--resume`: the interrupted run sent the function libraries already.
+    resuming: bool,
     s: RestoreSummary,
 }
 
@@ -719,6 +783,8 @@ pub fn restore(
         last_issued: None,
         checkpoint: Checkpoint {
             source_bytes: data.len() as u64,
+            source_digest: source_digest(data),
+            selection_digest: selection_digest(o),
             last_acked: None,
             reserved: None,
             complete: false,
@@ -726,6 +792,7 @@ pub fn restore(
         written_acked: None,
         max_bulk: DEFAULT_MAX_BULK,
         native: NativeOptions::default(),
+        resuming: o.resume,
         s: RestoreSummary::default(),
     };
     let addr0 = run
@@ -742,12 +809,23 @@ pub fn restore(
             .as_deref()
             .ok_or_else(|| Failure::Usage("--resume needs --checkpoint FILE".into()))?;
         let c = Checkpoint::read(path).map_err(Failure::Usage)?;
-        if c.source_bytes != data.len() as u64 {
+        if c.source_bytes != data.len() as u64 || c.source_digest != run.checkpoint.source_digest {
             return Err(Failure::Usage(format!(
-                "{}: the checkpoint is of a {}-byte file, this one has {} bytes",
+                "{}: the checkpoint is of another file ({} bytes, digest {:016x}; this one has \
+                 {} bytes, digest {:016x}); --resume continues the same snapshot only",
                 path.display(),
                 c.source_bytes,
-                data.len()
+                c.source_digest,
+                data.len(),
+                run.checkpoint.source_digest
+            )));
+        }
+        if c.selection_digest != run.checkpoint.selection_digest {
+            return Err(Failure::Usage(format!(
+                "{}: the checkpoint was made with other filters, --db-map, target db or \
+                 target server; keys the first run left out would never be sent. Resume with \
+                 the first run's options, or start again without --resume",
+                path.display()
             )));
         }
         Some(c)
@@ -814,6 +892,8 @@ impl<'o> Run<'o> {
             batch_bytes: usize::try_from(self.max_bulk / 2)
                 .unwrap_or(usize::MAX)
                 .clamp(1, 1 << 20),
+            field_ttl_policy: copts.field_ttls,
+            now_ms: copts.now_ms,
             ..NativeOptions::for_target(&copts.target)
         };
         Ok(())
@@ -1052,12 +1132,13 @@ impl<'o> Run<'o> {
                 entry.db
             )));
         }
+        // Hold the key open while its commands are queued; before `reserve`, which writes
+        // the checkpoint: key `i` must not count as acknowledged before it is even sent.
+        self.outstanding
+            .insert(i, (1, entry.key.to_vec(), entry.db));
         self.reserve(i)?;
         let replace = self.o.on_exists == OnExists::Replace || uncertain;
         let target = self.route(&entry.key);
-        // Hold the key open while its commands are queued.
-        self.outstanding
-            .insert(i, (1, entry.key.to_vec(), entry.db));
         if payload.len() as u64 <= self.max_bulk {
             let mut cmd = Vec::with_capacity(payload.len() + entry.key.len() + 96);
             resp::restore_head(&mut cmd, entry, payload.len(), replace);
@@ -1115,6 +1196,11 @@ impl<'o> Run<'o> {
                 Ok(())
             }
             Err(resp::NativeError::Parse(p)) => Err(Failure::Data(p.in_key(entry.db, &entry.key))),
+            Err(resp::NativeError::Refused(why)) => Err(Failure::Refused(format!(
+                "key \"{}\" (db {}): {why}",
+                show_key(&entry.key),
+                entry.db
+            ))),
             Err(resp::NativeError::Unsupported(why)) => Err(Failure::Refused(format!(
                 "key \"{}\" (db {}): its payload ({} bytes) exceeds the target's \
                  proto-max-bulk-len ({}), and {why}",
@@ -1330,10 +1416,13 @@ impl<'o> Run<'o> {
             ("BUSYKEY", _) => {
                 let (name, db) = key_name.unwrap_or_default();
                 self.s.restored = self.s.restored.saturating_sub(1);
+                // Acknowledged only when skipped: a refused key stays unacknowledged, so
+                // that the checkpoint does not move past it.
+                self.exists(db, &name)?;
                 if let Some(k) = p.key {
                     self.release(k);
                 }
-                self.exists(db, &name)
+                Ok(())
             }
             ("MOVED" | "ASK", _) if self.o.cluster => {
                 // "<slot> <host>:<port>"
@@ -1374,8 +1463,11 @@ impl<'o> Run<'o> {
                 self.retries.push_back((i, p));
                 Ok(())
             }
+            // A resumed run sends the libraries again; the first run loaded them (a
+            // library the target had before stopped that run, unless skipped).
             (_, Kind::Function)
-                if self.o.on_exists == OnExists::Skip && details.contains("already exists") =>
+                if (self.o.on_exists == OnExists::Skip || self.resuming)
+                    && details.contains("already exists") =>
             {
                 self.s.skipped_existing += 1;
                 Ok(())

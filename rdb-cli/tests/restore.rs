@@ -1190,7 +1190,14 @@ fn export_resp_and_restore_pipe_into_redis_cli() {
         (
             &old,
             "redis-7.4",
-            vec!["--format", "resp", "--target", "redis-5.0"],
+            vec![
+                "--format",
+                "resp",
+                "--target",
+                "redis-5.0",
+                "--field-ttls",
+                "drop",
+            ],
             true,
         ),
         (&cli_entry, "redis-7.0", vec!["--format", "resp"], true),
@@ -1323,4 +1330,273 @@ fn filters_and_db_mapping_apply() {
     .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("filters: {} keys restored as selected; {s}", stats.keys);
     assert!(stats.keys > 10);
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// `HGETALL key` as sorted (field, value) pairs.
+fn hash_fields(port: u16, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let Ok(Reply::Array(Some(items))) = c.command(&[b"HGETALL", key]) else {
+        panic!("HGETALL failed");
+    };
+    let bytes = |r: &Reply| match r {
+        Reply::Bulk(Some(b)) => b.clone(),
+        other => panic!("HGETALL item {other:?}"),
+    };
+    let mut pairs: Vec<_> = items
+        .chunks(2)
+        .map(|p| (bytes(&p[0]), bytes(&p[1])))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+fn dbsize(port: u16) -> i64 {
+    let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    match c.command(&[b"DBSIZE"]) {
+        Ok(Reply::Int(n)) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+/// The checkpoint is written before a key is sent (it reserves the keys that may follow);
+/// it must not already count that key as acknowledged. A server paused for writes holds
+/// the first RESTORE unanswered; rdbkit is then killed (SIGKILL: no final checkpoint), and
+/// the key must not be skipped by `--resume`.
+#[test]
+fn a_killed_run_never_checkpoints_an_unanswered_key() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-kill-src");
+    let commands: Vec<Vec<Vec<u8>>> = (0..3)
+        .map(|i| cmd(&[b"SET", format!("k{i}").as_bytes(), b"v"]))
+        .collect();
+    let (source, truth) = make_source(&entry, src_dir.path(), &commands, &[]);
+    let dir = TempDir::new("restore-kill");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    ok(port, &[b"CLIENT", b"PAUSE", b"60000", b"WRITE"]);
+    let checkpoint = dir.path().join("ck.json");
+    let args = |resume: bool| {
+        let mut a = vec![
+            "restore".to_owned(),
+            source.to_string_lossy().into_owned(),
+            "--to".into(),
+            url(port),
+            "--checkpoint".into(),
+            checkpoint.to_string_lossy().into_owned(),
+            "--checkpoint-every".into(),
+            "1".into(),
+            "--window".into(),
+            "1".into(),
+            "--json".into(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let mut child = Command::new(servers::rdbkit_bin())
+        .args(args(false))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Wait until the first RESTORE is blocked in the server.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    loop {
+        let clients = c
+            .command(&[b"CLIENT", b"LIST"])
+            .ok()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        if clients.contains("cmd=restore") && checkpoint.exists() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rdbkit never sent RESTORE: {clients}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap_or_else(|e| panic!("{e}"));
+    let _ = child.wait();
+    let ck_text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let ck: Value = serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}: {ck_text}"));
+    assert!(
+        ck["last_acked"].is_null(),
+        "no key was answered, yet the checkpoint says: {ck_text}"
+    );
+    ok(port, &[b"CLIENT", b"UNPAUSE"]);
+    let out = Command::new(servers::rdbkit_bin())
+        .args(args(true))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(dbsize(port), 3, "{}", all_output(&out));
+    compare(&truth, &server.readback(), &Expect::default()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `--resume` refuses a checkpoint of another file of the same size and one made with
+/// other filters; and it sends the function libraries again without failing on them.
+#[test]
+fn resume_checks_file_and_options_and_reloads_functions() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-resume-id-src");
+    let library =
+        b"#!lua name=rdbkitlib\nredis.register_function('rdbkit_one', function() return 1 end)";
+    let mut commands = vec![cmd(&[b"FUNCTION", b"LOAD", library])];
+    commands.extend((0..20).map(|i| cmd(&[b"SET", format!("key:{i:02}").as_bytes(), b"value-1"])));
+    let (source, truth) = make_source(&entry, src_dir.path(), &commands, &[]);
+    // The same file with one value byte changed: same size, another snapshot.
+    let data = std::fs::read(&source).unwrap_or_else(|e| panic!("{e}"));
+    let at = data
+        .windows(7)
+        .position(|w| w == b"value-1")
+        .unwrap_or_else(|| panic!("no value in the file"));
+    let mut other = data.clone();
+    other[at + 6] = b'2';
+    let other_file = src_dir.path().join("other.rdb");
+    std::fs::write(&other_file, &other).unwrap_or_else(|e| panic!("{e}"));
+
+    let dir = TempDir::new("restore-resume-id");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    // A key already there stops the first run part way.
+    ok(port, &[b"SET", b"key:10", b"in the way"]);
+    let checkpoint = dir.path().join("ck.json");
+    let ck = checkpoint.to_string_lossy().into_owned();
+    let run = |file: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            file.to_str().unwrap_or_default(),
+            "--to",
+            "",
+            "--checkpoint",
+            &ck,
+            "--json",
+        ];
+        let to = url(port);
+        a[3] = &to;
+        a.extend(extra);
+        rdbkit(&a)
+    };
+    let first = run(&source, &[]);
+    assert_eq!(first.status.code(), Some(1), "{}", all_output(&first));
+    assert!(
+        all_output(&first).contains("key:10"),
+        "{}",
+        all_output(&first)
+    );
+    ok(port, &[b"DEL", b"key:10"]);
+
+    let out = run(&other_file, &["--resume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("another file"),
+        "{}",
+        all_output(&out)
+    );
+    let out = run(&source, &["--resume", "--exclude", "key:1*"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("other filters"),
+        "{}",
+        all_output(&out)
+    );
+    // The same file and options: the library loaded by the first run is no obstacle.
+    let out = run(&source, &["--resume"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    compare(&truth, &server.readback(), &Expect::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let r = c.command(&[b"FCALL", b"rdbkit_one", b"0"]);
+    assert!(matches!(r, Ok(Reply::Int(1))), "{r:?}");
+}
+
+/// Plain commands honour --field-ttls on a target without field TTLs: `error` (the
+/// default) refuses, `drop-expired` leaves out the fields expired at --now, as the
+/// RESTORE payloads do.
+#[test]
+fn plain_commands_follow_the_field_ttl_policy() {
+    let (Some(new), Some(old)) = (entry("redis-7.4"), entry("redis-7.0")) else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-fttl-src");
+    let hour = 3_600_000;
+    let now = servers::now_ms();
+    // Not compressible below --max-bulk 256, so that the hash goes as plain commands.
+    let filler: String = (0..100u64)
+        .map(|i| format!("{:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40))
+        .collect();
+    let (soon, later) = ((now + hour).to_string(), (now + 100 * hour).to_string());
+    let commands = vec![
+        cmd(&[
+            b"HSET",
+            b"h",
+            b"soon",
+            filler.as_bytes(),
+            b"later",
+            filler.as_bytes(),
+            b"always",
+            filler.as_bytes(),
+        ]),
+        cmd(&[
+            b"HPEXPIREAT",
+            b"h",
+            soon.as_bytes(),
+            b"FIELDS",
+            b"1",
+            b"soon",
+        ]),
+        cmd(&[
+            b"HPEXPIREAT",
+            b"h",
+            later.as_bytes(),
+            b"FIELDS",
+            b"1",
+            b"later",
+        ]),
+    ];
+    let (source, _) = make_source(&new, src_dir.path(), &commands, &[]);
+    let src = source.to_string_lossy().into_owned();
+
+    let out = rdbkit(&["export", &src, "--format", "resp", "--target", "redis-7.0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"h\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = TempDir::new("restore-fttl");
+    let server = Server::start(&old, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let in_two_hours = (now + 2 * hour).to_string();
+    let out = rdbkit(&[
+        "restore",
+        &src,
+        "--to",
+        &url(server.port()),
+        "--max-bulk",
+        "256",
+        "--field-ttls",
+        "drop-expired",
+        "--now",
+        &in_two_hours,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(summary_json(&out)["chunked"], 1, "{}", all_output(&out));
+    let fields: Vec<Vec<u8>> = hash_fields(server.port(), b"h")
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(fields, vec![b"always".to_vec(), b"later".to_vec()]);
 }
