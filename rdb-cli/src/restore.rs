@@ -102,6 +102,14 @@ impl TargetUrl {
                 .ok()
                 .filter(|p| !p.is_empty()),
         };
+        if user.is_some() && password.is_none() {
+            // Not echoed: `redis://SECRET@host` is a common slip for `redis://:SECRET@host`.
+            return Err("--to: the URL names a user but no password; use \
+                 redis://USER:PASSWORD@host (or the password in $RDBKIT_REDIS_PASSWORD), or \
+                 redis://:PASSWORD@host for the default user. Without a password rdbkit would \
+                 connect as the default user, not the one named"
+                .to_owned());
+        }
         let path = url.path().trim_matches('/');
         let db = if path.is_empty() {
             0
@@ -394,6 +402,30 @@ fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Failure> {
     Ok(Arc::new(config))
 }
 
+/// The most commands and bytes in flight on one connection.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    commands: usize,
+    bytes: usize,
+}
+
+impl Window {
+    /// Whether a command of `next` bytes must wait for replies first.
+    fn full(&self, inflight: usize, inflight_bytes: usize, next: usize) -> bool {
+        inflight >= self.commands || (inflight > 0 && inflight_bytes + next > self.bytes)
+    }
+
+    /// Whether to read another reply before sending `next`, once the window was full:
+    /// down to half the window, and always until `next` fits in it (or nothing is in
+    /// flight: a command larger than the window goes alone).
+    fn must_read(&self, inflight: usize, inflight_bytes: usize, next: usize) -> bool {
+        inflight > 0
+            && (inflight > self.commands / 2
+                || inflight_bytes > self.bytes / 2
+                || inflight_bytes + next > self.bytes)
+    }
+}
+
 /// A reply we wait for, in send order.
 struct Pending {
     /// The key (file-order number) the command belongs to.
@@ -508,6 +540,15 @@ impl Conn {
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Writes `bytes` now, after whatever `out` holds.
+    fn write_now(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        self.flush()?;
+        self.io
+            .write_all(bytes)
+            .and_then(|()| self.io.flush())
+            .map_err(|e| io_err(&self.addr, "write", e))
     }
 
     fn read_reply(&mut self) -> Result<Value, Failure> {
@@ -1172,7 +1213,22 @@ impl<'o> Run<'o> {
             self.drain(target)?;
             let c = self.conn(target)?;
             let reply = c.call(&resp::Cmd::new("EXISTS").arg(&entry.key).finish_ref())?;
-            if int(&reply).unwrap_or(0) > 0 {
+            // Anything but a count (NOPERM, MOVED...) leaves the question open, and
+            // plain commands would add to an existing key: stop.
+            let Some(n) = int(&reply).filter(|_| server_error(&reply).is_none()) else {
+                let why = server_error(&reply)
+                    .map(|e| error_text(&e))
+                    .unwrap_or_else(|| format!("{reply:?}"));
+                return Err(Failure::Refused(format!(
+                    "{}: key \"{}\" (db {}) goes as plain commands (its payload exceeds \
+                     proto-max-bulk-len), and EXISTS, which tells whether it is there \
+                     already, answered: {why}; --replace rebuilds the key without asking",
+                    c.addr,
+                    show_key(&entry.key),
+                    entry.db
+                )));
+            };
+            if n > 0 {
                 return self.exists(entry.db, &entry.key);
             }
         }
@@ -1313,19 +1369,17 @@ impl<'o> Run<'o> {
 
     /// Sends a pending command (its `command` moved into the output buffer).
     fn push(&mut self, target: usize, mut p: Pending) -> Result<(), Failure> {
-        let (window, window_bytes) = (self.o.window_commands.max(1), self.o.window_bytes.max(1));
+        let window = Window {
+            commands: self.o.window_commands.max(1),
+            bytes: self.o.window_bytes.max(1),
+        };
         let c = self.conn(target)?;
-        let full = c.inflight.len() >= window
-            || (!c.inflight.is_empty() && c.inflight_bytes + p.bytes > window_bytes);
-        if full {
+        if window.full(c.inflight.len(), c.inflight_bytes, p.bytes) {
             // Read down to half the window, so that writes and reads go in batches
             // rather than one command per system call.
             loop {
                 let c = self.conn(target)?;
-                if c.inflight.is_empty()
-                    || (c.inflight.len() <= window / 2
-                        && c.inflight_bytes + p.bytes <= window_bytes / 2 + p.bytes)
-                {
+                if !window.must_read(c.inflight.len(), c.inflight_bytes, p.bytes) {
                     break;
                 }
                 self.read_one(target)?;
@@ -1334,7 +1388,14 @@ impl<'o> Run<'o> {
         let cluster = self.o.cluster;
         let c = self.conn(target)?;
         let cmd = p.command.take().unwrap_or_default();
-        c.out.extend_from_slice(&cmd);
+        if cmd.len() >= FLUSH_BYTES {
+            // A large command (a big RESTORE payload) goes out from its own buffer: a copy
+            // into `out` would cost its size again, and `out` would keep that capacity.
+            c.flush()?;
+            c.write_now(&cmd)?;
+        } else {
+            c.out.extend_from_slice(&cmd);
+        }
         if cluster {
             p.command = Some(cmd);
         }
@@ -1514,6 +1575,51 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(!e.contains("hunter2") && e.contains("db number"), "{e}");
+        // A user without a password would connect as the default user, and the "user" is
+        // often the password written without its colon.
+        if std::env::var_os("RDBKIT_REDIS_PASSWORD").is_none() {
+            let e = TargetUrl::parse("redis://hunter2@h:6379")
+                .err()
+                .unwrap_or_default();
+            assert!(!e.contains("hunter2") && e.contains("no password"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_window_bounds_bytes_in_flight() {
+        let w = Window {
+            commands: 8,
+            bytes: 1000,
+        };
+        // 4 commands, 400 bytes in flight; a 700-byte command does not fit.
+        assert!(w.full(4, 400, 700));
+        // Half the window is reached, but 400 + 700 would still exceed it.
+        assert!(w.must_read(4, 400, 700));
+        assert!(!w.must_read(1, 300, 700));
+        // Every state the send loop may leave keeps the bytes within the window.
+        for inflight_bytes in (0..=1000).step_by(50) {
+            for next in (1..=1200).step_by(50) {
+                let mut n = 4;
+                let mut b = inflight_bytes;
+                if w.full(n, b, next) {
+                    while w.must_read(n, b, next) {
+                        n -= 1;
+                        b = b * n / (n + 1);
+                    }
+                }
+                assert!(
+                    n == 0 || b + next <= w.bytes,
+                    "{inflight_bytes} + {next}: {b} left in flight"
+                );
+            }
+        }
+        // A command larger than the window goes alone.
+        assert!(!w.full(0, 0, 5000));
+        assert!(!w.must_read(0, 0, 5000));
+        // The count: full at 8, read down to 4.
+        assert!(w.full(8, 10, 10));
+        assert!(w.must_read(5, 10, 10));
+        assert!(!w.must_read(4, 10, 10));
     }
 
     #[test]

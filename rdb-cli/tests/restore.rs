@@ -1600,3 +1600,46 @@ fn plain_commands_follow_the_field_ttl_policy() {
         .collect();
     assert_eq!(fields, vec![b"always".to_vec(), b"later".to_vec()]);
 }
+
+/// A key sent as plain commands without --replace is first looked up with EXISTS; an
+/// EXISTS the target refuses (here an ACL user without it) must stop the restore, not
+/// count as "absent" and append to the key that is there.
+#[test]
+fn a_refused_exists_stops_plain_commands() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-exists-src");
+    let mut list = cmd(&[b"RPUSH", b"list"]);
+    list.extend(
+        (0..100u64).map(|i| format!("{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).into_bytes()),
+    );
+    let (source, _) = make_source(&entry, src_dir.path(), &[list], &[]);
+    let dir = TempDir::new("restore-exists");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    ok(port, &[b"RPUSH", b"list", b"already here"]);
+    ok(
+        port,
+        &[
+            b"ACL", b"SETUSER", b"loader", b"on", b">pw", b"~*", b"+@all", b"-exists",
+        ],
+    );
+    let to = format!("redis://loader:pw@127.0.0.1:{port}");
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &to,
+        "--max-bulk",
+        "256",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(all_output(&out).contains("EXISTS"), "{}", all_output(&out));
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(c.command(&[b"LLEN", b"list"]), Ok(Reply::Int(1))),
+        "the existing list was added to"
+    );
+}
