@@ -174,6 +174,9 @@ struct CommandArgs {
     /// leaves out the fields already expired now).
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     field_ttls: FieldTtls,
+    /// Function libraries, for a target without functions (before Redis 7.0).
+    #[arg(long, value_enum, default_value_t = Functions::Error)]
+    functions: Functions,
 }
 
 #[derive(Args)]
@@ -860,6 +863,10 @@ fn export_commands(
     };
     let mut convert = rdb_writer::convert::ConvertOptions::new(profile);
     convert.field_ttls = field_ttl_policy(a.field_ttls);
+    convert.functions = match a.functions {
+        Functions::Error => rdb_writer::convert::FunctionPolicy::Error,
+        Functions::Drop => rdb_writer::convert::FunctionPolicy::Drop,
+    };
     convert.now_ms = now_ms(None, input.bytes())?;
     let o = export::CommandsOptions {
         restore: matches!(format, Format::Restore),
@@ -883,10 +890,11 @@ fn export_commands(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if summary.dropped > 0 || summary.field_ttls_dropped > 0 {
+    if summary.dropped > 0 || summary.field_ttls_dropped > 0 || summary.functions_dropped > 0 {
         eprintln!(
-            "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left out",
-            summary.dropped, summary.field_ttls_dropped
+            "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left \
+             out, {} function libraries left out",
+            summary.dropped, summary.field_ttls_dropped, summary.functions_dropped
         );
     }
     Ok(())

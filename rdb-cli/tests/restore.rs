@@ -1197,6 +1197,8 @@ fn export_resp_and_restore_pipe_into_redis_cli() {
                 "redis-5.0",
                 "--field-ttls",
                 "drop",
+                "--functions",
+                "drop",
             ],
             true,
         ),
@@ -1642,4 +1644,38 @@ fn a_refused_exists_stops_plain_commands() {
         matches!(c.command(&[b"LLEN", b"list"]), Ok(Reply::Int(1))),
         "the existing list was added to"
     );
+}
+
+/// `export --format resp|restore` for a target without functions refuses the libraries
+/// unless `--functions drop` (they were left out with a note about "keys", exit 0).
+#[test]
+fn export_refuses_functions_for_a_target_without_them() {
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let src = source.to_string_lossy();
+    for format in ["resp", "restore"] {
+        let out = rdbkit(&["export", &src, "--format", format, "--target", "redis-6.2"]);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", all_output(&out));
+        assert!(
+            all_output(&out).contains("--functions drop"),
+            "{format}: {}",
+            all_output(&out)
+        );
+        let out = rdbkit(&[
+            "export",
+            &src,
+            "--format",
+            format,
+            "--target",
+            "redis-6.2",
+            "--functions",
+            "drop",
+        ]);
+        assert!(out.status.success(), "{format}: {}", all_output(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("1 function libraries left out"),
+            "{format}: {}",
+            all_output(&out)
+        );
+        assert!(!out.stdout.windows(8).any(|w| w == b"FUNCTION"));
+    }
 }
