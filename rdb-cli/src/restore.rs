@@ -440,7 +440,8 @@ struct Pending {
 enum Kind {
     Restore,
     Native,
-    Select,
+    /// SELECT of this database.
+    Select(u64),
     Asking,
     Function,
 }
@@ -1292,7 +1293,10 @@ impl<'o> Run<'o> {
             return Ok(());
         }
         c.db = Some(db);
-        self.enqueue(target, resp::select(db), None, Kind::Select)
+        self.enqueue(target, resp::select(db), None, Kind::Select(db))?;
+        // Wait for it: after a refused SELECT the next keys would land in the previous
+        // database. A database changes a few times per file, so the stall is negligible.
+        self.drain(target)
     }
 
     /// Before key `i` is sent, the checkpoint must promise no key beyond what it reserves.
@@ -1539,6 +1543,10 @@ impl<'o> Run<'o> {
                     (None, Kind::Function) => "FUNCTION LOAD (--on-exists skip leaves an \
                         existing library, --replace overwrites it)"
                         .to_owned(),
+                    (None, Kind::Select(db)) => format!(
+                        "SELECT {db} (fewer databases on the target? --db-map FROM:TO moves \
+                         the keys of a source db)"
+                    ),
                     (None, kind) => format!("a {kind:?} command"),
                 };
                 Err(Failure::Refused(format!(

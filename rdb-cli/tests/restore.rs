@@ -1679,3 +1679,50 @@ fn export_refuses_functions_for_a_target_without_them() {
         assert!(!out.stdout.windows(8).any(|w| w == b"FUNCTION"));
     }
 }
+
+/// A database the target lacks: the error names the SELECT and how to move the keys.
+#[test]
+fn a_missing_database_is_named() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-db-src");
+    let commands = vec![
+        cmd(&[b"SET", b"in0", b"v"]),
+        cmd(&[b"SELECT", b"9"]),
+        cmd(&[b"SET", b"in9", b"v"]),
+    ];
+    let (source, _) = make_source(&entry, src_dir.path(), &commands, &[]);
+    let dir = TempDir::new("restore-db");
+    let opts = StartOptions {
+        args: vec!["--databases".into(), "4".into()],
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let src = source.to_string_lossy();
+    let out = rdbkit(&["restore", &src, "--to", &url(server.port())]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("SELECT 9") && all_output(&out).contains("--db-map"),
+        "{}",
+        all_output(&out)
+    );
+    // The key of db 9 did not land in the db the connection was in.
+    let mut c =
+        Resp::connect(server.port(), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let r = c.command(&[b"EXISTS", b"in9"]);
+    assert!(matches!(r, Ok(Reply::Int(0))), "in9 restored into db 0: {r:?}");
+    let out = rdbkit(&[
+        "restore",
+        &src,
+        "--to",
+        &url(server.port()),
+        "--db-map",
+        "9:3",
+        "--on-exists",
+        "skip",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+}
