@@ -58,6 +58,13 @@ enum Command {
         read: ReadOptions,
     },
     /// Write every item of a snapshot in a line-oriented format (schema: docs/export-jsonl.md).
+    #[command(after_help = "Examples:\n  \
+        rdbkit export dump.rdb -o dump.jsonl\n  \
+        rdbkit export dump.rdb --format resp | redis-cli -h HOST --pipe\n  \
+        rdbkit export dump.rdb --format resp --target redis-6.2 --field-ttls drop -o cmds.resp\n  \
+        rdbkit export dump.rdb --format restore --target redis-7.0 | redis-cli -h HOST --pipe\n\n\
+        Exit codes: 0 written, 1 the snapshot is malformed or holds what the target cannot \
+        (named; --field-ttls / --functions allow leaving it out), 2 usage or I/O error.")]
     Export {
         /// The RDB file to read.
         file: PathBuf,
