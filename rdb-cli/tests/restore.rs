@@ -1712,7 +1712,10 @@ fn a_missing_database_is_named() {
     let mut c =
         Resp::connect(server.port(), Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
     let r = c.command(&[b"EXISTS", b"in9"]);
-    assert!(matches!(r, Ok(Reply::Int(0))), "in9 restored into db 0: {r:?}");
+    assert!(
+        matches!(r, Ok(Reply::Int(0))),
+        "in9 restored into db 0: {r:?}"
+    );
     let out = rdbkit(&[
         "restore",
         &src,
