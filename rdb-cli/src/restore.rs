@@ -457,6 +457,26 @@ struct Conn {
     db: Option<u64>,
 }
 
+/// Connects to the first of `socks` that answers: a name often resolves to an IPv6
+/// address first that the network does not route, and the IPv4 one works.
+fn connect_any(
+    addr: &str,
+    socks: &[std::net::SocketAddr],
+    timeout: Duration,
+) -> Result<TcpStream, Failure> {
+    let mut errors = Vec::new();
+    for sock in socks {
+        match TcpStream::connect_timeout(sock, timeout) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => errors.push(format!("{sock}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        return Err(io_err(addr, "cannot resolve", "no address"));
+    }
+    Err(io_err(addr, "cannot connect", errors.join("; ")))
+}
+
 fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::Io(std::io::Error::other(format!("{addr}: {what}: {e}")))
 }
@@ -470,13 +490,11 @@ impl Conn {
         timeout: Duration,
     ) -> Result<Conn, Failure> {
         let addr = format!("{host}:{port}");
-        let sock = (host, port)
+        let socks: Vec<std::net::SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| io_err(&addr, "cannot resolve", e))?
-            .next()
-            .ok_or_else(|| io_err(&addr, "cannot resolve", "no address"))?;
-        let tcp = TcpStream::connect_timeout(&sock, timeout)
-            .map_err(|e| io_err(&addr, "cannot connect", e))?;
+            .collect();
+        let tcp = connect_any(&addr, &socks, timeout)?;
         tcp.set_read_timeout(Some(timeout))
             .and_then(|()| tcp.set_write_timeout(Some(timeout)))
             .and_then(|()| tcp.set_nodelay(true))
@@ -1628,6 +1646,28 @@ mod tests {
         assert!(w.full(8, 10, 10));
         assert!(w.must_read(5, 10, 10));
         assert!(!w.must_read(4, 10, 10));
+    }
+
+    #[test]
+    fn connecting_tries_every_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let open = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        // A port just freed: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = Duration::from_secs(5);
+        let tcp = connect_any("h:1", &[closed, open], t).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tcp.peer_addr().ok(), Some(open));
+        let e = connect_any("h:1", &[closed], t)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(
+                |e| e.contains("h:1: cannot connect") && e.contains(&closed.to_string())
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
