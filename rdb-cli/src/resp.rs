@@ -89,8 +89,12 @@ pub fn restore_head(out: &mut Vec<u8>, entry: &Entry<'_>, payload_len: usize, re
         } else {
             0
         };
+    // With ABSTTL a ttl of 0 means "no expiry": an expiry at or before the epoch is sent
+    // as 1 ms after it, so that the key stays expired rather than becoming persistent.
     let mut ttl = itoa::Buffer::new();
-    let ttl = ttl.format(entry.expire_ms.unwrap_or(0).max(0)).as_bytes();
+    let ttl = ttl
+        .format(entry.expire_ms.map_or(0, |t| t.max(1)))
+        .as_bytes();
     out.push(b'*');
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n$7\r\nRESTORE\r\n");
@@ -509,6 +513,41 @@ mod tests {
         let mut c = Cmd::new("SET");
         c.arg(b"k").int(-12);
         assert_eq!(c.finish(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n-12\r\n");
+    }
+
+    /// A string key "k" = "v" with the expiry `ms`, in an RDB 9 file without checksum.
+    fn file_with_expiry(ms: i64) -> Vec<u8> {
+        let mut f = b"REDIS0009".to_vec();
+        f.push(0xFC);
+        f.extend_from_slice(&ms.to_le_bytes());
+        f.extend_from_slice(&[0, 1, b'k', 1, b'v', 0xFF]);
+        f.extend_from_slice(&[0; 8]);
+        f
+    }
+
+    #[test]
+    fn an_expiry_at_the_epoch_stays_an_expiry() {
+        for ms in [0i64, -5] {
+            let file = file_with_expiry(ms);
+            let entry = rdb_parser::Parser::new(&file)
+                .ok()
+                .and_then(|mut p| {
+                    p.find_map(|i| match i {
+                        Ok(rdb_parser::Item::Key(e)) => Some(e),
+                        _ => None,
+                    })
+                })
+                .unwrap_or_else(|| panic!("no key in the test file"));
+            let mut cmd = Vec::new();
+            restore_head(&mut cmd, &entry, 3, false);
+            cmd.extend_from_slice(b"abc");
+            restore_tail(&mut cmd, &entry, false);
+            let text = String::from_utf8_lossy(&cmd);
+            assert!(
+                text.contains("$1\r\nk\r\n$1\r\n1\r\n") && text.contains("ABSTTL"),
+                "{ms}: {text:?}"
+            );
+        }
     }
 
     #[test]

@@ -1176,16 +1176,26 @@ fn drop_idle_consumers(line: &mut Value) {
 
 #[test]
 fn export_resp_and_restore_pipe_into_redis_cli() {
-    let (Some(cli_entry), Some(new), Some(old)) =
-        (entry("redis-7.0"), entry("redis-7.4"), entry("redis-5.0"))
-    else {
+    let (Some(cli_entry), Some(new), Some(old), Some(valkey)) = (
+        entry("redis-7.0"),
+        entry("redis-7.4"),
+        entry("redis-5.0"),
+        entry("valkey-9.0"),
+    ) else {
         return;
     };
     let _turn = one_at_a_time();
     let mut failures = Vec::new();
     // (server, source fixture, export arguments, transform)
-    let cases: [(&Entry, &str, Vec<&str>, bool); 5] = [
+    let cases: [(&Entry, &str, Vec<&str>, bool); 6] = [
         (&new, "redis-7.4", vec!["--format", "resp"], true),
+        // Field TTLs through Valkey's HPEXPIREAT.
+        (
+            &valkey,
+            "redis-7.4",
+            vec!["--format", "resp", "--target", "valkey-9.0"],
+            true,
+        ),
         // No HPEXPIREAT, XSETID ENTRIESADDED or XGROUP CREATECONSUMER on 5.0.
         (
             &old,
