@@ -1181,6 +1181,11 @@ impl<'o> Run<'o> {
             }
             Prepared::Payload(p) => p,
         };
+        // Hold the key open while its commands are queued, and before `reserve`, which
+        // writes the checkpoint: key `i` must not count as acknowledged before it is even
+        // sent (nor when it is refused below).
+        self.outstanding
+            .insert(i, (1, entry.key.to_vec(), entry.db));
         let mapped = copts.db_map.get(&entry.db).copied().unwrap_or(entry.db);
         let db = if mapped == 0 { self.o.url.db } else { mapped };
         if self.o.cluster && db != 0 {
@@ -1192,10 +1197,6 @@ impl<'o> Run<'o> {
                 entry.db
             )));
         }
-        // Hold the key open while its commands are queued; before `reserve`, which writes
-        // the checkpoint: key `i` must not count as acknowledged before it is even sent.
-        self.outstanding
-            .insert(i, (1, entry.key.to_vec(), entry.db));
         self.reserve(i)?;
         let replace = self.o.on_exists == OnExists::Replace || uncertain;
         let target = self.route(&entry.key);
