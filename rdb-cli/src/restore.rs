@@ -25,7 +25,9 @@
 //! key whose every command was acknowledged, and a bound on the keys that may have been
 //! sent after it. `--resume` skips the former and restores the keys up to the bound with
 //! REPLACE (their copy from the interrupted run may or may not be there), so that each key
-//! ends up on the target exactly once.
+//! ends up on the target exactly once. A key counts as acknowledged only when every reply
+//! of it came back without an error. The checkpoint also holds digests of the file and of
+//! the options that select keys, and `--resume` refuses others.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
