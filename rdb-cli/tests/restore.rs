@@ -16,8 +16,9 @@
 //!   slots, every key reads back; a migrating slot makes the nodes answer ASK, and a
 //!   stale slot map from a node told the wrong owner makes them answer MOVED.
 //! - `export_resp_and_restore_pipe_into_redis_cli`: both formats through `redis-cli --pipe`.
-//! - Review findings, each failing before its fix: `a_killed_run_never_checkpoints_an_unanswered_key`
-//!   (SIGKILL while the server holds the first RESTORE), `resume_checks_file_and_options_and_reloads_functions`,
+//! - Review findings, each failing before its fix:
+//!   `a_killed_run_never_checkpoints_an_unanswered_key` (SIGKILL while the server holds
+//!   the first RESTORE), `resume_checks_file_and_options_and_reloads_functions`,
 //!   `plain_commands_follow_the_field_ttl_policy`, `a_refused_exists_stops_plain_commands`,
 //!   `export_refuses_functions_for_a_target_without_them`, `a_missing_database_is_named`;
 //!   and `interleaved_busykey_replies_match_their_keys` (held already).
