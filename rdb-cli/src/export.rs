@@ -449,6 +449,8 @@ pub struct CommandsSummary {
     /// Hash fields whose TTL the target has no command for (plain commands).
     pub field_ttls_dropped: u64,
     pub functions: u64,
+    /// Function libraries left out (`--functions drop`, a target without functions).
+    pub functions_dropped: u64,
 }
 
 /// Writes the snapshot as RESP commands for `redis-cli --pipe`: `SELECT` where the
@@ -516,6 +518,14 @@ fn key_commands<'e>(
         Err(crate::resp::NativeError::Parse(p)) => {
             return Err(Failure::Data(p.in_key(entry.db, &entry.key)))
         }
+        Err(crate::resp::NativeError::Refused(why)) => {
+            let mut shown = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
+            return Err(Failure::Refused(format!(
+                "key \"{shown}\" (db {}) at byte {}: {why}",
+                entry.db, entry.offset
+            )));
+        }
         Err(crate::resp::NativeError::Unsupported(why)) => {
             let mut shown = String::new();
             let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
@@ -539,6 +549,8 @@ fn commands_unchecked<'data>(
     let source = parser.parse(data)?.version();
     let native = crate::resp::NativeOptions {
         delete_first: o.replace,
+        field_ttl_policy: o.convert.field_ttls,
+        now_ms: o.convert.now_ms,
         ..crate::resp::NativeOptions::for_target(&o.convert.target)
     };
     let mut summary = CommandsSummary::default();
@@ -582,8 +594,15 @@ fn commands_unchecked<'data>(
             }
             (Item::Function(Function::Library { code }), _) => {
                 if !o.convert.target.functions() {
-                    summary.dropped += 1;
-                    return Ok(());
+                    if o.convert.functions == rdb_writer::convert::FunctionPolicy::Drop {
+                        summary.functions_dropped += 1;
+                        return Ok(());
+                    }
+                    return Err(Failure::Refused(format!(
+                        "the snapshot holds function libraries and {} has no functions; \
+                         --functions drop leaves them out",
+                        o.convert.target.name
+                    )));
                 }
                 let mut c = crate::resp::Cmd::new("FUNCTION");
                 c.arg(b"LOAD");
@@ -594,6 +613,14 @@ fn commands_unchecked<'data>(
                 summary.functions += 1;
                 summary.commands += 1;
                 write(&c.finish(), &mut summary)
+            }
+            (Item::Function(Function::PreGa { name, .. }), _) => {
+                let mut shown = String::new();
+                let _ = rdb_parser::error::write_escaped(&mut shown, &name);
+                Err(Failure::Refused(format!(
+                    "function \"{shown}\" is in the Redis 7.0 release-candidate form, which \
+                     no released server loads"
+                )))
             }
             (Item::Eof(eof), _) => {
                 eof_seen.set(eof);

@@ -9,10 +9,10 @@ pub mod export;
 pub mod info;
 pub mod json;
 pub mod output;
-pub mod verify;
-pub mod stats;
 pub mod resp;
 pub mod restore;
+pub mod stats;
+pub mod verify;
 
 /// Why a command could not finish.
 #[derive(Debug)]

@@ -58,6 +58,13 @@ enum Command {
         read: ReadOptions,
     },
     /// Write every item of a snapshot in a line-oriented format (schema: docs/export-jsonl.md).
+    #[command(after_help = "Examples:\n  \
+        rdbkit export dump.rdb -o dump.jsonl\n  \
+        rdbkit export dump.rdb --format resp | redis-cli -h HOST --pipe\n  \
+        rdbkit export dump.rdb --format resp --target redis-6.2 --field-ttls drop -o cmds.resp\n  \
+        rdbkit export dump.rdb --format restore --target redis-7.0 | redis-cli -h HOST --pipe\n\n\
+        Exit codes: 0 written, 1 the snapshot is malformed or holds what the target cannot \
+        (named; --field-ttls / --functions allow leaving it out), 2 usage or I/O error.")]
     Export {
         /// The RDB file to read.
         file: PathBuf,
@@ -187,9 +194,13 @@ struct CommandArgs {
     /// RESTORE ... REPLACE, or DEL before each key's plain commands.
     #[arg(long)]
     replace: bool,
-    /// Hash-field TTLs for a target without them (--format restore).
+    /// Hash-field TTLs for a target without them (both formats; with resp, drop-expired
+    /// leaves out the fields already expired now).
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     field_ttls: FieldTtls,
+    /// Function libraries, for a target without functions (before Redis 7.0).
+    #[arg(long, value_enum, default_value_t = Functions::Error)]
+    functions: Functions,
 }
 
 #[derive(Args)]
@@ -880,6 +891,10 @@ fn export_commands(
     };
     let mut convert = rdb_writer::convert::ConvertOptions::new(profile);
     convert.field_ttls = field_ttl_policy(a.field_ttls);
+    convert.functions = match a.functions {
+        Functions::Error => rdb_writer::convert::FunctionPolicy::Error,
+        Functions::Drop => rdb_writer::convert::FunctionPolicy::Drop,
+    };
     convert.now_ms = now_ms(None, input.bytes())?;
     let o = export::CommandsOptions {
         restore: matches!(format, Format::Restore),
@@ -903,10 +918,11 @@ fn export_commands(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if summary.dropped > 0 || summary.field_ttls_dropped > 0 {
+    if summary.dropped > 0 || summary.field_ttls_dropped > 0 || summary.functions_dropped > 0 {
         eprintln!(
-            "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left out",
-            summary.dropped, summary.field_ttls_dropped
+            "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left \
+             out, {} function libraries left out",
+            summary.dropped, summary.field_ttls_dropped, summary.functions_dropped
         );
     }
     Ok(())

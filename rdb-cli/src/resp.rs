@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use rdb_parser::{Element, Entry, Value};
+use rdb_writer::convert::FieldTtlPolicy;
 
 /// One RESP request being built: arguments go into `body`, the count is prefixed on
 /// [`Cmd::finish`].
@@ -88,8 +89,12 @@ pub fn restore_head(out: &mut Vec<u8>, entry: &Entry<'_>, payload_len: usize, re
         } else {
             0
         };
+    // With ABSTTL a ttl of 0 means "no expiry": an expiry at or before the epoch is sent
+    // as 1 ms after it, so that the key stays expired rather than becoming persistent.
     let mut ttl = itoa::Buffer::new();
-    let ttl = ttl.format(entry.expire_ms.unwrap_or(0).max(0)).as_bytes();
+    let ttl = ttl
+        .format(entry.expire_ms.map_or(0, |t| t.max(1)))
+        .as_bytes();
     out.push(b'*');
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n$7\r\nRESTORE\r\n");
@@ -150,6 +155,10 @@ pub struct NativeOptions {
     pub create_consumer: bool,
     /// Start with `DEL key`, so that the commands replace whatever the key held.
     pub delete_first: bool,
+    /// Hash fields with a TTL on a target without field TTLs (`--field-ttls`).
+    pub field_ttl_policy: FieldTtlPolicy,
+    /// "Now" for [`FieldTtlPolicy::DropExpired`], Unix ms.
+    pub now_ms: i64,
 }
 
 impl NativeOptions {
@@ -176,6 +185,8 @@ impl Default for NativeOptions {
             stream_metadata: true,
             create_consumer: true,
             delete_first: false,
+            field_ttl_policy: FieldTtlPolicy::Error,
+            now_ms: 0,
         }
     }
 }
@@ -186,6 +197,8 @@ pub enum NativeError {
     Parse(rdb_parser::Error),
     /// e.g. a module value.
     Unsupported(String),
+    /// A loss the options do not allow (a hash field's TTL under `--field-ttls error`).
+    Refused(String),
 }
 
 impl From<rdb_parser::Error> for NativeError {
@@ -260,7 +273,22 @@ pub fn native_commands(
                             .or_default()
                             .push(field.field.to_bytes().into_owned());
                     } else {
-                        losses.field_ttls += 1;
+                        match o.field_ttl_policy {
+                            FieldTtlPolicy::Error => {
+                                return Err(NativeError::Refused(
+                                    "a hash field has its own TTL and the target has no \
+                                     field TTLs (HPEXPIREAT: Redis 7.4+, Valkey 9+); \
+                                     --field-ttls drop makes the fields persistent, \
+                                     drop-expired also leaves out those expired at --now"
+                                        .to_owned(),
+                                ))
+                            }
+                            FieldTtlPolicy::DropExpired if t <= o.now_ms => {
+                                losses.field_ttls += 1;
+                                continue;
+                            }
+                            _ => losses.field_ttls += 1,
+                        }
                     }
                 }
                 batch.push("HSET", emit, |c| {
@@ -485,6 +513,41 @@ mod tests {
         let mut c = Cmd::new("SET");
         c.arg(b"k").int(-12);
         assert_eq!(c.finish(), b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n-12\r\n");
+    }
+
+    /// A string key "k" = "v" with the expiry `ms`, in an RDB 9 file without checksum.
+    fn file_with_expiry(ms: i64) -> Vec<u8> {
+        let mut f = b"REDIS0009".to_vec();
+        f.push(0xFC);
+        f.extend_from_slice(&ms.to_le_bytes());
+        f.extend_from_slice(&[0, 1, b'k', 1, b'v', 0xFF]);
+        f.extend_from_slice(&[0; 8]);
+        f
+    }
+
+    #[test]
+    fn an_expiry_at_the_epoch_stays_an_expiry() {
+        for ms in [0i64, -5] {
+            let file = file_with_expiry(ms);
+            let entry = rdb_parser::Parser::new(&file)
+                .ok()
+                .and_then(|mut p| {
+                    p.find_map(|i| match i {
+                        Ok(rdb_parser::Item::Key(e)) => Some(e),
+                        _ => None,
+                    })
+                })
+                .unwrap_or_else(|| panic!("no key in the test file"));
+            let mut cmd = Vec::new();
+            restore_head(&mut cmd, &entry, 3, false);
+            cmd.extend_from_slice(b"abc");
+            restore_tail(&mut cmd, &entry, false);
+            let text = String::from_utf8_lossy(&cmd);
+            assert!(
+                text.contains("$1\r\nk\r\n$1\r\n1\r\n") && text.contains("ABSTTL"),
+                "{ms}: {text:?}"
+            );
+        }
     }
 
     #[test]

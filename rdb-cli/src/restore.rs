@@ -25,7 +25,9 @@
 //! key whose every command was acknowledged, and a bound on the keys that may have been
 //! sent after it. `--resume` skips the former and restores the keys up to the bound with
 //! REPLACE (their copy from the interrupted run may or may not be there), so that each key
-//! ends up on the target exactly once.
+//! ends up on the target exactly once. A key counts as acknowledged only when every reply
+//! of it came back without an error. The checkpoint also holds digests of the file and of
+//! the options that select keys, and `--resume` refuses others.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -102,6 +104,14 @@ impl TargetUrl {
                 .ok()
                 .filter(|p| !p.is_empty()),
         };
+        if user.is_some() && password.is_none() {
+            // Not echoed: `redis://SECRET@host` is a common slip for `redis://:SECRET@host`.
+            return Err("--to: the URL names a user but no password; use \
+                 redis://USER:PASSWORD@host (or the password in $RDBKIT_REDIS_PASSWORD), or \
+                 redis://:PASSWORD@host for the default user. Without a password rdbkit would \
+                 connect as the default user, not the one named"
+                .to_owned());
+        }
         let path = url.path().trim_matches('/');
         let db = if path.is_empty() {
             0
@@ -394,6 +404,30 @@ fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Failure> {
     Ok(Arc::new(config))
 }
 
+/// The most commands and bytes in flight on one connection.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    commands: usize,
+    bytes: usize,
+}
+
+impl Window {
+    /// Whether a command of `next` bytes must wait for replies first.
+    fn full(&self, inflight: usize, inflight_bytes: usize, next: usize) -> bool {
+        inflight >= self.commands || (inflight > 0 && inflight_bytes + next > self.bytes)
+    }
+
+    /// Whether to read another reply before sending `next`, once the window was full:
+    /// down to half the window, and always until `next` fits in it (or nothing is in
+    /// flight: a command larger than the window goes alone).
+    fn must_read(&self, inflight: usize, inflight_bytes: usize, next: usize) -> bool {
+        inflight > 0
+            && (inflight > self.commands / 2
+                || inflight_bytes > self.bytes / 2
+                || inflight_bytes + next > self.bytes)
+    }
+}
+
 /// A reply we wait for, in send order.
 struct Pending {
     /// The key (file-order number) the command belongs to.
@@ -408,7 +442,8 @@ struct Pending {
 enum Kind {
     Restore,
     Native,
-    Select,
+    /// SELECT of this database.
+    Select(u64),
     Asking,
     Function,
 }
@@ -424,6 +459,26 @@ struct Conn {
     db: Option<u64>,
 }
 
+/// Connects to the first of `socks` that answers: a name often resolves to an IPv6
+/// address first that the network does not route, and the IPv4 one works.
+fn connect_any(
+    addr: &str,
+    socks: &[std::net::SocketAddr],
+    timeout: Duration,
+) -> Result<TcpStream, Failure> {
+    let mut errors = Vec::new();
+    for sock in socks {
+        match TcpStream::connect_timeout(sock, timeout) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => errors.push(format!("{sock}: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        return Err(io_err(addr, "cannot resolve", "no address"));
+    }
+    Err(io_err(addr, "cannot connect", errors.join("; ")))
+}
+
 fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::Io(std::io::Error::other(format!("{addr}: {what}: {e}")))
 }
@@ -437,13 +492,11 @@ impl Conn {
         timeout: Duration,
     ) -> Result<Conn, Failure> {
         let addr = format!("{host}:{port}");
-        let sock = (host, port)
+        let socks: Vec<std::net::SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| io_err(&addr, "cannot resolve", e))?
-            .next()
-            .ok_or_else(|| io_err(&addr, "cannot resolve", "no address"))?;
-        let tcp = TcpStream::connect_timeout(&sock, timeout)
-            .map_err(|e| io_err(&addr, "cannot connect", e))?;
+            .collect();
+        let tcp = connect_any(&addr, &socks, timeout)?;
         tcp.set_read_timeout(Some(timeout))
             .and_then(|()| tcp.set_write_timeout(Some(timeout)))
             .and_then(|()| tcp.set_nodelay(true))
@@ -508,6 +561,15 @@ impl Conn {
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Writes `bytes` now, after whatever `out` holds.
+    fn write_now(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        self.flush()?;
+        self.io
+            .write_all(bytes)
+            .and_then(|()| self.io.flush())
+            .map_err(|e| io_err(&self.addr, "write", e))
     }
 
     fn read_reply(&mut self) -> Result<Value, Failure> {
@@ -614,6 +676,11 @@ pub fn profile_for_server(info: &str) -> Result<(&'static TargetProfile, String)
 pub struct Checkpoint {
     /// The snapshot's size, to refuse a checkpoint of another file.
     pub source_bytes: u64,
+    /// [`source_digest`] of the snapshot: another file of the same size is refused too.
+    pub source_digest: u64,
+    /// [`selection_digest`] of the options that decide which keys go where: a resume
+    /// with other filters, db map or target would skip keys the first run never sent.
+    pub selection_digest: u64,
     /// Every key numbered up to this one (file order, from 0) was acknowledged.
     pub last_acked: Option<u64>,
     /// No key numbered above this was sent.
@@ -627,9 +694,12 @@ impl Checkpoint {
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not a checkpoint ({e})", path.display()))?;
         let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        let required =
+            |k: &str| n(k).ok_or_else(|| format!("{}: not a checkpoint (no {k})", path.display()));
         Ok(Checkpoint {
-            source_bytes: n("source_bytes")
-                .ok_or_else(|| format!("{}: no source_bytes", path.display()))?,
+            source_bytes: required("source_bytes")?,
+            source_digest: required("source_digest")?,
+            selection_digest: required("selection_digest")?,
             last_acked: n("last_acked"),
             reserved: n("reserved"),
             complete: v.get("complete").and_then(serde_json::Value::as_bool) == Some(true),
@@ -640,6 +710,8 @@ impl Checkpoint {
         let mut f = AtomicFile::create(path)?;
         let v = serde_json::json!({
             "source_bytes": self.source_bytes,
+            "source_digest": self.source_digest,
+            "selection_digest": self.selection_digest,
             "last_acked": self.last_acked,
             "reserved": self.reserved,
             "complete": self.complete,
@@ -647,6 +719,58 @@ impl Checkpoint {
         writeln!(f, "{v}")?;
         f.commit()
     }
+}
+
+/// xxh3 of the snapshot's size, its first and its last MiB (the last 8 bytes are its
+/// CRC64 when the server computed one): cheap on a 50 GB file, and a different file of
+/// the same size differs in its header, AUX fields or checksum.
+pub fn source_digest(data: &[u8]) -> u64 {
+    const EDGE: usize = 1 << 20;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&(data.len() as u64).to_le_bytes());
+    h.update(data.get(..EDGE).unwrap_or(data));
+    h.update(data.get(data.len().saturating_sub(EDGE)..).unwrap_or(data));
+    h.digest()
+}
+
+/// xxh3 of the options that decide which key is sent and into which database: the
+/// filters (without their "now"), the db map, the target db and, outside a cluster (where
+/// any node may seed the map), the target host and port.
+pub fn selection_digest(o: &RestoreOptions) -> u64 {
+    fn sorted<T: std::fmt::Debug + Ord>(set: &Option<std::collections::HashSet<T>>) -> String {
+        let mut v: Vec<&T> = set.iter().flatten().collect();
+        v.sort();
+        format!("{v:?}")
+    }
+    let f = &o.convert.filter;
+    let mut modules: Vec<&String> = f.exclude_modules.iter().collect();
+    modules.sort();
+    let target = if o.cluster {
+        format!("cluster db {}", o.url.db)
+    } else {
+        format!("{}:{}/{}", o.url.host, o.url.port, o.url.db)
+    };
+    let text = format!(
+        "include {:?}\nexclude {:?}\ndbs {}\ntypes {}\nencodings {}\ndrop_expired {}\n\
+         ttl {:?} {:?} {:?}\nbytes {:?} {:?}\nelements {:?} {:?}\nmodules {} {modules:?}\n\
+         db_map {:?}\ntarget {target}",
+        f.include,
+        f.exclude,
+        sorted(&f.dbs),
+        sorted(&f.types),
+        sorted(&f.encodings),
+        f.drop_expired,
+        f.ttl,
+        f.min_ttl_ms,
+        f.max_ttl_ms,
+        f.min_bytes,
+        f.max_bytes,
+        f.min_elements,
+        f.max_elements,
+        sorted(&f.include_modules),
+        o.convert.db_map,
+    );
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -680,6 +804,8 @@ struct Run<'o> {
     written_acked: Option<u64>,
     max_bulk: u64,
     native: NativeOptions,
+    /// `--resume`: the interrupted run sent the function libraries already.
+    resuming: bool,
     s: RestoreSummary,
 }
 
@@ -719,6 +845,8 @@ pub fn restore(
         last_issued: None,
         checkpoint: Checkpoint {
             source_bytes: data.len() as u64,
+            source_digest: source_digest(data),
+            selection_digest: selection_digest(o),
             last_acked: None,
             reserved: None,
             complete: false,
@@ -726,6 +854,7 @@ pub fn restore(
         written_acked: None,
         max_bulk: DEFAULT_MAX_BULK,
         native: NativeOptions::default(),
+        resuming: o.resume,
         s: RestoreSummary::default(),
     };
     let addr0 = run
@@ -742,12 +871,23 @@ pub fn restore(
             .as_deref()
             .ok_or_else(|| Failure::Usage("--resume needs --checkpoint FILE".into()))?;
         let c = Checkpoint::read(path).map_err(Failure::Usage)?;
-        if c.source_bytes != data.len() as u64 {
+        if c.source_bytes != data.len() as u64 || c.source_digest != run.checkpoint.source_digest {
             return Err(Failure::Usage(format!(
-                "{}: the checkpoint is of a {}-byte file, this one has {} bytes",
+                "{}: the checkpoint is of another file ({} bytes, digest {:016x}; this one has \
+                 {} bytes, digest {:016x}); --resume continues the same snapshot only",
                 path.display(),
                 c.source_bytes,
-                data.len()
+                c.source_digest,
+                data.len(),
+                run.checkpoint.source_digest
+            )));
+        }
+        if c.selection_digest != run.checkpoint.selection_digest {
+            return Err(Failure::Usage(format!(
+                "{}: the checkpoint was made with other filters, --db-map, target db or \
+                 target server; keys the first run left out would never be sent. Resume with \
+                 the first run's options, or start again without --resume",
+                path.display()
             )));
         }
         Some(c)
@@ -814,6 +954,8 @@ impl<'o> Run<'o> {
             batch_bytes: usize::try_from(self.max_bulk / 2)
                 .unwrap_or(usize::MAX)
                 .clamp(1, 1 << 20),
+            field_ttl_policy: copts.field_ttls,
+            now_ms: copts.now_ms,
             ..NativeOptions::for_target(&copts.target)
         };
         Ok(())
@@ -1041,6 +1183,11 @@ impl<'o> Run<'o> {
             }
             Prepared::Payload(p) => p,
         };
+        // Hold the key open while its commands are queued, and before `reserve`, which
+        // writes the checkpoint: key `i` must not count as acknowledged before it is even
+        // sent (nor when it is refused below).
+        self.outstanding
+            .insert(i, (1, entry.key.to_vec(), entry.db));
         let mapped = copts.db_map.get(&entry.db).copied().unwrap_or(entry.db);
         let db = if mapped == 0 { self.o.url.db } else { mapped };
         if self.o.cluster && db != 0 {
@@ -1055,9 +1202,6 @@ impl<'o> Run<'o> {
         self.reserve(i)?;
         let replace = self.o.on_exists == OnExists::Replace || uncertain;
         let target = self.route(&entry.key);
-        // Hold the key open while its commands are queued.
-        self.outstanding
-            .insert(i, (1, entry.key.to_vec(), entry.db));
         if payload.len() as u64 <= self.max_bulk {
             let mut cmd = Vec::with_capacity(payload.len() + entry.key.len() + 96);
             resp::restore_head(&mut cmd, entry, payload.len(), replace);
@@ -1091,7 +1235,22 @@ impl<'o> Run<'o> {
             self.drain(target)?;
             let c = self.conn(target)?;
             let reply = c.call(&resp::Cmd::new("EXISTS").arg(&entry.key).finish_ref())?;
-            if int(&reply).unwrap_or(0) > 0 {
+            // Anything but a count (NOPERM, MOVED...) leaves the question open, and
+            // plain commands would add to an existing key: stop.
+            let Some(n) = int(&reply).filter(|_| server_error(&reply).is_none()) else {
+                let why = server_error(&reply)
+                    .map(|e| error_text(&e))
+                    .unwrap_or_else(|| format!("{reply:?}"));
+                return Err(Failure::Refused(format!(
+                    "{}: key \"{}\" (db {}) goes as plain commands (its payload exceeds \
+                     proto-max-bulk-len), and EXISTS, which tells whether it is there \
+                     already, answered: {why}; --replace rebuilds the key without asking",
+                    c.addr,
+                    show_key(&entry.key),
+                    entry.db
+                )));
+            };
+            if n > 0 {
                 return self.exists(entry.db, &entry.key);
             }
         }
@@ -1115,6 +1274,11 @@ impl<'o> Run<'o> {
                 Ok(())
             }
             Err(resp::NativeError::Parse(p)) => Err(Failure::Data(p.in_key(entry.db, &entry.key))),
+            Err(resp::NativeError::Refused(why)) => Err(Failure::Refused(format!(
+                "key \"{}\" (db {}): {why}",
+                show_key(&entry.key),
+                entry.db
+            ))),
             Err(resp::NativeError::Unsupported(why)) => Err(Failure::Refused(format!(
                 "key \"{}\" (db {}): its payload ({} bytes) exceeds the target's \
                  proto-max-bulk-len ({}), and {why}",
@@ -1150,7 +1314,10 @@ impl<'o> Run<'o> {
             return Ok(());
         }
         c.db = Some(db);
-        self.enqueue(target, resp::select(db), None, Kind::Select)
+        self.enqueue(target, resp::select(db), None, Kind::Select(db))?;
+        // Wait for it: after a refused SELECT the next keys would land in the previous
+        // database. A database changes a few times per file, so the stall is negligible.
+        self.drain(target)
     }
 
     /// Before key `i` is sent, the checkpoint must promise no key beyond what it reserves.
@@ -1227,19 +1394,17 @@ impl<'o> Run<'o> {
 
     /// Sends a pending command (its `command` moved into the output buffer).
     fn push(&mut self, target: usize, mut p: Pending) -> Result<(), Failure> {
-        let (window, window_bytes) = (self.o.window_commands.max(1), self.o.window_bytes.max(1));
+        let window = Window {
+            commands: self.o.window_commands.max(1),
+            bytes: self.o.window_bytes.max(1),
+        };
         let c = self.conn(target)?;
-        let full = c.inflight.len() >= window
-            || (!c.inflight.is_empty() && c.inflight_bytes + p.bytes > window_bytes);
-        if full {
+        if window.full(c.inflight.len(), c.inflight_bytes, p.bytes) {
             // Read down to half the window, so that writes and reads go in batches
             // rather than one command per system call.
             loop {
                 let c = self.conn(target)?;
-                if c.inflight.is_empty()
-                    || (c.inflight.len() <= window / 2
-                        && c.inflight_bytes + p.bytes <= window_bytes / 2 + p.bytes)
-                {
+                if !window.must_read(c.inflight.len(), c.inflight_bytes, p.bytes) {
                     break;
                 }
                 self.read_one(target)?;
@@ -1248,7 +1413,14 @@ impl<'o> Run<'o> {
         let cluster = self.o.cluster;
         let c = self.conn(target)?;
         let cmd = p.command.take().unwrap_or_default();
-        c.out.extend_from_slice(&cmd);
+        if cmd.len() >= FLUSH_BYTES {
+            // A large command (a big RESTORE payload) goes out from its own buffer: a copy
+            // into `out` would cost its size again, and `out` would keep that capacity.
+            c.flush()?;
+            c.write_now(&cmd)?;
+        } else {
+            c.out.extend_from_slice(&cmd);
+        }
         if cluster {
             p.command = Some(cmd);
         }
@@ -1330,10 +1502,13 @@ impl<'o> Run<'o> {
             ("BUSYKEY", _) => {
                 let (name, db) = key_name.unwrap_or_default();
                 self.s.restored = self.s.restored.saturating_sub(1);
+                // Acknowledged only when skipped: a refused key stays unacknowledged, so
+                // that the checkpoint does not move past it.
+                self.exists(db, &name)?;
                 if let Some(k) = p.key {
                     self.release(k);
                 }
-                self.exists(db, &name)
+                Ok(())
             }
             ("MOVED" | "ASK", _) if self.o.cluster => {
                 // "<slot> <host>:<port>"
@@ -1374,8 +1549,11 @@ impl<'o> Run<'o> {
                 self.retries.push_back((i, p));
                 Ok(())
             }
+            // A resumed run sends the libraries again; the first run loaded them (a
+            // library the target had before stopped that run, unless skipped).
             (_, Kind::Function)
-                if self.o.on_exists == OnExists::Skip && details.contains("already exists") =>
+                if (self.o.on_exists == OnExists::Skip || self.resuming)
+                    && details.contains("already exists") =>
             {
                 self.s.skipped_existing += 1;
                 Ok(())
@@ -1386,6 +1564,10 @@ impl<'o> Run<'o> {
                     (None, Kind::Function) => "FUNCTION LOAD (--on-exists skip leaves an \
                         existing library, --replace overwrites it)"
                         .to_owned(),
+                    (None, Kind::Select(db)) => format!(
+                        "SELECT {db} (fewer databases on the target? --db-map FROM:TO moves \
+                         the keys of a source db)"
+                    ),
                     (None, kind) => format!("a {kind:?} command"),
                 };
                 Err(Failure::Refused(format!(
@@ -1422,6 +1604,73 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(!e.contains("hunter2") && e.contains("db number"), "{e}");
+        // A user without a password would connect as the default user, and the "user" is
+        // often the password written without its colon.
+        if std::env::var_os("RDBKIT_REDIS_PASSWORD").is_none() {
+            let e = TargetUrl::parse("redis://hunter2@h:6379")
+                .err()
+                .unwrap_or_default();
+            assert!(!e.contains("hunter2") && e.contains("no password"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_window_bounds_bytes_in_flight() {
+        let w = Window {
+            commands: 8,
+            bytes: 1000,
+        };
+        // 4 commands, 400 bytes in flight; a 700-byte command does not fit.
+        assert!(w.full(4, 400, 700));
+        // Half the window is reached, but 400 + 700 would still exceed it.
+        assert!(w.must_read(4, 400, 700));
+        assert!(!w.must_read(1, 300, 700));
+        // Every state the send loop may leave keeps the bytes within the window.
+        for inflight_bytes in (0..=1000).step_by(50) {
+            for next in (1..=1200).step_by(50) {
+                let mut n = 4;
+                let mut b = inflight_bytes;
+                if w.full(n, b, next) {
+                    while w.must_read(n, b, next) {
+                        n -= 1;
+                        b = b * n / (n + 1);
+                    }
+                }
+                assert!(
+                    n == 0 || b + next <= w.bytes,
+                    "{inflight_bytes} + {next}: {b} left in flight"
+                );
+            }
+        }
+        // A command larger than the window goes alone.
+        assert!(!w.full(0, 0, 5000));
+        assert!(!w.must_read(0, 0, 5000));
+        // The count: full at 8, read down to 4.
+        assert!(w.full(8, 10, 10));
+        assert!(w.must_read(5, 10, 10));
+        assert!(!w.must_read(4, 10, 10));
+    }
+
+    #[test]
+    fn connecting_tries_every_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let open = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        // A port just freed: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = Duration::from_secs(5);
+        let tcp = connect_any("h:1", &[closed, open], t).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tcp.peer_addr().ok(), Some(open));
+        let e = connect_any("h:1", &[closed], t)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(
+                |e| e.contains("h:1: cannot connect") && e.contains(&closed.to_string())
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
