@@ -436,7 +436,13 @@ struct Pending {
     /// The command, kept in cluster mode to re-send it after MOVED / ASK.
     command: Option<Vec<u8>>,
     kind: Kind,
+    /// How often this command was redirected or asked to try again: a cluster that keeps
+    /// bouncing a key must end the run, not loop forever.
+    redirects: u32,
 }
+
+/// Redirects (MOVED / ASK / TRYAGAIN / LOADING) one command may take before the run stops.
+const MAX_REDIRECTS: u32 = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -1387,6 +1393,7 @@ impl<'o> Run<'o> {
                 bytes: cmd.len(),
                 command: Some(cmd),
                 kind,
+                redirects: 0,
             },
         )?;
         self.run_retries()
@@ -1494,6 +1501,21 @@ impl<'o> Run<'o> {
             return Ok(());
         };
         let (code, details) = err.clone();
+        let mut p = p;
+        if matches!(code.as_str(), "MOVED" | "ASK" | "TRYAGAIN" | "LOADING") {
+            p.redirects += 1;
+            if p.redirects > MAX_REDIRECTS {
+                let what = p
+                    .key
+                    .and_then(|k| self.outstanding.get(&k))
+                    .map(|(_, name, db)| format!("key \"{}\" (db {db})", show_key(name)))
+                    .unwrap_or_else(|| format!("a {:?} command", p.kind));
+                return Err(Failure::Io(std::io::Error::other(format!(
+                    "{addr}: {what} was redirected {MAX_REDIRECTS} times (last: {code} {details}); \
+                     is the cluster resharding or failing over? Re-run with --resume once it is stable"
+                ))));
+            }
+        }
         let key_name = p
             .key
             .and_then(|k| self.outstanding.get(&k))
@@ -1538,6 +1560,7 @@ impl<'o> Run<'o> {
                             bytes: asking.len(),
                             command: Some(asking),
                             kind: Kind::Asking,
+                            redirects: 0,
                         },
                     ));
                 }
