@@ -72,14 +72,16 @@ pub struct StatsArgs {
     /// How many of the biggest keys to list (by bytes, by elements, by memory).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub top: usize,
-    /// Bytes that end a key-prefix segment, e.g. ':|' or ':/.'.
+    /// ASCII bytes that end a key-prefix segment, e.g. ':|' or ':/.'; a key with none
+    /// of them counts only in the total.
     #[arg(long, default_value = ":|", value_name = "CHARS")]
     pub separators: String,
     /// How many prefix segments deep the breakdown goes.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub depth: usize,
-    /// "Now" for expiry: Unix time in ms, `ctime` (the snapshot's creation time, the
-    /// default) or `clock`.
+    /// "Now" for expiry and TTLs: Unix time in ms, `ctime` (the default: the end of the
+    /// second the snapshot's ctime AUX names; the clock when it has none) or `clock`.
+    /// A key is expired once now is past its time, as the server decides.
     #[arg(long, value_name = "MS|ctime|clock")]
     pub now: Option<String>,
     /// Show how an even split into N cluster shards would balance keys and bytes.
@@ -120,6 +122,12 @@ impl StatsArgs {
             return Err(Failure::Usage(
                 "--separators is empty: give at least one byte, or --depth 0".into(),
             ));
+        }
+        if let Some(c) = self.separators.chars().find(|c| !c.is_ascii()) {
+            // Each byte of a multi-byte character would split keys in mid-character.
+            return Err(Failure::Usage(format!(
+                "--separators: {c:?} is not ASCII; give single-byte separators"
+            )));
         }
         let allocator = match self.allocator {
             AllocatorArg::Jemalloc => memory::Allocator::Jemalloc,
