@@ -387,7 +387,7 @@ fn html_report_renders_in_chromium() {
     a.html = Some(page.clone());
     rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
     let html = std::fs::read_to_string(&page).expect("report written");
-    for banned in ["http://", "https://", "src=\"//"] {
+    for banned in ["http://", "https://", "src=", "href=", "url(", "@import"] {
         assert!(
             !html.contains(banned),
             "the page refers to the network: {banned}"
@@ -984,4 +984,65 @@ fn mutated_fixtures_fail_cleanly() {
         }
     }
     assert_eq!(runs, 360);
+}
+
+/// Key names, AUX values and the file name that try to inject markup: real Chromium
+/// runs the page, and none of them becomes an element, an attribute or a script.
+#[test]
+fn html_report_escapes_hostile_names_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    const MARK: &str = "document.body.setAttribute('data-xss','1')";
+    let payloads: Vec<String> = vec![
+        format!("<script>{MARK}</script>"),
+        format!("\"onload=\"{MARK}\" x=\""),
+        format!("'><img src=x onerror=\"{MARK}\">:k"),
+        format!("</title></svg><svg onload=\"{MARK}\">:k"),
+        format!("{{<script>{MARK}</script>}}tagged"),
+        format!("p:<b onmouseover={MARK}>:{{</style><script>{MARK}</script>}}"),
+    ];
+    let mut keys: Vec<(u64, &[u8], &[u8], Option<i64>)> = Vec::new();
+    let big = vec![b'v'; 4000];
+    for p in &payloads {
+        keys.push((0, p.as_bytes(), &big, None));
+    }
+    let ver = format!("<script>{MARK}</script>");
+    let data = snapshot(&[(b"redis-ver", ver.as_bytes())], &keys);
+    let tmp = TempDir::new("stats-xss");
+    // The page title comes from the file name.
+    let file = tmp.path().join("<img src=x onerror=alert(1)>.rdb");
+    std::fs::write(&file, &data).expect("write");
+    let page = tmp.path().join("xss.html");
+    let mut a = args(&file);
+    a.json = false;
+    a.html = Some(page.clone());
+    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    let html = std::fs::read_to_string(&page).expect("page");
+    // One script element: the page's own heat map.
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "raw <script in the page"
+    );
+    for raw in ["<img", "<b ", "<svg onload", "onerror=\"", "onload=\""] {
+        assert!(!html.contains(raw), "raw {raw:?} in the page");
+    }
+    let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
+    let errors = console_errors(&err);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    assert!(
+        dom.contains("data-painted=\"yes\""),
+        "the page's script did not run"
+    );
+    assert!(!dom.contains("data-xss=\"1\""), "an injected script ran");
+    assert_eq!(
+        dom.matches("<script").count(),
+        1,
+        "an injected script element"
+    );
+    assert!(!dom.contains("<img"), "an injected img element");
+    // The names are there, as text.
+    assert!(
+        dom.contains("&lt;script&gt;document.body"),
+        "the key names are missing"
+    );
 }

@@ -35,6 +35,28 @@ pub fn shown_key(k: &[u8]) -> String {
     s
 }
 
+/// Unix milliseconds as `2023-11-14 22:13:20 UTC` (proleptic Gregorian calendar).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date, after Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60
+    )
+}
+
 /// The report fits an 80-column terminal: lines stay within this many columns.
 pub const WIDTH: usize = 79;
 
@@ -166,7 +188,13 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         s.model.layout,
         s.model.allocator
     )?;
-    writeln!(out, "now        {} ms ({})", s.now_ms, s.now_source)?;
+    writeln!(
+        out,
+        "now        {} ({} ms, from {})",
+        utc(s.now_ms),
+        s.now_ms,
+        s.now_source
+    )?;
     writeln!(out, "\ndatabases")?;
     writeln!(
         out,
@@ -352,4 +380,25 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(4_102_444_800_000), "2100-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+        let _ = (utc(i64::MAX), utc(i64::MIN));
+    }
+
+    #[test]
+    fn fit_keeps_both_ends() {
+        assert_eq!(fit("user:1234567890:name", 12), "user:...name");
+        assert_eq!(fit("short", 12), "short");
+    }
 }
