@@ -551,8 +551,11 @@ fn cli_prints_text_json_and_html() {
 // Review tests: expiry at ctime, ties, the documented schema, binary keys and tags, the
 // 80-column report, hostile input, HTML escaping.
 
-/// A snapshot of string keys `(db, key, value, expire_ms)` with these AUX fields.
-fn snapshot(aux: &[(&[u8], &[u8])], keys: &[(u64, &[u8], &[u8], Option<i64>)]) -> Vec<u8> {
+/// A string key: (db, key, value, expire_ms).
+type TestKey<'a> = (u64, &'a [u8], &'a [u8], Option<i64>);
+
+/// A snapshot of string keys with these AUX fields.
+fn snapshot(aux: &[(&[u8], &[u8])], keys: &[TestKey<'_>]) -> Vec<u8> {
     use rdb_parser::format::type_id;
     use rdb_writer::{value, Compression, Writer};
     let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(11)).expect("writer");
@@ -633,7 +636,7 @@ fn keys_expired_before_the_save_count_as_expired_at_ctime() {
 #[test]
 fn expiry_is_strict_and_now_comes_from_the_right_place() {
     let at = 1_800_000_000_123;
-    let keys: &[(u64, &[u8], &[u8], Option<i64>)] = &[(0, b"k", b"v", Some(at))];
+    let keys: &[TestKey<'_>] = &[(0, b"k", b"v", Some(at))];
     // The server keeps a key whose time is now, and drops it one millisecond later.
     let same = json_of(&snapshot(&[], keys), &["--now", &at.to_string()]);
     assert_eq!(
@@ -665,8 +668,7 @@ fn expiry_is_strict_and_now_comes_from_the_right_place() {
 fn top_keys_ties_do_not_depend_on_file_order() {
     // Five keys of the same size, written in two orders.
     let names: [&[u8]; 5] = [b"kc", b"ka", b"ke", b"kb", b"kd"];
-    let mut keys: Vec<(u64, &[u8], &[u8], Option<i64>)> =
-        names.iter().map(|k| (0, *k, &b"v"[..], None)).collect();
+    let mut keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"v"[..], None)).collect();
     let first = json_of(&snapshot(&[], &keys), &["--top", "3"]);
     keys.reverse();
     let second = json_of(&snapshot(&[], &keys), &["--top", "3"]);
@@ -805,8 +807,7 @@ fn binary_keys_tags_and_slots() {
         b"user:\xc3\xa9:1",
         &long,
     ];
-    let keys: Vec<(u64, &[u8], &[u8], Option<i64>)> =
-        names.iter().map(|k| (0, *k, &b"value"[..], None)).collect();
+    let keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"value"[..], None)).collect();
     let data = snapshot(&[], &keys);
     let v = json_of(&data, &["--top", "20"]);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -912,7 +913,7 @@ fn prefix_trie_and_tags_are_bounded() {
     let names: Vec<Vec<u8>> = (0..120_000u32)
         .map(|i| format!("p{}:{}:{i}:x{{t{i}}}", i % 10, (i / 10) % 1000).into_bytes())
         .collect();
-    let keys: Vec<(u64, &[u8], &[u8], Option<i64>)> = names
+    let keys: Vec<TestKey<'_>> = names
         .iter()
         .map(|k| (0, k.as_slice(), &b""[..], None))
         .collect();
@@ -1000,7 +1001,7 @@ fn html_report_escapes_hostile_names_in_chromium() {
         format!("{{<script>{MARK}</script>}}tagged"),
         format!("p:<b onmouseover={MARK}>:{{</style><script>{MARK}</script>}}"),
     ];
-    let mut keys: Vec<(u64, &[u8], &[u8], Option<i64>)> = Vec::new();
+    let mut keys: Vec<TestKey<'_>> = Vec::new();
     let big = vec![b'v'; 4000];
     for p in &payloads {
         keys.push((0, p.as_bytes(), &big, None));

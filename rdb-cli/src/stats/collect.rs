@@ -438,9 +438,23 @@ impl PrefixTree {
             out.push((depth + 1, p, all));
             return;
         }
-        let mut kids: Vec<&usize> = n.children.values().collect();
-        kids.sort_by_key(|&&c| Reverse(self.nodes.get(c).map_or(0, |k| k.totals.bytes)));
-        for &c in kids.into_iter().take(limit) {
+        // Biggest first; equal sizes by name, not by the hash map's order.
+        let mut kids: Vec<&PrefixNode> = n
+            .children
+            .values()
+            .filter_map(|&c| self.nodes.get(c))
+            .collect();
+        kids.sort_by(|a, b| {
+            b.totals
+                .bytes
+                .cmp(&a.totals.bytes)
+                .then_with(|| a.segment.cmp(&b.segment))
+        });
+        let ids: Vec<usize> = kids
+            .iter()
+            .filter_map(|k| n.children.get(&k.segment).copied())
+            .collect();
+        for c in ids.into_iter().take(limit) {
             let Some(k) = self.nodes.get(c) else { continue };
             let len = prefix.len();
             prefix.extend_from_slice(&k.segment);
@@ -1097,6 +1111,19 @@ mod tests {
             (2, &b"user:*"[..], 3000)
         );
         assert_eq!(t.nodes[0].totals.keys, 3001);
+    }
+
+    #[test]
+    fn equal_prefixes_are_listed_by_name() {
+        let mut t = PrefixTree::new();
+        let names: Vec<String> = (0..20).rev().map(|i| format!("p{i:02}:k")).collect();
+        for k in &names {
+            t.add(k.as_bytes(), b":", 3, &facts(k.as_bytes()));
+        }
+        let shown: Vec<Vec<u8>> = t.biggest(20).into_iter().map(|p| p.1).collect();
+        let mut sorted = shown.clone();
+        sorted.sort();
+        assert_eq!(shown, sorted);
     }
 
     #[test]

@@ -272,7 +272,7 @@ fn cell(
                 .map(|k| (c, k.totals, k.segment.as_slice()))
         })
         .collect();
-    kids.sort_by_key(|k| std::cmp::Reverse(k.1.bytes));
+    kids.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.2.cmp(b.2)));
     kids.truncate(24);
     let in_kids: u64 = kids.iter().map(|k| k.1.bytes).sum();
     let rest = n.totals.bytes.saturating_sub(in_kids);

@@ -140,8 +140,8 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
     writeln!(out, "\n{title}")?;
     writeln!(
         out,
-        "  {:>2} {:<6} {:<11} {:>8} {:>9} {:>8}  {}",
-        "db", "type", "encoding", "bytes", "elements", "memory", "key"
+        "  {:>2} {:<6} {:<11} {:>8} {:>9} {:>8}  key",
+        "db", "type", "encoding", "bytes", "elements", "memory"
     )?;
     for k in keys {
         writeln!(
