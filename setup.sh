@@ -11,4 +11,6 @@ echo "==> building and installing rdbkit"
 cargo install --quiet --locked --force --path rdb-cli
 echo "==> installing real Redis / Valkey servers into .tools/"
 scripts/install-servers.sh
+echo "==> headless Chromium for the stats --html test (scripts/install-chromium.sh)"
+scripts/install-chromium.sh
 echo "==> done: $(command -v rdbkit || echo "$HOME/.cargo/bin/rdbkit (add ~/.cargo/bin to PATH)")"

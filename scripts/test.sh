@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 start=$(date +%s)
 scripts/install-servers.sh
+scripts/install-chromium.sh
 cargo test --workspace --locked
 echo "==> fixtures/generate.py --check: regenerate every fixture from real servers and compare"
 fresh=$(mktemp -d)

@@ -217,7 +217,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "  {:<13}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}{:>6}",
-        "", "keys", "", "elements", "serialized", "", "memory", ""
+        "", "keys", "%", "elements", "serialized", "%", "memory", "%"
     )?;
     for t in TYPES {
         let Some(tot) = s.types.get(t) else { continue };
@@ -274,7 +274,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "  {:<38}{:>11}{:>6}{:>11}{:>6}",
-        "prefix", "keys", "", "serialized", ""
+        "prefix", "keys", "%", "serialized", "%"
     )?;
     for (depth, p, t) in s.prefixes.biggest(s.options.top.max(10)) {
         let indent = "  ".repeat(depth.saturating_sub(1));
