@@ -1047,3 +1047,30 @@ fn html_report_escapes_hostile_names_in_chromium() {
         "the key names are missing"
     );
 }
+
+/// `--top` as big as usize goes: every key, no capacity overflow.
+#[test]
+fn top_accepts_any_count() {
+    let data = snapshot(&[], &[(0, b"a", b"v", None), (0, b"b", b"vv", None)]);
+    let v = json_of(&data, &["--top", &usize::MAX.to_string()]);
+    assert_eq!(v["top_by_bytes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["top_by_bytes"][0]["key"], "b");
+}
+
+/// One key of 100,000 separators: the deepest --depth allowed walks it, a deeper one
+/// is a usage error (an unbounded depth overflowed the stack: SIGABRT).
+#[test]
+fn deep_prefixes_do_not_overflow_the_stack() {
+    let key = b"a:".repeat(100_000);
+    let data = snapshot(&[], &[(0, &key, b"v", None)]);
+    let depth = rdb_cli::stats::MAX_DEPTH.to_string();
+    let v = json_of(&data, &["--depth", &depth]);
+    assert_eq!(v["prefixes"]["nodes"], rdb_cli::stats::MAX_DEPTH + 1);
+    assert!(text_of(&data).contains("a:a:"));
+    let mut a = args(Path::new("x.rdb"));
+    a.depth = rdb_cli::stats::MAX_DEPTH + 1;
+    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+        Ok(_) => panic!("--depth past the maximum was accepted"),
+        Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
+    }
+}

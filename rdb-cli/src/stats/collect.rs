@@ -293,7 +293,8 @@ impl TopN {
     fn new(limit: usize) -> Self {
         TopN {
             limit,
-            heap: BinaryHeap::with_capacity(limit + 1),
+            // --top can be anything up to usize::MAX: grow past a small start as needed.
+            heap: BinaryHeap::with_capacity(limit.min(1024) + 1),
         }
     }
 

@@ -19,6 +19,9 @@ pub use collect::{collect, Options, Stats};
 
 use crate::Failure;
 
+/// The deepest prefix breakdown `--depth` accepts.
+pub const MAX_DEPTH: usize = 32;
+
 /// The allocator the estimate rounds allocations for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AllocatorArg {
@@ -76,7 +79,7 @@ pub struct StatsArgs {
     /// of them counts only in the total.
     #[arg(long, default_value = ":|", value_name = "CHARS")]
     pub separators: String,
-    /// How many prefix segments deep the breakdown goes.
+    /// How many prefix segments deep the breakdown goes (0 to 32).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub depth: usize,
     /// "Now" for expiry and TTLs: Unix time in ms, `ctime` (the default: the end of the
@@ -116,6 +119,14 @@ impl StatsArgs {
             return Err(Failure::Usage(format!(
                 "--shards {}: give between 1 and 16384",
                 self.shards
+            )));
+        }
+        if self.depth > MAX_DEPTH {
+            // The breakdown is walked recursively; a key of 100k separators at an
+            // unbounded depth overflowed the stack.
+            return Err(Failure::Usage(format!(
+                "--depth {}: give between 0 and {MAX_DEPTH}",
+                self.depth
             )));
         }
         if self.separators.is_empty() && self.depth > 0 {
