@@ -1006,6 +1006,9 @@ fn html_report_escapes_hostile_names_in_chromium() {
     for p in &payloads {
         keys.push((0, p.as_bytes(), &big, None));
     }
+    // Text in any script shows as itself; bytes that are not UTF-8 as \xNN.
+    keys.push((0, "用户:42".as_bytes(), &big, None));
+    keys.push((0, b"bin:\xff\x00", &big, None));
     let ver = format!("<script>{MARK}</script>");
     let data = snapshot(&[(b"redis-ver", ver.as_bytes())], &keys);
     let tmp = TempDir::new("stats-xss");
@@ -1046,6 +1049,8 @@ fn html_report_escapes_hostile_names_in_chromium() {
         dom.contains("&lt;script&gt;document.body"),
         "the key names are missing"
     );
+    assert!(dom.contains("用户:42"), "a UTF-8 key is not shown as text");
+    assert!(dom.contains(r"bin:\xff\x00"), "a binary key is not escaped");
 }
 
 /// `--top` as big as usize goes: every key, no capacity overflow.

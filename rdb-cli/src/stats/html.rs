@@ -38,6 +38,16 @@ fn tint(hex: &str, t: f64) -> String {
     format!("#{:02x}{:02x}{:02x}", channel(1), channel(3), channel(5))
 }
 
+/// A key for the page: UTF-8 text as it is (a browser shows any script), anything
+/// else, or text with control characters, as the terminal shows it (`\xNN`). Cut at
+/// 200 characters. The caller escapes it for HTML.
+fn page_key(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) if !s.chars().any(char::is_control) => truncate(s, 200),
+        _ => shown_key(k),
+    }
+}
+
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -280,7 +290,7 @@ fn cell(
     let mut offset = 0.0;
     let mut parts: Vec<(Option<usize>, String, Totals)> = kids
         .iter()
-        .map(|(c, t, seg)| (Some(*c), format!("{prefix}{}", shown_key(seg)), *t))
+        .map(|(c, t, seg)| (Some(*c), format!("{prefix}{}", page_key(seg)), *t))
         .collect();
     if rest > 0 {
         let label = if depth == 0 {
@@ -411,7 +421,7 @@ fn top_table(s: &Stats) -> String {
              <td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td></tr>",
             i + 1,
             k.db,
-            esc(&shown_key(&k.key)),
+            esc(&page_key(&k.key)),
             k.type_name,
             k.encoding,
             k.bytes,
