@@ -387,7 +387,7 @@ fn html_report_renders_in_chromium() {
     a.html = Some(page.clone());
     rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
     let html = std::fs::read_to_string(&page).expect("report written");
-    for banned in ["http://", "https://", "src=\"//"] {
+    for banned in ["http://", "https://", "src=", "href=", "url(", "@import"] {
         assert!(
             !html.contains(banned),
             "the page refers to the network: {banned}"
@@ -544,5 +544,538 @@ fn cli_prints_text_json_and_html() {
             text.contains(section),
             "text report lacks {section:?}:\n{text}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Review tests: expiry at ctime, ties, the documented schema, binary keys and tags, the
+// 80-column report, hostile input, HTML escaping.
+
+/// A string key: (db, key, value, expire_ms).
+type TestKey<'a> = (u64, &'a [u8], &'a [u8], Option<i64>);
+
+/// A snapshot of string keys with these AUX fields.
+fn snapshot(aux: &[(&[u8], &[u8])], keys: &[TestKey<'_>]) -> Vec<u8> {
+    use rdb_parser::format::type_id;
+    use rdb_writer::{value, Compression, Writer};
+    let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(11)).expect("writer");
+    for (k, v) in aux {
+        w.aux(k, v).expect("aux");
+    }
+    let mut dbs: Vec<u64> = keys.iter().map(|k| k.0).collect();
+    dbs.sort();
+    dbs.dedup();
+    for db in dbs {
+        w.select_db(db).expect("select");
+        for (_, key, val, ttl) in keys.iter().filter(|k| k.0 == db) {
+            if let Some(t) = ttl {
+                w.expire_ms(*t).expect("expire");
+            }
+            let v = value::string(val, Compression::None);
+            w.key_value(type_id::STRING, key, &v).expect("key");
+        }
+    }
+    w.finish().expect("finish")
+}
+
+/// `rdbkit stats` on `data` with extra flags; the JSON report.
+fn json_of(data: &[u8], flags: &[&str]) -> Value {
+    use clap::Parser as _;
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: StatsArgs,
+    }
+    let mut argv = vec!["stats", "x.rdb", "--json"];
+    argv.extend_from_slice(flags);
+    let a = Wrap::parse_from(argv).a;
+    let mut out = Vec::new();
+    rdb_cli::stats::run(data, &ParserBuilder::new(), &a, &mut out, |_| {}).expect("stats");
+    serde_json::from_slice(&out).expect("JSON")
+}
+
+fn text_of(data: &[u8]) -> String {
+    use clap::Parser as _;
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: StatsArgs,
+    }
+    let a = Wrap::parse_from(["stats", "x.rdb"]).a;
+    let mut out = Vec::new();
+    rdb_cli::stats::run(data, &ParserBuilder::new(), &a, &mut out, |_| {}).expect("stats");
+    String::from_utf8(out).expect("the text report is UTF-8")
+}
+
+/// fixtures/generate.py sets three keys to expire 2 s after they are written, waits
+/// past that, then SAVEs: they are expired when the save begins, and the default "now"
+/// (ctime) must say so, in the db each lives in. ctime counts whole seconds, and these
+/// keys expire within the ctime second.
+#[test]
+fn keys_expired_before_the_save_count_as_expired_at_ctime() {
+    let mut files = 0;
+    for dir in std::fs::read_dir(common::fixtures_dir())
+        .expect("fixtures dir")
+        .flatten()
+    {
+        let rdb = dir.path().join("types.rdb");
+        if !rdb.is_file() {
+            continue;
+        }
+        let got = stats_json(&rdb);
+        let name = rdb.display();
+        assert_eq!(got["now_source"], "ctime", "{name}");
+        assert_eq!(got["dbs"]["0"]["expired"], 2, "{name}: db 0 expired");
+        assert_eq!(got["dbs"]["1"]["expired"], 1, "{name}: db 1 expired");
+        assert_eq!(got["ttl"]["expired"], 3, "{name}: TTL bucket");
+        files += 1;
+    }
+    assert!(files >= 8, "only {files} types.rdb fixtures");
+}
+
+#[test]
+fn expiry_is_strict_and_now_comes_from_the_right_place() {
+    let at = 1_800_000_000_123;
+    let keys: &[TestKey<'_>] = &[(0, b"k", b"v", Some(at))];
+    // The server keeps a key whose time is now, and drops it one millisecond later.
+    let same = json_of(&snapshot(&[], keys), &["--now", &at.to_string()]);
+    assert_eq!(
+        (same["dbs"]["0"]["expired"].as_u64(), &same["now_source"]),
+        (Some(0), &Value::from("--now"))
+    );
+    assert_eq!(same["ttl"]["<1m"], 1);
+    let after = json_of(&snapshot(&[], keys), &["--now", &(at + 1).to_string()]);
+    assert_eq!(after["dbs"]["0"]["expired"], 1);
+    assert_eq!(after["ttl"]["expired"], 1);
+    // ctime 1800000000 s: the save began before 1800000001000 ms, so the key had expired.
+    let with_ctime = json_of(&snapshot(&[(b"ctime", b"1800000000")], keys), &[]);
+    assert_eq!(with_ctime["now_source"], "ctime");
+    assert_eq!(with_ctime["now_ms"], 1_800_000_001_000i64);
+    assert_eq!(with_ctime["dbs"]["0"]["expired"], 1);
+    // No ctime, or one that overflows milliseconds: the clock, and no panic.
+    for aux in [
+        &[][..],
+        &[(&b"ctime"[..], &b"9223372036854775807"[..])][..],
+        &[(&b"ctime"[..], &b"not a number"[..])][..],
+    ] {
+        let v = json_of(&snapshot(aux, keys), &[]);
+        assert_eq!(v["now_source"], "clock", "{aux:?}");
+        assert!(v["now_ms"].as_i64().unwrap() > at - 400 * 86_400_000 * 365);
+    }
+}
+
+#[test]
+fn top_keys_ties_do_not_depend_on_file_order() {
+    // Five keys of the same size, written in two orders.
+    let names: [&[u8]; 5] = [b"kc", b"ka", b"ke", b"kb", b"kd"];
+    let mut keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"v"[..], None)).collect();
+    let first = json_of(&snapshot(&[], &keys), &["--top", "3"]);
+    keys.reverse();
+    let second = json_of(&snapshot(&[], &keys), &["--top", "3"]);
+    for list in ["top_by_bytes", "top_by_elements", "top_by_memory"] {
+        let shown: Vec<&str> = first[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(shown, ["ka", "kb", "kc"], "{list}");
+        assert_eq!(first[list], second[list], "{list} depends on file order");
+    }
+}
+
+/// Every field docs/stats-json.md documents is in the report, and nothing else is.
+#[test]
+fn json_fields_are_exactly_the_documented_ones() {
+    let doc = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/stats-json.md"),
+    )
+    .expect("docs/stats-json.md");
+    // Rows of the field table: `| names | meaning |`.
+    let mut rows: Vec<(Vec<String>, String)> = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let mut cells = line.trim_matches('|').splitn(2, '|');
+        let names = cells.next().unwrap_or_default();
+        let meaning = cells.next().unwrap_or_default().to_owned();
+        let names = names
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        rows.push((names, meaning));
+    }
+    // Object keys that are data, not field names: db numbers, type, encoding and module
+    // type names.
+    let data_keyed = |path: &str| {
+        path == "dbs" || path == "types" || path.ends_with(".encodings") || path == "modules.types"
+    };
+    fn keys_below(v: &Value, path: &str, data_keyed: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if data_keyed(path) {
+                        keys_below(x, &format!("{path}.*"), data_keyed, out);
+                    } else {
+                        out.push(k.clone());
+                        keys_below(x, &format!("{path}.{k}"), data_keyed, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for x in items {
+                    keys_below(x, path, data_keyed, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    // A fixture with every section filled: types, streams, functions, field TTLs.
+    let got = stats_json(&common::fixtures_dir().join("redis-7.4/types.rdb"));
+    let top = got.as_object().unwrap();
+    let documented_top: Vec<&String> = rows.iter().flat_map(|r| &r.0).collect();
+    for k in top.keys() {
+        assert!(
+            documented_top.contains(&k),
+            "`{k}` is not in docs/stats-json.md"
+        );
+    }
+    for (names, meaning) in &rows {
+        // Field names in the meaning column: quoted lower-case words in code spans (not
+        // values such as "Redis74"), and whole code spans (the TTL bucket names).
+        let spans: Vec<&str> = meaning.split('`').skip(1).step_by(2).collect();
+        let quoted: Vec<String> = spans
+            .iter()
+            .flat_map(|span| span.split('"').skip(1).step_by(2))
+            .filter(|w| {
+                !w.is_empty()
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .map(str::to_owned)
+            .collect();
+        let ticked: Vec<String> = spans.iter().map(|s| (*s).to_owned()).collect();
+        for name in names {
+            let field = top
+                .get(name)
+                .unwrap_or_else(|| panic!("documented `{name}` is not in the report"));
+            let mut present = Vec::new();
+            keys_below(field, name, &data_keyed, &mut present);
+            for k in &present {
+                assert!(
+                    quoted.contains(k) || ticked.contains(k),
+                    "`{name}` has `{k}`, which docs/stats-json.md does not document"
+                );
+            }
+            for q in &quoted {
+                assert!(
+                    present.contains(q),
+                    "docs/stats-json.md documents `{q}` under `{name}`, the report lacks it"
+                );
+            }
+        }
+    }
+}
+
+/// Redis's rule (cluster.c keyHashSlot), written out here as the oracle: the bytes
+/// between the first `{` and the first `}` after it, unless that is empty.
+fn redis_hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+#[test]
+fn binary_keys_tags_and_slots() {
+    use base64::Engine as _;
+    let long = vec![b'x'; 300];
+    let names: Vec<&[u8]> = vec![
+        b"\xff\xfe:bin",
+        b"nosep",
+        b"{}whole",
+        b"a{tag}b",
+        b"{tag}c",
+        b"x{}{y}",
+        b"p{q",
+        b"{a}{b}",
+        b"}{z}",
+        b"user:\xc3\xa9:1",
+        &long,
+    ];
+    let keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"value"[..], None)).collect();
+    let data = snapshot(&[], &keys);
+    let v = json_of(&data, &["--top", "20"]);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    // Keys: text when UTF-8, else base64 of the exact bytes.
+    let shown: Vec<&Value> = v["top_by_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["key"])
+        .collect();
+    assert!(shown.contains(&&serde_json::json!({"base64": b64(b"\xff\xfe:bin")})));
+    assert!(shown.contains(&&Value::from("user:é:1")));
+    let prefixes: Vec<&Value> = v["prefixes"]["biggest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["prefix"])
+        .collect();
+    assert!(prefixes.contains(&&serde_json::json!({"base64": b64(b"\xff\xfe:")})));
+    assert!(prefixes.contains(&&Value::from("user:")));
+    // Slots: each key where rdb_writer::slot puts it, and that hashes Redis's tag.
+    let mut want: BTreeMap<u64, u64> = BTreeMap::new();
+    for k in &names {
+        assert_eq!(rdb_writer::slot::hash_tag(k), redis_hash_tag(k), "{k:?}");
+        *want
+            .entry(u64::from(rdb_writer::slot::key_slot(k)))
+            .or_default() += 1;
+    }
+    let got: BTreeMap<u64, u64> = v["slots"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_u64().unwrap(), s[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+    // Tags: a{tag}b, {tag}c, {a}{b}, }{z}; not {}whole, x{}{y}, p{q.
+    assert_eq!(v["slots"]["tagged_keys"], 4);
+    assert_eq!(v["slots"]["distinct_tags"], 3);
+    assert_eq!(v["slots"]["top_tags"][0]["tag"], "tag");
+    assert_eq!(v["slots"]["top_tags"][0]["keys"], 2);
+    // The text report escapes what a terminal would misread.
+    let text = text_of(&data);
+    assert!(text.contains(r"\xff\xfe:bin"), "{text}");
+    assert!(!text.contains('\u{fffd}'));
+}
+
+#[test]
+fn text_report_fits_an_80_column_terminal() {
+    let long = [b'k'; 200];
+    let mut files: Vec<(String, Vec<u8>)> = vec![(
+        "long keys".into(),
+        snapshot(
+            &[
+                (b"redis-ver", b"7.2.4"),
+                (b"a-long-aux-name-of-some-module", &long),
+            ],
+            &[
+                (0, &long, b"v", Some(4_102_444_800_000)),
+                (
+                    12,
+                    b"k\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09:yy",
+                    b"v",
+                    None,
+                ),
+            ],
+        ),
+    )];
+    for server in ["redis-7.4", "valkey-9.0", "redis-6.2"] {
+        for f in ["types", "big", "modules"] {
+            let p = common::fixtures_dir().join(server).join(format!("{f}.rdb"));
+            if let Ok(data) = std::fs::read(&p) {
+                files.push((p.display().to_string(), data));
+            }
+        }
+    }
+    for (name, data) in files {
+        let text = text_of(&data);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{name}: {} columns:\n{line}",
+                line.chars().count()
+            );
+        }
+    }
+}
+
+#[test]
+fn separators_must_be_ascii() {
+    let data = snapshot(&[], &[(0, b"a:b", b"v", None)]);
+    let mut a = args(Path::new("x.rdb"));
+    a.separators = "·".into();
+    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+        Ok(_) => panic!("a non-ASCII separator was accepted"),
+        Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
+    }
+}
+
+/// Many distinct prefixes and tags: the trie and the tag map stop at their caps.
+#[test]
+fn prefix_trie_and_tags_are_bounded() {
+    // 10 first segments, 1000 second ones each, 12 third ones each: past the node cap.
+    let names: Vec<Vec<u8>> = (0..120_000u32)
+        .map(|i| format!("p{}:{}:{i}:x{{t{i}}}", i % 10, (i / 10) % 1000).into_bytes())
+        .collect();
+    let keys: Vec<TestKey<'_>> = names
+        .iter()
+        .map(|k| (0, k.as_slice(), &b""[..], None))
+        .collect();
+    let v = json_of(&snapshot(&[], &keys), &[]);
+    let nodes = v["prefixes"]["nodes"].as_u64().unwrap();
+    assert!(nodes <= 2 * 50_000 + 1, "{nodes} trie nodes");
+    assert!(v["prefixes"]["overflowed_keys"].as_u64().unwrap() > 0);
+    assert_eq!(v["slots"]["distinct_tags"], 65_536);
+    assert_eq!(v["slots"]["tagged_keys"], 120_000);
+    assert_eq!(v["slots"]["untracked_tag_keys"], 120_000 - 65_536);
+    let root_keys: u64 = v["prefixes"]["biggest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["depth"] == 1)
+        .map(|p| p["keys"].as_u64().unwrap())
+        .sum();
+    assert_eq!(root_keys, 120_000, "first-level prefixes lose keys");
+}
+
+/// Mutated fixtures: an error or a report, never a panic, and never a partial page.
+#[test]
+fn mutated_fixtures_fail_cleanly() {
+    let tmp = TempDir::new("stats-mutations");
+    let page = tmp.path().join("r.html");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut runs = 0;
+    for server in ["redis-7.4", "redis-6.2", "valkey-9.0", "redis-5.0"] {
+        for f in ["types", "modules", "lfu"] {
+            let p = common::fixtures_dir().join(server).join(format!("{f}.rdb"));
+            let Ok(base) = std::fs::read(&p) else {
+                continue; // only redis-7.4 has modules.rdb
+            };
+            for _ in 0..40 {
+                let mut d = base.clone();
+                match rnd() % 3 {
+                    0 => {
+                        let at = (rnd() as usize) % d.len();
+                        d[at] ^= 1 << (rnd() % 8);
+                    }
+                    1 => d.truncate((rnd() as usize) % d.len()),
+                    _ => {
+                        for _ in 0..4 {
+                            let at = (rnd() as usize) % d.len();
+                            d[at] = rnd() as u8;
+                        }
+                    }
+                }
+                let mut a = args(&p);
+                a.html = Some(page.clone());
+                let result =
+                    rdb_cli::stats::run(&d, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {});
+                match result {
+                    Ok(_) => assert!(page.exists()),
+                    Err(e) => {
+                        assert!([1, 2].contains(&e.exit_code()), "{e}");
+                        assert!(!page.exists(), "a page was left after: {e}");
+                    }
+                }
+                let _ = std::fs::remove_file(&page);
+                runs += 1;
+            }
+        }
+    }
+    assert_eq!(runs, 360);
+}
+
+/// Key names, AUX values and the file name that try to inject markup: real Chromium
+/// runs the page, and none of them becomes an element, an attribute or a script.
+#[test]
+fn html_report_escapes_hostile_names_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    const MARK: &str = "document.body.setAttribute('data-xss','1')";
+    let payloads: Vec<String> = vec![
+        format!("<script>{MARK}</script>"),
+        format!("\"onload=\"{MARK}\" x=\""),
+        format!("'><img src=x onerror=\"{MARK}\">:k"),
+        format!("</title></svg><svg onload=\"{MARK}\">:k"),
+        format!("{{<script>{MARK}</script>}}tagged"),
+        format!("p:<b onmouseover={MARK}>:{{</style><script>{MARK}</script>}}"),
+    ];
+    let mut keys: Vec<TestKey<'_>> = Vec::new();
+    let big = vec![b'v'; 4000];
+    for p in &payloads {
+        keys.push((0, p.as_bytes(), &big, None));
+    }
+    // Text in any script shows as itself; bytes that are not UTF-8 as \xNN.
+    keys.push((0, "用户:42".as_bytes(), &big, None));
+    keys.push((0, b"bin:\xff\x00", &big, None));
+    let ver = format!("<script>{MARK}</script>");
+    let data = snapshot(&[(b"redis-ver", ver.as_bytes())], &keys);
+    let tmp = TempDir::new("stats-xss");
+    // The page title comes from the file name.
+    let file = tmp.path().join("<img src=x onerror=alert(1)>.rdb");
+    std::fs::write(&file, &data).expect("write");
+    let page = tmp.path().join("xss.html");
+    let mut a = args(&file);
+    a.json = false;
+    a.html = Some(page.clone());
+    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    let html = std::fs::read_to_string(&page).expect("page");
+    // One script element: the page's own heat map.
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "raw <script in the page"
+    );
+    for raw in ["<img", "<b ", "<svg onload", "onerror=\"", "onload=\""] {
+        assert!(!html.contains(raw), "raw {raw:?} in the page");
+    }
+    let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
+    let errors = console_errors(&err);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    assert!(
+        dom.contains("data-painted=\"yes\""),
+        "the page's script did not run"
+    );
+    assert!(!dom.contains("data-xss=\"1\""), "an injected script ran");
+    assert_eq!(
+        dom.matches("<script").count(),
+        1,
+        "an injected script element"
+    );
+    assert!(!dom.contains("<img"), "an injected img element");
+    // The names are there, as text.
+    assert!(
+        dom.contains("&lt;script&gt;document.body"),
+        "the key names are missing"
+    );
+    assert!(dom.contains("用户:42"), "a UTF-8 key is not shown as text");
+    assert!(dom.contains(r"bin:\xff\x00"), "a binary key is not escaped");
+}
+
+/// `--top` as big as usize goes: every key, no capacity overflow.
+#[test]
+fn top_accepts_any_count() {
+    let data = snapshot(&[], &[(0, b"a", b"v", None), (0, b"b", b"vv", None)]);
+    let v = json_of(&data, &["--top", &usize::MAX.to_string()]);
+    assert_eq!(v["top_by_bytes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["top_by_bytes"][0]["key"], "b");
+}
+
+/// One key of 100,000 separators: the deepest --depth allowed walks it, a deeper one
+/// is a usage error (an unbounded depth overflowed the stack: SIGABRT).
+#[test]
+fn deep_prefixes_do_not_overflow_the_stack() {
+    let key = b"a:".repeat(100_000);
+    let data = snapshot(&[], &[(0, &key, b"v", None)]);
+    let depth = rdb_cli::stats::MAX_DEPTH.to_string();
+    let v = json_of(&data, &["--depth", &depth]);
+    assert_eq!(v["prefixes"]["nodes"], rdb_cli::stats::MAX_DEPTH + 1);
+    assert!(text_of(&data).contains("a:a:"));
+    let mut a = args(Path::new("x.rdb"));
+    a.depth = rdb_cli::stats::MAX_DEPTH + 1;
+    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+        Ok(_) => panic!("--depth past the maximum was accepted"),
+        Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
     }
 }

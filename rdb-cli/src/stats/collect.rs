@@ -167,6 +167,10 @@ impl SizeHistogram {
         self.max = self.max.max(v);
     }
 
+    /// How far above the exact value a quantile may be, as a fraction of it: a bucket is
+    /// an eighth of a power of two wide.
+    pub const QUANTILE_ERROR: f64 = 0.125;
+
     /// The value at quantile `q` (0..=1): the top of the bucket it falls in, capped by max.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
@@ -234,8 +238,8 @@ fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
     let left = at.saturating_sub(now_ms);
     const MIN: i64 = 60_000;
     match left {
-        i64::MIN..=0 => 1,
-        1..MIN => 2,
+        i64::MIN..0 => 1,
+        0..MIN => 2,
         MIN..3_600_000 => 3,
         3_600_000..86_400_000 => 4,
         86_400_000..604_800_000 => 5,
@@ -244,10 +248,12 @@ fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
     }
 }
 
-/// One of the biggest keys.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One of the biggest keys. Ordered by rank, and among equal ranks the lower (db, key)
+/// is the bigger, so which tied keys make the list, and their order, do not depend on
+/// the order of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopKey {
-    /// The ranking value (bytes or elements), first so the heap orders by it.
+    /// The ranking value (bytes, elements or memory).
     pub rank: u64,
     pub db: u64,
     pub key: Vec<u8>,
@@ -256,6 +262,24 @@ pub struct TopKey {
     pub bytes: u64,
     pub elements: u64,
     pub memory: u64,
+}
+
+impl TopKey {
+    fn order(&self) -> (u64, Reverse<u64>, Reverse<&[u8]>) {
+        (self.rank, Reverse(self.db), Reverse(self.key.as_slice()))
+    }
+}
+
+impl Ord for TopKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+impl PartialOrd for TopKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// A bounded "N largest" set.
@@ -269,7 +293,8 @@ impl TopN {
     fn new(limit: usize) -> Self {
         TopN {
             limit,
-            heap: BinaryHeap::with_capacity(limit + 1),
+            // --top can be anything up to usize::MAX: grow past a small start as needed.
+            heap: BinaryHeap::with_capacity(limit.min(1024) + 1),
         }
     }
 
@@ -277,7 +302,10 @@ impl TopN {
         if self.limit == 0 {
             return;
         }
-        if self.heap.len() >= self.limit && self.heap.peek().is_some_and(|m| m.0.rank >= rank) {
+        let candidate = (rank, Reverse(f.db), Reverse(&*f.key));
+        if self.heap.len() >= self.limit
+            && self.heap.peek().is_some_and(|m| m.0.order() >= candidate)
+        {
             return;
         }
         self.heap.push(Reverse(TopKey {
@@ -411,9 +439,23 @@ impl PrefixTree {
             out.push((depth + 1, p, all));
             return;
         }
-        let mut kids: Vec<&usize> = n.children.values().collect();
-        kids.sort_by_key(|&&c| Reverse(self.nodes.get(c).map_or(0, |k| k.totals.bytes)));
-        for &c in kids.into_iter().take(limit) {
+        // Biggest first; equal sizes by name, not by the hash map's order.
+        let mut kids: Vec<&PrefixNode> = n
+            .children
+            .values()
+            .filter_map(|&c| self.nodes.get(c))
+            .collect();
+        kids.sort_by(|a, b| {
+            b.totals
+                .bytes
+                .cmp(&a.totals.bytes)
+                .then_with(|| a.segment.cmp(&b.segment))
+        });
+        let ids: Vec<usize> = kids
+            .iter()
+            .filter_map(|k| n.children.get(&k.segment).copied())
+            .collect();
+        for c in ids.into_iter().take(limit) {
             let Some(k) = self.nodes.get(c) else { continue };
             let len = prefix.len();
             prefix.extend_from_slice(&k.segment);
@@ -644,9 +686,12 @@ fn collect_unchecked<'data>(
         layout: Model::for_server(valkey, version.as_deref(), rdb_version),
         allocator: options.allocator,
     });
+    // ctime counts whole seconds and the save began somewhere within that second: "now"
+    // is the end of it, so a key that had expired when the save began counts as expired
+    // (any later load drops it too). Checked arithmetic: the AUX value comes from the file.
     let ctime_ms = aux_text(b"ctime")
         .and_then(|c| c.trim().parse::<i64>().ok())
-        .map(|s| s * 1000);
+        .and_then(|s| s.checked_add(1)?.checked_mul(1000));
     let (now_ms, now_source) = match (options.now_ms, ctime_ms) {
         (Some(n), _) => (n, "--now"),
         (None, Some(c)) => (c, "ctime"),
@@ -827,7 +872,8 @@ impl Stats {
         db.memory += f.memory;
         if let Some(at) = f.expire_ms {
             db.expires += 1;
-            db.expired += u64::from(at <= self.now_ms);
+            // As the server decides: a key is expired once "now" is past its time.
+            db.expired += u64::from(at < self.now_ms);
         }
         // A handful of (type, encoding) pairs: a linear scan on the static names' addresses
         // beats a map lookup per key; the maps are filled at the end.
@@ -1069,10 +1115,25 @@ mod tests {
     }
 
     #[test]
+    fn equal_prefixes_are_listed_by_name() {
+        let mut t = PrefixTree::new();
+        let names: Vec<String> = (0..20).rev().map(|i| format!("p{i:02}:k")).collect();
+        for k in &names {
+            t.add(k.as_bytes(), b":", 3, &facts(k.as_bytes()));
+        }
+        let shown: Vec<Vec<u8>> = t.biggest(20).into_iter().map(|p| p.1).collect();
+        let mut sorted = shown.clone();
+        sorted.sort();
+        assert_eq!(shown, sorted);
+    }
+
+    #[test]
     fn ttl_buckets() {
         let now = 1_000_000_000;
         assert_eq!(ttl_bucket(None, now), 0);
-        assert_eq!(ttl_bucket(Some(now), now), 1);
+        assert_eq!(ttl_bucket(Some(now - 1), now), 1);
+        // The server keeps a key whose time is "now": it expires once now is past it.
+        assert_eq!(ttl_bucket(Some(now), now), 2);
         assert_eq!(ttl_bucket(Some(now + 59_999), now), 2);
         assert_eq!(ttl_bucket(Some(now + 60_000), now), 3);
         assert_eq!(ttl_bucket(Some(now + 40 * 86_400_000), now), 7);

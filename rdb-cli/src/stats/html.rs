@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io::{Result, Write};
 
 use super::collect::{SizeHistogram, Stats, Totals, TTL_BUCKETS, TYPES};
-use super::text::{human_bytes, shown_key};
+use super::text::{human_bytes, shown_key, utc};
 
 const PALETTE: [&str; 10] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -18,6 +18,34 @@ const PALETTE: [&str; 10] = [
 
 fn color(i: usize) -> &'static str {
     PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#888")
+}
+
+/// The colour of a type (its place in [`TYPES`]), so both stacked bars agree.
+fn type_color(t: &str) -> String {
+    color(TYPES.iter().position(|x| *x == t).unwrap_or(TYPES.len())).to_owned()
+}
+
+/// `hex` mixed with white by `t` (0..1): the encodings of one type in shades of its
+/// colour, no two parts alike.
+fn tint(hex: &str, t: f64) -> String {
+    let channel = |i: usize| {
+        let v = hex
+            .get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(136);
+        (f64::from(v) + (255.0 - f64::from(v)) * t).round() as u8
+    };
+    format!("#{:02x}{:02x}{:02x}", channel(1), channel(3), channel(5))
+}
+
+/// A key for the page: UTF-8 text as it is (a browser shows any script), anything
+/// else, or text with control characters, as the terminal shows it (`\xNN`). Cut at
+/// 200 characters. The caller escapes it for HTML.
+fn page_key(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) if !s.chars().any(char::is_control) => truncate(s, 200),
+        _ => shown_key(k),
+    }
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -36,8 +64,13 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// A horizontal stacked bar of labelled parts, with a legend.
-fn stacked_bar(id: &str, title: &str, parts: &[(String, u64)], fmt: fn(u64) -> String) -> String {
+/// A horizontal stacked bar of labelled parts `(name, value, colour)`, with a legend.
+fn stacked_bar(
+    id: &str,
+    title: &str,
+    parts: &[(String, u64, String)],
+    fmt: fn(u64) -> String,
+) -> String {
     let total: u64 = parts.iter().map(|p| p.1).sum();
     let (w, h) = (1200.0, 36.0);
     let mut svg = format!(
@@ -47,7 +80,7 @@ fn stacked_bar(id: &str, title: &str, parts: &[(String, u64)], fmt: fn(u64) -> S
         h + 30.0 + 22.0 * parts.len().div_ceil(4) as f64
     );
     let mut x = 0.0;
-    for (i, (name, v)) in parts.iter().enumerate() {
+    for (name, v, fill) in parts {
         let pw = if total == 0 {
             0.0
         } else {
@@ -55,34 +88,35 @@ fn stacked_bar(id: &str, title: &str, parts: &[(String, u64)], fmt: fn(u64) -> S
         };
         let _ = write!(
             svg,
-            "<rect x=\"{x:.1}\" y=\"0\" width=\"{pw:.1}\" height=\"{h}\" fill=\"{}\">\
+            "<rect x=\"{x:.1}\" y=\"0\" width=\"{pw:.1}\" height=\"{h}\" fill=\"{fill}\">\
              <title>{}: {} ({:.1}%)</title></rect>",
-            color(i),
             esc(name),
             fmt(*v),
             pct(*v, total)
         );
-        if pw > 70.0 {
+        // Only a label that fits inside its part (about 8 px a character): a longer
+        // one would run under the next part.
+        let room = ((pw - 12.0) / 8.0).max(0.0) as usize;
+        if room >= 4 {
             let _ = write!(
                 svg,
                 "<text x=\"{:.1}\" y=\"23\" class=\"in\">{}</text>",
                 x + 6.0,
-                esc(name)
+                esc(&truncate(name, room))
             );
         }
         x += pw;
     }
-    for (i, (name, v)) in parts.iter().enumerate() {
+    for (i, (name, v, fill)) in parts.iter().enumerate() {
         let (lx, ly) = ((i % 4) as f64 * 300.0, h + 24.0 + (i / 4) as f64 * 22.0);
         let _ = write!(
             svg,
-            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{fill}\"/>\
              <text x=\"{}\" y=\"{}\">{} {} ({:.1}%)</text>",
             ly - 11.0,
-            color(i),
             lx + 18.0,
             ly,
-            esc(name),
+            esc(&truncate(name, 30)),
             fmt(*v),
             pct(*v, total)
         );
@@ -111,7 +145,7 @@ fn bars(
     fill: &str,
     fmt: fn(u64) -> String,
 ) -> String {
-    let (w, h, top, bottom) = (560.0, 240.0, 18.0, 40.0);
+    let (w, h, top, bottom) = (560.0, 252.0, 18.0, 52.0);
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1);
     let n = bars.len().max(1) as f64;
     let bw = (w - 20.0) / n;
@@ -248,7 +282,7 @@ fn cell(
                 .map(|k| (c, k.totals, k.segment.as_slice()))
         })
         .collect();
-    kids.sort_by_key(|k| std::cmp::Reverse(k.1.bytes));
+    kids.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.2.cmp(b.2)));
     kids.truncate(24);
     let in_kids: u64 = kids.iter().map(|k| k.1.bytes).sum();
     let rest = n.totals.bytes.saturating_sub(in_kids);
@@ -256,7 +290,7 @@ fn cell(
     let mut offset = 0.0;
     let mut parts: Vec<(Option<usize>, String, Totals)> = kids
         .iter()
-        .map(|(c, t, seg)| (Some(*c), format!("{prefix}{}", shown_key(seg)), *t))
+        .map(|(c, t, seg)| (Some(*c), format!("{prefix}{}", page_key(seg)), *t))
         .collect();
     if rest > 0 {
         let label = if depth == 0 {
@@ -366,8 +400,10 @@ fn slot_map(s: &Stats) -> String {
         "<figure class=\"chart half\" id=\"chart-slots\"><figcaption>Hash slots: bytes per slot \
          (128×128, slot 0 top left; {used} of 16384 used)</figcaption>\
          <canvas id=\"slot-canvas\" width=\"512\" height=\"512\"></canvas>\
-         <p class=\"note\">Hottest: {}</p>\
+         <p class=\"note\">Colour: bytes in the slot, from pale (few) to dark red (the \
+         most, {} in one slot); grey: no keys. Hottest: {}</p>\
          <script>\n(function () {{\n  var bytes = {data};\n  var c = document.getElementById('slot-canvas');\n  var g = c.getContext('2d');\n  var max = 1;\n  for (var i = 0; i < bytes.length; i++) {{ if (bytes[i] > max) max = bytes[i]; }}\n  g.fillStyle = '#f4f4f6';\n  g.fillRect(0, 0, 512, 512);\n  for (var s = 0; s < bytes.length; s++) {{\n    if (!bytes[s]) continue;\n    var t = Math.sqrt(bytes[s] / max);\n    var r = Math.round(255 - t * 30), gr = Math.round(220 - t * 190), b = Math.round(120 - t * 100);\n    g.fillStyle = 'rgb(' + r + ',' + gr + ',' + b + ')';\n    g.fillRect((s % 128) * 4, Math.floor(s / 128) * 4, 4, 4);\n  }}\n  c.setAttribute('data-painted', 'yes');\n}})();\n</script></figure>",
+        human_bytes(s.slot_bytes.iter().copied().max().unwrap_or(0)),
         esc(&hot.join("; "))
     )
 }
@@ -385,7 +421,7 @@ fn top_table(s: &Stats) -> String {
              <td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td></tr>",
             i + 1,
             k.db,
-            esc(&shown_key(&k.key)),
+            esc(&page_key(&k.key)),
             k.type_name,
             k.encoding,
             k.bytes,
@@ -455,12 +491,13 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
             s.dbs.values().map(|d| d.expired).sum::<u64>().to_string(),
         ),
         ("est. memory", human_bytes(total_mem)),
-        (
-            "redis-ver",
-            s.aux_value("redis-ver")
-                .or(s.aux_value("valkey-ver"))
-                .unwrap_or_else(|| "-".into()),
-        ),
+        match s.aux_value("valkey-ver") {
+            Some(v) => ("valkey-ver", v),
+            None => (
+                "redis-ver",
+                s.aux_value("redis-ver").unwrap_or_else(|| "-".into()),
+            ),
+        },
     ] {
         let _ = write!(
             body,
@@ -469,9 +506,13 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         );
     }
     body.push_str("</section>");
-    let types: Vec<(String, u64)> = TYPES
+    let types: Vec<(String, u64, String)> = TYPES
         .iter()
-        .filter_map(|t| s.types.get(t).map(|x| ((*t).to_owned(), x.memory)))
+        .filter_map(|t| {
+            s.types
+                .get(t)
+                .map(|x| ((*t).to_owned(), x.memory, type_color(t)))
+        })
         .collect();
     body.push_str(&stacked_bar(
         "chart-types",
@@ -479,11 +520,15 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         &types,
         human_bytes,
     ));
-    let encodings: Vec<(String, u64)> = s
-        .encodings
-        .iter()
-        .map(|((t, e), x)| (format!("{t}/{e}"), x.keys))
-        .collect();
+    // Grouped by type in report order, each type's encodings in shades of its colour.
+    let mut encodings: Vec<(String, u64, String)> = Vec::new();
+    for t in TYPES {
+        let own: Vec<_> = s.encodings.iter().filter(|((ty, _), _)| *ty == t).collect();
+        for (i, ((_, e), x)) in own.iter().enumerate() {
+            let shade = i as f64 * 0.55 / own.len().max(1) as f64;
+            encodings.push((format!("{t}/{e}"), x.keys, tint(&type_color(t), shade)));
+        }
+    }
     body.push_str(&stacked_bar(
         "chart-encodings",
         "Keys by type and encoding",
@@ -493,13 +538,13 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str("<div class=\"row\">");
     body.push_str(&size_bars(
         "chart-key-sizes",
-        "Key sizes (bytes)",
+        "Keys per key size (bytes)",
         &s.key_sizes,
         "#4e79a7",
     ));
     body.push_str(&size_bars(
         "chart-value-sizes",
-        "Value sizes in the file (bytes)",
+        "Keys per value size in the file (bytes)",
         &s.value_sizes,
         "#f28e2b",
     ));
@@ -512,8 +557,9 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str(&bars(
         "chart-ttl",
         &format!(
-            "Time to live (now = {} ms, from {})",
-            s.now_ms, s.now_source
+            "Keys per time to live (now = {}, from {})",
+            utc(s.now_ms),
+            s.now_source
         ),
         &ttl,
         "#b07aa1",
@@ -524,7 +570,7 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str(&slot_map(s));
     body.push_str(&size_bars(
         "chart-memory-sizes",
-        "Estimated memory per key (bytes)",
+        "Keys per estimated memory (bytes)",
         &s.memory_sizes,
         "#76b7b2",
     ));

@@ -21,6 +21,7 @@ fn totals(t: &Totals) -> Value {
 fn sizes(h: &SizeHistogram) -> Value {
     json!({
         "count": h.count,
+        "quantile_error": SizeHistogram::QUANTILE_ERROR,
         "sum": h.sum,
         "mean": (h.mean() * 10.0).round() / 10.0,
         "p50": h.quantile(0.5),

@@ -19,6 +19,9 @@ pub use collect::{collect, Options, Stats};
 
 use crate::Failure;
 
+/// The deepest prefix breakdown `--depth` accepts.
+pub const MAX_DEPTH: usize = 32;
+
 /// The allocator the estimate rounds allocations for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AllocatorArg {
@@ -72,14 +75,16 @@ pub struct StatsArgs {
     /// How many of the biggest keys to list (by bytes, by elements, by memory).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub top: usize,
-    /// Bytes that end a key-prefix segment, e.g. ':|' or ':/.'.
+    /// ASCII bytes that end a key-prefix segment, e.g. ':|' or ':/.'; a key with none
+    /// of them counts only in the total.
     #[arg(long, default_value = ":|", value_name = "CHARS")]
     pub separators: String,
-    /// How many prefix segments deep the breakdown goes.
+    /// How many prefix segments deep the breakdown goes (0 to 32).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub depth: usize,
-    /// "Now" for expiry: Unix time in ms, `ctime` (the snapshot's creation time, the
-    /// default) or `clock`.
+    /// "Now" for expiry and TTLs: Unix time in ms, `ctime` (the default: the end of the
+    /// second the snapshot's ctime AUX names; the clock when it has none) or `clock`.
+    /// A key is expired once now is past its time, as the server decides.
     #[arg(long, value_name = "MS|ctime|clock")]
     pub now: Option<String>,
     /// Show how an even split into N cluster shards would balance keys and bytes.
@@ -116,10 +121,24 @@ impl StatsArgs {
                 self.shards
             )));
         }
+        if self.depth > MAX_DEPTH {
+            // The breakdown is walked recursively; a key of 100k separators at an
+            // unbounded depth overflowed the stack.
+            return Err(Failure::Usage(format!(
+                "--depth {}: give between 0 and {MAX_DEPTH}",
+                self.depth
+            )));
+        }
         if self.separators.is_empty() && self.depth > 0 {
             return Err(Failure::Usage(
                 "--separators is empty: give at least one byte, or --depth 0".into(),
             ));
+        }
+        if let Some(c) = self.separators.chars().find(|c| !c.is_ascii()) {
+            // Each byte of a multi-byte character would split keys in mid-character.
+            return Err(Failure::Usage(format!(
+                "--separators: {c:?} is not ASCII; give single-byte separators"
+            )));
         }
         let allocator = match self.allocator {
             AllocatorArg::Jemalloc => memory::Allocator::Jemalloc,

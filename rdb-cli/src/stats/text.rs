@@ -35,12 +35,88 @@ pub fn shown_key(k: &[u8]) -> String {
     s
 }
 
+/// Unix milliseconds as `2023-11-14 22:13:20 UTC` (proleptic Gregorian calendar).
+pub fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days to a civil date, after Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60
+    )
+}
+
+/// The report fits an 80-column terminal: lines stay within this many columns.
+pub const WIDTH: usize = 79;
+
+/// `s` cut to `width` columns by taking out its middle (`user:4...:name`): the start
+/// and the end of a key name are what tell keys apart. `s` is ASCII ([`shown_key`]).
+pub fn fit(s: &str, width: usize) -> String {
+    if s.len() <= width || width < 5 {
+        return s.to_owned();
+    }
+    let head = (width - 3).div_ceil(2);
+    let tail = width - 3 - head;
+    let (a, b) = (s.get(..head), s.get(s.len() - tail..));
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{a}...{b}"),
+        _ => s.chars().take(width).collect(),
+    }
+}
+
+/// At most 5 columns: `100%` only for the whole, `99.9%` for anything short of it.
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {
         "-".into()
+    } else if part >= whole {
+        "100%".into()
     } else {
-        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+        format!("{:.1}%", (part as f64 * 100.0 / whole as f64).min(99.9))
     }
+}
+
+/// At most 8 columns (`1023 KiB`), for the top-key tables.
+fn compact_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let name = UNITS.get(unit).copied().unwrap_or("B");
+    match unit {
+        0 => format!("{n} B"),
+        _ if v < 9.95 => format!("{v:.1} {name}"),
+        _ => format!("{v:.0} {name}"),
+    }
+}
+
+/// Words joined by ", " and wrapped at [`WIDTH`], each line after the first indented.
+fn wrapped(out: &mut dyn Write, first: &str, words: &[String]) -> Result<()> {
+    let mut line = first.to_owned();
+    for (i, w) in words.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        if i > 0 && line.len() + sep.len() + w.len() > WIDTH {
+            writeln!(out, "{line},")?;
+            line = format!("    {w}");
+        } else {
+            line.push_str(sep);
+            line.push_str(w);
+        }
+    }
+    writeln!(out, "{line}")
 }
 
 fn sizes(out: &mut dyn Write, name: &str, h: &SizeHistogram) -> Result<()> {
@@ -54,6 +130,9 @@ fn sizes(out: &mut dyn Write, name: &str, h: &SizeHistogram) -> Result<()> {
     )
 }
 
+/// Columns before the key in the top-key tables; the key gets the rest of [`WIDTH`].
+const TOP_COLUMNS: usize = 2 + 2 + 1 + 6 + 1 + 11 + 1 + 8 + 1 + 9 + 1 + 8 + 2;
+
 fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
@@ -61,20 +140,20 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
     writeln!(out, "\n{title}")?;
     writeln!(
         out,
-        "  {:>3} {:<48} {:<7} {:<12} {:>10} {:>10} {:>11}",
-        "db", "key", "type", "encoding", "bytes", "elements", "memory"
+        "  {:>2} {:<6} {:<11} {:>8} {:>9} {:>8}  key",
+        "db", "type", "encoding", "bytes", "elements", "memory"
     )?;
     for k in keys {
         writeln!(
             out,
-            "  {:>3} {:<48} {:<7} {:<12} {:>10} {:>10} {:>11}",
+            "  {:>2} {:<6} {:<11} {:>8} {:>9} {:>8}  {}",
             k.db,
-            shown_key(&k.key),
             k.type_name,
             k.encoding,
-            k.bytes,
+            compact_bytes(k.bytes),
             k.elements,
-            human_bytes(k.memory)
+            compact_bytes(k.memory),
+            fit(&shown_key(&k.key), WIDTH - TOP_COLUMNS)
         )?;
     }
     Ok(())
@@ -84,33 +163,49 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
 pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
-        "file       {} ({})",
+        "file       {} ({} bytes)",
         human_bytes(s.file_bytes),
         s.file_bytes
     )?;
     writeln!(out, "format     {} version {}", s.magic, s.rdb_version)?;
     writeln!(out, "checksum   {}", s.checksum)?;
     for (k, v) in &s.aux {
-        let v = shown_key(v);
-        writeln!(out, "  aux {:<14} {v}", shown_key(k))?;
+        let k = fit(&shown_key(k), 14);
+        writeln!(out, "  aux {k:<14} {}", fit(&shown_key(v), WIDTH - 21))?;
     }
     let total_bytes = s.bytes();
     let total_mem = s.memory();
     writeln!(
         out,
-        "keys       {}   serialized {}   estimated memory {} ({:?}, {:?})",
+        "keys       {}, {} serialized",
         s.keys,
-        human_bytes(total_bytes),
+        human_bytes(total_bytes)
+    )?;
+    writeln!(
+        out,
+        "memory     {} estimated ({:?} layout, {:?}; docs/memory-model.md)",
         human_bytes(total_mem),
         s.model.layout,
         s.model.allocator
     )?;
-    writeln!(out, "now        {} ms ({})", s.now_ms, s.now_source)?;
+    writeln!(
+        out,
+        "now        {} ({} ms, from {})",
+        utc(s.now_ms),
+        s.now_ms,
+        s.now_source
+    )?;
     writeln!(out, "\ndatabases")?;
+    writeln!(
+        out,
+        "  {:<6}{:>11}{:>11}{:>11}{:>13}{:>13}",
+        "db", "keys", "expires", "expired", "serialized", "memory"
+    )?;
     for (n, d) in &s.dbs {
         writeln!(
             out,
-            "  db{n:<4} {:>10} keys  {:>10} with expiry  {:>8} expired  {:>10}  mem {:>10}",
+            "  {:<6}{:>11}{:>11}{:>11}{:>13}{:>13}",
+            format!("db{n}"),
             d.keys,
             d.expires,
             d.expired,
@@ -121,14 +216,14 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "\ntypes and encodings")?;
     writeln!(
         out,
-        "  {:<22} {:>10} {:>7} {:>12} {:>11} {:>7} {:>11} {:>7}",
-        "", "keys", "", "elements", "bytes", "", "memory", ""
+        "  {:<13}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}{:>6}",
+        "", "keys", "%", "elements", "serialized", "%", "memory", "%"
     )?;
     for t in TYPES {
         let Some(tot) = s.types.get(t) else { continue };
         writeln!(
             out,
-            "  {t:<22} {:>10} {:>7} {:>12} {:>11} {:>7} {:>11} {:>7}",
+            "  {t:<13}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}{:>6}",
             tot.keys,
             pct(tot.keys, s.keys),
             tot.elements,
@@ -140,7 +235,8 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         for ((_, e), et) in s.encodings.iter().filter(|((ty, _), _)| *ty == t) {
             writeln!(
                 out,
-                "    {e:<20} {:>10} {:>7} {:>12} {:>11} {:>7} {:>11}",
+                "    {:<11}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}",
+                fit(e, 11),
                 et.keys,
                 "",
                 et.elements,
@@ -150,14 +246,17 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             )?;
         }
     }
-    writeln!(out, "\nsizes (bytes; quantiles within 12.5%)")?;
+    writeln!(
+        out,
+        "\nsizes in bytes (p50, p99: at most 12.5% above the exact value; avg, max exact)"
+    )?;
     sizes(out, "key", &s.key_sizes)?;
     sizes(out, "value (file)", &s.value_sizes)?;
     sizes(out, "memory", &s.memory_sizes)?;
     sizes(out, "elements", &s.elements)?;
     top(
         out,
-        "biggest keys by bytes in the file",
+        "biggest keys by bytes in the file (long keys cut; --json has them whole)",
         &s.top_bytes.sorted(),
     )?;
     top(out, "biggest keys by elements", &s.top_elements.sorted())?;
@@ -172,12 +271,17 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         String::from_utf8_lossy(&s.options.separators),
         s.options.depth
     )?;
+    writeln!(
+        out,
+        "  {:<38}{:>11}{:>6}{:>11}{:>6}",
+        "prefix", "keys", "%", "serialized", "%"
+    )?;
     for (depth, p, t) in s.prefixes.biggest(s.options.top.max(10)) {
-        let indent = "  ".repeat(depth);
-        let name = format!("{indent}{}", shown_key(&p));
+        let indent = "  ".repeat(depth.saturating_sub(1));
+        let name = format!("{indent}{}", fit(&shown_key(&p), 38 - indent.len().min(30)));
         writeln!(
             out,
-            "  {name:<50} {:>10} keys {:>7}  {:>11} {:>7}",
+            "  {name:<38}{:>11}{:>6}{:>11}{:>6}",
             t.keys,
             pct(t.keys, s.keys),
             human_bytes(t.bytes),
@@ -187,7 +291,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     if s.prefixes.overflowed > 0 {
         writeln!(
             out,
-            "  ({} keys past the {}-node or {}-children cap are under \"(other)\")",
+            "  ({} keys arrived past the {}-node or {}-children cap: counted\n   under their parent's \"(other)\")",
             s.prefixes.overflowed,
             super::collect::MAX_PREFIX_NODES,
             super::collect::MAX_CHILDREN
@@ -195,7 +299,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     }
     writeln!(out, "\nTTL")?;
     for (name, n) in TTL_BUCKETS.iter().zip(s.ttl.iter()) {
-        writeln!(out, "  {name:<8} {n:>10} {:>7}", pct(*n, s.keys))?;
+        writeln!(out, "  {name:<8} {n:>10} {:>6}", pct(*n, s.keys))?;
     }
     let used = s.slot_keys.iter().filter(|&&k| k > 0).count();
     writeln!(out, "\nhash slots: {used} of 16384 hold keys")?;
@@ -210,29 +314,27 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             s.tags.len()
         )?;
         for (t, k, b) in s.top_tags(5) {
-            writeln!(
-                out,
-                "    {{{}}} {k:>10} keys  {:>11}",
-                shown_key(&t),
-                human_bytes(b)
-            )?;
+            let tag = format!("{{{}}}", fit(&shown_key(&t), 40));
+            writeln!(out, "    {tag:<42} {k:>10} keys  {:>11}", human_bytes(b))?;
         }
     }
     if let Some(b) = s.shard_balance(s.options.shards) {
         writeln!(
             out,
-            "\nsplit into {} shards (even slot ranges): max/mean keys {:.3}, bytes {:.3}, memory {:.3}",
-            b.keys.len(),
-            b.keys_ratio,
-            b.bytes_ratio,
-            b.memory_ratio
+            "\nsplit into {} shards (even slot ranges, as redis-cli --cluster create)",
+            b.keys.len()
+        )?;
+        writeln!(
+            out,
+            "  max/mean: keys {:.3}, bytes {:.3}, memory {:.3}",
+            b.keys_ratio, b.bytes_ratio, b.memory_ratio
         )?;
         for (i, r) in b.ranges.iter().enumerate() {
             let ranges: Vec<String> = r.iter().map(|(a, z)| format!("{a}-{z}")).collect();
             writeln!(
                 out,
                 "  shard {i:<3} {:<14} {:>10} keys  {:>11}  mem {:>11}",
-                ranges.join("+"),
+                fit(&ranges.join("+"), 14),
                 b.keys.get(i).copied().unwrap_or(0),
                 human_bytes(b.bytes.get(i).copied().unwrap_or(0)),
                 human_bytes(b.memory.get(i).copied().unwrap_or(0))
@@ -242,18 +344,23 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     if !s.modules.is_empty() || !s.module_aux.is_empty() {
         writeln!(out, "\nmodules")?;
         for (m, n) in &s.modules {
-            writeln!(out, "  {m:<12} {n:>10} keys")?;
+            writeln!(out, "  {:<12} {n:>10} keys", fit(m, 40))?;
         }
         if !s.module_aux.is_empty() {
-            writeln!(out, "  aux records: {}", s.module_aux.join(", "))?;
+            let names: Vec<String> = s.module_aux.iter().map(|m| fit(m, 40)).collect();
+            wrapped(out, "  aux records: ", &names)?;
         }
     }
     if !s.functions.is_empty() {
-        writeln!(
+        let names: Vec<String> = s
+            .functions
+            .iter()
+            .map(|f| fit(&shown_key(f.as_bytes()), 40))
+            .collect();
+        wrapped(
             out,
-            "\nfunctions: {} libraries ({})",
-            s.functions.len(),
-            s.functions.join(", ")
+            &format!("\nfunctions: {} libraries: ", s.functions.len()),
+            &names,
         )?;
     }
     if s.field_ttl_keys > 0 {
@@ -265,11 +372,33 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
     }
     if s.streams.keys > 0 {
         let st = &s.streams;
+        writeln!(out, "\nstreams: {} keys, {} entries", st.keys, st.entries)?;
         writeln!(
             out,
-            "\nstreams: {} keys, {} entries, {} groups, {} consumers, {} pending (max {} in one group)",
-            st.keys, st.entries, st.groups, st.consumers, st.pending, st.max_pending
+            "  {} groups, {} consumers, {} pending (max {} in one group)",
+            st.groups, st.consumers, st.pending, st.max_pending
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(4_102_444_800_000), "2100-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+        let _ = (utc(i64::MAX), utc(i64::MIN));
+    }
+
+    #[test]
+    fn fit_keeps_both_ends() {
+        assert_eq!(fit("user:1234567890:name", 12), "user:...name");
+        assert_eq!(fit("short", 12), "short");
+    }
 }
