@@ -14,8 +14,11 @@ use rdb_parser::ParserBuilder;
 #[command(
     name = "rdbkit",
     version,
-    about = "Inspect, export and check Redis / Valkey RDB snapshot files (dump.rdb).",
-    long_about = "Inspect, export and check Redis / Valkey RDB snapshot files (dump.rdb).\n\n\
+    about = "Inspect, convert, split, verify and move Redis / Valkey RDB snapshot files (dump.rdb).",
+    long_about = "Inspect, convert, split, verify and move Redis / Valkey RDB snapshot files (dump.rdb).\n\n\
+        A migration, step by step: stats (assess), check --target (will it load?), convert \
+        (re-encode, filter, --shards split), verify, upload + import (Azure) or restore (live \
+        server), diff (prove nothing was lost).\n\n\
         Reads every format a released server writes: REDIS0001-REDIS0012 (Redis 2.x to 8.x, \
         Valkey 7.2/8.x) and VALKEY080 (Valkey 9). The file is memory-mapped and never modified.",
     after_help = "Examples:\n  \
@@ -28,7 +31,8 @@ use rdb_parser::ParserBuilder;
         rdbkit restore dump.rdb --to redis://127.0.0.1:6379   RESTORE into a live server\n  \
         rdbkit export dump.rdb --format resp | redis-cli --pipe\n  \
         rdbkit targets                            the target profiles convert knows\n\n\
-        Exit codes: 0 success, 1 the snapshot is malformed, 2 usage or I/O error."
+        Exit codes: 0 success; 1 the snapshot is malformed, a check found problems, the files differ\n\
+        or the target refused; 2 usage, I/O or network error."
 )]
 struct Cli {
     #[command(subcommand)]
