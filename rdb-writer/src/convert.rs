@@ -1176,7 +1176,7 @@ pub fn dump_payload(
     out.push(t);
     out.extend_from_slice(&body);
     out.extend_from_slice(&(opts.target.version.number as u16).to_le_bytes());
-    let crc = crc64::crc64(0, &out);
+    let crc = rdb_parser::crc64(0, &out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(Some(out))
 }

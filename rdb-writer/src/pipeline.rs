@@ -104,7 +104,7 @@ where
     std::thread::scope(|scope| {
         let prefix_crc = scope.spawn(|| {
             let covered = data.len().checked_sub(8)?;
-            Some(crc64::crc64(0, data.get(..covered)?))
+            Some(rdb_parser::crc64(0, data.get(..covered)?))
         });
         let value = f(&unchecked, &seen)?;
         let prefix_crc = prefix_crc.join().ok().flatten();
