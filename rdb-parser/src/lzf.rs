@@ -52,7 +52,8 @@ impl std::error::Error for LzfError {}
 /// Allocates `out_len` bytes up front; callers bound it (RDB strings refuse a length more
 /// than 88 times the compressed size, LZF's largest expansion).
 pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
-    let mut out = vec![0u8; out_len];
+    let mut decoded = vec![0u8; out_len];
+    let out = decoded.as_mut_slice();
     let mut pos = 0; // next output byte
     let mut at = 0; // next input byte
     while let Some(&ctrl) = input.get(at) {
@@ -60,10 +61,16 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
         at += 1;
         if ctrl < 0x20 {
             let len = usize::from(ctrl) + 1;
-            let literal = input.get(at..at + len).ok_or(LzfError::Truncated { at: start })?;
-            out.get_mut(pos..pos + len)
-                .ok_or(LzfError::TooLong { at: start })?
-                .copy_from_slice(literal);
+            // Fast path: move a fixed 32 bytes (one or two vector moves), of which `len`
+            // count; the rest is overwritten by what follows.
+            if let (Some(src), Some(dst)) = (input.get(at..at + 32), out.get_mut(pos..pos + 32)) {
+                dst.copy_from_slice(src);
+            } else {
+                let literal = input.get(at..at + len).ok_or(LzfError::Truncated { at: start })?;
+                out.get_mut(pos..pos + len)
+                    .ok_or(LzfError::TooLong { at: start })?
+                    .copy_from_slice(literal);
+            }
             at += len;
             pos += len;
             continue;
@@ -83,8 +90,23 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
         if pos + len > out_len {
             return Err(LzfError::TooLong { at: start });
         }
-        if distance >= len {
+        if distance >= len && len <= 16 && pos + 16 <= out_len {
+            // Most references are short: load a fixed 16 bytes, then store them. The source
+            // ends before `pos`, so the first `len` are final; the rest is overwritten later.
+            let mut chunk = [0u8; 16];
+            if let Some(src) = out.get(from..from + 16) {
+                chunk.copy_from_slice(src);
+            }
+            if let Some(dst) = out.get_mut(pos..pos + 16) {
+                dst.copy_from_slice(&chunk);
+            }
+        } else if distance >= len {
             out.copy_within(from..from + len, pos);
+        } else if distance == 1 {
+            let byte = out.get(from).copied().unwrap_or_default();
+            if let Some(dst) = out.get_mut(pos..pos + len) {
+                dst.fill(byte);
+            }
         } else {
             // The source overlaps the destination: the `distance` bytes before `pos`
             // repeat. Each copy doubles the repeated span that is already in place.
@@ -100,7 +122,7 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
     if pos != out_len {
         return Err(LzfError::TooShort { produced: pos });
     }
-    Ok(out)
+    Ok(decoded)
 }
 
 #[cfg(test)]
