@@ -20,7 +20,8 @@ peer_timeout=${PEER_TIMEOUT:-300}
 work=$(mktemp -d -p "${BENCH_DIR:-/dev/shm}")
 trap 'rm -rf "$work"' EXIT
 
-cargo build -q --release -p rdb-cli -p rdbkit-benches --example generate
+cargo build -q --release -p rdb-cli
+cargo build -q --release -p rdbkit-benches --example generate
 bin=$PWD/target/release/rdbkit
 benches/install-peers.sh >/dev/null
 peers=$tools/peers

@@ -13,7 +13,8 @@ read -r -a mix_sizes <<<"${MIX_SIZES:-256 1024}"
 huge_mb=${HUGE_MB:-1024}
 read -r -a kinds <<<"${KINDS:-string list hash set zset}"
 work=$(mktemp -d -p "${BENCH_DIR:-/dev/shm}"); trap 'rm -rf "$work"' EXIT
-cargo build -q --release -p rdb-cli -p rdbkit-benches --example generate --example huge
+cargo build -q --release -p rdb-cli
+cargo build -q --release -p rdbkit-benches --example generate --example huge
 bin=target/release/rdbkit
 
 # "seconds peak_kB exit_code" of a command

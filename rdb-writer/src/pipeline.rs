@@ -50,6 +50,37 @@ where
     }
 }
 
+/// Like [`ordered`], but `work` sees each item by reference and `sink` gets the item back
+/// with its result: an `Item` is a few hundred bytes, and moving it through the worker and
+/// back cost a tenth of a passthrough.
+pub fn ordered_by_ref<'data, T, E, W, S>(parser: Parser<'data>, work: W, mut sink: S) -> Result<(), E>
+where
+    T: Send,
+    E: From<rdb_parser::Error> + Send,
+    W: Fn(&Spanned<'data>) -> Result<T, E> + Sync,
+    S: FnMut(Spanned<'data>, T) -> Result<(), E>,
+{
+    let mut parser = parser;
+    let data = parser.data();
+    let mut current = next_batch(&mut parser, data);
+    loop {
+        let batch = current.map_err(E::from)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut batch = batch;
+        // `iter_mut` only because an `Item` is `Send` but not `Sync`; `work` reads it.
+        let (results, next) = rayon::join(
+            || batch.par_iter_mut().map(|s| work(s)).collect::<Vec<_>>(),
+            || next_batch(&mut parser, data),
+        );
+        for (item, r) in batch.into_iter().zip(results) {
+            sink(item, r?)?;
+        }
+        current = next;
+    }
+}
+
 fn next_batch<'data>(
     parser: &mut Parser<'data>,
     data: &'data [u8],
