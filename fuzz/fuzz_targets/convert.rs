@@ -45,6 +45,12 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let Ok(source) = &source else { continue };
+        // A key twice in one db is no snapshot a server writes or loads; losses name keys
+        // by (db, key), so such inputs cannot be compared.
+        let mut ids = HashSet::new();
+        if !source.iter().all(|k| ids.insert((k.db, k.key.clone()))) {
+            continue;
+        }
         let got = common::keys(&out, &builder).unwrap_or_else(|e| panic!("output of {version} parses: {e}"));
         let want: Vec<common::Key> = source
             .iter()

@@ -1087,7 +1087,8 @@ fn hash_with_ttls(
     let mut fields = hash_fields(h).map_err(HashErr::Parse)?;
     let with_ttl = fields.iter().filter(|f| f.2.is_some()).count();
     if target.field_ttls() {
-        return field_ttl_hash(&fields, target.version, opts.compression).map_err(HashErr::Convert);
+        return field_ttl_hash(&fields, target.version, opts.compression, fail)
+            .map_err(HashErr::Convert);
     }
     if with_ttl > 0 {
         let loss = |action: &'static str, reason: String| Loss {
@@ -1161,7 +1162,12 @@ fn plain_hash(
 
 /// A hash with field TTLs for a target that stores them: Valkey's HASH_2 or Redis 7.4's
 /// HASH_METADATA.
-fn field_ttl_hash(fields: &[Field], v: Version, c: Compression) -> Result<Encoded, ConvertError> {
+fn field_ttl_hash(
+    fields: &[Field],
+    v: Version,
+    c: Compression,
+    fail: &dyn Fn(String, &'static str) -> ConvertError,
+) -> Result<Encoded, ConvertError> {
     let mut out = Vec::new();
     if is_valkey(v) {
         // len n, n x (field, value, i64 LE expire or -1)
@@ -1178,7 +1184,23 @@ fn field_ttl_hash(fields: &[Field], v: Version, c: Compression) -> Result<Encode
     encode::ms_time(&mut out, min);
     encode::length(&mut out, fields.len() as u64);
     for (f, x, t) in fields {
-        let ttl = t.map_or(0, |t| (t - min) as u64 + 1);
+        // Relative TTLs must fit the i64 range readers accept (found by fuzzing: expiries
+        // near both ends of i64 overflowed the subtraction).
+        let ttl = match *t {
+            None => 0,
+            Some(t) => u64::try_from(i128::from(t) - i128::from(min) + 1)
+                .ok()
+                .filter(|&d| i64::try_from(d).is_ok())
+                .ok_or_else(|| {
+                    fail(
+                        format!(
+                            "field expiries {min} and {t} ms are too far apart for the relative field TTLs of RDB {}",
+                            v.number
+                        ),
+                        "no flag keeps them: such expiry times are outside any real date; fix or drop the key (--exclude)",
+                    )
+                })?,
+        };
         encode::length(&mut out, ttl);
         encode::string(&mut out, f, c);
         encode::string(&mut out, x, c);
