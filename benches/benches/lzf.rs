@@ -31,7 +31,11 @@ fn lzf(c: &mut Criterion) {
     for item in Parser::new(&snap.data).unwrap_or_else(|e| panic!("{e}")) {
         if let Item::Key(e) = item.unwrap_or_else(|e| panic!("{e}")) {
             if let Value::String(s) = &e.value {
-                if let RdbString::Lzf { compressed, original_len } = s.stored() {
+                if let RdbString::Lzf {
+                    compressed,
+                    original_len,
+                } = s.stored()
+                {
                     streams.push((compressed, original_len));
                 }
             }

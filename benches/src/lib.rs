@@ -541,7 +541,7 @@ mod tests {
             "passthrough output differs from its input"
         );
         assert!(
-            offsets.windows(2).all(|w| w[0] < w[1]),
+            offsets.windows(2).all(|w| matches!(w, [a, b] if a < b)),
             "keys reached the sink in file order"
         );
         Ok(())
@@ -626,7 +626,11 @@ impl std::str::FromStr for HugeKind {
             "hash" => HugeKind::Hash,
             "set" => HugeKind::Set,
             "zset" => HugeKind::ZSet,
-            other => return Err(format!("unknown kind {other:?}: string, list, hash, set or zset").into()),
+            other => {
+                return Err(
+                    format!("unknown kind {other:?}: string, list, hash, set or zset").into(),
+                )
+            }
         })
     }
 }
@@ -682,7 +686,9 @@ pub fn write_huge_key<W: std::io::Write>(
         }
         HugeKind::List => {
             let per_node = (rdb_writer::value::LIST_NODE_MAX_BYTES - 64) / (ELEMENT + 3);
-            let nodes = (value_bytes as usize).div_ceil(per_node * (ELEMENT + 3)).max(1);
+            let nodes = (value_bytes as usize)
+                .div_ceil(per_node * (ELEMENT + 3))
+                .max(1);
             head.push(type_id::LIST_QUICKLIST_2);
             encode::string(&mut head, b"huge", Compression::None);
             encode::length(&mut head, nodes as u64);
@@ -735,7 +741,11 @@ pub fn write_huge_key<W: std::io::Write>(
         }
     }
     flush(&mut w, &mut piece, true)?;
-    w.key_value(type_id::STRING, b"small", &value::string(b"a small value", Compression::None))?;
+    w.key_value(
+        type_id::STRING,
+        b"small",
+        &value::string(b"a small value", Compression::None),
+    )?;
     counts.keys = 2;
     counts.elements += 1;
     counts.element_bytes += 13;

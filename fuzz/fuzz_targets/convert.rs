@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
     // Only inputs whose every value decodes have a meaning to preserve.
     let source = common::keys(data, &builder);
     for version in [9, 10, 11, 12, 80] {
-        let Some(profile) = TargetProfile::for_version(version) else { continue };
+        let Some(profile) = TargetProfile::for_version(version) else {
+            continue;
+        };
         let mut opts = ConvertOptions::new(profile);
         opts.field_ttls = FieldTtlPolicy::Drop;
         opts.functions = FunctionPolicy::Drop;
@@ -40,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(())
         };
-        let Ok((out, summary)) = convert(data, &builder, &opts, Vec::new(), &mut on_loss, &mut |_| {})
+        let Ok((out, summary)) =
+            convert(data, &builder, &opts, Vec::new(), &mut on_loss, &mut |_| {})
         else {
             continue;
         };
@@ -51,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
         if !source.iter().all(|k| ids.insert((k.db, k.key.clone()))) {
             continue;
         }
-        let got = common::keys(&out, &builder).unwrap_or_else(|e| panic!("output of {version} parses: {e}"));
+        let got = common::keys(&out, &builder)
+            .unwrap_or_else(|e| panic!("output of {version} parses: {e}"));
         let want: Vec<common::Key> = source
             .iter()
             .filter(|k| !dropped.contains(&(Some(k.db), Some(k.key.clone()))))

@@ -13,25 +13,39 @@ use rdb_writer::TargetProfile;
 fuzz_target!(|data: &[u8]| {
     let mut builder = ParserBuilder::new();
     builder.verify_checksum(false).allow_empty_keys(true);
-    let Ok(parser) = builder.parse(data) else { return };
+    let Ok(parser) = builder.parse(data) else {
+        return;
+    };
     let source = parser.version();
     for item in parser {
         let Ok(Item::Key(e)) = item else { return };
-        let Ok(mut want) = common::model(&e.value) else { return };
+        let Ok(mut want) = common::model(&e.value) else {
+            return;
+        };
         if let common::Model::Hash(fields) = &mut want {
             fields.iter_mut().for_each(|f| f.2 = None);
         }
         for version in [9u32, 11, 12] {
-            let Some(profile) = TargetProfile::for_version(version) else { continue };
+            let Some(profile) = TargetProfile::for_version(version) else {
+                continue;
+            };
             let mut opts = ConvertOptions::new(profile);
             opts.field_ttls = FieldTtlPolicy::Drop;
             opts.modules = ModulePolicy::Keep;
-            let Ok(Some(payload)) = dump_payload(&e, source, &opts) else { continue };
-            let Some((body, crc)) = payload.split_last_chunk::<8>() else { panic!("short payload") };
+            let Ok(Some(payload)) = dump_payload(&e, source, &opts) else {
+                continue;
+            };
+            let Some((body, crc)) = payload.split_last_chunk::<8>() else {
+                panic!("short payload")
+            };
             assert_eq!(*crc, rdb_parser::crc64(0, body).to_le_bytes());
-            let Some((typed_value, target)) = body.split_last_chunk::<2>() else { panic!("short payload") };
+            let Some((typed_value, target)) = body.split_last_chunk::<2>() else {
+                panic!("short payload")
+            };
             assert_eq!(*target, (version as u16).to_le_bytes());
-            let Some((&type_byte, value)) = typed_value.split_first() else { panic!("no type byte") };
+            let Some((&type_byte, value)) = typed_value.split_first() else {
+                panic!("no type byte")
+            };
             // The value, wrapped as a one-key file of the target version.
             let mut file = Version::redis(version).header().to_vec();
             file.push(type_byte);
@@ -40,7 +54,9 @@ fuzz_target!(|data: &[u8]| {
             file.extend_from_slice(&[0xFF, 0, 0, 0, 0, 0, 0, 0, 0]);
             let keys = common::keys(&file, &builder)
                 .unwrap_or_else(|err| panic!("payload for {version} reads back: {err}"));
-            let [got] = &keys[..] else { panic!("{} keys in a one-key payload", keys.len()) };
+            let [got] = &keys[..] else {
+                panic!("{} keys in a one-key payload", keys.len())
+            };
             let mut got = got.value.clone();
             if let common::Model::Hash(fields) = &mut got {
                 fields.iter_mut().for_each(|f| f.2 = None);

@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let mut builder = ParserBuilder::new();
     // Mutated files rarely keep a valid CRC: check structure, not the checksum.
     builder.verify_checksum(false).allow_empty_keys(true);
-    let Ok(parser) = builder.parse(data) else { return };
+    let Ok(parser) = builder.parse(data) else {
+        return;
+    };
     for item in parser {
         let error = match item {
             Ok(Item::Key(e)) => match e.value.decode_all() {

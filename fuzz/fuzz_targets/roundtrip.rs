@@ -59,48 +59,116 @@ fn encode(v: &ValueIn, c: Compression) -> Option<(u8, Vec<u8>, u32, Model)> {
         Model::ZSet(m)
     };
     let hash = |m: &[(Bytes, Bytes)]| {
-        let mut m: Vec<_> = m.iter().map(|(f, v)| (f.clone(), v.clone(), None)).collect();
+        let mut m: Vec<_> = m
+            .iter()
+            .map(|(f, v)| (f.clone(), v.clone(), None))
+            .collect();
         m.sort();
         Model::Hash(m)
     };
     // NaN is no score a server stores.
-    if let ValueIn::ZSetPlain(m) | ValueIn::ZSet2(m) | ValueIn::ZSetZiplist(m) | ValueIn::ZSetListpack(m) = v {
+    if let ValueIn::ZSetPlain(m)
+    | ValueIn::ZSet2(m)
+    | ValueIn::ZSetZiplist(m)
+    | ValueIn::ZSetListpack(m) = v
+    {
         if m.iter().any(|(_, s)| s.is_nan()) {
             return None;
         }
     }
     Some(match v {
-        ValueIn::String(s) => (type_id::STRING, value::string(s, c), 1, Model::String(s.clone())),
-        ValueIn::ListPlain(l) => (type_id::LIST, value::list_plain(l, c), 1, Model::List(l.clone())),
-        ValueIn::ListQuicklist(l) => (type_id::LIST_QUICKLIST, value::list_quicklist(l, c).ok()?, 7, Model::List(l.clone())),
-        ValueIn::ListQuicklist2(l) => (type_id::LIST_QUICKLIST_2, value::list_quicklist2(l, c).ok()?, 10, Model::List(l.clone())),
+        ValueIn::String(s) => (
+            type_id::STRING,
+            value::string(s, c),
+            1,
+            Model::String(s.clone()),
+        ),
+        ValueIn::ListPlain(l) => (
+            type_id::LIST,
+            value::list_plain(l, c),
+            1,
+            Model::List(l.clone()),
+        ),
+        ValueIn::ListQuicklist(l) => (
+            type_id::LIST_QUICKLIST,
+            value::list_quicklist(l, c).ok()?,
+            7,
+            Model::List(l.clone()),
+        ),
+        ValueIn::ListQuicklist2(l) => (
+            type_id::LIST_QUICKLIST_2,
+            value::list_quicklist2(l, c).ok()?,
+            10,
+            Model::List(l.clone()),
+        ),
         ValueIn::SetPlain(m) => (type_id::SET, value::set_plain(m, c), 1, set(m)),
         ValueIn::SetIntset(m) => {
             let mut ints = m.clone();
             ints.sort_unstable();
             ints.dedup();
             let members: Vec<Bytes> = ints.iter().map(|i| i.to_string().into_bytes()).collect();
-            (type_id::SET_INTSET, value::set_intset(m, c).ok()?, 2, set(&members))
+            (
+                type_id::SET_INTSET,
+                value::set_intset(m, c).ok()?,
+                2,
+                set(&members),
+            )
         }
-        ValueIn::SetListpack(m) => (type_id::SET_LISTPACK, value::set_listpack(m, c).ok()?, 11, set(m)),
+        ValueIn::SetListpack(m) => (
+            type_id::SET_LISTPACK,
+            value::set_listpack(m, c).ok()?,
+            11,
+            set(m),
+        ),
         ValueIn::ZSetPlain(m) => (type_id::ZSET, value::zset_plain(m, c), 1, zset(m)),
         ValueIn::ZSet2(m) => (type_id::ZSET_2, value::zset_2(m, c), 8, zset(m)),
-        ValueIn::ZSetZiplist(m) => (type_id::ZSET_ZIPLIST, value::zset_ziplist(m, c).ok()?, 2, zset(m)),
-        ValueIn::ZSetListpack(m) => (type_id::ZSET_LISTPACK, value::zset_listpack(m, c).ok()?, 10, zset(m)),
+        ValueIn::ZSetZiplist(m) => (
+            type_id::ZSET_ZIPLIST,
+            value::zset_ziplist(m, c).ok()?,
+            2,
+            zset(m),
+        ),
+        ValueIn::ZSetListpack(m) => (
+            type_id::ZSET_LISTPACK,
+            value::zset_listpack(m, c).ok()?,
+            10,
+            zset(m),
+        ),
         ValueIn::HashPlain(m) => (type_id::HASH, value::hash_plain(m, c), 1, hash(m)),
-        ValueIn::HashZiplist(m) => (type_id::HASH_ZIPLIST, value::hash_ziplist(m, c).ok()?, 2, hash(m)),
-        ValueIn::HashListpack(m) => (type_id::HASH_LISTPACK, value::hash_listpack(m, c).ok()?, 10, hash(m)),
+        ValueIn::HashZiplist(m) => (
+            type_id::HASH_ZIPLIST,
+            value::hash_ziplist(m, c).ok()?,
+            2,
+            hash(m),
+        ),
+        ValueIn::HashListpack(m) => (
+            type_id::HASH_LISTPACK,
+            value::hash_listpack(m, c).ok()?,
+            10,
+            hash(m),
+        ),
     })
 }
 
 fuzz_target!(|input: Input| {
-    let c = if input.compress { Compression::Lzf } else { Compression::None };
+    let c = if input.compress {
+        Compression::Lzf
+    } else {
+        Compression::None
+    };
     let mut encoded = Vec::new();
     let mut lowest = 9;
     for k in &input.keys {
-        let Some((t, bytes, since, model)) = encode(&k.value, c) else { return };
+        let Some((t, bytes, since, model)) = encode(&k.value, c) else {
+            return;
+        };
         lowest = lowest.max(since);
-        let want = common::Key { db: u64::from(k.db % 16), key: k.key.clone(), expire_ms: k.expire_ms, value: model };
+        let want = common::Key {
+            db: u64::from(k.db % 16),
+            key: k.key.clone(),
+            expire_ms: k.expire_ms,
+            value: model,
+        };
         encoded.push((t, bytes, want));
     }
     let version = Version::redis((lowest + u32::from(input.newer % 4)).min(12));
@@ -127,7 +195,8 @@ fuzz_target!(|input: Input| {
     let mut builder = ParserBuilder::new();
     builder.allow_empty_keys(true);
     let want: Vec<common::Key> = encoded.into_iter().map(|(_, _, k)| k).collect();
-    let got = common::keys(&file, &builder).unwrap_or_else(|e| panic!("read back ({version}): {e}"));
+    let got =
+        common::keys(&file, &builder).unwrap_or_else(|e| panic!("read back ({version}): {e}"));
     assert_eq!(got, want, "{version}");
     // AUX fields and the checksum come back too.
     let mut aux = Vec::new();
@@ -140,5 +209,8 @@ fuzz_target!(|input: Input| {
         }
     }
     assert_eq!(aux, input.aux);
-    assert!(matches!(checksum, Some(Checksum::Verified(_))), "{checksum:?}");
+    assert!(
+        matches!(checksum, Some(Checksum::Verified(_))),
+        "{checksum:?}"
+    );
 });

@@ -77,7 +77,11 @@ mod tests {
         assert_eq!(crc64(0, b"123456789"), CHECK);
         let data = noise(100_000);
         for len in [0, 1, 7, 15, 16, 17, 63, 64, 65, 255, 256, 4097, 100_000] {
-            assert_eq!(crc64(0, &data[..len]), crc64::crc64(0, &data[..len]), "len {len}");
+            assert_eq!(
+                crc64(0, &data[..len]),
+                crc64::crc64(0, &data[..len]),
+                "len {len}"
+            );
         }
     }
 

@@ -30,13 +30,18 @@ pub enum LzfError {
 impl fmt::Display for LzfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            LzfError::Truncated { at } => write!(f, "LZF data ends inside the instruction at byte {at}"),
+            LzfError::Truncated { at } => {
+                write!(f, "LZF data ends inside the instruction at byte {at}")
+            }
             LzfError::BadReference { at, distance } => write!(
                 f,
                 "back-reference at byte {at} reaches {distance} bytes back, before the start"
             ),
             LzfError::TooLong { at } => {
-                write!(f, "instruction at byte {at} expands past the declared length")
+                write!(
+                    f,
+                    "instruction at byte {at} expands past the declared length"
+                )
             }
             LzfError::TooShort { produced } => {
                 write!(f, "expands to {produced} bytes, fewer than declared")
@@ -66,7 +71,9 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
             if let (Some(src), Some(dst)) = (input.get(at..at + 32), out.get_mut(pos..pos + 32)) {
                 dst.copy_from_slice(src);
             } else {
-                let literal = input.get(at..at + len).ok_or(LzfError::Truncated { at: start })?;
+                let literal = input
+                    .get(at..at + len)
+                    .ok_or(LzfError::Truncated { at: start })?;
                 out.get_mut(pos..pos + len)
                     .ok_or(LzfError::TooLong { at: start })?
                     .copy_from_slice(literal);
@@ -84,9 +91,10 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
         at += 1;
         len += 2;
         let distance = (usize::from(ctrl & 0x1f) << 8 | usize::from(low)) + 1;
-        let from = pos
-            .checked_sub(distance)
-            .ok_or(LzfError::BadReference { at: start, distance })?;
+        let from = pos.checked_sub(distance).ok_or(LzfError::BadReference {
+            at: start,
+            distance,
+        })?;
         if pos + len > out_len {
             return Err(LzfError::TooLong { at: start });
         }
@@ -145,22 +153,40 @@ mod tests {
         assert_eq!(decompress(&run, 265), Ok(vec![b'a'; 265]));
         // "abc" then 9 bytes from 3 back (overlapping), then 3 from 12 back (disjoint).
         let mixed = [0x02, b'a', b'b', b'c', 0xE0, 0, 2, 0x20, 11];
-        assert_eq!(decompress(&mixed, 15).as_deref(), Ok(&b"abcabcabcabcabc"[..]));
-        assert_eq!(reference(&mixed, 15).as_deref(), Some(&b"abcabcabcabcabc"[..]));
+        assert_eq!(
+            decompress(&mixed, 15).as_deref(),
+            Ok(&b"abcabcabcabcabc"[..])
+        );
+        assert_eq!(
+            reference(&mixed, 15).as_deref(),
+            Some(&b"abcabcabcabcabc"[..])
+        );
     }
 
     #[test]
     fn corrupt_streams_are_errors() {
         assert_eq!(decompress(&[], 1), Err(LzfError::TooShort { produced: 0 }));
-        assert_eq!(decompress(&[0x05, 1, 2], 6), Err(LzfError::Truncated { at: 0 }));
+        assert_eq!(
+            decompress(&[0x05, 1, 2], 6),
+            Err(LzfError::Truncated { at: 0 })
+        );
         assert_eq!(decompress(&[0x20], 3), Err(LzfError::Truncated { at: 0 }));
-        assert_eq!(decompress(&[0xE0, 1], 3), Err(LzfError::Truncated { at: 0 }));
+        assert_eq!(
+            decompress(&[0xE0, 1], 3),
+            Err(LzfError::Truncated { at: 0 })
+        );
         assert_eq!(
             decompress(&[0x00, b'a', 0x20, 1], 4),
             Err(LzfError::BadReference { at: 2, distance: 2 })
         );
-        assert_eq!(decompress(&[0x01, 1, 2], 1), Err(LzfError::TooLong { at: 0 }));
-        assert_eq!(decompress(&[0x00, 1, 0x20, 0], 3), Err(LzfError::TooLong { at: 2 }));
+        assert_eq!(
+            decompress(&[0x01, 1, 2], 1),
+            Err(LzfError::TooLong { at: 0 })
+        );
+        assert_eq!(
+            decompress(&[0x00, 1, 0x20, 0], 3),
+            Err(LzfError::TooLong { at: 2 })
+        );
     }
 
     proptest! {

@@ -53,7 +53,11 @@ where
 /// Like [`ordered`], but `work` sees each item by reference and `sink` gets the item back
 /// with its result: an `Item` is a few hundred bytes, and moving it through the worker and
 /// back cost a tenth of a passthrough.
-pub fn ordered_by_ref<'data, T, E, W, S>(parser: Parser<'data>, work: W, mut sink: S) -> Result<(), E>
+pub fn ordered_by_ref<'data, T, E, W, S>(
+    parser: Parser<'data>,
+    work: W,
+    mut sink: S,
+) -> Result<(), E>
 where
     T: Send,
     E: From<rdb_parser::Error> + Send,

@@ -26,7 +26,14 @@ fn field_ttls_too_far_apart_for_relative_ttls_are_an_error() {
     let file = w.finish().unwrap();
 
     let opts = ConvertOptions::new(TargetProfile::for_version(12).unwrap());
-    let result = convert(&file, &ParserBuilder::new(), &opts, Vec::new(), &mut |_| Ok(()), &mut |_| {});
+    let result = convert(
+        &file,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {},
+    );
     match result {
         Err(ConvertError::Unrepresentable { key, reason, .. }) => {
             assert_eq!(key.as_deref(), Some(&b"hfe"[..]));
@@ -48,5 +55,13 @@ fn field_ttls_too_far_apart_for_relative_ttls_are_an_error() {
     w.select_db(0).unwrap();
     w.key_value(type_id::HASH_2, b"hfe", &value).unwrap();
     let file = w.finish().unwrap();
-    assert!(convert(&file, &ParserBuilder::new(), &opts, Vec::new(), &mut |_| Ok(()), &mut |_| {}).is_ok());
+    assert!(convert(
+        &file,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {}
+    )
+    .is_ok());
 }

@@ -5,6 +5,8 @@
 use rdb_parser::{Item, ParserBuilder, Value};
 
 pub type Bytes = Vec<u8>;
+/// A stream entry: id (ms, seq) and its fields.
+pub type StreamEntry = ((u64, u64), Vec<(Bytes, Bytes)>);
 
 /// A value, fully decoded. Unordered collections are sorted so that encodings that
 /// store them in another order compare equal.
@@ -18,7 +20,7 @@ pub enum Model {
     /// Field, value, field expiry; sorted.
     Hash(Vec<(Bytes, Bytes, Option<i64>)>),
     /// Entry ids (ms, seq) with their fields, in stream order.
-    Stream(Vec<((u64, u64), Vec<(Bytes, Bytes)>)>),
+    Stream(Vec<StreamEntry>),
     /// Module values are carried opaquely: presence only.
     Module,
 }
