@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let source = parser.version();
     for item in parser {
-        let Ok(Item::Key(e)) = item else { return };
+        let e = match item {
+            Ok(Item::Key(e)) => e,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
         let Ok(mut want) = common::model(&e.value) else {
             return;
         };
