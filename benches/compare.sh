@@ -113,7 +113,7 @@ row "rdbkit convert -> RDB 9" "$big_mb" convert "$(measure "$bin" convert "$file
 row "rdbkit convert passthrough (RDB $version)" "$big_mb" pass "$(measure "$bin" convert "$file" -o "$work/out.rdb" --rdb-version "$version")"
 row "rdbkit convert --shards 3" "$big_mb" pass "$(measure "$bin" convert "$file" -o "$work/out" --rdb-version "$version" --shards 3)"
 has export && "$bin" export --help 2>/dev/null | grep -q restore &&
-    row "rdbkit export --format restore" "$big_mb" restore "$(measure "$bin" export --format restore "$file" -o "$work/out.jsonl")"
+    row "rdbkit export --format restore" "$big_mb" restore "$(measure "$bin" export --format restore --rdb-version "$version" "$file" -o "$work/out.jsonl")"
 row "rdbkit export jsonl (small file)" "$little_mb" json_small "$(measure "$bin" export --format jsonl "$small" -o "$work/out.jsonl")"
 
 # Peers.
