@@ -54,8 +54,11 @@ fn encode(v: &ValueIn, c: Compression) -> Option<(u8, Vec<u8>, u32, Model)> {
         Model::Set(m)
     };
     let zset = |m: &[(Bytes, f64)]| {
-        let mut m = m.to_vec();
-        m.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut m: Vec<(Bytes, common::Score)> = m
+            .iter()
+            .map(|(k, s)| (k.clone(), common::Score(*s)))
+            .collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0).then(a.1 .0.total_cmp(&b.1 .0)));
         Model::ZSet(m)
     };
     let hash = |m: &[(Bytes, Bytes)]| {

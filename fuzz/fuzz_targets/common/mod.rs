@@ -15,14 +15,25 @@ pub enum Model {
     String(Bytes),
     List(Vec<Bytes>),
     Set(Vec<Bytes>),
-    /// Sorted by member, then score; scores compare with `==` (so -0 equals 0).
-    ZSet(Vec<(Bytes, f64)>),
+    /// Sorted by member, then score.
+    ZSet(Vec<(Bytes, Score)>),
     /// Field, value, field expiry; sorted.
     Hash(Vec<(Bytes, Bytes, Option<i64>)>),
     /// Entry ids (ms, seq) with their fields, in stream order.
     Stream(Vec<StreamEntry>),
     /// Module values are carried opaquely: presence only.
     Module,
+}
+
+/// A sorted-set score that equals itself when NaN (a corrupt score still has to survive a
+/// conversion) and compares -0 equal to 0 (text scores do not keep the sign of zero).
+#[derive(Debug, Clone, Copy)]
+pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 || (self.0.is_nan() && other.0.is_nan())
+    }
 }
 
 /// One key of a snapshot.
@@ -51,11 +62,11 @@ pub fn model(value: &Value<'_>) -> Result<Model, rdb_parser::Error> {
             Model::Set(v)
         }
         Value::ZSet(z) => {
-            let mut v: Vec<(Bytes, f64)> = z
+            let mut v: Vec<(Bytes, Score)> = z
                 .iter()
-                .map(|e| e.map(|(m, s)| (m.to_bytes().into_owned(), s)))
+                .map(|e| e.map(|(m, s)| (m.to_bytes().into_owned(), Score(s))))
                 .collect::<Result<_, _>>()?;
-            v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1 .0.total_cmp(&b.1 .0)));
             Model::ZSet(v)
         }
         Value::Hash(h) => {
