@@ -161,3 +161,51 @@ where
         Ok(value)
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rdb_parser::format::type_id;
+    use rdb_parser::Version;
+
+    /// Enough keys for several batches: every item reaches the sink once, in file order,
+    /// with the result computed from that same item.
+    #[test]
+    fn ordered_by_ref_keeps_file_order_across_batches() {
+        let mut w = crate::Writer::new(Vec::new(), Version::redis(11)).unwrap();
+        w.select_db(0).unwrap();
+        let n = 3 * BATCH_ITEMS + 17;
+        for i in 0..n {
+            let key = format!("key:{i}");
+            let value = crate::value::string(key.as_bytes(), crate::Compression::None);
+            w.key_value(type_id::STRING, key.as_bytes(), &value)
+                .unwrap();
+        }
+        let file = w.finish().unwrap();
+        let parser = ParserBuilder::new().parse(&file).unwrap();
+        let mut keys = 0;
+        let mut last = 0;
+        ordered_by_ref(
+            parser,
+            |s: &Spanned<'_>| -> Result<Option<Vec<u8>>, rdb_parser::Error> {
+                Ok(match &s.item {
+                    Item::Key(e) => Some(e.key.to_vec()),
+                    _ => None,
+                })
+            },
+            |s, key| {
+                assert!(s.offset >= last, "items out of order");
+                last = s.offset;
+                if let (Item::Key(e), Some(k)) = (&s.item, key) {
+                    assert_eq!(*e.key, *k);
+                    assert_eq!(k, format!("key:{keys}").into_bytes());
+                    keys += 1;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(keys, n);
+    }
+}
