@@ -13,7 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(256 512 1024)
 runs=${RUNS:-3}
 work=$(mktemp -d -p "${BENCH_DIR:-/dev/shm}"); trap 'rm -rf "$work"' EXIT
-cargo build -q --release -p rdb-cli -p rdbkit-benches --example generate
+cargo build -q --release -p rdb-cli
+cargo build -q --release -p rdbkit-benches --example generate
 bin=target/release/rdbkit
 
 # peak RssAnon (kB) of a command, and its wall time (s)

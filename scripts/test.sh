@@ -9,11 +9,21 @@ start=$(date +%s)
 scripts/install-servers.sh
 scripts/install-azurite.sh   # blob emulator for the upload tests
 scripts/install-chromium.sh  # headless browser for the stats --html test
+phase=$(date +%s)
 cargo test --workspace --locked
+echo "==> workspace tests took $(( $(date +%s) - phase ))s"
 echo "==> fixtures/generate.py --check: regenerate every fixture from real servers and compare"
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
 .tools/venv/bin/python fixtures/generate.py --check --keep "$fresh"
 echo "==> the regenerated dumps export to their ground truth too"
 RDBKIT_FIXTURES="$fresh" cargo test --locked -p rdb-cli --test fixtures
+phase=$(date +%s)
+echo "==> benches, quick mode (16 MB inputs): they run and their count checks hold"
+RDBKIT_BENCH_MB=16 cargo bench --locked -p rdbkit-benches -- --quick
+echo "==> benches took $(( $(date +%s) - phase ))s"
+phase=$(date +%s)
+echo "==> fuzz smoke: each fuzz target briefly on the seeded corpus"
+scripts/fuzz-smoke.sh
+echo "==> fuzz smoke took $(( $(date +%s) - phase ))s"
 echo "==> all tests passed in $(( $(date +%s) - start ))s"

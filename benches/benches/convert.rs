@@ -81,7 +81,9 @@ fn bench(c: &mut Criterion) {
     let opts =
         ConvertOptions::new(TargetProfile::for_version(11).unwrap_or_else(|| panic!("profile")));
     let split = |data: &[u8]| {
-        let outs = vec![Vec::with_capacity(data.len() / 3 + (1 << 20)); 3];
+        let outs: Vec<Vec<u8>> = (0..3)
+            .map(|_| Vec::with_capacity(data.len() / 3 + (1 << 20)))
+            .collect();
         let (outs, s) = rdb_writer::convert::convert_split(
             data,
             &ParserBuilder::new(),

@@ -541,7 +541,7 @@ mod tests {
             "passthrough output differs from its input"
         );
         assert!(
-            offsets.windows(2).all(|w| w[0] < w[1]),
+            offsets.windows(2).all(|w| matches!(w, [a, b] if a < b)),
             "keys reached the sink in file order"
         );
         Ok(())
@@ -600,4 +600,155 @@ mod tests {
         }
         Ok(())
     }
+}
+
+/// The type of the one huge key [`write_huge_key`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HugeKind {
+    /// One string of the whole size, uncompressed.
+    String,
+    /// A quicklist 2 list of 8 KB listpack nodes of 100-byte elements.
+    List,
+    /// A hashtable-encoded hash of 20-byte fields with 100-byte values.
+    Hash,
+    /// A hashtable-encoded set of 100-byte members.
+    Set,
+    /// A `ZSET_2` sorted set of 100-byte members.
+    ZSet,
+}
+
+impl std::str::FromStr for HugeKind {
+    type Err = BoxError;
+    fn from_str(s: &str) -> Result<Self, BoxError> {
+        Ok(match s {
+            "string" => HugeKind::String,
+            "list" => HugeKind::List,
+            "hash" => HugeKind::Hash,
+            "set" => HugeKind::Set,
+            "zset" => HugeKind::ZSet,
+            other => {
+                return Err(
+                    format!("unknown kind {other:?}: string, list, hash, set or zset").into(),
+                )
+            }
+        })
+    }
+}
+
+/// Writes an RDB 11 snapshot holding one key `huge` of `kind` whose value takes about
+/// `value_bytes`, plus one small key, streaming it to `out` piece by piece so that a value
+/// of gigabytes needs only megabytes of memory to write. Returns what it holds.
+pub fn write_huge_key<W: std::io::Write>(
+    out: W,
+    kind: HugeKind,
+    value_bytes: u64,
+    seed: u64,
+) -> Result<Counts, BoxError> {
+    use rdb_writer::encode;
+    const ELEMENT: usize = 100;
+    let mut rng = XorShift::new(seed);
+    let mut w = Writer::new(out, Version::redis(11))?;
+    w.aux(b"redis-ver", b"7.2.4")?;
+    w.aux(b"redis-bits", b"64")?;
+    w.select_db(0)?;
+    w.resize_db(2, 0)?;
+    let mut counts = Counts::default();
+    let mut head = Vec::new();
+    let mut piece = Vec::with_capacity(1 << 20);
+    let element = |rng: &mut XorShift, n: usize| {
+        let mut e = Vec::with_capacity(n);
+        rng.fill(&mut e, n);
+        e
+    };
+    // Flushes `piece` through the writer once it holds a megabyte.
+    let flush = |w: &mut Writer<W>, piece: &mut Vec<u8>, force: bool| -> std::io::Result<()> {
+        if force || piece.len() >= 1 << 20 {
+            w.raw(piece)?;
+            piece.clear();
+        }
+        Ok(())
+    };
+    match kind {
+        HugeKind::String => {
+            head.push(type_id::STRING);
+            encode::string(&mut head, b"huge", Compression::None);
+            encode::length(&mut head, value_bytes);
+            w.raw(&head)?;
+            let mut left = value_bytes as usize;
+            while left > 0 {
+                let n = left.min(1 << 20);
+                rng.fill(&mut piece, n);
+                flush(&mut w, &mut piece, true)?;
+                left -= n;
+            }
+            counts.elements += 1;
+            counts.element_bytes += value_bytes;
+        }
+        HugeKind::List => {
+            let per_node = (rdb_writer::value::LIST_NODE_MAX_BYTES - 64) / (ELEMENT + 3);
+            let nodes = (value_bytes as usize)
+                .div_ceil(per_node * (ELEMENT + 3))
+                .max(1);
+            head.push(type_id::LIST_QUICKLIST_2);
+            encode::string(&mut head, b"huge", Compression::None);
+            encode::length(&mut head, nodes as u64);
+            w.raw(&head)?;
+            for _ in 0..nodes {
+                let mut lp = rdb_writer::ListpackBuilder::new();
+                for _ in 0..per_node {
+                    lp.push(&element(&mut rng, ELEMENT));
+                }
+                encode::length(&mut piece, rdb_parser::format::quicklist_container::PACKED);
+                encode::string(&mut piece, &lp.finish()?, Compression::None);
+                flush(&mut w, &mut piece, false)?;
+            }
+            counts.elements += (nodes * per_node) as u64;
+            counts.element_bytes += (nodes * per_node * ELEMENT) as u64;
+        }
+        HugeKind::Hash | HugeKind::Set | HugeKind::ZSet => {
+            let (type_byte, per) = match kind {
+                HugeKind::Hash => (type_id::HASH, 20 + ELEMENT + 2),
+                HugeKind::Set => (type_id::SET, ELEMENT + 1),
+                _ => (type_id::ZSET_2, ELEMENT + 9),
+            };
+            let n = (value_bytes as usize / per).max(1);
+            head.push(type_byte);
+            encode::string(&mut head, b"huge", Compression::None);
+            encode::length(&mut head, n as u64);
+            w.raw(&head)?;
+            for i in 0..n {
+                // The index first keeps members and fields distinct.
+                let mut member = format!("{i:012}-").into_bytes();
+                match kind {
+                    HugeKind::Hash => {
+                        member.extend_from_slice(&element(&mut rng, 20 - member.len().min(20)));
+                        encode::string(&mut piece, &member, Compression::None);
+                        encode::string(&mut piece, &element(&mut rng, ELEMENT), Compression::None);
+                        counts.element_bytes += (member.len() + ELEMENT) as u64;
+                    }
+                    _ => {
+                        member.extend_from_slice(&element(&mut rng, ELEMENT - member.len()));
+                        encode::string(&mut piece, &member, Compression::None);
+                        if kind == HugeKind::ZSet {
+                            encode::binary_double(&mut piece, (n - i) as f64);
+                        }
+                        counts.element_bytes += member.len() as u64;
+                    }
+                }
+                flush(&mut w, &mut piece, false)?;
+            }
+            counts.elements += n as u64;
+        }
+    }
+    flush(&mut w, &mut piece, true)?;
+    w.key_value(
+        type_id::STRING,
+        b"small",
+        &value::string(b"a small value", Compression::None),
+    )?;
+    counts.keys = 2;
+    counts.elements += 1;
+    counts.element_bytes += 13;
+    w.finish()?;
+    Ok(counts)
 }

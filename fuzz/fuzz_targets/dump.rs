@@ -1,6 +1,9 @@
-//! DUMP payloads of every key, for two target versions, carry a valid CRC and the target's
-//! version, and their value decodes.
+//! The DUMP payload of every key, for several target versions, ends with the target's
+//! version and a valid CRC64, and its value reads back equal to the key's value (field
+//! TTLs aside, which the fuzzed options drop).
 #![no_main]
+
+mod common;
 
 use libfuzzer_sys::fuzz_target;
 use rdb_parser::{Item, ParserBuilder, Version};
@@ -9,35 +12,60 @@ use rdb_writer::TargetProfile;
 
 fuzz_target!(|data: &[u8]| {
     let mut builder = ParserBuilder::new();
-    builder.verify_checksum(false);
-    let Ok(parser) = builder.parse(data) else { return };
+    builder.verify_checksum(false).allow_empty_keys(true);
+    let Ok(parser) = builder.parse(data) else {
+        return;
+    };
     let source = parser.version();
     for item in parser {
-        let Ok(Item::Key(e)) = item else { return };
-        if e.value.decode_all().is_err() {
+        let e = match item {
+            Ok(Item::Key(e)) => e,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        let Ok(mut want) = common::model(&e.value) else {
             return;
+        };
+        if let common::Model::Hash(fields) = &mut want {
+            fields.iter_mut().for_each(|f| f.2 = None);
         }
-        for version in [9u32, 12] {
-            let Some(profile) = TargetProfile::for_version(version) else { return };
+        for version in [9u32, 11, 12] {
+            let Some(profile) = TargetProfile::for_version(version) else {
+                continue;
+            };
             let mut opts = ConvertOptions::new(profile);
             opts.field_ttls = FieldTtlPolicy::Drop;
             opts.modules = ModulePolicy::Keep;
-            let Ok(Some(payload)) = dump_payload(&e, source, &opts) else { continue };
-            let n = payload.len();
-            let (body, crc) = payload.split_at(n - 8);
-            assert_eq!(crc, rdb_parser::crc64(0, body).to_le_bytes());
-            assert_eq!(&body[n - 10..], &(version as u16).to_le_bytes());
-            // The value, wrapped as a one-key file of the target version, decodes.
+            let Ok(Some(payload)) = dump_payload(&e, source, &opts) else {
+                continue;
+            };
+            let Some((body, crc)) = payload.split_last_chunk::<8>() else {
+                panic!("short payload")
+            };
+            assert_eq!(*crc, rdb_parser::crc64(0, body).to_le_bytes());
+            let Some((typed_value, target)) = body.split_last_chunk::<2>() else {
+                panic!("short payload")
+            };
+            assert_eq!(*target, (version as u16).to_le_bytes());
+            let Some((&type_byte, value)) = typed_value.split_first() else {
+                panic!("no type byte")
+            };
+            // The value, wrapped as a one-key file of the target version.
             let mut file = Version::redis(version).header().to_vec();
-            file.push(body[0]);
+            file.push(type_byte);
             file.extend_from_slice(e.raw_key);
-            file.extend_from_slice(&body[1..n - 10]);
+            file.extend_from_slice(value);
             file.extend_from_slice(&[0xFF, 0, 0, 0, 0, 0, 0, 0, 0]);
-            for item in ParserBuilder::new().allow_empty_keys(true).parse(&file).expect("header") {
-                if let Item::Key(k) = item.expect("payload value parses") {
-                    k.value.decode_all().expect("payload value decodes");
-                }
+            let keys = common::keys(&file, &builder)
+                .unwrap_or_else(|err| panic!("payload for {version} reads back: {err}"));
+            let [got] = &keys[..] else {
+                panic!("{} keys in a one-key payload", keys.len())
+            };
+            let mut got = got.value.clone();
+            if let common::Model::Hash(fields) = &mut got {
+                fields.iter_mut().for_each(|f| f.2 = None);
             }
+            assert_eq!(got, want, "payload for {version}");
         }
     }
 });

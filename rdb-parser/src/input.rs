@@ -31,7 +31,24 @@ pub(crate) enum Length {
     Encoded(u8),
 }
 
+#[inline]
 pub(crate) fn length(i: &[u8]) -> PResult<'_, Length> {
+    // Most lengths are the 1- or 2-byte forms: decoded here without nom's machinery.
+    match *i {
+        [first, ref rest @ ..] if first < 0x40 => return Ok((rest, Length::Len(u64::from(first)))),
+        [first, second, ref rest @ ..] if first >> 6 == 1 => {
+            return Ok((
+                rest,
+                Length::Len(u64::from(first & 0x3f) << 8 | u64::from(second)),
+            ))
+        }
+        _ => {}
+    }
+    length_slow(i)
+}
+
+#[cold]
+fn length_slow(i: &[u8]) -> PResult<'_, Length> {
     let (rest, first) = be_u8(i)?;
     match first >> 6 {
         0 => Ok((rest, Length::Len(u64::from(first & 0x3f)))),
@@ -61,6 +78,7 @@ pub(crate) fn length(i: &[u8]) -> PResult<'_, Length> {
     }
 }
 
+#[cold]
 fn truncated(at: &[u8], what: &'static str, needed: u64) -> nom::Err<Fail> {
     nom::Err::Error(Fail::truncated(at, what, needed))
 }
@@ -171,8 +189,12 @@ pub(crate) fn u64_le(i: &[u8]) -> PResult<'_, u64> {
     le_u64::<_, Fail>(i).map_err(|_| truncated(i, "integer", 8))
 }
 
+#[inline]
 pub(crate) fn byte(i: &[u8]) -> PResult<'_, u8> {
-    be_u8::<_, Fail>(i).map_err(|_| truncated(i, "byte", 1))
+    match i.split_first() {
+        Some((&b, rest)) => Ok((rest, b)),
+        None => Err(truncated(i, "byte", 1)),
+    }
 }
 
 /// The binary double of ZSET_2 and module DOUBLE: 8 bytes IEEE-754 little-endian.

@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod bytes;
+mod crc;
 mod ctx;
 mod element;
 pub mod error;
@@ -45,6 +46,7 @@ pub mod format;
 mod input;
 mod intset;
 mod listpack;
+pub mod lzf;
 mod module;
 mod parser;
 mod stream;
@@ -69,7 +71,4 @@ pub use value::{
     ElementIter, Hash, HashField, HashIter, List, Set, StringValue, Value, ZSet, ZSetIter,
 };
 
-/// The CRC64 (Jones, as Redis uses it) of `data`, continuing from `crc`.
-pub fn crc64(crc: u64, data: &[u8]) -> u64 {
-    crc64::crc64(crc, data)
-}
+pub use crc::{crc64, crc64_combine, crc64_parallel};

@@ -438,7 +438,7 @@ impl<'data> Parser<'data> {
                 Checksum::Disabled
             } else if self.verify_checksum {
                 let covered = self.data.get(..=pos).unwrap_or(&[]);
-                let actual = crc64::crc64(0, covered);
+                let actual = crate::crc64(0, covered);
                 if actual != stored {
                     return Err(Error::new(
                         ErrorKind::ChecksumMismatch,

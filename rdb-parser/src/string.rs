@@ -104,19 +104,13 @@ pub(crate) fn lzf_decompress(compressed: &[u8], original_len: usize) -> Result<V
             ),
         ));
     }
-    match lzf::decompress(compressed, original_len) {
-        Ok(out) if out.len() == original_len => Ok(out),
-        Ok(out) => Err(Fail::corrupt(
+    crate::lzf::decompress(compressed, original_len).map_err(|e| {
+        Fail::corrupt(
             compressed,
             "compressed string",
-            format!("expands to {} bytes, {original_len} declared", out.len()),
-        )),
-        Err(e) => Err(Fail::corrupt(
-            compressed,
-            "compressed string",
-            format!("LZF data does not decode: {e:?}"),
-        )),
-    }
+            format!("LZF data does not decode ({original_len} bytes declared): {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -131,6 +125,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn lzf_bounds() {
         let data = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
         let packed = lzf::compress(data).unwrap_or_default();

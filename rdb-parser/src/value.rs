@@ -94,7 +94,12 @@ impl Value<'_> {
                     | HashRepr::ListpackEx { blob: b, .. },
                 ..
             }) if !b.may_be_empty() => false,
+            // A small blob whose header does not know its count (a listpack count of
+            // 65535): look at the first element (found by fuzzing: an empty listpack zset
+            // with an unknown count was re-encoded as an empty ziplist zset).
             Value::Hash(h) if h.len_hint().is_none() => h.iter().next().is_none(),
+            Value::ZSet(z) if z.len_hint().is_none() => z.iter().next().is_none(),
+            Value::Set(s) if s.len_hint().is_none() => s.iter().next().is_none(),
             other => other.len_hint() == Some(0),
         }
     }

@@ -157,3 +157,45 @@ fn bit_flips_never_panic_or_hang() {
     eprintln!("bit flips: {errors} errors, {clean} parsed cleanly, {crc_checked} CRC-checked");
     assert!(crc_checked > 0);
 }
+
+/// A one-key RDB 9 file (no checksum) whose string value is the LZF stream `lzf`
+/// declared to expand to `original_len` bytes.
+fn file_with_lzf_string(lzf: &[u8], original_len: u8) -> Vec<u8> {
+    let mut f = b"REDIS0009".to_vec();
+    f.extend_from_slice(&[0xFE, 0x00, 0x00, 3, b'k', b'e', b'y', 0xC3]);
+    f.push(lzf.len() as u8);
+    f.push(original_len);
+    f.extend_from_slice(lzf);
+    f.extend_from_slice(&[0xFF, 0, 0, 0, 0, 0, 0, 0, 0]);
+    f
+}
+
+fn lzf_error(lzf: &[u8], original_len: u8) -> String {
+    let file = file_with_lzf_string(lzf, original_len);
+    match decode(&file, false) {
+        Ok(_) => panic!("corrupt LZF stream {lzf:02x?} decoded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The LZF decoder's refusals (our own decoder since the `lzf` crate was replaced) reach
+/// the caller as errors naming the key and the offset of the string, not panics.
+#[test]
+fn corrupt_lzf_streams_are_errors_naming_key_and_offset() {
+    // Valid: "a" then a 5-byte run copied from 1 back.
+    let ok = file_with_lzf_string(&[0x00, b'a', 0x60, 0x00], 6);
+    assert!(decode(&ok, false).is_ok());
+    for (lzf, len, why) in [
+        (&[0x00, b'a', 0x20, 0x05][..], 4, "before the start"),
+        (&[0x05, b'a', b'b'][..], 6, "ends inside"),
+        (&[0x00, b'a', 0xE0][..], 12, "ends inside"),
+        (&[0x00, b'a', 0x60, 0x00][..], 3, "past the declared length"),
+        (&[0x00, b'a', 0x20, 0x00][..], 9, "fewer than declared"),
+    ] {
+        let e = lzf_error(lzf, len);
+        assert!(e.contains(why), "{lzf:02x?}: {e}");
+        assert!(e.contains("\"key\""), "{lzf:02x?}: {e}");
+        // The compressed bytes start at 19: magic 9, SELECTDB 2, type 1, key 4, C3, 2 lengths.
+        assert!(e.contains("at byte 19"), "{lzf:02x?}: {e}");
+    }
+}

@@ -513,15 +513,15 @@ fn run_input<'data, W: Write>(
     let mut db: u64 = 0;
     let filter_all = opts.filter.is_pass_all();
 
-    let work = |s: Spanned<'data>| -> Result<(Spanned<'data>, Option<KeyOutcome>), ConvertError> {
+    let work = |s: &Spanned<'data>| -> Result<Option<KeyOutcome>, ConvertError> {
         let Item::Key(entry) = &s.item else {
-            return Ok((s, None));
+            return Ok(None);
         };
         if !filter_all && !opts.filter.keeps(entry) {
-            return Ok((s, Some(KeyOutcome::Filtered)));
+            return Ok(Some(KeyOutcome::Filtered));
         }
         if opts.output_db(entry.db).is_none() {
-            return Ok((s, Some(KeyOutcome::DbDropped)));
+            return Ok(Some(KeyOutcome::DbDropped));
         }
         if validate {
             entry
@@ -545,28 +545,36 @@ fn run_input<'data, W: Write>(
             },
             s.offset,
         )?;
-        Ok((
-            s,
-            Some(KeyOutcome::Step(KeyStep {
-                encoded,
-                losses,
-                delta,
-            })),
-        ))
+        Ok(Some(KeyOutcome::Step(KeyStep {
+            encoded,
+            losses,
+            delta,
+        })))
     };
 
-    let sink = |(s, outcome): (Spanned<'data>, Option<KeyOutcome>)| -> Result<(), ConvertError> {
+    // Bytes copied as stored are mostly adjacent in the input: each output gathers a run of
+    // them and writes it in one piece (no copy through its buffer; one CRC call).
+    let mut runs = SpanRuns::new(data, writers.len());
+
+    let sink = |s: Spanned<'data>, outcome: Option<KeyOutcome>| -> Result<(), ConvertError> {
         let (span, start) = (s.span, s.offset as usize);
-        let all = |writers: &mut Vec<crate::Writer<W>>, bytes: &[u8]| -> io::Result<()> {
-            writers.iter_mut().try_for_each(|w| w.raw(bytes))
+        let runs = &mut runs;
+        let all = |runs: &mut SpanRuns<'data>,
+                   writers: &mut Vec<crate::Writer<W>>,
+                   bytes: &'data [u8]|
+         -> io::Result<()> {
+            writers
+                .iter_mut()
+                .enumerate()
+                .try_for_each(|(i, w)| runs.copy(i, w, bytes))
         };
         match s.item {
             Item::Header(_) => {}
             Item::Eof(eof) => eof_seen.set(eof),
             Item::Aux(_) | Item::ModuleAux(_) if !role.file_level => {}
-            Item::Aux(_) => all(writers, span)?,
+            Item::Aux(_) => all(runs, writers, span)?,
             Item::ModuleAux(m) => match opts.keep_modules() {
-                Some(true) => all(writers, span)?,
+                Some(true) => all(runs, writers, span)?,
                 Some(false) => {
                     summary.module_aux_dropped += 1;
                     on_loss(&Loss {
@@ -611,7 +619,8 @@ fn run_input<'data, W: Write>(
                 if !functions_seen.insert(code.clone()) {
                     // The same library from another input of a merge.
                 } else if target.functions() {
-                    for w in writers.iter_mut() {
+                    for (i, w) in writers.iter_mut().enumerate() {
+                        runs.flush(i, w)?;
                         match f {
                             Function::Library { .. } => w.raw(span)?,
                             Function::PreGa { .. } => w.function(&code)?,
@@ -651,25 +660,25 @@ fn run_input<'data, W: Write>(
                             "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
                         ));
                     }
-                    all(writers, span)?;
+                    all(runs, writers, span)?;
                 }
             }
             Item::ResizeDb { .. } => {
                 // Size hints stay true only while databases stay as they are.
                 if as_stored {
-                    all(writers, span)?;
+                    all(runs, writers, span)?;
                 }
             }
             Item::SlotInfo { .. } => {
                 if as_stored && !is_valkey(target.version) && target.version.number >= 12 {
-                    all(writers, span)?;
+                    all(runs, writers, span)?;
                 } else {
                     summary.hints_dropped += 1;
                 }
             }
             Item::SlotImport(_) => {
                 if as_stored && is_valkey(target.version) {
-                    all(writers, span)?;
+                    all(runs, writers, span)?;
                 } else {
                     summary.hints_dropped += 1;
                 }
@@ -774,6 +783,7 @@ fn run_input<'data, W: Write>(
                     return Ok(());
                 };
                 if !as_stored && *current != Some(tdb) {
+                    runs.flush(i, w)?;
                     w.select_db(tdb)?;
                     *current = Some(tdb);
                 }
@@ -781,12 +791,14 @@ fn run_input<'data, W: Write>(
                     Encoded::Same => {
                         summary.passed_through += 1;
                         if !entry.opcodes_in_span {
+                            runs.flush(i, w)?;
                             write_key_opcodes(w, &entry)?;
                         }
-                        w.raw(span)?;
+                        runs.copy(i, w, span)?;
                     }
                     Encoded::New(type_id, bytes) => {
                         summary.transcoded += 1;
+                        runs.flush(i, w)?;
                         write_key_opcodes(w, &entry)?;
                         let mut head = Vec::with_capacity(entry.raw_key.len() + 1);
                         head.push(type_id);
@@ -802,7 +814,75 @@ fn run_input<'data, W: Write>(
         }
         Ok(())
     };
-    pipeline::ordered(items, work, sink)
+    pipeline::ordered_by_ref(items, work, sink)?;
+    for (i, w) in writers.iter_mut().enumerate() {
+        runs.flush(i, w)?;
+    }
+    Ok(())
+}
+
+/// Per output, a run of input bytes waiting to be written: spans that follow each other
+/// in the input are joined and written with one call.
+struct SpanRuns<'data> {
+    data: &'data [u8],
+    /// Start and end offsets in `data`, per output.
+    pending: Vec<Option<(usize, usize)>>,
+}
+
+impl<'data> SpanRuns<'data> {
+    /// Runs are written once they reach this size, so output keeps pace with input.
+    const MAX_RUN: usize = 8 << 20;
+
+    fn new(data: &'data [u8], outputs: usize) -> Self {
+        SpanRuns {
+            data,
+            pending: vec![None; outputs],
+        }
+    }
+
+    /// Queues `span` (a slice of the input) for output `i`, writing what was queued first
+    /// unless `span` continues it.
+    fn copy<W: Write>(
+        &mut self,
+        i: usize,
+        w: &mut crate::Writer<W>,
+        span: &'data [u8],
+    ) -> io::Result<()> {
+        let base = self.data.as_ptr() as usize;
+        let start = (span.as_ptr() as usize).wrapping_sub(base);
+        let inside = start <= self.data.len() && span.len() <= self.data.len() - start;
+        if !inside {
+            self.flush(i, w)?;
+            return w.raw(span);
+        }
+        let end = start + span.len();
+        let Some(slot) = self.pending.get_mut(i) else {
+            return w.raw(span);
+        };
+        match slot {
+            Some((_, e)) if *e == start => *e = end,
+            _ => {
+                self.flush(i, w)?;
+                if let Some(slot) = self.pending.get_mut(i) {
+                    *slot = Some((start, end));
+                }
+            }
+        }
+        if let Some(Some((s, e))) = self.pending.get(i) {
+            if e - s >= Self::MAX_RUN {
+                self.flush(i, w)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes output `i`'s queued run; call before writing anything else to it.
+    fn flush<W: Write>(&mut self, i: usize, w: &mut crate::Writer<W>) -> io::Result<()> {
+        if let Some((s, e)) = self.pending.get_mut(i).and_then(Option::take) {
+            w.raw(self.data.get(s..e).unwrap_or_default())?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether the input's CRC64 will be verified, so values may be copied without decoding.
@@ -1007,7 +1087,8 @@ fn hash_with_ttls(
     let mut fields = hash_fields(h).map_err(HashErr::Parse)?;
     let with_ttl = fields.iter().filter(|f| f.2.is_some()).count();
     if target.field_ttls() {
-        return field_ttl_hash(&fields, target.version, opts.compression).map_err(HashErr::Convert);
+        return field_ttl_hash(&fields, target.version, opts.compression, fail)
+            .map_err(HashErr::Convert);
     }
     if with_ttl > 0 {
         let loss = |action: &'static str, reason: String| Loss {
@@ -1081,7 +1162,12 @@ fn plain_hash(
 
 /// A hash with field TTLs for a target that stores them: Valkey's HASH_2 or Redis 7.4's
 /// HASH_METADATA.
-fn field_ttl_hash(fields: &[Field], v: Version, c: Compression) -> Result<Encoded, ConvertError> {
+fn field_ttl_hash(
+    fields: &[Field],
+    v: Version,
+    c: Compression,
+    fail: &dyn Fn(String, &'static str) -> ConvertError,
+) -> Result<Encoded, ConvertError> {
     let mut out = Vec::new();
     if is_valkey(v) {
         // len n, n x (field, value, i64 LE expire or -1)
@@ -1098,7 +1184,23 @@ fn field_ttl_hash(fields: &[Field], v: Version, c: Compression) -> Result<Encode
     encode::ms_time(&mut out, min);
     encode::length(&mut out, fields.len() as u64);
     for (f, x, t) in fields {
-        let ttl = t.map_or(0, |t| (t - min) as u64 + 1);
+        // Relative TTLs must fit the i64 range readers accept (found by fuzzing: expiries
+        // near both ends of i64 overflowed the subtraction).
+        let ttl = match *t {
+            None => 0,
+            Some(t) => u64::try_from(i128::from(t) - i128::from(min) + 1)
+                .ok()
+                .filter(|&d| i64::try_from(d).is_ok())
+                .ok_or_else(|| {
+                    fail(
+                        format!(
+                            "field expiries {min} and {t} ms are too far apart for the relative field TTLs of RDB {}",
+                            v.number
+                        ),
+                        "no flag keeps them: such expiry times are outside any real date; fix or drop the key (--exclude)",
+                    )
+                })?,
+        };
         encode::length(&mut out, ttl);
         encode::string(&mut out, f, c);
         encode::string(&mut out, x, c);
@@ -1215,7 +1317,10 @@ pub fn dump_body<'data>(
             Encoded::Dropped(_) => return Ok(None),
         };
     let version = (opts.target.version.number as u16).to_le_bytes();
-    let crc = crc64::crc64(crc64::crc64(crc64::crc64(0, &[type_id]), &value), &version);
+    let crc = rdb_parser::crc64(
+        rdb_parser::crc64(rdb_parser::crc64(0, &[type_id]), &value),
+        &version,
+    );
     let mut trailer = [0u8; 10];
     let (v, c) = trailer.split_at_mut(2);
     v.copy_from_slice(&version);

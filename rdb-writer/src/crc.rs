@@ -48,7 +48,7 @@ impl<W: Write> Write for Crc64Writer<W> {
         let n = self.inner.write(buf)?;
         // Only the bytes the inner writer took: a short write is retried by write_all.
         let taken = buf.get(..n).unwrap_or(buf);
-        self.crc = crc64::crc64(self.crc, taken);
+        self.crc = rdb_parser::crc64(self.crc, taken);
         self.written += taken.len() as u64;
         Ok(n)
     }

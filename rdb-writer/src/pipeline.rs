@@ -50,6 +50,41 @@ where
     }
 }
 
+/// Like [`ordered`], but `work` sees each item by reference and `sink` gets the item back
+/// with its result: an `Item` is a few hundred bytes, and moving it through the worker and
+/// back cost a tenth of a passthrough.
+pub fn ordered_by_ref<'data, T, E, W, S>(
+    parser: Parser<'data>,
+    work: W,
+    mut sink: S,
+) -> Result<(), E>
+where
+    T: Send,
+    E: From<rdb_parser::Error> + Send,
+    W: Fn(&Spanned<'data>) -> Result<T, E> + Sync,
+    S: FnMut(Spanned<'data>, T) -> Result<(), E>,
+{
+    let mut parser = parser;
+    let data = parser.data();
+    let mut current = next_batch(&mut parser, data);
+    loop {
+        let batch = current.map_err(E::from)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut batch = batch;
+        // `iter_mut` only because an `Item` is `Send` but not `Sync`; `work` reads it.
+        let (results, next) = rayon::join(
+            || batch.par_iter_mut().map(|s| work(s)).collect::<Vec<_>>(),
+            || next_batch(&mut parser, data),
+        );
+        for (item, r) in batch.into_iter().zip(results) {
+            sink(item, r?)?;
+        }
+        current = next;
+    }
+}
+
 fn next_batch<'data>(
     parser: &mut Parser<'data>,
     data: &'data [u8],
@@ -104,7 +139,7 @@ where
     std::thread::scope(|scope| {
         let prefix_crc = scope.spawn(|| {
             let covered = data.len().checked_sub(8)?;
-            Some(crc64::crc64(0, data.get(..covered)?))
+            Some(rdb_parser::crc64(0, data.get(..covered)?))
         });
         let value = f(&unchecked, &seen)?;
         let prefix_crc = prefix_crc.join().ok().flatten();
@@ -125,4 +160,52 @@ where
         }
         Ok(value)
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rdb_parser::format::type_id;
+    use rdb_parser::Version;
+
+    /// Enough keys for several batches: every item reaches the sink once, in file order,
+    /// with the result computed from that same item.
+    #[test]
+    fn ordered_by_ref_keeps_file_order_across_batches() {
+        let mut w = crate::Writer::new(Vec::new(), Version::redis(11)).unwrap();
+        w.select_db(0).unwrap();
+        let n = 3 * BATCH_ITEMS + 17;
+        for i in 0..n {
+            let key = format!("key:{i}");
+            let value = crate::value::string(key.as_bytes(), crate::Compression::None);
+            w.key_value(type_id::STRING, key.as_bytes(), &value)
+                .unwrap();
+        }
+        let file = w.finish().unwrap();
+        let parser = ParserBuilder::new().parse(&file).unwrap();
+        let mut keys = 0;
+        let mut last = 0;
+        ordered_by_ref(
+            parser,
+            |s: &Spanned<'_>| -> Result<Option<Vec<u8>>, rdb_parser::Error> {
+                Ok(match &s.item {
+                    Item::Key(e) => Some(e.key.to_vec()),
+                    _ => None,
+                })
+            },
+            |s, key| {
+                assert!(s.offset >= last, "items out of order");
+                last = s.offset;
+                if let (Item::Key(e), Some(k)) = (&s.item, key) {
+                    assert_eq!(*e.key, *k);
+                    assert_eq!(k, format!("key:{keys}").into_bytes());
+                    keys += 1;
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(keys, n);
+    }
 }

@@ -81,6 +81,9 @@ fn packed_node(
 
 /// A list as type 14 (quicklist v1), built element by element: ziplist nodes of at most
 /// 8 KiB, an element too big for that alone in its node.
+/// The largest RDB length encoding: 0x81 and a u64.
+const COUNT_ROOM: usize = 9;
+
 #[derive(Debug)]
 pub struct QuicklistBuilder {
     body: Vec<u8>,
@@ -92,7 +95,8 @@ pub struct QuicklistBuilder {
 impl QuicklistBuilder {
     pub fn new(compression: Compression) -> Self {
         QuicklistBuilder {
-            body: Vec::new(),
+            // Room for the node count, written in front by `finish` (at most 9 bytes).
+            body: vec![0; COUNT_ROOM],
             nodes: 0,
             node: ZiplistBuilder::new(),
             compression,
@@ -120,10 +124,16 @@ impl QuicklistBuilder {
         if !self.node.is_empty() {
             self.flush()?;
         }
-        let mut out = Vec::with_capacity(self.body.len() + 9);
-        encode::length(&mut out, self.nodes);
-        out.extend_from_slice(&self.body);
-        Ok(out)
+        // The count goes into the room left in front, and the unused part of the room is
+        // removed in place: a second copy of a gigabyte list would double its memory.
+        let mut count = Vec::with_capacity(COUNT_ROOM);
+        encode::length(&mut count, self.nodes);
+        let skip = COUNT_ROOM - count.len();
+        if let Some(room) = self.body.get_mut(skip..COUNT_ROOM) {
+            room.copy_from_slice(&count);
+        }
+        self.body.drain(..skip);
+        Ok(self.body)
     }
 }
 
