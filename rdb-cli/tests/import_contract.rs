@@ -18,23 +18,7 @@ const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOi.contract-test-token.c2lnbmF0dXJl
 const SIG: &str = "dGhpc2lzYWZha2VzaWduYXR1cmVmb3J0ZXN0cw%3D%3D";
 
 fn iso(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    rdb_cli::azure::sas::format_time(t)
 }
 
 /// A blob SAS URL (never contacted) expiring `lifetime` seconds from now.

@@ -363,59 +363,31 @@ pub fn now() -> i64 {
 /// `2026-12-01T10:00:00Z` (also URL-encoded `%3A`, fractional seconds, a date alone,
 /// `+00:00`) -> Unix seconds. SAS times are always UTC.
 pub fn parse_time(value: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
     let v = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
     let v = v.trim();
     let bad = || format!("SAS time {v:?} is not an ISO-8601 UTC time like 2026-12-01T10:00:00Z");
-    let num = |s: Option<&str>| -> Result<i64, String> {
-        s.filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)
+    // Azure also accepts a date alone and a seconds-less time; RFC 3339 wants both parts.
+    let full = match v.split_once('T') {
+        None => format!("{v}T00:00:00Z"),
+        Some((date, t)) if t.trim_end_matches('Z').matches(':').count() == 1 => {
+            format!("{date}T{}:00Z", t.trim_end_matches('Z'))
+        }
+        Some(_) => v.to_owned(),
     };
-    let (date, time) = v.split_once('T').unwrap_or((v, "00:00:00Z"));
-    let mut d = date.split('-');
-    let (y, m, day) = (num(d.next())?, num(d.next())?, num(d.next())?);
-    let time = time.trim_end_matches('Z').trim_end_matches("+00:00");
-    let time = time.split('.').next().unwrap_or_default();
-    let mut t = time.split(':');
-    let (h, mi) = (num(t.next())?, num(t.next())?);
-    let s = t.next().map_or(Ok(0), |s| num(Some(s)))?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
-        return Err(bad());
-    }
-    Ok(days_from_civil(y, m, day) * 86_400 + h * 3600 + mi * 60 + s)
+    time::OffsetDateTime::parse(&full, &Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| bad())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Unix seconds -> `2026-12-01T10:00:00Z`.
+/// Unix seconds -> `2026-12-01T10:00:00Z` (a time out of the calendar's range prints as
+/// the bare number).
 pub fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{t}"))
 }
 
 /// `3h 5m`, `42s`.
