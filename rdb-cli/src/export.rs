@@ -42,7 +42,10 @@ fn jsonl_unchecked<'data>(
     let mut line = Vec::with_capacity(4096);
     let mut header: Option<Header> = None;
     let mut header_done = false;
-    let mut emit = |line: &mut Vec<u8>, summary: &mut ExportSummary| -> Result<(), Failure> {
+    let emit = |out: &mut dyn Write,
+                line: &mut Vec<u8>,
+                summary: &mut ExportSummary|
+     -> Result<(), Failure> {
         line.push(b'\n');
         out.write_all(line).map_err(Failure::Io)?;
         line.clear();
@@ -52,6 +55,8 @@ fn jsonl_unchecked<'data>(
     // A key's line, formatted on whichever core picked it up.
     let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<Vec<u8>>), Failure> {
         match &s.item {
+            // A huge value is formatted by the sink, written out piece by piece.
+            Item::Key(entry) if entry.raw_value.len() > IN_PIECES_ABOVE => Ok((s.item, None)),
             Item::Key(entry) => {
                 let mut l = Vec::with_capacity(64 + entry.raw_value.len() * 2);
                 write_key(&mut l, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
@@ -83,7 +88,7 @@ fn jsonl_unchecked<'data>(
             header_done = true;
             if let Some(h) = &header {
                 h.write(&mut line);
-                emit(&mut line, &mut summary)?;
+                emit(&mut *out, &mut line, &mut summary)?;
             }
         }
         match item {
@@ -148,12 +153,26 @@ fn jsonl_unchecked<'data>(
                 line.extend_from_slice(b"]}");
             }
             Item::Key(entry) => {
-                line.extend_from_slice(&formatted.unwrap_or_default());
+                match formatted {
+                    Some(formatted) => line.extend_from_slice(&formatted),
+                    None => {
+                        let mut pieces = Line {
+                            buf: &mut line,
+                            out: Some(&mut *out),
+                            error: None,
+                        };
+                        key_into(&mut pieces, &entry)
+                            .map_err(|e| e.in_key(entry.db, &entry.key))?;
+                        if let Some(e) = pieces.error {
+                            return Err(Failure::Io(e));
+                        }
+                    }
+                }
                 summary.keys += 1;
                 progress(entry.offset);
             }
         }
-        emit(&mut line, &mut summary)
+        emit(&mut *out, &mut line, &mut summary)
     };
     rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)?;
     out.flush().map_err(Failure::Io)?;
@@ -226,8 +245,87 @@ fn element(line: &mut Vec<u8>, e: &Element<'_>) {
     }
 }
 
+/// Values whose stored form is larger than this are formatted on the writing thread and
+/// written out in pieces: formatted whole, a 1 GB list held about 3 GB in memory.
+const IN_PIECES_ABOVE: usize = 8 << 20;
+/// The size of those pieces.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// A line being formatted: a buffer and, for a huge value, where to write it out as it
+/// grows (an I/O error is kept for the end of the line, and the buffer still drained).
+struct Line<'b, 'o> {
+    buf: &'b mut Vec<u8>,
+    out: Option<&'o mut dyn Write>,
+    error: Option<std::io::Error>,
+}
+
+impl std::ops::Deref for Line<'_, '_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        self.buf
+    }
+}
+
+impl std::ops::DerefMut for Line<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+}
+
+impl<'b> Line<'b, '_> {
+    fn buffered(buf: &'b mut Vec<u8>) -> Self {
+        Line {
+            buf,
+            out: None,
+            error: None,
+        }
+    }
+
+    /// Writes the buffer out once it holds a piece (only when formatting in pieces).
+    #[inline]
+    fn spill(&mut self) {
+        if self.buf.len() >= PIECE_BYTES {
+            self.drain();
+        }
+    }
+
+    #[cold]
+    fn drain(&mut self) {
+        if let Some(out) = self.out.as_mut() {
+            if self.error.is_none() {
+                if let Err(e) = out.write_all(self.buf) {
+                    self.error = Some(e);
+                }
+            }
+            self.buf.clear();
+        }
+    }
+
+    /// [`json::bytes`], in pieces when the line is written out as it grows.
+    fn bytes(&mut self, b: &[u8]) {
+        match self.out.as_mut() {
+            Some(out) if b.len() > PIECE_BYTES => {
+                let error = &mut self.error;
+                json::bytes_in_pieces(&mut *self.buf, b, PIECE_BYTES, |piece| {
+                    if error.is_none() {
+                        if let Err(e) = out.write_all(piece) {
+                            *error = Some(e);
+                        }
+                    }
+                    piece.clear();
+                });
+            }
+            _ => json::bytes(&mut *self.buf, b),
+        }
+    }
+}
+
 /// Appends one `key` line (without the newline).
 pub fn write_key(line: &mut Vec<u8>, entry: &Entry<'_>) -> Result<(), rdb_parser::Error> {
+    key_into(&mut Line::buffered(line), entry)
+}
+
+fn key_into(line: &mut Line<'_, '_>, entry: &Entry<'_>) -> Result<(), rdb_parser::Error> {
     line.extend_from_slice(b"{\"kind\":\"key\",\"db\":");
     json::int(line, entry.db);
     line.extend_from_slice(b",\"key\":");
@@ -243,15 +341,19 @@ pub fn write_key(line: &mut Vec<u8>, entry: &Entry<'_>) -> Result<(), rdb_parser
     line.extend_from_slice(b",\"freq\":");
     json::opt_int(line, entry.freq);
     line.extend_from_slice(b",\"value\":");
-    write_value(line, &entry.value)?;
+    value_into(line, &entry.value)?;
     line.push(b'}');
     Ok(())
 }
 
 /// Appends a value in the export's shape.
 pub fn write_value(line: &mut Vec<u8>, value: &Value<'_>) -> Result<(), rdb_parser::Error> {
+    value_into(&mut Line::buffered(line), value)
+}
+
+fn value_into(line: &mut Line<'_, '_>, value: &Value<'_>) -> Result<(), rdb_parser::Error> {
     match value {
-        Value::String(s) => json::bytes(line, &s.to_bytes()?),
+        Value::String(s) => line.bytes(&s.to_bytes()?),
         Value::List(l) => elements(line, l.iter())?,
         Value::Set(s) => elements(line, s.iter())?,
         Value::ZSet(z) => {
@@ -266,6 +368,7 @@ pub fn write_value(line: &mut Vec<u8>, value: &Value<'_>) -> Result<(), rdb_pars
                 line.push(b',');
                 json::score(line, score);
                 line.push(b']');
+                line.spill();
             }
             line.push(b']');
         }
@@ -285,6 +388,7 @@ pub fn write_value(line: &mut Vec<u8>, value: &Value<'_>) -> Result<(), rdb_pars
                     json::int(line, t);
                 }
                 line.push(b']');
+                line.spill();
             }
             line.push(b']');
         }
@@ -303,7 +407,7 @@ pub fn write_value(line: &mut Vec<u8>, value: &Value<'_>) -> Result<(), rdb_pars
 }
 
 fn elements<'a>(
-    line: &mut Vec<u8>,
+    line: &mut Line<'_, '_>,
     iter: impl Iterator<Item = Result<Element<'a>, rdb_parser::Error>>,
 ) -> Result<(), rdb_parser::Error> {
     line.push(b'[');
@@ -312,6 +416,7 @@ fn elements<'a>(
             line.push(b',');
         }
         element(line, &e?);
+        line.spill();
     }
     line.push(b']');
     Ok(())
@@ -332,7 +437,7 @@ fn opt_id(line: &mut Vec<u8>, v: Option<rdb_parser::StreamId>) {
     }
 }
 
-fn write_stream(line: &mut Vec<u8>, s: &Stream<'_>) -> Result<(), rdb_parser::Error> {
+fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parser::Error> {
     line.extend_from_slice(b"{\"length\":");
     json::int(line, s.length);
     line.extend_from_slice(b",\"last_id\":");
@@ -363,6 +468,7 @@ fn write_stream(line: &mut Vec<u8>, s: &Stream<'_>) -> Result<(), rdb_parser::Er
             line.push(b']');
         }
         line.extend_from_slice(b"]}");
+        line.spill();
     }
     line.extend_from_slice(b"],\"groups\":[");
     for (i, g) in s.groups.iter().enumerate() {

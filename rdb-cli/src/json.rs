@@ -18,6 +18,49 @@ pub fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
+/// [`bytes`] of a large `b`, handing `out` to `flush` each time it has grown by about
+/// `piece` bytes of input, so the whole encoding is never held: the pieces concatenate to
+/// exactly what [`bytes`] writes.
+pub fn bytes_in_pieces(
+    out: &mut Vec<u8>,
+    b: &[u8],
+    piece: usize,
+    mut flush: impl FnMut(&mut Vec<u8>),
+) {
+    let piece = piece.max(4);
+    match std::str::from_utf8(b) {
+        Ok(mut s) => {
+            out.push(b'"');
+            while !s.is_empty() {
+                // A char boundary at or below `piece` (a UTF-8 char is at most 4 bytes).
+                let mut end = piece.min(s.len());
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let (head, rest) = s.split_at(end);
+                // serde_json escapes; its quotes around each piece are dropped.
+                let start = out.len();
+                string(out, head);
+                out.pop();
+                out.remove(start);
+                flush(out);
+                s = rest;
+            }
+            out.push(b'"');
+        }
+        Err(_) => {
+            out.extend_from_slice(b"{\"base64\":\"");
+            // Whole 3-byte groups per piece: their encodings concatenate without padding.
+            for chunk in b.chunks(piece / 3 * 3) {
+                let text = base64::engine::general_purpose::STANDARD.encode(chunk);
+                out.extend_from_slice(text.as_bytes());
+                flush(out);
+            }
+            out.extend_from_slice(b"\"}");
+        }
+    }
+}
+
 /// Appends an escaped JSON string.
 pub fn string(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
@@ -91,6 +134,27 @@ mod tests {
             String::from_utf8_lossy(&out),
             r#""a\"b\n" {"base64":"/wA="}"#
         );
+    }
+
+    #[test]
+    fn pieces_concatenate_to_the_whole() {
+        let utf8 = "a\"é\n用户\u{1F600}\\x".repeat(50);
+        let mut binary = utf8.clone().into_bytes();
+        binary.push(0xff);
+        for input in [utf8.as_bytes(), &binary[..], b"", b"\xff"] {
+            let mut whole = Vec::new();
+            bytes(&mut whole, input);
+            for piece in [1, 4, 5, 7, 64, 1 << 20] {
+                let (mut out, mut written, mut flushes) = (Vec::new(), Vec::new(), 0);
+                bytes_in_pieces(&mut out, input, piece, |o| {
+                    written.append(o);
+                    flushes += 1;
+                });
+                written.append(&mut out);
+                assert_eq!(written, whole, "piece {piece}");
+                assert!(input.len() < piece.max(4) * 2 || flushes > 1);
+            }
+        }
     }
 
     #[test]
