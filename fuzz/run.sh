@@ -5,6 +5,8 @@
 # Crashes land in fuzz/artifacts/<target>/ and logs in fuzz/artifacts/logs/; a target's
 # run stops at its first crash and the next target starts. Exits 1 when any crashed.
 # RUNS_MD= (empty) leaves fuzz/RUNS.md alone (the CI smoke run does).
+# Never pause a run (SIGSTOP, e.g. to time something): -timeout counts wall-clock time, so
+# a pause of more than 10 s is reported as a timeout of whatever input was running.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 fuzz_dir=$PWD

@@ -60,12 +60,24 @@ fn jsonl_unchecked<'data>(
             Item::Key(entry) => {
                 let mut l = Vec::with_capacity(64 + entry.raw_value.len() * 2);
                 write_key(&mut l, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+                l.push(b'\n');
                 Ok((s.item, Some(l)))
             }
             _ => Ok((s.item, None)),
         }
     };
     let sink = |(item, formatted): (Item<'data>, Option<Vec<u8>>)| -> Result<(), Failure> {
+        // A key line formatted by a worker goes straight out (the header is long written:
+        // it ends at the first item that is not AUX, such as this key).
+        if let (Item::Key(entry), Some(formatted)) = (&item, &formatted) {
+            if header_done {
+                out.write_all(formatted).map_err(Failure::Io)?;
+                summary.lines += 1;
+                summary.keys += 1;
+                progress(entry.offset);
+                return Ok(());
+            }
+        }
         // AUX fields before anything else fold into the header line; a name that is not
         // UTF-8 gets its own `aux` line, where it stays binary-safe.
         if let (Item::Aux(aux), Some(h)) = (&item, header.as_mut()) {
@@ -154,7 +166,10 @@ fn jsonl_unchecked<'data>(
             }
             Item::Key(entry) => {
                 match formatted {
-                    Some(formatted) => line.extend_from_slice(&formatted),
+                    Some(formatted) => {
+                        // Already ends in its newline.
+                        line.extend_from_slice(&formatted[..formatted.len() - 1]);
+                    }
                     None => {
                         let mut pieces = Line {
                             buf: &mut line,

@@ -15,21 +15,42 @@ fn big_items(prefix: &str) -> Vec<Vec<u8>> {
 #[test]
 fn a_huge_value_exports_in_pieces_exactly_as_whole() {
     let items = big_items("member");
-    let scores: Vec<(Vec<u8>, f64)> = items.iter().map(|m| (m.clone(), m.len() as f64 / 3.0)).collect();
-    let fields: Vec<(Vec<u8>, Vec<u8>)> = items.iter().map(|m| (m.clone(), m[..5].to_vec())).collect();
-    let mut binary: Vec<u8> = (0..12u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let scores: Vec<(Vec<u8>, f64)> = items
+        .iter()
+        .map(|m| (m.clone(), m.len() as f64 / 3.0))
+        .collect();
+    let fields: Vec<(Vec<u8>, Vec<u8>)> =
+        items.iter().map(|m| (m.clone(), m[..5].to_vec())).collect();
+    let mut binary: Vec<u8> = (0..12u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     binary[7] = 0xff; // never UTF-8
     let text = "line \"one\"\n用户 ".repeat(700_000);
 
     let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(11)).unwrap();
     w.select_db(0).unwrap();
-    w.key_value(0, b"small", &value::string(b"v", Compression::None)).unwrap();
-    w.key_value(0, b"binary", &value::string(&binary, Compression::None)).unwrap();
-    w.key_value(0, b"text", &value::string(text.as_bytes(), Compression::None)).unwrap();
-    w.key_value(18, b"list", &value::list_quicklist2(&items, Compression::None).unwrap()).unwrap();
-    w.key_value(2, b"set", &value::set_plain(&items, Compression::None)).unwrap();
-    w.key_value(5, b"zset", &value::zset_2(&scores, Compression::None)).unwrap();
-    w.key_value(4, b"hash", &value::hash_plain(&fields, Compression::None)).unwrap();
+    w.key_value(0, b"small", &value::string(b"v", Compression::None))
+        .unwrap();
+    w.key_value(0, b"binary", &value::string(&binary, Compression::None))
+        .unwrap();
+    w.key_value(
+        0,
+        b"text",
+        &value::string(text.as_bytes(), Compression::None),
+    )
+    .unwrap();
+    w.key_value(
+        18,
+        b"list",
+        &value::list_quicklist2(&items, Compression::None).unwrap(),
+    )
+    .unwrap();
+    w.key_value(2, b"set", &value::set_plain(&items, Compression::None))
+        .unwrap();
+    w.key_value(5, b"zset", &value::zset_2(&scores, Compression::None))
+        .unwrap();
+    w.key_value(4, b"hash", &value::hash_plain(&fields, Compression::None))
+        .unwrap();
     let data = w.finish().unwrap();
 
     let parser = ParserBuilder::new();
@@ -54,7 +75,12 @@ fn a_huge_value_exports_in_pieces_exactly_as_whole() {
     // The header line, then the keys.
     assert_eq!(lines.len(), 1 + expected.len());
     for (got, want) in lines[1..].iter().zip(&expected) {
-        assert!(*got == &want[..], "a line differs ({} vs {} bytes)", got.len(), want.len());
+        assert!(
+            *got == &want[..],
+            "a line differs ({} vs {} bytes)",
+            got.len(),
+            want.len()
+        );
         serde_json::from_slice::<serde_json::Value>(got).expect("each line is JSON");
     }
 }
