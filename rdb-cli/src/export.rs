@@ -168,7 +168,7 @@ fn jsonl_unchecked<'data>(
                 match formatted {
                     Some(formatted) => {
                         // Already ends in its newline.
-                        line.extend_from_slice(&formatted[..formatted.len() - 1]);
+                        line.extend_from_slice(formatted.strip_suffix(b"\n").unwrap_or(&formatted));
                     }
                     None => {
                         let mut pieces = Line {

@@ -210,6 +210,7 @@ impl Write for BackgroundWriter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
