@@ -2,7 +2,7 @@
 //! in pieces (so memory holds a piece, not the escaped line): its lines must be exactly
 //! the lines of the in-memory formatter. Peak memory is measured by benches/memory.sh.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use rdb_parser::{Item, ParserBuilder};
 use rdb_writer::{value, Compression, Writer};
