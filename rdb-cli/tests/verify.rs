@@ -688,6 +688,44 @@ fn duplicate_keys_in_a_db() {
     assert_eq!(r.errors(), 1, "{:?}", r.problems);
 }
 
+/// The duplicate check runs a batch (16 Ki items) behind the walk: duplicates far apart,
+/// a key three times, and a duplicate in the last batch are each found once, at the later
+/// copy, naming the copy before it.
+#[test]
+fn duplicate_keys_across_batches() {
+    let names: Vec<Vec<u8>> = (0..40_000)
+        .map(|i| format!("k{i}").into_bytes())
+        .chain([b"k5".to_vec(), b"k20000".to_vec(), b"k5".to_vec()])
+        .collect();
+    let data = snapshot(9, |w| {
+        for name in &names {
+            w.key_value(
+                type_id::STRING,
+                name,
+                &value::string(b"v", Compression::None),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    });
+    let r = verify(&data, |_| {});
+    let dups: Vec<&Problem> = r
+        .problems
+        .iter()
+        .filter(|p| p.check == "duplicate-key")
+        .collect();
+    let keys: Vec<&[u8]> = dups.iter().filter_map(|p| p.key.as_deref()).collect();
+    assert_eq!(keys, [&b"k5"[..], b"k20000", b"k5"], "{dups:?}");
+    assert_eq!(r.errors(), 3, "{:?}", r.problems);
+    // Offsets ascend, and each message names the copy before it.
+    assert!(dups.windows(2).all(|w| w[0].offset < w[1].offset));
+    let first_k5 = dups[0].offset;
+    assert!(
+        dups[2].message.ends_with(&format!("at byte {first_k5}")),
+        "{:?}",
+        dups[2]
+    );
+}
+
 #[test]
 fn empty_collections() {
     fires(
