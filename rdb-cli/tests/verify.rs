@@ -692,6 +692,7 @@ fn duplicate_keys_in_a_db() {
 /// a key three times, and a duplicate in the last batch are each found once, at the later
 /// copy, naming the copy before it.
 #[test]
+#[allow(clippy::indexing_slicing)] // lengths asserted first
 fn duplicate_keys_across_batches() {
     let names: Vec<Vec<u8>> = (0..40_000)
         .map(|i| format!("k{i}").into_bytes())
