@@ -15,6 +15,8 @@
 //! - `restores_into_a_real_cluster`: a 3-node Redis 7.0 cluster; each node holds only its
 //!   slots, every key reads back; a migrating slot makes the nodes answer ASK, and a
 //!   stale slot map from a node told the wrong owner makes them answer MOVED.
+//! - `a_key_redirected_in_circles_stops_the_run`: a slot MIGRATING to a node that does not
+//!   import it (ASK there, MOVED back) ends the run after 64 redirects, the key named.
 //! - `export_resp_and_restore_pipe_into_redis_cli`: both formats through `redis-cli --pipe`.
 //! - Review findings, each failing before its fix:
 //!   `a_killed_run_never_checkpoints_an_unanswered_key` (SIGKILL while the server holds
@@ -862,6 +864,74 @@ fn form_cluster(entry: &Entry) -> Cluster {
         ids,
         _dirs: dirs,
     }
+}
+
+/// A slot MIGRATING on its owner to a node that is not IMPORTING it sends a key round in
+/// circles (ASK to the other node, MOVED back): the run stops after 64 redirects, with a
+/// key of that slot named, instead of looping.
+#[test]
+fn a_key_redirected_in_circles_stops_the_run() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let cluster = form_cluster(&entry);
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let names: Vec<String> = read_jsonl(&source.with_extension("jsonl"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|l| l["db"] == 0)
+        .filter_map(|l| l["key"].as_str().map(str::to_owned))
+        .collect();
+    // Printable names, as the message shows them verbatim.
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()))
+        .collect();
+    let slot = rdb_writer::slot::key_slot(names[0].as_bytes());
+    let in_slot: Vec<&String> = names
+        .iter()
+        .filter(|n| rdb_writer::slot::key_slot(n.as_bytes()) == slot)
+        .collect();
+    let owner = cluster
+        .ranges
+        .iter()
+        .position(|&(a, b)| a <= slot && slot <= b)
+        .unwrap_or_else(|| panic!("no owner of slot {slot}"));
+    let other = (owner + 1) % cluster.servers.len();
+    ok(
+        cluster.servers[owner].port(),
+        &[
+            b"CLUSTER",
+            b"SETSLOT",
+            slot.to_string().as_bytes(),
+            b"MIGRATING",
+            cluster.ids[other].as_bytes(),
+        ],
+    );
+    let now = servers::now_ms().to_string();
+    let seed = url(cluster.servers[owner].port());
+    let source = source.to_string_lossy();
+    let out = rdbkit(&[
+        "restore",
+        &source,
+        "--to",
+        &seed,
+        "--cluster",
+        "--db",
+        "0",
+        "--now",
+        &now,
+    ]);
+    let text = all_output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("redirected 64 times"), "{text}");
+    assert!(
+        in_slot
+            .iter()
+            .any(|k| text.contains(&format!("key \"{k}\""))),
+        "names none of {in_slot:?}: {text}"
+    );
 }
 
 fn scan_keys(port: u16) -> Vec<Vec<u8>> {
