@@ -3,7 +3,13 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
-    let out = args.next().ok_or("usage: generate OUT.rdb [MB] [SEED]")?;
+    const USAGE: &str = "usage: generate OUT.rdb [MB] [SEED]";
+    let out = args.next().ok_or(USAGE)?;
+    // Not an output path: `--help` would otherwise become a 256 MB file named "--help".
+    if out.starts_with('-') {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let mb: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(256);
     let seed: u64 = args
         .next()
