@@ -866,6 +866,15 @@ fn form_cluster(entry: &Entry) -> Cluster {
     }
 }
 
+/// The ground truth of a fixture's db 0 (a cluster holds only db 0).
+fn db0_truth(source: &Path) -> Vec<Value> {
+    read_jsonl(&source.with_extension("jsonl"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|l| l["db"] == 0)
+        .collect()
+}
+
 /// A slot MIGRATING on its owner to a node that is not IMPORTING it sends a key round in
 /// circles (ASK to the other node, MOVED back): the run stops after 64 redirects, with a
 /// key of that slot named, instead of looping.
@@ -877,10 +886,8 @@ fn a_key_redirected_in_circles_stops_the_run() {
     let _turn = one_at_a_time();
     let cluster = form_cluster(&entry);
     let source = common::fixtures_dir().join("redis-7.0/types.rdb");
-    let names: Vec<String> = read_jsonl(&source.with_extension("jsonl"))
-        .unwrap_or_else(|e| panic!("{e}"))
+    let names: Vec<String> = db0_truth(&source)
         .into_iter()
-        .filter(|l| l["db"] == 0)
         .filter_map(|l| l["key"].as_str().map(str::to_owned))
         .collect();
     // Printable names, as the message shows them verbatim.
@@ -970,11 +977,7 @@ fn restores_into_a_real_cluster() {
     let _turn = one_at_a_time();
     let cluster = form_cluster(&entry);
     let source = common::fixtures_dir().join("redis-7.0/types.rdb");
-    let truth: Vec<Value> = read_jsonl(&source.with_extension("jsonl"))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .filter(|l| l["db"] == 0)
-        .collect();
+    let truth = db0_truth(&source);
     let now = servers::now_ms();
     // Seeded from the second node: the map comes from CLUSTER SLOTS.
     let seed = url(cluster.servers[1].port());
