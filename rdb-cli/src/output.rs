@@ -81,8 +81,8 @@ impl Write for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if let Some(w) = self.writer.take() {
-            // The thread stops before the file goes.
-            let _ = w.finish();
+            // The thread stops before the file goes; what is still buffered is not written.
+            w.abandon();
             let _ = std::fs::remove_file(&self.temp);
         }
     }
@@ -169,6 +169,12 @@ impl BackgroundWriter {
                 .unwrap_or_else(|_| Err(std::io::Error::other("the writing thread panicked"))),
             None => Err(std::io::Error::other("the writing thread stopped")),
         }
+    }
+
+    /// Drops what is buffered and waits for the thread to end.
+    fn abandon(mut self) {
+        self.buf.clear();
+        let _ = self.join();
     }
 
     /// Writes what is buffered, waits for the thread and returns the file.
