@@ -320,7 +320,8 @@ impl Staging {
             .unwrap_or_else(|| "shards".into());
         std::fs::create_dir_all(&parent)?;
         let path = parent.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
-        std::fs::create_dir(&path)?;
+        crate::output::unfinished(&path);
+        std::fs::create_dir(&path).inspect_err(|_| crate::output::finished(&path))?;
         Ok(Staging {
             path,
             dest: dest.to_path_buf(),
@@ -335,6 +336,7 @@ impl Staging {
         }
         std::fs::rename(&self.path, &self.dest)?;
         self.done = true;
+        crate::output::finished(&self.path);
         Ok(())
     }
 }
@@ -343,6 +345,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.done {
             let _ = std::fs::remove_dir_all(&self.path);
+            crate::output::finished(&self.path);
         }
     }
 }

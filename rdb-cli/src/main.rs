@@ -32,7 +32,8 @@ use rdb_parser::ParserBuilder;
         rdbkit export dump.rdb --format resp | redis-cli --pipe\n  \
         rdbkit targets                            the target profiles convert knows\n\n\
         Exit codes: 0 success; 1 the snapshot is malformed, a check found problems, the files differ\n\
-        or the target refused; 2 usage, I/O or network error."
+        or the target refused; 2 usage, I/O or network error; 130 interrupted (SIGINT, SIGTERM or\n\
+        SIGHUP: unfinished outputs are removed, finished ones stay whole)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -1309,6 +1310,9 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
+    if let Err(e) = rdb_cli::output::clean_up_when_interrupted() {
+        eprintln!("rdbkit: warning: no interrupt handler ({e}): Ctrl-C may leave a .tmp file");
+    }
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))

@@ -5,7 +5,43 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
+
+/// Temporary outputs (files and staging directories) to remove if the process is
+/// interrupted: on SIGINT, SIGTERM or SIGHUP no destructor runs.
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes `path` should the process be interrupted before [`finished`] is called with it.
+pub fn unfinished(path: &Path) {
+    if let Ok(mut paths) = UNFINISHED.lock() {
+        paths.push(path.to_path_buf());
+    }
+}
+
+/// `path` is renamed into place or removed: an interruption leaves it alone now.
+pub fn finished(path: &Path) {
+    if let Ok(mut paths) = UNFINISHED.lock() {
+        paths.retain(|p| p != path);
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: removes every unfinished output and exits with 130, so an
+/// interrupted command leaves no temporary file behind (a committed output stays whole).
+pub fn clean_up_when_interrupted() -> Result<(), ctrlc::Error> {
+    ctrlc::set_handler(|| {
+        let paths = UNFINISHED.lock().map(|p| p.clone()).unwrap_or_default();
+        for path in &paths {
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        }
+        eprintln!("rdbkit: interrupted; unfinished outputs removed");
+        std::process::exit(130);
+    })
+}
 
 /// A file written under a temporary name in the destination's directory and renamed into
 /// place by [`AtomicFile::commit`]. Dropped without committing, it is removed, so a failed
@@ -28,7 +64,8 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
         let temp = dir.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
-        let file = File::create(&temp)?;
+        unfinished(&temp);
+        let file = File::create(&temp).inspect_err(|_| finished(&temp))?;
         Ok(AtomicFile {
             temp,
             dest: dest.to_path_buf(),
@@ -43,6 +80,7 @@ impl AtomicFile {
         if result.is_err() {
             let _ = std::fs::remove_file(&self.temp);
         }
+        finished(&self.temp);
         result
     }
 
@@ -84,6 +122,7 @@ impl Drop for AtomicFile {
             // The thread stops before the file goes; what is still buffered is not written.
             w.abandon();
             let _ = std::fs::remove_file(&self.temp);
+            finished(&self.temp);
         }
     }
 }
