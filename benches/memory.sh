@@ -7,6 +7,7 @@
 # operation must hold in memory (a re-encoded or formatted value; a value copied as stored
 # is borrowed from the input and costs nothing).
 #   benches/memory.sh            files and outputs in ${BENCH_DIR:-/dev/shm}
+#   OPS="export resp|stats" MIX_SIZES=256 KINDS="list hash" benches/memory.sh   a subset
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 read -r -a mix_sizes <<<"${MIX_SIZES:-256 1024}"
@@ -32,8 +33,9 @@ measure() {
     echo "$(echo "$end - $start" | bc) $peak $rc"
 }
 
-ops=("convert -> RDB 9" "convert --shards 3" "export jsonl")
-"$bin" stats --help >/dev/null 2>&1 && ops=("stats" "${ops[@]}")
+ops=("stats" "convert -> RDB 9" "convert --shards 3" "export jsonl" "export resp")
+# OPS="export resp|stats" measures only those.
+[ -z "${OPS:-}" ] || IFS='|' read -r -a ops <<<"$OPS"
 run_op() { # OP FILE
     rm -rf "$work/out" "$work/out.rdb" "$work/out.jsonl"
     case "$1" in
@@ -41,6 +43,7 @@ run_op() { # OP FILE
         "convert -> RDB 9") measure "$bin" convert "$2" -o "$work/out.rdb" --rdb-version 9 ;;
         "convert --shards 3") measure "$bin" convert "$2" -o "$work/out" --rdb-version 11 --shards 3 ;;
         "export jsonl") measure "$bin" export --format jsonl "$2" -o "$work/out.jsonl" ;;
+        "export resp") measure "$bin" export --format resp "$2" -o "$work/out.jsonl" ;;
     esac
 }
 

@@ -634,29 +634,35 @@ fn key_commands<'e>(
         k.bytes.extend_from_slice(&cmd);
         k.commands += 1;
     };
-    match crate::resp::native_commands(entry, native, &mut emit) {
-        Ok(losses) => k.field_ttls_dropped = losses.field_ttls,
+    k.field_ttls_dropped = plain_commands(entry, native, &mut emit)?;
+    Ok(k)
+}
+
+/// Hands `entry`'s plain commands to `emit` one by one; returns the hash-field TTLs the
+/// target has no command for.
+fn plain_commands(
+    entry: &Entry<'_>,
+    native: &crate::resp::NativeOptions,
+    emit: &mut dyn FnMut(Vec<u8>),
+) -> Result<u64, Failure> {
+    let refused = |why: String, hint: &str| {
+        let mut shown = String::new();
+        let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
+        Failure::Refused(format!(
+            "key \"{shown}\" (db {}) at byte {}: {why}{hint}",
+            entry.db, entry.offset
+        ))
+    };
+    match crate::resp::native_commands(entry, native, emit) {
+        Ok(losses) => Ok(losses.field_ttls),
         Err(crate::resp::NativeError::Parse(p)) => {
-            return Err(Failure::Data(p.in_key(entry.db, &entry.key)))
+            Err(Failure::Data(p.in_key(entry.db, &entry.key)))
         }
-        Err(crate::resp::NativeError::Refused(why)) => {
-            let mut shown = String::new();
-            let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
-            return Err(Failure::Refused(format!(
-                "key \"{shown}\" (db {}) at byte {}: {why}",
-                entry.db, entry.offset
-            )));
-        }
+        Err(crate::resp::NativeError::Refused(why)) => Err(refused(why, "")),
         Err(crate::resp::NativeError::Unsupported(why)) => {
-            let mut shown = String::new();
-            let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
-            return Err(Failure::Refused(format!(
-                "key \"{shown}\" (db {}) at byte {}: {why}; --format restore carries it",
-                entry.db, entry.offset
-            )));
+            Err(refused(why, "; --format restore carries it"))
         }
     }
-    Ok(k)
 }
 
 fn commands_unchecked<'data>(
@@ -678,6 +684,10 @@ fn commands_unchecked<'data>(
     let mut db: Option<u64> = None;
     let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<KeyCommands<'data>>), Failure> {
         match &s.item {
+            // A huge value's plain commands are built by the sink and written one by one.
+            Item::Key(entry) if !o.restore && entry.raw_value.len() > IN_PIECES_ABOVE => {
+                Ok((s.item, None))
+            }
             Item::Key(entry) => {
                 let k = key_commands(entry, source, o, &native)?;
                 Ok((s.item, Some(k)))
@@ -712,6 +722,28 @@ fn commands_unchecked<'data>(
                     write(&p.trailer, &mut summary)?;
                 }
                 write(&k.tail, &mut summary)
+            }
+            (Item::Key(entry), None) => {
+                progress(entry.offset);
+                if db != Some(entry.db) {
+                    db = Some(entry.db);
+                    write(&crate::resp::select(entry.db), &mut summary)?;
+                    summary.commands += 1;
+                }
+                summary.keys += 1;
+                let mut failed = None;
+                let mut emit = |cmd: Vec<u8>| {
+                    if failed.is_none() {
+                        summary.commands += 1;
+                        failed = write(&cmd, &mut summary).err();
+                    }
+                };
+                let field_ttls_dropped = plain_commands(&entry, &native, &mut emit)?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                summary.field_ttls_dropped += field_ttls_dropped;
+                Ok(())
             }
             (Item::Function(Function::Library { code }), _) => {
                 if !o.convert.target.functions() {

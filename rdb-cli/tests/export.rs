@@ -1,11 +1,15 @@
 //! `export jsonl` formats a value larger than a batch on the writing thread, written out
 //! in pieces (so memory holds a piece, not the escaped line): its lines must be exactly
-//! the lines of the in-memory formatter. Peak memory is measured by benches/memory.sh.
+//! the lines of the in-memory formatter; `--format resp` writes such a value's commands one
+//! by one. Peak memory is measured by benches/memory.sh.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use rdb_cli::export::CommandsOptions;
+use rdb_cli::resp::NativeOptions;
 use rdb_parser::{Item, ParserBuilder};
-use rdb_writer::{value, Compression, Writer};
+use rdb_writer::convert::ConvertOptions;
+use rdb_writer::{value, Compression, TargetProfile, Writer};
 
 /// Elements summing to more than the 8 MB threshold.
 fn big_items(prefix: &str) -> Vec<Vec<u8>> {
@@ -14,8 +18,8 @@ fn big_items(prefix: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn a_huge_value_exports_in_pieces_exactly_as_whole() {
+/// One small key and six whose stored values pass the 8 MB threshold.
+fn huge_values_file() -> Vec<u8> {
     let items = big_items("member");
     let scores: Vec<(Vec<u8>, f64)> = items
         .iter()
@@ -53,8 +57,12 @@ fn a_huge_value_exports_in_pieces_exactly_as_whole() {
         .unwrap();
     w.key_value(4, b"hash", &value::hash_plain(&fields, Compression::None))
         .unwrap();
-    let data = w.finish().unwrap();
+    w.finish().unwrap()
+}
 
+#[test]
+fn a_huge_value_exports_in_pieces_exactly_as_whole() {
+    let data = huge_values_file();
     let parser = ParserBuilder::new();
     let mut out = Vec::new();
     let summary = rdb_cli::export::jsonl(&data, &parser, &mut out, |_| ()).unwrap();
@@ -85,4 +93,42 @@ fn a_huge_value_exports_in_pieces_exactly_as_whole() {
         );
         serde_json::from_slice::<serde_json::Value>(got).expect("each line is JSON");
     }
+}
+
+/// `--format resp` writes a huge value's plain commands one by one from the sink: the
+/// stream equals SELECT plus each key's commands built in memory.
+#[test]
+fn a_huge_values_commands_are_written_one_by_one_exactly() {
+    let data = huge_values_file();
+    let target = TargetProfile::for_version(11).unwrap();
+    let o = CommandsOptions {
+        restore: false,
+        replace: true,
+        convert: ConvertOptions::new(target.clone()),
+    };
+    let parser = ParserBuilder::new();
+    let mut out = Vec::new();
+    let summary = rdb_cli::export::commands(&data, &parser, &o, &mut out, |_| ()).unwrap();
+    assert_eq!(summary.keys, 7);
+    assert_eq!(summary.bytes, out.len() as u64);
+
+    let native = NativeOptions {
+        delete_first: true,
+        now_ms: o.convert.now_ms,
+        field_ttl_policy: o.convert.field_ttls,
+        ..NativeOptions::for_target(&target)
+    };
+    let mut expected = rdb_cli::resp::select(0);
+    let mut commands = 1;
+    for item in parser.parse(&data).unwrap() {
+        if let Item::Key(entry) = item.unwrap() {
+            rdb_cli::resp::native_commands(&entry, &native, &mut |c| {
+                expected.extend_from_slice(&c);
+                commands += 1;
+            })
+            .unwrap();
+        }
+    }
+    assert_eq!(summary.commands, commands);
+    assert!(out == expected, "{} vs {} bytes", out.len(), expected.len());
 }
