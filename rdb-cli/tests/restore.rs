@@ -866,6 +866,15 @@ fn form_cluster(entry: &Entry) -> Cluster {
     }
 }
 
+/// The cluster tests' start: their turn, a 3-node Redis 7.0 cluster and the types fixture.
+fn types_on_a_cluster() -> Option<(std::sync::MutexGuard<'static, ()>, Entry, Cluster, PathBuf)> {
+    let entry = entry("redis-7.0")?;
+    let turn = one_at_a_time();
+    let cluster = form_cluster(&entry);
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    Some((turn, entry, cluster, source))
+}
+
 /// The ground truth of a fixture's db 0 (a cluster holds only db 0).
 fn db0_truth(source: &Path) -> Vec<Value> {
     read_jsonl(&source.with_extension("jsonl"))
@@ -880,12 +889,9 @@ fn db0_truth(source: &Path) -> Vec<Value> {
 /// key of that slot named, instead of looping.
 #[test]
 fn a_key_redirected_in_circles_stops_the_run() {
-    let Some(entry) = entry("redis-7.0") else {
+    let Some((_turn, _entry, cluster, source)) = types_on_a_cluster() else {
         return;
     };
-    let _turn = one_at_a_time();
-    let cluster = form_cluster(&entry);
-    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
     let names: Vec<String> = db0_truth(&source)
         .into_iter()
         .filter_map(|l| l["key"].as_str().map(str::to_owned))
@@ -971,12 +977,9 @@ fn scan_keys(port: u16) -> Vec<Vec<u8>> {
 
 #[test]
 fn restores_into_a_real_cluster() {
-    let Some(entry) = entry("redis-7.0") else {
+    let Some((_turn, entry, cluster, source)) = types_on_a_cluster() else {
         return;
     };
-    let _turn = one_at_a_time();
-    let cluster = form_cluster(&entry);
-    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
     let truth = db0_truth(&source);
     let now = servers::now_ms();
     // Seeded from the second node: the map comes from CLUSTER SLOTS.
