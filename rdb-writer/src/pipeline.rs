@@ -85,11 +85,13 @@ where
     }
 }
 
-fn next_batch<'data>(
+/// The next items up to the batch size, with their spans; empty at the end.
+pub fn next_batch<'data>(
     parser: &mut Parser<'data>,
     data: &'data [u8],
 ) -> Result<Vec<Spanned<'data>>, rdb_parser::Error> {
-    let mut batch = Vec::new();
+    // Sized for the item cap up front: growing it would copy every item again.
+    let mut batch = Vec::with_capacity(BATCH_ITEMS);
     let mut bytes = 0;
     while bytes < BATCH_BYTES && batch.len() < BATCH_ITEMS {
         let Some(item) = parser.next() else { break };

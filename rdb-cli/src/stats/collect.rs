@@ -802,30 +802,13 @@ fn collect_unchecked<'data>(
     Ok(s)
 }
 
-/// Input bytes per batch, as in rdb_writer::pipeline.
-const BATCH_BYTES: usize = rdb_writer::pipeline::BATCH_BYTES;
-const BATCH_ITEMS: usize = 16 * 1024;
-
+/// The pipeline's next batch, then the progress callback at its end.
 fn next_batch<'data>(
     parser: &mut rdb_parser::Parser<'data>,
     data: &'data [u8],
     progress: &mut (impl FnMut(u64) + Send),
 ) -> Result<Vec<Spanned<'data>>, Failure> {
-    // Sized for the item cap up front: growing it would copy every item again.
-    let mut batch = Vec::with_capacity(BATCH_ITEMS);
-    let mut bytes = 0;
-    while bytes < BATCH_BYTES && batch.len() < BATCH_ITEMS {
-        let Some(item) = parser.next() else { break };
-        let item = item?;
-        let (start, end) = (parser.item_start(), parser.offset());
-        let span = data.get(start as usize..end as usize).unwrap_or(&[]);
-        bytes += span.len();
-        batch.push(Spanned {
-            item,
-            span,
-            offset: start,
-        });
-    }
+    let batch = rdb_writer::pipeline::next_batch(parser, data)?;
     progress(parser.offset());
     Ok(batch)
 }
