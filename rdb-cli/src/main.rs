@@ -646,6 +646,21 @@ fn tick(bar: &Option<indicatif::ProgressBar>) -> impl FnMut(u64) + '_ {
     }
 }
 
+/// Prints a report on stdout: pretty JSON with `--json`, else its text form.
+fn print_report(
+    json: bool,
+    as_json: impl FnOnce() -> serde_json::Value,
+    as_text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let text = serde_json::to_string_pretty(&as_json()).map_err(|e| Failure::Io(e.into()))?;
+        writeln!(out, "{text}").map_err(Failure::Io)
+    } else {
+        as_text(&mut out).map_err(Failure::Io)
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Info { file, json, read } => {
@@ -655,14 +670,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let mut out = std::io::stdout().lock();
-            if json {
-                let text = serde_json::to_string_pretty(&info.to_json())
-                    .map_err(|e| Failure::Io(e.into()))?;
-                writeln!(out, "{text}").map_err(Failure::Io)?;
-            } else {
-                info.write_text(&mut out).map_err(Failure::Io)?;
-            }
+            print_report(json, || info.to_json(), |out| info.write_text(out))?;
             Ok(())
         }
         Command::Export {
@@ -727,14 +735,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })?;
             let input = Input::open(&file).map_err(|e| io_context(e, &file))?;
             let verdict = rdb_cli::check::check(input.bytes(), &read.builder(), profile, memory)?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                let text = serde_json::to_string_pretty(&verdict.to_json())
-                    .map_err(|e| Failure::Io(e.into()))?;
-                writeln!(out, "{text}").map_err(Failure::Io)?;
-            } else {
-                verdict.write_text(&mut out).map_err(Failure::Io)?;
-            }
+            print_report(json, || verdict.to_json(), |out| verdict.write_text(out))?;
             if verdict.loads_as_is {
                 Ok(())
             } else {
@@ -755,14 +756,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let mut out = std::io::stdout().lock();
-            if json {
-                let text = serde_json::to_string_pretty(&report.to_json())
-                    .map_err(|e| Failure::Io(e.into()))?;
-                writeln!(out, "{text}").map_err(Failure::Io)?;
-            } else {
-                report.write_text(&mut out).map_err(Failure::Io)?;
-            }
+            print_report(json, || report.to_json(), |out| report.write_text(out))?;
             if report.ok() {
                 Ok(())
             } else {
