@@ -514,22 +514,25 @@ fn upload_block_blob(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let finish = |blob_size| {
+        uploaded(
+            s,
+            url,
+            size,
+            blob_size,
+            "block",
+            block_size,
+            chunks.len(),
+            already,
+            todo.len(),
+            bytes_sent,
+            started,
+        )
+    };
     let Some((blob_size, kind)) = verify_properties(&blob, log)? else {
         return Ok(Uploaded {
             verified: false,
-            ..uploaded(
-                s,
-                url,
-                size,
-                size,
-                "block",
-                block_size,
-                chunks.len(),
-                already,
-                todo.len(),
-                bytes_sent,
-                started,
-            )
+            ..finish(size)
         });
     };
     if blob_size != size {
@@ -546,19 +549,7 @@ fn upload_block_blob(
     if !kind.eq_ignore_ascii_case("BlockBlob") {
         let _ = writeln!(log, "warning: the service reports blob type {kind}");
     }
-    Ok(uploaded(
-        s,
-        url,
-        size,
-        blob_size,
-        "block",
-        block_size,
-        chunks.len(),
-        already,
-        todo.len(),
-        bytes_sent,
-        started,
-    ))
+    Ok(finish(blob_size))
 }
 
 /// Get Blob Properties, or None (with a warning) when the SAS may not read.
@@ -658,22 +649,25 @@ fn upload_page_blob(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let finish = |blob_size| {
+        uploaded(
+            s,
+            url,
+            size,
+            blob_size,
+            "page",
+            MAX_PAGE_WRITE,
+            ranges.len(),
+            0,
+            ranges.len(),
+            padded,
+            started,
+        )
+    };
     let Some((blob_size, kind)) = verify_properties(&blob, log)? else {
         return Ok(Uploaded {
             verified: false,
-            ..uploaded(
-                s,
-                url,
-                size,
-                padded,
-                "page",
-                MAX_PAGE_WRITE,
-                ranges.len(),
-                0,
-                ranges.len(),
-                padded,
-                started,
-            )
+            ..finish(padded)
         });
     };
     if blob_size != padded || !kind.eq_ignore_ascii_case("PageBlob") {
@@ -695,19 +689,7 @@ fn upload_page_blob(
             padded - size
         );
     }
-    Ok(uploaded(
-        s,
-        url,
-        size,
-        blob_size,
-        "page",
-        MAX_PAGE_WRITE,
-        ranges.len(),
-        0,
-        ranges.len(),
-        padded,
-        started,
-    ))
+    Ok(finish(blob_size))
 }
 
 #[cfg(test)]
