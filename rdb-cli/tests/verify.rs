@@ -207,6 +207,20 @@ fn ziplist(items: &[&[u8]]) -> Vec<u8> {
     zl.finish().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `fires` on `good` with the byte at `at` changed by `f`, as the value of one key.
+fn fires_when_poked(
+    version: u32,
+    type_byte: u8,
+    good: &[u8],
+    at: usize,
+    f: impl FnOnce(u8) -> u8,
+    check: &str,
+) -> Problem {
+    let mut bad = good.to_vec();
+    poke(&mut bad, at, f);
+    fires(&one_key(version, type_byte, &blob_value(&bad)), check)
+}
+
 fn listpack(items: &[&[u8]]) -> Vec<u8> {
     let mut lp = ListpackBuilder::new();
     for i in items {
@@ -224,43 +238,18 @@ fn ziplist_header_entries_and_terminator() {
     )
     .ok());
     // Total bytes.
-    let mut bad = good.clone();
-    poke(&mut bad, 0, |b| b + 1);
-    fires(
-        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
-        "ziplist",
-    );
+    fires_when_poked(9, type_id::LIST_ZIPLIST, &good, 0, |b| b + 1, "ziplist");
     // Entry count.
-    let mut bad = good.clone();
-    poke(&mut bad, 8, |_| 3);
-    fires(
-        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
-        "ziplist",
-    );
+    fires_when_poked(9, type_id::LIST_ZIPLIST, &good, 8, |_| 3, "ziplist");
     // The second entry's previous-entry length (the first entry takes 4 bytes).
-    let mut bad = good.clone();
-    assert_eq!(bad.get(14).copied(), Some(4));
-    poke(&mut bad, 14, |_| 5);
-    fires(
-        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
-        "ziplist",
-    );
+    assert_eq!(good.get(14).copied(), Some(4));
+    fires_when_poked(9, type_id::LIST_ZIPLIST, &good, 14, |_| 5, "ziplist");
     // Tail offset not at the last entry (the second starts at 14).
-    let mut bad = good.clone();
-    assert_eq!(bad.get(4).copied(), Some(14));
-    poke(&mut bad, 4, |_| 10);
-    fires(
-        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
-        "ziplist",
-    );
+    assert_eq!(good.get(4).copied(), Some(14));
+    fires_when_poked(9, type_id::LIST_ZIPLIST, &good, 4, |_| 10, "ziplist");
     // Terminator.
-    let mut bad = good.clone();
-    let last = bad.len() - 1;
-    poke(&mut bad, last, |_| 0xFE);
-    fires(
-        &one_key(9, type_id::LIST_ZIPLIST, &blob_value(&bad)),
-        "ziplist",
-    );
+    let last = good.len() - 1;
+    fires_when_poked(9, type_id::LIST_ZIPLIST, &good, last, |_| 0xFE, "ziplist");
 }
 
 #[test]
@@ -271,40 +260,22 @@ fn listpack_header_back_length_and_terminator() {
         |_| {}
     )
     .ok());
-    let mut bad = good.clone();
-    poke(&mut bad, 0, |b| b + 1);
-    fires(
-        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
-        "listpack",
-    );
-    let mut bad = good.clone();
-    poke(&mut bad, 4, |_| 3);
-    fires(
-        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
-        "listpack",
-    );
+    fires_when_poked(11, type_id::SET_LISTPACK, &good, 0, |b| b + 1, "listpack");
+    fires_when_poked(11, type_id::SET_LISTPACK, &good, 4, |_| 3, "listpack");
     // Back-length of the first entry ("a": 0x81 'a' backlen 2).
-    let mut bad = good.clone();
-    assert_eq!(bad.get(8).copied(), Some(2));
-    poke(&mut bad, 8, |_| 3);
-    fires(
-        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
-        "listpack",
-    );
+    assert_eq!(good.get(8).copied(), Some(2));
+    fires_when_poked(11, type_id::SET_LISTPACK, &good, 8, |_| 3, "listpack");
     // A back-length byte with the continuation bit where none may be.
-    let mut bad = good.clone();
-    poke(&mut bad, 8, |b| b | 0x80);
-    fires(
-        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
+    fires_when_poked(
+        11,
+        type_id::SET_LISTPACK,
+        &good,
+        8,
+        |b| b | 0x80,
         "listpack",
     );
-    let mut bad = good.clone();
-    let last = bad.len() - 1;
-    poke(&mut bad, last, |_| 0x00);
-    fires(
-        &one_key(11, type_id::SET_LISTPACK, &blob_value(&bad)),
-        "listpack",
-    );
+    let last = good.len() - 1;
+    fires_when_poked(11, type_id::SET_LISTPACK, &good, last, |_| 0x00, "listpack");
 }
 
 fn intset(width: u32, values: &[i64]) -> Vec<u8> {
