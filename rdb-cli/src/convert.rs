@@ -320,8 +320,7 @@ impl Staging {
             .unwrap_or_else(|| "shards".into());
         std::fs::create_dir_all(&parent)?;
         let path = parent.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
-        crate::output::unfinished(&path);
-        std::fs::create_dir(&path).inspect_err(|_| crate::output::finished(&path))?;
+        crate::output::create_unfinished(&path, |p| std::fs::create_dir(p))?;
         Ok(Staging {
             path,
             dest: dest.to_path_buf(),

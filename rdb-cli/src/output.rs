@@ -12,26 +12,33 @@ use std::thread::JoinHandle;
 /// interrupted: on SIGINT, SIGTERM or SIGHUP no destructor runs.
 static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes `path` should the process be interrupted before [`finished`] is called with it.
-pub fn unfinished(path: &Path) {
-    if let Ok(mut paths) = UNFINISHED.lock() {
-        paths.push(path.to_path_buf());
-    }
+/// Creates `path` with `create` and marks it for removal should the process be interrupted
+/// before [`finished`] is called with it. Creating under the lock the signal handler holds
+/// means the handler sees every temporary output that exists, and no new one appears
+/// while it removes them (the shards inside a staging directory included).
+pub fn create_unfinished<T>(
+    path: &Path,
+    create: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let mut paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+    let created = create(path)?;
+    paths.push(path.to_path_buf());
+    Ok(created)
 }
 
 /// `path` is renamed into place or removed: an interruption leaves it alone now.
 pub fn finished(path: &Path) {
-    if let Ok(mut paths) = UNFINISHED.lock() {
-        paths.retain(|p| p != path);
-    }
+    let mut paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+    paths.retain(|p| p != path);
 }
 
 /// On SIGINT, SIGTERM or SIGHUP: removes every unfinished output and exits with 130, so an
 /// interrupted command leaves no temporary file behind (a committed output stays whole).
 pub fn clean_up_when_interrupted() -> Result<(), ctrlc::Error> {
     ctrlc::set_handler(|| {
-        let paths = UNFINISHED.lock().map(|p| p.clone()).unwrap_or_default();
-        for path in &paths {
+        // Held until exit: no thread creates or commits an output meanwhile.
+        let paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+        for path in paths.iter() {
             let _ = if path.is_dir() {
                 std::fs::remove_dir_all(path)
             } else {
@@ -64,8 +71,7 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
         let temp = dir.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
-        unfinished(&temp);
-        let file = File::create(&temp).inspect_err(|_| finished(&temp))?;
+        let file = create_unfinished(&temp, |p| File::create(p))?;
         Ok(AtomicFile {
             temp,
             dest: dest.to_path_buf(),
