@@ -11,9 +11,14 @@ use rdb_parser::{Entry, Value};
 /// The allocator whose size classes round every allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocator {
-    /// jemalloc (the default build of Redis and Valkey): 8, 16, 32, 48, ... 128, then four
-    /// classes per doubling.
+    /// jemalloc as Redis and Valkey bundle it (built with an 8-byte quantum: official
+    /// builds, Docker images): 8, 16, 24, ... 64, 80, 96, 112, 128, then four classes
+    /// per doubling.
     Jemalloc,
+    /// jemalloc with its stock 16-byte quantum (distribution packages linked against the
+    /// system library; `MEMORY MALLOC-STATS` says `Quantum size: 16`): 8, 16, 32, 48, ...
+    /// 128, then four classes per doubling.
+    JemallocQuantum16,
     /// glibc malloc (`MALLOC=libc` builds): 16-byte chunks, 8 bytes of header each.
     Libc,
 }
@@ -22,7 +27,8 @@ impl Allocator {
     /// The usable size of an allocation of `n` bytes.
     pub fn usable(self, n: u64) -> u64 {
         match self {
-            Allocator::Jemalloc => jemalloc_class(n),
+            Allocator::Jemalloc if n <= 64 => n.max(1).div_ceil(8) * 8,
+            Allocator::Jemalloc | Allocator::JemallocQuantum16 => jemalloc_class(n),
             Allocator::Libc => {
                 if n <= 24 {
                     24
@@ -112,25 +118,17 @@ impl Model {
     /// An sds string's allocation; `short_header` allows the 1-byte header of strings
     /// under 32 bytes (keys, fields; never embedded strings).
     fn sds(&self, len: u64, short_header: bool) -> u64 {
-        let header = match len {
-            0..32 if short_header => 1,
-            0..256 => 3,
-            256..65536 => 5,
-            65536..4294967296 => 9,
-            _ => 17,
-        };
-        self.alloc(header + len + 1)
+        self.alloc(sds_header(len, short_header) + len + 1)
     }
 
     /// What the keyspace spends on the key itself: its string and its table entry.
     fn key_cost(&self, key_len: u64) -> u64 {
         match self.layout {
-            // Redis 6 counts a short key's length: a type-5 sds records no allocation.
-            Layout::Redis6 if key_len < 32 => key_len + 2 + 24,
-            Layout::Redis6 | Layout::Redis70 | Layout::Redis8 => self.sds(key_len, true) + 24,
-            // The key sds lives inside the dict entry (value and next pointers, one byte
-            // of header size).
-            Layout::Redis74 => self.alloc(16 + 1 + sds_bytes(key_len) + key_len + 1),
+            // 7.2 and 7.4 embed the key in the dict entry, but `MEMORY USAGE` still counts
+            // a separate sds and a 24-byte entry (measured: exact on 7.4 for keys of 1-47).
+            Layout::Redis6 | Layout::Redis70 | Layout::Redis74 | Layout::Redis8 => {
+                self.sds(key_len, true) + 24
+            }
             // The key (and expiry) are inside the value object: see `object`.
             // The dict entry: the key lives in the object.
             Layout::Valkey80 => 16,
@@ -178,9 +176,13 @@ impl Model {
         match self.layout {
             Layout::Redis6 => 96 + self.alloc(8 * slots),
             Layout::Valkey81 | Layout::Valkey90 => {
-                // Buckets of 7 entries, 64 bytes each, filled to at most 7/8.
-                let buckets = (n * 8).div_ceil(7 * 7).max(1).next_power_of_two();
-                self.alloc(48) + self.alloc(64 * buckets)
+                // Buckets of 7 entries, 64 bytes each: ceil(n * 5 / 32) of them (a fill of at
+                // most 91%), rounded up to a power of two. A bucket that hashes more than 7
+                // entries chains child buckets; their number depends on the hash seed, so
+                // the estimate takes its mean.
+                let buckets = (n * 5).div_ceil(32).max(1).next_power_of_two();
+                let children = expected_child_buckets(n, buckets);
+                self.alloc(48) + self.alloc(64 * buckets) + (children * 64.0).round() as u64
             }
             // Valkey 8.0's dict keeps less per table (fitted on its hash-table sets).
             Layout::Valkey80 => 32 + self.alloc(8 * slots),
@@ -208,14 +210,34 @@ impl Model {
         }
     }
 
-    /// A sorted-set member's cost: its skiplist node (on average 4/3 levels of 16 bytes
-    /// at p = 1/4, rounded up), its string and its dict entry.
+    /// A sorted-set member's cost beside its skiplist node's levels: its string and its
+    /// dict entry. Valkey 9 keeps the string inside the node, after the score, backward
+    /// pointer, first level and a header-size byte (measured: exact for members of 4-100
+    /// bytes, the levels above the first added apart).
     fn zset_member(&self, len: u64) -> u64 {
         match self.layout {
-            Layout::Valkey90 => 40 + len,
-            Layout::Valkey81 => 53 + self.sds(len, true),
-            _ => 53 + self.sds(len, true) + 24,
+            Layout::Valkey90 => self.alloc(33 + sds_header(len, true) + len + 1),
+            Layout::Valkey81 => self.sds(len, true),
+            _ => self.sds(len, true) + 24,
         }
+    }
+
+    /// The mean allocation of a skiplist node: member pointer, score and backward pointer,
+    /// then 16 bytes per level, the level drawn at p = 1/4. The levels are random, so a
+    /// server's figure for n members varies by about 11 * sqrt(n) bytes.
+    fn skiplist_node(&self) -> f64 {
+        if self.layout == Layout::Valkey90 {
+            // The first level is in `zset_member`; a third of a level more on average.
+            return 16.0 / 3.0;
+        }
+        let fixed = 24;
+        let mut mean = 0.0;
+        let mut p = 0.75;
+        for level in 1..=32u64 {
+            mean += p * self.alloc(fixed + 16 * level) as f64;
+            p *= 0.25;
+        }
+        mean
     }
 
     /// The estimated bytes `MEMORY USAGE` reports for `entry`.
@@ -316,36 +338,59 @@ impl Model {
                             n += 1;
                         }
                     }
+                    let nodes = (n as f64 * self.skiplist_node()).round() as u64;
                     // zset + zskiplist + the 32-level header node.
-                    obj(0) + 16 + 32 + self.alloc(24 + 32 * 16) + self.dict(n) + per
+                    obj(0) + 16 + 32 + self.alloc(24 + 32 * 16) + self.dict(n) + per + nodes
                 }
             },
             Value::List(l) => self.list(entry, l, &obj),
-            Value::Stream(s) => {
-                // Fitted on real servers (docs/memory-model.md): a fixed part, the node
-                // listpacks, and per group, pending entry and consumer.
-                let nodes = stream_node_sizes(entry.raw_value);
-                let lp: u64 = nodes.iter().sum();
-                let groups = s.groups.len() as u64;
-                let pending: u64 = s.groups.iter().map(|g| g.pending.len() as u64).sum();
-                let consumers: u64 = s.groups.iter().map(|g| g.consumers.len() as u64).sum();
-                // Radix-tree nodes grow about three per ID after the first.
-                let (base, first_node, more_nodes, group, nack, consumer) = match self.layout {
-                    Layout::Valkey81 | Layout::Valkey90 => (144, 42, 84, 104, 80, 160),
-                    _ => (324, 260, 732, 300, 750, 620),
-                };
-                let n = nodes.len() as u64;
-                let rax = if n == 0 {
-                    0
-                } else {
-                    first_node + more_nodes * (n - 1)
-                };
-                obj(0) + base + lp + rax + group * groups + nack * pending + consumer * consumers
-            }
+            Value::Stream(s) => obj(0) + self.stream(entry.raw_value, s),
             // Modules report their own sizes; the serialized size is the best guess here.
             Value::Module(_) => obj(0) + entry.raw_value.len() as u64,
         };
         key + value
+    }
+
+    /// A stream: its struct, the radix tree of its nodes, each node listpack, and per group
+    /// and consumer its struct, its PEL tree and 24 bytes per pending entry. Redis prices a
+    /// tree at 16 bytes per ID and 4 + 240 per tree node ("a fixed overhead" of 30 words);
+    /// Valkey 8.1 on counts the tree's allocations.
+    fn stream(&self, raw_value: &[u8], s: &rdb_parser::Stream<'_>) -> u64 {
+        let valkey_trees = matches!(self.layout, Layout::Valkey81 | Layout::Valkey90);
+        let tree = |mut ids: Vec<[u8; 16]>| {
+            ids.sort_unstable();
+            ids.dedup();
+            let (mut nodes, mut allocated) = (0, self.alloc(32));
+            rax_walk(&ids, 0, &mut |length| {
+                nodes += 1;
+                allocated += self.alloc(length);
+            });
+            if valkey_trees {
+                allocated
+            } else {
+                16 * ids.len() as u64 + 244 * nodes
+            }
+        };
+        let (stream, group, consumer) = match self.layout {
+            Layout::Redis6 => (40, 32, 24),
+            // 7.0 adds first/max-deleted IDs, entries-added and entries-read.
+            Layout::Redis70 => (80, 40, 24),
+            // 7.2 adds a consumer's active time.
+            _ => (80, 40, 32),
+        };
+        let node_ids = s.nodes().flatten().map(|(id, _)| id.to_raw()).collect();
+        let mut usage = stream + tree(node_ids);
+        let sizes = stream_node_sizes(raw_value);
+        usage += sizes.iter().map(|&n| self.reported(n)).sum::<u64>();
+        for g in &s.groups {
+            let pel = g.pending.iter().map(|p| p.id.to_raw()).collect();
+            usage += group + tree(pel) + 24 * g.pending.len() as u64;
+            for c in &g.consumers {
+                let pel = c.pending.iter().map(|id| id.to_raw()).collect();
+                usage += consumer + c.name.len() as u64 + tree(pel);
+            }
+        }
+        usage
     }
 
     fn list(&self, entry: &Entry<'_>, l: &rdb_parser::List<'_>, obj: &dyn Fn(u64) -> u64) -> u64 {
@@ -376,6 +421,33 @@ impl Model {
 }
 
 /// The sds header size for a string of `len` bytes (type 8 and up).
+/// The mean number of child buckets a Valkey hashtable of `buckets` chains for `n`
+/// entries: each bucket's load is Poisson with mean n / buckets, and a load of x > 7
+/// needs ceil((x - 7) / 6) children (a chained bucket gives one slot to the link).
+fn expected_child_buckets(n: u64, buckets: u64) -> f64 {
+    let mean = n as f64 / buckets as f64;
+    let mut p = (-mean).exp(); // P(load = 0)
+    let mut children = 0.0;
+    for x in 1..=200u64 {
+        p *= mean / x as f64;
+        if x > 7 {
+            children += p * (x - 7).div_ceil(6) as f64;
+        }
+    }
+    children * buckets as f64
+}
+
+/// An sds string's header size; `short_header` allows the 1-byte header under 32 bytes.
+fn sds_header(len: u64, short_header: bool) -> u64 {
+    match len {
+        0..32 if short_header => 1,
+        0..256 => 3,
+        256..65536 => 5,
+        65536..4294967296 => 9,
+        _ => 17,
+    }
+}
+
 fn sds_bytes(len: u64) -> u64 {
     match len {
         0..256 => 3,
@@ -622,6 +694,48 @@ pub fn quicklist_len(raw_value: &[u8], v2: bool) -> Option<u64> {
     Some(total)
 }
 
+/// Walks the radix tree (rax) Redis and Valkey build for `keys` (sorted, distinct, all 16
+/// bytes; the first `depth` bytes already matched) and calls `node` with each node's
+/// length: one node per branching point, one per run of single-child steps (a compressed
+/// node) and one per key's end, which holds a value pointer. An empty tree is its root.
+fn rax_walk(keys: &[[u8; 16]], depth: usize, node: &mut impl FnMut(u64)) {
+    // A 4-byte header, the edge bytes padded to a pointer, then the child pointers.
+    let length = |chars: u64, children: u64| 4 + chars + (8 - (chars + 4) % 8) % 8 + 8 * children;
+    match keys {
+        [] => node(length(0, 0)),
+        [_] if depth == 16 => node(length(0, 0) + 8),
+        [_] => {
+            // The rest of the key in one compressed node, then the key's end.
+            node(length(16 - depth as u64, 1));
+            node(length(0, 0) + 8);
+        }
+        [first, .., last] => {
+            let common = first
+                .get(depth..)
+                .unwrap_or_default()
+                .iter()
+                .zip(last.get(depth..).unwrap_or_default())
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common > 0 {
+                node(length(common as u64, 1));
+            }
+            let at = depth + common;
+            let mut children = 0;
+            let mut rest = keys;
+            while let Some(head) = rest.first() {
+                // Distinct keys differ at `at`: the group is never empty, the loop ends.
+                let split = rest.partition_point(|k| k.get(at) == head.get(at)).max(1);
+                let (group, tail) = rest.split_at(split);
+                rax_walk(group, at + 1, node);
+                children += 1;
+                rest = tail;
+            }
+            node(length(children, children));
+        }
+    }
+}
+
 /// Each stream node's listpack size (after its 16-byte master ID string).
 fn stream_node_sizes(raw_value: &[u8]) -> Vec<u64> {
     let mut sizes = Vec::new();
@@ -654,6 +768,46 @@ mod tests {
             .map(|&n| jemalloc_class(n))
             .collect();
         assert_eq!(got, [8, 8, 16, 32, 48, 128, 160, 192, 320, 1280, 5120]);
+    }
+
+    #[test]
+    fn bundled_jemalloc_steps_by_8_to_64() {
+        let got: Vec<u64> = [0, 1, 9, 24, 25, 41, 64, 65, 129]
+            .iter()
+            .map(|&n| Allocator::Jemalloc.usable(n))
+            .collect();
+        assert_eq!(got, [8, 8, 16, 24, 32, 48, 64, 80, 160]);
+        assert_eq!(Allocator::JemallocQuantum16.usable(24), 32);
+    }
+
+    /// Node lengths of the trees Redis builds (4-byte header, edge bytes padded to 8,
+    /// child pointers, a value pointer at each key's end).
+    #[test]
+    fn radix_tree_nodes() {
+        let walk = |keys: &[[u8; 16]]| {
+            let mut lengths = Vec::new();
+            rax_walk(keys, 0, &mut |n| lengths.push(n));
+            lengths
+        };
+        let key = |last: u8| {
+            let mut k = [0u8; 16];
+            k[15] = last;
+            k
+        };
+        // The empty root.
+        assert_eq!(walk(&[]), [8]);
+        // A 16-byte compressed node (4 + 16 + 4 + 8), then the key's end (8 + 8).
+        assert_eq!(walk(&[key(1)]), [32, 16]);
+        // 15 shared bytes (4 + 15 + 5 + 8), two ends, and a 2-way branch (4 + 2 + 2 + 16).
+        assert_eq!(walk(&[key(1), key(2)]), [32, 16, 16, 24]);
+    }
+
+    #[test]
+    fn child_buckets_are_rare_below_the_fill_limit() {
+        // 129 entries in 32 buckets: about 5% of buckets hold more than 7.
+        let c = expected_child_buckets(129, 32);
+        assert!((1.0..2.5).contains(&c), "{c}");
+        assert!(expected_child_buckets(10, 32) < 1e-6);
     }
 
     #[test]

@@ -25,8 +25,13 @@ pub const MAX_DEPTH: usize = 32;
 /// The allocator the estimate rounds allocations for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AllocatorArg {
-    /// jemalloc, as official Redis and Valkey builds use.
+    /// jemalloc as Redis and Valkey bundle it (official builds, Docker images):
+    /// `MEMORY MALLOC-STATS` says `Quantum size: 8`.
     Jemalloc,
+    /// jemalloc from a distribution package built against the system library (Debian and
+    /// Ubuntu `redis-server`): `MEMORY MALLOC-STATS` says `Quantum size: 16`.
+    #[value(name = "jemalloc-q16")]
+    JemallocQuantum16,
     /// glibc malloc (`INFO memory` says `mem_allocator:libc`).
     Libc,
 }
@@ -142,6 +147,7 @@ impl StatsArgs {
         }
         let allocator = match self.allocator {
             AllocatorArg::Jemalloc => memory::Allocator::Jemalloc,
+            AllocatorArg::JemallocQuantum16 => memory::Allocator::JemallocQuantum16,
             AllocatorArg::Libc => memory::Allocator::Libc,
         };
         let layout = match self.memory_layout {
