@@ -160,6 +160,40 @@ fn bound(type_name: &str, actual: u64) -> u64 {
     abs.max((actual as f64 * rel) as u64)
 }
 
+/// Calls `f` with each key of `data` and the memory model of the server that wrote it:
+/// the layout comes from the `redis-ver` / `valkey-ver` AUX fields, which precede the keys.
+fn priced_keys(
+    data: &[u8],
+    rdb_version: u32,
+    allocator: Allocator,
+    mut f: impl FnMut(&Model, &rdb_parser::Entry<'_>),
+) {
+    let mut aux = BTreeMap::new();
+    let mut model = None;
+    for item in Parser::new(data).expect("parse") {
+        match item.expect("item") {
+            Item::Aux(a) => {
+                aux.insert(
+                    a.key.to_vec(),
+                    String::from_utf8_lossy(&a.value).into_owned(),
+                );
+            }
+            Item::Key(e) => {
+                let model = model.get_or_insert_with(|| {
+                    let valkey = aux.contains_key(&b"valkey-ver"[..]);
+                    let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
+                    Model {
+                        layout: Model::for_server(valkey, ver.map(String::as_str), rdb_version),
+                        allocator,
+                    }
+                });
+                f(model, &e);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// `None` for a key the server does not hold (it expired before or at load).
 fn memory_usage(c: &mut Resp, db: u64, key: &[u8]) -> Option<u64> {
     let db = db.to_string();
@@ -236,57 +270,30 @@ fn memory_estimate_matches_real_servers() {
             let server = Server::start(entry, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
             let mut c = Resp::connect(server.port(), Duration::from_secs(5)).expect("connect");
             let alloc = allocator(&mut c);
-            let mut layout = None;
-            let mut parser = Parser::new(&data).expect("parse");
-            let mut aux = BTreeMap::new();
-            for item in parser.by_ref() {
-                match item.expect("item") {
-                    Item::Aux(a) => {
-                        aux.insert(
-                            a.key.to_vec(),
-                            String::from_utf8_lossy(&a.value).into_owned(),
-                        );
-                    }
-                    Item::Key(e) => {
-                        let layout = *layout.get_or_insert_with(|| {
-                            let valkey = aux.contains_key(&b"valkey-ver"[..]);
-                            let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
-                            Model::for_server(
-                                valkey,
-                                ver.map(String::as_str),
-                                entry.rdb_version as u32,
-                            )
-                        });
-                        let model = Model {
-                            layout,
-                            allocator: alloc,
-                        };
-                        let est = model.estimate(&e);
-                        let Some(actual) = memory_usage(&mut c, e.db, &e.key) else {
-                            continue;
-                        };
-                        let diff = est as i64 - actual as i64;
-                        let (t, enc) = (e.value.type_name(), e.value.encoding_name());
-                        let row = table
-                            .entry((entry.name.clone(), format!("{t}/{enc}")))
-                            .or_default();
-                        row.0 += 1;
-                        row.1 += diff.unsigned_abs();
-                        if diff.abs() > row.2.abs() {
-                            row.2 = diff;
-                        }
-                        if diff.unsigned_abs() > bound(t, actual) {
-                            failures.push(format!(
-                                "{} {fixture} {:?} ({t}/{enc}): estimate {est}, server {actual}",
-                                entry.name,
-                                String::from_utf8_lossy(&e.key)
-                            ));
-                        }
-                        checked += 1;
-                    }
-                    _ => {}
+            priced_keys(&data, entry.rdb_version as u32, alloc, |model, e| {
+                let est = model.estimate(e);
+                let Some(actual) = memory_usage(&mut c, e.db, &e.key) else {
+                    return;
+                };
+                let diff = est as i64 - actual as i64;
+                let (t, enc) = (e.value.type_name(), e.value.encoding_name());
+                let row = table
+                    .entry((entry.name.clone(), format!("{t}/{enc}")))
+                    .or_default();
+                row.0 += 1;
+                row.1 += diff.unsigned_abs();
+                if diff.abs() > row.2.abs() {
+                    row.2 = diff;
                 }
-            }
+                if diff.unsigned_abs() > bound(t, actual) {
+                    failures.push(format!(
+                        "{} {fixture} {:?} ({t}/{enc}): estimate {est}, server {actual}",
+                        entry.name,
+                        String::from_utf8_lossy(&e.key)
+                    ));
+                }
+                checked += 1;
+            });
         }
     }
     for ((server, enc), (n, sum, max)) in &table {
@@ -372,47 +379,24 @@ fn memory_estimate_of_big_collections_matches_real_servers() {
         let server = Server::start(entry, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
         let mut c = Resp::connect(server.port(), Duration::from_secs(5)).expect("connect");
         let alloc = allocator(&mut c);
-        let mut aux = BTreeMap::new();
-        for item in Parser::new(&data).expect("parse") {
-            match item.expect("item") {
-                Item::Aux(a) => {
-                    aux.insert(
-                        a.key.to_vec(),
-                        String::from_utf8_lossy(&a.value).into_owned(),
-                    );
-                }
-                Item::Key(e) => {
-                    let valkey = aux.contains_key(&b"valkey-ver"[..]);
-                    let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
-                    let layout = Model::for_server(
-                        valkey,
-                        ver.map(String::as_str),
-                        entry.rdb_version as u32,
-                    );
-                    let est = Model {
-                        layout,
-                        allocator: alloc,
-                    }
-                    .estimate(&e);
-                    let actual = memory_usage(&mut c, e.db, &e.key).expect("key loaded");
-                    let diff = est as i64 - actual as i64;
-                    let line = format!(
-                        "{} {:?} ({}/{}): estimate {est}, server {actual} ({:+.1}%)",
-                        entry.name,
-                        String::from_utf8_lossy(&e.key),
-                        e.value.type_name(),
-                        e.value.encoding_name(),
-                        100.0 * diff as f64 / actual as f64
-                    );
-                    eprintln!("{line}");
-                    if diff.unsigned_abs() > bound(e.value.type_name(), actual) {
-                        failures.push(line);
-                    }
-                    checked += 1;
-                }
-                _ => {}
+        priced_keys(&data, entry.rdb_version as u32, alloc, |model, e| {
+            let est = model.estimate(e);
+            let actual = memory_usage(&mut c, e.db, &e.key).expect("key loaded");
+            let diff = est as i64 - actual as i64;
+            let line = format!(
+                "{} {:?} ({}/{}): estimate {est}, server {actual} ({:+.1}%)",
+                entry.name,
+                String::from_utf8_lossy(&e.key),
+                e.value.type_name(),
+                e.value.encoding_name(),
+                100.0 * diff as f64 / actual as f64
+            );
+            eprintln!("{line}");
+            if diff.unsigned_abs() > bound(e.value.type_name(), actual) {
+                failures.push(line);
             }
-        }
+            checked += 1;
+        });
     }
     assert!(checked >= 6 * 5, "only {checked} keys checked");
     assert!(

@@ -344,7 +344,7 @@ impl Model {
                 }
             },
             Value::List(l) => self.list(entry, l, &obj),
-            Value::Stream(s) => obj(0) + self.stream(entry.raw_value, s),
+            Value::Stream(s) => obj(0) + self.stream(s),
             // Modules report their own sizes; the serialized size is the best guess here.
             Value::Module(_) => obj(0) + entry.raw_value.len() as u64,
         };
@@ -355,7 +355,7 @@ impl Model {
     /// and consumer its struct, its PEL tree and 24 bytes per pending entry. Redis prices a
     /// tree at 16 bytes per ID and 4 + 240 per tree node ("a fixed overhead" of 30 words);
     /// Valkey 8.1 on counts the tree's allocations.
-    fn stream(&self, raw_value: &[u8], s: &rdb_parser::Stream<'_>) -> u64 {
+    fn stream(&self, s: &rdb_parser::Stream<'_>) -> u64 {
         let valkey_trees = matches!(self.layout, Layout::Valkey81 | Layout::Valkey90);
         let tree = |mut ids: Vec<[u8; 16]>| {
             ids.sort_unstable();
@@ -378,10 +378,14 @@ impl Model {
             // 7.2 adds a consumer's active time.
             _ => (80, 40, 32),
         };
-        let node_ids = s.nodes().flatten().map(|(id, _)| id.to_raw()).collect();
-        let mut usage = stream + tree(node_ids);
-        let sizes = stream_node_sizes(raw_value);
-        usage += sizes.iter().map(|&n| self.reported(n)).sum::<u64>();
+        // One walk of the nodes: each master ID, and its listpack's decoded length (stated
+        // in the string header; nothing is decompressed).
+        let (mut node_ids, mut listpacks) = (Vec::new(), 0);
+        for (id, listpack) in s.nodes().flatten() {
+            node_ids.push(id.to_raw());
+            listpacks += self.reported(listpack.len() as u64);
+        }
+        let mut usage = stream + tree(node_ids) + listpacks;
         for g in &s.groups {
             let pel = g.pending.iter().map(|p| p.id.to_raw()).collect();
             usage += group + tree(pel) + 24 * g.pending.len() as u64;
@@ -734,26 +738,6 @@ fn rax_walk(keys: &[[u8; 16]], depth: usize, node: &mut impl FnMut(u64)) {
             node(length(children, children));
         }
     }
-}
-
-/// Each stream node's listpack size (after its 16-byte master ID string).
-fn stream_node_sizes(raw_value: &[u8]) -> Vec<u64> {
-    let mut sizes = Vec::new();
-    let Some((count, mut at)) = any_len(raw_value) else {
-        return sizes;
-    };
-    for _ in 0..count.min(1 << 24) {
-        let Some((_, used, stored)) = raw_value.get(at..).and_then(string_header) else {
-            break;
-        };
-        at += used + stored as usize;
-        let Some((decoded, used, stored)) = raw_value.get(at..).and_then(string_header) else {
-            break;
-        };
-        sizes.push(decoded);
-        at += used + stored as usize;
-    }
-    sizes
 }
 
 #[cfg(test)]
