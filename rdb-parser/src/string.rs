@@ -26,6 +26,12 @@ pub enum RdbString<'data> {
 }
 
 impl<'data> RdbString<'data> {
+    /// Reads one length-prefixed RDB string at the start of `bytes`; returns it and the
+    /// bytes after it, or `None` when they do not hold a whole string.
+    pub fn read(bytes: &'data [u8]) -> Option<(RdbString<'data>, &'data [u8])> {
+        crate::input::string(bytes).ok().map(|(rest, s)| (s, rest))
+    }
+
     /// The bytes this string stands for.
     pub fn to_bytes(&self) -> Result<Cow<'data, [u8]>, crate::Error> {
         self.decode().map_err(|f| f.locate(&[], 0))
