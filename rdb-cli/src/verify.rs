@@ -783,68 +783,84 @@ fn element_bytes(e: Element<'_>) -> Cow<'_, [u8]> {
     }
 }
 
-/// Collects members and reports those seen twice. Sorting borrowed slices beats hashing
-/// them: members are short, and most collections are small.
-struct Duplicates<'a> {
-    members: Vec<Cow<'a, [u8]>>,
+/// The hash of the bytes an element stands for (an integer hashes as its decimal form, as
+/// a loader compares them).
+fn element_hash(e: &Element<'_>) -> u64 {
+    match e {
+        Element::Bytes(b) => xxhash_rust::xxh3::xxh3_64(b),
+        Element::Int(v) => xxhash_rust::xxh3::xxh3_64(itoa::Buffer::new().format(*v).as_bytes()),
+    }
 }
 
-impl<'a> Duplicates<'a> {
+/// Finds members seen twice: a hash per member, compared after the walk. Only when two
+/// hashes meet are the members themselves collected, compared and named
+/// ([`name_duplicates`]), so a clean collection allocates no copy of an integer member and
+/// sorts words instead of byte strings.
+struct Duplicates {
+    hashes: Vec<u64>,
+}
+
+impl Duplicates {
     fn new() -> Self {
-        Duplicates {
-            members: Vec::new(),
-        }
+        Duplicates { hashes: Vec::new() }
     }
 
-    fn add(&mut self, member: Cow<'a, [u8]>) {
-        self.members.push(member);
+    fn add(&mut self, member: &Element<'_>) {
+        self.hashes.push(element_hash(member));
     }
 
-    fn report(&mut self, entry: &Entry<'_>, what: &str, problems: &mut Vec<Problem>) {
-        let m = &mut self.members;
-        let mut named: Vec<&[u8]> = Vec::new();
-        let mut count = 0u64;
-        if m.len() <= 16 {
-            for (i, x) in m.iter().enumerate() {
-                if m.iter().take(i).any(|y| y == x) {
-                    count += 1;
-                    if named.len() < DUPLICATES_NAMED {
-                        named.push(x);
-                    }
-                }
-            }
+    /// Whether two members may be equal.
+    fn suspected(&mut self) -> bool {
+        let h = &mut self.hashes;
+        if h.len() <= 16 {
+            h.iter().enumerate().any(|(i, x)| h.iter().take(i).any(|y| y == x))
         } else {
-            m.sort_unstable();
-            for pair in m.windows(2) {
-                if let [x, y] = pair {
-                    if x == y {
-                        count += 1;
-                        if named.len() < DUPLICATES_NAMED {
-                            named.push(y);
-                        }
-                    }
+            h.sort_unstable();
+            h.windows(2).any(|w| w.first() == w.last())
+        }
+    }
+}
+
+/// Reports the members of `members` seen twice, naming the first few.
+fn name_duplicates<'a>(
+    members: impl Iterator<Item = Result<Cow<'a, [u8]>, Error>>,
+    entry: &Entry<'_>,
+    what: &str,
+    problems: &mut Vec<Problem>,
+) {
+    // The walk already succeeded once; a second one meets the same bytes.
+    let mut m: Vec<Cow<'a, [u8]>> = members.filter_map(Result::ok).collect();
+    m.sort_unstable();
+    let mut named: Vec<&[u8]> = Vec::new();
+    let mut count = 0u64;
+    for pair in m.windows(2) {
+        if let [x, y] = pair {
+            if x == y {
+                count += 1;
+                if named.len() < DUPLICATES_NAMED {
+                    named.push(y);
                 }
             }
         }
-        if count == 0 {
-            return;
-        }
-        let mut names = String::new();
-        for (i, n) in named.iter().enumerate() {
-            names.push_str(if i == 0 { "\"" } else { ", \"" });
-            let _ = rdb_parser::error::write_escaped(&mut names, n);
-            names.push('"');
-        }
-        let more = count - named.len() as u64;
-        if more > 0 {
-            names.push_str(&format!(" and {more} more"));
-        }
-        problems.push(Problem::in_entry(
-            entry,
-            "duplicate-member",
-            format!("{count} duplicate {what}: {names}"),
-        ));
     }
+    if count == 0 {
+        return;
+    }
+    let mut names = String::new();
+    for (i, n) in named.iter().enumerate() {
+        names.push_str(if i == 0 { "\"" } else { ", \"" });
+        let _ = rdb_parser::error::write_escaped(&mut names, n);
+        names.push('"');
+    }
+    let more = count - named.len() as u64;
+    if more > 0 {
+        names.push_str(&format!(" and {more} more"));
+    }
+    problems.push(Problem::in_entry(
+        entry,
+        "duplicate-member",
+        format!("{count} duplicate {what}: {names}"),
+    ));
 }
 
 fn check_set(
@@ -876,9 +892,12 @@ fn check_set(
             // Strictly ascending values are distinct; a broken order is reported above.
             continue;
         }
-        dups.add(element_bytes(member));
+        dups.add(&member);
     }
-    dups.report(entry, "members", problems);
+    if dups.suspected() {
+        let members = set.iter().map(|m| m.map(element_bytes));
+        name_duplicates(members, entry, "members", problems);
+    }
     Ok(())
 }
 
@@ -901,9 +920,12 @@ fn check_zset(
                 format!("member \"{m}\" has a NaN score"),
             ));
         }
-        dups.add(element_bytes(member));
+        dups.add(&member);
     }
-    dups.report(entry, "members", problems);
+    if dups.suspected() {
+        let members = zset.iter().map(|p| p.map(|(m, _)| element_bytes(m)));
+        name_duplicates(members, entry, "members", problems);
+    }
     Ok(())
 }
 
@@ -932,9 +954,12 @@ fn check_hash(
             };
             last_ttl = Some(field.expire_ms);
         }
-        dups.add(element_bytes(field.field));
+        dups.add(&field.field);
     }
-    dups.report(entry, "fields", problems);
+    if dups.suspected() {
+        let fields = hash.iter().map(|f| f.map(|f| element_bytes(f.field)));
+        name_duplicates(fields, entry, "fields", problems);
+    }
     if let Some(t) = bad_ttl {
         problems.push(Problem::in_entry(
             entry,
