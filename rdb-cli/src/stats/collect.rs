@@ -737,7 +737,9 @@ fn collect_unchecked<'data>(
         by_encoding: Vec::new(),
         slot_acc: vec![[0; 3]; SLOTS],
     };
-    let work = |sp: Spanned<'data>| -> Result<Fold<'data>, Failure> {
+    // By `&mut` (items are Send, not Sync): a few hundred bytes an item stay where the
+    // parse put them.
+    let work = |sp: &mut Spanned<'data>| -> Result<Fold<'data>, Failure> {
         match &sp.item {
             Item::Key(entry) => {
                 measure(entry, sp.span, &model)
@@ -747,34 +749,58 @@ fn collect_unchecked<'data>(
                         other => other,
                     })
             }
-            _ => Ok(Fold::Other(Box::new(sp.item))),
+            other => Ok(Fold::Other(Box::new(other.clone()))),
         }
     };
-    // Like rdb_writer::pipeline::ordered, but the fold of batch N runs beside the parse
-    // of batch N+1 instead of after it: the aggregates do not depend on order.
+    let fold = |s: &mut Stats, facts: Vec<Result<Fold<'data>, Failure>>| -> Result<(), Failure> {
+        for fold in facts {
+            match fold? {
+                Fold::Key(f) => s.add_key(&f),
+                Fold::Other(item) => s.add_item(*item),
+            }
+        }
+        Ok(())
+    };
+    // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
+    // the serial parse of batch N+1. The two serial stages run on a core each, and the
+    // measuring fills whichever core is free first. The aggregates see keys in file order.
     let mut items = parser.parse(data)?;
+    let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
     let mut current = next_batch(&mut items, data, &mut progress);
     loop {
-        let batch = current?;
-        if batch.is_empty() {
-            break;
-        }
-        let (folded, next) = rayon::join(
-            || -> Result<(), Failure> {
-                use rayon::prelude::*;
-                let facts: Vec<Result<Fold<'data>, Failure>> =
-                    batch.into_par_iter().map(&work).collect();
-                for fold in facts {
-                    match fold? {
-                        Fold::Key(f) => s.add_key(&f),
-                        Fold::Other(item) => s.add_item(*item),
-                    }
-                }
-                Ok(())
+        let mut batch = match current {
+            Ok(b) => b,
+            Err(e) => {
+                // A key measured before the parse failed comes first in the file.
+                fold(&mut s, measured)?;
+                return Err(e);
+            }
+        };
+        let last = batch.is_empty();
+        let previous = std::mem::take(&mut measured);
+        let ((folded, facts), next) = rayon::join(
+            || {
+                rayon::join(
+                    || fold(&mut s, previous),
+                    || {
+                        use rayon::prelude::*;
+                        batch.par_iter_mut().map(work).collect::<Vec<_>>()
+                    },
+                )
             },
-            || next_batch(&mut items, data, &mut progress),
+            || {
+                if last {
+                    Ok(Vec::new())
+                } else {
+                    next_batch(&mut items, data, &mut progress)
+                }
+            },
         );
         folded?;
+        if last {
+            break;
+        }
+        measured = facts;
         current = next;
     }
     if let Some(eof) = s.eof {
