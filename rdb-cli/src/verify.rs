@@ -326,12 +326,16 @@ struct Checked {
 pub const DEFAULT_MAX_PROBLEMS: usize = 100_000;
 
 /// Verifies `data` (a whole snapshot). `progress` receives offsets as the walk advances.
-pub fn verify(data: &[u8], progress: impl FnMut(u64)) -> Report {
+pub fn verify(data: &[u8], progress: impl FnMut(u64) + Send) -> Report {
     verify_with(data, DEFAULT_MAX_PROBLEMS, progress)
 }
 
 /// [`verify`], listing at most `max_problems` findings of the walk (all are counted).
-pub fn verify_with(data: &[u8], max_problems: usize, mut progress: impl FnMut(u64)) -> Report {
+pub fn verify_with(
+    data: &[u8],
+    max_problems: usize,
+    mut progress: impl FnMut(u64) + Send,
+) -> Report {
     let mut report = Report {
         omitted_errors: 0,
         omitted_warnings: 0,
@@ -373,27 +377,33 @@ pub fn verify_with(data: &[u8], max_problems: usize, mut progress: impl FnMut(u6
                 Some(rdb_parser::crc64(0, data.get(..covered)?))
             })
         });
-        // (hash of db and key, entry offset) per key, sorted once the walk is done: 16
-        // bytes a key, and one sort instead of a hash map larger than the caches.
-        let mut fingerprints: Vec<(u64, u64)> = Vec::new();
-        // (offset, db) of each SELECTDB, to name the db of a duplicate.
-        let mut db_starts: Vec<(u64, u64)> = Vec::new();
-        let mut previous_end = 9u64;
-        // Key opcodes (offset, kind) since the last key: in gaps between items, or in a
-        // key's own span.
-        let mut pending_opcodes: Vec<(u64, KeyOpcode)> = Vec::new();
-        let mut eof = None;
+        let mut in_order = InOrder::new();
+        // A batch checked, waiting for the in-order pass.
+        let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
         let mut batch = next_batch(&mut parser);
         loop {
             let Batch { mut items, error } = batch;
             let last = error.is_some() || items.is_empty();
-            let (checked, next) = rayon::join(
+            let previous = checked_batch.take();
+            // Three batches in flight: the in-order pass over batch N-1, the checks of
+            // batch N and the parse of batch N+1. The two serial stages each have a core;
+            // the checks fill whichever is free.
+            let ((_, checked), next) = rayon::join(
                 || {
-                    // `&mut`: items are Send but not Sync (lazily decompressed blobs).
-                    items
-                        .par_iter_mut()
-                        .map(|l| check_item(l, data))
-                        .collect::<Vec<_>>()
+                    rayon::join(
+                        || {
+                            if let Some((items, checked)) = previous {
+                                in_order.pass(&items, checked, data, &mut report, &mut progress);
+                            }
+                        },
+                        || {
+                            // `&mut`: items are Send but not Sync (lazily decompressed blobs).
+                            items
+                                .par_iter_mut()
+                                .map(|l| check_item(l, data))
+                                .collect::<Vec<_>>()
+                        },
+                    )
                 },
                 || {
                     if last {
@@ -406,86 +416,12 @@ pub fn verify_with(data: &[u8], max_problems: usize, mut progress: impl FnMut(u6
                     }
                 },
             );
-            // By reference: an item is a few hundred bytes, and this loop is the serial part.
-            for (located, checked) in items.iter().zip(checked) {
-                // Bytes between two items are key opcodes the parser carried past them.
-                if located.start > previous_end {
-                    let gap = data
-                        .get(previous_end as usize..located.start as usize)
-                        .unwrap_or_default();
-                    scan_key_opcodes(gap, previous_end, &mut pending_opcodes);
-                }
-                match &located.item {
-                    Item::Key(entry) => {
-                        report.keys += 1;
-                        if entry.opcodes_in_span {
-                            // The value, the key and the type byte end the span.
-                            let type_byte = located.end.saturating_sub(
-                                (entry.raw_value.len() + entry.raw_key.len() + 1) as u64,
-                            );
-                            let own = data
-                                .get(located.start as usize..type_byte as usize)
-                                .unwrap_or_default();
-                            scan_key_opcodes(own, located.start, &mut pending_opcodes);
-                        }
-                        if let Some(p) = overridden_opcodes(&pending_opcodes, entry) {
-                            report.add(p);
-                        }
-                        pending_opcodes.clear();
-                        // Opcodes the parser folded into this key from before other items.
-                        let detached = !entry.opcodes_in_span
-                            && (entry.expire_ms.is_some()
-                                || entry.idle_s.is_some()
-                                || entry.freq.is_some());
-                        if detached {
-                            report.add(
-                                Problem::in_entry(
-                                    entry,
-                                    "detached-opcode",
-                                    "the key's EXPIRETIME/IDLE/FREQ opcodes are separated from \
-                                     it by other items"
-                                        .into(),
-                                )
-                                .warning(),
-                            );
-                        }
-                        if let Some(h) = checked.key_hash {
-                            fingerprints.push((h, entry.offset));
-                        }
-                        progress(entry.offset);
-                    }
-                    Item::SelectDb(db) => db_starts.push((located.start, *db)),
-                    // Size the fingerprints from the db's hint, bounded by what the file
-                    // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
-                    // hint that still asks for more than the machine has must not abort
-                    // the walk; the vector then grows as keys come.
-                    Item::ResizeDb { db_size, .. } => {
-                        let bound = (data.len() / 16) as u64;
-                        let _ = fingerprints.try_reserve((*db_size).min(bound) as usize);
-                    }
-                    Item::Eof(e) => {
-                        // Key opcodes since the last key have no key.
-                        if let Some(&(first, _)) = pending_opcodes.first() {
-                            report.add(Problem {
-                                offset: first,
-                                db: None,
-                                key: None,
-                                check: "dangling-opcode",
-                                severity: Severity::Error,
-                                message: format!(
-                                    "{} expiry/idle/freq opcodes after the last key, before \
-                                     EOF, belong to no key",
-                                    pending_opcodes.len()
-                                ),
-                            });
-                        }
-                        eof = Some(*e);
-                    }
-                    _ => {}
-                }
-                checked.problems.into_iter().for_each(|p| report.add(p));
-                previous_end = located.end;
+            if !last {
+                checked_batch = Some((items, checked));
+                batch = next;
+                continue;
             }
+            in_order.pass(&items, checked, data, &mut report, &mut progress);
             if let Some(e) = error {
                 let mut p = Problem::from_error(&e, None);
                 if p.check == "structure" {
@@ -497,13 +433,15 @@ pub fn verify_with(data: &[u8], max_problems: usize, mut progress: impl FnMut(u6
                     );
                 }
                 report.problems.push(p);
-                break;
             }
-            if last {
-                break;
-            }
-            batch = next;
+            break;
         }
+        let InOrder {
+            fingerprints,
+            db_starts,
+            eof,
+            ..
+        } = in_order;
         duplicate_keys(data, fingerprints, &db_starts, &mut report);
         let prefix_crc = prefix_crc.and_then(|h| h.join().ok().flatten());
         if eof.is_none() && version.has_checksum() && data.len() >= 17 {
@@ -623,6 +561,125 @@ fn overridden_opcodes(pending: &[(u64, KeyOpcode)], entry: &Entry<'_>) -> Option
     Some(p)
 }
 
+/// What the in-order pass over checked items carries from one item to the next.
+struct InOrder {
+    /// (hash of db and key, entry offset) per key, sorted once the walk is done: 16
+    /// bytes a key, and one sort instead of a hash map larger than the caches.
+    fingerprints: Vec<(u64, u64)>,
+    /// (offset, db) of each SELECTDB, to name the db of a duplicate.
+    db_starts: Vec<(u64, u64)>,
+    previous_end: u64,
+    /// Key opcodes (offset, kind) since the last key: in gaps between items, or in a
+    /// key's own span.
+    pending_opcodes: Vec<(u64, KeyOpcode)>,
+    eof: Option<rdb_parser::Eof>,
+}
+
+impl InOrder {
+    fn new() -> Self {
+        InOrder {
+            fingerprints: Vec::new(),
+            db_starts: Vec::new(),
+            previous_end: 9,
+            pending_opcodes: Vec::new(),
+            eof: None,
+        }
+    }
+
+    /// Takes one checked batch in file order: its problems, the opcode checks that need
+    /// the items before, and the keys for the duplicate check.
+    fn pass(
+        &mut self,
+        items: &[Located<'_>],
+        checked: Vec<Checked>,
+        data: &[u8],
+        report: &mut Report,
+        progress: &mut impl FnMut(u64),
+    ) {
+        for (located, checked) in items.iter().zip(checked) {
+            // Bytes between two items are key opcodes the parser carried past them.
+            if located.start > self.previous_end {
+                let gap = data
+                    .get(self.previous_end as usize..located.start as usize)
+                    .unwrap_or_default();
+                scan_key_opcodes(gap, self.previous_end, &mut self.pending_opcodes);
+            }
+            match &located.item {
+                Item::Key(entry) => {
+                    report.keys += 1;
+                    if entry.opcodes_in_span {
+                        // The value, the key and the type byte end the span.
+                        let type_byte = located.end.saturating_sub(
+                            (entry.raw_value.len() + entry.raw_key.len() + 1) as u64,
+                        );
+                        let own = data
+                            .get(located.start as usize..type_byte as usize)
+                            .unwrap_or_default();
+                        scan_key_opcodes(own, located.start, &mut self.pending_opcodes);
+                    }
+                    if let Some(p) = overridden_opcodes(&self.pending_opcodes, entry) {
+                        report.add(p);
+                    }
+                    self.pending_opcodes.clear();
+                    // Opcodes the parser folded into this key from before other items.
+                    let detached = !entry.opcodes_in_span
+                        && (entry.expire_ms.is_some()
+                            || entry.idle_s.is_some()
+                            || entry.freq.is_some());
+                    if detached {
+                        report.add(
+                            Problem::in_entry(
+                                entry,
+                                "detached-opcode",
+                                "the key's EXPIRETIME/IDLE/FREQ opcodes are separated from \
+                                 it by other items"
+                                    .into(),
+                            )
+                            .warning(),
+                        );
+                    }
+                    if let Some(h) = checked.key_hash {
+                        self.fingerprints.push((h, entry.offset));
+                    }
+                    progress(entry.offset);
+                }
+                Item::SelectDb(db) => self.db_starts.push((located.start, *db)),
+                // Size the self.fingerprints from the db's hint, bounded by what the file
+                // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
+                // hint that still asks for more than the machine has must not abort
+                // the walk; the vector then grows as keys come.
+                Item::ResizeDb { db_size, .. } => {
+                    let bound = (data.len() / 16) as u64;
+                    let _ = self
+                        .fingerprints
+                        .try_reserve((*db_size).min(bound) as usize);
+                }
+                Item::Eof(e) => {
+                    // Key opcodes since the last key have no key.
+                    if let Some(&(first, _)) = self.pending_opcodes.first() {
+                        report.add(Problem {
+                            offset: first,
+                            db: None,
+                            key: None,
+                            check: "dangling-opcode",
+                            severity: Severity::Error,
+                            message: format!(
+                                "{} expiry/idle/freq opcodes after the last key, before \
+                                 EOF, belong to no key",
+                                self.pending_opcodes.len()
+                            ),
+                        });
+                    }
+                    self.eof = Some(*e);
+                }
+                _ => {}
+            }
+            checked.problems.into_iter().for_each(|p| report.add(p));
+            self.previous_end = located.end;
+        }
+    }
+}
+
 /// Reports every key stored twice in one db, at the later copy, naming the copy before it.
 /// `fingerprints` holds (hash of db and key, entry offset) for every key; keys whose
 /// hashes meet are read again from the file and compared whole, so a hash collision
@@ -636,7 +693,10 @@ fn duplicate_keys(
     fingerprints.par_sort_unstable();
     let db_at = |offset: u64| {
         let after = db_starts.partition_point(|&(start, _)| start <= offset);
-        after.checked_sub(1).and_then(|i| db_starts.get(i)).map_or(0, |&(_, db)| db)
+        after
+            .checked_sub(1)
+            .and_then(|i| db_starts.get(i))
+            .map_or(0, |&(_, db)| db)
     };
     let mut found = Vec::new();
     for group in fingerprints.chunk_by(|a, b| a.0 == b.0) {
@@ -813,7 +873,9 @@ impl Duplicates {
     fn suspected(&mut self) -> bool {
         let h = &mut self.hashes;
         if h.len() <= 16 {
-            h.iter().enumerate().any(|(i, x)| h.iter().take(i).any(|y| y == x))
+            h.iter()
+                .enumerate()
+                .any(|(i, x)| h.iter().take(i).any(|y| y == x))
         } else {
             h.sort_unstable();
             h.windows(2).any(|w| w.first() == w.last())
@@ -1334,7 +1396,11 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         let message = format!("the key is already in db 0 at byte {}", at[0]);
         assert_eq!(
-            (found[0].offset, found[0].key.as_deref(), found[0].message.as_str()),
+            (
+                found[0].offset,
+                found[0].key.as_deref(),
+                found[0].message.as_str()
+            ),
             (at[1], Some(&b"123"[..]), message.as_str())
         );
         // And the whole verify finds it with the real hashes.
