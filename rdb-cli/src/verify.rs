@@ -644,7 +644,7 @@ impl InOrder {
                     progress(entry.offset);
                 }
                 Item::SelectDb(db) => self.db_starts.push((located.start, *db)),
-                // Size the self.fingerprints from the db's hint, bounded by what the file
+                // Size the key hashes from the db's hint, bounded by what the file
                 // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
                 // hint that still asks for more than the machine has must not abort
                 // the walk; the vector then grows as keys come.
