@@ -690,7 +690,8 @@ fn duplicate_keys(
     db_starts: &[(u64, u64)],
     report: &mut Report,
 ) {
-    fingerprints.par_sort_unstable();
+    // By hash alone: equal hashes are compared whole below, in file order.
+    fingerprints.par_sort_unstable_by_key(|&(hash, _)| hash);
     let db_at = |offset: u64| {
         let after = db_starts.partition_point(|&(start, _)| start <= offset);
         after
