@@ -28,7 +28,9 @@ use crate::json;
 
 /// Input bytes per batch handed to the cores.
 const BATCH_BYTES: usize = 4 << 20;
-const BATCH_ITEMS: usize = 16 * 1024;
+/// Items per batch: 4 Ki (about 1 MB of parsed items) stay in the caches between the parse
+/// and the cores; 16 Ki were 9-11% slower and 1 Ki 7% slower (A/B, median of 7 and 9).
+const BATCH_ITEMS: usize = 4 * 1024;
 /// The largest field expiry a server accepts (it keeps 48 bits).
 const MAX_FIELD_EXPIRE: i64 = (1 << 48) - 1;
 /// Duplicates named per collection before the rest are only counted.

@@ -659,9 +659,9 @@ fn duplicate_keys_in_a_db() {
     assert_eq!(r.errors(), 1, "{:?}", r.problems);
 }
 
-/// The duplicate check runs a batch (16 Ki items) behind the walk: duplicates far apart,
-/// a key three times, and a duplicate in the last batch are each found once, at the later
-/// copy, naming the copy before it.
+/// Keys spread over many batches (4 Ki items each): duplicates far apart, a key three
+/// times, and a duplicate in the last batch are each found once, at the later copy, naming
+/// the copy before it.
 #[test]
 #[allow(clippy::indexing_slicing)] // lengths asserted first
 fn duplicate_keys_across_batches() {
