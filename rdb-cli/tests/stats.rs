@@ -209,20 +209,17 @@ fn memory_usage(c: &mut Resp, db: u64, key: &[u8]) -> Option<u64> {
 }
 
 fn allocator(c: &mut Resp) -> Allocator {
-    let info = c
-        .command(&[b"INFO", b"memory"])
-        .ok()
-        .and_then(|r| r.text())
-        .unwrap_or_default();
-    if info.contains("mem_allocator:libc") {
+    let mut text = |args: &[&[u8]]| {
+        c.command(args)
+            .ok()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    };
+    if text(&[b"INFO", b"memory"]).contains("mem_allocator:libc") {
         return Allocator::Libc;
     }
     // INFO names jemalloc's version only; its statistics name the quantum it was built with.
-    let stats = c
-        .command(&[b"MEMORY", b"MALLOC-STATS"])
-        .ok()
-        .and_then(|r| r.text())
-        .unwrap_or_default();
+    let stats = text(&[b"MEMORY", b"MALLOC-STATS"]);
     if stats.contains("Quantum size: 16") {
         Allocator::JemallocQuantum16
     } else {
