@@ -8,7 +8,10 @@
 /// The number of cluster hash slots.
 pub const SLOTS: usize = 16384;
 
-const XMODEM: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+// Slice-by-16: a 16-byte key is one step of 16 independent lookups, not 16 dependent ones
+// (8 KiB of tables; stats spent 8% of its CPU here byte by byte).
+const XMODEM: crc::Crc<u16, crc::Table<16>> =
+    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_XMODEM);
 
 /// The cluster hash slot of `key`.
 pub fn key_slot(key: &[u8]) -> u16 {
