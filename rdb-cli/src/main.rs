@@ -1307,14 +1307,21 @@ fn main() -> ExitCode {
     if let Err(e) = rdb_cli::output::clean_up_when_interrupted() {
         eprintln!("rdbkit: warning: no interrupt handler ({e}): Ctrl-C may leave a .tmp file");
     }
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-        {
-            eprintln!("rdbkit: error: --threads {n}: {e}");
-            return ExitCode::from(2);
-        }
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let mut pool = rayon::ThreadPoolBuilder::new().num_threads(threads);
+    // This thread runs the pipelines' serial stages and joins the batches: as a worker of
+    // the pool it does so without waking another thread and sleeping for every batch.
+    // Not with one thread, where it would be the only worker and a job handed over from
+    // another thread would wait for it forever.
+    if threads > 1 {
+        pool = pool.use_current_thread();
+    }
+    if let Err(e) = pool.build_global() {
+        eprintln!("rdbkit: error: --threads {threads}: {e}");
+        return ExitCode::from(2);
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -383,7 +383,9 @@ pub fn verify_with(
         // A batch checked, waiting for the in-order pass.
         let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
         let mut batch = next_batch(&mut parser);
-        loop {
+        // On a pool thread: a `join` from outside the pool would hand every batch over to
+        // the pool and put this thread to sleep until it is done.
+        rayon::scope(|_| loop {
             let Batch { mut items, error } = batch;
             let last = error.is_some() || items.is_empty();
             let previous = checked_batch.take();
@@ -437,7 +439,7 @@ pub fn verify_with(
                 report.problems.push(p);
             }
             break;
-        }
+        });
         let InOrder {
             fingerprints,
             db_starts,
