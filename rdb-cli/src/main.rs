@@ -1307,8 +1307,16 @@ fn main() -> ExitCode {
     if let Err(e) = rdb_cli::output::clean_up_when_interrupted() {
         eprintln!("rdbkit: warning: no interrupt handler ({e}): Ctrl-C may leave a .tmp file");
     }
+    // As rayon counts them by default: RAYON_NUM_THREADS, else one per core.
     let threads = cli
         .threads
+        .or_else(|| {
+            let n = std::env::var("RAYON_NUM_THREADS")
+                .ok()?
+                .parse::<usize>()
+                .ok()?;
+            (n > 0).then_some(n)
+        })
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let mut pool = rayon::ThreadPoolBuilder::new().num_threads(threads);

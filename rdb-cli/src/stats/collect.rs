@@ -781,43 +781,45 @@ fn collect_unchecked<'data>(
     let mut current = next_batch(&mut items, data, &mut progress);
     // On a pool thread: a `join` from outside the pool would hand every batch over to the
     // pool and put this thread to sleep until it is done.
-    rayon::scope(|_| -> Result<(), Failure> { loop {
-        let mut batch = match current {
-            Ok(b) => b,
-            Err(e) => {
-                // A key measured before the parse failed comes first in the file.
-                fold(&mut s, measured)?;
-                return Err(e);
-            }
-        };
-        let last = batch.is_empty();
-        let previous = std::mem::take(&mut measured);
-        let ((folded, facts), next) = rayon::join(
-            || {
-                rayon::join(
-                    || fold(&mut s, previous),
-                    || {
-                        use rayon::prelude::*;
-                        batch.par_iter_mut().map(work).collect::<Vec<_>>()
-                    },
-                )
-            },
-            || {
-                if last {
-                    Ok(Vec::new())
-                } else {
-                    next_batch(&mut items, data, &mut progress)
+    rayon::scope(|_| -> Result<(), Failure> {
+        loop {
+            let mut batch = match current {
+                Ok(b) => b,
+                Err(e) => {
+                    // A key measured before the parse failed comes first in the file.
+                    fold(&mut s, measured)?;
+                    return Err(e);
                 }
-            },
-        );
-        folded?;
-        if last {
-            break;
+            };
+            let last = batch.is_empty();
+            let previous = std::mem::take(&mut measured);
+            let ((folded, facts), next) = rayon::join(
+                || {
+                    rayon::join(
+                        || fold(&mut s, previous),
+                        || {
+                            use rayon::prelude::*;
+                            batch.par_iter_mut().map(work).collect::<Vec<_>>()
+                        },
+                    )
+                },
+                || {
+                    if last {
+                        Ok(Vec::new())
+                    } else {
+                        next_batch(&mut items, data, &mut progress)
+                    }
+                },
+            );
+            folded?;
+            if last {
+                break;
+            }
+            measured = facts;
+            current = next;
         }
-        measured = facts;
-        current = next;
-    }
-    Ok(()) })?;
+        Ok(())
+    })?;
     if let Some(eof) = s.eof {
         eof_seen.set(eof);
     }
