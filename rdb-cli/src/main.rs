@@ -38,7 +38,8 @@ use rdb_parser::ParserBuilder;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Worker threads (default: one per core). 1 runs everything in sequence.
+    /// Worker threads (default: RAYON_NUM_THREADS, else one per core). 1 runs everything
+    /// in sequence.
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
 }
