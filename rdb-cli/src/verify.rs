@@ -24,13 +24,12 @@ use std::io::Write;
 use rayon::prelude::*;
 use rdb_parser::{Checksum, Element, Entry, Error, Item, ParserBuilder, Stream, Value};
 
+// The shared pipeline's batch sizes: verify batches on its own only to carry the parse
+// error behind the items before it.
+use rdb_writer::pipeline::{BATCH_BYTES, BATCH_ITEMS};
+
 use crate::json;
 
-/// Input bytes per batch handed to the cores.
-const BATCH_BYTES: usize = 4 << 20;
-/// Items per batch: 4 Ki (about 1 MB of parsed items) stay in the caches between the parse
-/// and the cores; 16 Ki were 9-11% slower and 1 Ki 7% slower (A/B, median of 7 and 9).
-const BATCH_ITEMS: usize = 4 * 1024;
 /// The largest field expiry a server accepts (it keeps 48 bits).
 const MAX_FIELD_EXPIRE: i64 = (1 << 48) - 1;
 /// Duplicates named per collection before the rest are only counted.
@@ -383,8 +382,8 @@ pub fn verify_with(
         // A batch checked, waiting for the in-order pass.
         let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
         let mut batch = next_batch(&mut parser);
-        // On a pool thread: a `join` from outside the pool would hand every batch over to
-        // the pool and put this thread to sleep until it is done.
+        // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+        // thread is a worker already) would hand every batch over and sleep until done.
         rayon::scope(|_| loop {
             let Batch { mut items, error } = batch;
             let last = error.is_some() || items.is_empty();

@@ -779,8 +779,8 @@ fn collect_unchecked<'data>(
     let mut items = parser.parse(data)?;
     let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
     let mut current = next_batch(&mut items, data, &mut progress);
-    // On a pool thread: a `join` from outside the pool would hand every batch over to the
-    // pool and put this thread to sleep until it is done.
+    // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+    // thread is a worker already) would hand every batch over and sleep until done.
     rayon::scope(|_| -> Result<(), Failure> {
         loop {
             let mut batch = match current {
