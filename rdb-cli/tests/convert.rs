@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{canonical, export, fixtures_dir, keys};
+use common::{canonical, export, fixtures_dir, keys, temp_dir};
 use rdb_parser::{Item, Parser, ParserBuilder};
 use rdb_writer::convert::{
     convert, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, Loss, ModulePolicy,
@@ -284,13 +283,6 @@ fn hash_field_ttls_survive_between_redis_and_valkey() {
 
 fn rdbkit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rdbkit-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-    d
 }
 
 #[test]

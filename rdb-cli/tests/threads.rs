@@ -2,17 +2,19 @@
 //! main thread outside the pool, stages taking turns) and two or three (the main thread a
 //! worker of the pool, batches overlapping) give byte-identical reports and files.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use rdb_parser::format::type_id;
 use rdb_parser::Version;
 use rdb_writer::{value, Compression, Writer};
 
-/// Keys for several of the pipelines' 4 Ki-item batches, of several types, some with an
+/// Keys for several of the pipelines' batches, of several types, some with an
 /// expiry, and a key stored twice near the end: verify reports it from a late batch.
 fn snapshot() -> Vec<u8> {
-    let keys: u32 = 3 * 4096 + 500;
+    let keys = 3 * rdb_writer::pipeline::BATCH_ITEMS as u32 + 500;
     let build = || -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         let mut w = Writer::new(Vec::new(), Version::redis(11))?;
         w.select_db(0)?;
@@ -54,13 +56,6 @@ fn snapshot() -> Vec<u8> {
     build().unwrap_or_else(|e| panic!("writing the snapshot: {e}"))
 }
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rdbkit-test-threads-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-    d
-}
-
 /// rdbkit's stdout and exit code with `threads` threads, and the bytes of the file it wrote
 /// at `output` when one is given.
 fn run(threads: usize, args: &[&str], output: Option<&Path>) -> (Vec<u8>, Option<i32>, Vec<u8>) {
@@ -79,7 +74,7 @@ fn run(threads: usize, args: &[&str], output: Option<&Path>) -> (Vec<u8>, Option
 
 #[test]
 fn one_two_and_three_threads_give_identical_output() {
-    let d = dir();
+    let d = common::temp_dir("threads");
     let input = d.join("in.rdb");
     std::fs::write(&input, snapshot()).unwrap_or_else(|e| panic!("{e}"));
     let file = input.to_str().unwrap_or_default();

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // a test fails by panicking
 
 mod azurite;
+mod common;
 mod fake_arm;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 
 use azurite::{account_sas, account_sas_with_key, signature_forms, Azurite, Fault, Proxy};
+use common::temp_dir;
 
 fn rdbkit_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rdbkit"))
@@ -89,13 +91,6 @@ fn generated_rdb(dir: &Path, name: &str, bytes: usize) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, data).expect("write rdb");
     path
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rdbkit-upload-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp");
-    d
 }
 
 #[test]

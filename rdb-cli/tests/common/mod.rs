@@ -32,6 +32,14 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
+/// A fresh, empty folder for one test, named by `tag` and this process.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rdbkit-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+    d
+}
+
 /// Exports `data` and returns the parsed lines.
 pub fn export(data: &[u8]) -> Result<Vec<Value>, rdb_cli::Failure> {
     export_with(data, &ParserBuilder::new())
