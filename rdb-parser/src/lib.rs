@@ -61,7 +61,8 @@ pub use format::{Magic, Version};
 pub use input::parse_double;
 pub use module::{Module, ModuleAux, ModuleId};
 pub use parser::{
-    header, Aux, Checksum, Entry, Eof, Function, Item, Parser, ParserBuilder, SlotImport,
+    header, resume_point, Aux, Checksum, Entry, Eof, Function, Item, Parser, ParserBuilder,
+    SlotImport,
 };
 pub use stream::{
     Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntries, StreamEntry, StreamId,

@@ -71,6 +71,64 @@ impl ParserBuilder {
     }
 }
 
+impl ParserBuilder {
+    /// A parser that starts at `offset` of `data` as if every item before it had been
+    /// read: no header item, and keys before the next SELECTDB get `db`. `offset` must be
+    /// an item boundary where no key opcode is pending ([`Parser::at_boundary`] of a
+    /// parser there, or a guess from [`resume_point`] to be confirmed that way): from such
+    /// a boundary the items are exactly those a parser from the start reads.
+    pub fn resume<'data>(
+        &self,
+        data: &'data [u8],
+        offset: u64,
+        db: u64,
+    ) -> Result<Parser<'data>, Error> {
+        let mut p = self.parse(data)?;
+        p.rest = usize::try_from(offset)
+            .ok()
+            .and_then(|o| data.get(o..))
+            .unwrap_or(&[]);
+        p.db = db;
+        p.state = State::Body;
+        Ok(p)
+    }
+}
+
+/// Items a guessed resume point must read without error before [`resume_point`] takes it.
+const CONFIRM_ITEMS: usize = 32;
+/// How far past `from` [`resume_point`] looks.
+const RESUME_WINDOW: usize = 1 << 20;
+
+/// The first offset at or after `from` where a resumed parser reads [`CONFIRM_ITEMS`]
+/// items (or all up to a well-formed end) without error, advanced to the boundary after
+/// the last of them. A guess: the members of a collection can read as items too, but such
+/// a misreading mostly falls in step with the real items within a few, so the boundary
+/// after many items is the one a parser from the start reaches. Whoever uses the guess
+/// must confirm it so. `None` when nothing in the next MiB reads.
+pub fn resume_point(builder: &ParserBuilder, data: &[u8], from: u64) -> Option<u64> {
+    let mut unchecked = builder.clone();
+    unchecked.verify_checksum(false);
+    let from = usize::try_from(from).ok()?;
+    let end = data.len().min(from.saturating_add(RESUME_WINDOW));
+    (from..end).find_map(|at| {
+        let mut p = unchecked.resume(data, at as u64, 0).ok()?;
+        let mut boundary = None;
+        for _ in 0..CONFIRM_ITEMS {
+            match p.next() {
+                // An end that is the file's end, nothing after its trailer.
+                Some(Ok(Item::Eof(e))) => return boundary.filter(|_| e.trailing == 0),
+                Some(Ok(_)) => {
+                    if p.at_boundary() {
+                        boundary = Some(p.offset());
+                    }
+                }
+                Some(Err(_)) | None => return None,
+            }
+        }
+        boundary
+    })
+}
+
 /// Reads and checks the 9-byte header.
 pub fn header(data: &[u8]) -> Result<Version, Error> {
     let bad = |detail: String| Error::new(ErrorKind::BadMagic, "header", 0, detail);
@@ -280,6 +338,17 @@ impl<'data> Parser<'data> {
     /// byte. Up to [`Parser::offset`], that span copies the item on its own.
     pub fn item_start(&self) -> u64 {
         self.item_start as u64
+    }
+
+    /// Whether the next byte begins an item and no key opcode (EXPIRETIME, IDLE, FREQ)
+    /// read so far waits for its key: a parser resumed here reads what this one reads.
+    pub fn at_boundary(&self) -> bool {
+        self.state == State::Body && self.meta.start.is_none()
+    }
+
+    /// The database of the keys read now (the last SELECTDB's).
+    pub fn db(&self) -> u64 {
+        self.db
     }
 
     /// The whole input.

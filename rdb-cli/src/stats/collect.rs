@@ -1,14 +1,15 @@
-//! The one pass: every key is measured on whichever core picks it up ([`KeyFacts`]), then
-//! folded in file order into bounded aggregates ([`Stats`]): fixed histograms, top-N heaps,
-//! 16384-slot arrays and a prefix trie capped in nodes. Memory stays flat however big the
-//! file is.
+//! The one pass: each core reads a piece of the file and folds its keys ([`KeyFacts`])
+//! into bounded aggregates of its own ([`Stats`]): fixed histograms, top-N heaps,
+//! 16384-slot arrays and a prefix trie capped in nodes. The pieces' aggregates are joined
+//! in file order, to what one sequence would give (else the file is read again, as a
+//! pipeline). Memory stays flat however big the file is.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use rdb_parser::{Checksum, Entry, Function, Item, ParserBuilder, Value};
-use rdb_writer::pipeline::Spanned;
+use rdb_writer::pipeline::{Spanned, Stretch, UNKNOWN_DB};
 use rdb_writer::slot::{hash_tag, key_slot, SLOTS};
 
 use super::memory::Model;
@@ -73,9 +74,10 @@ impl std::hash::Hasher for FastHasher {
 /// A map keyed by byte strings, hashed with [`FastHasher`].
 pub type BytesMap<V> = HashMap<Vec<u8>, V, std::hash::BuildHasherDefault<FastHasher>>;
 
-/// The most trie nodes the prefix breakdown keeps; later new prefixes count as "(other)".
+/// The most trie nodes the prefix breakdown makes; a later new prefix counts at its parent.
 pub const MAX_PREFIX_NODES: usize = 50_000;
-/// The most children one prefix keeps (IDs in a middle segment would take all the nodes).
+/// The most children one prefix keeps; past it the prefix is collapsed into "prefix*"
+/// (IDs in a middle segment would take all the nodes, and listing them says nothing).
 pub const MAX_CHILDREN: usize = 1000;
 /// The most distinct `{tag}`s counted exactly.
 pub const MAX_TAGS: usize = 65_536;
@@ -323,6 +325,19 @@ impl TopN {
         }
     }
 
+    /// Takes in the keys `later` kept: the N largest of both are the N largest of all.
+    fn absorb(&mut self, later: TopN, unknown_db_is: Option<u64>) {
+        for Reverse(mut k) in later.heap {
+            if let (Some(db), true) = (unknown_db_is, k.db == UNKNOWN_DB) {
+                k.db = db;
+            }
+            self.heap.push(Reverse(k));
+            if self.heap.len() > self.limit {
+                self.heap.pop();
+            }
+        }
+    }
+
     /// Biggest first.
     pub fn sorted(&self) -> Vec<TopKey> {
         let mut v: Vec<TopKey> = self.heap.iter().map(|r| r.0.clone()).collect();
@@ -338,24 +353,37 @@ pub struct PrefixNode {
     pub segment: Vec<u8>,
     pub totals: Totals,
     pub children: BytesMap<usize>,
+    /// Set once the prefix has more than [`MAX_CHILDREN`] distinct next segments (IDs,
+    /// mostly): then it keeps no children, and this sums the keys that went on past it.
+    /// Listing them says nothing; their sum does.
+    pub collapsed: Option<Totals>,
 }
 
-/// Key prefixes split at separator bytes, up to a depth, capped at [`MAX_PREFIX_NODES`].
+/// Key prefixes split at separator bytes, up to a depth. A prefix of more than
+/// [`MAX_CHILDREN`] next segments is collapsed into one "prefix*"; which prefixes are
+/// collapsed, and every total, depend on the keys only, not on their order. At most
+/// [`MAX_PREFIX_NODES`] nodes are ever made.
 #[derive(Debug, Clone)]
 pub struct PrefixTree {
+    /// Node 0 is the root; children of a collapsed node stay here, unreachable.
     pub nodes: Vec<PrefixNode>,
-    /// Keys that reached a node with no room for a new child (the trie is full, or the
-    /// node has [`MAX_CHILDREN`]); they are counted under that node's `(other)`.
+    /// Keys summed under a collapsed prefix's "*".
+    pub collapsed_keys: u64,
+    /// Keys that met a new prefix once the trie had made [`MAX_PREFIX_NODES`] nodes:
+    /// they are counted up to its parent only.
     pub overflowed: u64,
+    /// Nodes made by the sequence of adds this trie stands for (joined tries: the sum of
+    /// theirs, at least what one sequence would have made).
+    made: usize,
 }
-
-const OTHER: &[u8] = b"(other)";
 
 impl PrefixTree {
     fn new() -> Self {
         PrefixTree {
             nodes: vec![PrefixNode::default()],
+            collapsed_keys: 0,
             overflowed: 0,
+            made: 1,
         }
     }
 
@@ -364,6 +392,8 @@ impl PrefixTree {
         if let Some(root) = self.nodes.get_mut(0) {
             root.totals.add(f);
         }
+        let mut one = Totals::default();
+        one.add(f);
         let mut rest = key;
         for _ in 0..depth {
             let Some(cut) = rest.iter().position(|b| separators.contains(b)) else {
@@ -371,39 +401,133 @@ impl PrefixTree {
             };
             let (segment, after) = rest.split_at(cut + 1);
             rest = after;
-            node = self.child(node, segment);
+            let Some(next) = self.child(node, segment, &one) else {
+                break;
+            };
+            node = next;
             if let Some(n) = self.nodes.get_mut(node) {
                 n.totals.add(f);
-            }
-            if n_is_other(self.nodes.get(node)) {
-                break;
             }
         }
     }
 
-    fn child(&mut self, parent: usize, segment: &[u8]) -> usize {
-        if let Some(&c) = self.nodes.get(parent).and_then(|p| p.children.get(segment)) {
-            return c;
+    /// The child of `parent` for `segment`, made if need be, for keys of `totals` going
+    /// on past `parent`; `None` when they stop there (collapsed, or no room).
+    fn child(&mut self, parent: usize, segment: &[u8], totals: &Totals) -> Option<usize> {
+        let made = self.nodes.len();
+        let p = self.nodes.get_mut(parent)?;
+        if let Some(below) = &mut p.collapsed {
+            add_totals(below, totals);
+            self.collapsed_keys += totals.keys;
+            return None;
         }
-        let fan_out = self.nodes.get(parent).map_or(0, |p| p.children.len());
-        let name: &[u8] = if self.nodes.len() < MAX_PREFIX_NODES && fan_out < MAX_CHILDREN {
-            segment
-        } else {
-            self.overflowed += 1;
-            OTHER
-        };
-        if let Some(&c) = self.nodes.get(parent).and_then(|p| p.children.get(name)) {
-            return c;
+        if let Some(&c) = p.children.get(segment) {
+            return Some(c);
         }
-        let id = self.nodes.len();
+        if p.children.len() >= MAX_CHILDREN {
+            let kids: Vec<usize> = p.children.drain().map(|(_, c)| c).collect();
+            let mut below = *totals;
+            for c in kids {
+                if let Some(k) = self.nodes.get(c) {
+                    add_totals(&mut below, &k.totals);
+                }
+            }
+            self.collapsed_keys += below.keys;
+            if let Some(p) = self.nodes.get_mut(parent) {
+                p.collapsed = Some(below);
+            }
+            return None;
+        }
+        if made >= MAX_PREFIX_NODES {
+            self.overflowed += totals.keys;
+            return None;
+        }
+        p.children.insert(segment.to_vec(), made);
+        self.made += 1;
         self.nodes.push(PrefixNode {
-            segment: name.to_vec(),
+            segment: segment.to_vec(),
             ..PrefixNode::default()
         });
-        if let Some(p) = self.nodes.get_mut(parent) {
-            p.children.insert(name.to_vec(), id);
+        Some(made)
+    }
+
+    /// Nodes reachable from the root: the trie's size, whatever order made it.
+    pub fn live_nodes(&self) -> usize {
+        let mut stack = vec![0];
+        let mut n = 0;
+        while let Some(id) = stack.pop() {
+            if let Some(node) = self.nodes.get(id) {
+                n += 1;
+                stack.extend(node.children.values().copied());
+            }
         }
-        id
+        n
+    }
+
+    /// Adds the trie `later` built from the keys after this one's, as if those keys had
+    /// been added here one by one. Exact while the two together made no more than
+    /// [`MAX_PREFIX_NODES`] nodes: a key order can then change no count, and each
+    /// prefix's subtree is joined on its own. `false` (and this trie half-joined) otherwise.
+    fn absorb(&mut self, later: &PrefixTree) -> bool {
+        // One sequence of adds makes at most the nodes of both (each node `later` made
+        // is made once, or not at all, here): within the cap, no key met a full trie.
+        let made = self.made + later.made - 1;
+        if made > MAX_PREFIX_NODES || self.overflowed > 0 || later.overflowed > 0 {
+            return false;
+        }
+        self.join(0, later, 0);
+        self.made = made;
+        true
+    }
+
+    /// Joins `later`'s node `from` (same prefix) into node `into`.
+    fn join(&mut self, into: usize, later: &PrefixTree, from: usize) {
+        let Some(l) = later.nodes.get(from) else {
+            return;
+        };
+        if let Some(n) = self.nodes.get_mut(into) {
+            add_totals(&mut n.totals, &l.totals);
+        }
+        if let Some(below) = l.collapsed {
+            // The keys past `from` were summed there: sum them here too.
+            self.collapsed_keys += below.keys;
+            let kids: Vec<usize> = match self.nodes.get_mut(into) {
+                Some(n) if n.collapsed.is_none() => n.children.drain().map(|(_, c)| c).collect(),
+                _ => Vec::new(),
+            };
+            let mut sum = below;
+            for c in kids {
+                if let Some(k) = self.nodes.get(c) {
+                    add_totals(&mut sum, &k.totals);
+                    self.collapsed_keys += k.totals.keys;
+                }
+            }
+            if let Some(n) = self.nodes.get_mut(into) {
+                let b = n.collapsed.get_or_insert_with(Totals::default);
+                add_totals(b, &sum);
+            }
+            return;
+        }
+        // In `later`'s order of making, as keys would have made them here.
+        let mut kids: Vec<usize> = l.children.values().copied().collect();
+        kids.sort_unstable();
+        for c in kids {
+            let Some(k) = later.nodes.get(c) else {
+                continue;
+            };
+            // The subtree's keys arrive as one: `child` sees their totals together.
+            match self.child(into, &k.segment, &Totals::default()) {
+                Some(here) => self.join(here, later, c),
+                None => {
+                    if let Some(n) = self.nodes.get_mut(into) {
+                        if let Some(b) = &mut n.collapsed {
+                            add_totals(b, &k.totals);
+                            self.collapsed_keys += k.totals.keys;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The `limit` biggest prefixes by bytes, flattened depth-first: (depth, full prefix,
@@ -425,15 +549,7 @@ impl PrefixTree {
         let Some(n) = self.nodes.get(node) else {
             return;
         };
-        if n.children.len() > MAX_CHILDREN {
-            // One child per ID: listing them says nothing, their sum does.
-            let mut all = Totals::default();
-            for k in n.children.values().filter_map(|&c| self.nodes.get(c)) {
-                all.keys += k.totals.keys;
-                all.elements += k.totals.elements;
-                all.bytes += k.totals.bytes;
-                all.memory += k.totals.memory;
-            }
+        if let Some(all) = n.collapsed {
             let mut p = prefix.clone();
             p.push(b'*');
             out.push((depth + 1, p, all));
@@ -466,8 +582,11 @@ impl PrefixTree {
     }
 }
 
-fn n_is_other(n: Option<&PrefixNode>) -> bool {
-    n.is_some_and(|n| n.segment == OTHER)
+fn add_totals(to: &mut Totals, from: &Totals) {
+    to.keys += from.keys;
+    to.elements += from.elements;
+    to.bytes += from.bytes;
+    to.memory += from.memory;
 }
 
 /// Stream counts.
@@ -666,13 +785,9 @@ fn preamble(data: &[u8], parser: &ParserBuilder) -> Result<Preamble, Failure> {
     Ok((version.0, version.1, aux))
 }
 
-fn collect_unchecked<'data>(
-    data: &'data [u8],
-    parser: &ParserBuilder,
-    eof_seen: &rdb_writer::pipeline::EofSeen,
-    options: &Options,
-    mut progress: impl FnMut(u64) + Send,
-) -> Result<Stats, Failure> {
+/// The statistics of no key yet: the header, the leading AUX fields, the memory model
+/// and "now" they give.
+fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats, Failure> {
     let (rdb_version, magic, first_aux) = preamble(data, parser)?;
     let aux_text = |name: &[u8]| {
         first_aux
@@ -697,7 +812,7 @@ fn collect_unchecked<'data>(
         (None, Some(c)) => (c, "ctime"),
         (None, None) => (crate_now_ms(), "clock"),
     };
-    let mut s = Stats {
+    Ok(Stats {
         file_bytes: data.len() as u64,
         magic,
         rdb_version,
@@ -736,7 +851,18 @@ fn collect_unchecked<'data>(
         eof: None,
         by_encoding: Vec::new(),
         slot_acc: vec![[0; 3]; SLOTS],
-    };
+    })
+}
+
+fn collect_unchecked<'data>(
+    data: &'data [u8],
+    parser: &ParserBuilder,
+    eof_seen: &rdb_writer::pipeline::EofSeen,
+    options: &Options,
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<Stats, Failure> {
+    let mut s = empty(data, parser, options)?;
+    let model = s.model;
     // By `&mut` (items are Send, not Sync): a few hundred bytes an item stay where the
     // parse put them.
     let work = |sp: &mut Spanned<'data>| -> Result<Fold<'data>, Failure> {
@@ -773,53 +899,58 @@ fn collect_unchecked<'data>(
         }
         Ok(())
     };
-    // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
-    // the serial parse of batch N+1. The two serial stages run on a core each, and the
-    // measuring fills whichever core is free first. The aggregates see keys in file order.
-    let mut items = parser.parse(data)?;
-    let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
-    let mut current = next_batch(&mut items, data, &mut progress);
-    // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
-    // thread is a worker already) would hand every batch over and sleep until done.
-    rayon::scope(|_| -> Result<(), Failure> {
-        loop {
-            let mut batch = match current {
-                Ok(b) => b,
-                Err(e) => {
-                    // A key measured before the parse failed comes first in the file.
-                    fold(&mut s, measured)?;
-                    return Err(e);
-                }
-            };
-            let last = batch.is_empty();
-            let previous = std::mem::take(&mut measured);
-            let ((folded, facts), next) = rayon::join(
-                || {
-                    rayon::join(
-                        || fold(&mut s, previous),
+    match split(data, parser, &s, &model, &mut progress)? {
+        Some(joined) => s = joined,
+        None => {
+            // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
+            // the serial parse of batch N+1. The two serial stages run on a core each, and the
+            // measuring fills whichever core is free first. The aggregates see keys in file order.
+            let mut items = parser.parse(data)?;
+            let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
+            let mut current = next_batch(&mut items, data, &mut progress);
+            // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+            // thread is a worker already) would hand every batch over and sleep until done.
+            rayon::scope(|_| -> Result<(), Failure> {
+                loop {
+                    let mut batch = match current {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // A key measured before the parse failed comes first in the file.
+                            fold(&mut s, measured)?;
+                            return Err(e);
+                        }
+                    };
+                    let last = batch.is_empty();
+                    let previous = std::mem::take(&mut measured);
+                    let ((folded, facts), next) = rayon::join(
                         || {
-                            use rayon::prelude::*;
-                            batch.par_iter_mut().map(work).collect::<Vec<_>>()
+                            rayon::join(
+                                || fold(&mut s, previous),
+                                || {
+                                    use rayon::prelude::*;
+                                    batch.par_iter_mut().map(work).collect::<Vec<_>>()
+                                },
+                            )
                         },
-                    )
-                },
-                || {
+                        || {
+                            if last {
+                                Ok(Vec::new())
+                            } else {
+                                next_batch(&mut items, data, &mut progress)
+                            }
+                        },
+                    );
+                    folded?;
                     if last {
-                        Ok(Vec::new())
-                    } else {
-                        next_batch(&mut items, data, &mut progress)
+                        break;
                     }
-                },
-            );
-            folded?;
-            if last {
-                break;
-            }
-            measured = facts;
-            current = next;
+                    measured = facts;
+                    current = next;
+                }
+                Ok(())
+            })?;
         }
-        Ok(())
-    })?;
+    }
     if let Some(eof) = s.eof {
         eof_seen.set(eof);
     }
@@ -843,6 +974,59 @@ fn collect_unchecked<'data>(
     }
     s.dbs.retain(|_, db| db.keys > 0);
     Ok(s)
+}
+
+/// Each core reads a piece of the file and folds it into statistics of its own, joined
+/// in file order at the end: no item crosses between threads. `None` when the file is too
+/// small, there is one thread, a piece's start proved a wrong guess, or the pieces'
+/// statistics cannot be joined exactly; the pipeline then reads the file.
+fn split<'data>(
+    data: &'data [u8],
+    parser: &ParserBuilder,
+    empty: &Stats,
+    model: &Model,
+    progress: &mut (impl FnMut(u64) + Send),
+) -> Result<Option<Stats>, Failure> {
+    let threads = rayon::current_num_threads();
+    if threads < 2 {
+        return Ok(None);
+    }
+    let step = |s: &mut Stats, item: Item<'data>, span: &'data [u8]| -> Result<(), Failure> {
+        if let Item::Key(entry) = &item {
+            let f = measure(entry, span, model).map_err(|e| match e {
+                Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
+                other => other,
+            })?;
+            if let Some(cell) = s.slot_acc.get_mut(f.slot as usize) {
+                cell[0] += 1;
+                cell[1] += f.bytes;
+                cell[2] += f.memory;
+            }
+            s.add_key(&f);
+        } else {
+            s.add_item(item);
+        }
+        Ok(())
+    };
+    let fresh = || empty.clone();
+    let Some(stretches) =
+        rdb_writer::pipeline::split_fold(data, parser, threads, fresh, step, progress)?
+    else {
+        return Ok(None);
+    };
+    let mut stretches = stretches.into_iter();
+    let Some(Stretch {
+        acc: mut joined, ..
+    }) = stretches.next()
+    else {
+        return Ok(None);
+    };
+    for later in stretches {
+        if !joined.absorb(later.acc, later.unknown_db_is) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(joined))
 }
 
 /// The pipeline's next batch, then the progress callback at its end.
@@ -888,6 +1072,103 @@ impl Stats {
             }
             _ => {}
         }
+    }
+
+    /// Takes in the statistics of the keys after this one's (a later stretch of the file),
+    /// as if they had been added here one by one. `false` when that cannot be done
+    /// exactly (the prefix tries or the tag map ran out of room, and which keys found
+    /// room depended on their order); `self` is then half-joined.
+    fn absorb(&mut self, later: Stats, unknown_db_is: Option<u64>) -> bool {
+        let fits = later.untracked_tag_keys == 0
+            && (self.tags.len() >= MAX_TAGS
+                || self.tags.len()
+                    + later
+                        .tags
+                        .keys()
+                        .filter(|t| !self.tags.contains_key(*t))
+                        .count()
+                    <= MAX_TAGS);
+        if !fits || !self.prefixes.absorb(&later.prefixes) {
+            return false;
+        }
+        for (tag, (keys, bytes)) in later.tags {
+            if let Some(t) = self.tags.get_mut(&tag) {
+                t.0 += keys;
+                t.1 += bytes;
+            } else if self.tags.len() < MAX_TAGS {
+                self.tags.insert(tag, (keys, bytes));
+            } else {
+                self.untracked_tag_keys += keys;
+            }
+        }
+        self.tagged_keys += later.tagged_keys;
+        self.aux.extend(later.aux);
+        if later.eof.is_some() {
+            self.eof = later.eof;
+            self.checksum = later.checksum;
+        }
+        self.keys += later.keys;
+        for (mut db, d) in later.dbs {
+            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
+                db = real;
+            }
+            let to = self.dbs.entry(db).or_default();
+            to.keys += d.keys;
+            to.expires += d.expires;
+            to.expired += d.expired;
+            to.bytes += d.bytes;
+            to.memory += d.memory;
+        }
+        for (t, e, totals) in later.by_encoding {
+            match self
+                .by_encoding
+                .iter_mut()
+                .find(|x| std::ptr::eq(x.0, t) && std::ptr::eq(x.1, e))
+            {
+                Some(x) => add_totals(&mut x.2, &totals),
+                None => self.by_encoding.push((t, e, totals)),
+            }
+        }
+        for (h, l) in [
+            (&mut self.key_sizes, later.key_sizes),
+            (&mut self.value_sizes, later.value_sizes),
+            (&mut self.memory_sizes, later.memory_sizes),
+            (&mut self.elements, later.elements),
+        ] {
+            for (c, n) in h.counts.iter_mut().zip(l.counts) {
+                *c += n;
+            }
+            h.count += l.count;
+            h.sum = h.sum.saturating_add(l.sum);
+            h.max = h.max.max(l.max);
+        }
+        self.top_bytes.absorb(later.top_bytes, unknown_db_is);
+        self.top_elements.absorb(later.top_elements, unknown_db_is);
+        self.top_memory.absorb(later.top_memory, unknown_db_is);
+        for (t, n) in self.ttl.iter_mut().zip(later.ttl) {
+            *t += n;
+        }
+        for (cell, n) in self.slot_acc.iter_mut().zip(later.slot_acc) {
+            for (c, v) in cell.iter_mut().zip(n) {
+                *c += v;
+            }
+        }
+        for (m, n) in later.modules {
+            *self.modules.entry(m).or_default() += n;
+        }
+        self.module_aux.extend(later.module_aux);
+        self.functions.extend(later.functions);
+        self.field_ttl_keys += later.field_ttl_keys;
+        self.field_ttl_fields += later.field_ttl_fields;
+        self.hash_fields_with_ttl_total += later.hash_fields_with_ttl_total;
+        let (s, l) = (&mut self.streams, later.streams);
+        s.keys += l.keys;
+        s.entries += l.entries;
+        s.groups += l.groups;
+        s.consumers += l.consumers;
+        s.pending += l.pending;
+        s.max_pending = s.max_pending.max(l.max_pending);
+        true
     }
 
     fn add_key(&mut self, f: &KeyFacts<'_>) {
@@ -1117,12 +1398,9 @@ mod tests {
             t.add(key.as_bytes(), b":", 3, &facts(key.as_bytes()));
         }
         t.add(b"plain", b":", 3, &facts(b"plain"));
-        assert!(
-            t.nodes.len() <= 2 + MAX_CHILDREN + 1,
-            "{} nodes",
-            t.nodes.len()
-        );
-        assert_eq!(t.overflowed, 2000);
+        assert_eq!(t.live_nodes(), 2, "the root and user:, collapsed");
+        assert_eq!(t.collapsed_keys, 3000);
+        assert_eq!(t.overflowed, 0);
         let top = t.biggest(10);
         assert_eq!(top[0].1, b"user:");
         assert_eq!(top[0].2.keys, 3000);
@@ -1131,6 +1409,123 @@ mod tests {
             (2, &b"user:*"[..], 3000)
         );
         assert_eq!(t.nodes[0].totals.keys, 3001);
+    }
+
+    /// A file whose statistics join across pieces in every way that matters: dbs changing
+    /// mid-file, prefixes that collapse (in one piece, in several, or only once joined),
+    /// tags, expiries, tied sizes for the top lists.
+    fn many_kinds_of_keys() -> Vec<u8> {
+        use rdb_parser::format::type_id;
+        use rdb_writer::{value, Compression, Writer};
+        let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(11)).unwrap();
+        w.aux(b"redis-ver", b"7.2.4").unwrap();
+        w.aux(b"ctime", b"1700000000").unwrap();
+        w.select_db(0).unwrap();
+        for i in 0..40_000u32 {
+            if i == 15_000 {
+                w.select_db(3).unwrap();
+            }
+            if i == 31_000 {
+                w.select_db(1).unwrap();
+            }
+            if i % 4 == 0 {
+                w.expire_ms(1_699_999_000_000 + i64::from(i) * 100).unwrap();
+            }
+            let key = match i % 5 {
+                0 => format!("user:{i}:name"),
+                1 => format!("team:{}:member:{}", i % 900, i % 3),
+                2 => format!("sess:{}:{{t{}}}", (i * 7) % 1300, i % 70_000),
+                3 => format!(
+                    "grow:{}:x",
+                    if i < 30_000 { i % 600 } else { 600 + i % 600 }
+                ),
+                _ => format!("plain{}", i % 13),
+            };
+            if i % 3 == 0 {
+                let members: Vec<String> = (0..1 + i % 40).map(|m| format!("m{m}")).collect();
+                let v = value::set_plain(&members, Compression::None);
+                w.key_value(type_id::SET, key.as_bytes(), &v).unwrap();
+            } else {
+                let v = value::string(
+                    format!("{}", i % 97).repeat(3).as_bytes(),
+                    Compression::None,
+                );
+                w.key_value(type_id::STRING, key.as_bytes(), &v).unwrap();
+            }
+        }
+        w.finish().unwrap()
+    }
+
+    /// Statistics read in pieces on 2 to 4 threads and joined are those of one sequence.
+    #[test]
+    fn pieces_join_to_the_statistics_of_one_sequence() {
+        let data = many_kinds_of_keys();
+        let options = Options::default();
+        let in_pool = |threads: usize, f: &(dyn Fn() -> Stats + Sync)| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(f)
+        };
+        let one = in_pool(1, &|| {
+            collect(&data, &ParserBuilder::new(), &options, |_| {}).unwrap()
+        });
+        assert!(one.prefixes.collapsed_keys > 0, "a prefix collapsed");
+        for threads in [2, 3, 4] {
+            let joined = in_pool(threads, &|| {
+                let empty = empty(&data, &ParserBuilder::new(), &options).unwrap();
+                split(
+                    &data,
+                    &ParserBuilder::new(),
+                    &empty,
+                    &empty.model,
+                    &mut |_| {},
+                )
+                .unwrap()
+                .expect("the pieces join")
+            });
+            assert_eq!(joined.keys, one.keys);
+            let many = in_pool(threads, &|| {
+                collect(&data, &ParserBuilder::new(), &options, |_| {}).unwrap()
+            });
+            assert_eq!(many.to_json(), one.to_json(), "{threads} threads");
+        }
+    }
+
+    /// The keys of a file in two halves, each half's trie joined: what one trie of all the
+    /// keys holds, whichever half made a prefix first and wherever it collapsed.
+    #[test]
+    fn joined_tries_equal_one_trie_of_all_keys() {
+        let names: Vec<String> = (0..6000)
+            .map(|i| match i % 4 {
+                0 => format!("user:{}:name", i / 4),
+                1 => format!("user:{}:mail", (i / 4) % 700),
+                2 => format!("team:{}:x:{i}", i % 900),
+                _ => format!("plain{}", i % 7),
+            })
+            .collect();
+        for cut in [0, 1, 2100, 3000, 5999, 6000] {
+            let mut whole = PrefixTree::new();
+            let (mut a, mut b) = (PrefixTree::new(), PrefixTree::new());
+            for (i, k) in names.iter().enumerate() {
+                let f = facts(k.as_bytes());
+                whole.add(k.as_bytes(), b":", 3, &f);
+                let half = if i < cut { &mut a } else { &mut b };
+                half.add(k.as_bytes(), b":", 3, &f);
+            }
+            assert!(a.absorb(&b), "cut {cut}");
+            assert_eq!(
+                a.biggest(usize::MAX),
+                whole.biggest(usize::MAX),
+                "cut {cut}"
+            );
+            assert_eq!(
+                (a.collapsed_keys, a.overflowed, a.live_nodes()),
+                (whole.collapsed_keys, whole.overflowed, whole.live_nodes()),
+                "cut {cut}"
+            );
+        }
     }
 
     #[test]

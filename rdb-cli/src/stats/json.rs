@@ -132,7 +132,8 @@ impl Stats {
             "prefixes": {
                 "separators": bytes_value(&self.options.separators),
                 "depth": self.options.depth,
-                "nodes": self.prefixes.nodes.len(),
+                "nodes": self.prefixes.live_nodes(),
+                "collapsed_keys": self.prefixes.collapsed_keys,
                 "overflowed_keys": self.prefixes.overflowed,
                 "biggest": prefixes,
             },

@@ -276,13 +276,20 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             pct(t.bytes, total_bytes)
         )?;
     }
+    if s.prefixes.collapsed_keys > 0 {
+        writeln!(
+            out,
+            "  ({} keys go on past a prefix of more than {} distinct next segments:\n   summed under that prefix's \"*\")",
+            s.prefixes.collapsed_keys,
+            super::collect::MAX_CHILDREN
+        )?;
+    }
     if s.prefixes.overflowed > 0 {
         writeln!(
             out,
-            "  ({} keys arrived past the {}-node or {}-children cap: counted\n   under their parent's \"(other)\")",
+            "  ({} keys met a new prefix once the breakdown held {} prefixes:\n   counted up to their parent only)",
             s.prefixes.overflowed,
-            super::collect::MAX_PREFIX_NODES,
-            super::collect::MAX_CHILDREN
+            super::collect::MAX_PREFIX_NODES
         )?;
     }
     writeln!(out, "\nTTL")?;
