@@ -164,7 +164,7 @@ where
     A: Send,
     E: From<rdb_parser::Error> + Send,
     F: Fn() -> A + Sync,
-    S: Fn(&mut A, Item<'data>, &'data [u8]) -> Result<(), E> + Sync,
+    S: Fn(&mut A, &Item<'data>, &'data [u8]) -> Result<(), E> + Sync,
 {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Mutex;
@@ -227,16 +227,16 @@ where
                 }
                 report();
             }
-            let Some(item) = p.next() else {
-                break if end.is_some() {
-                    PieceEnd::Lost
-                } else {
-                    PieceEnd::Joined
-                };
-            };
-            let item = match item {
-                Ok(item) => item,
-                Err(e) => break PieceEnd::Failed(E::from(e)),
+            // By reference from here on: an item is 240 bytes, and each move a copy.
+            let next = p.next();
+            let item = match &next {
+                Some(Ok(item)) => item,
+                None if end.is_none() => break PieceEnd::Joined,
+                None => break PieceEnd::Lost,
+                Some(Err(_)) => match next {
+                    Some(Err(e)) => break PieceEnd::Failed(E::from(e)),
+                    _ => break PieceEnd::Lost,
+                },
             };
             if matches!(item, Item::SelectDb(_)) && stretches.len() == 1 && i > 0 {
                 stretches.push((fresh(), false));
@@ -409,7 +409,7 @@ mod tests {
     /// (db, key, expiry, idle, freq, offset) of every key, and the other items' offsets.
     type Seen = Vec<(u64, Vec<u8>, Option<i64>, Option<u64>, Option<u8>, u64)>;
 
-    fn record(seen: &mut Seen, item: Item<'_>, span: &[u8], data: &[u8]) {
+    fn record(seen: &mut Seen, item: &Item<'_>, span: &[u8], data: &[u8]) {
         let offset = span.as_ptr() as u64 - data.as_ptr() as u64;
         match item {
             Item::Key(e) => {
@@ -424,7 +424,7 @@ mod tests {
         let mut p = ParserBuilder::new().parse(data).unwrap();
         while let Some(item) = p.next() {
             let span = &data[p.item_start() as usize..p.offset() as usize];
-            record(&mut seen, item.unwrap(), span, data);
+            record(&mut seen, &item.unwrap(), span, data);
         }
         seen
     }

@@ -894,7 +894,7 @@ fn collect_unchecked<'data>(
         for fold in facts {
             match fold? {
                 Fold::Key(f) => s.add_key(&f),
-                Fold::Other(item) => s.add_item(*item),
+                Fold::Other(item) => s.add_item(&item),
             }
         }
         Ok(())
@@ -991,8 +991,8 @@ fn split<'data>(
     if threads < 2 {
         return Ok(None);
     }
-    let step = |s: &mut Stats, item: Item<'data>, span: &'data [u8]| -> Result<(), Failure> {
-        if let Item::Key(entry) = &item {
+    let step = |s: &mut Stats, item: &Item<'data>, span: &'data [u8]| -> Result<(), Failure> {
+        if let Item::Key(entry) = item {
             let f = measure(entry, span, model).map_err(|e| match e {
                 Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
                 other => other,
@@ -1053,16 +1053,16 @@ enum Fold<'data> {
 }
 
 impl Stats {
-    fn add_item(&mut self, item: Item<'_>) {
+    fn add_item(&mut self, item: &Item<'_>) {
         match item {
             Item::Aux(a) => self.aux.push((a.key.to_vec(), a.value.to_vec())),
             Item::ModuleAux(m) => self.module_aux.push(m.id.name()),
-            Item::Function(f) => self.functions.push(library_name(&f)),
+            Item::Function(f) => self.functions.push(library_name(f)),
             Item::SelectDb(db) => {
-                self.dbs.entry(db).or_default();
+                self.dbs.entry(*db).or_default();
             }
             Item::Eof(eof) => {
-                self.eof = Some(eof);
+                self.eof = Some(*eof);
                 self.checksum = match eof.checksum {
                     Checksum::Verified(c) => format!("ok ({c:016x})"),
                     Checksum::Disabled => "disabled (written as 0)".into(),
