@@ -378,67 +378,90 @@ pub fn verify_with(
                 Some(rdb_parser::crc64(0, data.get(..covered)?))
             })
         });
-        let mut in_order = InOrder::new();
-        // A batch checked, waiting for the in-order pass.
-        let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
-        let mut batch = next_batch(&mut parser);
-        // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
-        // thread is a worker already) would hand every batch over and sleep until done.
-        rayon::scope(|_| loop {
-            let Batch { mut items, error } = batch;
-            let last = error.is_some() || items.is_empty();
-            let previous = checked_batch.take();
-            // Three batches in flight: the in-order pass over batch N-1, the checks of
-            // batch N and the parse of batch N+1. The two serial stages each have a core;
-            // the checks fill whichever is free.
-            let ((_, checked), next) = rayon::join(
-                || {
-                    rayon::join(
+        let walked = if parallel {
+            split_walk(data, &builder, max_problems, &mut progress)
+        } else {
+            None
+        };
+        let in_order = match walked {
+            Some((walked, in_order)) => {
+                report.keys = walked.keys;
+                report.problems = walked.problems;
+                report.omitted_errors = walked.omitted_errors;
+                report.omitted_warnings = walked.omitted_warnings;
+                in_order
+            }
+            None => {
+                let mut in_order = InOrder::new();
+                // A batch checked, waiting for the in-order pass.
+                let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
+                let mut batch = next_batch(&mut parser);
+                // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+                // thread is a worker already) would hand every batch over and sleep until done.
+                rayon::scope(|_| loop {
+                    let Batch { mut items, error } = batch;
+                    let last = error.is_some() || items.is_empty();
+                    let previous = checked_batch.take();
+                    // Three batches in flight: the in-order pass over batch N-1, the checks of
+                    // batch N and the parse of batch N+1. The two serial stages each have a core;
+                    // the checks fill whichever is free.
+                    let ((_, checked), next) = rayon::join(
                         || {
-                            if let Some((items, checked)) = previous {
-                                in_order.pass(&items, checked, data, &mut report, &mut progress);
+                            rayon::join(
+                                || {
+                                    if let Some((items, checked)) = previous {
+                                        in_order.pass(
+                                            &items,
+                                            checked,
+                                            data,
+                                            &mut report,
+                                            &mut progress,
+                                        );
+                                    }
+                                },
+                                || {
+                                    // `&mut`: items are Send but not Sync (lazily decompressed blobs).
+                                    items
+                                        .par_iter_mut()
+                                        .map(|l| check_item(&l.item, data))
+                                        .collect::<Vec<_>>()
+                                },
+                            )
+                        },
+                        || {
+                            if last {
+                                Batch {
+                                    items: Vec::new(),
+                                    error: None,
+                                }
+                            } else {
+                                next_batch(&mut parser)
                             }
                         },
-                        || {
-                            // `&mut`: items are Send but not Sync (lazily decompressed blobs).
-                            items
-                                .par_iter_mut()
-                                .map(|l| check_item(l, data))
-                                .collect::<Vec<_>>()
-                        },
-                    )
-                },
-                || {
-                    if last {
-                        Batch {
-                            items: Vec::new(),
-                            error: None,
-                        }
-                    } else {
-                        next_batch(&mut parser)
-                    }
-                },
-            );
-            if !last {
-                checked_batch = Some((items, checked));
-                batch = next;
-                continue;
-            }
-            in_order.pass(&items, checked, data, &mut report, &mut progress);
-            if let Some(e) = error {
-                let mut p = Problem::from_error(&e, None);
-                if p.check == "structure" {
-                    p.message = format!("{}; the walk cannot continue past it", p.message);
-                } else {
-                    p.message = format!(
-                        "{}; the value's extent is broken, the walk cannot continue",
-                        p.message
                     );
-                }
-                report.problems.push(p);
+                    if !last {
+                        checked_batch = Some((items, checked));
+                        batch = next;
+                        continue;
+                    }
+                    in_order.pass(&items, checked, data, &mut report, &mut progress);
+                    if let Some(e) = error {
+                        let mut p = Problem::from_error(&e, None);
+                        if p.check == "structure" {
+                            p.message = format!("{}; the walk cannot continue past it", p.message);
+                        } else {
+                            p.message = format!(
+                                "{}; the value's extent is broken, the walk cannot continue",
+                                p.message
+                            );
+                        }
+                        report.problems.push(p);
+                    }
+                    break;
+                });
+                in_order
             }
-            break;
-        });
+        };
         let InOrder {
             fingerprints,
             db_starts,
@@ -501,6 +524,81 @@ pub fn verify_with(
     });
     report.problems.sort_by_key(|p| p.offset);
     report
+}
+
+/// The walk in one piece of the file per core ([`rdb_writer::pipeline::split_fold`]):
+/// each piece checks its items in order and keeps its own findings and key fingerprints,
+/// joined in file order. `None` when the file is not split, a piece start proved a wrong
+/// guess, or the walk met an error it cannot go past (one sequence then reports it where
+/// it stops).
+fn split_walk(
+    data: &[u8],
+    builder: &ParserBuilder,
+    max_problems: usize,
+    progress: &mut (impl FnMut(u64) + Send),
+) -> Option<(Report, InOrder)> {
+    use rdb_writer::pipeline::UNKNOWN_DB;
+    let empty = Report {
+        omitted_errors: 0,
+        omitted_warnings: 0,
+        max_problems,
+        file_bytes: data.len() as u64,
+        version: None,
+        checksum: ChecksumState::NotReached,
+        keys: 0,
+        complete: false,
+        problems: Vec::new(),
+    };
+    let fresh = || (empty.clone(), InOrder::new());
+    let step = |acc: &mut (Report, InOrder), item: &Item<'_>, start: u64, span: &[u8]| {
+        let checked = check_item(item, data);
+        let (report, in_order) = acc;
+        in_order.take(
+            item,
+            start,
+            start + span.len() as u64,
+            checked,
+            data,
+            report,
+        );
+        Ok::<_, Error>(())
+    };
+    let threads = rayon::current_num_threads();
+    let stretches =
+        rdb_writer::pipeline::split_fold(data, builder, threads, fresh, step, progress).ok()??;
+    let mut report = empty.clone();
+    let mut joined = InOrder::new();
+    for stretch in stretches {
+        let (mut found, mut in_order) = stretch.acc;
+        if let Some(db) = stretch.unknown_db_is {
+            let fix = db_mix(UNKNOWN_DB) ^ db_mix(db);
+            in_order.fingerprints.iter_mut().for_each(|f| f.0 ^= fix);
+            // Findings name the db in their field, and decoding errors in their text too.
+            let (unknown, known) = (format!(" (db {UNKNOWN_DB})"), format!(" (db {db})"));
+            for p in found
+                .problems
+                .iter_mut()
+                .filter(|p| p.db == Some(UNKNOWN_DB))
+            {
+                p.db = Some(db);
+                p.message = p.message.replace(&unknown, &known);
+            }
+        }
+        report.keys += found.keys;
+        found.problems.into_iter().for_each(|p| report.add(p));
+        report.omitted_errors += found.omitted_errors;
+        report.omitted_warnings += found.omitted_warnings;
+        if joined.fingerprints.is_empty() {
+            joined.fingerprints = in_order.fingerprints;
+        } else {
+            joined.fingerprints.extend(in_order.fingerprints);
+        }
+        joined.db_starts.extend(in_order.db_starts);
+        if in_order.eof.is_some() {
+            joined.eof = in_order.eof;
+        }
+    }
+    Some((report, joined))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -571,7 +669,7 @@ struct InOrder {
     fingerprints: Vec<(u64, u64)>,
     /// (offset, db) of each SELECTDB, to name the db of a duplicate.
     db_starts: Vec<(u64, u64)>,
-    previous_end: u64,
+    previous_end: Option<u64>,
     /// Key opcodes (offset, kind) since the last key: in gaps between items, or in a
     /// key's own span.
     pending_opcodes: Vec<(u64, KeyOpcode)>,
@@ -583,7 +681,7 @@ impl InOrder {
         InOrder {
             fingerprints: Vec::new(),
             db_starts: Vec::new(),
-            previous_end: 9,
+            previous_end: None,
             pending_opcodes: Vec::new(),
             eof: None,
         }
@@ -600,86 +698,109 @@ impl InOrder {
         progress: &mut impl FnMut(u64),
     ) {
         for (located, checked) in items.iter().zip(checked) {
-            // Bytes between two items are key opcodes the parser carried past them.
-            if located.start > self.previous_end {
-                let gap = data
-                    .get(self.previous_end as usize..located.start as usize)
-                    .unwrap_or_default();
-                scan_key_opcodes(gap, self.previous_end, &mut self.pending_opcodes);
+            self.take(
+                &located.item,
+                located.start,
+                located.end,
+                checked,
+                data,
+                report,
+            );
+            if let Item::Key(entry) = &located.item {
+                progress(entry.offset);
             }
-            match &located.item {
-                Item::Key(entry) => {
-                    report.keys += 1;
-                    if entry.opcodes_in_span {
-                        // The value, the key and the type byte end the span.
-                        let type_byte = located.end.saturating_sub(
-                            (entry.raw_value.len() + entry.raw_key.len() + 1) as u64,
-                        );
-                        let own = data
-                            .get(located.start as usize..type_byte as usize)
-                            .unwrap_or_default();
-                        scan_key_opcodes(own, located.start, &mut self.pending_opcodes);
-                    }
-                    if let Some(p) = overridden_opcodes(&self.pending_opcodes, entry) {
-                        report.add(p);
-                    }
-                    self.pending_opcodes.clear();
-                    // Opcodes the parser folded into this key from before other items.
-                    let detached = !entry.opcodes_in_span
-                        && (entry.expire_ms.is_some()
-                            || entry.idle_s.is_some()
-                            || entry.freq.is_some());
-                    if detached {
-                        report.add(
-                            Problem::in_entry(
-                                entry,
-                                "detached-opcode",
-                                "the key's EXPIRETIME/IDLE/FREQ opcodes are separated from \
-                                 it by other items"
-                                    .into(),
-                            )
-                            .warning(),
-                        );
-                    }
-                    if let Some(h) = checked.key_hash {
-                        self.fingerprints.push((h, entry.offset));
-                    }
-                    progress(entry.offset);
-                }
-                Item::SelectDb(db) => self.db_starts.push((located.start, *db)),
-                // Size the key hashes from the db's hint, bounded by what the file
-                // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
-                // hint that still asks for more than the machine has must not abort
-                // the walk; the vector then grows as keys come.
-                Item::ResizeDb { db_size, .. } => {
-                    let bound = (data.len() / 16) as u64;
-                    let _ = self
-                        .fingerprints
-                        .try_reserve((*db_size).min(bound) as usize);
-                }
-                Item::Eof(e) => {
-                    // Key opcodes since the last key have no key.
-                    if let Some(&(first, _)) = self.pending_opcodes.first() {
-                        report.add(Problem {
-                            offset: first,
-                            db: None,
-                            key: None,
-                            check: "dangling-opcode",
-                            severity: Severity::Error,
-                            message: format!(
-                                "{} expiry/idle/freq opcodes after the last key, before \
-                                 EOF, belong to no key",
-                                self.pending_opcodes.len()
-                            ),
-                        });
-                    }
-                    self.eof = Some(*e);
-                }
-                _ => {}
-            }
-            checked.problems.into_iter().for_each(|p| report.add(p));
-            self.previous_end = located.end;
         }
+    }
+
+    /// Takes one checked item, the next in file order, spanning `start..end`.
+    fn take(
+        &mut self,
+        item: &Item<'_>,
+        start: u64,
+        end: u64,
+        checked: Checked,
+        data: &[u8],
+        report: &mut Report,
+    ) {
+        // Bytes between two items are key opcodes the parser carried past them. (None
+        // before the first item: a piece starts where the item before it ended.)
+        let previous_end = *self.previous_end.get_or_insert(start);
+        if start > previous_end {
+            let gap = data
+                .get(previous_end as usize..start as usize)
+                .unwrap_or_default();
+            scan_key_opcodes(gap, previous_end, &mut self.pending_opcodes);
+        }
+        match item {
+            Item::Key(entry) => {
+                report.keys += 1;
+                if entry.opcodes_in_span {
+                    // The value, the key and the type byte end the span.
+                    let type_byte = end
+                        .saturating_sub((entry.raw_value.len() + entry.raw_key.len() + 1) as u64);
+                    let own = data
+                        .get(start as usize..type_byte as usize)
+                        .unwrap_or_default();
+                    scan_key_opcodes(own, start, &mut self.pending_opcodes);
+                }
+                if let Some(p) = overridden_opcodes(&self.pending_opcodes, entry) {
+                    report.add(p);
+                }
+                self.pending_opcodes.clear();
+                // Opcodes the parser folded into this key from before other items.
+                let detached = !entry.opcodes_in_span
+                    && (entry.expire_ms.is_some()
+                        || entry.idle_s.is_some()
+                        || entry.freq.is_some());
+                if detached {
+                    report.add(
+                        Problem::in_entry(
+                            entry,
+                            "detached-opcode",
+                            "the key's EXPIRETIME/IDLE/FREQ opcodes are separated from \
+                             it by other items"
+                                .into(),
+                        )
+                        .warning(),
+                    );
+                }
+                if let Some(h) = checked.key_hash {
+                    self.fingerprints.push((h, entry.offset));
+                }
+            }
+            Item::SelectDb(db) => self.db_starts.push((start, *db)),
+            // Size the key hashes from the db's hint, bounded by what the file
+            // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
+            // hint that still asks for more than the machine has must not abort
+            // the walk; the vector then grows as keys come.
+            Item::ResizeDb { db_size, .. } => {
+                let bound = (data.len() / 16) as u64;
+                let _ = self
+                    .fingerprints
+                    .try_reserve((*db_size).min(bound) as usize);
+            }
+            Item::Eof(e) => {
+                // Key opcodes since the last key have no key.
+                if let Some(&(first, _)) = self.pending_opcodes.first() {
+                    report.add(Problem {
+                        offset: first,
+                        db: None,
+                        key: None,
+                        check: "dangling-opcode",
+                        severity: Severity::Error,
+                        message: format!(
+                            "{} expiry/idle/freq opcodes after the last key, before \
+                             EOF, belong to no key",
+                            self.pending_opcodes.len()
+                        ),
+                    });
+                }
+                self.eof = Some(*e);
+            }
+            _ => {}
+        }
+        checked.problems.into_iter().for_each(|p| report.add(p));
+        self.previous_end = Some(end);
     }
 }
 
@@ -771,8 +892,8 @@ fn checksum_state(data: &[u8], eof: &rdb_parser::Eof, prefix_crc: Option<u64>) -
     }
 }
 
-fn check_item(located: &Located<'_>, data: &[u8]) -> Checked {
-    let Item::Key(entry) = &located.item else {
+fn check_item(item: &Item<'_>, data: &[u8]) -> Checked {
+    let Item::Key(entry) = item else {
         return Checked {
             problems: Vec::new(),
             key_hash: None,
@@ -780,8 +901,19 @@ fn check_item(located: &Located<'_>, data: &[u8]) -> Checked {
     };
     Checked {
         problems: check_value(entry, data),
-        key_hash: Some(xxhash_rust::xxh3::xxh3_64_with_seed(&entry.key, entry.db)),
+        key_hash: Some(key_hash(&entry.key, entry.db)),
     }
+}
+
+/// The fingerprint of a key in a db for the duplicate-key check. The db is mixed in apart
+/// from the key's hash, so a piece that learns its keys' db later can put it in.
+fn key_hash(key: &[u8], db: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key) ^ db_mix(db)
+}
+
+fn db_mix(db: u64) -> u64 {
+    // A bijection of the db number (multiplication by an odd constant), so dbs differ.
+    db.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Every check of one key's value.
@@ -1356,8 +1488,90 @@ fn lzf_check(input: &[u8], declared: usize) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Keys over `dbs` dbs, each db with a copy of an earlier key, sets with a member
+    /// stored twice, and an expiry overridden by a second one: findings all over the
+    /// file, in the first piece and in later ones once their db is known.
+    fn findings_everywhere(dbs: u32) -> Vec<u8> {
+        use rdb_parser::format::type_id;
+        use rdb_writer::{value, Compression, Writer};
+        let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(11)).unwrap();
+        w.select_db(0).unwrap();
+        for i in 0..60_000u32 {
+            let per_db = 60_000 / dbs;
+            if i > 0 && i % per_db == 0 {
+                w.select_db(u64::from(i / per_db)).unwrap();
+            }
+            // The same names in each db are no duplicates; a repeat within one db is.
+            let n = i % per_db;
+            let key = if n % 4_999 == 4_998 {
+                format!("k:{}", n / 2)
+            } else {
+                format!("k:{n}")
+            };
+            if i % 7_001 == 7_000 {
+                w.expire_ms(1).unwrap();
+            }
+            if i % 3 == 0 {
+                w.expire_ms(1_700_000_000_000).unwrap();
+            }
+            if i % 5 == 0 {
+                let mut members: Vec<String> = (0..1 + i % 30).map(|m| format!("m{m}")).collect();
+                if i % 6_007 == 0 {
+                    members.push("m0".into());
+                }
+                let v = value::set_plain(&members, Compression::None);
+                w.key_value(type_id::SET, key.as_bytes(), &v).unwrap();
+            } else {
+                let v = value::string(format!("{i}").repeat(4).as_bytes(), Compression::None);
+                w.key_value(type_id::STRING, key.as_bytes(), &v).unwrap();
+            }
+        }
+        w.finish().unwrap()
+    }
+
+    /// Checked in pieces on 2 to 4 threads, the file gives the report of one sequence,
+    /// findings and all; `--max-problems` cuts the joined list where one sequence would.
+    #[test]
+    fn pieces_find_what_one_sequence_finds() {
+        for dbs in [1, 3] {
+            pieces_find_what_one_sequence_finds_in(&findings_everywhere(dbs));
+        }
+    }
+
+    fn pieces_find_what_one_sequence_finds_in(data: &[u8]) {
+        let in_pool = |threads: usize, f: &(dyn Fn() -> String + Sync)| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(f)
+        };
+        for max in [DEFAULT_MAX_PROBLEMS, 5] {
+            let one = in_pool(1, &|| verify_with(data, max, |_| {}).to_json().to_string());
+            if max == DEFAULT_MAX_PROBLEMS {
+                for check in ["duplicate-key", "duplicate-member", "dangling-opcode"] {
+                    assert!(one.contains(check), "{check}: {one}");
+                }
+            }
+            for threads in [2, 3, 4] {
+                let split = in_pool(threads, &|| {
+                    let mut builder = ParserBuilder::new();
+                    builder.verify_checksum(false).allow_empty_keys(true);
+                    let walked = split_walk(data, &builder, max, &mut |_| {});
+                    format!("{:?}", walked.map(|(r, _)| r.keys))
+                });
+                assert_eq!(split, "Some(60000)", "{threads} threads: the pieces join");
+                let many = in_pool(threads, &|| {
+                    verify_with(data, max, |_| {}).to_json().to_string()
+                });
+                assert_eq!(many, one, "{threads} threads, --max-problems {max}");
+            }
+        }
+    }
 
     /// `REDIS0009`, SELECTDB 0, then string keys given as their stored key bytes (length
     /// prefix or integer/LZF encoding included), each with the value "v".

@@ -142,7 +142,8 @@ enum PieceEnd<E> {
 }
 
 /// Folds the items of `data` on several threads at once, each reading its own piece of
-/// the file, and returns the stretches' folds in file order. A file has no markers
+/// the file, and returns the stretches' folds in file order. `step` gets each item with
+/// its offset and its bytes. A file has no markers
 /// between items, so each piece after the first starts at a guessed boundary
 /// ([`rdb_parser::resume_point`]) and the piece before it must end exactly there; from a
 /// boundary, the items read are those of a parser from the start. `None` when the
@@ -164,7 +165,7 @@ where
     A: Send,
     E: From<rdb_parser::Error> + Send,
     F: Fn() -> A + Sync,
-    S: Fn(&mut A, &Item<'data>, &'data [u8]) -> Result<(), E> + Sync,
+    S: Fn(&mut A, &Item<'data>, u64, &'data [u8]) -> Result<(), E> + Sync,
 {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Mutex;
@@ -241,13 +242,12 @@ where
             if matches!(item, Item::SelectDb(_)) && stretches.len() == 1 && i > 0 {
                 stretches.push((fresh(), false));
             }
-            let span = data
-                .get(p.item_start() as usize..p.offset() as usize)
-                .unwrap_or(&[]);
+            let start = p.item_start();
+            let span = data.get(start as usize..p.offset() as usize).unwrap_or(&[]);
             let Some(current) = stretches.last_mut() else {
                 break PieceEnd::Lost;
             };
-            if let Err(e) = step(&mut current.0, item, span) {
+            if let Err(e) = step(&mut current.0, item, start, span) {
                 break PieceEnd::Failed(e);
             }
         };
@@ -440,7 +440,7 @@ mod tests {
                 &ParserBuilder::new(),
                 pieces,
                 Seen::new,
-                |seen: &mut Seen, item, span| {
+                |seen: &mut Seen, item, _, span| {
                     record(seen, item, span, data);
                     Ok::<_, rdb_parser::Error>(())
                 },

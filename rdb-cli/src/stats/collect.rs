@@ -1025,7 +1025,7 @@ fn split<'data>(
     if threads < 2 {
         return Ok(None);
     }
-    let step = |s: &mut Stats, item: &Item<'data>, span: &'data [u8]| -> Result<(), Failure> {
+    let step = |s: &mut Stats, item: &Item<'data>, _, span: &'data [u8]| -> Result<(), Failure> {
         if let Item::Key(entry) = item {
             let f = measure(entry, span, model).map_err(|e| match e {
                 Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
@@ -1440,7 +1440,12 @@ mod tests {
         let mut t = PrefixTree::new();
         for i in 0..3000 {
             let key = format!("user:{i}:name");
-            t.add(key.as_bytes(), &Separators::new(b":"), 3, &facts(key.as_bytes()));
+            t.add(
+                key.as_bytes(),
+                &Separators::new(b":"),
+                3,
+                &facts(key.as_bytes()),
+            );
         }
         t.add(b"plain", &Separators::new(b":"), 3, &facts(b"plain"));
         assert_eq!(t.live_nodes(), 2, "the root and user:, collapsed");
@@ -1578,7 +1583,12 @@ mod tests {
         let mut t = PrefixTree::new();
         let names: Vec<String> = (0..20).rev().map(|i| format!("p{i:02}:k")).collect();
         for k in &names {
-            t.add(k.as_bytes(), &Separators::new(b":"), 3, &facts(k.as_bytes()));
+            t.add(
+                k.as_bytes(),
+                &Separators::new(b":"),
+                3,
+                &facts(k.as_bytes()),
+            );
         }
         let shown: Vec<Vec<u8>> = t.biggest(20).into_iter().map(|p| p.1).collect();
         let mut sorted = shown.clone();
