@@ -58,7 +58,12 @@ fn collect_unchecked(
         file_bytes: data.len() as u64,
         ..Info::default()
     };
-    for item in parser.parse(data)? {
+    let mut items = parser.parse(data)?;
+    let mut read_ahead = rdb_writer::pipeline::ReadAhead::new();
+    while let Some(item) = {
+        read_ahead.advance(data, items.offset());
+        items.next()
+    } {
         match item? {
             Item::Header(v) => {
                 info.magic = v.magic.as_str();

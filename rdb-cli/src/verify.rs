@@ -294,10 +294,12 @@ struct Batch<'data> {
     error: Option<Error>,
 }
 
-fn next_batch<'data>(parser: &mut rdb_parser::Parser<'data>) -> Batch<'data> {
+fn next_batch<'data>(parser: &mut rdb_parser::Parser<'data>, data: &[u8]) -> Batch<'data> {
     let mut items = Vec::new();
     let mut bytes = 0u64;
+    let mut read_ahead = rdb_writer::pipeline::ReadAhead::new();
     while bytes < BATCH_BYTES as u64 && items.len() < BATCH_ITEMS {
+        read_ahead.advance(data, parser.offset());
         match parser.next() {
             None => break,
             Some(Err(e)) => {
@@ -395,7 +397,7 @@ pub fn verify_with(
                 let mut in_order = InOrder::new();
                 // A batch checked, waiting for the in-order pass.
                 let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
-                let mut batch = next_batch(&mut parser);
+                let mut batch = next_batch(&mut parser, data);
                 // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
                 // thread is a worker already) would hand every batch over and sleep until done.
                 rayon::scope(|_| loop {
@@ -435,7 +437,7 @@ pub fn verify_with(
                                     error: None,
                                 }
                             } else {
-                                next_batch(&mut parser)
+                                next_batch(&mut parser, data)
                             }
                         },
                     );

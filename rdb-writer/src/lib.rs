@@ -34,7 +34,8 @@
 //! assert_eq!(got, items);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+// One audited `unsafe`: the cache prefetch hint of `pipeline::ReadAhead`.
+#![deny(unsafe_code)]
 
 pub mod convert;
 pub mod crc;
