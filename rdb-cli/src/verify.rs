@@ -13,7 +13,7 @@
 //! checks on top: intset order, NaN scores, duplicate members and fields, stream ID order
 //! and consumer-group consistency, duplicate keys, empty collections, and expiry opcodes
 //! that belong to no key. The duplicate-key check keeps a 64-bit hash and an offset per key
-//! (16 bytes: 100 M keys take 1.6 GB), sorted at the end; keys whose hashes meet are
+//! (16 to 32 bytes: 100 M keys take 1.6 to 3.2 GB), sorted at the end; keys whose hashes meet are
 //! compared whole. A value whose bytes are corrupt inside a known extent is reported and
 //! skipped; a broken extent ends the walk, since nothing after it can be located.
 
