@@ -14,6 +14,20 @@ pub mod restore;
 pub mod stats;
 pub mod verify;
 
+/// Helpers for the unit tests of several modules.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    /// Runs `f` in a rayon pool of `threads` threads, as `--threads` would.
+    pub fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+}
+
 /// Why a command could not finish.
 #[derive(Debug)]
 pub enum Failure {

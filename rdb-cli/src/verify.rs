@@ -161,6 +161,21 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a walk not yet begun over a file of `file_bytes`.
+    fn new(file_bytes: u64, max_problems: usize) -> Report {
+        Report {
+            omitted_errors: 0,
+            omitted_warnings: 0,
+            max_problems,
+            file_bytes,
+            version: None,
+            checksum: ChecksumState::NotReached,
+            keys: 0,
+            complete: false,
+            problems: Vec::new(),
+        }
+    }
+
     /// No problem of severity error.
     pub fn ok(&self) -> bool {
         self.errors() == 0
@@ -339,17 +354,7 @@ pub fn verify_with(
     max_problems: usize,
     mut progress: impl FnMut(u64) + Send,
 ) -> Report {
-    let mut report = Report {
-        omitted_errors: 0,
-        omitted_warnings: 0,
-        max_problems,
-        file_bytes: data.len() as u64,
-        version: None,
-        checksum: ChecksumState::NotReached,
-        keys: 0,
-        complete: false,
-        problems: Vec::new(),
-    };
+    let mut report = Report::new(data.len() as u64, max_problems);
     let mut builder = ParserBuilder::new();
     builder.verify_checksum(false).allow_empty_keys(true);
     let mut parser = match builder.parse(data) {
@@ -380,89 +385,15 @@ pub fn verify_with(
                 Some(rdb_parser::crc64(0, data.get(..covered)?))
             })
         });
-        let walked = if parallel {
-            split_walk(data, &builder, max_problems, &mut progress)
-        } else {
-            None
-        };
+        let walked = parallel
+            .then(|| split_walk(data, &builder, &report, &mut progress))
+            .flatten();
         let in_order = match walked {
             Some((walked, in_order)) => {
-                report.keys = walked.keys;
-                report.problems = walked.problems;
-                report.omitted_errors = walked.omitted_errors;
-                report.omitted_warnings = walked.omitted_warnings;
+                report = walked;
                 in_order
             }
-            None => {
-                let mut in_order = InOrder::new();
-                // A batch checked, waiting for the in-order pass.
-                let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
-                let mut batch = next_batch(&mut parser, data);
-                // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
-                // thread is a worker already) would hand every batch over and sleep until done.
-                rayon::scope(|_| loop {
-                    let Batch { mut items, error } = batch;
-                    let last = error.is_some() || items.is_empty();
-                    let previous = checked_batch.take();
-                    // Three batches in flight: the in-order pass over batch N-1, the checks of
-                    // batch N and the parse of batch N+1. The two serial stages each have a core;
-                    // the checks fill whichever is free.
-                    let ((_, checked), next) = rayon::join(
-                        || {
-                            rayon::join(
-                                || {
-                                    if let Some((items, checked)) = previous {
-                                        in_order.pass(
-                                            &items,
-                                            checked,
-                                            data,
-                                            &mut report,
-                                            &mut progress,
-                                        );
-                                    }
-                                },
-                                || {
-                                    // `&mut`: items are Send but not Sync (lazily decompressed blobs).
-                                    items
-                                        .par_iter_mut()
-                                        .map(|l| check_item(&l.item, data))
-                                        .collect::<Vec<_>>()
-                                },
-                            )
-                        },
-                        || {
-                            if last {
-                                Batch {
-                                    items: Vec::new(),
-                                    error: None,
-                                }
-                            } else {
-                                next_batch(&mut parser, data)
-                            }
-                        },
-                    );
-                    if !last {
-                        checked_batch = Some((items, checked));
-                        batch = next;
-                        continue;
-                    }
-                    in_order.pass(&items, checked, data, &mut report, &mut progress);
-                    if let Some(e) = error {
-                        let mut p = Problem::from_error(&e, None);
-                        if p.check == "structure" {
-                            p.message = format!("{}; the walk cannot continue past it", p.message);
-                        } else {
-                            p.message = format!(
-                                "{}; the value's extent is broken, the walk cannot continue",
-                                p.message
-                            );
-                        }
-                        report.problems.push(p);
-                    }
-                    break;
-                });
-                in_order
-            }
+            None => pipeline_walk(&mut parser, data, &mut report, &mut progress),
         };
         let InOrder {
             fingerprints,
@@ -528,29 +459,91 @@ pub fn verify_with(
     report
 }
 
+/// The walk in one sequence: three batches in flight, each checked on any core and taken
+/// in file order.
+fn pipeline_walk<'data>(
+    parser: &mut rdb_parser::Parser<'data>,
+    data: &'data [u8],
+    report: &mut Report,
+    progress: &mut (impl FnMut(u64) + Send),
+) -> InOrder {
+    let mut in_order = InOrder::new();
+    // A batch checked, waiting for the in-order pass.
+    let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
+    let mut batch = next_batch(parser, data);
+    // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+    // thread is a worker already) would hand every batch over and sleep until done.
+    rayon::scope(|_| loop {
+        let Batch { mut items, error } = batch;
+        let last = error.is_some() || items.is_empty();
+        let previous = checked_batch.take();
+        // Three batches in flight: the in-order pass over batch N-1, the checks of
+        // batch N and the parse of batch N+1. The two serial stages each have a core;
+        // the checks fill whichever is free.
+        let ((_, checked), next) = rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        if let Some((items, checked)) = previous {
+                            in_order.pass(&items, checked, data, report, progress);
+                        }
+                    },
+                    || {
+                        // `&mut`: items are Send but not Sync (lazily decompressed blobs).
+                        items
+                            .par_iter_mut()
+                            .map(|l| check_item(&l.item, data))
+                            .collect::<Vec<_>>()
+                    },
+                )
+            },
+            || {
+                if last {
+                    Batch {
+                        items: Vec::new(),
+                        error: None,
+                    }
+                } else {
+                    next_batch(parser, data)
+                }
+            },
+        );
+        if !last {
+            checked_batch = Some((items, checked));
+            batch = next;
+            continue;
+        }
+        in_order.pass(&items, checked, data, report, progress);
+        if let Some(e) = error {
+            let mut p = Problem::from_error(&e, None);
+            if p.check == "structure" {
+                p.message = format!("{}; the walk cannot continue past it", p.message);
+            } else {
+                p.message = format!(
+                    "{}; the value's extent is broken, the walk cannot continue",
+                    p.message
+                );
+            }
+            report.problems.push(p);
+        }
+        break;
+    });
+    in_order
+}
+
 /// The walk in one piece of the file per core ([`rdb_writer::pipeline::split_fold`]):
 /// each piece checks its items in order and keeps its own findings and key fingerprints,
-/// joined in file order. `None` when the file is not split, a piece start proved a wrong
+/// joined in file order onto `before` (the report so far). `None` when the file is not split, a piece start proved a wrong
 /// guess, or the walk met an error it cannot go past (one sequence then reports it where
 /// it stops).
 fn split_walk(
     data: &[u8],
     builder: &ParserBuilder,
-    max_problems: usize,
+    before: &Report,
     progress: &mut (impl FnMut(u64) + Send),
 ) -> Option<(Report, InOrder)> {
     use rdb_writer::pipeline::UNKNOWN_DB;
-    let empty = Report {
-        omitted_errors: 0,
-        omitted_warnings: 0,
-        max_problems,
-        file_bytes: data.len() as u64,
-        version: None,
-        checksum: ChecksumState::NotReached,
-        keys: 0,
-        complete: false,
-        problems: Vec::new(),
-    };
+    let empty = Report::new(before.file_bytes, before.max_problems);
     let fresh = || (empty.clone(), InOrder::new());
     let step = |acc: &mut (Report, InOrder), item: &Item<'_>, start: u64, span: &[u8]| {
         let checked = check_item(item, data);
@@ -568,7 +561,7 @@ fn split_walk(
     let threads = rayon::current_num_threads();
     let stretches =
         rdb_writer::pipeline::split_fold(data, builder, threads, fresh, step, progress).ok()??;
-    let mut report = empty.clone();
+    let mut report = before.clone();
     let mut joined = InOrder::new();
     for stretch in stretches {
         let (mut found, mut in_order) = stretch.acc;
@@ -1493,6 +1486,7 @@ fn lzf_check(input: &[u8], declared: usize) -> Result<(), String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::test_support::in_pool;
 
     /// Keys over `dbs` dbs, each db with a copy of an earlier key, sets with a member
     /// stored twice, and an expiry overridden by a second one: findings all over the
@@ -1545,29 +1539,23 @@ mod tests {
     }
 
     fn pieces_find_what_one_sequence_finds_in(data: &[u8]) {
-        let in_pool = |threads: usize, f: &(dyn Fn() -> String + Sync)| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(f)
-        };
         for max in [DEFAULT_MAX_PROBLEMS, 5] {
-            let one = in_pool(1, &|| verify_with(data, max, |_| {}).to_json().to_string());
+            let one = in_pool(1, || verify_with(data, max, |_| {}).to_json().to_string());
             if max == DEFAULT_MAX_PROBLEMS {
                 for check in ["duplicate-key", "duplicate-member", "dangling-opcode"] {
                     assert!(one.contains(check), "{check}: {one}");
                 }
             }
             for threads in [2, 3, 4] {
-                let split = in_pool(threads, &|| {
+                let split = in_pool(threads, || {
                     let mut builder = ParserBuilder::new();
                     builder.verify_checksum(false).allow_empty_keys(true);
-                    let walked = split_walk(data, &builder, max, &mut |_| {});
+                    let before = Report::new(data.len() as u64, max);
+                    let walked = split_walk(data, &builder, &before, &mut |_| {});
                     format!("{:?}", walked.map(|(r, _)| r.keys))
                 });
                 assert_eq!(split, "Some(60000)", "{threads} threads: the pieces join");
-                let many = in_pool(threads, &|| {
+                let many = in_pool(threads, || {
                     verify_with(data, max, |_| {}).to_json().to_string()
                 });
                 assert_eq!(many, one, "{threads} threads, --max-problems {max}");

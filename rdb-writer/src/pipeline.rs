@@ -589,7 +589,7 @@ mod tests {
 /// Asks the cache for a parser's input one 4 KiB page ahead of it. The hardware's own
 /// prefetcher stops at each page, and without this a walk of a mapped file waits for the
 /// first lines of every page (stats -17%, info -28% on a 1 GB file).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ReadAhead {
     /// Lines before this offset have been asked for.
     asked: usize,
@@ -600,7 +600,7 @@ impl ReadAhead {
     const LINE: usize = 64;
 
     pub fn new() -> Self {
-        ReadAhead { asked: 0 }
+        Self::default()
     }
 
     /// Asks for the lines of `data` not yet asked for, up to a page past `offset`. Call it
@@ -622,11 +622,5 @@ impl ReadAhead {
             self.asked += Self::LINE;
         }
         self.asked = self.asked.max(until);
-    }
-}
-
-impl Default for ReadAhead {
-    fn default() -> Self {
-        Self::new()
     }
 }

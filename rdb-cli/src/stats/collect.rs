@@ -1396,6 +1396,7 @@ fn library_name(f: &Function<'_>) -> String {
 #[allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::test_support::in_pool;
 
     #[test]
     fn histogram_buckets_are_ordered_and_quantiles_bound_the_value() {
@@ -1511,19 +1512,12 @@ mod tests {
     fn pieces_join_to_the_statistics_of_one_sequence() {
         let data = many_kinds_of_keys();
         let options = Options::default();
-        let in_pool = |threads: usize, f: &(dyn Fn() -> Stats + Sync)| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(f)
-        };
-        let one = in_pool(1, &|| {
+        let one = in_pool(1, || {
             collect(&data, &ParserBuilder::new(), &options, |_| {}).unwrap()
         });
         assert!(one.prefixes.collapsed_keys > 0, "a prefix collapsed");
         for threads in [2, 3, 4] {
-            let joined = in_pool(threads, &|| {
+            let joined = in_pool(threads, || {
                 let empty = empty(&data, &ParserBuilder::new(), &options).unwrap();
                 split(
                     &data,
@@ -1536,7 +1530,7 @@ mod tests {
                 .expect("the pieces join")
             });
             assert_eq!(joined.keys, one.keys);
-            let many = in_pool(threads, &|| {
+            let many = in_pool(threads, || {
                 collect(&data, &ParserBuilder::new(), &options, |_| {}).unwrap()
             });
             assert_eq!(many.to_json(), one.to_json(), "{threads} threads");
