@@ -12,9 +12,9 @@
 //! This module walks every value with them and adds what a loader's deep sanitization
 //! checks on top: intset order, NaN scores, duplicate members and fields, stream ID order
 //! and consumer-group consistency, duplicate keys, empty collections, and expiry opcodes
-//! that belong to no key. The duplicate-key check keeps a 64-bit hash and an offset per key
-//! (16 to 32 bytes: 100 M keys take 1.6 to 3.2 GB), sorted at the end; keys whose hashes meet are
-//! compared whole. A value whose bytes are corrupt inside a known extent is reported and
+//! that belong to no key. The duplicate-key check keeps a 64-bit hash per key (8 to 16
+//! bytes with the vector's slack: 100 M keys take 0.8 to 1.6 GB), sorted at the end; only
+//! when two hashes meet is the file walked again to find those keys and compare them whole. A value whose bytes are corrupt inside a known extent is reported and
 //! skipped; a broken extent ends the walk, since nothing after it can be located.
 
 use std::borrow::Cow;
@@ -396,12 +396,12 @@ pub fn verify_with(
             None => pipeline_walk(&mut parser, data, &mut report, &mut progress),
         };
         let InOrder {
-            fingerprints,
-            db_starts,
-            eof,
-            ..
+            fingerprints, eof, ..
         } = in_order;
-        duplicate_keys(data, fingerprints, &db_starts, &mut report);
+        let suspects = shared_fingerprints(fingerprints);
+        if !suspects.is_empty() {
+            duplicate_keys(data, &builder, &suspects, key_hash, &mut report);
+        }
         let prefix_crc = prefix_crc.and_then(|h| h.join().ok().flatten());
         if eof.is_none() && version.has_checksum() && data.len() >= 17 {
             // No EOF to locate the trailer: say whether the last 8 bytes, read as one,
@@ -567,7 +567,7 @@ fn split_walk(
         let (mut found, mut in_order) = stretch.acc;
         if let Some(db) = stretch.unknown_db_is {
             let fix = db_mix(UNKNOWN_DB) ^ db_mix(db);
-            in_order.fingerprints.iter_mut().for_each(|f| f.0 ^= fix);
+            in_order.fingerprints.iter_mut().for_each(|f| *f ^= fix);
             // Findings name the db in their field, and decoding errors in their text too.
             let (unknown, known) = (format!(" (db {UNKNOWN_DB})"), format!(" (db {db})"));
             for p in found
@@ -588,7 +588,6 @@ fn split_walk(
         } else {
             joined.fingerprints.extend(in_order.fingerprints);
         }
-        joined.db_starts.extend(in_order.db_starts);
         if in_order.eof.is_some() {
             joined.eof = in_order.eof;
         }
@@ -659,11 +658,9 @@ fn overridden_opcodes(pending: &[(u64, KeyOpcode)], entry: &Entry<'_>) -> Option
 
 /// What the in-order pass over checked items carries from one item to the next.
 struct InOrder {
-    /// (hash of db and key, entry offset) per key, sorted once the walk is done: 16
+    /// The hash of db and key ([`key_hash`]) per key, sorted once the walk is done: 8
     /// bytes a key, and one sort instead of a hash map larger than the caches.
-    fingerprints: Vec<(u64, u64)>,
-    /// (offset, db) of each SELECTDB, to name the db of a duplicate.
-    db_starts: Vec<(u64, u64)>,
+    fingerprints: Vec<u64>,
     previous_end: Option<u64>,
     /// Key opcodes (offset, kind) since the last key: in gaps between items, or in a
     /// key's own span.
@@ -675,7 +672,6 @@ impl InOrder {
     fn new() -> Self {
         InOrder {
             fingerprints: Vec::new(),
-            db_starts: Vec::new(),
             previous_end: None,
             pending_opcodes: Vec::new(),
             eof: None,
@@ -760,10 +756,9 @@ impl InOrder {
                     );
                 }
                 if let Some(h) = checked.key_hash {
-                    self.fingerprints.push((h, entry.offset));
+                    self.fingerprints.push(h);
                 }
             }
-            Item::SelectDb(db) => self.db_starts.push((start, *db)),
             // Size the key hashes from the db's hint, bounded by what the file
             // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
             // hint that still asks for more than the machine has must not abort
@@ -799,72 +794,70 @@ impl InOrder {
     }
 }
 
+/// The fingerprints that occur more than once, sorted: those of keys stored twice, or
+/// (rarely) of different keys whose hashes meet.
+fn shared_fingerprints(mut fingerprints: Vec<u64>) -> Vec<u64> {
+    fingerprints.par_sort_unstable();
+    let mut shared: Vec<u64> = fingerprints
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] if a == b => Some(*a),
+            _ => None,
+        })
+        .collect();
+    shared.dedup();
+    shared
+}
+
 /// Reports every key stored twice in one db, at the later copy, naming the copy before it.
-/// `fingerprints` holds (hash of db and key, entry offset) for every key; keys whose
-/// hashes meet are read again from the file and compared whole, so a hash collision
-/// reports nothing.
+/// Only the keys whose `fingerprint` is one of `suspects` (sorted) can be: the file is
+/// walked again to find them, and they are compared whole, so a hash collision reports
+/// nothing. The walk reads what the first one read, and stops where it stopped.
 fn duplicate_keys(
     data: &[u8],
-    mut fingerprints: Vec<(u64, u64)>,
-    db_starts: &[(u64, u64)],
+    builder: &ParserBuilder,
+    suspects: &[u64],
+    fingerprint: impl Fn(&[u8], u64) -> u64,
     report: &mut Report,
 ) {
-    // By hash alone: equal hashes are compared whole below, in file order.
-    fingerprints.par_sort_unstable_by_key(|&(hash, _)| hash);
-    let db_at = |offset: u64| {
-        let after = db_starts.partition_point(|&(start, _)| start <= offset);
-        after
-            .checked_sub(1)
-            .and_then(|i| db_starts.get(i))
-            .map_or(0, |&(_, db)| db)
+    // (db, key, offset) of each suspect key; sorted, copies of one key sit together in
+    // file order.
+    let mut copies: Vec<(u64, Vec<u8>, u64)> = Vec::new();
+    let Ok(parser) = builder.parse(data) else {
+        return;
     };
-    let mut found = Vec::new();
-    for group in fingerprints.chunk_by(|a, b| a.0 == b.0) {
-        if group.len() < 2 {
-            continue;
-        }
-        // (db, key, offset), sorted: copies of one key sit together in file order.
-        let mut copies: Vec<(u64, Cow<'_, [u8]>, u64)> = group
-            .iter()
-            .filter_map(|&(_, offset)| Some((db_at(offset), key_at(data, offset)?, offset)))
-            .collect();
-        copies.sort_unstable();
-        for pair in copies.windows(2) {
-            if let [(db_a, key_a, first), (db, key, offset)] = pair {
-                if db_a == db && key_a == key {
-                    found.push(Problem {
-                        offset: *offset,
-                        db: Some(*db),
-                        key: Some(key.to_vec()),
-                        check: "duplicate-key",
-                        severity: Severity::Error,
-                        message: format!("the key is already in db {db} at byte {first}"),
-                    });
+    for item in parser {
+        match item {
+            Ok(Item::Key(entry)) => {
+                if suspects
+                    .binary_search(&fingerprint(&entry.key, entry.db))
+                    .is_ok()
+                {
+                    copies.push((entry.db, entry.key.into_owned(), entry.offset));
                 }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    copies.sort_unstable();
+    let mut found = Vec::new();
+    for pair in copies.windows(2) {
+        if let [(db_a, key_a, first), (db, key, offset)] = pair {
+            if db_a == db && key_a == key {
+                found.push(Problem {
+                    offset: *offset,
+                    db: Some(*db),
+                    key: Some(key.clone()),
+                    check: "duplicate-key",
+                    severity: Severity::Error,
+                    message: format!("the key is already in db {db} at byte {first}"),
+                });
             }
         }
     }
     found.sort_by_key(|p| p.offset);
     found.into_iter().for_each(|p| report.add(p));
-}
-
-/// The key of the entry whose first byte (an EXPIRETIME/IDLE/FREQ opcode or its type
-/// byte) is at `offset`, decoded.
-fn key_at(data: &[u8], offset: u64) -> Option<Cow<'_, [u8]>> {
-    use rdb_parser::format::opcode;
-    let mut at = data.get(usize::try_from(offset).ok()?..)?;
-    let after_type = loop {
-        let (&op, rest) = at.split_first()?;
-        at = match op {
-            opcode::EXPIRETIME_MS => rest.get(8..)?,
-            opcode::EXPIRETIME => rest.get(4..)?,
-            opcode::IDLE => rdb_length(rest)?.1,
-            opcode::FREQ => rest.get(1..)?,
-            // The type byte.
-            _ => break rest,
-        };
-    };
-    rdb_parser::RdbString::read(after_type)?.0.to_bytes().ok()
 }
 
 fn checksum_state(data: &[u8], eof: &rdb_parser::Eof, prefix_crc: Option<u64>) -> ChecksumState {
@@ -1580,18 +1573,28 @@ mod tests {
         (data, offsets)
     }
 
-    fn duplicates(data: &[u8], fingerprints: Vec<(u64, u64)>) -> Vec<Problem> {
+    /// The duplicate keys found when every key's fingerprint is 7, as if all collided.
+    fn duplicates(data: &[u8]) -> Vec<Problem> {
         let mut report = verify(data, |_| {});
         report.problems.clear();
-        duplicate_keys(data, fingerprints, &[(9, 0)], &mut report);
+        let mut builder = ParserBuilder::new();
+        builder.verify_checksum(false).allow_empty_keys(true);
+        duplicate_keys(data, &builder, &[7], |_, _| 7, &mut report);
         report.problems
     }
 
     #[test]
+    fn only_fingerprints_met_twice_are_suspects() {
+        assert_eq!(shared_fingerprints(vec![5, 1, 9, 5, 3, 9, 5]), vec![5, 9]);
+        assert!(shared_fingerprints(vec![4, 2, 8]).is_empty());
+        assert!(shared_fingerprints(Vec::new()).is_empty());
+    }
+
+    #[test]
     fn a_hash_collision_between_different_keys_reports_nothing() {
-        let (data, at) = file(&[b"\x01a", b"\x01b"]);
+        let (data, _) = file(&[b"\x01a", b"\x01b"]);
         // Both keys given the same hash, as a collision would.
-        let found = duplicates(&data, at.iter().map(|&o| (7, o)).collect());
+        let found = duplicates(&data);
         assert!(found.is_empty(), "{found:?}");
     }
 
@@ -1600,7 +1603,7 @@ mod tests {
     fn keys_stored_in_different_forms_are_the_same_key() {
         // "123" as plain bytes and as an 8-bit integer string: one key to a loader.
         let (data, at) = file(&[b"\x03123", b"\xc0\x7b"]);
-        let found = duplicates(&data, at.iter().map(|&o| (7, o)).collect());
+        let found = duplicates(&data);
         assert_eq!(found.len(), 1, "{found:?}");
         let message = format!("the key is already in db 0 at byte {}", at[0]);
         assert_eq!(
