@@ -161,7 +161,8 @@ enum Command {
         its known extent is reported and the walk goes on; a broken length ends it (the verdict \
         then says the walk stopped before EOF).\n\
         Memory: the duplicate-key check keeps 8 to 16 bytes per key (100 M keys: 0.8 to 1.6 GB); \
-        a file with duplicate keys is walked once more to name them.\n\
+        a file with duplicate keys is walked once more to name them, with about 40 bytes more \
+        for each key stored twice.\n\
         Shallower and nearly twice as fast: `rdbkit info` checks the CRC64 and the file's framing \
         (every key and value length), not what is inside the values.\n\n\
         Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 the file cannot be read.")]

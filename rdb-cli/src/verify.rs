@@ -760,8 +760,9 @@ impl InOrder {
                     self.fingerprints.push(h);
                 }
             }
-            // Size the key hashes from the db's hint, bounded by what the file
-            // could hold (a corrupt hint must not reserve gigabytes). `try_`: a
+            // Size the key hashes from the db's hint, at most one key per 16 bytes
+            // of file (8-byte hashes: half the file's size), so a corrupt hint cannot
+            // reserve gigabytes; files of smaller keys grow past it. `try_`: a
             // hint that still asks for more than the machine has must not abort
             // the walk; the vector then grows as keys come.
             Item::ResizeDb { db_size, .. } => {
