@@ -356,8 +356,7 @@ pub fn verify_with(
     mut progress: impl FnMut(u64) + Send,
 ) -> Report {
     let mut report = Report::new(data.len() as u64, max_problems);
-    let mut builder = ParserBuilder::new();
-    builder.verify_checksum(false).allow_empty_keys(true);
+    let builder = walk_builder();
     let mut parser = match builder.parse(data) {
         Ok(p) => p,
         Err(e) => {
@@ -400,9 +399,7 @@ pub fn verify_with(
             fingerprints, eof, ..
         } = in_order;
         let suspects = shared_fingerprints(fingerprints);
-        if !suspects.is_empty() {
-            duplicate_keys(data, &builder, &suspects, key_hash, &mut report);
-        }
+        duplicate_keys(data, &builder, &suspects, key_hash, &mut report);
         let prefix_crc = prefix_crc.and_then(|h| h.join().ok().flatten());
         if eof.is_none() && version.has_checksum() && data.len() >= 17 {
             // No EOF to locate the trailer: say whether the last 8 bytes, read as one,
@@ -458,6 +455,14 @@ pub fn verify_with(
     });
     report.problems.sort_by_key(|p| p.offset);
     report
+}
+
+/// The parser every walk of verify uses: the CRC is checked beside the walk (and a
+/// mismatch reported, not fatal), and empty collections are read to be reported.
+fn walk_builder() -> ParserBuilder {
+    let mut builder = ParserBuilder::new();
+    builder.verify_checksum(false).allow_empty_keys(true);
+    builder
 }
 
 /// The walk in one sequence: three batches in flight, each checked on any core and taken
@@ -534,9 +539,9 @@ fn pipeline_walk<'data>(
 
 /// The walk in one piece of the file per core ([`rdb_writer::pipeline::split_fold`]):
 /// each piece checks its items in order and keeps its own findings and key fingerprints,
-/// joined in file order onto `before` (the report so far). `None` when the file is not split, a piece start proved a wrong
-/// guess, or the walk met an error it cannot go past (one sequence then reports it where
-/// it stops).
+/// joined in file order onto `before` (the report so far). `None` when the file is not
+/// split, a piece start proved a wrong guess, or the walk met an error it cannot go past
+/// (one sequence then reports it where it stops).
 fn split_walk(
     data: &[u8],
     builder: &ParserBuilder,
@@ -814,7 +819,8 @@ fn shared_fingerprints(mut fingerprints: Vec<u64>) -> Vec<u64> {
 /// Reports every key stored twice in one db, at the later copy, naming the copy before it.
 /// Only the keys whose `fingerprint` is one of `suspects` (sorted) can be: the file is
 /// walked again to find them, and they are compared whole, so a hash collision reports
-/// nothing. The walk reads what the first one read, and stops where it stopped.
+/// nothing. The walk reads what the first one read, and stops where it stopped; without
+/// suspects (a clean file) there is no walk.
 fn duplicate_keys(
     data: &[u8],
     builder: &ParserBuilder,
@@ -822,6 +828,9 @@ fn duplicate_keys(
     fingerprint: impl Fn(&[u8], u64) -> u64,
     report: &mut Report,
 ) {
+    if suspects.is_empty() {
+        return;
+    }
     // (db, key, offset) of each suspect key, the key borrowed from the file when stored
     // plain; sorted, copies of one key sit together in file order.
     let mut copies: Vec<(u64, Cow<'_, [u8]>, u64)> = Vec::new();
@@ -1543,10 +1552,8 @@ mod tests {
             }
             for threads in [2, 3, 4] {
                 let split = in_pool(threads, || {
-                    let mut builder = ParserBuilder::new();
-                    builder.verify_checksum(false).allow_empty_keys(true);
                     let before = Report::new(data.len() as u64, max);
-                    let walked = split_walk(data, &builder, &before, &mut |_| {});
+                    let walked = split_walk(data, &walk_builder(), &before, &mut |_| {});
                     format!("{:?}", walked.map(|(r, _)| r.keys))
                 });
                 assert_eq!(split, "Some(60000)", "{threads} threads: the pieces join");
@@ -1579,9 +1586,7 @@ mod tests {
     fn duplicates(data: &[u8]) -> Vec<Problem> {
         let mut report = verify(data, |_| {});
         report.problems.clear();
-        let mut builder = ParserBuilder::new();
-        builder.verify_checksum(false).allow_empty_keys(true);
-        duplicate_keys(data, &builder, &[7], |_, _| 7, &mut report);
+        duplicate_keys(data, &walk_builder(), &[7], |_, _| 7, &mut report);
         report.problems
     }
 
