@@ -134,6 +134,28 @@ fn write_function_load(out: &mut dyn Write, code: &[u8]) -> std::io::Result<()> 
 }
 
 /// The closing summary, for people.
+/// The summary as JSON (`convert --json`, `merge --json`).
+pub fn summary_json(s: &ConvertSummary, target: &str) -> serde_json::Value {
+    serde_json::json!({
+        "target": target,
+        "keys_read": s.keys_read,
+        "keys_written": s.keys_written,
+        "passed_through": s.passed_through,
+        "transcoded": s.transcoded,
+        "keys_filtered": s.keys_filtered,
+        "bytes_written": s.bytes_written,
+        "losses": {
+            "keys_dropped": s.keys_dropped,
+            "keys_with_field_ttls_dropped": s.keys_with_field_ttls_dropped,
+            "fields_dropped": s.fields_dropped,
+            "functions_dropped": s.functions_dropped,
+            "module_aux_dropped": s.module_aux_dropped,
+        },
+        "hints_dropped": s.hints_dropped,
+        "outputs": s.outputs.iter().map(|o| serde_json::json!({"keys": o.keys, "bytes": o.bytes})).collect::<Vec<_>>(),
+    })
+}
+
 pub fn write_summary(out: &mut dyn Write, s: &ConvertSummary, target: &str) -> std::io::Result<()> {
     writeln!(
         out,
@@ -301,25 +323,20 @@ struct Staging {
 
 impl Staging {
     fn new(dest: &Path) -> std::io::Result<Staging> {
+        crate::output::check_directory(dest)?;
         if let Ok(mut entries) = std::fs::read_dir(dest) {
             if entries.next().is_some() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AlreadyExists,
-                    "the directory is not empty: shards are written only into a new or empty \
-                     directory, so that no file of an earlier split remains",
+                    "the directory is not empty: shards are written only into a new or \
+                     empty directory, so that no file of an earlier split remains",
                 ));
             }
         }
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "shards".into());
-        std::fs::create_dir_all(&parent)?;
-        let path = parent.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let path = crate::output::temp_name(dest);
         crate::output::create_unfinished(&path, |p| std::fs::create_dir(p))?;
         Ok(Staging {
             path,
@@ -329,13 +346,15 @@ impl Staging {
     }
 
     fn commit(mut self) -> std::io::Result<()> {
-        if self.dest.is_dir() {
-            // Checked empty above; remove_dir fails if anything appeared since.
-            std::fs::remove_dir(&self.dest)?;
-        }
-        std::fs::rename(&self.path, &self.dest)?;
+        let dest = self.dest.clone();
+        crate::output::commit_rename(&self.path, &self.dest, || {
+            if dest.is_dir() {
+                // Checked empty above; remove_dir fails if anything appeared since.
+                std::fs::remove_dir(&dest)?;
+            }
+            Ok(())
+        })?;
         self.done = true;
-        crate::output::finished(&self.path);
         Ok(())
     }
 }

@@ -104,6 +104,33 @@ impl Difference {
         }
     }
 
+    /// One line of text, e.g. `changed db 0 "user:1": value, ttl` (key escaped).
+    pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut key = String::new();
+        let cut = self.key.get(..96).unwrap_or(&self.key);
+        let _ = rdb_parser::error::write_escaped(&mut key, cut);
+        if self.key.len() > 96 {
+            key.push_str("...");
+        }
+        let what = match (&self.a, &self.b) {
+            (Some(a), None) => format!("only in A ({})", a.type_name),
+            (None, Some(b)) => format!("only in B ({})", b.type_name),
+            _ => {
+                let changes: Vec<&str> = [
+                    (self.type_changed, "type"),
+                    (self.value_changed, "value"),
+                    (self.ttl_changed, "ttl"),
+                ]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, n)| *n)
+                .collect();
+                format!("differs in {}", changes.join(", "))
+            }
+        };
+        writeln!(out, "db {} \"{key}\": {what}", self.db)
+    }
+
     /// The JSON line (without newline) of `docs/diff-jsonl.md`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"kind\":\"");

@@ -1,8 +1,20 @@
-//! Output files that appear whole or not at all.
+//! Output files that appear whole or not at all, and never in place of an input.
+//!
+//! The policy every writing command follows:
+//! - an output that is one of the command's inputs (same device and inode, through
+//!   symlinks and hard links), or a directory that holds one, is refused before any work;
+//! - `-` is standard output; a FIFO or a character device (`/dev/stdout` included) is
+//!   written to directly and never replaced; any other file that is not a regular file is
+//!   refused;
+//! - a regular output is written to a temporary file in the destination's directory, with a
+//!   random name, created exclusively without following links and given the mode (and,
+//!   where permitted, the owner) of the file it replaces; it is flushed, synced and renamed
+//!   into place, then the directory is synced. A symlink to a regular file is followed: the
+//!   file it points to is replaced and the link stays.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
@@ -12,10 +24,118 @@ use std::thread::JoinHandle;
 /// interrupted: on SIGINT, SIGTERM or SIGHUP no destructor runs.
 static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// (device, inode) of every file this process reads.
+static INPUTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// Registers an input: an output that turns out to be this file is refused.
+pub fn protect_input(meta: &std::fs::Metadata) {
+    let mut inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
+    let id = (meta.dev(), meta.ino());
+    if !inputs.contains(&id) {
+        inputs.push(id);
+    }
+}
+
+fn is_input(meta: &std::fs::Metadata) -> bool {
+    let inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
+    inputs.contains(&(meta.dev(), meta.ino()))
+}
+
+/// A refused output; the caller names the path, as for any I/O error.
+fn refused(_path: &Path, why: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string())
+}
+
+/// Where an output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// `-`: standard output.
+    Stdout,
+    /// A FIFO or character device: written to directly.
+    Stream(PathBuf),
+    /// A regular file (new, or replaced whole): the path after following symlinks.
+    File(PathBuf),
+}
+
+/// Applies the output policy to `path` without creating anything: the command calls it
+/// for each of its outputs before it starts, so a refused output costs no work.
+pub fn check_destination(path: &Path) -> std::io::Result<Destination> {
+    if path.as_os_str() == "-" {
+        return Ok(Destination::Stdout);
+    }
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(refused(
+                    path,
+                    "is a symbolic link to nothing; give the file it should create",
+                ));
+            }
+            return Ok(Destination::File(path.to_path_buf()));
+        }
+        Err(e) => return Err(e),
+    };
+    if is_input(&meta) {
+        return Err(refused(
+            path,
+            "is an input of this command (the same file, maybe through a link); write the \
+             output somewhere else",
+        ));
+    }
+    let kind = meta.file_type();
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() || kind.is_char_device() {
+        Ok(Destination::Stream(path.to_path_buf()))
+    } else if kind.is_file() {
+        Ok(Destination::File(std::fs::canonicalize(path)?))
+    } else if kind.is_dir() {
+        Err(refused(path, "is a directory; give a file name"))
+    } else {
+        Err(refused(
+            path,
+            "is neither a regular file, a FIFO nor a character device",
+        ))
+    }
+}
+
+/// For outputs that are directories (`--shards`): refuses one that is an input or holds
+/// an input anywhere below it.
+pub fn check_directory(path: &Path) -> std::io::Result<()> {
+    if path.as_os_str() == "-" {
+        return Err(refused(path, "a directory output cannot be standard output"));
+    }
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return Err(refused(path, "exists and is not a directory"));
+    }
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            if is_input(&m) {
+                return Err(refused(
+                    path,
+                    &format!(
+                        "holds {}, an input of this command; write the shards somewhere else",
+                        entry.path().display()
+                    ),
+                ));
+            }
+            if m.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates `path` with `create` and marks it for removal should the process be interrupted
-/// before [`finished`] is called with it. Creating under the lock the signal handler holds
-/// means the handler sees every temporary output that exists, and no new one appears
-/// while it removes them (the shards inside a staging directory included).
+/// before [`commit_rename`] or [`finished`] is called with it. Creating under the lock the
+/// signal handler holds means the handler sees every temporary output that exists, and no
+/// new one appears while it removes them (the shards inside a staging directory included).
 pub fn create_unfinished<T>(
     path: &Path,
     create: impl FnOnce(&Path) -> std::io::Result<T>,
@@ -26,11 +146,104 @@ pub fn create_unfinished<T>(
     Ok(created)
 }
 
-/// `path` is renamed into place or removed: an interruption leaves it alone now.
+/// `path` was removed: an interruption leaves it alone now.
 pub fn finished(path: &Path) {
     let mut paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
     paths.retain(|p| p != path);
 }
+
+/// Renames the unfinished `temp` to `dest` under the lock the signal handler takes, so an
+/// interruption either removes `temp` before the rename or finds it committed: it never
+/// runs between the two. `before` runs under the lock too (e.g. removing an empty
+/// directory the rename replaces).
+pub fn commit_rename(
+    temp: &Path,
+    dest: &Path,
+    before: impl FnOnce() -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut paths = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+    before()?;
+    std::fs::rename(temp, dest)?;
+    paths.retain(|p| p != temp);
+    drop(paths);
+    sync_parent(dest);
+    Ok(())
+}
+
+/// Syncs the directory holding `path`, so a rename survives a crash (best effort: some
+/// file systems refuse to sync a directory).
+fn sync_parent(path: &Path) {
+    if let Ok(dir) = File::open(parent_of(path)) {
+        let _ = dir.sync_all();
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A name beside `dest` no one can guess: `.<name>.<random>.rdbkit.tmp`.
+pub fn temp_name(dest: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    // RandomState is seeded from the OS's random source once per process, then counted
+    // up; mixing in the time and a counter makes each name of the process differ.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    parent_of(dest).join(format!(".{name}.{:016x}.rdbkit.tmp", h.finish()))
+}
+
+/// Creates a new temporary file beside `dest`: exclusively (an existing file or a planted
+/// symlink of that name fails the call instead of being written through), with the mode
+/// and owner of the file it will replace, or 0666 less the umask for a new one.
+fn create_temp(dest: &Path) -> std::io::Result<(PathBuf, File)> {
+    let old = std::fs::metadata(dest).ok();
+    let mut last = None;
+    for _ in 0..16 {
+        let temp = temp_name(dest);
+        let opened = create_unfinished(&temp, |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o666)
+                .custom_flags(O_NOFOLLOW | O_CLOEXEC)
+                .open(p)
+        });
+        match opened {
+            Ok(file) => {
+                if let Some(old) = &old {
+                    // As root: keep the replaced file's owner; elsewhere this may be refused,
+                    // and the new file is the caller's, as a fresh write would be.
+                    let _ = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()));
+                    file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
+                }
+                return Ok((temp, file));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+// Linux's values (the same on every architecture Rust supports there but alpha/parisc/
+// sparc, where rdbkit is not built): std has no constants and libc is no dependency.
+const O_NOFOLLOW: i32 = 0o400000;
+const O_CLOEXEC: i32 = 0o2000000;
 
 /// On SIGINT, SIGTERM or SIGHUP: removes every unfinished output and exits with 130, so an
 /// interrupted command leaves no temporary file behind (a committed output stays whole).
@@ -50,85 +263,128 @@ pub fn clean_up_when_interrupted() -> Result<(), ctrlc::Error> {
     })
 }
 
-/// A file written under a temporary name in the destination's directory and renamed into
-/// place by [`AtomicFile::commit`]. Dropped without committing, it is removed, so a failed
-/// or interrupted command never leaves a partial output behind.
+/// An output that appears whole or not at all (see the module doc for the policy): a
+/// regular file is written under a temporary name and renamed into place by
+/// [`AtomicFile::commit`]; dropped without committing, it is removed, so a failed or
+/// interrupted command never leaves a partial output behind. Standard output, FIFOs and
+/// character devices are written to directly.
 #[derive(Debug)]
 pub struct AtomicFile {
-    temp: PathBuf,
-    dest: PathBuf,
-    writer: Option<BackgroundWriter>,
+    sink: Sink,
 }
 
+#[derive(Debug)]
+enum Sink {
+    Replace {
+        temp: PathBuf,
+        dest: PathBuf,
+        writer: Option<BackgroundWriter>,
+    },
+    Stream(std::io::BufWriter<Box<dyn WriteDebug>>),
+}
+
+/// `Write` that can be shown in `Debug` output.
+trait WriteDebug: Write + Send + std::fmt::Debug {}
+impl<T: Write + Send + std::fmt::Debug> WriteDebug for T {}
+
 impl AtomicFile {
+    /// Opens the output `dest` as the policy says; refuses an input of this process.
     pub fn create(dest: &Path) -> std::io::Result<Self> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+        let sink = match check_destination(dest)? {
+            Destination::Stdout => Sink::Stream(std::io::BufWriter::with_capacity(
+                1 << 20,
+                Box::new(std::io::stdout()),
+            )),
+            Destination::Stream(path) => {
+                let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                Sink::Stream(std::io::BufWriter::with_capacity(1 << 20, Box::new(file)))
+            }
+            Destination::File(dest) => {
+                let (temp, file) = create_temp(&dest)?;
+                let writer = match BackgroundWriter::new(file) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        finished(&temp);
+                        return Err(e);
+                    }
+                };
+                Sink::Replace {
+                    temp,
+                    dest,
+                    writer: Some(writer),
+                }
+            }
         };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let temp = dir.join(format!(".{name}.rdbkit-{}.tmp", std::process::id()));
-        let file = create_unfinished(&temp, |p| File::create(p))?;
-        Ok(AtomicFile {
-            temp,
-            dest: dest.to_path_buf(),
-            writer: Some(BackgroundWriter::new(file)?),
-        })
+        Ok(AtomicFile { sink })
     }
 
     /// Flushes, syncs and renames the file into place; on failure the temporary file is
     /// removed too.
     pub fn commit(mut self) -> std::io::Result<()> {
-        let result = self.flush_sync_rename();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&self.temp);
+        match &mut self.sink {
+            Sink::Stream(w) => w.flush(),
+            Sink::Replace { temp, dest, writer } => {
+                let result = match writer.take() {
+                    Some(w) => w.finish().and_then(|file| file.sync_all()),
+                    None => Ok(()),
+                }
+                .and_then(|()| commit_rename(temp, dest, || Ok(())));
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&*temp);
+                    finished(temp);
+                }
+                result
+            }
         }
-        finished(&self.temp);
-        result
     }
 
-    fn flush_sync_rename(&mut self) -> std::io::Result<()> {
-        if let Some(w) = self.writer.take() {
-            let file = w.finish()?;
-            file.sync_all()?;
+    fn writer(&mut self) -> std::io::Result<&mut dyn Write> {
+        match &mut self.sink {
+            Sink::Stream(w) => Ok(w),
+            Sink::Replace {
+                writer: Some(w), ..
+            } => Ok(w),
+            Sink::Replace { writer: None, .. } => {
+                Err(std::io::Error::other("file already committed"))
+            }
         }
-        std::fs::rename(&self.temp, &self.dest)
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &mut self.writer {
-            Some(w) => w.write(buf),
-            None => Err(std::io::Error::other("file already committed")),
-        }
+        self.writer()?.write(buf)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match &mut self.writer {
-            Some(w) => w.write_all(buf),
-            None => Err(std::io::Error::other("file already committed")),
-        }
+        self.writer()?.write_all(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.writer {
-            Some(w) => w.flush(),
-            None => Ok(()),
+        match &mut self.sink {
+            Sink::Replace { writer: None, .. } => Ok(()),
+            _ => self.writer()?.flush(),
         }
     }
 }
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if let Some(w) = self.writer.take() {
-            // The thread stops before the file goes; what is still buffered is not written.
-            w.abandon();
-            let _ = std::fs::remove_file(&self.temp);
-            finished(&self.temp);
+        match &mut self.sink {
+            // What reached a stream cannot be taken back; send what is buffered.
+            Sink::Stream(w) => {
+                let _ = w.flush();
+            }
+            Sink::Replace { temp, writer, .. } => {
+                if let Some(w) = writer.take() {
+                    // The thread stops before the file goes; what is still buffered is
+                    // not written.
+                    w.abandon();
+                    let _ = std::fs::remove_file(&*temp);
+                    finished(temp);
+                }
+            }
         }
     }
 }

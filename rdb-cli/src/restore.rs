@@ -76,6 +76,14 @@ impl TargetUrl {
     /// Parses a target URL. A URL without a password takes `$RDBKIT_REDIS_PASSWORD`, so
     /// the secret need not appear in a process list.
     pub fn parse(text: &str) -> Result<TargetUrl, String> {
+        // `host:port` (as redis-cli -h/-p users write it) means redis://host:port.
+        let with_scheme;
+        let text = if text.contains("://") {
+            text
+        } else {
+            with_scheme = format!("redis://{text}");
+            &with_scheme
+        };
         // Never echo `text`: it may hold the password.
         let url = url::Url::parse(text)
             .map_err(|e| format!("--to: not a URL like redis://host:6379/0 ({e})"))?;

@@ -1,0 +1,153 @@
+//! `rdbkit convert` and `rdbkit merge`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use rdb_cli::Failure;
+
+use crate::cli::args::{convert_options, slot_map, CommonArgs, SplitArgs};
+use crate::cli::input::{io_context, Input};
+use crate::cli::Context;
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    rdbkit convert dump.rdb -o for-azure.rdb --target azure-cache-premium\n  \
+    rdbkit convert dump.rdb -o for-6.rdb --rdb-version 9 --field-ttls drop --report losses.jsonl\n  \
+    rdbkit convert dump.rdb -o shards/ --shards 3 --target redis-7.0\n  \
+    rdbkit convert dump.rdb -o users.rdb --target redis-7.4 --include 'user:*' --expired drop\n\n\
+    The input is never modified; an output that is the input is refused. The output (or the \
+    shard directory) appears whole or not at all.\n\
+    Exit codes: 0 converted; 1 the snapshot is malformed or holds what the target cannot and \
+    no flag allowed the loss (the error names the key and the flag); 2 usage or I/O error.")]
+pub struct ConvertArgs {
+    /// The RDB file to read (never modified).
+    pub file: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    split: SplitArgs,
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    rdbkit merge shard-0.rdb shard-1.rdb shard-2.rdb -o all.rdb --target redis-7.4\n  \
+    rdbkit merge a.rdb b.rdb -o ab.rdb --rdb-version 9 --on-conflict last\n\n\
+    Exit codes: 0 merged; 1 a malformed input, a key in several inputs (without \
+    --on-conflict first|last) or a loss no flag allowed; 2 usage or I/O error.")]
+pub struct MergeArgs {
+    /// The RDB files to join (e.g. one per cluster shard), in order.
+    #[arg(required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// A key in more than one input: stop with an error naming it, or keep the copy of the
+    /// first or of the last input holding it (each dropped copy is reported).
+    #[arg(long, value_enum, default_value_t = OnConflict::Error)]
+    on_conflict: OnConflict,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnConflict {
+    Error,
+    First,
+    Last,
+}
+
+
+fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {
+    match e {
+        rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
+        rdb_writer::convert::ConvertError::Io(io) => io_context(io, output),
+        refused => Failure::Refused(refused.to_string()),
+    }
+}
+
+/// Applies the output policy to every file the command will write, before any work.
+fn check_outputs(c: &CommonArgs, directory: bool) -> Result<(), Failure> {
+    let out = &c.output;
+    if directory {
+        rdb_cli::output::check_directory(out).map_err(|e| io_context(e, out))?;
+    } else {
+        rdb_cli::output::check_destination(out).map_err(|e| io_context(e, out))?;
+    }
+    for side in [&c.report, &c.functions_file].into_iter().flatten() {
+        if side == out {
+            return Err(crate::cli::usage(format!(
+                "{}: given both as the output and as a side file",
+                side.display()
+            )));
+        }
+        rdb_cli::output::check_destination(side).map_err(|e| io_context(e, side))?;
+    }
+    Ok(())
+}
+
+pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
+    let c = &args.common;
+    let input = Input::open(&args.file)?;
+    let opts = convert_options(c, input.bytes())?;
+    let slots = slot_map(&args.split)?;
+    check_outputs(c, slots.is_some())?;
+    let progress = cx.progress(input.bytes().len() as u64);
+    let mut tick = progress.tick();
+    let files = rdb_cli::convert::SideFiles {
+        report: c.report.as_deref(),
+        functions: c.functions_file.as_deref(),
+    };
+    let result = match &slots {
+        Some(slots) => rdb_cli::convert::run_split(
+            input.bytes(),
+            &c.read.builder(),
+            &opts,
+            slots,
+            &c.output,
+            &files,
+            &mut tick,
+        ),
+        None => rdb_cli::convert::run(
+            input.bytes(),
+            &c.read.builder(),
+            &opts,
+            &c.output,
+            &files,
+            &mut tick,
+        ),
+    };
+    drop(tick);
+    drop(progress);
+    let summary = result.map_err(|e| convert_failure(e, &c.output))?;
+    cx.summary(&summary, opts.target.name, c.json)
+}
+
+pub fn merge(args: &MergeArgs, cx: &Context) -> Result<(), Failure> {
+    use rdb_writer::convert::ConflictPolicy;
+    let c = &args.common;
+    let inputs = Input::open_all(&args.files)?;
+    let datas: Vec<&[u8]> = inputs.iter().map(Input::bytes).collect();
+    let opts = convert_options(c, datas.first().copied().unwrap_or_default())?;
+    check_outputs(c, false)?;
+    let conflict = match args.on_conflict {
+        OnConflict::Error => ConflictPolicy::Error,
+        OnConflict::First => ConflictPolicy::First,
+        OnConflict::Last => ConflictPolicy::Last,
+    };
+    let progress = cx.progress(datas.iter().map(|d| d.len() as u64).sum());
+    let mut tick = progress.tick();
+    let files = rdb_cli::convert::SideFiles {
+        report: c.report.as_deref(),
+        functions: c.functions_file.as_deref(),
+    };
+    let result = rdb_cli::convert::run_merge(
+        &datas,
+        &c.read.builder(),
+        &opts,
+        conflict,
+        &c.output,
+        &files,
+        &mut tick,
+    );
+    drop(tick);
+    drop(progress);
+    let summary = result.map_err(|e| convert_failure(e, &c.output))?;
+    cx.summary(&summary, opts.target.name, c.json)
+}

@@ -1,0 +1,162 @@
+//! `rdbkit restore`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use rdb_cli::Failure;
+
+use crate::cli::args::{target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, filter};
+use crate::cli::input::{io_context, Input};
+use crate::cli::values::resolve_now;
+use crate::cli::{usage, Context};
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  \
+    rdbkit restore dump.rdb --to redis://127.0.0.1:6379\n  \
+    rdbkit restore dump.rdb --to 127.0.0.1:6379 --on-exists skip\n  \
+    rdbkit restore dump.rdb --to rediss://:PASSWORD@cache.example.net:6380 --on-exists skip\n  \
+    RDBKIT_REDIS_PASSWORD=... rdbkit restore dump.rdb --to rediss://host:10000 --cluster\n  \
+    rdbkit restore dump.rdb --to redis://h:6379 --checkpoint ck.json   (interrupted? add --resume)\n\n\
+    The password is never printed: URLs are shown as redis://user:***@host:port/db. A password \
+    in the URL is visible to other users in `ps`: prefer $RDBKIT_REDIS_PASSWORD.\n\
+    Exit codes: 0 every key restored or skipped as asked, 1 the target refused a key \
+    or the snapshot is malformed, 2 usage, connection or I/O error.")]
+pub struct RestoreArgs {
+    /// The RDB file to read (never modified).
+    file: PathBuf,
+    /// The target: redis://[user:pass@]host:port[/db] or rediss:// for TLS. Source db 0
+    /// goes into /db (default 0). Without a password in the URL, $RDBKIT_REDIS_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// The target is a Redis Cluster: route each key to its slot's master (CLUSTER SLOTS),
+    /// following MOVED and ASK.
+    #[arg(long)]
+    cluster: bool,
+    /// TLS: trust the certificates in this PEM file (besides the Mozilla roots).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// TLS: accept any certificate (self-signed test servers only).
+    #[arg(long)]
+    tls_insecure: bool,
+    /// Overwrite keys that exist on the target (same as --on-exists replace).
+    #[arg(long, conflicts_with = "on_exists")]
+    replace: bool,
+    /// A key that exists on the target: stop with an error naming it, leave it, or
+    /// overwrite it.
+    #[arg(long, value_enum)]
+    on_exists: Option<OnExistsArg>,
+    /// Most commands in flight per connection.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    window: usize,
+    /// Most bytes in flight per connection (e.g. 64M).
+    #[arg(long, value_name = "SIZE", value_parser = crate::cli::values::parse_size, default_value = "64M")]
+    window_bytes: u64,
+    /// The target's proto-max-bulk-len, where CONFIG GET is refused (managed services);
+    /// payloads above it are sent as plain commands.
+    #[arg(long, value_name = "SIZE", value_parser = crate::cli::values::parse_size)]
+    max_bulk: Option<u64>,
+    /// Build payloads for this profile instead of the one the server's version maps to.
+    #[arg(long)]
+    target: Option<String>,
+    /// Record progress here (atomically): the last key acknowledged, in file order.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Write the checkpoint after every N acknowledged keys.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    checkpoint_every: u64,
+    /// Continue after the key the checkpoint names (keys the interrupted run may have
+    /// sent after it are restored with REPLACE).
+    #[arg(long, requires = "checkpoint")]
+    resume: bool,
+    /// Seconds to wait for the server (connect, each reply).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// Hash fields with their own TTL, for a target without field TTLs.
+    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
+    field_ttls: FieldTtls,
+    /// Function libraries, for a target without functions.
+    #[arg(long, value_enum, default_value_t = Functions::Error)]
+    functions: Functions,
+    /// "Now" for skipping expired keys and TTL filters: Unix ms or `ctime`.
+    #[arg(long, value_name = "UNIX_MS|ctime")]
+    now: Option<String>,
+    /// Print the summary as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    read: ReadOptions,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnExistsArg {
+    Error,
+    Skip,
+    Replace,
+}
+
+
+pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
+    use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
+    let url = TargetUrl::parse(&a.to).map_err(usage)?;
+    let input = Input::open(&a.file)?;
+    if let Some(path) = &a.checkpoint {
+        rdb_cli::output::check_destination(path).map_err(|e| io_context(e, path))?;
+    }
+    let target_override = match &a.target {
+        Some(name) => Some(target_profile(Some(name), None, None)?),
+        None => None,
+    };
+    // The target profile is set from the server's version once connected.
+    let placeholder = rdb_writer::TargetProfile::for_version(9)
+        .ok_or_else(|| usage("no RDB 9 profile".into()))?;
+    let mut convert =
+        rdb_writer::convert::ConvertOptions::new(target_override.clone().unwrap_or(placeholder));
+    convert.field_ttls = a.field_ttls.policy();
+    convert.functions = a.functions.policy();
+    convert.modules = rdb_writer::convert::ModulePolicy::Keep;
+    convert.now_ms = resolve_now(a.now.as_deref(), input.bytes()).map_err(usage)?;
+    convert.db_map = a.filter.db_map.iter().copied().collect();
+    convert.filter = filter(&a.filter, convert.now_ms)?;
+    let on_exists = match (a.replace, a.on_exists) {
+        (true, _) | (_, Some(OnExistsArg::Replace)) => OnExists::Replace,
+        (_, Some(OnExistsArg::Skip)) => OnExists::Skip,
+        _ => OnExists::Error,
+    };
+    let o = RestoreOptions {
+        url,
+        tls: TlsOptions {
+            ca: a.tls_ca.clone(),
+            insecure: a.tls_insecure,
+        },
+        on_exists,
+        window_commands: a.window.max(1),
+        window_bytes: usize::try_from(a.window_bytes).unwrap_or(usize::MAX),
+        cluster: a.cluster,
+        max_bulk: a.max_bulk,
+        checkpoint: a.checkpoint.clone(),
+        checkpoint_every: a.checkpoint_every.max(1),
+        resume: a.resume,
+        convert,
+        target_override,
+        timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+    };
+    let progress = cx.progress(input.bytes().len() as u64);
+    let mut tick = progress.tick();
+    let result = rdb_cli::restore::restore(input.bytes(), &a.read.builder(), &o, &mut tick);
+    drop(tick);
+    drop(progress);
+    let summary = result?;
+    if a.json {
+        let text =
+            serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
+        println!("{text}");
+    } else {
+        summary
+            .write_text(&mut std::io::stderr(), &o.url)
+            .map_err(Failure::Io)?;
+    }
+    Ok(())
+}
+
