@@ -192,12 +192,119 @@ pub fn unknown_target(name: &str) -> Failure {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     /// Clap's own consistency checks over every subcommand and argument.
     #[test]
     fn command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// The `rdbkit ...` commands of the README's code blocks, one per entry: continuation
+    /// lines joined, comments, pipes, redirections and `&&` chains cut off.
+    fn readme_commands() -> Vec<String> {
+        let readme = include_str!("../../../README.md");
+        let mut commands = Vec::new();
+        let mut in_block = false;
+        let mut pending = String::new();
+        for line in readme.lines() {
+            if line.trim_start().starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            if !in_block {
+                continue;
+            }
+            let line = line.trim();
+            let command_line = line.starts_with("rdbkit ") || line.starts_with("./setup.sh &&");
+            if pending.is_empty() && command_line {
+                pending = line.to_string();
+            } else if !pending.is_empty() {
+                pending.push(' ');
+                pending.push_str(line);
+            } else {
+                continue;
+            }
+            if pending.ends_with('\\') {
+                pending.pop();
+                continue;
+            }
+            for part in pending.split("&&") {
+                let part = part.trim();
+                if !part.starts_with("rdbkit ") {
+                    continue;
+                }
+                let cut = part
+                    .find(|c| c == '#' || c == '|' || c == '>' || c == '<')
+                    .unwrap_or(part.len());
+                commands.push(part[..cut].trim().to_string());
+            }
+            pending.clear();
+        }
+        commands
+    }
+
+    /// Splits like a shell for the README's simple quoting ('...' and "...").
+    fn words(command: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quote = None;
+        let mut any = false;
+        for c in command.chars() {
+            match (quote, c) {
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (Some(q), c) if c == q => quote = None,
+                (None, c) if c.is_whitespace() => {
+                    if any {
+                        out.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                (_, c) => {
+                    word.push(c);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Every example in the README parses: its subcommand and flags exist, and the
+    /// required ones are there (a README that shows `merge A B -o OUT` without a target
+    /// would fail here).
+    #[test]
+    fn every_readme_example_parses() {
+        let commands = readme_commands();
+        assert!(commands.len() >= 12, "only {} README commands found", commands.len());
+        for command in &commands {
+            let argv = words(command);
+            if let Err(e) = super::Cli::try_parse_from(&argv) {
+                panic!("README example `{command}` does not parse:\n{e}");
+            }
+        }
+    }
+
+    /// Every subcommand's help shows examples and its exit codes.
+    #[test]
+    fn every_subcommand_has_examples_and_exit_codes() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+            let help = sub
+                .get_after_help()
+                .or_else(|| sub.get_after_long_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(help.contains("Examples:"), "{} --help has no examples", sub.get_name());
+            assert!(help.contains("Exit codes:"), "{} --help has no exit codes", sub.get_name());
+        }
     }
 }

@@ -6,6 +6,12 @@
 //! The file is sequential but its keys are independent: the parser finds item boundaries
 //! cheaply, then `work` (decode, filter, transcode, format) runs on every core, and the
 //! results reach `sink` in the order of the file. Memory holds two batches at most.
+//!
+//! Its own crate because every reading command (info, stats, verify, export, diff) and the
+//! writer's convert share it: reading must not depend on the encoder. It holds the one
+//! audited `unsafe` of the read path, the cache prefetch hint of [`ReadAhead`].
+
+#![deny(unsafe_code)]
 
 use rayon::prelude::*;
 use rdb_parser::{Item, Parser, ParserBuilder};
@@ -371,7 +377,7 @@ mod tests {
     /// A file of `n` keys over several dbs, with expiries, idle times and LFU counters
     /// (opcodes a piece start can fall between), strings, sets of many members and hashes.
     fn varied_file(n: u32, broken_at: Option<u32>) -> Vec<u8> {
-        let mut w = crate::Writer::new(Vec::new(), Version::redis(11)).unwrap();
+        let mut w = rdb_writer::Writer::new(Vec::new(), Version::redis(11)).unwrap();
         w.aux(b"redis-ver", b"7.2.0").unwrap();
         w.select_db(0).unwrap();
         for i in 0..n {
@@ -395,11 +401,11 @@ mod tests {
                 let members: Vec<Vec<u8>> = (0..1 + i % 300)
                     .map(|m| format!("m{m}").into_bytes())
                     .collect();
-                let v = crate::value::set_plain(&members, crate::Compression::None);
+                let v = rdb_writer::value::set_plain(&members, rdb_writer::Compression::None);
                 w.key_value(type_id::SET, key.as_bytes(), &v).unwrap();
             } else {
                 let text = format!("{i}:").repeat(1 + (i % 50) as usize);
-                let mut v = crate::value::string(text.as_bytes(), crate::Compression::None);
+                let mut v = rdb_writer::value::string(text.as_bytes(), rdb_writer::Compression::None);
                 if broken_at == Some(i) {
                     // A string length past the end of the file.
                     v = vec![0x80, 0x7f, 0xff, 0xff, 0xff];
@@ -549,12 +555,12 @@ mod tests {
     /// with the result computed from that same item.
     #[test]
     fn ordered_by_ref_keeps_file_order_across_batches() {
-        let mut w = crate::Writer::new(Vec::new(), Version::redis(11)).unwrap();
+        let mut w = rdb_writer::Writer::new(Vec::new(), Version::redis(11)).unwrap();
         w.select_db(0).unwrap();
         let n = 3 * BATCH_ITEMS + 17;
         for i in 0..n {
             let key = format!("key:{i}");
-            let value = crate::value::string(key.as_bytes(), crate::Compression::None);
+            let value = rdb_writer::value::string(key.as_bytes(), rdb_writer::Compression::None);
             w.key_value(type_id::STRING, key.as_bytes(), &value)
                 .unwrap();
         }
