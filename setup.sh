@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-echo "==> building and installing rdbkit"
-cargo install --quiet --locked --force --path rdb-cli
+echo "==> building and installing rdbkit (a release build: several minutes on 2 cores)"
+# Not --quiet: cargo's own progress (crates compiled, the current one) shows it is working.
+cargo install --locked --force --path rdb-cli
 echo "==> installing real Redis / Valkey servers into .tools/"
 scripts/install-servers.sh
 echo "==> installing Azurite (blob emulator) into .tools/ and Chromium (Debian package, for the HTML report test)"

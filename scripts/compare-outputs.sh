@@ -51,7 +51,7 @@ while IFS= read -r f; do
     [[ -n $f ]] || continue
     for spec in \
         "info|info $f --json" \
-        "stats|stats $f --json" \
+        "stats|stats $f --json --now 1700000000000" \
         "verify|verify $f --json" \
         "export|export $f" \
         "resp|export $f --format resp" \
