@@ -1,13 +1,15 @@
 //! `rdbkit upload` and `rdbkit import`: their arguments, resolved into the library's
 //! [`UploadOptions`] and [`ImportOptions`], and the progress bar of an upload.
 
+mod secrets;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Args;
 use rdb_cli::azure::import::{Cache, ImportOptions, ImportTargetOptions, ARM_ENDPOINT};
-use rdb_cli::azure::sas::{self, SasUrl};
+use rdb_cli::azure::sas::SasUrl;
 use rdb_cli::azure::upload::{Phase, Source, UploadOptions, UploadProgress};
 use rdb_cli::azure::PreflightOptions;
 use rdb_cli::Failure;
@@ -16,6 +18,7 @@ use crate::cli::input::Input;
 use crate::cli::progress::Progress;
 use crate::cli::values::{parse_duration_ms, parse_size};
 use crate::cli::Context;
+use secrets::SasArgument;
 
 /// The local pre-flight shared by upload and import.
 #[derive(Args, Debug, Clone, Default)]
@@ -42,7 +45,8 @@ impl PreflightArgs {
 #[command(after_help = "Examples:\n  \
     rdbkit upload dump.rdb --sas-url 'https://acct.blob.core.windows.net/backups?sv=...&sr=c&sp=rcw&sig=...'\n  \
     rdbkit upload shard-*.rdb --sas-url \"$CONTAINER_SAS\" --target azure-managed-redis\n  \
-    rdbkit upload dump.rdb --sas-url \"$SAS\" --then-import --subscription S --resource-group G --cluster C\n\n\
+    rdbkit upload dump.rdb --sas-url \"$SAS\" --then-import --subscription S --resource-group G --cluster C\n  \
+    RDBKIT_SAS_URL=\"$SAS\" rdbkit upload dump.rdb    the URL stays out of the process list\n\n\
     The SAS needs w (and c) to upload, r to resume and verify, r for the import. Quote the URL: \
     it holds '&'. The signature (sig=) is never printed; the blob URL is shown without its token.\n\
     Run it again after an interruption: blocks already staged are not sent again.\n\n\
@@ -54,9 +58,13 @@ pub struct UploadArgs {
     /// A container SAS URL (each file becomes the blob named like the file, or --name) or a
     /// blob SAS URL (one file). Generate one with
     /// `az storage container generate-sas --permissions rcw --expiry ... --full-uri`.
-    /// `@FILE` reads it from a file, keeping it out of the process list.
+    /// Visible in the process list (a warning says so): prefer $RDBKIT_SAS_URL or
+    /// --sas-url-file. `@FILE` reads it from a file.
     #[arg(long, value_name = "URL")]
-    pub sas_url: sas::SasArgument,
+    pub sas_url: Option<SasArgument>,
+    /// Read the SAS URL from FILE (one line); default: $RDBKIT_SAS_URL.
+    #[arg(long, value_name = "FILE", conflicts_with = "sas_url")]
+    pub sas_url_file: Option<PathBuf>,
     /// The blob name, with a container SAS and one file (default: the file's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -176,7 +184,8 @@ impl ImportTargetArgs {
     rdbkit import --sas-url \"$BLOB_SAS\" --subscription S --resource-group G --cluster my-amr\n  \
     rdbkit import --sas-url \"$BLOB_SAS\" --subscription S --resource-group G --cache my-premium \\\n      \
     --file dump.rdb --target azure-cache-premium\n  \
-    rdbkit import --sas-url \"$A\" --sas-url \"$B\" ... --dry-run     print the request and the az command\n\n\
+    rdbkit import --sas-url \"$A\" --sas-url \"$B\" ... --dry-run     print the request and the az command\n  \
+    RDBKIT_SAS_URL=\"$A $B\" rdbkit import ...      the URLs stay out of the process list\n\n\
     Token: $AZURE_ACCESS_TOKEN, else `az account get-access-token`. It is never printed.\n\
     The blob SAS needs r, must expire at least 1 hour from now and, if it has st=, start at least \
     15 minutes ago; the storage account must allow public network access.\n\
@@ -185,9 +194,17 @@ impl ImportTargetArgs {
 pub struct ImportArgs {
     /// A blob SAS URL to import (repeat for several files, e.g. one per shard), or a
     /// container SAS URL with the blob's name added to its path; `@FILE` reads it from a
-    /// file.
-    #[arg(long = "sas-url", value_name = "URL", required = true)]
-    pub sas_urls: Vec<sas::SasArgument>,
+    /// file. Visible in the process list (a warning says so): prefer $RDBKIT_SAS_URL
+    /// (URLs separated by white space) or --sas-url-file.
+    #[arg(long = "sas-url", value_name = "URL")]
+    pub sas_urls: Vec<SasArgument>,
+    /// Read the SAS URLs from FILE, one per line (repeatable); default: $RDBKIT_SAS_URL.
+    #[arg(
+        long = "sas-url-file",
+        value_name = "FILE",
+        conflicts_with = "sas_urls"
+    )]
+    pub sas_url_files: Vec<PathBuf>,
     /// The local copy of a blob, checked with the --target pre-flight before the import
     /// (repeatable).
     #[arg(long = "file", value_name = "FILE")]
@@ -202,16 +219,26 @@ pub struct ImportArgs {
     pub target: ImportTargetArgs,
 }
 
-/// A `--sas-url` argument, resolved and parsed.
-fn sas_url(arg: &sas::SasArgument) -> Result<SasUrl, Failure> {
-    arg.resolve()
-        .and_then(|u| SasUrl::parse(&u))
+/// The SAS URLs from the arguments or the environment, parsed.
+fn sas_urls(args: &[SasArgument], files: &[&Path]) -> Result<Vec<SasUrl>, Failure> {
+    let env = std::env::var_os(secrets::SAS_ENV);
+    secrets::resolve(args, files, env, &mut std::io::stderr())
+        .and_then(|urls| urls.iter().map(|u| SasUrl::parse(u)).collect())
         .map_err(Failure::Usage)
 }
 
 impl UploadArgs {
     fn options(&self) -> Result<UploadOptions, Failure> {
-        let sas = sas_url(&self.sas_url)?;
+        let urls = sas_urls(
+            self.sas_url.as_slice(),
+            self.sas_url_file.as_deref().as_slice(),
+        )?;
+        let [sas] = <[SasUrl; 1]>::try_from(urls).map_err(|urls| {
+            Failure::Usage(format!(
+                "{} SAS URLs given; upload takes one (a container SAS for several files)",
+                urls.len()
+            ))
+        })?;
         let then_import = if self.then_import {
             Some(self.import.options().map_err(Failure::Usage)?)
         } else if self.import.any_given() {
@@ -241,11 +268,8 @@ impl UploadArgs {
 
 impl ImportArgs {
     fn options(&self) -> Result<ImportOptions, Failure> {
-        let sas_urls = self
-            .sas_urls
-            .iter()
-            .map(sas_url)
-            .collect::<Result<Vec<_>, _>>()?;
+        let files: Vec<&Path> = self.sas_url_files.iter().map(PathBuf::as_path).collect();
+        let sas_urls = sas_urls(&self.sas_urls, &files)?;
         Ok(ImportOptions {
             sas_urls,
             preflight: self.preflight.options(),
