@@ -1062,3 +1062,49 @@ fn plain_http_sas_to_another_host_is_refused() {
     // No connection attempt: a connect to TEST-NET would hang until its timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// Off a terminal, `--progress always` prints a plain line every 2 s while blocks go out
+/// (drawn by the CLI from the library's progress callbacks); `--progress never` prints none.
+#[test]
+fn progress_off_a_terminal_is_plain_lines() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("progress");
+    // 7 blocks of 64 KiB, one at a time, each held 500 ms: about 3.5 s.
+    let file = generated_rdb(&dir, "dump.rdb", 400_000);
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    proxy.set(Fault::SlowBlocks(500));
+    for (mode, name) in [("always", "always.rdb"), ("never", "never.rdb")] {
+        let out = rdbkit(
+            &[
+                "--progress",
+                mode,
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--name",
+                name,
+                "--block-size",
+                "64K",
+                "--parallel",
+                "1",
+            ],
+            &[&sas],
+        );
+        assert!(out.status.success(), "{mode}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines = stderr
+            .lines()
+            .filter(|l| l.starts_with("rdbkit: ") && l.contains(" MB (") && l.contains("MB/s"))
+            .count();
+        if mode == "always" {
+            assert!(lines >= 1, "{stderr}");
+        } else {
+            assert_eq!(lines, 0, "{stderr}");
+        }
+        assert_eq!(az.download(&c, name), std::fs::read(&file).unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
