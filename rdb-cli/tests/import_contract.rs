@@ -34,9 +34,16 @@ fn blob_sas(name: &str, lifetime: i64) -> String {
 }
 
 fn rdbkit(args: &[&str]) -> Output {
+    rdbkit_with_env(args, &[])
+}
+
+/// As [`rdbkit`], with `env` set and the caller's $RDBKIT_SAS_URL removed.
+fn rdbkit_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
         .args(args)
         .env("AZURE_ACCESS_TOKEN", TOKEN)
+        .env_remove("RDBKIT_SAS_URL")
+        .envs(env.iter().copied())
         .output()
         .expect("run rdbkit");
     let all = text(&out);
@@ -723,4 +730,79 @@ fn contract_operation_statuses_are_matched_case_insensitively() {
         assert_eq!(out.status.success(), ok, "{body}: {}", text(&out));
         assert_eq!(arm.seen().len(), 2, "{body}: {}", text(&out));
     }
+}
+
+/// Several blob SAS URLs from $RDBKIT_SAS_URL (white space between them) or from
+/// --sas-url-file (one a line) all go into the request, with no warning; --sas-url warns.
+#[test]
+fn contract_sas_urls_from_the_environment_or_a_file() {
+    let urls = [blob_sas("shard-1.rdb", 7200), blob_sas("shard-2.rdb", 7200)];
+    let dry_run = [
+        "import",
+        "--subscription",
+        "sub-1",
+        "--resource-group",
+        "rg-1",
+        "--cluster",
+        "amr-1",
+        "--dry-run",
+        "--json",
+    ];
+    let warning = "can be read by other users";
+    let request = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let env = format!("{}\n {}", urls[0], urls[1]);
+    let out = rdbkit_with_env(&dry_run, &[("RDBKIT_SAS_URL", &env)]);
+    let v = request(&out);
+    let sent = v["body"]["sasUris"].as_array().unwrap();
+    assert_eq!(sent.len(), 2, "{v}");
+    assert!(sent[1].as_str().unwrap().contains("/shard-2.rdb?"), "{v}");
+    assert!(!text(&out).contains(warning), "{}", text(&out));
+
+    let dir = std::env::temp_dir().join(format!("rdbkit-sasfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (one, two) = (dir.join("one.txt"), dir.join("two.txt"));
+    std::fs::write(&one, format!("{}\n\n{}\n", urls[0], urls[1])).unwrap();
+    std::fs::write(&two, format!("{}\n", urls[1])).unwrap();
+    let mut args = dry_run.to_vec();
+    args.extend(["--sas-url-file", one.to_str().unwrap()]);
+    args.extend(["--sas-url-file", two.to_str().unwrap()]);
+    let out = rdbkit(&args);
+    let _ = std::fs::remove_dir_all(&dir);
+    let v = request(&out);
+    assert_eq!(v["body"]["sasUris"].as_array().unwrap().len(), 3, "{v}");
+    assert!(!text(&out).contains(warning), "{}", text(&out));
+
+    let mut args = dry_run.to_vec();
+    args.extend(["--sas-url", &urls[0]]);
+    let out = rdbkit(&args);
+    request(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(warning) && stderr.contains("$RDBKIT_SAS_URL"),
+        "{stderr}"
+    );
+
+    let out = rdbkit(&dry_run);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no SAS URL"), "{}", text(&out));
+}
+
+/// A blob SAS over plain http to a host other than this machine is refused before ARM is
+/// called (ARM would hand the signature to the storage service unencrypted).
+#[test]
+fn contract_plain_http_blob_sas_is_refused() {
+    let arm = FakeArm::start(vec![]);
+    let endpoint = arm.endpoint();
+    let http = [blob_sas("dump.rdb", 7200).replace("https://", "http://")];
+    let out = rdbkit(&amr_args(&endpoint, &http));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("plain http would send the signature unencrypted"),
+        "{}",
+        text(&out)
+    );
+    assert!(arm.seen().is_empty(), "{:?}", arm.seen());
 }

@@ -32,11 +32,20 @@ fn rdbkit(args: &[&str], secrets: &[&str]) -> Output {
 }
 
 fn rdbkit_with_token(args: &[&str], secrets: &[&str], token: Option<&str>) -> Output {
+    let env: Vec<(&str, &str)> = token
+        .map(|t| ("AZURE_ACCESS_TOKEN", t))
+        .into_iter()
+        .collect();
+    rdbkit_with_env(args, secrets, &env)
+}
+
+/// As [`rdbkit`], with only the given Azure variables set (the caller's are removed).
+fn rdbkit_with_env(args: &[&str], secrets: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(rdbkit_bin());
-    cmd.args(args).env_remove("AZURE_ACCESS_TOKEN");
-    if let Some(t) = token {
-        cmd.env("AZURE_ACCESS_TOKEN", t);
-    }
+    cmd.args(args)
+        .env_remove("AZURE_ACCESS_TOKEN")
+        .env_remove("RDBKIT_SAS_URL")
+        .envs(env.iter().copied());
     let out = cmd.output().expect("run rdbkit");
     let text = format!(
         "{}{}",
@@ -931,4 +940,171 @@ fn import_options_without_then_import_are_a_usage_error() {
         "{}",
         text(&out)
     );
+}
+
+/// The SAS URL from $RDBKIT_SAS_URL or --sas-url-file uploads as --sas-url does, without
+/// the warning --sas-url gets (its URL shows in `ps`); every source is checked for the
+/// signature in the output.
+#[test]
+fn sas_url_from_the_environment_or_a_file_and_a_warning_for_the_command_line() {
+    let Some(az) = Azurite::shared() else { return };
+    let c = az.new_container();
+    let sas = az.container_sas(&c, "rcw", 3600);
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    let f = file.to_str().unwrap();
+    let dir = temp_dir("sasfile");
+    let sas_file = dir.join("sas.txt");
+    std::fs::write(&sas_file, format!("{sas}\n")).unwrap();
+    let sas_path = sas_file.to_str().unwrap();
+    let warning = "can be read by other users";
+
+    let out = rdbkit_with_env(
+        &["upload", f, "--name", "from-env.rdb"],
+        &[&sas],
+        &[("RDBKIT_SAS_URL", &sas)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(warning), "{}", text(&out));
+    assert_eq!(
+        az.download(&c, "from-env.rdb"),
+        std::fs::read(&file).unwrap()
+    );
+
+    // The file wins over the environment (here a SAS that could not upload).
+    let read_only = az.container_sas(&c, "r", 3600);
+    let out = rdbkit_with_env(
+        &[
+            "upload",
+            f,
+            "--name",
+            "from-file.rdb",
+            "--sas-url-file",
+            sas_path,
+        ],
+        &[&sas, &read_only],
+        &[("RDBKIT_SAS_URL", &read_only)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(warning), "{}", text(&out));
+    assert_eq!(
+        az.download(&c, "from-file.rdb"),
+        std::fs::read(&file).unwrap()
+    );
+
+    let out = rdbkit(
+        &["upload", f, "--name", "from-argv.rdb", "--sas-url", &sas],
+        &[&sas],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(warning)
+            && stderr.contains("$RDBKIT_SAS_URL")
+            && stderr.contains("--sas-url-file"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(warning));
+    assert_eq!(
+        az.download(&c, "from-argv.rdb"),
+        std::fs::read(&file).unwrap()
+    );
+
+    // No source, two URLs for one upload, two flags at once: usage errors.
+    let out = rdbkit(&["upload", f], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no SAS URL: set $RDBKIT_SAS_URL"),
+        "{}",
+        text(&out)
+    );
+    let two = dir.join("two.txt");
+    std::fs::write(&two, format!("{sas}\n{sas}\n")).unwrap();
+    let out = rdbkit(
+        &["upload", f, "--sas-url-file", two.to_str().unwrap()],
+        &[&sas],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("upload takes one"), "{}", text(&out));
+    let out = rdbkit(
+        &["upload", f, "--sas-url-file", sas_path, "--sas-url", &sas],
+        &[&sas],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An http:// SAS to a host that is not this machine would send the signature in clear
+/// text: refused before any connection, from every source. Azurite on 127.0.0.1 (every
+/// other test here) is allowed.
+#[test]
+fn plain_http_sas_to_another_host_is_refused() {
+    let file = fixture("servers/redis-7.4/lfu.rdb");
+    let f = file.to_str().unwrap();
+    // 192.0.2.0/24 is TEST-NET-1: never routed, so nothing could answer anyway.
+    let sas = format!(
+        "http://192.0.2.1:10000/devstoreaccount1/c?{}",
+        account_sas("rcw", 3600)
+    );
+    let started = std::time::Instant::now();
+    for (args, env) in [
+        (vec!["upload", f, "--sas-url", sas.as_str()], vec![]),
+        (vec!["upload", f], vec![("RDBKIT_SAS_URL", sas.as_str())]),
+    ] {
+        let out = rdbkit_with_env(&args, &[&sas], &env);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("plain http would send the signature unencrypted"),
+            "{}",
+            text(&out)
+        );
+        assert!(text(&out).contains("sig=REDACTED"), "{}", text(&out));
+    }
+    // No connection attempt: a connect to TEST-NET would hang until its timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// Off a terminal, `--progress always` prints a plain line every 2 s while blocks go out
+/// (drawn by the CLI from the library's progress callbacks); `--progress never` prints none.
+#[test]
+fn progress_off_a_terminal_is_plain_lines() {
+    let Some(az) = Azurite::shared() else { return };
+    let proxy = Proxy::start(az.port);
+    let dir = temp_dir("progress");
+    // 7 blocks of 64 KiB, one at a time, each held 500 ms: about 3.5 s.
+    let file = generated_rdb(&dir, "dump.rdb", 400_000);
+    let c = az.new_container();
+    let sas = proxy.via(&az.container_sas(&c, "rcw", 3600), &az);
+    proxy.set(Fault::SlowBlocks(500));
+    for (mode, name) in [("always", "always.rdb"), ("never", "never.rdb")] {
+        let out = rdbkit(
+            &[
+                "--progress",
+                mode,
+                "upload",
+                file.to_str().unwrap(),
+                "--sas-url",
+                &sas,
+                "--name",
+                name,
+                "--block-size",
+                "64K",
+                "--parallel",
+                "1",
+            ],
+            &[&sas],
+        );
+        assert!(out.status.success(), "{mode}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines = stderr
+            .lines()
+            .filter(|l| l.starts_with("rdbkit: ") && l.contains(" MB (") && l.contains("MB/s"))
+            .count();
+        if mode == "always" {
+            assert!(lines >= 1, "{stderr}");
+        } else {
+            assert_eq!(lines, 0, "{stderr}");
+        }
+        assert_eq!(az.download(&c, name), std::fs::read(&file).unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

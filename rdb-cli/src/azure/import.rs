@@ -12,17 +12,16 @@
 //! The import DELETES all data in the cache first; the cache is unavailable meanwhile.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use clap::Args;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::arm::{check_endpoint, Arm, Polling, Token};
 use super::http::Http;
 use super::sas::{self, redact, SasUrl};
-use super::{parse_secs, PreflightArgs};
+use super::PreflightOptions;
 use crate::Failure;
 
 /// Default api-version for `Microsoft.Cache/redisEnterprise` (body unchanged since 2022).
@@ -40,74 +39,50 @@ const MIN_SAS_LIFETIME: i64 = 3600;
 /// ... or starting later than this many seconds ago.
 const MIN_SAS_AGE: i64 = 15 * 60;
 
-/// Which cache to import into. Shared by `import` and `upload --then-import`.
-#[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Import target")]
-pub struct ImportTargetArgs {
-    /// The subscription ID of the cache.
-    #[arg(long, value_name = "ID")]
-    pub subscription: Option<String>,
-    /// The cache's resource group.
-    #[arg(long, value_name = "NAME")]
-    pub resource_group: Option<String>,
-    /// Azure Managed Redis (or Enterprise) cluster name: imports with redisEnterprise.
-    #[arg(long, value_name = "NAME", conflicts_with = "cache")]
-    pub cluster: Option<String>,
-    /// The database of --cluster.
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub database: String,
-    /// Azure Cache for Redis (Premium) cache name: imports with Microsoft.Cache/redis.
-    #[arg(long, value_name = "NAME")]
-    pub cache: Option<String>,
-    /// ARM api-version (default: 2025-07-01 for --cluster, 2024-11-01 for --cache).
-    #[arg(long, value_name = "VERSION")]
+/// Which cache to import into: the Azure Managed Redis (Enterprise) database or the Azure
+/// Cache for Redis (Premium) cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cache {
+    /// `Microsoft.Cache/redisEnterprise/{cluster}/databases/{database}`.
+    Managed { cluster: String, database: String },
+    /// `Microsoft.Cache/redis/{name}`.
+    Premium { name: String },
+}
+
+/// Where and how to import. Shared by `import` and `upload --then-import`.
+#[derive(Debug, Clone)]
+pub struct ImportTargetOptions {
+    pub subscription: String,
+    pub resource_group: String,
+    pub cache: Cache,
+    /// ARM api-version (None: [`AMR_API_VERSION`] or [`PREMIUM_API_VERSION`]).
     pub api_version: Option<String>,
-    /// Azure Resource Manager endpoint (sovereign clouds; plain http only to loopback,
-    /// for contract tests).
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "https://management.azure.com"
-    )]
+    /// Azure Resource Manager endpoint: https, or http on loopback (contract tests).
     pub arm_endpoint: String,
-    /// Give up following the import after this long (it goes on in Azure), e.g. 90m, 3h.
-    #[arg(long, value_name = "DURATION", value_parser = parse_secs, default_value = "3h")]
-    pub timeout: u64,
-    /// Longest wait between two polls, whatever Retry-After says, e.g. 60s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_secs, default_value = "60s")]
-    pub max_poll_interval: u64,
-    /// Print the import request and the equivalent az command (signatures redacted)
-    /// instead of sending it; needs no token. With `upload --then-import`, the upload
-    /// itself still happens.
-    #[arg(long)]
+    /// Stop following the import after this long (it goes on in Azure).
+    pub timeout: Duration,
+    /// Longest wait between two polls, whatever Retry-After says.
+    pub max_poll_interval: Duration,
+    /// Print the request and the equivalent az command instead of sending it.
     pub dry_run: bool,
 }
 
-impl ImportTargetArgs {
-    /// Some option naming an import (those without a default) was given.
-    pub fn any_given(&self) -> bool {
-        self.subscription.is_some()
-            || self.resource_group.is_some()
-            || self.cluster.is_some()
-            || self.cache.is_some()
-            || self.api_version.is_some()
-            || self.dry_run
-    }
+/// The public cloud's ARM endpoint.
+pub const ARM_ENDPOINT: &str = "https://management.azure.com";
 
-    /// The arguments name exactly one cache.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.subscription.is_none() || self.resource_group.is_none() {
-            return Err("the import needs --subscription and --resource-group".into());
+impl ImportTargetOptions {
+    /// An import into `cache` with the defaults: public ARM, 3 h, polls at most 60 s apart.
+    pub fn new(subscription: String, resource_group: String, cache: Cache) -> Self {
+        ImportTargetOptions {
+            subscription,
+            resource_group,
+            cache,
+            api_version: None,
+            arm_endpoint: ARM_ENDPOINT.to_string(),
+            timeout: Duration::from_secs(3 * 3600),
+            max_poll_interval: Duration::from_secs(60),
+            dry_run: false,
         }
-        if self.cluster.is_none() == self.cache.is_none() {
-            return Err(
-                "name the cache: --cluster NAME (Azure Managed Redis / Enterprise) or --cache NAME \
-                 (Azure Cache for Redis Premium)"
-                    .into(),
-            );
-        }
-        check_endpoint(&self.arm_endpoint)?;
-        Ok(())
     }
 
     /// The ARM path of the import action, with its api-version.
@@ -115,19 +90,19 @@ impl ImportTargetArgs {
         let seg = |s: &str| utf8_percent_encode(s, SEGMENT).to_string();
         let base = format!(
             "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Cache",
-            seg(self.subscription.as_deref().unwrap_or_default()),
-            seg(self.resource_group.as_deref().unwrap_or_default())
+            seg(&self.subscription),
+            seg(&self.resource_group)
         );
-        match (&self.cluster, &self.cache) {
-            (Some(c), _) => format!(
+        match &self.cache {
+            Cache::Managed { cluster, database } => format!(
                 "{base}/redisEnterprise/{}/databases/{}/import?api-version={}",
-                seg(c),
-                seg(&self.database),
+                seg(cluster),
+                seg(database),
                 self.api_version.as_deref().unwrap_or(AMR_API_VERSION)
             ),
-            (None, c) => format!(
+            Cache::Premium { name } => format!(
                 "{base}/redis/{}/import?api-version={}",
-                seg(c.as_deref().unwrap_or_default()),
+                seg(name),
                 self.api_version.as_deref().unwrap_or(PREMIUM_API_VERSION)
             ),
         }
@@ -136,100 +111,71 @@ impl ImportTargetArgs {
     /// The request body, signatures included (never printed as is).
     pub fn body(&self, urls: &[SasUrl]) -> Value {
         let list: Vec<String> = urls.iter().map(SasUrl::secret_url).collect();
-        if self.cluster.is_some() {
-            json!({ "sasUris": list })
-        } else {
-            json!({ "files": list, "format": "RDB" })
+        match self.cache {
+            Cache::Managed { .. } => json!({ "sasUris": list }),
+            Cache::Premium { .. } => json!({ "files": list, "format": "RDB" }),
         }
     }
 
     /// The az CLI command doing the same, with the signatures redacted.
     pub fn az_command(&self, urls: &[SasUrl]) -> String {
         let quoted: Vec<String> = urls.iter().map(|u| format!("'{u}'")).collect();
-        let sub = self.subscription.as_deref().unwrap_or_default();
-        let rg = self.resource_group.as_deref().unwrap_or_default();
-        match (&self.cluster, &self.cache) {
-            (Some(c), _) => format!(
+        let sub = &self.subscription;
+        let rg = &self.resource_group;
+        match &self.cache {
+            Cache::Managed { cluster, database } => format!(
                 "az redisenterprise database import --subscription {sub} --resource-group {rg} \
-                 --cluster-name {c} --database-name {} --sas-uris {}",
-                self.database,
+                 --cluster-name {cluster} --database-name {database} --sas-uris {}",
                 quoted.join(" ")
             ),
-            (None, c) => format!(
-                "az redis import --subscription {sub} --resource-group {rg} --name {} \
+            Cache::Premium { name } => format!(
+                "az redis import --subscription {sub} --resource-group {rg} --name {name} \
                  --file-format RDB --files {}",
-                c.as_deref().unwrap_or_default(),
                 quoted.join(" ")
             ),
         }
     }
 
     fn kind(&self) -> &'static str {
-        if self.cluster.is_some() {
-            "Azure Managed Redis"
-        } else {
-            "Azure Cache for Redis"
+        match self.cache {
+            Cache::Managed { .. } => "Azure Managed Redis",
+            Cache::Premium { .. } => "Azure Cache for Redis",
         }
     }
 
     fn name(&self) -> String {
-        match (&self.cluster, &self.cache) {
-            (Some(c), _) => format!("{c}/{}", self.database),
-            (None, c) => c.clone().unwrap_or_default(),
+        match &self.cache {
+            Cache::Managed { cluster, database } => format!("{cluster}/{database}"),
+            Cache::Premium { name } => name.clone(),
         }
     }
 }
 
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  \
-    rdbkit import --sas-url \"$BLOB_SAS\" --subscription S --resource-group G --cluster my-amr\n  \
-    rdbkit import --sas-url \"$BLOB_SAS\" --subscription S --resource-group G --cache my-premium \\\n      \
-    --file dump.rdb --target azure-cache-premium\n  \
-    rdbkit import --sas-url \"$A\" --sas-url \"$B\" ... --dry-run     print the request and the az command\n\n\
-    Token: $AZURE_ACCESS_TOKEN, else `az account get-access-token`. It is never printed.\n\
-    The blob SAS needs r, must expire at least 1 hour from now and, if it has st=, start at least \
-    15 minutes ago; the storage account must allow public network access.\n\
-    WARNING: the import deletes all data in the cache, which is unavailable until it ends.\n\n\
-    Exit codes: 0 import succeeded, 1 refused by the pre-flight, 2 usage error or the import failed.")]
-pub struct ImportArgs {
-    /// A blob SAS URL to import (repeat for several files, e.g. one per shard), or a
-    /// container SAS URL with the blob's name added to its path; `@FILE` reads it from a
-    /// file.
-    #[arg(long = "sas-url", value_name = "URL", required = true)]
-    pub sas_urls: Vec<sas::SasArgument>,
-    /// The local copy of a blob, checked with the --target pre-flight before the import
-    /// (repeatable).
-    #[arg(long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    #[command(flatten)]
-    pub preflight: PreflightArgs,
-    /// Print JSON instead of text.
-    // Before the flattened group: clap files every later option under its heading.
-    #[arg(long)]
+/// `rdbkit import`: which blobs, checked how, printed how.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// One blob SAS URL per file to import.
+    pub sas_urls: Vec<SasUrl>,
+    pub preflight: PreflightOptions,
+    /// JSON on `out` instead of text.
     pub json: bool,
-    #[command(flatten)]
-    pub target: ImportTargetArgs,
+    pub target: ImportTargetOptions,
 }
 
 /// `rdbkit import`: pre-flight the local files, then [`start`].
 pub fn run(
-    args: &ImportArgs,
+    args: &ImportOptions,
     files: &[(&Path, &[u8])],
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let urls = args
-        .sas_urls
-        .iter()
-        .map(|u| u.resolve().and_then(|u| SasUrl::parse(&u)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Failure::Usage)?;
+    let urls = &args.sas_urls;
     if let Some(u) = urls.iter().find(|u| u.scope != sas::Scope::Blob) {
         return Err(Failure::Usage(format!(
             "{u}: a container SAS; the import needs one blob SAS URL per file"
         )));
     }
-    args.target.validate().map_err(Failure::Usage)?;
+    check_endpoint(&args.target.arm_endpoint).map_err(Failure::Usage)?;
     if files.is_empty() && args.preflight.target.is_some() {
         writeln!(
             log,
@@ -240,7 +186,7 @@ pub fn run(
     for (path, data) in files {
         super::preflight(path, data, &args.preflight, log)?;
     }
-    start(&args.target, &urls, &args.preflight, args.json, out, log)
+    start(&args.target, urls, &args.preflight, args.json, out, log)
 }
 
 /// Why the service would refuse this SAS for an import: expired or expiring within the
@@ -280,14 +226,13 @@ pub fn sas_problems(u: &SasUrl, now: i64) -> Vec<String> {
 /// Checks the SAS URLs, then sends the import (or prints it with --dry-run) and follows
 /// it to its end.
 pub fn start(
-    target: &ImportTargetArgs,
+    target: &ImportTargetOptions,
     urls: &[SasUrl],
-    pre: &PreflightArgs,
+    pre: &PreflightOptions,
     json_out: bool,
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<(), Failure> {
-    target.validate().map_err(Failure::Usage)?;
     let endpoint = check_endpoint(&target.arm_endpoint).map_err(Failure::Usage)?;
     let now = sas::now();
     for u in urls {
@@ -339,9 +284,9 @@ pub fn start(
     let http = Http::new(Duration::from_secs(120), 4);
     let mut arm = Arm::new(endpoint, token, http);
     let polling = Polling {
-        default_wait: Duration::from_secs(10).min(Duration::from_secs(target.max_poll_interval)),
-        max_wait: Duration::from_secs(target.max_poll_interval),
-        timeout: Duration::from_secs(target.timeout),
+        default_wait: Duration::from_secs(10).min(target.max_poll_interval),
+        max_wait: target.max_poll_interval,
+        timeout: target.timeout,
     };
     writeln!(
         log,
@@ -383,29 +328,15 @@ pub fn start(
 mod tests {
     use super::*;
 
-    fn target() -> ImportTargetArgs {
-        ImportTargetArgs {
-            subscription: Some("0000-1111".into()),
-            resource_group: Some("rg one".into()),
-            cluster: Some("amr".into()),
-            database: "default".into(),
-            arm_endpoint: "https://management.azure.com".into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn debug_of_the_arguments_hides_the_signature() {
-        #[derive(clap::Parser, Debug)]
-        struct Cli {
-            #[command(flatten)]
-            import: ImportArgs,
-        }
-        use clap::Parser;
-        let url = "https://a.blob.core.windows.net/c/d.rdb?sr=b&sp=r&sig=dontshowthissignature";
-        let cli = Cli::try_parse_from(["import", "--sas-url", url, "--cache", "c"]).unwrap();
-        let shown = format!("{cli:?}");
-        assert!(!shown.contains("dontshowthissignature"), "{shown}");
+    fn target() -> ImportTargetOptions {
+        ImportTargetOptions::new(
+            "0000-1111".into(),
+            "rg one".into(),
+            Cache::Managed {
+                cluster: "amr".into(),
+                database: "default".into(),
+            },
+        )
     }
 
     #[test]
@@ -425,9 +356,10 @@ mod tests {
         assert!(!t
             .az_command(std::slice::from_ref(&u))
             .contains("secretsignature"));
-        let p = ImportTargetArgs {
-            cluster: None,
-            cache: Some("prem".into()),
+        let p = ImportTargetOptions {
+            cache: Cache::Premium {
+                name: "prem".into(),
+            },
             ..target()
         };
         assert!(
@@ -438,10 +370,5 @@ mod tests {
         );
         assert_eq!(p.body(std::slice::from_ref(&u))["format"], "RDB");
         assert!(p.az_command(&[u]).starts_with("az redis import"));
-        let none = ImportTargetArgs {
-            cluster: None,
-            ..target()
-        };
-        assert!(none.validate().is_err());
     }
 }

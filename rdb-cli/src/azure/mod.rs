@@ -15,20 +15,16 @@ pub mod upload;
 use std::io::Write;
 use std::path::Path;
 
-use clap::Args;
 use rdb_parser::ParserBuilder;
 
 use crate::Failure;
 
 /// The local pre-flight shared by upload and import.
-#[derive(Args, Debug, Clone, Default)]
-pub struct PreflightArgs {
-    /// Check each file with `rdbkit check` for this target first (e.g. azure-managed-redis,
-    /// azure-cache-premium; see `rdbkit targets`) and refuse one it will not load.
-    #[arg(long, value_name = "PROFILE")]
+#[derive(Debug, Clone, Default)]
+pub struct PreflightOptions {
+    /// The target profile each file must load on as it is (None: only read the header).
     pub target: Option<String>,
-    /// Go on although the pre-flight (file check, SAS validity) found a problem.
-    #[arg(long)]
+    /// Report what the pre-flight (file check, SAS validity) found and go on.
     pub force: bool,
 }
 
@@ -37,7 +33,7 @@ pub struct PreflightArgs {
 pub fn preflight(
     path: &Path,
     data: &[u8],
-    args: &PreflightArgs,
+    args: &PreflightOptions,
     log: &mut dyn Write,
 ) -> Result<(), Failure> {
     let name = path.display();
@@ -104,45 +100,4 @@ fn refuse_unless(force: bool, why: String, log: &mut dyn Write) -> Result<(), Fa
     } else {
         Err(Failure::Refused(why))
     }
-}
-
-/// `8MiB`, `64K`, `4000M`, `1048576` -> bytes (binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_uppercase();
-    let t = t
-        .strip_suffix("IB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(&t);
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
-    let shift = match unit {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        other => return Err(format!("unknown unit {other:?}: use K, M or G")),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// `90`, `90s`, `15m`, `2h` -> seconds.
-pub fn parse_secs(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s or 2h"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        other => return Err(format!("unknown unit {other:?}: use s, m or h")),
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too long"))
 }

@@ -99,44 +99,6 @@ fn redact_pairs(text: &str) -> String {
     out
 }
 
-/// A `--sas-url` value as given on the command line: a URL with its signature, or
-/// `@FILE`. `Debug` shows it redacted; there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SasArgument(String);
-
-impl From<String> for SasArgument {
-    fn from(value: String) -> Self {
-        SasArgument(value)
-    }
-}
-
-impl std::fmt::Debug for SasArgument {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", redact(&self.0))
-    }
-}
-
-impl SasArgument {
-    /// The URL, read from the file for `@FILE` (see [`url_argument`]).
-    pub fn resolve(&self) -> Result<String, String> {
-        url_argument(&self.0)
-    }
-}
-
-/// A `--sas-url` value: the URL itself, or `@FILE` naming a file whose first non-empty
-/// line is the URL (keeps the signature out of the process list and shell history).
-pub fn url_argument(value: &str) -> Result<String, String> {
-    let Some(path) = value.strip_prefix('@') else {
-        return Ok(value.to_string());
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--sas-url @{path}: {e}"))?;
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| format!("--sas-url @{path}: the file is empty"))
-}
-
 /// What a SAS URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -198,10 +160,27 @@ impl SasUrl {
             .strip_prefix("https://")
             .or_else(|| base.strip_prefix("http://"))
             .ok_or_else(|| format!("{}: a SAS URL starts with https://", redact(url)))?;
-        if url.parse::<ureq::http::Uri>().is_err() {
+        let Ok(uri) = url.parse::<ureq::http::Uri>() else {
             return Err(format!(
                 "{}: not a valid URL: it holds a character that must be percent-encoded (a \
                  space is %20); copy the SAS URL as the portal or az prints it",
+                redact(url)
+            ));
+        };
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        if authority.contains('@') {
+            // `http://127.0.0.1@evil.example/...` goes to evil.example.
+            return Err(format!(
+                "{}: a user name or password in a SAS URL is not allowed",
+                redact(url)
+            ));
+        }
+        let host = uri.host().unwrap_or_default();
+        if uri.scheme_str() == Some("http") && !is_loopback_host(host) {
+            // The signature would cross the network in clear text, readable on the way.
+            return Err(format!(
+                "{}: plain http would send the signature unencrypted; use https (http is \
+                 allowed only to this machine: 127.0.0.0/8, [::1] or localhost, e.g. Azurite)",
                 redact(url)
             ));
         }
@@ -353,6 +332,22 @@ impl SasUrl {
     }
 }
 
+/// Whether `host` (a URL's host, IPv6 in brackets) is this machine: 127.0.0.0/8, ::1
+/// (also as ::ffff:127.x.y.z) or `localhost`. Nothing else, not even a name resolving
+/// there: DNS can change between this check and the request.
+pub fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        });
+    }
+    host.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The local clock, in Unix seconds.
 pub fn now() -> i64 {
     SystemTime::now()
@@ -487,6 +482,52 @@ mod tests {
         assert!(!e.contains("topsecretsig"), "{e}");
         assert!(SasUrl::parse("https://acct.blob.core.windows.net/c").is_err());
         assert!(SasUrl::parse("https://acct.blob.core.windows.net/c?sv=1").is_err());
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        let q = "?sv=2022-11-02&sr=c&sp=rcw&sig=plainhttpsignature";
+        for ok in [
+            "http://127.0.0.1:10000/devstoreaccount1/c",
+            "http://127.0.0.2:10000/devstoreaccount1/c",
+            "http://127.255.255.254/devstoreaccount1/c",
+            "http://localhost:10000/devstoreaccount1/c",
+            "http://LOCALHOST/devstoreaccount1/c",
+            "http://[::1]:10000/devstoreaccount1/c",
+            "http://[::ffff:127.0.0.1]:10000/devstoreaccount1/c",
+            "https://acct.blob.core.windows.net/c",
+            "https://10.0.0.1/devstoreaccount1/c",
+        ] {
+            let url = format!("{ok}{q}");
+            assert!(SasUrl::parse(&url).is_ok(), "{url} was refused");
+        }
+        for bad in [
+            "http://acct.blob.core.windows.net/c",
+            "http://10.0.0.1:10000/devstoreaccount1/c",
+            "http://128.0.0.1/devstoreaccount1/c",
+            "http://[::2]/devstoreaccount1/c",
+            "http://[::ffff:10.0.0.1]/devstoreaccount1/c",
+            "http://localhost.evil.example/c",
+            "http://127.0.0.1.evil.example/c",
+            "http://0.0.0.0/devstoreaccount1/c",
+        ] {
+            let e = SasUrl::parse(&format!("{bad}{q}")).unwrap_err();
+            assert!(
+                e.contains("plain http") && e.contains("https"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains("plainhttpsignature"), "{e}");
+        }
+        // Userinfo hides the real host after '@': refused whatever the scheme.
+        for tricky in [
+            "http://127.0.0.1@evil.example/devstoreaccount1/c",
+            "http://127.0.0.1:80@evil.example/devstoreaccount1/c",
+            "https://user:pw@acct.blob.core.windows.net/c",
+        ] {
+            let e = SasUrl::parse(&format!("{tricky}{q}")).unwrap_err();
+            assert!(e.contains("user name or password"), "{tricky}: {e}");
+            assert!(!e.contains("plainhttpsignature"), "{e}");
+        }
     }
 
     #[test]

@@ -10,23 +10,22 @@
 //! in between gets a new ID: a stale block is never committed.
 
 use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use clap::Args;
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 use serde_json::json;
 
 use super::blob::{Blob, BlobError, MAX_BLOCK, MAX_BLOCKS, MAX_PAGE_WRITE, PAGE};
 use super::http::Http;
-use super::import::ImportTargetArgs;
+use super::import::ImportTargetOptions;
 use super::sas::{self, redact, SasUrl, Scope};
-use super::{parse_size, PreflightArgs};
+use super::PreflightOptions;
 use crate::Failure;
 
 /// Default block size: big enough for few requests, small enough to retry cheaply.
@@ -34,57 +33,73 @@ pub const DEFAULT_BLOCK: u64 = 8 << 20;
 /// Most requests in flight (`--parallel`).
 pub const MAX_PARALLEL: usize = 256;
 
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  \
-    rdbkit upload dump.rdb --sas-url 'https://acct.blob.core.windows.net/backups?sv=...&sr=c&sp=rcw&sig=...'\n  \
-    rdbkit upload shard-*.rdb --sas-url \"$CONTAINER_SAS\" --target azure-managed-redis\n  \
-    rdbkit upload dump.rdb --sas-url \"$SAS\" --then-import --subscription S --resource-group G --cluster C\n\n\
-    The SAS needs w (and c) to upload, r to resume and verify, r for the import. Quote the URL: \
-    it holds '&'. The signature (sig=) is never printed; the blob URL is shown without its token.\n\
-    Run it again after an interruption: blocks already staged are not sent again.\n\n\
-    Exit codes: 0 uploaded and verified, 1 refused by the pre-flight, 2 usage, I/O or service error.")]
-pub struct UploadArgs {
-    /// The RDB file(s) to upload (never modified).
-    #[arg(required = true, num_args = 1..)]
-    pub files: Vec<PathBuf>,
-    /// A container SAS URL (each file becomes the blob named like the file, or --name) or a
-    /// blob SAS URL (one file). Generate one with
-    /// `az storage container generate-sas --permissions rcw --expiry ... --full-uri`.
-    /// `@FILE` reads it from a file, keeping it out of the process list.
-    #[arg(long, value_name = "URL")]
-    pub sas_url: sas::SasArgument,
-    /// The blob name, with a container SAS and one file (default: the file's name).
-    #[arg(long)]
+/// `rdbkit upload`: where to, in what pieces, how, and what follows.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    /// A container SAS (each file becomes the blob named like the file, or `name`) or a
+    /// blob SAS (one file).
+    pub sas: SasUrl,
+    /// The blob name, with a container SAS and one file.
     pub name: Option<String>,
-    /// Block size, e.g. 8MiB, 64MiB (default: 8 MiB, or more when the file needs over
-    /// 50,000 blocks; at most 4000 MiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Block size (None: [`DEFAULT_BLOCK`], or more when a file needs over 50,000 blocks).
     pub block_size: Option<u64>,
-    /// Blocks (or pages) in flight at once (1 to 256).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Blocks (or pages) in flight at once, 1 to [`MAX_PARALLEL`].
     pub parallel: usize,
-    /// Retries per request on connection errors, timeouts, 408, 429 and 5xx (exponential
-    /// backoff with jitter).
-    #[arg(long, value_name = "N", default_value_t = 6)]
+    /// Retries per request on connection errors, timeouts, 408, 429 and 5xx.
     pub retries: u32,
-    /// Upload a page blob instead (512-byte pages: the blob is padded with zeros to a
-    /// multiple of 512, which the RDB loader ignores after the checksum). Only for tools
-    /// that need page blobs; every Azure Redis import reads block blobs.
-    #[arg(long)]
+    /// A page blob (padded with zeros to a multiple of 512) instead of a block blob.
     pub page_blob: bool,
-    #[command(flatten)]
-    pub preflight: PreflightArgs,
-    /// After the upload, start the import into the cache named by the import options
-    /// below, as `rdbkit import` does, with the uploaded blobs' URLs.
-    #[arg(long)]
-    pub then_import: bool,
-    /// Print JSON instead of text.
-    // Before the flattened group: clap files every later option under its heading.
-    #[arg(long)]
+    pub preflight: PreflightOptions,
+    /// JSON on `out` instead of text.
     pub json: bool,
-    #[command(flatten)]
-    pub import: ImportTargetArgs,
+    /// Import the uploaded blobs into this cache afterwards.
+    pub then_import: Option<ImportTargetOptions>,
 }
+
+impl UploadOptions {
+    /// An upload to `sas` with the defaults: 8 requests in flight, 6 retries, block blobs.
+    pub fn new(sas: SasUrl) -> Self {
+        UploadOptions {
+            sas,
+            name: None,
+            block_size: None,
+            parallel: 8,
+            retries: 6,
+            page_blob: false,
+            preflight: PreflightOptions::default(),
+            json: false,
+            then_import: None,
+        }
+    }
+}
+
+/// What an upload reports while it runs, for the caller to draw. Called from the worker
+/// threads, hence `Sync` and `&self`.
+pub trait UploadProgress: Sync {
+    /// Work on `file` (`total` bytes) begins, or moves on to another `phase`.
+    fn phase(&self, _file: &str, _phase: Phase, _total: u64) {}
+    /// `done` of the file's `total` bytes are on the service (staged ones included).
+    fn sent(&self, _done: u64, _total: u64) {}
+    /// A request is tried again; `line` has its secrets redacted.
+    fn retry(&self, _line: &str) {}
+    /// The file's data is all sent (verification follows).
+    fn finish(&self) {}
+}
+
+/// What [`UploadProgress::phase`] announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Computing the blocks' MD5s (reads the whole file).
+    Hashing,
+    /// Sending blocks or pages.
+    Sending,
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl UploadProgress for NoProgress {}
 
 /// One file to upload: its path and bytes.
 #[derive(Debug)]
@@ -174,18 +189,16 @@ pub fn block_id(index: usize, md5: &[u8; 16]) -> String {
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
 
-/// Uploads every source; writes a line per file (or JSON) to `out`, notes to `log`.
+/// Uploads every source; writes a line per file (or JSON) to `out`, notes to `log`,
+/// progress and retry notices to `progress`.
 pub fn run(
-    args: &UploadArgs,
+    args: &UploadOptions,
     sources: &[Source<'_>],
+    progress: &dyn UploadProgress,
     out: &mut dyn Write,
     log: &mut dyn Write,
 ) -> Result<Vec<Uploaded>, Failure> {
-    let base = args
-        .sas_url
-        .resolve()
-        .and_then(|u| SasUrl::parse(&u))
-        .map_err(Failure::Usage)?;
+    let base = &args.sas;
     if base.scope == Scope::Blob && sources.len() > 1 {
         return Err(Failure::Usage(format!(
             "{} is a blob SAS: it names one blob, and {} files were given; use a container SAS",
@@ -222,18 +235,10 @@ pub fn run(
             base.permissions().unwrap_or_default()
         )));
     }
-    if !args.then_import && args.import.any_given() {
-        // Ignored, they would leave an upload that exits 0 with no import started.
-        return Err(Failure::Usage(
-            "--subscription, --resource-group, --cluster, --cache, --api-version and --dry-run \
-             are import options: add --then-import to import after the upload, or drop them"
-                .into(),
-        ));
-    }
-    if args.then_import {
-        args.import.validate().map_err(Failure::Usage)?;
+    if let Some(target) = &args.then_import {
+        super::arm::check_endpoint(&target.arm_endpoint).map_err(Failure::Usage)?;
         // Refuse now rather than after a long upload.
-        for p in super::import::sas_problems(&base, sas::now()) {
+        for p in super::import::sas_problems(base, sas::now()) {
             let why = format!("{} (for the import): {p}", base.without_token());
             if args.preflight.force {
                 writeln!(log, "warning: {why} (going on: --force)").map_err(Failure::Io)?;
@@ -297,9 +302,9 @@ pub fn run(
     for (s, url) in sources.iter().zip(&urls) {
         let url = url.clone();
         let up = if args.page_blob {
-            upload_page_blob(args, s, &url, &http, log)
+            upload_page_blob(args, s, &url, &http, progress, log)
         } else {
-            upload_block_blob(args, s, &url, &http, log)
+            upload_block_blob(args, s, &url, &http, progress, log)
         }
         .map_err(|e| Failure::Io(std::io::Error::other(redact(&e.to_string()))))?;
         if !args.json {
@@ -312,9 +317,9 @@ pub fn run(
         let text = serde_json::to_string_pretty(&v).map_err(|e| Failure::Io(e.into()))?;
         writeln!(out, "{}", redact(&text)).map_err(Failure::Io)?;
     }
-    if args.then_import {
+    if let Some(target) = &args.then_import {
         let urls: Vec<SasUrl> = done.iter().map(|u| u.sas.clone()).collect();
-        super::import::start(&args.import, &urls, &args.preflight, args.json, out, log)?;
+        super::import::start(target, &urls, &args.preflight, args.json, out, log)?;
     }
     Ok(done)
 }
@@ -349,29 +354,11 @@ fn write_line(out: &mut dyn Write, u: &Uploaded) -> std::io::Result<()> {
     writeln!(out, "{}", redact(&line))
 }
 
-/// The retry notice printer shared by the worker threads.
-fn retry_logger(bar: Option<&indicatif::ProgressBar>) -> impl Fn(&str, u32, &str) + Sync + '_ {
+/// The retry notice handed to `progress`, secrets redacted.
+fn retry_logger(progress: &dyn UploadProgress) -> impl Fn(&str, u32, &str) + Sync + '_ {
     move |what: &str, attempt: u32, why: &str| {
-        let line = redact(&format!("rdbkit: {what}: {why}; retry {attempt}"));
-        match bar {
-            Some(b) => b.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
-        }
+        progress.retry(&redact(&format!("rdbkit: {what}: {why}; retry {attempt}")));
     }
-}
-
-fn progress(total: u64, json: bool) -> Option<indicatif::ProgressBar> {
-    if json || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    Some(bar)
 }
 
 /// Runs `work(i)` for each index in `todo` on `parallel` threads; stops handing out
@@ -408,10 +395,11 @@ fn in_parallel<E: Send>(
 }
 
 fn upload_block_blob(
-    args: &UploadArgs,
+    args: &UploadOptions,
     s: &Source<'_>,
     url: &SasUrl,
     http: &Http,
+    progress: &dyn UploadProgress,
     log: &mut dyn Write,
 ) -> Result<Uploaded, BlobError> {
     let started = Instant::now();
@@ -437,20 +425,15 @@ fn upload_block_blob(
     // The digests name the blocks (see the module doc) and are each Put Block's
     // Content-MD5; computed before anything is sent, so a block changed under us (the
     // file rewritten during the upload) fails with Md5Mismatch instead of mixing.
-    let bar = progress(size, args.json);
-    if let Some(b) = &bar {
-        b.set_message(format!("{name} (hashing)"));
-    }
+    progress.phase(&name, Phase::Hashing, size);
     let md5s: Vec<[u8; 16]> = chunks.par_iter().map(|c| Md5::digest(c).into()).collect();
     let ids: Vec<String> = md5s
         .iter()
         .enumerate()
         .map(|(i, m)| block_id(i, m))
         .collect();
-    if let Some(b) = &bar {
-        b.set_message(name.clone());
-    }
-    let on_retry = retry_logger(bar.as_ref());
+    progress.phase(&name, Phase::Sending, size);
+    let on_retry = retry_logger(progress);
     let blob = Blob {
         url,
         http,
@@ -486,34 +469,26 @@ fn upload_block_blob(
             chunks.len(),
             todo.len()
         );
-        if let Some(b) = &bar {
-            let sending: u64 = todo
-                .iter()
-                .filter_map(|&i| chunks.get(i))
-                .map(|c| c.len() as u64)
-                .sum();
-            b.inc(size - sending);
-        }
     }
     let bytes_sent: u64 = todo
         .iter()
         .filter_map(|&i| chunks.get(i))
         .map(|c| c.len() as u64)
         .sum();
+    // The staged blocks count as done from the start.
+    let done = AtomicU64::new(size - bytes_sent);
+    progress.sent(done.load(Ordering::Relaxed), size);
     in_parallel(&todo, args.parallel, &|i| {
         let (Some(chunk), Some(id), Some(md5)) = (chunks.get(i), ids.get(i), md5s.get(i)) else {
             return Ok(());
         };
         blob.put_block(id, chunk, md5)?;
-        if let Some(b) = &bar {
-            b.inc(chunk.len() as u64);
-        }
+        let now = done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+        progress.sent(now, size);
         Ok(())
     })?;
     blob.put_block_list(&ids)?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     let finish = |blob_size| {
         uploaded(
             s,
@@ -607,17 +582,24 @@ fn uploaded(
 }
 
 fn upload_page_blob(
-    args: &UploadArgs,
+    args: &UploadOptions,
     s: &Source<'_>,
     url: &SasUrl,
     http: &Http,
+    progress: &dyn UploadProgress,
     log: &mut dyn Write,
 ) -> Result<Uploaded, BlobError> {
     let started = Instant::now();
     let size = s.data.len() as u64;
     let padded = size.div_ceil(PAGE) * PAGE;
-    let bar = progress(size, args.json);
-    let on_retry = retry_logger(bar.as_ref());
+    let name = s
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    progress.phase(&name, Phase::Sending, size);
+    let done = AtomicU64::new(0);
+    let on_retry = retry_logger(progress);
     let blob = Blob {
         url,
         http,
@@ -641,14 +623,11 @@ fn upload_page_blob(
             last.resize(usize::try_from(aligned).unwrap_or(usize::MAX), 0);
             blob.put_page(offset, &last)?;
         }
-        if let Some(b) = &bar {
-            b.inc(range.len() as u64);
-        }
+        let now = done.fetch_add(range.len() as u64, Ordering::Relaxed) + range.len() as u64;
+        progress.sent(now, size);
         Ok(())
     })?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     let finish = |blob_size| {
         uploaded(
             s,
@@ -696,22 +675,6 @@ fn upload_page_blob(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_of_the_arguments_hides_the_signature() {
-        #[derive(clap::Parser, Debug)]
-        struct Cli {
-            #[command(flatten)]
-            upload: UploadArgs,
-        }
-        use clap::Parser;
-        let url =
-            "https://a.blob.core.windows.net/c?sv=2022-11-02&sr=c&sp=rcw&sig=dontshowthissignature";
-        let cli = Cli::try_parse_from(["upload", "dump.rdb", "--sas-url", url]).unwrap();
-        let shown = format!("{cli:?}");
-        assert!(!shown.contains("dontshowthissignature"), "{shown}");
-        assert!(shown.contains("sig=REDACTED"), "{shown}");
-    }
 
     #[test]
     fn block_sizes() {

@@ -84,10 +84,10 @@ pub enum Command {
     Targets(targets::TargetsArgs),
     /// Upload snapshot(s) to Azure Blob Storage with a SAS URL: parallel, resumable block
     /// blob (or --page-blob), per-block MD5, verified; optionally --then-import.
-    Upload(Box<rdb_cli::azure::upload::UploadArgs>),
+    Upload(Box<azure::UploadArgs>),
     /// Import uploaded blob(s) into Azure Managed Redis (--cluster) or Azure Cache for
     /// Redis Premium (--cache) and follow the operation to its end. Deletes the cache's data.
-    Import(Box<rdb_cli::azure::import::ImportArgs>),
+    Import(Box<azure::ImportArgs>),
     /// Compare two snapshots key by key, whatever their versions and encodings: keys only
     /// in A or only in B, type, value and TTL differences. Works on files larger than
     /// memory (temporary bucket files, removed on exit). Exit 0: equal; 1: different.

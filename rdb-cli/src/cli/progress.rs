@@ -3,6 +3,7 @@
 //! to call from the hot loop.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
@@ -25,6 +26,8 @@ pub enum ProgressMode {
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     lines: Option<Lines>,
+    /// When [`Progress::set`] prints its next plain line, in ms after `lines.started`.
+    due_ms: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +46,7 @@ impl Progress {
         let none = Progress {
             bar: None,
             lines: None,
+            due_ms: AtomicU64::new(0),
         };
         match mode {
             ProgressMode::Never => none,
@@ -50,19 +54,24 @@ impl Progress {
             _ if terminal => Progress {
                 bar: Some(bar(total)),
                 lines: None,
+                due_ms: AtomicU64::new(0),
             },
-            _ => Progress {
-                bar: None,
-                lines: Some(Lines {
-                    total,
-                    every: if mode == ProgressMode::Always {
-                        Duration::from_secs(2)
-                    } else {
-                        Duration::from_secs(10)
-                    },
-                    started: Instant::now(),
-                }),
-            },
+            _ => {
+                let every = if mode == ProgressMode::Always {
+                    Duration::from_secs(2)
+                } else {
+                    Duration::from_secs(10)
+                };
+                Progress {
+                    bar: None,
+                    lines: Some(Lines {
+                        total,
+                        every,
+                        started: Instant::now(),
+                    }),
+                    due_ms: AtomicU64::new(millis(every)),
+                }
+            }
         }
     }
 
@@ -85,6 +94,49 @@ impl Progress {
                     eprintln!("{}", lines.describe(offset, now));
                 }
             }
+        }
+    }
+
+    /// The position for callers on several threads (one call per block of work, not per
+    /// byte): moves the bar, or prints a plain line when one is due.
+    pub fn set(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+        if let Some(lines) = &self.lines {
+            let now = Instant::now();
+            let at = millis(now.duration_since(lines.started));
+            let due = self.due_ms.load(Ordering::Relaxed);
+            let every = millis(lines.every);
+            // Whoever moves `due_ms` on prints the line; the others skip it.
+            if at >= due
+                && self
+                    .due_ms
+                    .compare_exchange(
+                        due,
+                        at.saturating_add(every),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                eprintln!("{}", lines.describe(done, now));
+            }
+        }
+    }
+
+    /// Names the work on the bar (e.g. the file), before it.
+    pub fn message(&self, msg: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(msg);
+        }
+    }
+
+    /// Prints `line` on standard error without tearing the bar.
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 }
@@ -115,11 +167,15 @@ impl Drop for Progress {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn bar(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            "{msg}{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );

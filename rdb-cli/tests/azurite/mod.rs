@@ -268,6 +268,8 @@ pub enum Fault {
     /// Forward the first N Put Block Lists to Azurite (they commit), then close the
     /// connection without relaying the answer: a commit whose success was lost.
     LoseBlockListAnswers(usize),
+    /// Hold every Put Block this many milliseconds, then forward it: a slow link.
+    SlowBlocks(u64),
 }
 
 /// A test-only HTTP proxy on 127.0.0.1 in front of Azurite that can fail Put Block
@@ -388,6 +390,10 @@ fn handle(
             Fault::ServerBusyFirst(k) => (n < k).then_some(503),
             Fault::DropFirst(k) => (n < k).then_some(0),
             Fault::LoseBlockListAnswers(_) => None,
+            Fault::SlowBlocks(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                None
+            }
         };
         match refuse {
             Some(0) => return Ok(()), // dropped: close without an answer
