@@ -29,12 +29,14 @@ use servers::{check_rdb, compare, key_id, rdb_header, read_jsonl, Entry, Expect,
 /// `entries_added` and groups' `entries_read` need type 19 (Redis 7.0), consumers'
 /// `active_time_ms` type 21 (Redis 7.2). A server that loads an older type derives or
 /// omits them, so after a downgrade they are compared only where the target reports them.
-const STREAM_METADATA: [&str; 5] = [
+const STREAM_METADATA: [&str; 6] = [
     "first_id",
     "max_deleted_id",
     "entries_added",
     "entries_read",
     "active_time_ms",
+    // Redis 8.6 IDMP state (type 26), which older targets do not store.
+    "idmp",
 ];
 
 /// The committed fixtures of one server: `<fixtures>/<server>/*.rdb`, sorted.
@@ -292,6 +294,8 @@ fn convert_one(bin: &Path, source: &Entry, rdb: &Path, target: &Entry) -> Result
     drop(server);
     let optional: &[&str] = if target.rdb_version < source.rdb_version {
         &STREAM_METADATA
+    } else if source.rdb_version >= 13 && target.is_valkey() {
+        &["idmp"] // VALKEY080 is numbered higher but has no IDMP
     } else {
         &[]
     };

@@ -39,6 +39,17 @@ pub enum FieldTtlPolicy {
     DropExpired,
 }
 
+/// What to do with a Redis 8.6 stream's idempotent-producer (IDMP) state on a target
+/// whose streams have none (every target before RDB 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamIdmpPolicy {
+    /// Stop with an error naming the key (default).
+    #[default]
+    Error,
+    /// Write the stream without it, reporting each stream.
+    Drop,
+}
+
 /// What to do with function libraries on a target without functions (Redis < 7.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FunctionPolicy {
@@ -73,6 +84,7 @@ pub enum DbPolicy {
 pub struct ConvertOptions {
     pub target: TargetProfile,
     pub field_ttls: FieldTtlPolicy,
+    pub stream_idmp: StreamIdmpPolicy,
     pub functions: FunctionPolicy,
     pub modules: ModulePolicy,
     pub dbs: DbPolicy,
@@ -90,6 +102,7 @@ impl ConvertOptions {
         ConvertOptions {
             target,
             field_ttls: FieldTtlPolicy::Error,
+            stream_idmp: StreamIdmpPolicy::Error,
             functions: FunctionPolicy::Error,
             modules: ModulePolicy::Auto,
             dbs: DbPolicy::Keep,
@@ -146,7 +159,7 @@ pub struct Loss<'a> {
     pub db: Option<u64>,
     pub key: Option<&'a [u8]>,
     /// `dropped`, `field_ttls_dropped`, `expired_fields_dropped`, `function_dropped`,
-    /// `module_aux_dropped`.
+    /// `module_aux_dropped`, `stream_idmp_dropped`, `key_meta_dropped`.
     pub action: &'static str,
     pub reason: String,
     /// For `function_dropped`: the library source, so it can be loaded separately.
@@ -165,6 +178,8 @@ pub struct ConvertSummary {
     pub keys_dropped: u64,
     pub keys_with_field_ttls_dropped: u64,
     pub fields_dropped: u64,
+    /// Redis 8.6 streams written without their IDMP state (`StreamIdmpPolicy::Drop`).
+    pub streams_idmp_dropped: u64,
     pub functions_dropped: u64,
     pub module_aux_dropped: u64,
     /// Keys the filters left out (as asked: not a loss).
@@ -276,6 +291,7 @@ impl ConvertSummary {
     fn absorb(&mut self, d: &ConvertSummary) {
         self.keys_with_field_ttls_dropped += d.keys_with_field_ttls_dropped;
         self.fields_dropped += d.fields_dropped;
+        self.streams_idmp_dropped += d.streams_idmp_dropped;
     }
 }
 
@@ -1053,6 +1069,29 @@ fn encode_entry(
             }
         }
         Value::Stream(s) => {
+            if let Some(what) = s.idmp.as_ref().and_then(idmp_state) {
+                match opts.stream_idmp {
+                    StreamIdmpPolicy::Error => {
+                        return Err(fail(
+                            format!(
+                                "a stream with IDMP state ({what}), and {} has none",
+                                target.name
+                            ),
+                            "--stream-idmp drop writes such streams without it",
+                        ))
+                    }
+                    StreamIdmpPolicy::Drop => {
+                        summary.streams_idmp_dropped += 1;
+                        on_loss(&Loss {
+                            db: Some(entry.db),
+                            key: Some(&entry.key),
+                            action: "stream_idmp_dropped",
+                            reason: format!("IDMP state: {what}"),
+                            payload: None,
+                        })?;
+                    }
+                }
+            }
             let (t, bytes) = stream(s, tv);
             Encoded::New(t, bytes)
         }
@@ -1219,6 +1258,27 @@ fn field_ttl_hash(
         encode::string(&mut out, x, c);
     }
     Ok(Encoded::New(type_id::HASH_METADATA, out))
+}
+
+/// What a target without IDMP would lose of a stream's IDMP state, or `None` when it is
+/// what every stream has untouched: no producers, zero counters, the server's built-in
+/// settings (100 s, 100 iids).
+fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
+    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
+    let untouched = m.producers.is_empty()
+        && m.iids_added == 0
+        && m.iids_duplicates == 0
+        && (m.duration_s, m.max_entries) == (100, 100);
+    (!untouched).then(|| {
+        format!(
+            "{} producers, {iids} iids, duration {} s, max {} iids, {} added, {} duplicates",
+            m.producers.len(),
+            m.duration_s,
+            m.max_entries,
+            m.iids_added,
+            m.iids_duplicates
+        )
+    })
 }
 
 /// A stream for an older stream type: node listpacks are copied, metadata the target
