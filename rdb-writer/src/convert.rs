@@ -571,6 +571,9 @@ fn run_input<'data, W: Write>(
     // Bytes copied as stored are mostly adjacent in the input: each output gathers a run of
     // them and writes it in one piece (no copy through its buffer; one CRC call).
     let mut runs = SpanRuns::new(data, writers.len());
+    // A Redis 8.6 KEY_META waiting for its key: written right before that key's type byte
+    // (where a loader expects it) if the key is written at all.
+    let mut pending_meta: Option<&'data [u8]> = None;
 
     let sink = |s: Spanned<'data>, outcome: Option<KeyOutcome>| -> Result<(), ConvertError> {
         let (span, start) = (s.span, s.offset as usize);
@@ -699,22 +702,23 @@ fn run_input<'data, W: Write>(
                     summary.hints_dropped += 1;
                 }
             }
-            // Redis 8.6 module key metadata: not carried yet (no packaged module writes
-            // it), so dropped and reported rather than copied ahead of a key that a filter
-            // or a target may leave out.
+            Item::KeyMeta(_) if target.version.has_key_meta() => pending_meta = Some(span),
             Item::KeyMeta(m) => on_loss(&Loss {
                 db: None,
                 key: None,
                 action: "key_meta_dropped",
                 reason: format!(
-                    "module key metadata ({} classes) of the next key",
-                    m.classes.len()
+                    "module key metadata ({} classes) of the next key, which {} cannot load",
+                    m.classes.len(),
+                    target.name
                 ),
                 payload: None,
             })?,
             Item::Key(entry) => {
                 summary.keys_read += 1;
                 progress(start as u64);
+                // Goes with the key: dropped with it, written only right before it.
+                let meta = pending_meta.take();
                 let step = match outcome {
                     Some(KeyOutcome::Step(step)) => step,
                     Some(KeyOutcome::Filtered) => {
@@ -823,12 +827,19 @@ fn run_input<'data, W: Write>(
                             runs.flush(i, w)?;
                             write_key_opcodes(w, &entry)?;
                         }
+                        if let Some(m) = meta {
+                            runs.copy(i, w, m)?;
+                        }
                         runs.copy(i, w, span)?;
                     }
                     Encoded::New(type_id, bytes) => {
                         summary.transcoded += 1;
                         runs.flush(i, w)?;
                         write_key_opcodes(w, &entry)?;
+                        if let Some(m) = meta {
+                            runs.copy(i, w, m)?;
+                            runs.flush(i, w)?;
+                        }
                         let mut head = Vec::with_capacity(entry.raw_key.len() + 1);
                         head.push(type_id);
                         head.extend_from_slice(entry.raw_key);

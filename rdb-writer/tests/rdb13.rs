@@ -173,3 +173,76 @@ fn untouched_idmp_sections_convert_without_a_word() {
         assert!(streams(&out).iter().all(|(_, t, _)| *t < 26), "{target}");
     }
 }
+
+/// A REDIS0013 file whose key "k" (with an expiry) carries one KEY_META class, then a
+/// plain key "p"; trailer with its real CRC64.
+fn key_meta_file() -> Vec<u8> {
+    let mut b = b"REDIS0013".to_vec();
+    b.extend_from_slice(&[0xFE, 0]); // SELECTDB 0
+    b.push(0xFC); // EXPIRETIME_MS in 2100
+    b.extend_from_slice(&4_102_444_800_000i64.to_le_bytes());
+    b.extend_from_slice(&[243, 1, 0x44, 0x43, 0x42, 0x41, 2, 9, 0]); // KEY_META
+    b.extend_from_slice(&[0, 1, b'k', 1, b'v']); // string k = v
+    b.extend_from_slice(&[0, 1, b'p', 1, b'w']); // string p = w
+    b.push(0xFF);
+    let crc = rdb_parser::crc64(0, &b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+#[test]
+fn key_meta_stays_with_its_key_on_8_6_and_is_reported_elsewhere() {
+    let data = key_meta_file();
+    let (out, losses) = run(&data, &options("redis-8.6")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out == data, "8.6 -> 8.6 changed a file with KEY_META");
+    assert!(losses.is_empty(), "{losses:?}");
+
+    // Leaving "k" out takes its metadata along: none of it lands before "p".
+    let mut only_p = options("redis-8.6");
+    only_p.filter.drop_expired = true;
+    only_p.filter.now_ms = i64::MAX;
+    let (out, _) = run(&data, &only_p).unwrap_or_else(|e| panic!("{e}"));
+    let items: Vec<Item<'_>> = ParserBuilder::new()
+        .parse(&out)
+        .and_then(|p| p.collect())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Key(k) => Some(std::str::from_utf8(&k.key).unwrap_or("?")),
+            Item::KeyMeta(_) => Some("KEY_META"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["p"]);
+
+    for target in ["redis-8.0", "redis-7.4", "valkey-9.0", "redis-6.2"] {
+        let (out, losses) =
+            run(&data, &options(target)).unwrap_or_else(|e| panic!("{target}: {e}"));
+        let actions: Vec<&str> = losses.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(actions, ["key_meta_dropped"], "{target}");
+        let items: Vec<Item<'_>> = ParserBuilder::new()
+            .parse(&out)
+            .and_then(|p| p.collect())
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        let keys: Vec<(Vec<u8>, Option<i64>)> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Key(k) => Some((k.key.to_vec(), k.expire_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (b"k".to_vec(), Some(4_102_444_800_000)),
+                (b"p".to_vec(), None)
+            ],
+            "{target}"
+        );
+        assert!(
+            !items.iter().any(|i| matches!(i, Item::KeyMeta(_))),
+            "{target}"
+        );
+    }
+}
