@@ -204,7 +204,7 @@ pub enum Item<'data> {
     /// Valkey 9 in-progress slot import (opcode 243 under `VALKEY` magic).
     SlotImport(SlotImport<'data>),
     /// Redis 8.6 module key metadata (opcode 243 under `REDIS` magic, RDB 13+): belongs
-    /// to the next [`Item::Key`], which always follows it.
+    /// to the next [`Item::Key`] (a server writes it right before that key's type byte).
     KeyMeta(KeyMetadata<'data>),
     /// A key and its value.
     Key(Entry<'data>),
