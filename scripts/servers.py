@@ -38,6 +38,7 @@ SERVER_NAMES = [
     "valkey-8.1",
     "redis-7.4",
     "redis-8.0",
+    "redis-8.6",
     "valkey-9.0",
 ]
 
@@ -404,7 +405,13 @@ def debian_mirrors():
 def cmd_sources(args):
     release, extra = args[0], args[1:]
     main, sec, keyring = debian_mirrors()
-    suites = [release] + [s if "-" in s or s == release else f"{release}-{s}" for s in extra]
+    # "experimental" is a suite of its own, not "<release>-experimental".
+    standalone = ("experimental", "sid", "unstable")
+    suites = [release] + [
+        s if "-" in s or s == release or s in standalone else f"{release}-{s}" for s in extra
+    ]
+    if release in ("sid", "unstable"):
+        sec = None  # the development suites have no security archive
     print("Types: deb")
     print(f"URIs: {main}")
     print("Suites: " + " ".join(suites))

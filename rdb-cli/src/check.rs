@@ -10,7 +10,7 @@ use std::io::Write;
 
 use rdb_parser::{Item, ParserBuilder, Value};
 use rdb_writer::convert::{
-    self, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, ModulePolicy,
+    self, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, ModulePolicy, StreamIdmpPolicy,
 };
 use rdb_writer::TargetProfile;
 use serde_json::json;
@@ -55,6 +55,7 @@ pub fn check(
     let source = rdb_parser::header(data)?;
     let mut opts = ConvertOptions::new(profile.clone());
     opts.field_ttls = FieldTtlPolicy::Drop;
+    opts.stream_idmp = StreamIdmpPolicy::Drop;
     opts.functions = FunctionPolicy::Drop;
     opts.modules = match profile.modules {
         rdb_writer::ModuleSupport::None => ModulePolicy::Drop,
@@ -78,6 +79,8 @@ pub fn check(
         let kind = match l.action {
             "field_ttls_dropped" | "expired_fields_dropped" => "field_ttls",
             "function_dropped" => "functions",
+            "stream_idmp_dropped" => "stream_idmp",
+            "key_meta_dropped" => "key_meta",
             "module_aux_dropped" => "modules",
             _ if l.reason.contains("module value") => "modules",
             _ if l.reason.contains("database") => "dbs",
@@ -129,6 +132,7 @@ pub fn check(
             "dbs" if single_db => "rdbkit convert --dbs merge-into-0 (or drop-others)".into(),
             "dbs" => "rdbkit convert --dbs merge-into-0, --db-map FROM:TO or --dbs drop-others".into(),
             "empty_keys" => "rdbkit convert --allow-empty-keys drops them".into(),
+            "stream_idmp" => "rdbkit convert --stream-idmp drop: the streams keep their entries, producers are forgotten".into(),
             _ => "see the detail".into(),
         }
     };
@@ -142,6 +146,9 @@ pub fn check(
             "modules" => format!("module values or module data, and {name} has no modules"),
             "dbs" if single_db => format!("keys outside db 0, and {name} keeps only db 0"),
             "empty_keys" => "empty collections, which servers skip or refuse".into(),
+            "stream_idmp" => {
+                format!("streams with idempotent-producer (IDMP) state, which {name} cannot store")
+            }
             _ => reason,
         }
     };

@@ -164,6 +164,21 @@ fn jsonl_unchecked<'data>(
                 }
                 line.extend_from_slice(b"]}");
             }
+            Item::KeyMeta(m) => {
+                // Redis 8.6 module key metadata for the next key: opaque, like module data.
+                line.extend_from_slice(b"{\"kind\":\"key_meta\",\"classes\":[");
+                for (i, c) in m.classes.iter().enumerate() {
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    line.extend_from_slice(b"{\"spec\":");
+                    json::int(&mut line, c.spec);
+                    line.extend_from_slice(b",\"raw\":");
+                    json::bytes(&mut line, c.raw);
+                    line.push(b'}');
+                }
+                line.extend_from_slice(b"]}");
+            }
             Item::Key(entry) => {
                 match formatted {
                     Some(formatted) => {
@@ -452,6 +467,45 @@ fn opt_id(line: &mut Vec<u8>, v: Option<rdb_parser::StreamId>) {
     }
 }
 
+/// Redis 8.6 idempotent-producer state: the settings and counters `XINFO STREAM` shows
+/// (the two `_tracked` counts derived from the stored producers), then the producers.
+fn write_idmp(line: &mut Vec<u8>, m: &rdb_parser::Idmp<'_>) {
+    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
+    line.extend_from_slice(b",\"idmp\":{\"duration\":");
+    json::int(line, m.duration_s);
+    line.extend_from_slice(b",\"max_size\":");
+    json::int(line, m.max_entries);
+    line.extend_from_slice(b",\"pids_tracked\":");
+    json::int(line, m.producers.len() as u64);
+    line.extend_from_slice(b",\"iids_tracked\":");
+    json::int(line, iids as u64);
+    line.extend_from_slice(b",\"iids_added\":");
+    json::int(line, m.iids_added);
+    line.extend_from_slice(b",\"iids_duplicates\":");
+    json::int(line, m.iids_duplicates);
+    line.extend_from_slice(b",\"producers\":[");
+    for (i, p) in m.producers.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"{\"pid\":");
+        json::bytes(line, &p.pid);
+        line.extend_from_slice(b",\"entries\":[");
+        for (j, e) in p.entries.iter().enumerate() {
+            if j > 0 {
+                line.push(b',');
+            }
+            line.extend_from_slice(b"{\"iid\":");
+            json::bytes(line, &e.iid);
+            line.extend_from_slice(b",\"id\":");
+            id(line, e.id);
+            line.push(b'}');
+        }
+        line.extend_from_slice(b"]}");
+    }
+    line.extend_from_slice(b"]}");
+}
+
 fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parser::Error> {
     line.extend_from_slice(b"{\"length\":");
     json::int(line, s.length);
@@ -463,6 +517,9 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
     opt_id(line, s.max_deleted_id);
     line.extend_from_slice(b",\"entries_added\":");
     json::opt_int(line, s.entries_added);
+    if let Some(idmp) = &s.idmp {
+        write_idmp(line, idmp);
+    }
     line.extend_from_slice(b",\"entries\":[");
     for (i, entry) in s.entries().enumerate() {
         let entry = entry?;

@@ -100,7 +100,7 @@ fn collect_unchecked(
                     Checksum::Absent => "none (RDB < 5)".into(),
                 };
             }
-            Item::ResizeDb { .. } | Item::SlotImport(_) => {}
+            Item::ResizeDb { .. } | Item::SlotImport(_) | Item::KeyMeta(_) => {}
         }
     }
     // Databases announced by SELECTDB but holding no key are noise.

@@ -663,7 +663,8 @@ pub fn profile_for_server(info: &str) -> Result<(&'static TargetProfile, String)
     } else {
         let v = field("redis_version").ok_or("INFO server has no redis_version")?;
         let name = match version(&v) {
-            (8.., _) => "redis-8.0",
+            (9.., _) | (8, 6..) => "redis-8.6",
+            (8, _) => "redis-8.0",
             (7, 4..) => "redis-7.4",
             (7, 2..) => "redis-7.2",
             (7, _) => "redis-7.0",
@@ -1716,6 +1717,7 @@ mod tests {
         assert_eq!(p("redis_version:7.0.15\r\n"), "redis-7.0");
         assert_eq!(p("redis_version:7.4.1\r\n"), "redis-7.4");
         assert_eq!(p("redis_version:8.0.2\r\n"), "redis-8.0");
+        assert_eq!(p("redis_version:8.6.3\r\n"), "redis-8.6");
         assert_eq!(
             p("redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n"),
             "valkey-8.0"

@@ -18,7 +18,7 @@ fn exports_equal_server_ground_truth() {
         .map(|e| e.path())
         .collect();
     servers.sort();
-    assert_eq!(servers.len(), 9, "one fixture folder per server version");
+    assert_eq!(servers.len(), 10, "one fixture folder per server version");
     let (mut files, mut compared) = (0, 0);
     for dir in servers {
         for rdb in rdb_files(&dir) {

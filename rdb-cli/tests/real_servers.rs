@@ -29,12 +29,14 @@ use servers::{check_rdb, compare, key_id, rdb_header, read_jsonl, Entry, Expect,
 /// `entries_added` and groups' `entries_read` need type 19 (Redis 7.0), consumers'
 /// `active_time_ms` type 21 (Redis 7.2). A server that loads an older type derives or
 /// omits them, so after a downgrade they are compared only where the target reports them.
-const STREAM_METADATA: [&str; 5] = [
+const STREAM_METADATA: [&str; 6] = [
     "first_id",
     "max_deleted_id",
     "entries_added",
     "entries_read",
     "active_time_ms",
+    // Redis 8.6 IDMP state (type 26), which older targets do not store.
+    "idmp",
 ];
 
 /// The committed fixtures of one server: `<fixtures>/<server>/*.rdb`, sorted.
@@ -292,6 +294,8 @@ fn convert_one(bin: &Path, source: &Entry, rdb: &Path, target: &Entry) -> Result
     drop(server);
     let optional: &[&str] = if target.rdb_version < source.rdb_version {
         &STREAM_METADATA
+    } else if source.rdb_version >= 13 && target.is_valkey() {
+        &["idmp"] // VALKEY080 is numbered higher but has no IDMP
     } else {
         &[]
     };
@@ -501,4 +505,81 @@ fn dump_payloads_restore_on_every_server() {
     eprintln!("real servers: {restored} RESTOREs of target-versioned DUMP payloads accepted");
     report_failures("DUMP payloads restored on each server", &failures);
     assert!(restored > 100, "{restored}");
+}
+
+/// Redis 8.6's own keys (type-26 streams with IDMP state, vector sets, every other type)
+/// sent back to an 8.6 server as `RESTORE` with RDB 13 payloads read back as the ground
+/// truth, IDMP counts included.
+#[test]
+fn redis_8_6_payloads_restore_on_8_6() {
+    use rdb_parser::{Item, Parser};
+    use rdb_writer::convert::{dump_payload, ConvertOptions, ModulePolicy};
+    let Some(manifest) = servers::manifest() else {
+        return;
+    };
+    let Some(entry) = manifest.iter().find(|e| e.name == "redis-8.6") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let mut opts = ConvertOptions::new(
+        rdb_writer::TargetProfile::named("redis-8.6")
+            .cloned()
+            .unwrap_or_else(|| panic!("no redis-8.6 profile")),
+    );
+    opts.modules = ModulePolicy::Keep;
+    let (mut restored, mut failures) = (0, Vec::new());
+    for name in ["types", "idmp", "vectorsets"] {
+        let source = common::fixtures_dir().join(format!("redis-8.6/{name}.rdb"));
+        let data = std::fs::read(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+        let truth = read_jsonl(&source.with_extension("jsonl")).unwrap_or_else(|e| panic!("{e}"));
+        let parser = Parser::new(&data).unwrap_or_else(|e| panic!("{e}"));
+        let version = parser.version();
+        let dir = TempDir::new(&format!("restore-8.6-{name}"));
+        let server = Server::start(entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let mut resp = servers::Resp::connect(server.port(), std::time::Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = servers::now_ms();
+        for item in parser {
+            let Ok(Item::Key(e)) = item else { continue };
+            if e.expire_ms.is_some_and(|t| t <= now) {
+                continue;
+            }
+            let payload = dump_payload(&e, version, &opts).unwrap_or_else(|err| panic!("{err}"));
+            let Some(payload) = payload else {
+                failures.push(format!("{name}: {:?} has no payload", e.key));
+                continue;
+            };
+            assert_eq!(
+                payload.get(payload.len() - 10),
+                Some(&13),
+                "RDB 13 payloads"
+            );
+            let db = e.db.to_string();
+            let ttl = e.expire_ms.map_or("0".to_string(), |t| t.to_string());
+            let _ = resp.command(&[b"SELECT", db.as_bytes()]);
+            let mut args: Vec<&[u8]> = vec![b"RESTORE", &e.key, ttl.as_bytes(), &payload];
+            if e.expire_ms.is_some() {
+                args.push(b"ABSTTL");
+            }
+            match resp.command(&args) {
+                Ok(r) if r.text().as_deref() == Some("OK") => restored += 1,
+                other => failures.push(format!("{name}: RESTORE {:?} -> {other:?}", e.key)),
+            }
+        }
+        match server.try_readback() {
+            Ok(got) => {
+                let expect = Expect {
+                    loaded_at_ms: now,
+                    ..Expect::default()
+                };
+                if let Err(e) = compare(&truth, &got, &expect) {
+                    failures.push(format!("{name}: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    eprintln!("real servers: {restored} RESTOREs of Redis 8.6 keys with RDB 13 payloads");
+    report_failures("8.6 payloads restored on 8.6", &failures);
+    assert!(restored > 70, "{restored}");
 }

@@ -10,8 +10,11 @@
 
 /// Opcode bytes, read where a value type is expected.
 pub mod opcode {
-    /// Valkey 9 `SLOT_IMPORT` (under `VALKEY` magic); Redis 8.6 `KEY_META` (RDB 13, not read).
+    /// Valkey 9 `SLOT_IMPORT` (under `VALKEY` magic): string name, len n, n x (len, len).
     pub const SLOT_IMPORT: u8 = 243;
+    /// Redis 8.6 `KEY_META` (under `REDIS` magic, RDB 13+), before a key's type byte:
+    /// len classes, classes x (4-byte class spec, module opcode stream ending in EOF).
+    pub const KEY_META: u8 = 243;
     /// Redis 7.4 cluster slot sizes: len slot, len keys, len expires.
     pub const SLOT_INFO: u8 = 244;
     /// A function library: one string with the whole source.
@@ -58,6 +61,31 @@ pub mod type_id {
     pub const HASH_LISTPACK_EX_PRE_GA: u8 = 23;
     pub const HASH_METADATA: u8 = 24;
     pub const HASH_LISTPACK_EX: u8 = 25;
+    /// Redis 8.6 (RDB 13): type 21's layout followed by the idempotent-producer state.
+    pub const STREAM_LISTPACKS_4: u8 = 26;
+    // Defined in Redis' source after 8.6; no packaged server writes them, and this
+    // crate does not read them (see `introduced_after_13`).
+    pub const STREAM_LISTPACKS_5: u8 = 27;
+    pub const ARRAY: u8 = 28;
+    pub const HASH_TMPL_LP: u8 = 29;
+    pub const HASH_TMPL_LP_REF: u8 = 30;
+    pub const HASH_TMPL_ARRAY: u8 = 31;
+    pub const HASH_TMPL_ARRAY_REF: u8 = 32;
+    pub const GCRA: u8 = 33;
+
+    /// What a type byte newer than RDB 13 is and where it comes from, for the error that
+    /// stops on it; `None` for bytes no known Redis defines.
+    pub fn introduced_after_13(type_byte: u8) -> Option<&'static str> {
+        Some(match type_byte {
+            STREAM_LISTPACKS_5 => "a stream with XNACK state (RDB 14, Redis 8.8)",
+            ARRAY => "an ARRAY value (RDB 14, Redis 8.8)",
+            HASH_TMPL_LP..=HASH_TMPL_ARRAY_REF => {
+                "a hash template value (defined in Redis' source after RDB 13)"
+            }
+            GCRA => "a GCRA rate-limiter value (defined in Redis' source after RDB 13)",
+            _ => return None,
+        })
+    }
 }
 
 /// Module opcode stream markers (MODULE_2 values, MODULE_AUX).
@@ -102,8 +130,8 @@ pub const fn listpack_backlen_size(len: usize) -> usize {
     }
 }
 
-/// The highest `REDIS` version this crate reads (Redis 7.4 - 8.4).
-pub const MAX_REDIS_VERSION: u32 = 12;
+/// The highest `REDIS` version this crate reads (Redis 8.6).
+pub const MAX_REDIS_VERSION: u32 = 13;
 /// The `VALKEY` versions this crate reads (Valkey 9.0).
 pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=80;
 
@@ -172,6 +200,11 @@ impl Version {
     /// Type 22 means Valkey's HASH_2 under `VALKEY` magic, Redis 7.4-rc metadata otherwise.
     pub fn is_valkey_format(self) -> bool {
         self.magic == Magic::Valkey
+    }
+
+    /// Opcode 243 is KEY_META here (Redis RDB 13+), not Valkey's SLOT_IMPORT.
+    pub fn has_key_meta(self) -> bool {
+        self.magic == Magic::Redis && self.number >= 13
     }
 }
 

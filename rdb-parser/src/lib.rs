@@ -45,6 +45,7 @@ pub mod error;
 pub mod format;
 mod input;
 mod intset;
+mod keymeta;
 mod listpack;
 pub mod lzf;
 mod module;
@@ -59,13 +60,15 @@ pub use element::{parse_canonical_int, Element};
 pub use error::{Error, ErrorKind};
 pub use format::{Magic, Version};
 pub use input::parse_double;
+pub use keymeta::{KeyMetaClass, KeyMetadata};
 pub use module::{Module, ModuleAux, ModuleId};
 pub use parser::{
     header, resume_point, Aux, Checksum, Entry, Eof, Function, Item, Parser, ParserBuilder,
     SlotImport,
 };
 pub use stream::{
-    Consumer, ConsumerGroup, PendingEntry, Stream, StreamEntries, StreamEntry, StreamId,
+    Consumer, ConsumerGroup, Idmp, IdmpEntry, IdmpProducer, PendingEntry, Stream, StreamEntries,
+    StreamEntry, StreamId,
 };
 pub use string::RdbString;
 pub use value::{

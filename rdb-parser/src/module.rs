@@ -110,7 +110,7 @@ impl<'data> ModuleAux<'data> {
 }
 
 /// Walks a module opcode stream to its EOF; returns the bytes it spans.
-fn opcode_stream(i: &[u8]) -> PResult<'_, &[u8]> {
+pub(crate) fn opcode_stream(i: &[u8]) -> PResult<'_, &[u8]> {
     let mut rest = i;
     loop {
         let at = rest;

@@ -10,6 +10,7 @@ use crate::ctx::Ctx;
 use crate::error::{unnom, Error, ErrorKind, Fail, PResult};
 use crate::format::{opcode, Magic, Version, MAX_REDIS_VERSION, VALKEY_VERSIONS};
 use crate::input::{byte, bytes, len, string, u64_le};
+use crate::keymeta::KeyMetadata;
 use crate::module::ModuleAux;
 use crate::value::{self, Value};
 
@@ -202,6 +203,9 @@ pub enum Item<'data> {
     },
     /// Valkey 9 in-progress slot import (opcode 243 under `VALKEY` magic).
     SlotImport(SlotImport<'data>),
+    /// Redis 8.6 module key metadata (opcode 243 under `REDIS` magic, RDB 13+): belongs
+    /// to the next [`Item::Key`] (a server writes it right before that key's type byte).
+    KeyMeta(KeyMetadata<'data>),
     /// A key and its value.
     Key(Entry<'data>),
     /// The end; always last when the file is whole.
@@ -414,6 +418,12 @@ impl<'data> Parser<'data> {
                 }
                 opcode::SLOT_IMPORT if self.version.magic == Magic::Valkey => {
                     slot_import(rest).map(|(r, it)| (r, Some(Item::SlotImport(it))))
+                }
+                opcode::KEY_META if self.version.has_key_meta() => {
+                    // Like EXPIRETIME, a key opcode: until the key is read the parser is
+                    // not at a boundary, and the key's own span starts at its type byte.
+                    meta.start.get_or_insert(pos);
+                    KeyMetadata::parse(rest).map(|(r, m)| (r, Some(Item::KeyMeta(m))))
                 }
                 type_byte => {
                     // A key's own bytes start at its first opcode, unless another item

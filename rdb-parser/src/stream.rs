@@ -1,4 +1,4 @@
-//! Streams: RDB types 15, 19 and 21.
+//! Streams: RDB types 15, 19, 21 and 26.
 //!
 //! ```text
 //! len nodes, nodes x (string master_id[16: ms BE, seq BE], string listpack)
@@ -9,6 +9,9 @@
 //!     len pel, pel x (16 raw id, u64 LE delivery_time, len delivery_count)
 //!     len consumers, per consumer:
 //!         string name, u64 LE seen_time, v3: u64 LE active_time, len n, n x 16 raw id
+//! v4 (26): len idmp_duration (s), len idmp_max_entries,
+//!          len producers, per producer: string pid, len n, n x (string iid, len ms, len seq)
+//!          len iids_added, len iids_duplicates
 //! node listpack: master entry  count, deleted, n_fields, field*, 0
 //!                then entries  flags, ms_delta, seq_delta,
 //!                              (n, (field, value)* | value* when SAMEFIELDS), lp_count
@@ -85,6 +88,34 @@ pub struct ConsumerGroup<'data> {
     pub consumers: Vec<Consumer<'data>>,
 }
 
+/// One remembered `XADD ... IDMP pid iid`: the iid and the entry it added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdmpEntry<'data> {
+    pub iid: Cow<'data, [u8]>,
+    pub id: StreamId,
+}
+
+/// An idempotent producer and the iids it is remembered for, as stored (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdmpProducer<'data> {
+    pub pid: Cow<'data, [u8]>,
+    pub entries: Vec<IdmpEntry<'data>>,
+}
+
+/// The idempotent-producer state of a type-26 stream (Redis 8.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idmp<'data> {
+    /// Seconds an iid is remembered (`XCFGSET ... IDMP-DURATION`).
+    pub duration_s: u64,
+    /// Iids remembered per producer (`IDMP-MAXSIZE`).
+    pub max_entries: u64,
+    pub producers: Vec<IdmpProducer<'data>>,
+    /// All-time count of entries added with an iid.
+    pub iids_added: u64,
+    /// All-time count of duplicates refused.
+    pub iids_duplicates: u64,
+}
+
 /// A stream value: metadata and groups decoded, entries decoded on iteration.
 #[derive(Debug, Clone)]
 pub struct Stream<'data> {
@@ -99,6 +130,8 @@ pub struct Stream<'data> {
     pub max_deleted_id: Option<StreamId>,
     pub entries_added: Option<u64>,
     pub groups: Vec<ConsumerGroup<'data>>,
+    /// Stored from type 26 (Redis 8.6) on.
+    pub idmp: Option<Idmp<'data>>,
     ctx: Ctx<'data>,
 }
 
@@ -118,6 +151,41 @@ fn name(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
     let (rest, s) = string(i)?;
     let decoded = s.decode().map_err(nom::Err::Error)?;
     Ok((rest, decoded))
+}
+
+/// The IDMP section that ends a type-26 stream. Counts are checked against the bytes
+/// left before anything is reserved for them (a producer takes at least 2 bytes, an
+/// entry at least 3).
+fn idmp(i: &[u8]) -> PResult<'_, Idmp<'_>> {
+    let (rest, duration_s) = len(i)?;
+    let (rest, max_entries) = len(rest)?;
+    let (mut rest, n_producers) = count(rest, 2, "stream IDMP producers")?;
+    let mut producers = Vec::with_capacity(n_producers.min(1024) as usize);
+    for _ in 0..n_producers {
+        let (r, pid) = name(rest)?;
+        let (mut r, n) = count(r, 3, "stream IDMP entries")?;
+        let mut entries = Vec::with_capacity(n.min(1024) as usize);
+        for _ in 0..n {
+            let (r2, iid) = name(r)?;
+            let (r2, id) = id_pair(r2)?;
+            entries.push(IdmpEntry { iid, id });
+            r = r2;
+        }
+        producers.push(IdmpProducer { pid, entries });
+        rest = r;
+    }
+    let (rest, iids_added) = len(rest)?;
+    let (rest, iids_duplicates) = len(rest)?;
+    Ok((
+        rest,
+        Idmp {
+            duration_s,
+            max_entries,
+            producers,
+            iids_added,
+            iids_duplicates,
+        },
+    ))
 }
 
 impl<'data> Stream<'data> {
@@ -200,6 +268,12 @@ impl<'data> Stream<'data> {
             });
             rest = r;
         }
+        let (rest, idmp) = if type_id >= type_id::STREAM_LISTPACKS_4 {
+            let (r, state) = idmp(rest)?;
+            (r, Some(state))
+        } else {
+            (rest, None)
+        };
         Ok((
             rest,
             Stream {
@@ -212,6 +286,7 @@ impl<'data> Stream<'data> {
                 max_deleted_id,
                 entries_added,
                 groups,
+                idmp,
                 ctx,
             },
         ))
@@ -221,7 +296,8 @@ impl<'data> Stream<'data> {
         match self.type_id {
             type_id::STREAM_LISTPACKS => "listpacks",
             type_id::STREAM_LISTPACKS_2 => "listpacks2",
-            _ => "listpacks3",
+            type_id::STREAM_LISTPACKS_3 => "listpacks3",
+            _ => "listpacks4",
         }
     }
 

@@ -302,7 +302,10 @@ pub(crate) fn parse<'data>(
                 ),
             )
         }
-        t::STREAM_LISTPACKS | t::STREAM_LISTPACKS_2 | t::STREAM_LISTPACKS_3 => {
+        t::STREAM_LISTPACKS
+        | t::STREAM_LISTPACKS_2
+        | t::STREAM_LISTPACKS_3
+        | t::STREAM_LISTPACKS_4 => {
             let (rest, s) = Stream::parse(i, type_id, ctx)?;
             (rest, Value::Stream(Box::new(s)))
         }
@@ -321,12 +324,14 @@ pub(crate) fn parse<'data>(
             ))
         }
         other => {
-            return fail(Fail::new(
-                i,
-                ErrorKind::UnknownType,
-                "value",
-                format!("type byte {other} is not a value type of {version}"),
-            ))
+            let detail = match t::introduced_after_13(other) {
+                Some(what) => format!(
+                    "type byte {other} is {what}, which this parser does not read \
+                     ({version} file)"
+                ),
+                None => format!("type byte {other} is not a value type of {version}"),
+            };
+            return fail(Fail::new(i, ErrorKind::UnknownType, "value", detail));
         }
     })
 }

@@ -39,6 +39,17 @@ pub enum FieldTtlPolicy {
     DropExpired,
 }
 
+/// What to do with a Redis 8.6 stream's idempotent-producer (IDMP) state on a target
+/// whose streams have none (every target before RDB 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamIdmpPolicy {
+    /// Stop with an error naming the key (default).
+    #[default]
+    Error,
+    /// Write the stream without it, reporting each stream.
+    Drop,
+}
+
 /// What to do with function libraries on a target without functions (Redis < 7.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FunctionPolicy {
@@ -73,6 +84,7 @@ pub enum DbPolicy {
 pub struct ConvertOptions {
     pub target: TargetProfile,
     pub field_ttls: FieldTtlPolicy,
+    pub stream_idmp: StreamIdmpPolicy,
     pub functions: FunctionPolicy,
     pub modules: ModulePolicy,
     pub dbs: DbPolicy,
@@ -90,6 +102,7 @@ impl ConvertOptions {
         ConvertOptions {
             target,
             field_ttls: FieldTtlPolicy::Error,
+            stream_idmp: StreamIdmpPolicy::Error,
             functions: FunctionPolicy::Error,
             modules: ModulePolicy::Auto,
             dbs: DbPolicy::Keep,
@@ -146,7 +159,7 @@ pub struct Loss<'a> {
     pub db: Option<u64>,
     pub key: Option<&'a [u8]>,
     /// `dropped`, `field_ttls_dropped`, `expired_fields_dropped`, `function_dropped`,
-    /// `module_aux_dropped`.
+    /// `module_aux_dropped`, `stream_idmp_dropped`, `key_meta_dropped`.
     pub action: &'static str,
     pub reason: String,
     /// For `function_dropped`: the library source, so it can be loaded separately.
@@ -165,6 +178,8 @@ pub struct ConvertSummary {
     pub keys_dropped: u64,
     pub keys_with_field_ttls_dropped: u64,
     pub fields_dropped: u64,
+    /// Redis 8.6 streams written without their IDMP state (`StreamIdmpPolicy::Drop`).
+    pub streams_idmp_dropped: u64,
     pub functions_dropped: u64,
     pub module_aux_dropped: u64,
     /// Keys the filters left out (as asked: not a loss).
@@ -276,6 +291,7 @@ impl ConvertSummary {
     fn absorb(&mut self, d: &ConvertSummary) {
         self.keys_with_field_ttls_dropped += d.keys_with_field_ttls_dropped;
         self.fields_dropped += d.fields_dropped;
+        self.streams_idmp_dropped += d.streams_idmp_dropped;
     }
 }
 
@@ -555,6 +571,9 @@ fn run_input<'data, W: Write>(
     // Bytes copied as stored are mostly adjacent in the input: each output gathers a run of
     // them and writes it in one piece (no copy through its buffer; one CRC call).
     let mut runs = SpanRuns::new(data, writers.len());
+    // A Redis 8.6 KEY_META waiting for its key: written right before that key's type byte
+    // (where a loader expects it) if the key is written at all.
+    let mut pending_meta: Option<&'data [u8]> = None;
 
     let sink = |s: Spanned<'data>, outcome: Option<KeyOutcome>| -> Result<(), ConvertError> {
         let (span, start) = (s.span, s.offset as usize);
@@ -683,9 +702,23 @@ fn run_input<'data, W: Write>(
                     summary.hints_dropped += 1;
                 }
             }
+            Item::KeyMeta(_) if target.version.has_key_meta() => pending_meta = Some(span),
+            Item::KeyMeta(m) => on_loss(&Loss {
+                db: None,
+                key: None,
+                action: "key_meta_dropped",
+                reason: format!(
+                    "module key metadata ({} classes) of the next key, which {} cannot load",
+                    m.classes.len(),
+                    target.name
+                ),
+                payload: None,
+            })?,
             Item::Key(entry) => {
                 summary.keys_read += 1;
                 progress(start as u64);
+                // Goes with the key: dropped with it, written only right before it.
+                let meta = pending_meta.take();
                 let step = match outcome {
                     Some(KeyOutcome::Step(step)) => step,
                     Some(KeyOutcome::Filtered) => {
@@ -794,12 +827,19 @@ fn run_input<'data, W: Write>(
                             runs.flush(i, w)?;
                             write_key_opcodes(w, &entry)?;
                         }
+                        if let Some(m) = meta {
+                            runs.copy(i, w, m)?;
+                        }
                         runs.copy(i, w, span)?;
                     }
                     Encoded::New(type_id, bytes) => {
                         summary.transcoded += 1;
                         runs.flush(i, w)?;
                         write_key_opcodes(w, &entry)?;
+                        if let Some(m) = meta {
+                            runs.copy(i, w, m)?;
+                            runs.flush(i, w)?;
+                        }
                         let mut head = Vec::with_capacity(entry.raw_key.len() + 1);
                         head.push(type_id);
                         head.extend_from_slice(entry.raw_key);
@@ -1040,6 +1080,29 @@ fn encode_entry(
             }
         }
         Value::Stream(s) => {
+            if let Some(what) = s.idmp.as_ref().and_then(idmp_state) {
+                match opts.stream_idmp {
+                    StreamIdmpPolicy::Error => {
+                        return Err(fail(
+                            format!(
+                                "a stream with IDMP state ({what}), and {} has none",
+                                target.name
+                            ),
+                            "--stream-idmp drop writes such streams without it",
+                        ))
+                    }
+                    StreamIdmpPolicy::Drop => {
+                        summary.streams_idmp_dropped += 1;
+                        on_loss(&Loss {
+                            db: Some(entry.db),
+                            key: Some(&entry.key),
+                            action: "stream_idmp_dropped",
+                            reason: format!("IDMP state: {what}"),
+                            payload: None,
+                        })?;
+                    }
+                }
+            }
             let (t, bytes) = stream(s, tv);
             Encoded::New(t, bytes)
         }
@@ -1206,6 +1269,27 @@ fn field_ttl_hash(
         encode::string(&mut out, x, c);
     }
     Ok(Encoded::New(type_id::HASH_METADATA, out))
+}
+
+/// What a target without IDMP would lose of a stream's IDMP state, or `None` when it is
+/// what every stream has untouched: no producers, zero counters, the server's built-in
+/// settings (100 s, 100 iids).
+fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
+    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
+    let untouched = m.producers.is_empty()
+        && m.iids_added == 0
+        && m.iids_duplicates == 0
+        && (m.duration_s, m.max_entries) == (100, 100);
+    (!untouched).then(|| {
+        format!(
+            "{} producers, {iids} iids, duration {} s, max {} iids, {} added, {} duplicates",
+            m.producers.len(),
+            m.duration_s,
+            m.max_entries,
+            m.iids_added,
+            m.iids_duplicates
+        )
+    })
 }
 
 /// A stream for an older stream type: node listpacks are copied, metadata the target

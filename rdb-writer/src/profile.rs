@@ -53,6 +53,7 @@ pub const PROFILES: &[TargetProfile] = &[
     profile("redis-7.2", Version::redis(11), Some(16), Loaded, "Redis 7.2 (RDB 11)"),
     profile("redis-7.4", Version::redis(12), Some(16), Loaded, "Redis 7.4 (RDB 12, hash-field TTLs)"),
     profile("redis-8.0", Version::redis(12), Some(16), Loaded, "Redis 8.0-8.4 (RDB 12)"),
+    profile("redis-8.6", Version::redis(13), Some(16), Loaded, "Redis 8.6 (RDB 13, stream IDMP state)"),
     profile("valkey-7.2", Version::redis(11), Some(16), Loaded, "Valkey 7.2 (RDB 11)"),
     profile("valkey-8.0", Version::redis(11), Some(16), Loaded, "Valkey 8.0 (RDB 11)"),
     profile("valkey-8.1", Version::redis(11), Some(16), Loaded, "Valkey 8.1 (RDB 11)"),
@@ -114,10 +115,10 @@ impl TargetProfile {
         PROFILES.iter().find(|p| p.name == name)
     }
 
-    /// A bare format version (`--rdb-version N`): 9 to 12, or 80 for `VALKEY080`.
+    /// A bare format version (`--rdb-version N`): 9 to 13, or 80 for `VALKEY080`.
     pub fn for_version(number: u32) -> Option<TargetProfile> {
         let version = match number {
-            9..=12 => Version::redis(number),
+            9..=13 => Version::redis(number),
             80 => Version::valkey(80),
             _ => return None,
         };
@@ -158,6 +159,8 @@ impl TargetProfile {
             t::SET_LISTPACK | t::STREAM_LISTPACKS_3 => v >= 11,
             // Redis 7.4 GA hash-field TTL types; Valkey reads none of 22..=25 from Redis.
             t::HASH_METADATA | t::HASH_LISTPACK_EX => !valkey && v >= 12,
+            // Redis 8.6 streams with IDMP state; Valkey has no IDMP.
+            t::STREAM_LISTPACKS_4 => !valkey && v >= 13,
             _ => false,
         }
     }
@@ -194,6 +197,16 @@ mod tests {
             Some(true)
         );
         assert_eq!(r6.map(TargetProfile::functions), Some(false));
+        let r86 = TargetProfile::named("redis-8.6");
+        assert_eq!(
+            r86.map(|p| (p.version.number, p.loads_type(type_id::STREAM_LISTPACKS_4))),
+            Some((13, true))
+        );
+        let r80 = TargetProfile::named("redis-8.0");
+        assert_eq!(
+            r80.map(|p| p.loads_type(type_id::STREAM_LISTPACKS_4)),
+            Some(false)
+        );
         let v9 = TargetProfile::named("valkey-9.0");
         assert_eq!(
             v9.map(|p| p.loads_type(type_id::HASH_METADATA)),

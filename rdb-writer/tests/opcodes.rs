@@ -217,7 +217,7 @@ fn redis_74_release_candidate_hash_types() {
 #[test]
 fn versions_beyond_the_known_ones_are_refused_clearly() {
     for (header, kind) in [
-        (&b"REDIS0013"[..], ErrorKind::UnsupportedVersion),
+        (&b"REDIS0014"[..], ErrorKind::UnsupportedVersion),
         (b"VALKEY081", ErrorKind::UnsupportedVersion),
         (b"REDIS0000", ErrorKind::UnsupportedVersion),
         (b"VALKEY011", ErrorKind::UnsupportedVersion),

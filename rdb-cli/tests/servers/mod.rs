@@ -68,7 +68,7 @@ pub struct Entry {
     pub name: String,
     /// The product version, e.g. `7.4.1`.
     pub version: String,
-    /// The number in the RDB header the server writes (9, 10, 11, 12, 80).
+    /// The number in the RDB header the server writes (9, 10, 11, 12, 13, 80).
     pub rdb_version: u64,
     /// `REDIS` or `VALKEY`.
     pub magic: String,
