@@ -242,6 +242,8 @@ fn convert_one(bin: &Path, source: &Entry, rdb: &Path, target: &Entry) -> Result
             "drop",
             "--dbs",
             "keep",
+            "--stream-idmp",
+            "drop",
         ])
         .stdin(Stdio::null())
         .output()

@@ -19,7 +19,7 @@ pub struct CommandArgs {
     /// Default: the snapshot's own version.
     #[arg(long, conflicts_with = "rdb_version")]
     pub target: Option<String>,
-    /// A bare format version instead of a profile: 9, 10, 11, 12, or 80.
+    /// A bare format version instead of a profile: 9, 10, 11, 12, 13 or 80.
     #[arg(long)]
     pub rdb_version: Option<u32>,
     /// RESTORE ... REPLACE, or DEL before each key's plain commands.
@@ -29,6 +29,11 @@ pub struct CommandArgs {
     /// leaves out the fields already expired now).
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     pub field_ttls: FieldTtls,
+    /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
+    /// stop with an error naming the key, or write the stream without that state (each
+    /// such stream is reported).
+    #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
+    pub stream_idmp: StreamIdmp,
     /// Function libraries, for a target without functions (before Redis 7.0).
     #[arg(long, value_enum, default_value_t = Functions::Error)]
     pub functions: Functions,
@@ -49,7 +54,7 @@ pub struct CommonArgs {
         conflicts_with = "rdb_version"
     )]
     pub target: Option<String>,
-    /// A bare format version instead of a profile: 9, 10, 11, 12, or 80 (VALKEY080).
+    /// A bare format version instead of a profile: 9, 10, 11, 12, 13 or 80 (VALKEY080).
     #[arg(long)]
     pub rdb_version: Option<u32>,
     /// Hash fields with their own TTL, for a target without field TTLs (Redis < 7.4,
@@ -57,6 +62,11 @@ pub struct CommonArgs {
     /// that already expired (at --now).
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     pub field_ttls: FieldTtls,
+    /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
+    /// stop with an error naming the key, or write the stream without that state (each
+    /// such stream is reported).
+    #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
+    pub stream_idmp: StreamIdmp,
     /// Function libraries, for a target without functions (Redis < 7.0).
     #[arg(long, value_enum, default_value_t = Functions::Error)]
     pub functions: Functions,
@@ -184,6 +194,12 @@ pub enum FieldTtls {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamIdmp {
+    Error,
+    Drop,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Functions {
     Error,
     Drop,
@@ -246,6 +262,16 @@ impl FieldTtls {
     }
 }
 
+impl StreamIdmp {
+    pub fn policy(self) -> rdb_writer::convert::StreamIdmpPolicy {
+        use rdb_writer::convert::StreamIdmpPolicy;
+        match self {
+            StreamIdmp::Error => StreamIdmpPolicy::Error,
+            StreamIdmp::Drop => StreamIdmpPolicy::Drop,
+        }
+    }
+}
+
 impl Functions {
     pub fn policy(self) -> rdb_writer::convert::FunctionPolicy {
         use rdb_writer::convert::FunctionPolicy;
@@ -296,7 +322,7 @@ pub fn target_profile(
         .ok_or_else(|| usage("give --target or --rdb-version".into()))?;
     rdb_writer::TargetProfile::for_version(n).ok_or_else(|| {
         usage(format!(
-            "--rdb-version {n}: rdbkit writes 9, 10, 11, 12 or 80"
+            "--rdb-version {n}: rdbkit writes 9, 10, 11, 12, 13 or 80"
         ))
     })
 }
@@ -313,6 +339,7 @@ pub fn convert_options(
     }
     let mut opts = rdb_writer::convert::ConvertOptions::new(profile);
     opts.field_ttls = args.field_ttls.policy();
+    opts.stream_idmp = args.stream_idmp.policy();
     opts.functions = args.functions.policy();
     opts.modules = args.modules.policy();
     opts.dbs = args.dbs.policy();

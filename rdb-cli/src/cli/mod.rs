@@ -25,7 +25,7 @@ use progress::{Progress, ProgressMode};
         A migration, step by step: stats (assess), check --target (will it load?), convert \
         (re-encode, filter, --shards split), verify, upload + import (Azure) or restore (live \
         server), diff (prove nothing was lost).\n\n\
-        Reads every format a released server writes: REDIS0001-REDIS0012 (Redis 2.x to 8.x, \
+        Reads every format a released server writes: REDIS0001-REDIS0013 (Redis 2.x to 8.6, \
         Valkey 7.2/8.x) and VALKEY080 (Valkey 9). The file is memory-mapped and never modified.",
     after_help = "Examples:\n  \
         rdbkit info dump.rdb                      version, aux fields, keys per db/type/encoding\n  \

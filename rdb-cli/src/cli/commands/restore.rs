@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rdb_cli::Failure;
 
-use crate::cli::args::{target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, filter};
+use crate::cli::args::{filter, target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, StreamIdmp};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::resolve_now;
 use crate::cli::{usage, Context};
@@ -74,6 +74,10 @@ pub struct RestoreArgs {
     /// Hash fields with their own TTL, for a target without field TTLs.
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     field_ttls: FieldTtls,
+    /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
+    /// stop with an error naming the key, or restore the stream without that state.
+    #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
+    stream_idmp: StreamIdmp,
     /// Function libraries, for a target without functions.
     #[arg(long, value_enum, default_value_t = Functions::Error)]
     functions: Functions,
@@ -114,6 +118,7 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     let mut convert =
         rdb_writer::convert::ConvertOptions::new(target_override.clone().unwrap_or(placeholder));
     convert.field_ttls = a.field_ttls.policy();
+    convert.stream_idmp = a.stream_idmp.policy();
     convert.functions = a.functions.policy();
     convert.modules = rdb_writer::convert::ModulePolicy::Keep;
     convert.now_ms = resolve_now(a.now.as_deref(), input.bytes()).map_err(usage)?;
