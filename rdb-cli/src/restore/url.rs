@@ -1,0 +1,135 @@
+//! The target URL.
+
+/// `redis://[user:pass@]host:port[/db]` or `rediss://...` (TLS).
+#[derive(Clone)]
+pub struct TargetUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub db: u64,
+}
+
+impl std::fmt::Debug for TargetUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl TargetUrl {
+    /// Parses a target URL. A URL without a password takes `$RDBKIT_REDIS_PASSWORD`, so
+    /// the secret need not appear in a process list.
+    pub fn parse(text: &str) -> Result<TargetUrl, String> {
+        // `host:port` (as redis-cli -h/-p users write it) means redis://host:port.
+        let with_scheme;
+        let text = if text.contains("://") {
+            text
+        } else {
+            with_scheme = format!("redis://{text}");
+            &with_scheme
+        };
+        // Never echo `text`: it may hold the password.
+        let url = url::Url::parse(text)
+            .map_err(|e| format!("--to: not a URL like redis://host:6379/0 ({e})"))?;
+        let tls = match url.scheme() {
+            "redis" => false,
+            "rediss" => true,
+            other => return Err(format!("--to: scheme {other:?}: use redis:// or rediss://")),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("--to: the URL has no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| "--to: the user or password is not UTF-8 after %-decoding".to_owned())
+        };
+        let user = Some(decode(url.username())?).filter(|u| !u.is_empty());
+        let password = match url.password() {
+            Some(p) => Some(decode(p)?),
+            None => std::env::var("RDBKIT_REDIS_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+        };
+        if user.is_some() && password.is_none() {
+            // Not echoed: `redis://SECRET@host` is a common slip for `redis://:SECRET@host`.
+            return Err("--to: the URL names a user but no password; use \
+                 redis://USER:PASSWORD@host (or the password in $RDBKIT_REDIS_PASSWORD), or \
+                 redis://:PASSWORD@host for the default user. Without a password rdbkit would \
+                 connect as the default user, not the one named"
+                .to_owned());
+        }
+        let path = url.path().trim_matches('/');
+        let db = if path.is_empty() {
+            0
+        } else {
+            path.parse::<u64>()
+                .map_err(|_| format!("--to: the path /{path} is not a db number"))?
+        };
+        Ok(TargetUrl {
+            tls,
+            host,
+            port: url.port().unwrap_or(6379),
+            user,
+            password,
+            db,
+        })
+    }
+}
+
+/// The URL with the password replaced by `***`: the only form ever printed.
+impl std::fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        write!(f, "{scheme}://")?;
+        match (&self.user, &self.password) {
+            (Some(u), Some(_)) => write!(f, "{u}:***@")?,
+            (None, Some(_)) => write!(f, ":***@")?,
+            (Some(u), None) => write!(f, "{u}@")?,
+            (None, None) => {}
+        }
+        write!(f, "{}:{}/{}", self.host, self.port, self.db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn urls_parse_and_never_show_the_password() {
+        let u = TargetUrl::parse("rediss://app:s%40cret@cache.example.net:6380/2")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(u.tls);
+        assert_eq!(u.host, "cache.example.net");
+        assert_eq!(u.port, 6380);
+        assert_eq!(u.user.as_deref(), Some("app"));
+        assert_eq!(u.password.as_deref(), Some("s@cret"));
+        assert_eq!(u.db, 2);
+        let shown = format!("{u} {u:?}");
+        assert!(!shown.contains("cret"), "{shown}");
+        assert_eq!(u.to_string(), "rediss://app:***@cache.example.net:6380/2");
+        let e = TargetUrl::parse("http://:hunter2@h/x")
+            .err()
+            .unwrap_or_default();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = TargetUrl::parse("redis://:hunter2@h/x")
+            .err()
+            .unwrap_or_default();
+        assert!(!e.contains("hunter2") && e.contains("db number"), "{e}");
+        // A user without a password would connect as the default user, and the "user" is
+        // often the password written without its colon.
+        if std::env::var_os("RDBKIT_REDIS_PASSWORD").is_none() {
+            let e = TargetUrl::parse("redis://hunter2@h:6379")
+                .err()
+                .unwrap_or_default();
+            assert!(!e.contains("hunter2") && e.contains("no password"), "{e}");
+        }
+    }
+}
