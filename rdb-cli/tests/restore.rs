@@ -1882,3 +1882,349 @@ fn interleaved_busykey_replies_match_their_keys() {
         assert_eq!(got.as_deref(), Some(want), "{key}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 17: `restore --resume` exact.
+
+/// Waits until the target holds `n` keys (or the child ends), then SIGKILLs the child:
+/// no final checkpoint, temporary keys left as they are.
+fn kill_at(child: &mut std::process::Child, port: u16, n: i64) -> i64 {
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(Reply::Int(size)) = c.command(&[b"DBSIZE"]) {
+            if size >= n {
+                child.kill().unwrap_or_else(|e| panic!("{e}"));
+                let _ = child.wait();
+                return size;
+            }
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            panic!("rdbkit ended before the target held {n} keys");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the target never held {n} keys");
+}
+
+/// Temporary keys a killed run left: each must carry a TTL (so the server removes it);
+/// they are deleted here so that the read-back compares the restored keys alone.
+fn expect_temporaries_to_expire(port: u16) -> usize {
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let temps: Vec<Vec<u8>> = scan_keys(port)
+        .into_iter()
+        .filter(|k| k.windows(10).any(|w| w == b"rdbkit-tmp"))
+        .collect();
+    for k in &temps {
+        let ttl = c.command(&[b"PTTL", k]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(ttl, Reply::Int(n) if n > 0),
+            "temporary key {} has no TTL: {ttl:?}",
+            String::from_utf8_lossy(k)
+        );
+        ok(port, &[b"DEL", k]);
+    }
+    temps.len()
+}
+
+/// Killed (SIGKILL) part way through `--on-exists skip`, then `--resume --on-exists skip`:
+/// every key that was on the target before keeps its value, including those in the resume
+/// window (which rdbkit once sent with REPLACE); every other key equals the snapshot.
+#[test]
+fn resume_with_on_exists_skip_keeps_every_existing_key() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-keep-src");
+    let mut commands = vec![cmd(&[b"DEBUG", b"POPULATE", b"20000", b"key", b"16"])];
+    for i in 0..100 {
+        let mut l = cmd(&[b"RPUSH", format!("list:{i}").as_bytes()]);
+        for j in 0..200 {
+            l.push(format!("{j:04}-element-of-list-{i}").into_bytes());
+        }
+        commands.push(l);
+    }
+    let (source, truth) = make_source(
+        &entry,
+        src_dir.path(),
+        &commands,
+        &["--enable-debug-command", "yes"],
+    );
+    let dir = TempDir::new("restore-keep");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    // Every 7th string and every 5th list is the user's own, with another value.
+    let mine_strings: Vec<String> = (0..20000).step_by(7).map(|n| format!("key:{n}")).collect();
+    let mine_lists: Vec<String> = (0..100).step_by(5).map(|n| format!("list:{n}")).collect();
+    {
+        let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+        for k in &mine_strings {
+            c.command(&[b"SET", k.as_bytes(), b"mine"])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for k in &mine_lists {
+            c.command(&[b"RPUSH", k.as_bytes(), b"mine"])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let before = dbsize(port);
+    let checkpoint = dir.path().join("ck.json");
+    let args = |resume: bool| {
+        let mut a = vec![
+            "restore".to_owned(),
+            source.to_string_lossy().into_owned(),
+            "--to".into(),
+            url(port),
+            "--on-exists".into(),
+            "skip".into(),
+            "--checkpoint".into(),
+            checkpoint.to_string_lossy().into_owned(),
+            "--checkpoint-every".into(),
+            "100".into(),
+            "--window".into(),
+            "32".into(),
+            // The lists go as plain commands (RPUSH batches).
+            "--max-bulk".into(),
+            "512".into(),
+            "--json".into(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let mut child = Command::new(servers::rdbkit_bin())
+        .args(args(false))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let killed_at = kill_at(&mut child, port, before + 8000);
+    let ck_text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let ck: Value = serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}: {ck_text}"));
+    let acked = ck["last_acked"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ck_text}"));
+    let reserved = ck["reserved"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ck_text}"));
+    assert!(reserved > acked && acked < 20000, "{ck_text}");
+    let out = rdbkit(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s = summary_json(&out);
+    eprintln!("killed at {killed_at} keys, checkpoint {ck_text}, resumed: {s}");
+    assert!(s["skipped_existing"].as_u64() > Some(0), "{s}");
+    // The user's keys, all of them, as they were.
+    let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let mut changed = Vec::new();
+    for k in &mine_strings {
+        let got = c
+            .command(&[b"GET", k.as_bytes()])
+            .ok()
+            .and_then(|r| r.text());
+        if got.as_deref() != Some("mine") {
+            changed.push(format!("{k}: {got:?}"));
+        }
+    }
+    for k in &mine_lists {
+        let r = c.command(&[b"LRANGE", k.as_bytes(), b"0", b"-1"]);
+        if !matches!(&r, Ok(Reply::Array(Some(items))) if items.len() == 1) {
+            changed.push(format!("{k}: {r:?}"));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "{} of the target's own keys changed: {}",
+        changed.len(),
+        changed.join(", ")
+    );
+    // Every other key is the snapshot's, once.
+    expect_temporaries_to_expire(port);
+    for k in mine_strings.iter().chain(&mine_lists) {
+        ok(port, &[b"DEL", k.as_bytes()]);
+    }
+    let mine: std::collections::HashSet<String> = mine_strings
+        .iter()
+        .chain(&mine_lists)
+        .map(|k| format!("0/\"{k}\""))
+        .collect();
+    let expect = Expect {
+        ignore: &|id| mine.contains(id),
+        ..Expect::default()
+    };
+    let stats = compare(&truth, &server.readback(), &expect).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stats.keys, 20100 - mine.len());
+}
+
+/// A checkpoint records the target's run_id and how many keys without a TTL it wrote;
+/// `--resume` refuses a target that was flushed, and one that restarted empty (same
+/// address), unless `--resume-any-target`.
+#[test]
+fn resume_refuses_a_target_restarted_empty() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-restart-src");
+    let commands: Vec<Vec<Vec<u8>>> = (0..400)
+        .map(|i| cmd(&[b"SET", format!("key:{i:03}").as_bytes(), b"v"]))
+        .collect();
+    let (source, truth) = make_source(&entry, src_dir.path(), &commands, &[]);
+    // The key in the middle of the file is on the target already: the first run stops
+    // there, half done.
+    let data = std::fs::read(&source).unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<Vec<u8>> = rdb_parser::Parser::new(&data)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|i| match i {
+            Ok(rdb_parser::Item::Key(e)) => Some(e.key.to_vec()),
+            _ => None,
+        })
+        .collect();
+    let blocker = keys[200].clone();
+    let dir = TempDir::new("restore-restart");
+    let mut server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    ok(port, &[b"SET", &blocker, b"in the way"]);
+    let checkpoint = dir.path().join("ck.json");
+    let ck = checkpoint.to_string_lossy().into_owned();
+    let src = source.to_string_lossy().into_owned();
+    let to = url(port);
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            &src,
+            "--to",
+            &to,
+            "--checkpoint",
+            &ck,
+            "--window",
+            "1",
+            "--json",
+        ];
+        a.extend(extra);
+        rdbkit(&a)
+    };
+    let first = run(&[]);
+    assert_eq!(first.status.code(), Some(1), "{}", all_output(&first));
+    let ck_text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let ck_json: Value = serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ck_json["last_acked"], 199, "{ck_text}");
+    assert_eq!(ck_json["persistent_written"], 200, "{ck_text}");
+    assert_eq!(
+        ck_json["run_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{ck_text}"
+    );
+    ok(port, &[b"DEL", &blocker]);
+
+    // Flushed: the same server, its keys gone.
+    ok(port, &[b"FLUSHALL"]);
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert!(
+        text.contains("holds 0 keys without a TTL, fewer than the 200")
+            && text.contains("--resume-any-target"),
+        "{text}"
+    );
+    assert_eq!(dbsize(port), 0, "a refused resume wrote keys");
+
+    // Restarted empty on the same port: another run_id.
+    server.stop();
+    let dir2 = TempDir::new("restore-restart-2");
+    let opts = StartOptions {
+        port: Some(port),
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir2.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert!(
+        text.contains("not the server the checkpoint was made against")
+            && text.contains("run_id")
+            && text.contains("--resume-any-target"),
+        "{text}"
+    );
+    assert_eq!(dbsize(port), 0, "a refused resume wrote keys");
+    // Forced: the keys after the checkpoint are restored, the ones before are not.
+    let out = run(&["--resume", "--resume-any-target"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(dbsize(port), 200);
+    // Without --resume, a fresh start restores everything.
+    let out = rdbkit(&["restore", &src, "--to", &to, "--on-exists", "skip"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    compare(&truth, &server.readback(), &Expect::default()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// 3 MB of random hex: no LZF makes it fit a 1 MB bulk limit.
+fn big_string() -> Vec<u8> {
+    (0..30_000)
+        .flat_map(|i| {
+            let mut x = (i as u64 + 7).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+            x ^= x >> 29;
+            format!(
+                "{x:016x}{:016x}{:016x}{:016x}{:016x}{:016x}",
+                x.rotate_left(7),
+                x.rotate_left(13),
+                x.rotate_left(19),
+                x.rotate_left(29),
+                x.rotate_left(37)
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// A value sent in pieces is built under a temporary key and renamed into place: a
+/// string above the target's bulk limit, refused part way (Redis 7 caps APPEND at
+/// proto-max-bulk-len), leaves no key at all; with `--replace` the key that was there
+/// keeps its value.
+#[test]
+fn an_oversized_value_refused_by_the_target_leaves_no_key() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-oversized-src");
+    let (source, _) = make_source(
+        &entry,
+        src_dir.path(),
+        &[cmd(&[b"SET", b"big:string", &big_string()])],
+        &[],
+    );
+    let src = source.to_string_lossy().into_owned();
+    let dir = TempDir::new("restore-oversized");
+    let opts = StartOptions {
+        args: vec!["--proto-max-bulk-len".into(), "1mb".into()],
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    let out = rdbkit(&["restore", &src, "--to", &url(port)]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("big:string"),
+        "{}",
+        all_output(&out)
+    );
+    let left = scan_keys(port);
+    assert!(
+        left.is_empty(),
+        "a refused value left keys: {:?}",
+        left.iter()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>()
+    );
+    ok(port, &[b"SET", b"big:string", b"old"]);
+    let out = rdbkit(&["restore", &src, "--to", &url(port), "--replace"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let got = c
+        .command(&[b"GET", b"big:string"])
+        .ok()
+        .and_then(|r| r.text());
+    assert_eq!(got.as_deref(), Some("old"));
+    assert_eq!(dbsize(port), 1, "{:?}", scan_keys(port));
+}

@@ -3,11 +3,15 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::conn::{error_text, server_error, text};
+use super::run::Run;
 use super::RestoreOptions;
 use crate::output::AtomicFile;
+use crate::resp;
+use crate::Failure;
 
 /// What `--checkpoint FILE` holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The snapshot's size, to refuse a checkpoint of another file.
     pub source_bytes: u64,
@@ -21,6 +25,13 @@ pub struct Checkpoint {
     /// No key numbered above this was sent.
     pub reserved: Option<u64>,
     pub complete: bool,
+    /// The `run_id` of every server written to (sorted): one that restarted, or another
+    /// server at the same address, has a new one.
+    pub run_ids: Vec<String>,
+    /// Keys without a TTL that this restore wrote and the target acknowledged, among those
+    /// numbered up to `last_acked`: the target holds at least this many keys without a
+    /// TTL unless it lost some.
+    pub persistent_written: u64,
 }
 
 impl Checkpoint {
@@ -38,6 +49,16 @@ impl Checkpoint {
             last_acked: n("last_acked"),
             reserved: n("reserved"),
             complete: v.get("complete").and_then(serde_json::Value::as_bool) == Some(true),
+            run_ids: v
+                .get("run_ids")
+                .and_then(serde_json::Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|i| i.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            persistent_written: n("persistent_written").unwrap_or(0),
         })
     }
 
@@ -75,6 +96,8 @@ impl Checkpoint {
             "last_acked": self.last_acked,
             "reserved": self.reserved,
             "complete": self.complete,
+            "run_ids": self.run_ids,
+            "persistent_written": self.persistent_written,
         });
         writeln!(f, "{v}")?;
         f.commit()
@@ -133,4 +156,149 @@ pub fn selection_digest(o: &RestoreOptions) -> u64 {
         o.convert.db_map,
     );
     xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
+/// What the target is: the sorted `run_id`s of its servers, and how many keys without a
+/// TTL they hold (INFO keyspace: `keys` minus `expires`, every db).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Identity {
+    pub(super) run_ids: Vec<String>,
+    pub(super) persistent_keys: u64,
+}
+
+impl Run<'_> {
+    /// Writes the checkpoint with `last_acked`, first folding the written keys it now
+    /// covers into its count.
+    pub(super) fn save_checkpoint(&mut self, path: &Path) -> Result<(), Failure> {
+        let beyond = match self.checkpoint.last_acked {
+            Some(a) => self.written_beyond.split_off(&(a + 1)),
+            None => std::mem::take(&mut self.written_beyond),
+        };
+        let covered = std::mem::replace(&mut self.written_beyond, beyond);
+        self.checkpoint.persistent_written += covered.len() as u64;
+        self.checkpoint
+            .write(path)
+            .map_err(|e| super::conn::io_err(&path.display().to_string(), "checkpoint", e))
+    }
+
+    /// The target's identity, asked on every connection open now (with nothing in
+    /// flight): the first server, or every master of a cluster.
+    pub(super) fn identity(&mut self) -> Result<Identity, Failure> {
+        let mut id = Identity::default();
+        for i in 0..self.conns.len() {
+            self.drain(i)?;
+            let c = self.conn(i)?;
+            let mut info = |section: &[u8]| -> Result<String, Failure> {
+                let reply = c.call(&resp::Cmd::new("INFO").arg(section).finish_ref())?;
+                match server_error(&reply) {
+                    Some(e) => Err(Failure::Refused(format!(
+                        "{}: INFO {}: {} (--resume and --checkpoint record the target's \
+                         run_id and key count)",
+                        c.addr,
+                        String::from_utf8_lossy(section),
+                        error_text(&e)
+                    ))),
+                    None => Ok(text(&reply).unwrap_or_default()),
+                }
+            };
+            let server = info(b"server")?;
+            let keyspace = info(b"keyspace")?;
+            if let Some(run_id) = info_field(&server, "run_id") {
+                id.run_ids.push(run_id.to_owned());
+            }
+            id.persistent_keys += persistent_keys(&keyspace);
+        }
+        id.run_ids.sort();
+        id.run_ids.dedup();
+        Ok(id)
+    }
+}
+
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// The keys without a TTL in an `INFO keyspace` reply (`db0:keys=5,expires=2,...`).
+fn persistent_keys(keyspace: &str) -> u64 {
+    let mut total = 0u64;
+    for line in keyspace.lines().filter(|l| l.starts_with("db")) {
+        let Some((_, fields)) = line.split_once(':') else {
+            continue;
+        };
+        let field = |name: &str| {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total += field("keys").saturating_sub(field("expires"));
+    }
+    total
+}
+
+/// `--resume`: the checkpoint `c` was made against `then`'s servers; `now` is what the
+/// target is. A server that restarted (new run_id) may have lost what was acknowledged,
+/// and a target with fewer keys without a TTL than the restore wrote has lost some.
+pub(super) fn same_target(c: &Checkpoint, now: &Identity, path: &Path) -> Result<(), String> {
+    let force = "--resume-any-target continues anyway (keys acknowledged before are then \
+                 not checked), or start again without --resume";
+    if !c.run_ids.is_empty() && c.run_ids != now.run_ids {
+        return Err(format!(
+            "{}: the target is not the server the checkpoint was made against: run_id {} \
+             then, {} now. It restarted (and may have lost the keys acknowledged before) or \
+             --to names another server; {force}",
+            path.display(),
+            c.run_ids.join(","),
+            now.run_ids.join(",")
+        ));
+    }
+    if now.persistent_keys < c.persistent_written {
+        return Err(format!(
+            "{}: the target holds {} keys without a TTL, fewer than the {} this restore \
+             wrote and had acknowledged before it stopped: it was flushed or lost keys; \
+             {force}",
+            path.display(),
+            now.persistent_keys,
+            c.persistent_written
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_counts_keys_without_ttl() {
+        let info =
+            "# Keyspace\r\ndb0:keys=10,expires=3,avg_ttl=5\r\ndb9:keys=4,expires=0,avg_ttl=0\r\n";
+        assert_eq!(persistent_keys(info), 11);
+        assert_eq!(persistent_keys("# Keyspace\r\n"), 0);
+        let then = Checkpoint {
+            run_ids: vec!["a".into()],
+            persistent_written: 11,
+            ..Checkpoint::default()
+        };
+        let p = Path::new("ck.json");
+        let now = |id: &str, keys| Identity {
+            run_ids: vec![id.into()],
+            persistent_keys: keys,
+        };
+        assert!(same_target(&then, &now("a", 11), p).is_ok());
+        let e = same_target(&then, &now("b", 11), p)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("run_id a then, b now") && e.contains("--resume-any-target"),
+            "{e}"
+        );
+        let e = same_target(&then, &now("a", 10), p)
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("holds 10 keys") && e.contains("the 11"), "{e}");
+    }
 }

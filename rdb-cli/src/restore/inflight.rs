@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::conn::{error_text, io_err, server_error};
+use super::conn::{error_text, int, io_err, server_error};
 use super::run::{show_key, Run};
 use super::{OnExists, FLUSH_BYTES};
 use crate::resp;
@@ -56,6 +56,9 @@ pub(super) enum Kind {
     Select(u64),
     Asking,
     Function,
+    /// `RENAMENX tmp key` ending a value built under a temporary key: a 0 reply means
+    /// the key appeared meanwhile.
+    RenameNx,
 }
 
 impl Run<'_> {
@@ -71,9 +74,7 @@ impl Run<'_> {
         self.checkpoint.reserved =
             Some(i + self.o.checkpoint_every.max(1) + self.o.window_commands as u64);
         self.written_acked = self.checkpoint.last_acked;
-        self.checkpoint
-            .write(path)
-            .map_err(|e| io_err(&path.display().to_string(), "checkpoint", e))
+        self.save_checkpoint(path)
     }
 
     pub(super) fn maybe_checkpoint(&mut self) -> Result<(), Failure> {
@@ -89,9 +90,7 @@ impl Run<'_> {
         if since >= self.o.checkpoint_every.max(1) {
             self.checkpoint.last_acked = acked;
             self.written_acked = acked;
-            self.checkpoint
-                .write(path)
-                .map_err(|e| io_err(&path.display().to_string(), "checkpoint", e))?;
+            self.save_checkpoint(path)?;
         }
         Ok(())
     }
@@ -101,6 +100,11 @@ impl Run<'_> {
             entry.0 -= 1;
             if entry.0 == 0 {
                 self.outstanding.remove(&i);
+                // Renamed into place (or deleted): nothing to clean up.
+                self.temps.remove(&i);
+                if self.writing.remove(&i) {
+                    self.written_beyond.insert(i);
+                }
             }
         }
     }
@@ -227,6 +231,9 @@ impl Run<'_> {
             return Err(io_err(&addr, "protocol", "a reply to no command"));
         };
         c.inflight_bytes -= p.bytes;
+        if p.kind == Kind::RenameNx && int(&reply) == Some(0) {
+            return self.renamenx_refused(i, p.key);
+        }
         let Some(err) = server_error(&reply) else {
             if let Some(k) = p.key {
                 self.release(k);
@@ -257,6 +264,9 @@ impl Run<'_> {
             ("BUSYKEY", _) => {
                 let (name, db) = key_name.unwrap_or_default();
                 self.s.restored = self.s.restored.saturating_sub(1);
+                if let Some(k) = p.key {
+                    self.writing.remove(&k);
+                }
                 // Acknowledged only when skipped: a refused key stays unacknowledged, so
                 // that the checkpoint does not move past it.
                 self.exists(db, &name)?;

@@ -30,10 +30,12 @@
 //! the options that select keys, and `--resume` refuses others.
 
 mod checkpoint;
+mod chunked;
 mod conn;
 mod inflight;
 mod run;
 mod url;
+mod window;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,7 +51,7 @@ pub use checkpoint::{selection_digest, source_digest, Checkpoint};
 pub use conn::profile_for_server;
 pub use url::TargetUrl;
 
-use conn::{io_err, tls_config, Conn};
+use conn::{tls_config, Conn};
 use run::Run;
 
 /// Cluster hash slots.
@@ -95,6 +97,9 @@ pub struct RestoreOptions {
     /// Write the checkpoint after every this many acknowledged keys.
     pub checkpoint_every: u64,
     pub resume: bool,
+    /// `--resume` against a target whose run_id or key count says it is not the one the
+    /// checkpoint was made against.
+    pub resume_any_target: bool,
     /// Payload encoding, filters, db map and loss policies; its `target` is replaced by
     /// the profile the server's version maps to unless `target_override` is set.
     pub convert: ConvertOptions,
@@ -122,6 +127,9 @@ pub struct RestoreSummary {
     pub dropped: u64,
     /// Keys skipped because the checkpoint says they were acknowledged before.
     pub resumed_past: u64,
+    /// Keys of the resume window found on the target exactly as this restore writes them
+    /// (the interrupted run's copy); counted in `restored` or `chunked` too.
+    pub already_restored: u64,
     pub functions: u64,
     /// Function libraries left out (--functions drop, on a target without functions).
     pub functions_dropped: u64,
@@ -147,6 +155,7 @@ impl RestoreSummary {
             "filtered": self.filtered,
             "dropped": self.dropped,
             "resumed_past": self.resumed_past,
+            "already_restored": self.already_restored,
             "functions": self.functions,
             "functions_dropped": self.functions_dropped,
             "commands": self.commands,
@@ -190,6 +199,14 @@ impl RestoreSummary {
                 self.resumed_past
             )?;
         }
+        if self.already_restored > 0 {
+            writeln!(
+                out,
+                "resumed: {} keys the earlier run may have sent were found on the target as \
+                 this restore writes them",
+                self.already_restored
+            )?;
+        }
         if self.moved + self.asked > 0 {
             writeln!(
                 out,
@@ -218,39 +235,50 @@ pub fn restore(
         source_bytes: data.len() as u64,
         source_digest: source_digest(data),
         selection_digest: selection_digest(o),
-        last_acked: None,
-        reserved: None,
-        complete: false,
+        ..Checkpoint::default()
     };
     let mut run = Run::new(o, tls, first, fresh);
     let mut copts = o.convert.clone();
     run.probe(&mut copts)?;
+    if o.cluster {
+        run.load_slot_map()?;
+    }
+    let identity = if o.checkpoint.is_some() {
+        run.identity()?
+    } else {
+        checkpoint::Identity::default()
+    };
+    run.checkpoint.run_ids = identity.run_ids.clone();
     let resume_from = if o.resume {
         let path = o
             .checkpoint
             .as_deref()
             .ok_or_else(|| Failure::Usage("--resume needs --checkpoint FILE".into()))?;
-        Some(
-            Checkpoint::read(path)
-                .and_then(|c| c.matches(&run.checkpoint, path).map(|()| c))
-                .map_err(Failure::Usage)?,
-        )
+        let c = Checkpoint::read(path)
+            .and_then(|c| c.matches(&run.checkpoint, path).map(|()| c))
+            .map_err(Failure::Usage)?;
+        if !o.resume_any_target {
+            checkpoint::same_target(&c, &identity, path).map_err(Failure::Usage)?;
+        }
+        // The keys written before, as far as the target still shows them.
+        run.checkpoint.persistent_written = c.persistent_written.min(identity.persistent_keys);
+        Some(c)
     } else {
         None
     };
-    if o.cluster {
-        run.load_slot_map()?;
-    }
     let result = run.send_all(data, parser, &copts, resume_from, progress);
     // Whatever happened, record how far the target acknowledged.
     let finish = result.and_then(|()| run.drain_all());
+    if finish.is_err() {
+        run.drop_temps();
+    }
     let acked = run.acked();
     run.checkpoint.last_acked = acked;
     run.checkpoint.complete = finish.is_ok();
     if let Some(path) = &o.checkpoint {
-        let written = run.checkpoint.write(path);
+        let written = run.save_checkpoint(path);
         if finish.is_ok() {
-            written.map_err(|e| io_err(&path.display().to_string(), "checkpoint", e))?;
+            written?;
         }
     }
     finish?;

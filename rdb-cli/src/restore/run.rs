@@ -1,6 +1,7 @@
 //! The restore itself: one key after another, in file order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use rdb_parser::{Entry, Function, Item, ParserBuilder};
@@ -44,7 +45,40 @@ pub(super) struct Run<'o> {
     pub(super) native: NativeOptions,
     /// `--resume`: the interrupted run sent the function libraries already.
     pub(super) resuming: bool,
+    /// Temporary keys being built (key number -> connection, db, name): deleted when
+    /// the run fails before they are renamed into place.
+    pub(super) temps: BTreeMap<u64, (usize, u64, Vec<u8>)>,
+    /// Keys without a TTL being written (RESTORE, RENAME): once acknowledged they go to
+    /// `written_beyond`, and the checkpoint counts them once it covers them.
+    pub(super) writing: BTreeSet<u64>,
+    pub(super) written_beyond: BTreeSet<u64>,
+    /// Makes this run's temporary key names its own.
+    pub(super) nonce: String,
     pub(super) s: RestoreSummary,
+}
+
+/// `RESTORE key ttl payload ...` for `entry` (whose name may be a temporary key's).
+pub(super) fn restore_command(
+    entry: &Entry<'_>,
+    payload: &rdb_writer::convert::DumpBody<'_>,
+    replace: bool,
+) -> Vec<u8> {
+    let mut cmd = Vec::with_capacity(payload.len() + entry.key.len() + 96);
+    resp::restore_head(&mut cmd, entry, payload.len(), replace);
+    cmd.push(payload.type_id);
+    cmd.extend_from_slice(&payload.value);
+    cmd.extend_from_slice(&payload.trailer);
+    resp::restore_tail(&mut cmd, entry, replace);
+    cmd
+}
+
+/// The process id and the clock's nanoseconds: two runs never share a temporary name.
+fn temp_nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
 }
 
 pub(super) fn show_key(key: &[u8]) -> String {
@@ -82,6 +116,10 @@ impl<'o> Run<'o> {
             max_bulk: DEFAULT_MAX_BULK,
             native: NativeOptions::default(),
             resuming: o.resume,
+            temps: BTreeMap::new(),
+            writing: BTreeSet::new(),
+            written_beyond: BTreeSet::new(),
+            nonce: temp_nonce(),
             s: RestoreSummary::default(),
         }
     }
@@ -259,9 +297,9 @@ impl<'o> Run<'o> {
                 Ok((s.item, prepared))
             };
         let mut index = 0u64;
-        let last_acked = resume.and_then(|c| c.last_acked);
-        let reserved = resume.and_then(|c| c.reserved.or(c.last_acked));
-        let done = resume.is_some_and(|c| c.complete);
+        let last_acked = resume.as_ref().and_then(|c| c.last_acked);
+        let reserved = resume.as_ref().and_then(|c| c.reserved.or(c.last_acked));
+        let done = resume.as_ref().is_some_and(|c| c.complete);
         let sink = |(item, prepared): (Item<'d>, Prepared<'d>)| -> Result<(), Failure> {
             match item {
                 Item::Key(entry) => {
@@ -375,94 +413,33 @@ impl<'o> Run<'o> {
             )));
         }
         self.reserve(i)?;
-        let replace = self.o.on_exists == OnExists::Replace || uncertain;
+        // In the resume window a key may be there from the interrupted run, or from
+        // before it: `--on-exists` still decides, after a comparison (see window.rs).
+        let replace = self.o.on_exists == OnExists::Replace;
         let target = self.route(&entry.key);
         if payload.len() as u64 <= self.max_bulk {
-            let mut cmd = Vec::with_capacity(payload.len() + entry.key.len() + 96);
-            resp::restore_head(&mut cmd, entry, payload.len(), replace);
-            cmd.push(payload.type_id);
-            cmd.extend_from_slice(&payload.value);
-            cmd.extend_from_slice(&payload.trailer);
-            resp::restore_tail(&mut cmd, entry, replace);
-            drop(payload);
             self.select(target, db)?;
-            self.enqueue(target, cmd, Some(i), Kind::Restore)?;
-            self.s.restored += 1;
+            if uncertain && !replace && self.present(target, entry)? {
+                let tmp = self.temp_key(&entry.key, i);
+                let mut tmp_entry = entry.clone();
+                tmp_entry.key = Cow::Owned(tmp.clone());
+                let cmd = restore_command(&tmp_entry, &payload, true);
+                drop(payload);
+                self.settle_existing(i, target, entry, &tmp, Some(cmd), false)?;
+            } else {
+                let cmd = restore_command(entry, &payload, replace);
+                drop(payload);
+                if entry.expire_ms.is_none() {
+                    self.writing.insert(i);
+                }
+                self.enqueue(target, cmd, Some(i), Kind::Restore)?;
+                self.s.restored += 1;
+            }
         } else {
-            self.chunked(i, entry, target, db, replace)?;
+            self.chunked(i, entry, target, db, uncertain)?;
         }
         self.release(i);
         self.maybe_checkpoint()
-    }
-
-    /// The value as plain commands, because its payload exceeds proto-max-bulk-len.
-    pub(super) fn chunked(
-        &mut self,
-        i: u64,
-        entry: &Entry<'_>,
-        target: usize,
-        db: u64,
-        replace: bool,
-    ) -> Result<(), Failure> {
-        self.select(target, db)?;
-        if !replace {
-            // RESTORE refuses an existing key by itself; plain commands would add to it.
-            self.drain(target)?;
-            let c = self.conn(target)?;
-            let reply = c.call(&resp::Cmd::new("EXISTS").arg(&entry.key).finish_ref())?;
-            // Anything but a count (NOPERM, MOVED...) leaves the question open, and
-            // plain commands would add to an existing key: stop.
-            let Some(n) = int(&reply).filter(|_| server_error(&reply).is_none()) else {
-                let why = server_error(&reply)
-                    .map(|e| error_text(&e))
-                    .unwrap_or_else(|| format!("{reply:?}"));
-                return Err(Failure::Refused(format!(
-                    "{}: key \"{}\" (db {}) goes as plain commands (its payload exceeds \
-                     proto-max-bulk-len), and EXISTS, which tells whether it is there \
-                     already, answered: {why}; --replace rebuilds the key without asking",
-                    c.addr,
-                    show_key(&entry.key),
-                    entry.db
-                )));
-            };
-            if n > 0 {
-                return self.exists(entry.db, &entry.key);
-            }
-        }
-        let mut native = self.native;
-        native.delete_first = replace;
-        let mut failed = None;
-        let mut emit = |cmd: Vec<u8>| {
-            if failed.is_none() {
-                if let Err(e) = self.enqueue(target, cmd, Some(i), Kind::Native) {
-                    failed = Some(e);
-                }
-            }
-        };
-        let result = resp::native_commands(entry, &native, &mut emit);
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        match result {
-            Ok(_) => {
-                self.s.chunked += 1;
-                Ok(())
-            }
-            Err(resp::NativeError::Parse(p)) => Err(Failure::Data(p.in_key(entry.db, &entry.key))),
-            Err(resp::NativeError::Refused(why)) => Err(Failure::Refused(format!(
-                "key \"{}\" (db {}): {why}",
-                show_key(&entry.key),
-                entry.db
-            ))),
-            Err(resp::NativeError::Unsupported(why)) => Err(Failure::Refused(format!(
-                "key \"{}\" (db {}): its payload ({} bytes) exceeds the target's \
-                 proto-max-bulk-len ({}), and {why}",
-                show_key(&entry.key),
-                entry.db,
-                entry.raw_value.len(),
-                self.max_bulk
-            ))),
-        }
     }
 
     /// A key that exists on the target, under the --on-exists policy.
@@ -475,6 +452,23 @@ impl<'o> Run<'o> {
             _ => Err(Failure::Refused(format!(
                 "key \"{}\" (db {db}) already exists on the target; --on-exists skip leaves \
                  it, --on-exists replace (or --replace) overwrites it",
+                show_key(key)
+            ))),
+        }
+    }
+
+    /// A key in the resume window that is on the target with another value than this
+    /// restore writes: the user's, under the --on-exists policy.
+    pub(super) fn exists_differs(&mut self, db: u64, key: &[u8]) -> Result<(), Failure> {
+        match self.o.on_exists {
+            OnExists::Skip => {
+                self.s.skipped_existing += 1;
+                Ok(())
+            }
+            _ => Err(Failure::Refused(format!(
+                "key \"{}\" (db {db}) already exists on the target with another value than \
+                 the snapshot's (compared because the interrupted run may have written it); \
+                 --on-exists skip leaves it, --on-exists replace (or --replace) overwrites it",
                 show_key(key)
             ))),
         }

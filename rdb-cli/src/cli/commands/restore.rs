@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rdb_cli::Failure;
 
-use crate::cli::args::{target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, filter};
+use crate::cli::args::{filter, target_profile, FieldTtls, FilterArgs, Functions, ReadOptions};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::resolve_now;
 use crate::cli::{usage, Context};
@@ -64,10 +64,14 @@ pub struct RestoreArgs {
     /// Write the checkpoint after every N acknowledged keys.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     checkpoint_every: u64,
-    /// Continue after the key the checkpoint names (keys the interrupted run may have
-    /// sent after it are restored with REPLACE).
+    /// Continue after the key the checkpoint names. Keys the interrupted run may have sent
+    /// after it are compared with the target's copy and follow --on-exists unless equal.
     #[arg(long, requires = "checkpoint")]
     resume: bool,
+    /// With --resume: continue although the target's run_id or key count says it is not
+    /// the server the checkpoint was made against (it restarted, or was flushed).
+    #[arg(long, requires = "resume")]
+    resume_any_target: bool,
     /// Seconds to wait for the server (connect, each reply).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -95,7 +99,6 @@ pub enum OnExistsArg {
     Skip,
     Replace,
 }
-
 
 pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
@@ -138,6 +141,7 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
         checkpoint: a.checkpoint.clone(),
         checkpoint_every: a.checkpoint_every.max(1),
         resume: a.resume,
+        resume_any_target: a.resume_any_target,
         convert,
         target_override,
         timeout: std::time::Duration::from_secs(a.timeout.max(1)),
@@ -159,4 +163,3 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     }
     Ok(())
 }
-
