@@ -2228,3 +2228,108 @@ fn an_oversized_value_refused_by_the_target_leaves_no_key() {
     assert_eq!(got.as_deref(), Some("old"));
     assert_eq!(dbsize(port), 1, "{:?}", scan_keys(port));
 }
+
+/// DBSIZE after AUTH; then the password is removed, so that the harness stops the server.
+fn dbsize_with_password(port: u16, password: &str) -> i64 {
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let r = c.command(&[b"AUTH", password.as_bytes()]);
+    assert!(matches!(r, Ok(Reply::Status(_))), "{r:?}");
+    ok_on(&mut c, &[b"CONFIG", b"SET", b"requirepass", b""]);
+    match c.command(&[b"DBSIZE"]) {
+        Ok(Reply::Int(n)) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+fn ok_on(c: &mut Resp, args: &[&[u8]]) {
+    let r = c.command(args).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!matches!(r, Reply::Error(_)), "{r:?}");
+}
+
+/// Words: a password the server echoes (AUTH renamed: "unknown command 'AUTH', with args
+/// beginning with: '<password>'") is not printed; a password in the URL is warned about,
+/// and `--password-file` takes it from a file instead; a read timeout says what timed out
+/// and after how long.
+#[test]
+fn passwords_and_timeouts_are_said_safely() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let src = source.to_string_lossy().into_owned();
+    let secret = "hunter2-correct-horse";
+
+    let dir = TempDir::new("restore-words-renamed");
+    let opts = StartOptions {
+        args: vec![
+            "--rename-command".into(),
+            "AUTH".into(),
+            "AUTH-RENAMED-BY-OPS".into(),
+        ],
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let to = format!("redis://:{secret}@127.0.0.1:{}", server.port());
+    let out = rdbkit(&["restore", &src, "--to", &to]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("AUTH refused"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password was printed: {text}"
+    );
+    assert!(
+        text.contains("warning") && text.contains("--password-file"),
+        "no warning about the password in the URL: {text}"
+    );
+    drop(server);
+
+    let dir = TempDir::new("restore-words-file");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    ok(
+        server.port(),
+        &[b"CONFIG", b"SET", b"requirepass", secret.as_bytes()],
+    );
+    let file = dir.path().join("password.txt");
+    std::fs::write(&file, format!("{secret}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let to = format!("redis://127.0.0.1:{}", server.port());
+    let out = rdbkit(&[
+        "restore",
+        &src,
+        "--to",
+        &to,
+        "--password-file",
+        &file.to_string_lossy(),
+        "--functions",
+        "drop",
+    ]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(dbsize_with_password(server.port(), secret) > 0, "{text}");
+    drop(server);
+
+    // A server that answers nothing within --timeout.
+    let dir = TempDir::new("restore-words-timeout");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    ok(server.port(), &[b"CLIENT", b"PAUSE", b"5000", b"ALL"]);
+    let started = Instant::now();
+    let out = rdbkit(&[
+        "restore",
+        &src,
+        "--to",
+        &url(server.port()),
+        "--timeout",
+        "1",
+    ]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("no reply within 1 s") && text.contains("--timeout"),
+        "{text}"
+    );
+    assert!(!text.contains("os error"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{text}");
+}

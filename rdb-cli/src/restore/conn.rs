@@ -138,6 +138,8 @@ pub(super) struct Conn {
     pub(super) inflight: VecDeque<Pending>,
     pub(super) inflight_bytes: usize,
     pub(super) db: Option<u64>,
+    /// The socket's read and write timeout (`--timeout`), for messages.
+    pub(super) timeout: Duration,
 }
 
 /// Connects to the first of `socks` that answers: a name often resolves to an IPv6
@@ -158,6 +160,21 @@ pub(super) fn connect_any(
         return Err(io_err(addr, "cannot resolve", "no address"));
     }
     Err(io_err(addr, "cannot connect", errors.join("; ")))
+}
+
+/// A socket timeout (EAGAIN, "Resource temporarily unavailable") said as what it is.
+fn timed_out(e: std::io::Error, timeout: Duration, what: &str) -> String {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        format!(
+            "the server accepted no data for {} s (--timeout) during a {what}",
+            timeout.as_secs_f64()
+        )
+    } else {
+        e.to_string()
+    }
 }
 
 pub(super) fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
@@ -215,6 +232,7 @@ impl Conn {
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             db: None,
+            timeout,
         };
         if let Some(pass) = &url.password {
             let mut cmd = resp::Cmd::new("AUTH");
@@ -223,10 +241,12 @@ impl Conn {
             }
             cmd.arg(pass.as_bytes());
             if let Some(e) = server_error(&c.call(&cmd.finish())?) {
+                // A server where AUTH is renamed answers "unknown command 'AUTH', with
+                // args beginning with: '<the password>'".
+                let shown = super::url::redact(&error_text(&e), &[pass]);
                 return Err(Failure::Refused(format!(
-                    "{}: AUTH refused: {} (the password is not shown)",
-                    c.addr,
-                    error_text(&e)
+                    "{}: AUTH refused: {shown} (the password is not shown)",
+                    c.addr
                 )));
             }
         }
@@ -235,10 +255,11 @@ impl Conn {
 
     pub(super) fn flush(&mut self) -> Result<(), Failure> {
         if !self.out.is_empty() {
+            let timeout = self.timeout;
             self.io
                 .write_all(&self.out)
                 .and_then(|()| self.io.flush())
-                .map_err(|e| io_err(&self.addr, "write", e))?;
+                .map_err(|e| io_err(&self.addr, "write", timed_out(e, timeout, "write")))?;
             self.out.clear();
         }
         Ok(())
@@ -247,17 +268,32 @@ impl Conn {
     /// Writes `bytes` now, after whatever `out` holds.
     pub(super) fn write_now(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         self.flush()?;
+        let timeout = self.timeout;
         self.io
             .write_all(bytes)
             .and_then(|()| self.io.flush())
-            .map_err(|e| io_err(&self.addr, "write", e))
+            .map_err(|e| io_err(&self.addr, "write", timed_out(e, timeout, "write")))
     }
 
     pub(super) fn read_reply(&mut self) -> Result<Value, Failure> {
         self.flush()?;
-        self.parser
-            .parse_value(&mut self.io)
-            .map_err(|e| io_err(&self.addr, "reading a reply", e))
+        let timeout = self.timeout;
+        let waiting = self.inflight.len().max(1);
+        self.parser.parse_value(&mut self.io).map_err(|e| {
+            if e.is_timeout() {
+                io_err(
+                    &self.addr,
+                    "reading a reply",
+                    format!(
+                        "the server sent no reply within {} s ({waiting} command(s) \
+                         waiting; --timeout SECONDS waits longer)",
+                        timeout.as_secs_f64()
+                    ),
+                )
+            } else {
+                io_err(&self.addr, "reading a reply", e)
+            }
+        })
     }
 
     /// One command, waited for; only with nothing else in flight.

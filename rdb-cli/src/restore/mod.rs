@@ -218,7 +218,28 @@ impl RestoreSummary {
     }
 }
 
+/// Restores the snapshot `data` as `o` says. `progress` gets the input offset of each key.
 pub fn restore(
+    data: &[u8],
+    parser: &ParserBuilder,
+    o: &RestoreOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RestoreSummary, Failure> {
+    // Whatever a server answered, a password it echoed is not printed.
+    let secret = o.url.password.as_deref().unwrap_or_default();
+    run_restore(data, parser, o, progress).map_err(|f| match f {
+        _ if secret.is_empty() => f,
+        Failure::Refused(m) => Failure::Refused(m.replace(secret, "***")),
+        Failure::Usage(m) => Failure::Usage(m.replace(secret, "***")),
+        Failure::Io(e) => Failure::Io(std::io::Error::new(
+            e.kind(),
+            e.to_string().replace(secret, "***"),
+        )),
+        other => other,
+    })
+}
+
+fn run_restore(
     data: &[u8],
     parser: &ParserBuilder,
     o: &RestoreOptions,

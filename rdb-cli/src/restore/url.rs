@@ -8,6 +8,8 @@ pub struct TargetUrl {
     pub port: u16,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// The password was written in the URL itself: visible in `ps` and /proc.
+    pub password_in_url: bool,
     pub db: u64,
 }
 
@@ -21,6 +23,13 @@ impl TargetUrl {
     /// Parses a target URL. A URL without a password takes `$RDBKIT_REDIS_PASSWORD`, so
     /// the secret need not appear in a process list.
     pub fn parse(text: &str) -> Result<TargetUrl, String> {
+        TargetUrl::parse_with(text, None)
+    }
+
+    /// As [`TargetUrl::parse`], with `password` (from `--password-file`) used before
+    /// `$RDBKIT_REDIS_PASSWORD` when the URL has none; a URL that has one is refused
+    /// then, as two passwords are one too many.
+    pub fn parse_with(text: &str, password: Option<String>) -> Result<TargetUrl, String> {
         // `host:port` (as redis-cli -h/-p users write it) means redis://host:port.
         let with_scheme;
         let text = if text.contains("://") {
@@ -51,9 +60,16 @@ impl TargetUrl {
                 .map_err(|_| "--to: the user or password is not UTF-8 after %-decoding".to_owned())
         };
         let user = Some(decode(url.username())?).filter(|u| !u.is_empty());
-        let password = match url.password() {
-            Some(p) => Some(decode(p)?),
-            None => std::env::var("RDBKIT_REDIS_PASSWORD")
+        let password_in_url = url.password().is_some();
+        let password = match (url.password(), password) {
+            (Some(_), Some(_)) => {
+                return Err("--to has a password and --password-file gives another: \
+                     keep one (the file keeps it out of the process list)"
+                    .to_owned())
+            }
+            (Some(p), None) => Some(decode(p)?),
+            (None, Some(p)) => Some(p),
+            (None, None) => std::env::var("RDBKIT_REDIS_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty()),
         };
@@ -78,9 +94,27 @@ impl TargetUrl {
             port: url.port().unwrap_or(6379),
             user,
             password,
+            password_in_url,
             db,
         })
     }
+}
+
+/// `text` with every occurrence of each secret replaced by `***`, and anything after
+/// "args beginning with" (where Redis echoes a refused command's arguments, cut to 128
+/// bytes, so that a long password may appear only in part) left out.
+pub(super) fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = match text.find("args beginning with") {
+        Some(at) => format!(
+            "{}args beginning with: (not shown)",
+            text.get(..at).unwrap_or_default()
+        ),
+        None => text.to_owned(),
+    };
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(*s, "***");
+    }
+    out
 }
 
 /// The URL with the password replaced by `***`: the only form ever printed.
@@ -123,6 +157,13 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(!e.contains("hunter2") && e.contains("db number"), "{e}");
+        assert!(TargetUrl::parse("redis://:pw@h").is_ok_and(|u| u.password_in_url));
+        let u = TargetUrl::parse_with("redis://app@h", Some("from-file".into()));
+        assert!(u.is_ok_and(|u| !u.password_in_url && u.password.as_deref() == Some("from-file")));
+        let e = TargetUrl::parse_with("redis://:pw@h", Some("x".into()))
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("--password-file") && !e.contains("pw@"), "{e}");
         // A user without a password would connect as the default user, and the "user" is
         // often the password written without its colon.
         if std::env::var_os("RDBKIT_REDIS_PASSWORD").is_none() {
