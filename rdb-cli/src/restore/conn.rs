@@ -390,7 +390,7 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn connecting_tries_every_address() {
+    fn connecting_tries_every_address() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         let open = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         // A port just freed: nothing listens there.
@@ -412,7 +412,7 @@ mod tests {
     }
 
     #[test]
-    pub(super) fn server_versions_map_to_profiles() {
+    fn server_versions_map_to_profiles() {
         let p = |info: &str| {
             profile_for_server(info)
                 .map(|(p, _)| p.name)

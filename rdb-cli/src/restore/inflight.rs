@@ -350,7 +350,7 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn the_window_bounds_bytes_in_flight() {
+    fn the_window_bounds_bytes_in_flight() {
         let w = Window {
             commands: 8,
             bytes: 1000,

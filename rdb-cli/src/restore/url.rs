@@ -137,7 +137,26 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn urls_parse_and_never_show_the_password() {
+    fn echoed_passwords_are_redacted() {
+        let echo = "ERR unknown command 'AUTH', with args beginning with: 'hunter2-long' ";
+        let shown = redact(echo, &["hunter2-long"]);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("unknown command 'AUTH'"), "{shown}");
+        // Redis cuts echoed arguments at 128 bytes: part of a long password is cut too.
+        let long = "p".repeat(200);
+        let echo = format!(
+            "ERR unknown command 'AUTH', with args beginning with: '{}'",
+            &long[..100]
+        );
+        assert!(!redact(&echo, &[&long]).contains("ppppp"));
+        assert_eq!(
+            redact("WRONGPASS s3cret x s3cret", &["s3cret", ""]),
+            "WRONGPASS *** x ***"
+        );
+    }
+
+    #[test]
+    fn urls_parse_and_never_show_the_password() {
         let u = TargetUrl::parse("rediss://app:s%40cret@cache.example.net:6380/2")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(u.tls);
