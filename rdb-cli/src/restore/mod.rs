@@ -23,11 +23,18 @@
 //!
 //! Resuming: keys are numbered in file order. The checkpoint holds the number of the last
 //! key whose every command was acknowledged, and a bound on the keys that may have been
-//! sent after it. `--resume` skips the former and restores the keys up to the bound with
-//! REPLACE (their copy from the interrupted run may or may not be there), so that each key
-//! ends up on the target exactly once. A key counts as acknowledged only when every reply
-//! of it came back without an error. The checkpoint also holds digests of the file and of
-//! the options that select keys, and `--resume` refuses others.
+//! sent after it. `--resume` skips the former; a key up to the bound that is on the target
+//! is compared with what this restore writes (window.rs) and left to `--on-exists` unless
+//! it is an exact copy, so that each key ends up on the target exactly once and no key the
+//! user chose to keep is replaced. A key counts as acknowledged only when every reply of it
+//! came back without an error. The checkpoint also holds digests of the file and of the
+//! options that select keys, and the target's run ids and a count of the keys it was given
+//! (checkpoint.rs); `--resume` refuses others.
+//!
+//! Modules: `url` (the target URL, redaction), `conn` (one connection: TCP/TLS, AUTH,
+//! replies), `checkpoint` (the file and the target's identity), `run` (keys in file order),
+//! `inflight` (the window of commands in flight and what each reply means), `chunked`
+//! (values sent as plain commands under a temporary key), `window` (the resume window).
 
 mod checkpoint;
 mod chunked;
