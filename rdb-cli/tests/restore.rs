@@ -2333,3 +2333,133 @@ fn passwords_and_timeouts_are_said_safely() {
     assert!(!text.contains("os error"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(4), "{text}");
 }
+
+/// On a cluster: values sent as plain commands are built under a temporary key in their
+/// slot (RENAME across slots would be refused) and renamed; then, with every key in the
+/// resume window (a checkpoint edited to say nothing was acknowledged), `--resume` finds
+/// each key as it writes it (no key replaced, none doubled), stops at a key the user
+/// changed, and with `--on-exists skip` keeps that key.
+#[test]
+fn the_resume_window_compares_on_a_cluster() {
+    let Some((_turn, _entry, cluster, source)) = types_on_a_cluster() else {
+        return;
+    };
+    let truth: Vec<Value> = db0_truth(&source)
+        .into_iter()
+        .filter(|l| l["type"] != "stream" && l["type"] != "module")
+        .collect();
+    let now = servers::now_ms().to_string();
+    let dir = TempDir::new("restore-cluster-window");
+    let checkpoint = dir.path().join("ck.json");
+    let seed = url(cluster.servers[0].port());
+    let src = source.to_string_lossy().into_owned();
+    let ck = checkpoint.to_string_lossy().into_owned();
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            &src,
+            "--to",
+            &seed,
+            "--cluster",
+            "--db",
+            "0",
+            "--now",
+            &now,
+            "--max-bulk",
+            "256",
+            "--checkpoint",
+            &ck,
+            "--json",
+            // Not streams: plain commands give consumers new times, so a stream's copy
+            // never compares equal (docs/restore.md).
+            "--type",
+            "string",
+            "--type",
+            "list",
+            "--type",
+            "set",
+            "--type",
+            "zset",
+            "--type",
+            "hash",
+        ];
+        a.extend(extra);
+        rdbkit(&a)
+    };
+    let readback = || {
+        let mut got = Vec::new();
+        for server in &cluster.servers {
+            got.extend(server.readback());
+        }
+        got
+    };
+    let expect = Expect {
+        loaded_at_ms: now.parse().unwrap_or_default(),
+        ..Expect::default()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let first = summary_json(&out);
+    assert!(first["chunked"].as_u64() > Some(0), "{first}");
+    let written = first["restored"].as_u64().unwrap_or(0) + first["chunked"].as_u64().unwrap_or(0);
+    compare(&truth, &readback(), &expect).unwrap_or_else(|e| panic!("{e}"));
+
+    // Nothing acknowledged, everything possibly sent: the whole file is the window.
+    let text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let mut ck_json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    ck_json["last_acked"] = Value::Null;
+    ck_json["reserved"] = Value::from(1_000_000u64);
+    ck_json["complete"] = Value::Bool(false);
+    std::fs::write(&checkpoint, ck_json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s = summary_json(&out);
+    assert_eq!(s["already_restored"].as_u64(), Some(written), "{s}");
+    compare(&truth, &readback(), &expect).unwrap_or_else(|e| panic!("after --resume: {e}"));
+
+    // The user changes one key: the default stops there, --on-exists skip keeps it.
+    let key = truth
+        .iter()
+        .filter(|l| l["type"] == "string" && l["expire_ms"].is_null())
+        .filter_map(|l| l["key"].as_str())
+        // Printable, as the message shows it verbatim.
+        .find(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| panic!("no persistent string key"))
+        .to_owned();
+    let slot = rdb_writer::slot::key_slot(key.as_bytes());
+    let owner = cluster
+        .ranges
+        .iter()
+        .position(|&(a, b)| a <= slot && slot <= b)
+        .unwrap_or_else(|| panic!("no owner of slot {slot}"));
+    let port = cluster.servers[owner].port();
+    ok(port, &[b"SET", key.as_bytes(), b"changed by the user"]);
+    std::fs::write(&checkpoint, ck_json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume"]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("key \"{key}\"")) && text.contains("another value"),
+        "{text}"
+    );
+    std::fs::write(&checkpoint, ck_json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume", "--on-exists", "skip"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s = summary_json(&out);
+    // The key, and the function library each of the 3 masters has already.
+    assert_eq!(s["skipped_existing"], 4, "{s}");
+    assert_eq!(s["already_restored"].as_u64(), Some(written - 1), "{s}");
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let got = c
+        .command(&[b"GET", key.as_bytes()])
+        .ok()
+        .and_then(|r| r.text());
+    assert_eq!(got.as_deref(), Some("changed by the user"));
+    for server in &cluster.servers {
+        let temps: Vec<_> = scan_keys(server.port())
+            .into_iter()
+            .filter(|k| k.windows(10).any(|w| w == b"rdbkit-tmp"))
+            .collect();
+        assert!(temps.is_empty(), "temporary keys left: {temps:?}");
+    }
+}

@@ -459,7 +459,12 @@ impl<'o> Run<'o> {
 
     /// A key in the resume window that is on the target with another value than this
     /// restore writes: the user's, under the --on-exists policy.
-    pub(super) fn exists_differs(&mut self, db: u64, key: &[u8]) -> Result<(), Failure> {
+    pub(super) fn exists_differs(
+        &mut self,
+        db: u64,
+        key: &[u8],
+        hint: &str,
+    ) -> Result<(), Failure> {
         match self.o.on_exists {
             OnExists::Skip => {
                 self.s.skipped_existing += 1;
@@ -467,7 +472,7 @@ impl<'o> Run<'o> {
             }
             _ => Err(Failure::Refused(format!(
                 "key \"{}\" (db {db}) already exists on the target with another value than \
-                 the snapshot's (compared because the interrupted run may have written it); \
+                 the snapshot's (compared because the interrupted run may have written it){hint}; \
                  --on-exists skip leaves it, --on-exists replace (or --replace) overwrites it",
                 show_key(key)
             ))),
