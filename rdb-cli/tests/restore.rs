@@ -24,6 +24,15 @@
 //!   `plain_commands_follow_the_field_ttl_policy`, `a_refused_exists_stops_plain_commands`,
 //!   `export_refuses_functions_for_a_target_without_them`, `a_missing_database_is_named`;
 //!   and `interleaved_busykey_replies_match_their_keys` (held already).
+//! - Issue 17 (`restore --resume` exact), each failing with the build before it:
+//!   `resume_with_on_exists_skip_keeps_every_existing_key` (SIGKILL part way, then
+//!   `--resume --on-exists skip`: every key the target had keeps its value),
+//!   `resume_refuses_a_target_restarted_empty` (flushed, then restarted on the same port),
+//!   `an_oversized_value_refused_by_the_target_leaves_no_key` (a 3 MB string over a 1 MB
+//!   limit: no key, no temporary key; `--replace` keeps the old value),
+//!   `passwords_and_timeouts_are_said_safely` (AUTH renamed echoes the password;
+//!   `--password-file`; CLIENT PAUSE against `--timeout 1`), and
+//!   `the_resume_window_compares_on_a_cluster`.
 //!
 //! Servers come from `scripts/install-servers.sh` (`$RDBKIT_TOOLS/servers.json`); without
 //! them the tests print a note and pass, except under `CI`.
