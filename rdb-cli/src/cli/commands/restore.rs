@@ -25,8 +25,9 @@ use crate::cli::{usage, Context};
 pub struct RestoreArgs {
     /// The RDB file to read (never modified).
     file: PathBuf,
-    /// The target: redis://[user:pass@]host:port[/db] or rediss:// for TLS. Source db 0
-    /// goes into /db (default 0). Without a password in the URL, $RDBKIT_REDIS_PASSWORD.
+    /// The target: redis://host:port/db (user:pass@ before the host to log in), or
+    /// rediss:// for TLS. Source db 0 goes into /db (default 0). Without a password in the
+    /// URL: --password-file, else $RDBKIT_REDIS_PASSWORD.
     #[arg(long, value_name = "URL")]
     to: String,
     /// Read the password from this file (its first line) instead of the URL, where other
