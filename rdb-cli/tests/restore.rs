@@ -24,6 +24,15 @@
 //!   `plain_commands_follow_the_field_ttl_policy`, `a_refused_exists_stops_plain_commands`,
 //!   `export_refuses_functions_for_a_target_without_them`, `a_missing_database_is_named`;
 //!   and `interleaved_busykey_replies_match_their_keys` (held already).
+//! - Issue 17 (`restore --resume` exact), each failing with the build before it:
+//!   `resume_with_on_exists_skip_keeps_every_existing_key` (SIGKILL part way, then
+//!   `--resume --on-exists skip`: every key the target had keeps its value),
+//!   `resume_refuses_a_target_restarted_empty` (flushed, then restarted on the same port),
+//!   `an_oversized_value_refused_by_the_target_leaves_no_key` (a 3 MB string over a 1 MB
+//!   limit: no key, no temporary key; `--replace` keeps the old value),
+//!   `passwords_and_timeouts_are_said_safely` (AUTH renamed echoes the password;
+//!   `--password-file`; CLIENT PAUSE against `--timeout 1`), and
+//!   `the_resume_window_compares_on_a_cluster`.
 //!
 //! Servers come from `scripts/install-servers.sh` (`$RDBKIT_TOOLS/servers.json`); without
 //! them the tests print a note and pass, except under `CI`.
@@ -1880,5 +1889,586 @@ fn interleaved_busykey_replies_match_their_keys() {
             .ok()
             .and_then(|r| r.text());
         assert_eq!(got.as_deref(), Some(want), "{key}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 17: `restore --resume` exact.
+
+/// Waits until the target holds `n` keys (or the child ends), then SIGKILLs the child:
+/// no final checkpoint, temporary keys left as they are.
+fn kill_at(child: &mut std::process::Child, port: u16, n: i64) -> i64 {
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(Reply::Int(size)) = c.command(&[b"DBSIZE"]) {
+            if size >= n {
+                child.kill().unwrap_or_else(|e| panic!("{e}"));
+                let _ = child.wait();
+                return size;
+            }
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            panic!("rdbkit ended before the target held {n} keys");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the target never held {n} keys");
+}
+
+/// Temporary keys a killed run left: each must carry a TTL (so the server removes it);
+/// they are deleted here so that the read-back compares the restored keys alone.
+fn expect_temporaries_to_expire(port: u16) -> usize {
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let temps: Vec<Vec<u8>> = scan_keys(port)
+        .into_iter()
+        .filter(|k| k.windows(10).any(|w| w == b"rdbkit-tmp"))
+        .collect();
+    for k in &temps {
+        let ttl = c.command(&[b"PTTL", k]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(ttl, Reply::Int(n) if n > 0),
+            "temporary key {} has no TTL: {ttl:?}",
+            String::from_utf8_lossy(k)
+        );
+        ok(port, &[b"DEL", k]);
+    }
+    temps.len()
+}
+
+/// Killed (SIGKILL) part way through `--on-exists skip`, then `--resume --on-exists skip`:
+/// every key that was on the target before keeps its value, including those in the resume
+/// window (which rdbkit once sent with REPLACE); every other key equals the snapshot.
+#[test]
+fn resume_with_on_exists_skip_keeps_every_existing_key() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-keep-src");
+    let mut commands = vec![cmd(&[b"DEBUG", b"POPULATE", b"20000", b"key", b"16"])];
+    for i in 0..100 {
+        let mut l = cmd(&[b"RPUSH", format!("list:{i}").as_bytes()]);
+        for j in 0..200 {
+            l.push(format!("{j:04}-element-of-list-{i}").into_bytes());
+        }
+        commands.push(l);
+    }
+    let (source, truth) = make_source(
+        &entry,
+        src_dir.path(),
+        &commands,
+        &["--enable-debug-command", "yes"],
+    );
+    let dir = TempDir::new("restore-keep");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    // Every 7th string and every 5th list is the user's own, with another value.
+    let mine_strings: Vec<String> = (0..20000).step_by(7).map(|n| format!("key:{n}")).collect();
+    let mine_lists: Vec<String> = (0..100).step_by(5).map(|n| format!("list:{n}")).collect();
+    {
+        let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+        for k in &mine_strings {
+            c.command(&[b"SET", k.as_bytes(), b"mine"])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for k in &mine_lists {
+            c.command(&[b"RPUSH", k.as_bytes(), b"mine"])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let before = dbsize(port);
+    let checkpoint = dir.path().join("ck.json");
+    let args = |resume: bool| {
+        let mut a = vec![
+            "restore".to_owned(),
+            source.to_string_lossy().into_owned(),
+            "--to".into(),
+            url(port),
+            "--on-exists".into(),
+            "skip".into(),
+            "--checkpoint".into(),
+            checkpoint.to_string_lossy().into_owned(),
+            "--checkpoint-every".into(),
+            "100".into(),
+            "--window".into(),
+            "32".into(),
+            // The lists go as plain commands (RPUSH batches).
+            "--max-bulk".into(),
+            "512".into(),
+            "--json".into(),
+        ];
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let mut child = Command::new(servers::rdbkit_bin())
+        .args(args(false))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let killed_at = kill_at(&mut child, port, before + 8000);
+    let ck_text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let ck: Value = serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}: {ck_text}"));
+    let acked = ck["last_acked"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ck_text}"));
+    let reserved = ck["reserved"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ck_text}"));
+    assert!(reserved > acked && acked < 20000, "{ck_text}");
+    let out = rdbkit(&args(true).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s = summary_json(&out);
+    eprintln!("killed at {killed_at} keys, checkpoint {ck_text}, resumed: {s}");
+    assert!(s["skipped_existing"].as_u64() > Some(0), "{s}");
+    // The user's keys, all of them, as they were.
+    let mut c = Resp::connect(port, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let mut changed = Vec::new();
+    for k in &mine_strings {
+        let got = c
+            .command(&[b"GET", k.as_bytes()])
+            .ok()
+            .and_then(|r| r.text());
+        if got.as_deref() != Some("mine") {
+            changed.push(format!("{k}: {got:?}"));
+        }
+    }
+    for k in &mine_lists {
+        let r = c.command(&[b"LRANGE", k.as_bytes(), b"0", b"-1"]);
+        if !matches!(&r, Ok(Reply::Array(Some(items))) if items.len() == 1) {
+            changed.push(format!("{k}: {r:?}"));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "{} of the target's own keys changed: {}",
+        changed.len(),
+        changed.join(", ")
+    );
+    // Every other key is the snapshot's, once.
+    expect_temporaries_to_expire(port);
+    for k in mine_strings.iter().chain(&mine_lists) {
+        ok(port, &[b"DEL", k.as_bytes()]);
+    }
+    let mine: std::collections::HashSet<String> = mine_strings
+        .iter()
+        .chain(&mine_lists)
+        .map(|k| format!("0/\"{k}\""))
+        .collect();
+    let expect = Expect {
+        ignore: &|id| mine.contains(id),
+        ..Expect::default()
+    };
+    let stats = compare(&truth, &server.readback(), &expect).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stats.keys, 20100 - mine.len());
+}
+
+/// A checkpoint records the target's run_id and how many keys without a TTL it wrote;
+/// `--resume` refuses a target that was flushed, and one that restarted empty (same
+/// address), unless `--resume-any-target`.
+#[test]
+fn resume_refuses_a_target_restarted_empty() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-restart-src");
+    let commands: Vec<Vec<Vec<u8>>> = (0..400)
+        .map(|i| cmd(&[b"SET", format!("key:{i:03}").as_bytes(), b"v"]))
+        .collect();
+    let (source, truth) = make_source(&entry, src_dir.path(), &commands, &[]);
+    // The key in the middle of the file is on the target already: the first run stops
+    // there, half done.
+    let data = std::fs::read(&source).unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<Vec<u8>> = rdb_parser::Parser::new(&data)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|i| match i {
+            Ok(rdb_parser::Item::Key(e)) => Some(e.key.to_vec()),
+            _ => None,
+        })
+        .collect();
+    let blocker = keys[200].clone();
+    let dir = TempDir::new("restore-restart");
+    let mut server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    ok(port, &[b"SET", &blocker, b"in the way"]);
+    let checkpoint = dir.path().join("ck.json");
+    let ck = checkpoint.to_string_lossy().into_owned();
+    let src = source.to_string_lossy().into_owned();
+    let to = url(port);
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            &src,
+            "--to",
+            &to,
+            "--checkpoint",
+            &ck,
+            "--window",
+            "1",
+            "--json",
+        ];
+        a.extend(extra);
+        rdbkit(&a)
+    };
+    let first = run(&[]);
+    assert_eq!(first.status.code(), Some(1), "{}", all_output(&first));
+    let ck_text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let ck_json: Value = serde_json::from_str(&ck_text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ck_json["last_acked"], 199, "{ck_text}");
+    assert_eq!(ck_json["persistent_written"], 200, "{ck_text}");
+    assert_eq!(
+        ck_json["run_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{ck_text}"
+    );
+    ok(port, &[b"DEL", &blocker]);
+
+    // Flushed: the same server, its keys gone.
+    ok(port, &[b"FLUSHALL"]);
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert!(
+        text.contains("holds 0 keys without a TTL, fewer than the 200")
+            && text.contains("--resume-any-target"),
+        "{text}"
+    );
+    assert_eq!(dbsize(port), 0, "a refused resume wrote keys");
+
+    // Restarted empty on the same port: another run_id.
+    server.stop();
+    let dir2 = TempDir::new("restore-restart-2");
+    let opts = StartOptions {
+        port: Some(port),
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir2.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert!(
+        text.contains("not the server the checkpoint was made against")
+            && text.contains("run_id")
+            && text.contains("--resume-any-target"),
+        "{text}"
+    );
+    assert_eq!(dbsize(port), 0, "a refused resume wrote keys");
+    // Forced: the keys after the checkpoint are restored, the ones before are not.
+    let out = run(&["--resume", "--resume-any-target"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert_eq!(dbsize(port), 200);
+    // Without --resume, a fresh start restores everything.
+    let out = rdbkit(&["restore", &src, "--to", &to, "--on-exists", "skip"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    compare(&truth, &server.readback(), &Expect::default()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// 3 MB of random hex: no LZF makes it fit a 1 MB bulk limit.
+fn big_string() -> Vec<u8> {
+    (0..30_000)
+        .flat_map(|i| {
+            let mut x = (i as u64 + 7).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+            x ^= x >> 29;
+            format!(
+                "{x:016x}{:016x}{:016x}{:016x}{:016x}{:016x}",
+                x.rotate_left(7),
+                x.rotate_left(13),
+                x.rotate_left(19),
+                x.rotate_left(29),
+                x.rotate_left(37)
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// A value sent in pieces is built under a temporary key and renamed into place: a
+/// string above the target's bulk limit, refused part way (Redis 7 caps APPEND at
+/// proto-max-bulk-len), leaves no key at all; with `--replace` the key that was there
+/// keeps its value.
+#[test]
+fn an_oversized_value_refused_by_the_target_leaves_no_key() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let src_dir = TempDir::new("restore-oversized-src");
+    let (source, _) = make_source(
+        &entry,
+        src_dir.path(),
+        &[cmd(&[b"SET", b"big:string", &big_string()])],
+        &[],
+    );
+    let src = source.to_string_lossy().into_owned();
+    let dir = TempDir::new("restore-oversized");
+    let opts = StartOptions {
+        args: vec!["--proto-max-bulk-len".into(), "1mb".into()],
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    let out = rdbkit(&["restore", &src, "--to", &url(port)]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("big:string"),
+        "{}",
+        all_output(&out)
+    );
+    let left = scan_keys(port);
+    assert!(
+        left.is_empty(),
+        "a refused value left keys: {:?}",
+        left.iter()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>()
+    );
+    ok(port, &[b"SET", b"big:string", b"old"]);
+    let out = rdbkit(&["restore", &src, "--to", &url(port), "--replace"]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let got = c
+        .command(&[b"GET", b"big:string"])
+        .ok()
+        .and_then(|r| r.text());
+    assert_eq!(got.as_deref(), Some("old"));
+    assert_eq!(dbsize(port), 1, "{:?}", scan_keys(port));
+}
+
+/// DBSIZE after AUTH; then the password is removed, so that the harness stops the server.
+fn dbsize_with_password(port: u16, password: &str) -> i64 {
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let r = c.command(&[b"AUTH", password.as_bytes()]);
+    assert!(matches!(r, Ok(Reply::Status(_))), "{r:?}");
+    ok_on(&mut c, &[b"CONFIG", b"SET", b"requirepass", b""]);
+    match c.command(&[b"DBSIZE"]) {
+        Ok(Reply::Int(n)) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+fn ok_on(c: &mut Resp, args: &[&[u8]]) {
+    let r = c.command(args).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!matches!(r, Reply::Error(_)), "{r:?}");
+}
+
+/// Words: a password the server echoes (AUTH renamed: "unknown command 'AUTH', with args
+/// beginning with: '<password>'") is not printed; a password in the URL is warned about,
+/// and `--password-file` takes it from a file instead; a read timeout says what timed out
+/// and after how long.
+#[test]
+fn passwords_and_timeouts_are_said_safely() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let src = source.to_string_lossy().into_owned();
+    let secret = "hunter2-correct-horse";
+
+    let dir = TempDir::new("restore-words-renamed");
+    let opts = StartOptions {
+        args: vec![
+            "--rename-command".into(),
+            "AUTH".into(),
+            "AUTH-RENAMED-BY-OPS".into(),
+        ],
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let to = format!("redis://:{secret}@127.0.0.1:{}", server.port());
+    let out = rdbkit(&["restore", &src, "--to", &to]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("AUTH refused"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the password was printed: {text}"
+    );
+    assert!(
+        text.contains("warning") && text.contains("--password-file"),
+        "no warning about the password in the URL: {text}"
+    );
+    drop(server);
+
+    let dir = TempDir::new("restore-words-file");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    ok(
+        server.port(),
+        &[b"CONFIG", b"SET", b"requirepass", secret.as_bytes()],
+    );
+    let file = dir.path().join("password.txt");
+    std::fs::write(&file, format!("{secret}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let to = format!("redis://127.0.0.1:{}", server.port());
+    let out = rdbkit(&[
+        "restore",
+        &src,
+        "--to",
+        &to,
+        "--password-file",
+        &file.to_string_lossy(),
+        "--functions",
+        "drop",
+    ]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(dbsize_with_password(server.port(), secret) > 0, "{text}");
+    drop(server);
+
+    // A server that answers nothing within --timeout.
+    let dir = TempDir::new("restore-words-timeout");
+    let server = Server::start(&entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    ok(server.port(), &[b"CLIENT", b"PAUSE", b"5000", b"ALL"]);
+    let started = Instant::now();
+    let out = rdbkit(&[
+        "restore",
+        &src,
+        "--to",
+        &url(server.port()),
+        "--timeout",
+        "1",
+    ]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("no reply within 1 s") && text.contains("--timeout"),
+        "{text}"
+    );
+    assert!(!text.contains("os error"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{text}");
+}
+
+/// On a cluster: values sent as plain commands are built under a temporary key in their
+/// slot (RENAME across slots would be refused) and renamed; then, with every key in the
+/// resume window (a checkpoint edited to say nothing was acknowledged), `--resume` finds
+/// each key as it writes it (no key replaced, none doubled), stops at a key the user
+/// changed, and with `--on-exists skip` keeps that key.
+#[test]
+fn the_resume_window_compares_on_a_cluster() {
+    let Some((_turn, _entry, cluster, source)) = types_on_a_cluster() else {
+        return;
+    };
+    let truth: Vec<Value> = db0_truth(&source)
+        .into_iter()
+        .filter(|l| l["type"] != "stream" && l["type"] != "module")
+        .collect();
+    let now = servers::now_ms().to_string();
+    let dir = TempDir::new("restore-cluster-window");
+    let checkpoint = dir.path().join("ck.json");
+    let seed = url(cluster.servers[0].port());
+    let src = source.to_string_lossy().into_owned();
+    let ck = checkpoint.to_string_lossy().into_owned();
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "restore",
+            &src,
+            "--to",
+            &seed,
+            "--cluster",
+            "--db",
+            "0",
+            "--now",
+            &now,
+            "--max-bulk",
+            "256",
+            "--checkpoint",
+            &ck,
+            "--json",
+            // Not streams: plain commands give consumers new times, so a stream's copy
+            // never compares equal (docs/restore.md).
+            "--type",
+            "string",
+            "--type",
+            "list",
+            "--type",
+            "set",
+            "--type",
+            "zset",
+            "--type",
+            "hash",
+        ];
+        a.extend(extra);
+        rdbkit(&a)
+    };
+    let readback = || {
+        let mut got = Vec::new();
+        for server in &cluster.servers {
+            got.extend(server.readback());
+        }
+        got
+    };
+    let expect = Expect {
+        loaded_at_ms: now.parse().unwrap_or_default(),
+        ..Expect::default()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let first = summary_json(&out);
+    assert!(first["chunked"].as_u64() > Some(0), "{first}");
+    let written = first["restored"].as_u64().unwrap_or(0) + first["chunked"].as_u64().unwrap_or(0);
+    compare(&truth, &readback(), &expect).unwrap_or_else(|e| panic!("{e}"));
+
+    // Nothing acknowledged, everything possibly sent: the whole file is the window.
+    let text = std::fs::read_to_string(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let mut ck_json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    ck_json["last_acked"] = Value::Null;
+    ck_json["reserved"] = Value::from(1_000_000u64);
+    ck_json["complete"] = Value::Bool(false);
+    std::fs::write(&checkpoint, ck_json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s = summary_json(&out);
+    assert_eq!(s["already_restored"].as_u64(), Some(written), "{s}");
+    compare(&truth, &readback(), &expect).unwrap_or_else(|e| panic!("after --resume: {e}"));
+
+    // The user changes one key: the default stops there, --on-exists skip keeps it.
+    let key = truth
+        .iter()
+        .filter(|l| l["type"] == "string" && l["expire_ms"].is_null())
+        .filter_map(|l| l["key"].as_str())
+        // Printable, as the message shows it verbatim.
+        .find(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| panic!("no persistent string key"))
+        .to_owned();
+    let slot = rdb_writer::slot::key_slot(key.as_bytes());
+    let owner = cluster
+        .ranges
+        .iter()
+        .position(|&(a, b)| a <= slot && slot <= b)
+        .unwrap_or_else(|| panic!("no owner of slot {slot}"));
+    let port = cluster.servers[owner].port();
+    ok(port, &[b"SET", key.as_bytes(), b"changed by the user"]);
+    std::fs::write(&checkpoint, ck_json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume"]);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("key \"{key}\"")) && text.contains("another value"),
+        "{text}"
+    );
+    std::fs::write(&checkpoint, ck_json.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--resume", "--on-exists", "skip"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s = summary_json(&out);
+    // The key, and the function library each of the 3 masters has already.
+    assert_eq!(s["skipped_existing"], 4, "{s}");
+    assert_eq!(s["already_restored"].as_u64(), Some(written - 1), "{s}");
+    let mut c = Resp::connect(port, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    let got = c
+        .command(&[b"GET", key.as_bytes()])
+        .ok()
+        .and_then(|r| r.text());
+    assert_eq!(got.as_deref(), Some("changed by the user"));
+    for server in &cluster.servers {
+        let temps: Vec<_> = scan_keys(server.port())
+            .into_iter()
+            .filter(|k| k.windows(10).any(|w| w == b"rdbkit-tmp"))
+            .collect();
+        assert!(temps.is_empty(), "temporary keys left: {temps:?}");
     }
 }

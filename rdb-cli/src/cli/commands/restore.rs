@@ -18,16 +18,22 @@ use crate::cli::{usage, Context};
     RDBKIT_REDIS_PASSWORD=... rdbkit restore dump.rdb --to rediss://host:10000 --cluster\n  \
     rdbkit restore dump.rdb --to redis://h:6379 --checkpoint ck.json   (interrupted? add --resume)\n\n\
     The password is never printed: URLs are shown as redis://user:***@host:port/db. A password \
-    in the URL is visible to other users in `ps`: prefer $RDBKIT_REDIS_PASSWORD.\n\
+    in the URL is visible to other users in `ps` (rdbkit warns): prefer --password-file FILE or \
+    $RDBKIT_REDIS_PASSWORD.\n\
     Exit codes: 0 every key restored or skipped as asked, 1 the target refused a key \
     or the snapshot is malformed, 2 usage, connection or I/O error.")]
 pub struct RestoreArgs {
     /// The RDB file to read (never modified).
     file: PathBuf,
-    /// The target: redis://[user:pass@]host:port[/db] or rediss:// for TLS. Source db 0
-    /// goes into /db (default 0). Without a password in the URL, $RDBKIT_REDIS_PASSWORD.
+    /// The target: redis://host:port/db (user:pass@ before the host to log in), or
+    /// rediss:// for TLS. Source db 0 goes into /db (default 0). Without a password in the
+    /// URL: --password-file, else $RDBKIT_REDIS_PASSWORD.
     #[arg(long, value_name = "URL")]
     to: String,
+    /// Read the password from this file (its first line) instead of the URL, where other
+    /// users see it in `ps`.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
     /// The target is a Redis Cluster: route each key to its slot's master (CLUSTER SLOTS),
     /// following MOVED and ASK.
     #[arg(long)]
@@ -64,10 +70,14 @@ pub struct RestoreArgs {
     /// Write the checkpoint after every N acknowledged keys.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     checkpoint_every: u64,
-    /// Continue after the key the checkpoint names (keys the interrupted run may have
-    /// sent after it are restored with REPLACE).
+    /// Continue after the key the checkpoint names. Keys the interrupted run may have sent
+    /// after it are compared with the target's copy and follow --on-exists unless equal.
     #[arg(long, requires = "checkpoint")]
     resume: bool,
+    /// With --resume: continue although the target's run_id or key count says it is not
+    /// the server the checkpoint was made against (it restarted, or was flushed).
+    #[arg(long, requires = "resume")]
+    resume_any_target: bool,
     /// Seconds to wait for the server (connect, each reply).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -100,10 +110,20 @@ pub enum OnExistsArg {
     Replace,
 }
 
-
 pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
-    let url = TargetUrl::parse(&a.to).map_err(usage)?;
+    let password = match &a.password_file {
+        Some(path) => Some(read_password(path)?),
+        None => None,
+    };
+    let url = TargetUrl::parse_with(&a.to, password).map_err(usage)?;
+    if url.password_in_url {
+        eprintln!(
+            "rdbkit: warning: the password in --to can be read by other users of this machine \
+             (ps, /proc/PID/cmdline); put it in a file for --password-file FILE, or in \
+             $RDBKIT_REDIS_PASSWORD"
+        );
+    }
     let input = Input::open(&a.file)?;
     if let Some(path) = &a.checkpoint {
         rdb_cli::output::check_destination(path).map_err(|e| io_context(e, path))?;
@@ -143,6 +163,7 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
         checkpoint: a.checkpoint.clone(),
         checkpoint_every: a.checkpoint_every.max(1),
         resume: a.resume,
+        resume_any_target: a.resume_any_target,
         convert,
         target_override,
         timeout: std::time::Duration::from_secs(a.timeout.max(1)),
@@ -165,3 +186,15 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The first line of `path`, without its line ending.
+fn read_password(path: &std::path::Path) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_context(e, path))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(usage(format!(
+            "--password-file {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_owned())
+}
