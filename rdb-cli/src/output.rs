@@ -103,7 +103,10 @@ pub fn check_destination(path: &Path) -> std::io::Result<Destination> {
 /// an input anywhere below it.
 pub fn check_directory(path: &Path) -> std::io::Result<()> {
     if path.as_os_str() == "-" {
-        return Err(refused(path, "a directory output cannot be standard output"));
+        return Err(refused(
+            path,
+            "a directory output cannot be standard output",
+        ));
     }
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());

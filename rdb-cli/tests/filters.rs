@@ -1,6 +1,13 @@
 //! Each filter on the real-server fixtures: the kept keys are exactly those the predicate
 //! names, computed independently from the export of the source.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::type_complexity
+)]
+
 mod common;
 
 use common::{export, fixtures_dir, keys};

@@ -2,6 +2,8 @@
 //! read back from that server (fixtures/servers/<server>/<name>.jsonl, written by
 //! fixtures/generate.py). No server is needed to run this.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::collections::BTreeMap;

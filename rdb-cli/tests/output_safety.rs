@@ -28,17 +28,45 @@ fn sample() -> Vec<u8> {
 /// `IN` for the input. Each must refuse an output that is the input.
 const WRITERS: &[&[&str]] = &[
     &["convert", "IN", "-o", "OUT", "--target", "redis-7.4"],
-    &["convert", "IN", "-o", "{dir}/x.rdb", "--target", "redis-7.4", "--report", "OUT"],
     &[
-        "convert", "IN", "-o", "{dir}/y.rdb", "--target", "redis-6.2", "--functions", "drop",
-        "--field-ttls", "drop", "--modules", "drop", "--functions-file", "OUT",
+        "convert",
+        "IN",
+        "-o",
+        "{dir}/x.rdb",
+        "--target",
+        "redis-7.4",
+        "--report",
+        "OUT",
+    ],
+    &[
+        "convert",
+        "IN",
+        "-o",
+        "{dir}/y.rdb",
+        "--target",
+        "redis-6.2",
+        "--functions",
+        "drop",
+        "--field-ttls",
+        "drop",
+        "--modules",
+        "drop",
+        "--functions-file",
+        "OUT",
     ],
     &["merge", "IN", "-o", "OUT", "--target", "redis-7.4"],
     &["export", "IN", "-o", "OUT"],
     &["export", "IN", "-o", "OUT", "--format", "resp"],
     &["stats", "IN", "--html", "OUT"],
     &["diff", "IN", "IN", "--jsonl", "OUT"],
-    &["restore", "IN", "--to", "127.0.0.1:1", "--checkpoint", "OUT"],
+    &[
+        "restore",
+        "IN",
+        "--to",
+        "127.0.0.1:1",
+        "--checkpoint",
+        "OUT",
+    ],
 ];
 
 fn fill(args: &[&str], input: &Path, out: &Path, dir: &Path) -> Vec<String> {
@@ -72,8 +100,14 @@ fn an_output_that_is_an_input_is_refused_by_every_writer() {
                 stderr.contains("is an input of this command"),
                 "{argv:?}: {stderr}"
             );
-            assert!(std::fs::read(&input).unwrap() == original, "{argv:?} changed the input");
-            assert!(std::fs::symlink_metadata(&symlink).unwrap().file_type().is_symlink());
+            assert!(
+                std::fs::read(&input).unwrap() == original,
+                "{argv:?} changed the input"
+            );
+            assert!(std::fs::symlink_metadata(&symlink)
+                .unwrap()
+                .file_type()
+                .is_symlink());
         }
     }
     // Nothing else was created: no temporary file, no partial output.
@@ -114,15 +148,43 @@ fn dash_streams_to_standard_output() {
     let input = dir.join("in.rdb");
     std::fs::write(&input, sample()).unwrap();
     let to_file = dir.join("a.rdb");
-    let run = rdbkit(&["convert", input.to_str().unwrap(), "-o", to_file.to_str().unwrap(), "--target", "redis-7.4"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let run = rdbkit(&["convert", input.to_str().unwrap(), "-o", "-", "--target", "redis-7.4"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert!(run.stdout == std::fs::read(&to_file).unwrap(), "the same bytes on stdout");
+    let run = rdbkit(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        to_file.to_str().unwrap(),
+        "--target",
+        "redis-7.4",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let run = rdbkit(&[
+        "convert",
+        input.to_str().unwrap(),
+        "-o",
+        "-",
+        "--target",
+        "redis-7.4",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.stdout == std::fs::read(&to_file).unwrap(),
+        "the same bytes on stdout"
+    );
     let run = rdbkit(&["export", input.to_str().unwrap(), "-o", "-"]);
     assert!(run.status.success());
     assert!(run.stdout.starts_with(b"{\"kind\":\"header\""));
-    assert!(!Path::new("-").exists() && !dir.join("-").exists(), "no file named -");
+    assert!(
+        !Path::new("-").exists() && !dir.join("-").exists(),
+        "no file named -"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -149,12 +211,27 @@ fn a_fifo_and_a_symlink_to_one_are_written_to_not_replaced() {
     std::os::unix::fs::symlink(&fifo, &link).unwrap();
     for out in [&fifo, &link] {
         let reader = read_fifo(fifo.clone());
-        let run = rdbkit(&["export", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        assert!(reader.join().unwrap() == expected, "the pipe got the export");
+        let run = rdbkit(&[
+            "export",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            reader.join().unwrap() == expected,
+            "the pipe got the export"
+        );
         use std::os::unix::fs::FileTypeExt;
         assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -164,14 +241,26 @@ fn other_special_files_are_refused() {
     let dir = common::temp_dir("special");
     let input = dir.join("in.rdb");
     std::fs::write(&input, sample()).unwrap();
-    let run = rdbkit(&["export", input.to_str().unwrap(), "-o", dir.to_str().unwrap()]);
+    let run = rdbkit(&[
+        "export",
+        input.to_str().unwrap(),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("is a directory"));
     // /dev/null is a character device: written to, left in place.
     let run = rdbkit(&["export", input.to_str().unwrap(), "-o", "/dev/null"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -186,21 +275,39 @@ fn stale_temporary_files_do_not_break_a_run_and_modes_are_kept() {
     let victim = dir.join("victim");
     std::fs::write(&victim, b"keep me").unwrap();
     for pid in [std::process::id(), std::process::id() + 1] {
-        std::os::unix::fs::symlink(&victim, dir.join(format!(".out.jsonl.rdbkit-{pid}.tmp"))).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(format!(".out.jsonl.rdbkit-{pid}.tmp")))
+            .unwrap();
     }
     std::fs::write(dir.join(".out.jsonl.0123456789abcdef.rdbkit.tmp"), b"stale").unwrap();
     std::fs::write(&out, b"old").unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let run = rdbkit(&["export", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = rdbkit(&[
+        "export",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
-    assert!(std::fs::read(&out).unwrap().starts_with(b"{\"kind\":\"header\""));
+    assert!(std::fs::read(&out)
+        .unwrap()
+        .starts_with(b"{\"kind\":\"header\""));
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the replaced output keeps its mode");
     // Only what was there before and the new output: no temporary file of this run.
     let temps = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
         .count();
     assert_eq!(temps, 3);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -215,10 +322,24 @@ fn a_symlinked_output_replaces_the_file_it_points_to() {
     std::fs::write(&real, b"old").unwrap();
     let link = dir.join("link.jsonl");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let run = rdbkit(&["export", input.to_str().unwrap(), "-o", link.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    assert!(std::fs::read(&real).unwrap().starts_with(b"{\"kind\":\"header\""));
+    let run = rdbkit(&[
+        "export",
+        input.to_str().unwrap(),
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read(&real)
+        .unwrap()
+        .starts_with(b"{\"kind\":\"header\""));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -230,11 +351,20 @@ fn gzip_and_standard_input_read_as_the_file_does() {
     let gz = dir.join("in.rdb.gz");
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("gzip -c '{}' > '{}'", input.display(), gz.display()))
+        .arg(format!(
+            "gzip -c '{}' > '{}'",
+            input.display(),
+            gz.display()
+        ))
         .status()
         .unwrap();
     assert!(status.success());
-    for cmd in [&["info", "--json"][..], &["export"], &["verify", "--json"], &["stats", "--json"]] {
+    for cmd in [
+        &["info", "--json"][..],
+        &["export"],
+        &["verify", "--json"],
+        &["stats", "--json"],
+    ] {
         let plain = rdbkit(&[cmd, &[input.to_str().unwrap()]].concat());
         let zipped = rdbkit(&[cmd, &[gz.to_str().unwrap()]].concat());
         assert!(plain.status.success(), "{cmd:?}");
@@ -244,7 +374,12 @@ fn gzip_and_standard_input_read_as_the_file_does() {
             .stdin(std::fs::File::open(&input).unwrap())
             .output()
             .unwrap();
-        let normalise = |o: &Output| String::from_utf8_lossy(&o.stdout).replace(gz.to_str().unwrap(), "F").replace(input.to_str().unwrap(), "F").replace("\"-\"", "\"F\"");
+        let normalise = |o: &Output| {
+            String::from_utf8_lossy(&o.stdout)
+                .replace(gz.to_str().unwrap(), "F")
+                .replace(input.to_str().unwrap(), "F")
+                .replace("\"-\"", "\"F\"")
+        };
         assert_eq!(normalise(&plain), normalise(&zipped), "{cmd:?} on gzip");
         assert_eq!(normalise(&plain), normalise(&piped), "{cmd:?} on stdin");
     }

@@ -1,6 +1,8 @@
 //! Every RDB file from other projects' test suites (shared/fixtures/peers) is read in
 //! place; contents are checked against that folder's README and Redis' own expectations.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use common::{canonical, export, export_with, keys, peers_dir};

@@ -2,6 +2,13 @@
 //! the (filtered) input, every key sits in the shard that owns its slot, and values are
 //! unchanged. tests/cluster.rs loads shards into a real cluster.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::type_complexity
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -100,7 +100,7 @@ const CONFIRM_ITEMS: usize = 32;
 /// How far past `from` [`resume_point`] looks.
 const RESUME_WINDOW: usize = 1 << 20;
 
-/// The first offset at or after `from` where a resumed parser reads [`CONFIRM_ITEMS`]
+/// The first offset at or after `from` where a resumed parser reads `CONFIRM_ITEMS`
 /// items (or all up to a well-formed end) without error, advanced to the boundary after
 /// the last of them. A guess: the members of a collection can read as items too, but such
 /// a misreading mostly falls in step with the real items within a few, so the boundary

@@ -405,7 +405,8 @@ mod tests {
                 w.key_value(type_id::SET, key.as_bytes(), &v).unwrap();
             } else {
                 let text = format!("{i}:").repeat(1 + (i % 50) as usize);
-                let mut v = rdb_writer::value::string(text.as_bytes(), rdb_writer::Compression::None);
+                let mut v =
+                    rdb_writer::value::string(text.as_bytes(), rdb_writer::Compression::None);
                 if broken_at == Some(i) {
                     // A string length past the end of the file.
                     v = vec![0x80, 0x7f, 0xff, 0xff, 0xff];

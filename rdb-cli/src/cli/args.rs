@@ -250,7 +250,6 @@ pub enum Format {
     Restore,
 }
 
-
 impl FieldTtls {
     pub fn policy(self) -> rdb_writer::convert::FieldTtlPolicy {
         use rdb_writer::convert::FieldTtlPolicy;

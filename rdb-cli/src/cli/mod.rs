@@ -13,7 +13,9 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 use rdb_cli::Failure;
 
-use commands::{azure, check, completions, convert, diff, export, info, restore, stats, targets, verify};
+use commands::{
+    azure, check, completions, convert, diff, export, info, restore, stats, targets, verify,
+};
 use progress::{Progress, ProgressMode};
 
 #[derive(Parser)]
@@ -236,9 +238,7 @@ mod tests {
                 if !part.starts_with("rdbkit ") {
                     continue;
                 }
-                let cut = part
-                    .find(|c| c == '#' || c == '|' || c == '>' || c == '<')
-                    .unwrap_or(part.len());
+                let cut = part.find(['#', '|', '>', '<']).unwrap_or(part.len());
                 commands.push(part[..cut].trim().to_string());
             }
             pending.clear();
@@ -283,7 +283,11 @@ mod tests {
     #[test]
     fn every_readme_example_parses() {
         let commands = readme_commands();
-        assert!(commands.len() >= 12, "only {} README commands found", commands.len());
+        assert!(
+            commands.len() >= 12,
+            "only {} README commands found",
+            commands.len()
+        );
         for command in &commands {
             let argv = words(command);
             if let Err(e) = super::Cli::try_parse_from(&argv) {
@@ -303,8 +307,16 @@ mod tests {
                 .or_else(|| sub.get_after_long_help())
                 .map(|h| h.to_string())
                 .unwrap_or_default();
-            assert!(help.contains("Examples:"), "{} --help has no examples", sub.get_name());
-            assert!(help.contains("Exit codes:"), "{} --help has no exit codes", sub.get_name());
+            assert!(
+                help.contains("Examples:"),
+                "{} --help has no examples",
+                sub.get_name()
+            );
+            assert!(
+                help.contains("Exit codes:"),
+                "{} --help has no exit codes",
+                sub.get_name()
+            );
         }
     }
 }

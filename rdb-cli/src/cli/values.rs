@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn now_is_milliseconds_ctime_or_the_clock() {
-        assert_eq!(resolve_now(Some("1700000000123"), b""), Ok(1_700_000_000_123));
+        assert_eq!(
+            resolve_now(Some("1700000000123"), b""),
+            Ok(1_700_000_000_123)
+        );
         assert!(resolve_now(Some("ctime"), b"").is_err());
         assert!(resolve_now(Some("yesterday"), b"").is_err());
         assert!(resolve_now(None, b"").unwrap() > 1_700_000_000_000);

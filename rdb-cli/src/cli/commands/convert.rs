@@ -53,7 +53,6 @@ pub enum OnConflict {
     Last,
 }
 
-
 fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {
     match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),

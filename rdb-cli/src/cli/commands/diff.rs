@@ -63,7 +63,6 @@ pub struct DiffArgs {
     read: ReadOptions,
 }
 
-
 pub fn run(args: &DiffArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::diff::{diff, DiffOptions};
     let inputs = Input::open_all(&[args.a.clone(), args.b.clone()])?;

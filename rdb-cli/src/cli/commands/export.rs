@@ -76,7 +76,13 @@ pub fn run(a: &ExportArgs, cx: &Context) -> Result<(), Failure> {
         }
         Format::Resp | Format::Restore => {
             let o = commands_options(a, input.bytes())?;
-            let s = export::commands(input.bytes(), &a.read.builder(), &o, &mut out, progress.tick())?;
+            let s = export::commands(
+                input.bytes(),
+                &a.read.builder(),
+                &o,
+                &mut out,
+                progress.tick(),
+            )?;
             Written {
                 keys: s.keys,
                 lines: s.commands,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rdb_cli::Failure;
 
-use crate::cli::args::{filter, target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, StreamIdmp};
+use crate::cli::args::{
+    filter, target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, StreamIdmp,
+};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::resolve_now;
 use crate::cli::{usage, Context};
