@@ -56,7 +56,7 @@ mod ziplist;
 mod zipmap;
 
 pub use element::{parse_canonical_int, Element};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Structure};
 pub use format::{Magic, Version};
 pub use input::parse_double;
 pub use module::{Module, ModuleAux, ModuleId};
