@@ -49,6 +49,7 @@ mod listpack;
 pub mod lzf;
 mod module;
 mod parser;
+pub mod raw;
 mod stream;
 mod string;
 mod value;
