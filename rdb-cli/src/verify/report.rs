@@ -383,26 +383,12 @@ impl Report {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let problems: Vec<serde_json::Value> = self
-            .problems
-            .iter()
-            .map(|p| {
-                let key = p.key.as_ref().map(|k| {
-                    let mut buf = Vec::new();
-                    json::bytes(&mut buf, k);
-                    serde_json::from_slice::<serde_json::Value>(&buf)
-                        .unwrap_or(serde_json::Value::Null)
-                });
-                serde_json::json!({
-                    "offset": p.offset,
-                    "db": p.db,
-                    "key": key,
-                    "check": p.check.name(),
-                    "severity": p.severity.as_str(),
-                    "message": p.message,
-                })
-            })
-            .collect();
+        let problems: Vec<serde_json::Value> = self.problems.iter().map(problem_json).collect();
+        self.json_with(problems)
+    }
+
+    /// The report with `problems` for its list.
+    fn json_with(&self, problems: Vec<serde_json::Value>) -> serde_json::Value {
         let (stored, actual) = match self.checksum {
             ChecksumState::Verified(c) => (Some(c), Some(c)),
             ChecksumState::Mismatch { stored, actual } => (Some(stored), Some(actual)),
@@ -425,4 +411,52 @@ impl Report {
             "problems": problems,
         })
     }
+
+    /// Writes [`Report::to_json`] pretty-printed, and a newline: the same bytes as
+    /// `serde_json::to_string_pretty`, but one problem at a time, so a list of
+    /// `--max-problems` findings is never held as JSON values all at once.
+    pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(&self.json_with(Vec::new()))?;
+        // Keys are sorted, and "problems" is not the last: its line ends with a comma.
+        const EMPTY: &str = "\n  \"problems\": [],\n";
+        let split = text.split_once(EMPTY).filter(|_| !self.problems.is_empty());
+        let Some((head, tail)) = split else {
+            let whole = if self.problems.is_empty() {
+                text
+            } else {
+                serde_json::to_string_pretty(&self.to_json())?
+            };
+            return writeln!(out, "{whole}");
+        };
+        write!(out, "{head}\n  \"problems\": [\n")?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",\n")?;
+            }
+            let one = serde_json::to_string_pretty(&problem_json(p))?;
+            // Two levels deeper than a top-level value; JSON strings hold no raw newline.
+            for (j, line) in one.lines().enumerate() {
+                let sep = if j > 0 { "\n" } else { "" };
+                write!(out, "{sep}    {line}")?;
+            }
+        }
+        writeln!(out, "\n  ],\n{tail}")
+    }
+}
+
+/// One problem as JSON.
+fn problem_json(p: &Problem) -> serde_json::Value {
+    let key = p.key.as_ref().map(|k| {
+        let mut buf = Vec::new();
+        json::bytes(&mut buf, k);
+        serde_json::from_slice::<serde_json::Value>(&buf).unwrap_or(serde_json::Value::Null)
+    });
+    serde_json::json!({
+        "offset": p.offset,
+        "db": p.db,
+        "key": key,
+        "check": p.check.name(),
+        "severity": p.severity.as_str(),
+        "message": p.message,
+    })
 }
