@@ -144,7 +144,7 @@ mod tests {
             vec![(1, 2, Some(false)), (2, 7, Some(true)), (1, 0, Some(false))]
         );
         // Cut short: the nodes that can be read, then nothing.
-        let cut = QuicklistNodes::new(type_id::LIST_QUICKLIST_2, &raw[..6]);
+        let cut = QuicklistNodes::new(type_id::LIST_QUICKLIST_2, raw.get(..6).unwrap_or(&[]));
         assert_eq!(cut.map(Iterator::count), Some(1));
         assert!(QuicklistNodes::new(type_id::SET, &raw).is_none());
     }

@@ -10,13 +10,19 @@
 //! check every inner encoding (ziplist / listpack headers, entries, back-lengths and
 //! terminators, intset widths, LZF lengths, stream node layout) when the value is walked.
 //! This module walks every value with them and adds what a loader's deep sanitization
-//! checks on top: intset order, NaN scores, duplicate members and fields, stream ID order
-//! and consumer-group consistency, duplicate keys, empty collections, and expiry opcodes
-//! that belong to no key. The duplicate-key check keeps a 64-bit hash per key (8 to 16
-//! bytes with the vector's slack: 100 M keys take 0.8 to 1.6 GB), sorted at the end; only
-//! when two hashes meet is the file walked again to find those keys and compare them
-//! whole. A value whose bytes are corrupt inside a known extent is reported and skipped; a
-//! broken extent ends the walk, since nothing after it can be located.
+//! checks on top: intset order, NaN scores, duplicate members and fields, zipmap header
+//! counts, empty PLAIN quicklist nodes, stream ID order and consumer-group consistency,
+//! duplicate keys, empty collections, expiry opcodes that belong to no key, Valkey slot
+//! import names, and lengths equal to the loaders' error marker. The duplicate-key check
+//! keeps a 64-bit hash per key (8 to 16 bytes with the vector's slack: 100 M keys take 0.8
+//! to 1.6 GB), sorted at the end; only when two hashes meet is the file walked again to
+//! find those keys and compare them whole, one entry per distinct key, naming duplicates
+//! as it meets them (past `max_problems` they are only counted). A value whose bytes are
+//! corrupt inside a known extent is reported and skipped; a broken extent ends the walk,
+//! since nothing after it can be located.
+//!
+//! `report` holds the findings and their JSON contract ([`Check`]), `walk` the walks over
+//! the file, `checks` the checks of one item.
 
 mod checks;
 mod report;
