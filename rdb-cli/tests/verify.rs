@@ -1456,3 +1456,102 @@ fn duplicate_keys_past_the_limit_take_no_memory() {
         "peak {peak_kib} KiB, bound {bound_kib} KiB"
     );
 }
+
+/// The crafted files of the checks above, on each real server's checker (with its deep
+/// sanitization): verify reports an error exactly when the checker refuses the file.
+#[test]
+fn loader_checks_agree_with_real_redis_check_rdb() {
+    let Some(manifest) = servers::manifest() else {
+        return;
+    };
+    let dir = servers::TempDir::new("verify-loader-checks");
+    let pairs = [(b'a', b'x'), (b'b', b'y')];
+    let plain_node = |element: &[u8]| {
+        let mut v = Vec::new();
+        encode::length(&mut v, 2);
+        encode::length(&mut v, 2);
+        encode::raw_string(&mut v, &listpack(&[b"x"]));
+        encode::length(&mut v, 1);
+        encode::raw_string(&mut v, element);
+        v
+    };
+    let lzf_empty = [0xC3, 0x02, 0x00, 0x00, b'a'];
+    let mut compared = 0;
+    for entry in manifest.iter().filter(|e| e.has_deep_sanitization()) {
+        let version = if entry.magic == "VALKEY" {
+            Version::valkey(entry.rdb_version as u32)
+        } else {
+            // Newer servers read older files: no newer than this parser writes.
+            Version::redis(entry.rdb_version.min(12) as u32)
+        };
+        let key = |type_byte: u8, v: &[u8]| {
+            let mut w = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
+            w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+            w.key_value(type_byte, b"bad", v)
+                .unwrap_or_else(|e| panic!("{e}"));
+            w.finish().unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "zipmap count 3 of 2",
+                key(type_id::HASH_ZIPMAP, &blob_value(&zipmap(3, &pairs))),
+            ),
+            (
+                "zipmap count 2 of 2",
+                key(type_id::HASH_ZIPMAP, &blob_value(&zipmap(2, &pairs))),
+            ),
+            (
+                "zipmap count 254",
+                key(type_id::HASH_ZIPMAP, &blob_value(&zipmap(254, &pairs))),
+            ),
+            ("lzf length 0", key(type_id::STRING, &lzf_empty)),
+        ];
+        if entry.rdb_version >= 10 {
+            cases.push((
+                "empty PLAIN node",
+                key(type_id::LIST_QUICKLIST_2, &plain_node(b"")),
+            ));
+            cases.push((
+                "PLAIN node",
+                key(type_id::LIST_QUICKLIST_2, &plain_node(b"big")),
+            ));
+        }
+        if entry.magic == "VALKEY" {
+            cases.push(("slot import 39", slot_import(&[b'f'; 39])));
+            cases.push(("slot import 40", slot_import(&[b'f'; 40])));
+        }
+        let mut marked = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
+        marked.select_db(u64::MAX).unwrap_or_else(|e| panic!("{e}"));
+        cases.push((
+            "SELECTDB 2^64-1",
+            marked.finish().unwrap_or_else(|e| panic!("{e}")),
+        ));
+        for (case, data) in cases {
+            let file = dir
+                .path()
+                .join(format!("{}-{}.rdb", entry.name, case.replace(' ', "_")));
+            std::fs::write(&file, &data).unwrap_or_else(|e| panic!("{e}"));
+            let (program, args) = entry.check.split_first().unwrap_or_else(|| panic!("argv"));
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&file).stdin(Stdio::null());
+            for (k, v) in &entry.env {
+                cmd.env(k, v);
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let ours = verify(&data, |_| {});
+            assert_eq!(
+                ours.ok(),
+                out.status.success(),
+                "{} on {case}: verify {:?}; checker:\n{}",
+                entry.name,
+                ours.problems,
+                String::from_utf8_lossy(&out.stdout)
+            );
+            compared += 1;
+        }
+    }
+    eprintln!("{compared} crafted files compared with the real checkers");
+    assert!(compared >= 7, "{compared}");
+}
