@@ -1520,6 +1520,24 @@ fn loader_checks_agree_with_real_redis_check_rdb() {
             cases.push(("slot import 39", slot_import(&[b'f'; 39])));
             cases.push(("slot import 40", slot_import(&[b'f'; 40])));
         }
+        // SLOT_INFO (Redis 7.4+ and Valkey 9 write it) and SLOT_IMPORT ranges, marked.
+        let record = |head: &[u8], lengths: &[u64]| {
+            let mut w = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
+            let mut bytes = head.to_vec();
+            lengths.iter().for_each(|&n| encode::length(&mut bytes, n));
+            w.raw(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            w.finish().unwrap_or_else(|e| panic!("{e}"))
+        };
+        let slot_info = [rdb_parser::format::opcode::SLOT_INFO];
+        if version.number >= 12 && entry.version_tuple() >= (7, 4, 0) {
+            cases.push(("SLOT_INFO 2^64-1", record(&slot_info, &[u64::MAX, 1, 0])));
+            cases.push(("SLOT_INFO", record(&slot_info, &[5, 1, 0])));
+        }
+        if entry.magic == "VALKEY" {
+            let mut head = vec![rdb_parser::format::opcode::SLOT_IMPORT];
+            encode::raw_string(&mut head, &[b'f'; 40]);
+            cases.push(("SLOT_IMPORT range 2^64-1", record(&head, &[1, 0, u64::MAX])));
+        }
         let mut marked = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
         marked.select_db(u64::MAX).unwrap_or_else(|e| panic!("{e}"));
         cases.push((
