@@ -463,100 +463,112 @@ fn check_stream(
     }
     let mut group_names = HashSet::new();
     for group in &stream.groups {
-        let mut gname = String::new();
-        let _ = rdb_parser::error::write_escaped(&mut gname, &group.name);
         if !group_names.insert(group.name.as_ref()) {
+            let mut gname = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut gname, &group.name);
             problems.push(Problem::in_entry(
                 entry,
                 Check::StreamGroup,
                 format!("consumer group \"{gname}\" appears twice"),
             ));
         }
-        if group.last_id > stream.last_id {
-            problems.push(
-                Problem::in_entry(
-                    entry,
-                    Check::StreamGroup,
-                    format!(
-                        "group \"{gname}\" last-delivered ID {} is beyond the stream's last ID {}",
-                        group.last_id, stream.last_id
-                    ),
-                )
-                .warning(),
-            );
-        }
-        // The group PEL: unique IDs; each owned by exactly one consumer.
-        let mut owners: HashMap<rdb_parser::StreamId, u32> = HashMap::new();
-        let mut pel_dups = 0u64;
-        for p in &group.pending {
-            if owners.insert(p.id, 0).is_some() {
-                pel_dups += 1;
-            }
-        }
-        if pel_dups > 0 {
-            problems.push(Problem::in_entry(
-                entry,
-                Check::StreamPel,
-                format!("group \"{gname}\": {pel_dups} IDs appear twice in the PEL"),
-            ));
-        }
-        let mut consumer_names = HashSet::new();
-        let mut missing = Vec::new();
-        for c in &group.consumers {
-            if !consumer_names.insert(c.name.as_ref()) {
-                let mut cname = String::new();
-                let _ = rdb_parser::error::write_escaped(&mut cname, &c.name);
-                problems.push(Problem::in_entry(
-                    entry,
-                    Check::StreamGroup,
-                    format!("group \"{gname}\": consumer \"{cname}\" appears twice"),
-                ));
-            }
-            for id in &c.pending {
-                match owners.get_mut(id) {
-                    Some(n) => *n += 1,
-                    None => missing.push(*id),
-                }
-            }
-        }
-        if let Some(id) = missing.first() {
-            problems.push(Problem::in_entry(
-                entry,
-                Check::StreamPel,
-                format!(
-                    "group \"{gname}\": {} consumer PEL entries (first {id}) are not in the \
-                     group PEL",
-                    missing.len()
-                ),
-            ));
-        }
-        let mut unowned: Vec<_> = owners.iter().filter(|(_, &n)| n == 0).collect();
-        let mut shared: Vec<_> = owners.iter().filter(|(_, &n)| n > 1).collect();
-        unowned.sort();
-        shared.sort();
-        if let Some((id, _)) = unowned.first() {
-            problems.push(Problem::in_entry(
-                entry,
-                Check::StreamPel,
-                format!(
-                    "group \"{gname}\": {} PEL entries (first {id}) belong to no consumer",
-                    unowned.len()
-                ),
-            ));
-        }
-        if let Some((id, _)) = shared.first() {
-            problems.push(Problem::in_entry(
-                entry,
-                Check::StreamPel,
-                format!(
-                    "group \"{gname}\": {} PEL entries (first {id}) belong to more than one \
-                     consumer",
-                    shared.len()
-                ),
-            ));
-        }
+        check_group(entry, stream, group, problems);
     }
     Ok(())
+}
+
+/// One consumer group: its last-delivered ID, its PEL, and its consumers' PELs.
+fn check_group(
+    entry: &Entry<'_>,
+    stream: &Stream<'_>,
+    group: &rdb_parser::ConsumerGroup<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut gname = String::new();
+    let _ = rdb_parser::error::write_escaped(&mut gname, &group.name);
+    if group.last_id > stream.last_id {
+        problems.push(
+            Problem::in_entry(
+                entry,
+                Check::StreamGroup,
+                format!(
+                    "group \"{gname}\" last-delivered ID {} is beyond the stream's last ID {}",
+                    group.last_id, stream.last_id
+                ),
+            )
+            .warning(),
+        );
+    }
+    // The group PEL: unique IDs; each owned by exactly one consumer.
+    let mut owners: HashMap<rdb_parser::StreamId, u32> = HashMap::new();
+    let mut pel_dups = 0u64;
+    for p in &group.pending {
+        if owners.insert(p.id, 0).is_some() {
+            pel_dups += 1;
+        }
+    }
+    if pel_dups > 0 {
+        problems.push(Problem::in_entry(
+            entry,
+            Check::StreamPel,
+            format!("group \"{gname}\": {pel_dups} IDs appear twice in the PEL"),
+        ));
+    }
+    let mut consumer_names = HashSet::new();
+    let mut missing = Vec::new();
+    for c in &group.consumers {
+        if !consumer_names.insert(c.name.as_ref()) {
+            let mut cname = String::new();
+            let _ = rdb_parser::error::write_escaped(&mut cname, &c.name);
+            problems.push(Problem::in_entry(
+                entry,
+                Check::StreamGroup,
+                format!("group \"{gname}\": consumer \"{cname}\" appears twice"),
+            ));
+        }
+        for id in &c.pending {
+            match owners.get_mut(id) {
+                Some(n) => *n += 1,
+                None => missing.push(*id),
+            }
+        }
+    }
+    if let Some(id) = missing.first() {
+        problems.push(Problem::in_entry(
+            entry,
+            Check::StreamPel,
+            format!(
+                "group \"{gname}\": {} consumer PEL entries (first {id}) are not in the \
+                 group PEL",
+                missing.len()
+            ),
+        ));
+    }
+    let mut unowned: Vec<_> = owners.iter().filter(|(_, &n)| n == 0).collect();
+    let mut shared: Vec<_> = owners.iter().filter(|(_, &n)| n > 1).collect();
+    unowned.sort();
+    shared.sort();
+    if let Some((id, _)) = unowned.first() {
+        problems.push(Problem::in_entry(
+            entry,
+            Check::StreamPel,
+            format!(
+                "group \"{gname}\": {} PEL entries (first {id}) belong to no consumer",
+                unowned.len()
+            ),
+        ));
+    }
+    if let Some((id, _)) = shared.first() {
+        problems.push(Problem::in_entry(
+            entry,
+            Check::StreamPel,
+            format!(
+                "group \"{gname}\": {} PEL entries (first {id}) belong to more than one \
+                 consumer",
+                shared.len()
+            ),
+        ));
+    }
 }
 
 /// Quicklist nodes, read again from the value's bytes: an empty PLAIN node (a loader
