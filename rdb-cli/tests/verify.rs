@@ -107,7 +107,7 @@ fn corrupt_empty_keys_lists_every_empty_key() {
     let empty: Vec<_> = r
         .problems
         .iter()
-        .filter(|p| p.check == "empty-collection")
+        .filter(|p| p.check.name() == "empty-collection")
         .collect();
     // Redis' test file holds nine empty keys; all are reported, not just the first.
     assert_eq!(empty.len(), 9, "{:?}", r.problems);
@@ -181,7 +181,7 @@ fn fires(data: &[u8], check: &str) -> Problem {
     let p = r
         .problems
         .iter()
-        .find(|p| p.check == check && p.severity == Severity::Error)
+        .find(|p| p.check.name() == check && p.severity == Severity::Error)
         .unwrap_or_else(|| panic!("{check} did not fire: {:?}", r.problems))
         .clone();
     assert!(!r.ok());
@@ -457,7 +457,10 @@ fn quicklist_nodes() {
     let r = verify(&one_key(10, type_id::LIST_QUICKLIST_2, &v), |_| {});
     assert!(r.ok(), "{:?}", r.problems);
     let p = r.problems.first().unwrap_or_else(|| panic!("no warning"));
-    assert_eq!((p.check, p.severity), ("quicklist-node", Severity::Warning));
+    assert_eq!(
+        (p.check.name(), p.severity),
+        ("quicklist-node", Severity::Warning)
+    );
     // Only empty nodes: an empty list, an error.
     let mut v = Vec::new();
     encode::length(&mut v, 1);
@@ -617,7 +620,7 @@ fn stream_ids_and_consumer_groups() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.check == "stream-group" && p.severity == Severity::Warning),
+            .any(|p| p.check.name() == "stream-group" && p.severity == Severity::Warning),
         "{:?}",
         r.problems
     );
@@ -683,7 +686,7 @@ fn duplicate_keys_across_batches() {
     let dups: Vec<&Problem> = r
         .problems
         .iter()
-        .filter(|p| p.check == "duplicate-key")
+        .filter(|p| p.check.name() == "duplicate-key")
         .collect();
     let keys: Vec<&[u8]> = dups.iter().filter_map(|p| p.key.as_deref()).collect();
     assert_eq!(keys, [&b"k5"[..], b"k20000", b"k5"], "{dups:?}");
@@ -737,7 +740,7 @@ fn expiry_without_a_key() {
     let p = r
         .problems
         .iter()
-        .find(|p| p.check == "dangling-opcode")
+        .find(|p| p.check.name() == "dangling-opcode")
         .unwrap_or_else(|| panic!("{:?}", r.problems));
     assert_eq!(p.offset, eof as u64);
     assert!(!r.ok());
@@ -806,7 +809,7 @@ fn repeated_key_opcodes_leave_the_first_without_a_key() {
     let p = r
         .problems
         .iter()
-        .find(|p| p.check == "dangling-opcode")
+        .find(|p| p.check.name() == "dangling-opcode")
         .unwrap_or_else(|| panic!("{:?}", r.problems));
     let first = data
         .windows(7)
@@ -906,7 +909,7 @@ fn findings_past_the_limit_are_counted_not_listed() {
     assert_eq!(few.errors(), 51);
     assert_eq!((few.problems.len(), few.omitted()), (11, 40));
     assert!(!few.ok());
-    assert!(few.problems.iter().any(|p| p.check == "checksum"));
+    assert!(few.problems.iter().any(|p| p.check.name() == "checksum"));
     let json = few.to_json();
     assert_eq!(json.pointer("/omitted"), Some(&serde_json::json!(40)));
     assert_eq!(json.pointer("/errors"), Some(&serde_json::json!(51)));
@@ -1100,4 +1103,473 @@ fn flips_rejected_by_real_redis_check_rdb_are_rejected_by_verify() {
         compared >= 300 && both_reject > 50,
         "{compared} / {both_reject}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// What the loaders refuse, and what they accept
+
+/// A zipmap of `pairs` one-byte fields and values whose header byte says `count`.
+fn zipmap(count: u8, pairs: &[(u8, u8)]) -> Vec<u8> {
+    let mut z = vec![count];
+    for &(field, value) in pairs {
+        // field length, field, value length, free bytes after the value, value
+        z.extend_from_slice(&[1, field, 1, 0, value]);
+    }
+    z.push(0xFF);
+    z
+}
+
+#[test]
+fn zipmap_header_count_must_match_its_pairs() {
+    let pairs = [(b'a', b'x'), (b'b', b'y')];
+    let good = one_key(9, type_id::HASH_ZIPMAP, &blob_value(&zipmap(2, &pairs)));
+    assert!(verify(&good, |_| {}).ok());
+    let p = fires(
+        &one_key(9, type_id::HASH_ZIPMAP, &blob_value(&zipmap(3, &pairs))),
+        "zipmap",
+    );
+    assert!(p.message.contains("counts 3 pairs, it holds 2"), "{p:?}");
+    // 254 means "count by walking": any number of pairs.
+    let big = one_key(9, type_id::HASH_ZIPMAP, &blob_value(&zipmap(254, &pairs)));
+    assert!(verify(&big, |_| {}).ok());
+}
+
+#[test]
+fn an_empty_plain_quicklist_node_is_refused() {
+    let plain = |element: &[u8]| {
+        let mut v = Vec::new();
+        encode::length(&mut v, 2);
+        encode::length(&mut v, 2); // PACKED
+        encode::raw_string(&mut v, &listpack(&[b"x"]));
+        encode::length(&mut v, 1); // PLAIN
+        encode::raw_string(&mut v, element);
+        v
+    };
+    assert!(verify(
+        &one_key(11, type_id::LIST_QUICKLIST_2, &plain(b"big")),
+        |_| {}
+    )
+    .ok());
+    let p = fires(
+        &one_key(11, type_id::LIST_QUICKLIST_2, &plain(b"")),
+        "quicklist",
+    );
+    assert!(p.message.contains("node 1 of 2"), "{p:?}");
+}
+
+/// A Valkey 9 file with one SLOT_IMPORT record named `name`, then one key.
+fn slot_import(name: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), Version::valkey(80)).unwrap_or_else(|e| panic!("{e}"));
+    let mut record = vec![rdb_parser::format::opcode::SLOT_IMPORT];
+    encode::raw_string(&mut record, name);
+    encode::length(&mut record, 1);
+    encode::length(&mut record, 0);
+    encode::length(&mut record, 100);
+    w.raw(&record).unwrap_or_else(|e| panic!("{e}"));
+    w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+    w.key_value(
+        type_id::STRING,
+        b"k",
+        &value::string(b"v", Compression::None),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    w.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_slot_import_job_name_is_a_40_byte_node_name() {
+    assert!(verify(&slot_import(&[b'f'; 40]), |_| {}).ok());
+    for len in [0, 1, 39, 41] {
+        let data = slot_import(&vec![b'f'; len]);
+        let r = verify(&data, |_| {});
+        let found: Vec<_> = errors(&r).into_iter().map(|p| p.check.name()).collect();
+        assert_eq!(found, ["slot-import"], "{len} bytes: {:?}", r.problems);
+        assert!(r.complete && r.keys == 1, "{r:?}");
+        // At the record's opcode, the first byte after the 9-byte header.
+        assert_eq!(r.problems.first().map(|p| p.offset), Some(9));
+    }
+}
+
+/// Something written before a key.
+type Before = Box<dyn Fn(&mut Writer<Vec<u8>>)>;
+
+#[test]
+fn the_loaders_length_error_marker_is_refused() {
+    let marker = {
+        let mut v = Vec::new();
+        encode::length(&mut v, u64::MAX);
+        v
+    };
+    assert_eq!(
+        marker,
+        [0x81, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+    );
+    let key = |w: &mut Writer<Vec<u8>>| {
+        w.key_value(
+            type_id::STRING,
+            b"bad",
+            &value::string(b"v", Compression::None),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let cases: [(&str, Before); 4] = [
+        (
+            "SELECTDB",
+            Box::new(|w| w.select_db(u64::MAX).unwrap_or_else(|e| panic!("{e}"))),
+        ),
+        (
+            "RESIZEDB",
+            Box::new(|w| w.resize_db(u64::MAX, 0).unwrap_or_else(|e| panic!("{e}"))),
+        ),
+        (
+            "RESIZEDB",
+            Box::new(|w| w.resize_db(3, u64::MAX).unwrap_or_else(|e| panic!("{e}"))),
+        ),
+        (
+            "IDLE",
+            Box::new(|w| w.idle(u64::MAX).unwrap_or_else(|e| panic!("{e}"))),
+        ),
+    ];
+    for (what, before) in cases {
+        let data = snapshot(9, |w| {
+            before(w);
+            key(w);
+        });
+        let r = verify(&data, |_| {});
+        let found: Vec<_> = errors(&r)
+            .into_iter()
+            .map(|p| (p.check.name(), p.offset))
+            .collect();
+        // SELECTDB 0 (2 bytes) after the header, then the marked record.
+        assert_eq!(found, [("length-marker", 11)], "{what}: {:?}", r.problems);
+        assert!(
+            r.problems.iter().any(|p| p.message.contains(what)),
+            "{what}"
+        );
+        assert!(r.complete && r.keys == 1, "{what}: {r:?}");
+    }
+    // 2^64-2 is only a large number.
+    let data = snapshot(9, |w| {
+        w.idle(u64::MAX - 1).unwrap_or_else(|e| panic!("{e}"));
+        key(w);
+    });
+    assert!(verify(&data, |_| {}).ok());
+}
+
+/// Redis 6.2+ and Valkey load a compressed string declaring length 0 as the empty string
+/// (they compare LZF's output length, 0 on any failure, with the declared 0); 6.0 and
+/// older refuse it. A warning, not an error.
+#[test]
+fn an_lzf_string_declaring_length_0_is_accepted() {
+    for stream in [&[][..], &[0x00, b'a'][..], &[0x20, 0x00][..]] {
+        let mut v = vec![0xC3];
+        encode::length(&mut v, stream.len() as u64);
+        encode::length(&mut v, 0);
+        v.extend_from_slice(stream);
+        let r = verify(&one_key(9, type_id::STRING, &v), |_| {});
+        assert!(r.ok() && r.complete, "{stream:?}: {:?}", r.problems);
+        let p = r.problems.first().unwrap_or_else(|| panic!("no warning"));
+        assert_eq!((p.check.name(), p.severity), ("lzf", Severity::Warning));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The JSON contract
+
+/// The rows of the markdown table whose header row starts with `header`: each row's
+/// first cell's code spans, and its other cells.
+fn doc_table(doc: &str, header: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut lines = doc.lines().skip_while(|l| !l.starts_with(header)).skip(2);
+    for line in lines.by_ref().take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
+        let (first, rest) = cells.split_first().unwrap_or((&"", &[]));
+        let names = first
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        rows.push((names, rest.iter().map(|c| c.trim().to_owned()).collect()));
+    }
+    rows
+}
+
+/// docs/verify-json.md names exactly the fields of the report and of a problem, and
+/// exactly the checks of `Check`, each with the severities it reports with.
+#[test]
+fn json_fields_and_checks_are_exactly_the_documented_ones() {
+    use rdb_cli::verify::Check;
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/verify-json.md"),
+    )
+    .unwrap_or_else(|e| panic!("docs/verify-json.md: {e}"));
+    // Report fields, `checksum.*` as dotted paths.
+    let documented: Vec<String> = doc_table(&doc, "| field | meaning |")
+        .into_iter()
+        .flat_map(|(names, _)| names)
+        .collect();
+    let data = snapshot(9, |w| {
+        let v = value::set_plain(&["m", "m"], Compression::None);
+        w.key_value(type_id::SET, b"bad", &v)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let json = verify(&data, |_| {}).to_json();
+    let mut present = Vec::new();
+    for (k, v) in json.as_object().into_iter().flatten() {
+        match v.as_object() {
+            Some(inner) => present.extend(inner.keys().map(|i| format!("{k}.{i}"))),
+            None => present.push(k.clone()),
+        }
+    }
+    let problem = json.pointer("/problems/0").and_then(|p| p.as_object());
+    let problem_fields: Vec<String> = problem
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    // The second "| field | meaning |" table is a problem's.
+    let after_problem = doc.split("A problem:").nth(1).unwrap_or_default();
+    let mut problem_documented: Vec<String> = doc_table(after_problem, "| field | meaning |")
+        .into_iter()
+        .flat_map(|(names, _)| names)
+        .collect();
+    problem_documented.sort();
+    let mut sorted_fields = problem_fields.clone();
+    sorted_fields.sort();
+    assert_eq!(sorted_fields, problem_documented, "a problem's fields");
+    let mut report_documented = documented;
+    report_documented.sort();
+    present.sort();
+    assert_eq!(present, report_documented, "the report's fields");
+    // Checks and severities.
+    let rows = doc_table(&doc, "| `check` | severity |");
+    let documented: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|(names, cells)| (names.join(","), cells.first().cloned().unwrap_or_default()))
+        .collect();
+    let ours: Vec<(String, String)> = Check::ALL
+        .iter()
+        .map(|c| {
+            let sev: Vec<&str> = c.severities().iter().map(|s| s.as_str()).collect();
+            (c.name().to_owned(), sev.join(" / "))
+        })
+        .collect();
+    assert_eq!(ours, documented);
+}
+
+/// The report's streamed JSON is the bytes of its pretty-printed JSON value.
+#[test]
+fn streamed_json_is_the_pretty_printed_report() {
+    let one = snapshot(9, |w| {
+        let v = value::set_plain(&["m", "m"], Compression::None);
+        w.key_value(type_id::SET, b"bad\x01\xff", &v)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let reports = [
+        verify(&one, |_| {}),
+        verify(&many_duplicates(500), |_| {}),
+        verify_with(&many_duplicates(500), 3, |_| {}),
+        verify_with(&many_duplicates(50), 0, |_| {}),
+        verify(
+            &one_key(9, type_id::STRING, &value::string(b"v", Compression::None)),
+            |_| {},
+        ),
+        verify(b"REDIS0009\xfe", |_| {}),
+    ];
+    for r in reports {
+        let mut streamed = Vec::new();
+        r.write_json(&mut streamed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let whole = serde_json::to_string_pretty(&r.to_json()).unwrap_or_default() + "\n";
+        assert_eq!(String::from_utf8_lossy(&streamed), whole);
+    }
+}
+
+/// `copies` copies of one small key, written with the writer.
+fn many_duplicates(copies: u32) -> Vec<u8> {
+    snapshot(9, |w| {
+        let v = value::string(b"v", Compression::None);
+        for _ in 0..copies {
+            w.key_value(type_id::STRING, b"k", &v)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    })
+}
+
+/// Runs `rdbkit` with `args`, its output to `out`; returns its exit code and its peak
+/// resident memory in KiB, from the kernel's accounting of that one child (`wait4`).
+#[allow(unsafe_code)] // wait4: std gives no child's resource usage.
+fn run_measured(args: &[&std::ffi::OsStr], out: &Path) -> (i32, i64) {
+    let out = std::fs::File::create(out).unwrap_or_else(|e| panic!("{e}"));
+    let child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(args)
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = i32::try_from(child.id()).unwrap_or_else(|e| panic!("{e}"));
+    let mut status = 0;
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals; the child is ours and not waited for elsewhere
+    // (`child` is dropped without waiting).
+    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    assert!(libc::WIFEXITED(status), "rdbkit did not exit: {status}");
+    drop(child);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// 1 M copies of one key (a 5 MB file) in 64 MiB and a little more: the duplicate
+/// findings past `--max-problems` are counted as the walk meets them, never built (they
+/// all were, then cut: 277 MB here, 526 MB for 2 M copies), and one entry stands for all
+/// copies of a key.
+#[test]
+fn duplicate_keys_past_the_limit_take_no_memory() {
+    const COPIES: u32 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("dups.rdb");
+    std::fs::write(&path, many_duplicates(COPIES)).unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("out.txt");
+    let (code, peak_kib) = run_measured(&["verify".as_ref(), path.as_os_str()], &out);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(code, 1, "{text}");
+    // All copies but the first are counted; the first 100 000 are listed.
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("{COPIES} keys"))
+            && last.contains(&format!("{} errors", COPIES - 1)),
+        "{last}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("[duplicate-key]"))
+            .count(),
+        100_000
+    );
+    // The mapped file's pages count in the peak too (5 MB here).
+    let bound_kib = (64 + 8) * 1024;
+    eprintln!("verify, {COPIES} copies of one key: peak {peak_kib} KiB");
+    assert!(
+        peak_kib < bound_kib,
+        "peak {peak_kib} KiB, bound {bound_kib} KiB"
+    );
+}
+
+/// The crafted files of the checks above, on each real server's checker (with its deep
+/// sanitization): verify reports an error exactly when the checker refuses the file.
+#[test]
+fn loader_checks_agree_with_real_redis_check_rdb() {
+    let Some(manifest) = servers::manifest() else {
+        return;
+    };
+    let dir = servers::TempDir::new("verify-loader-checks");
+    let pairs = [(b'a', b'x'), (b'b', b'y')];
+    let plain_node = |element: &[u8]| {
+        let mut v = Vec::new();
+        encode::length(&mut v, 2);
+        encode::length(&mut v, 2);
+        encode::raw_string(&mut v, &listpack(&[b"x"]));
+        encode::length(&mut v, 1);
+        encode::raw_string(&mut v, element);
+        v
+    };
+    let lzf_empty = [0xC3, 0x02, 0x00, 0x00, b'a'];
+    let mut compared = 0;
+    for entry in manifest.iter().filter(|e| e.has_deep_sanitization()) {
+        let version = if entry.magic == "VALKEY" {
+            Version::valkey(entry.rdb_version as u32)
+        } else {
+            // Newer servers read older files: no newer than this parser writes.
+            Version::redis(entry.rdb_version.min(12) as u32)
+        };
+        let key = |type_byte: u8, v: &[u8]| {
+            let mut w = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
+            w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+            w.key_value(type_byte, b"bad", v)
+                .unwrap_or_else(|e| panic!("{e}"));
+            w.finish().unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "zipmap count 3 of 2",
+                key(type_id::HASH_ZIPMAP, &blob_value(&zipmap(3, &pairs))),
+            ),
+            (
+                "zipmap count 2 of 2",
+                key(type_id::HASH_ZIPMAP, &blob_value(&zipmap(2, &pairs))),
+            ),
+            (
+                "zipmap count 254",
+                key(type_id::HASH_ZIPMAP, &blob_value(&zipmap(254, &pairs))),
+            ),
+            ("lzf length 0", key(type_id::STRING, &lzf_empty)),
+        ];
+        if entry.rdb_version >= 10 {
+            cases.push((
+                "empty PLAIN node",
+                key(type_id::LIST_QUICKLIST_2, &plain_node(b"")),
+            ));
+            cases.push((
+                "PLAIN node",
+                key(type_id::LIST_QUICKLIST_2, &plain_node(b"big")),
+            ));
+        }
+        if entry.magic == "VALKEY" {
+            cases.push(("slot import 39", slot_import(&[b'f'; 39])));
+            cases.push(("slot import 40", slot_import(&[b'f'; 40])));
+        }
+        // SLOT_INFO (Redis 7.4+ and Valkey 9 write it) and SLOT_IMPORT ranges, marked.
+        let record = |head: &[u8], lengths: &[u64]| {
+            let mut w = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
+            let mut bytes = head.to_vec();
+            lengths.iter().for_each(|&n| encode::length(&mut bytes, n));
+            w.raw(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            w.finish().unwrap_or_else(|e| panic!("{e}"))
+        };
+        let slot_info = [rdb_parser::format::opcode::SLOT_INFO];
+        if version.number >= 12 && entry.version_tuple() >= (7, 4, 0) {
+            cases.push(("SLOT_INFO 2^64-1", record(&slot_info, &[u64::MAX, 1, 0])));
+            cases.push(("SLOT_INFO", record(&slot_info, &[5, 1, 0])));
+        }
+        if entry.magic == "VALKEY" {
+            let mut head = vec![rdb_parser::format::opcode::SLOT_IMPORT];
+            encode::raw_string(&mut head, &[b'f'; 40]);
+            cases.push(("SLOT_IMPORT range 2^64-1", record(&head, &[1, 0, u64::MAX])));
+        }
+        let mut marked = Writer::new(Vec::new(), version).unwrap_or_else(|e| panic!("{e}"));
+        marked.select_db(u64::MAX).unwrap_or_else(|e| panic!("{e}"));
+        cases.push((
+            "SELECTDB 2^64-1",
+            marked.finish().unwrap_or_else(|e| panic!("{e}")),
+        ));
+        for (case, data) in cases {
+            let file = dir
+                .path()
+                .join(format!("{}-{}.rdb", entry.name, case.replace(' ', "_")));
+            std::fs::write(&file, &data).unwrap_or_else(|e| panic!("{e}"));
+            let (program, args) = entry.check.split_first().unwrap_or_else(|| panic!("argv"));
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&file).stdin(Stdio::null());
+            for (k, v) in &entry.env {
+                cmd.env(k, v);
+            }
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+            let ours = verify(&data, |_| {});
+            assert_eq!(
+                ours.ok(),
+                out.status.success(),
+                "{} on {case}: verify {:?}; checker:\n{}",
+                entry.name,
+                ours.problems,
+                String::from_utf8_lossy(&out.stdout)
+            );
+            compared += 1;
+        }
+    }
+    eprintln!("{compared} crafted files compared with the real checkers");
+    assert!(compared >= 7, "{compared}");
 }

@@ -45,6 +45,65 @@ impl ErrorKind {
     }
 }
 
+/// The structure a decoding error is about, for callers that act on it (verify names its
+/// finding after it) without reading the message. New structures may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Structure {
+    /// The 9-byte magic and version.
+    Header,
+    /// The record framing between values: lengths, opcodes, plain and integer strings,
+    /// times, doubles, AUX fields, the end of the input.
+    Framing,
+    /// The CRC64 trailer.
+    Checksum,
+    /// An LZF-compressed string.
+    Lzf,
+    Ziplist,
+    Listpack,
+    Intset,
+    Zipmap,
+    /// A quicklist's node list (its node count and containers).
+    Quicklist,
+    /// A sorted set's members and scores inside a ziplist or listpack.
+    SortedSet,
+    /// A hash's fields, values and field TTLs inside a compact encoding.
+    Hash,
+    /// A stream: its nodes, entries, groups, consumers and PELs.
+    Stream,
+    /// A module value or module AUX record.
+    Module,
+    /// A Valkey slot import record.
+    SlotImport,
+}
+
+impl Structure {
+    /// The structure a decoder's label names. The labels are this crate's own (every
+    /// decoder passes one to [`Fail`]); this table is the one place they are classified,
+    /// by whole label, and a label it does not know is framing.
+    fn of_label(what: &str) -> Structure {
+        match what {
+            "header" => Structure::Header,
+            "checksum" | "file" => Structure::Checksum,
+            "compressed string" => Structure::Lzf,
+            "ziplist" | "ziplist entry" => Structure::Ziplist,
+            "listpack" | "listpack entry" => Structure::Listpack,
+            "intset" => Structure::Intset,
+            "zipmap" => Structure::Zipmap,
+            "quicklist" => Structure::Quicklist,
+            "sorted set" => Structure::SortedSet,
+            "hash" => Structure::Hash,
+            "stream" | "stream node" | "stream node ID" | "stream entry" | "stream ID"
+            | "stream groups" | "stream consumers" | "stream PEL" | "consumer PEL" => {
+                Structure::Stream
+            }
+            "module value" | "module aux" | "module float" | "module double" => Structure::Module,
+            "slot import" => Structure::SlotImport,
+            _ => Structure::Framing,
+        }
+    }
+}
+
 /// A decoding error with its location.
 ///
 /// `Display` reads like
@@ -86,6 +145,11 @@ impl Error {
     /// The structure being decoded when it went wrong (e.g. `"listpack"`).
     pub fn what(&self) -> &'static str {
         self.0.what
+    }
+
+    /// The structure being decoded when it went wrong, as a kind to match on.
+    pub fn structure(&self) -> Structure {
+        Structure::of_label(self.0.what)
     }
 
     /// The human-readable reason, without location.
@@ -237,5 +301,54 @@ pub(crate) fn unnom(e: nom::Err<Fail>) -> Fail {
             what: "input",
             detail: "unexpected end of data".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every label a decoder of this crate passes names its structure (a reworded label
+    /// must be reworded here too, or it falls to framing and this fails).
+    #[test]
+    fn every_decoder_label_has_its_structure() {
+        let table = [
+            ("header", Structure::Header),
+            ("checksum", Structure::Checksum),
+            ("file", Structure::Checksum),
+            ("compressed string", Structure::Lzf),
+            ("ziplist", Structure::Ziplist),
+            ("ziplist entry", Structure::Ziplist),
+            ("listpack", Structure::Listpack),
+            ("listpack entry", Structure::Listpack),
+            ("intset", Structure::Intset),
+            ("zipmap", Structure::Zipmap),
+            ("quicklist", Structure::Quicklist),
+            ("sorted set", Structure::SortedSet),
+            ("hash", Structure::Hash),
+            ("stream", Structure::Stream),
+            ("stream node", Structure::Stream),
+            ("stream node ID", Structure::Stream),
+            ("stream entry", Structure::Stream),
+            ("stream ID", Structure::Stream),
+            ("stream groups", Structure::Stream),
+            ("stream consumers", Structure::Stream),
+            ("stream PEL", Structure::Stream),
+            ("consumer PEL", Structure::Stream),
+            ("module value", Structure::Module),
+            ("module aux", Structure::Module),
+            ("module float", Structure::Module),
+            ("module double", Structure::Module),
+            ("slot import", Structure::SlotImport),
+            ("length", Structure::Framing),
+            ("string", Structure::Framing),
+            ("integer string", Structure::Framing),
+            ("double", Structure::Framing),
+            ("input", Structure::Framing),
+        ];
+        for (label, structure) in table {
+            let e = Error::new(ErrorKind::Corrupt, label, 0, String::new());
+            assert_eq!(e.structure(), structure, "{label}");
+        }
     }
 }

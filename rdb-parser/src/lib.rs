@@ -50,6 +50,7 @@ mod listpack;
 pub mod lzf;
 mod module;
 mod parser;
+pub mod raw;
 mod stream;
 mod string;
 mod value;
@@ -57,7 +58,7 @@ mod ziplist;
 mod zipmap;
 
 pub use element::{parse_canonical_int, Element};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Structure};
 pub use format::{Magic, Version};
 pub use input::parse_double;
 pub use keymeta::{KeyMetaClass, KeyMetadata};

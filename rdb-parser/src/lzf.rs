@@ -133,6 +133,51 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
     Ok(decoded)
 }
 
+/// Whether `input` expands to exactly `out_len` bytes: the verdict of [`decompress`],
+/// error for error, without writing the output (a checker needs no copy of a value).
+pub fn validate(input: &[u8], out_len: usize) -> Result<(), LzfError> {
+    let mut pos = 0usize; // output bytes so far
+    let mut at = 0usize;
+    while let Some(&ctrl) = input.get(at) {
+        let start = at;
+        at += 1;
+        if ctrl < 0x20 {
+            let len = usize::from(ctrl) + 1;
+            if at + len > input.len() {
+                return Err(LzfError::Truncated { at: start });
+            }
+            if pos + len > out_len {
+                return Err(LzfError::TooLong { at: start });
+            }
+            at += len;
+            pos += len;
+            continue;
+        }
+        let mut len = usize::from(ctrl >> 5);
+        if len == 7 {
+            len += usize::from(*input.get(at).ok_or(LzfError::Truncated { at: start })?);
+            at += 1;
+        }
+        let low = *input.get(at).ok_or(LzfError::Truncated { at: start })?;
+        at += 1;
+        let distance = (usize::from(ctrl & 0x1f) << 8 | usize::from(low)) + 1;
+        if distance > pos {
+            return Err(LzfError::BadReference {
+                at: start,
+                distance,
+            });
+        }
+        pos += len + 2;
+        if pos > out_len {
+            return Err(LzfError::TooLong { at: start });
+        }
+    }
+    if pos != out_len {
+        return Err(LzfError::TooShort { produced: pos });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
@@ -210,6 +255,29 @@ mod tests {
             out_len in 1usize..2000,
         ) {
             prop_assert_eq!(decompress(&input, out_len).ok(), reference(&input, out_len));
+        }
+
+        /// Validation gives decompression's verdict, error for error, on any bytes and
+        /// lengths (0 included).
+        #[test]
+        fn validate_agrees_with_decompress(
+            input in prop::collection::vec(prop_oneof![Just(0u8), Just(0x20), Just(0xE0), any::<u8>()], 0..120),
+            out_len in 0usize..600,
+        ) {
+            prop_assert_eq!(validate(&input, out_len), decompress(&input, out_len).map(|_| ()));
+        }
+
+        /// And on valid streams, at and around their true length.
+        #[test]
+        fn validate_accepts_exactly_the_true_length(
+            data in prop::collection::vec(prop_oneof![Just(b'a'), any::<u8>()], 4..2000),
+        ) {
+            if let Ok(packed) = lzf::compress(&data) {
+                for n in [data.len() - 1, data.len(), data.len() + 1] {
+                    prop_assert_eq!(validate(&packed, n), decompress(&packed, n).map(|_| ()));
+                }
+                prop_assert_eq!(validate(&packed, data.len()), Ok(()));
+            }
         }
     }
 }
