@@ -997,7 +997,10 @@ fn verdicts_agree_with_real_redis_check_rdb() {
         return;
     };
     let mut files = fixture_files();
-    files.extend(peer_files().unwrap_or_default());
+    let peers = peer_files();
+    // Without ../shared (a fresh clone) only the committed fixtures are judged.
+    let expected = if peers.is_some() { 300 } else { 100 };
+    files.extend(peers.unwrap_or_default());
     let mut judged = 0;
     let mut notes = Vec::new();
     for path in &files {
@@ -1040,7 +1043,7 @@ fn verdicts_agree_with_real_redis_check_rdb() {
         }
     }
     eprintln!("{judged} checker verdicts compared; known disagreements: {notes:#?}");
-    assert!(judged > 300, "only {judged} verdicts compared");
+    assert!(judged > expected, "only {judged} verdicts compared");
 }
 
 /// Byte flips in files whose checksum is off (trailer 0), so only the structure can tell:

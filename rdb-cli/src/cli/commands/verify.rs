@@ -6,7 +6,7 @@ use clap::Args;
 use rdb_cli::Failure;
 
 use crate::cli::input::Input;
-use crate::cli::{print_report, Context};
+use crate::cli::Context;
 
 /// `rdbkit verify` arguments.
 #[derive(Args)]
@@ -44,7 +44,14 @@ pub fn run(a: &VerifyArgs, cx: &Context) -> Result<(), Failure> {
     let progress = cx.progress(input.bytes().len() as u64);
     let report = rdb_cli::verify::verify_with(input.bytes(), a.max_problems, progress.tick());
     drop(progress);
-    print_report(a.json, || report.to_json(), |out| report.write_text(out))?;
+    // Written a problem at a time: a report of many problems is never built as one value.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        report.write_json(&mut out).map_err(Failure::Io)?;
+    } else {
+        report.write_text(&mut out).map_err(Failure::Io)?;
+    }
+    std::io::Write::flush(&mut out).map_err(Failure::Io)?;
     if report.ok() {
         Ok(())
     } else {
