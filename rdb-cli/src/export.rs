@@ -464,9 +464,11 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
     line.extend_from_slice(b",\"entries_added\":");
     json::opt_int(line, s.entries_added);
     line.extend_from_slice(b",\"entries\":[");
-    for (i, entry) in s.entries().enumerate() {
+    let mut entries = s.entries();
+    let mut first = true;
+    while let Some(entry) = entries.next_entry() {
         let entry = entry?;
-        if i > 0 {
+        if !std::mem::take(&mut first) {
             line.push(b',');
         }
         line.extend_from_slice(b"{\"id\":");
