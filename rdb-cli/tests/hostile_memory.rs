@@ -62,7 +62,12 @@ fn peak_of(args: &[&str], kill_above: u64) -> (Option<i32>, u64) {
         if r == pid {
             // ru_maxrss is in KiB on Linux.
             let rusage = (usage.ru_maxrss as u64) * 1024;
-            let peak = if rusage > own { rusage } else { polled };
+            // No sample (a child done within 5 ms): the masked figure, an upper bound.
+            let peak = if rusage > own || polled == 0 {
+                rusage
+            } else {
+                polled
+            };
             let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
             if killed {
                 return (None, peak.max(kill_above));
