@@ -554,3 +554,105 @@ fn required_int(cur: &mut ListpackCursor, buf: &[u8], what: &'static str) -> Res
         .as_int()
         .ok_or_else(|| Fail::corrupt(at, what, "expected an integer entry"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listpack of small ints (< 128) and short strings (< 64 bytes).
+    fn listpack(items: &[Result<u8, &[u8]>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for item in items {
+            match item {
+                Ok(v) => body.extend_from_slice(&[*v, 1]),
+                Err(s) => {
+                    body.push(0x80 | s.len() as u8);
+                    body.extend_from_slice(s);
+                    body.push(1 + s.len() as u8);
+                }
+            }
+        }
+        let mut out = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.push(0xFF);
+        out
+    }
+
+    /// A type-15 stream of one LZF-compressed node: a master field shared by three live
+    /// SAMEFIELDS entries and one deleted one; `live` is what the master entry claims.
+    fn stream_bytes(live: u8) -> Vec<u8> {
+        let field: &[u8] = b"a-field-name-long-enough-to-compress-aaaaaaaaaaaaaa";
+        let mut items = vec![Ok(live), Ok(1), Ok(1), Err(field), Ok(0)];
+        for (ms, flags) in [(1, 2), (2, 3), (3, 2), (4, 2)] {
+            // flags 2: SAMEFIELDS, 3: SAMEFIELDS | DELETED.
+            items.extend([Ok(flags), Ok(ms), Ok(0), Err(&b"v"[..]), Ok(4)]);
+        }
+        let lp = listpack(&items);
+        let packed = lzf::compress(&lp).unwrap_or_default();
+        assert!(!packed.is_empty() && packed.len() < lp.len() && lp.len() < 16384);
+        // RDB lengths of 14 bits, good for both.
+        let len14 = |n: usize| [0x40 | (n >> 8) as u8, n as u8];
+        let mut v = vec![1, 16];
+        v.extend_from_slice(&[0; 16]);
+        v.push(0xC3);
+        v.extend_from_slice(&len14(packed.len()));
+        v.extend_from_slice(&len14(lp.len()));
+        v.extend_from_slice(&packed);
+        v.extend_from_slice(&[3, 4, 0, 0]); // length 3, last ID 4-0, no groups
+        v
+    }
+
+    fn parse(data: &[u8]) -> Stream<'_> {
+        let ctx = Ctx {
+            file: data,
+            db: 0,
+            key: RdbString::Raw(b"s"),
+        };
+        match Stream::parse(data, type_id::STREAM_LISTPACKS, ctx) {
+            Ok((_, s)) => s,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn compressed_node_entries_share_the_decompressed_master_field() {
+        let data = stream_bytes(3);
+        let stream = parse(&data);
+        let mut it = stream.entries();
+        let mut ids = Vec::new();
+        let mut field_at = Vec::new();
+        while let Some(e) = it.next_entry() {
+            let e = e.unwrap_or_else(|e| panic!("{e}"));
+            ids.push(e.id.ms);
+            let [(Element::Bytes(f), v)] = e.fields.as_slice() else {
+                panic!("fields {:?}", e.fields);
+            };
+            // Borrowed from the one decompressed node, not a copy per entry.
+            assert!(matches!(f, Cow::Borrowed(_)));
+            field_at.push(f.as_ptr() as usize);
+            assert_eq!(v.to_bytes().as_ref(), b"v");
+        }
+        assert_eq!(ids, [1, 3, 4]);
+        assert!(field_at.windows(2).all(|w| w[0] == w[1]), "{field_at:?}");
+        assert_eq!(stream.for_each_entry(|_| Ok::<_, Error>(())).ok(), Some(3));
+    }
+
+    #[test]
+    fn a_node_holding_fewer_entries_than_its_master_says_is_an_error() {
+        let data = stream_bytes(5);
+        let stream = parse(&data);
+        let mut it = stream.entries();
+        let mut live = 0;
+        let err = loop {
+            match it.next_entry() {
+                Some(Ok(_)) => live += 1,
+                Some(Err(e)) => break e,
+                None => panic!("no error"),
+            }
+        };
+        assert_eq!(live, 3);
+        assert!(err.to_string().contains("5 live"), "{err}");
+        assert!(it.next_entry().is_none(), "fused after the error");
+    }
+}
