@@ -505,7 +505,8 @@ pub fn decode_value(value: &Value<'_>) -> Result<(u64, u64), rdb_parser::Error> 
             }
         }
         Value::Stream(s) => {
-            for e in s.entries() {
+            let mut it = s.entries();
+            while let Some(e) = it.next_entry() {
                 std::hint::black_box(e?);
                 n += 1;
             }

@@ -464,7 +464,8 @@ fn digest(
             }
         }
         Value::Stream(s) => {
-            for e in s.entries() {
+            let mut entries = s.entries();
+            while let Some(e) = entries.next_entry() {
                 let e = e?;
                 h.update(&e.id.to_raw());
                 h.update(&(e.fields.len() as u64).to_le_bytes());

@@ -59,7 +59,13 @@ fn jsonl_unchecked<'data>(
             Item::Key(entry) if entry.raw_value.len() > IN_PIECES_ABOVE => Ok((s.item, None)),
             Item::Key(entry) => {
                 let mut l = Vec::with_capacity(64 + entry.raw_value.len() * 2);
-                write_key(&mut l, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+                let mut line = Line::worker(&mut l);
+                key_into(&mut line, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+                if line.overflow {
+                    // Small in the file, huge formatted (LZF, a stream node's shared
+                    // fields): the sink writes it in pieces instead.
+                    return Ok((s.item, None));
+                }
                 l.push(b'\n');
                 Ok((s.item, Some(l)))
             }
@@ -190,6 +196,8 @@ fn jsonl_unchecked<'data>(
                             buf: &mut line,
                             out: Some(&mut *out),
                             error: None,
+                            overflow: false,
+                            max: usize::MAX,
                         };
                         key_into(&mut pieces, &entry)
                             .map_err(|e| e.in_key(entry.db, &entry.key))?;
@@ -280,6 +288,9 @@ fn element(line: &mut Vec<u8>, e: &Element<'_>) {
 const IN_PIECES_ABOVE: usize = 8 << 20;
 /// The size of those pieces.
 const PIECE_BYTES: usize = 1 << 20;
+/// The most a worker formats of one line before giving the key to the writing thread:
+/// the stored size does not bound the formatted one.
+const BUFFERED_MAX: usize = 8 << 20;
 
 /// A line being formatted: a buffer and, for a huge value, where to write it out as it
 /// grows (an I/O error is kept for the end of the line, and the buffer still drained).
@@ -287,6 +298,9 @@ struct Line<'b, 'o> {
     buf: &'b mut Vec<u8>,
     out: Option<&'o mut dyn Write>,
     error: Option<std::io::Error>,
+    /// A line without `out` grew past `max`: what it holds is incomplete.
+    overflow: bool,
+    max: usize,
 }
 
 impl std::ops::Deref for Line<'_, '_> {
@@ -308,15 +322,37 @@ impl<'b> Line<'b, '_> {
             buf,
             out: None,
             error: None,
+            overflow: false,
+            max: usize::MAX,
         }
     }
 
-    /// Writes the buffer out once it holds a piece (only when formatting in pieces).
+    /// A worker's line: given up past [`BUFFERED_MAX`] (see `overflow`).
+    fn worker(buf: &'b mut Vec<u8>) -> Self {
+        Line {
+            max: BUFFERED_MAX,
+            ..Line::buffered(buf)
+        }
+    }
+
+    /// Writes the buffer out once it holds a piece (only when formatting in pieces);
+    /// true when a worker's line gave up (the caller may stop early).
     #[inline]
-    fn spill(&mut self) {
+    fn spill(&mut self) -> bool {
         if self.buf.len() >= PIECE_BYTES {
             self.drain();
+            return self.capped(0);
         }
+        self.overflow
+    }
+
+    /// Gives up on a buffered line that would pass `max` (see `overflow`).
+    fn capped(&mut self, more: usize) -> bool {
+        if self.out.is_none() && self.buf.len().saturating_add(more) > self.max {
+            self.overflow = true;
+            self.buf.clear();
+        }
+        self.overflow
     }
 
     #[cold]
@@ -333,6 +369,9 @@ impl<'b> Line<'b, '_> {
 
     /// [`json::bytes`], in pieces when the line is written out as it grows.
     fn bytes(&mut self, b: &[u8]) {
+        if self.capped(b.len()) {
+            return;
+        }
         match self.out.as_mut() {
             Some(out) if b.len() > PIECE_BYTES => {
                 let error = &mut self.error;
@@ -359,7 +398,7 @@ fn key_into(line: &mut Line<'_, '_>, entry: &Entry<'_>) -> Result<(), rdb_parser
     line.extend_from_slice(b"{\"kind\":\"key\",\"db\":");
     json::int(line, entry.db);
     line.extend_from_slice(b",\"key\":");
-    json::bytes(line, &entry.key);
+    line.bytes(&entry.key);
     line.extend_from_slice(b",\"type\":\"");
     line.extend_from_slice(entry.value.type_name().as_bytes());
     line.extend_from_slice(b"\",\"encoding\":\"");
@@ -398,7 +437,9 @@ fn value_into(line: &mut Line<'_, '_>, value: &Value<'_>) -> Result<(), rdb_pars
                 line.push(b',');
                 json::score(line, score);
                 line.push(b']');
-                line.spill();
+                if line.spill() {
+                    break;
+                }
             }
             line.push(b']');
         }
@@ -418,7 +459,9 @@ fn value_into(line: &mut Line<'_, '_>, value: &Value<'_>) -> Result<(), rdb_pars
                     json::int(line, t);
                 }
                 line.push(b']');
-                line.spill();
+                if line.spill() {
+                    break;
+                }
             }
             line.push(b']');
         }
@@ -446,7 +489,9 @@ fn elements<'a>(
             line.push(b',');
         }
         element(line, &e?);
-        line.spill();
+        if line.spill() {
+            break;
+        }
     }
     line.push(b']');
     Ok(())
@@ -521,9 +566,11 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
         write_idmp(line, idmp);
     }
     line.extend_from_slice(b",\"entries\":[");
-    for (i, entry) in s.entries().enumerate() {
+    let mut entries = s.entries();
+    let mut first = true;
+    while let Some(entry) = entries.next_entry() {
         let entry = entry?;
-        if i > 0 {
+        if !std::mem::take(&mut first) {
             line.push(b',');
         }
         line.extend_from_slice(b"{\"id\":");
@@ -540,7 +587,9 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
             line.push(b']');
         }
         line.extend_from_slice(b"]}");
-        line.spill();
+        if line.spill() {
+            break;
+        }
     }
     line.extend_from_slice(b"],\"groups\":[");
     for (i, g) in s.groups.iter().enumerate() {

@@ -76,9 +76,9 @@ fn collect_unchecked(
             Item::ModuleAux(m) => info.module_aux.push(m.id.name()),
             Item::Function(_) => info.functions += 1,
             Item::SlotInfo { .. } => info.slot_info_records += 1,
-            Item::SelectDb(db) => {
-                info.dbs.entry(db).or_default();
-            }
+            // A db is listed once it holds a key (an empty one is noise): a SELECTDB
+            // alone costs nothing, however many the file has.
+            Item::SelectDb(_) => {}
             Item::Key(e) => {
                 let db = info.dbs.entry(e.db).or_default();
                 db.keys += 1;
@@ -103,8 +103,6 @@ fn collect_unchecked(
             Item::ResizeDb { .. } | Item::SlotImport(_) | Item::KeyMeta(_) => {}
         }
     }
-    // Databases announced by SELECTDB but holding no key are noise.
-    info.dbs.retain(|_, db| db.keys > 0);
     Ok(info)
 }
 

@@ -325,7 +325,8 @@ pub fn native_commands(
                 emit(c.finish());
                 placeholders.push(id);
             };
-            for e in s.entries() {
+            let mut entries = s.entries();
+            while let Some(e) = entries.next_entry() {
                 let e = e?;
                 while let Some(&p) = pel.first() {
                     if p > e.id {

@@ -96,16 +96,26 @@ impl ListpackCursor {
 
     /// The entry at the cursor in `blob` (the same blob `start` saw), copied out.
     pub(crate) fn next_owned(&mut self, blob: &[u8]) -> Option<Result<Element<'static>, Fail>> {
+        self.next_in(blob).map(|r| r.map(Element::into_owned))
+    }
+
+    /// The entry at the cursor in `blob` (the same blob `start` saw), borrowing it.
+    pub(crate) fn next_in<'b>(&mut self, blob: &'b [u8]) -> Option<Result<Element<'b>, Fail>> {
         let mut it = ListpackIter {
-            rest: blob.get(self.pos..).unwrap_or(&[]),
+            rest: self.rest(blob),
             seen: self.seen,
             declared: self.declared,
             done: self.done,
         };
-        let item = it.next().map(|r| r.map(Element::into_owned));
+        let item = it.next();
         self.pos = blob.len() - it.rest.len();
         (self.seen, self.done) = (it.seen, it.done);
         item
+    }
+
+    /// The bytes of `blob` not yet decoded (for error positions).
+    pub(crate) fn rest<'b>(&self, blob: &'b [u8]) -> &'b [u8] {
+        blob.get(self.pos..).unwrap_or(&[])
     }
 }
 
@@ -126,11 +136,6 @@ impl<'a> ListpackIter<'a> {
         self.required(what)?
             .as_int()
             .ok_or_else(|| Fail::corrupt(at, what, "expected an integer entry"))
-    }
-
-    /// The bytes not yet decoded (for error positions).
-    pub(crate) fn position(&self) -> &'a [u8] {
-        self.rest
     }
 }
 

@@ -24,7 +24,7 @@ use crate::element::Element;
 use crate::error::{Error, Fail, PResult};
 use crate::format::{stream_flag, type_id};
 use crate::input::{bytes, count, len, ms_time, string};
-use crate::listpack::Listpack;
+use crate::listpack::ListpackCursor;
 use crate::string::RdbString;
 
 /// A stream entry ID.
@@ -338,15 +338,34 @@ impl<'data> Stream<'data> {
         })
     }
 
-    /// Live entries in ID order, decoded one node at a time.
-    pub fn entries(&self) -> StreamEntries<'_> {
+    /// Live entries in ID order, decoded one entry at a time: a compressed node is
+    /// decompressed once and its entries borrow from that copy, a plain node's borrow
+    /// from the file. Each entry borrows the walk, so this is not an `Iterator`:
+    /// `while let Some(e) = it.next_entry() { ... }`, or [`Stream::for_each_entry`].
+    pub fn entries(&self) -> StreamEntries<'_, 'data> {
         StreamEntries {
             stream: self,
             rest: self.nodes_body,
             nodes_left: self.nodes,
-            current: Vec::new().into_iter(),
+            node: None,
+            fields: Vec::new(),
             failed: false,
         }
+    }
+
+    /// Calls `f` with each live entry in ID order and returns how many there were; stops
+    /// at the first error, the walk's or `f`'s.
+    pub fn for_each_entry<E: From<Error>>(
+        &self,
+        mut f: impl FnMut(StreamEntry<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut it = self.entries();
+        let mut n = 0;
+        while let Some(e) = it.next_entry() {
+            f(e?)?;
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -357,150 +376,359 @@ pub struct StreamEntry<'a> {
     pub fields: Vec<(Element<'a>, Element<'a>)>,
 }
 
-/// Iterates stream entries; fuses after an error.
-#[derive(Debug)]
-pub struct StreamEntries<'a> {
-    stream: &'a Stream<'a>,
-    rest: &'a [u8],
-    nodes_left: u64,
-    current: std::vec::IntoIter<StreamEntry<'a>>,
-    failed: bool,
+/// Where an element of the current node lies: owned by nobody, so the walk can keep
+/// it across calls and lend the bytes out afterwards.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Int(i64),
+    Bytes(usize, usize),
 }
 
-impl<'a> StreamEntries<'a> {
-    fn load_node(&mut self) -> Result<(), Fail> {
-        let (r, master) = crate::input::fixed_string::<16>(self.rest, "stream node ID")
-            .map_err(crate::error::unnom)?;
-        let (r, lp) = string(r).map_err(crate::error::unnom)?;
-        self.rest = r;
-        let master = StreamId::from_raw(&master);
-        let entries = match lp {
-            RdbString::Raw(b) => decode_node(b, master)?,
-            other => {
-                let bytes = other.decode()?;
-                decode_node(&bytes, master)?
-                    .into_iter()
-                    .map(|e| StreamEntry {
-                        id: e.id,
-                        fields: e
-                            .fields
-                            .into_iter()
-                            .map(|(f, v)| (f.into_owned(), v.into_owned()))
-                            .collect(),
-                    })
-                    .collect()
+impl Slot {
+    /// `e` as a position in `base`, the listpack it was decoded from (listpack entries
+    /// always borrow their bytes from it).
+    fn of(e: &Element<'_>, base: &[u8]) -> Result<Slot, Fail> {
+        match e {
+            Element::Int(v) => Ok(Slot::Int(*v)),
+            Element::Bytes(b) => {
+                let start = (b.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+                match start.checked_add(b.len()) {
+                    Some(end) if end <= base.len() && matches!(b, Cow::Borrowed(_)) => {
+                        Ok(Slot::Bytes(start, end))
+                    }
+                    _ => Err(Fail::corrupt(
+                        base,
+                        "stream entry",
+                        "field outside its node",
+                    )),
+                }
             }
-        };
-        self.current = entries.into_iter();
-        Ok(())
+        }
     }
-}
 
-impl<'a> Iterator for StreamEntries<'a> {
-    type Item = Result<StreamEntry<'a>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(e) = self.current.next() {
-                return Some(Ok(e));
-            }
-            if self.failed || self.nodes_left == 0 {
-                return None;
-            }
-            self.nodes_left -= 1;
-            if let Err(f) = self.load_node() {
-                self.failed = true;
-                return Some(Err(self.stream.ctx.error(f, self.stream.nodes_body)));
-            }
+    fn get<'b>(self, base: &'b [u8]) -> Element<'b> {
+        match self {
+            Slot::Int(v) => Element::Int(v),
+            Slot::Bytes(s, e) => Element::borrowed(base.get(s..e).unwrap_or(&[])),
         }
     }
 }
 
-/// Decodes one node listpack into its live entries.
-pub(crate) fn decode_node(lp: &[u8], master: StreamId) -> Result<Vec<StreamEntry<'_>>, Fail> {
-    let listpack = Listpack::new(lp)?;
-    let mut it = listpack.iter();
-    let live = it.required_int("stream node")?;
-    let deleted = it.required_int("stream node")?;
-    let n_master = it.required_int("stream node")?;
+/// The node being walked.
+#[derive(Debug)]
+struct Node<'data> {
+    /// The listpack: borrowed from the file, or decompressed once.
+    buf: Cow<'data, [u8]>,
+    /// Where errors inside a decompressed copy are reported.
+    origin: &'data [u8],
+    master: StreamId,
+    /// The master entry's field names, shared by SAMEFIELDS entries.
+    master_fields: Vec<Slot>,
+    cursor: ListpackCursor,
+    live: i64,
+    deleted: i64,
+    seen: i64,
+    seen_live: i64,
+}
+
+/// Walks a stream's live entries one at a time; fuses after an error.
+#[derive(Debug)]
+pub struct StreamEntries<'s, 'data> {
+    stream: &'s Stream<'data>,
+    rest: &'data [u8],
+    nodes_left: u64,
+    node: Option<Node<'data>>,
+    /// The current entry's fields, reused from one entry to the next.
+    fields: Vec<(Slot, Slot)>,
+    failed: bool,
+}
+
+impl<'data> StreamEntries<'_, 'data> {
+    /// The next live entry, borrowing the node it was decoded from.
+    pub fn next_entry(&mut self) -> Option<Result<StreamEntry<'_>, Error>> {
+        let id = loop {
+            if self.failed {
+                return None;
+            }
+            let Some(node) = self.node.as_mut() else {
+                if self.nodes_left == 0 {
+                    return None;
+                }
+                self.nodes_left -= 1;
+                match open_node(self.rest) {
+                    Ok((rest, node)) => {
+                        self.rest = rest;
+                        self.node = Some(node);
+                    }
+                    Err(f) => return Some(Err(self.fail(f, self.stream.nodes_body))),
+                }
+                continue;
+            };
+            match node.step(&mut self.fields) {
+                Ok(Some(id)) => break id,
+                Ok(None) => self.node = None,
+                Err(f) => {
+                    let origin = node.origin;
+                    return Some(Err(self.fail(f, origin)));
+                }
+            }
+        };
+        let buf: &[u8] = self.node.as_ref().map(|n| n.buf.as_ref()).unwrap_or(&[]);
+        let fields = self
+            .fields
+            .iter()
+            .map(|(f, v)| (f.get(buf), v.get(buf)))
+            .collect();
+        Some(Ok(StreamEntry { id, fields }))
+    }
+
+    fn fail(&mut self, f: Fail, origin: &[u8]) -> Error {
+        self.failed = true;
+        self.node = None;
+        self.stream.ctx.error(f, origin)
+    }
+}
+
+/// Reads the next node's ID and listpack (decompressing it if stored compressed) and
+/// decodes its master entry.
+fn open_node(rest: &[u8]) -> Result<(&[u8], Node<'_>), Fail> {
+    let (r, master) =
+        crate::input::fixed_string::<16>(rest, "stream node ID").map_err(crate::error::unnom)?;
+    let (r, lp) = string(r).map_err(crate::error::unnom)?;
+    let origin = match lp {
+        RdbString::Raw(b) => b,
+        RdbString::Lzf { compressed, .. } => compressed,
+        RdbString::Int(_) => rest,
+    };
+    let buf = lp.decode()?;
+    let mut cursor = ListpackCursor::start(&buf)?;
+    let live = required_int(&mut cursor, &buf, "stream node")?;
+    let deleted = required_int(&mut cursor, &buf, "stream node")?;
+    let n_master = required_int(&mut cursor, &buf, "stream node")?;
     if live < 0 || deleted < 0 || n_master < 0 {
         return Err(Fail::corrupt(
-            lp,
+            &buf,
             "stream node",
             "negative count in master entry",
         ));
     }
-    // Counts come from the file: reserve little, let the vectors grow with what decodes.
+    // Counts come from the file: reserve little, let the vector grow with what decodes.
     let mut master_fields = Vec::with_capacity((n_master as usize).min(64));
     for _ in 0..n_master {
-        master_fields.push(it.required("stream node")?);
+        let f = required(&mut cursor, &buf, "stream node")?;
+        master_fields.push(Slot::of(&f, &buf)?);
     }
-    if it.required_int("stream node")? != 0 {
+    if required_int(&mut cursor, &buf, "stream node")? != 0 {
         return Err(Fail::corrupt(
-            it.position(),
+            cursor.rest(&buf),
             "stream node",
             "master entry is not terminated by 0",
         ));
     }
-    let mut out = Vec::with_capacity((live as usize).min(128));
-    let mut seen = 0i64;
-    while let Some(flags) = it.next() {
-        let at = it.position();
-        let flags = flags?
-            .as_int()
-            .ok_or_else(|| Fail::corrupt(at, "stream entry", "flags are not an integer"))?;
-        let ms_delta = it.required_int("stream entry")?;
-        let seq_delta = it.required_int("stream entry")?;
-        let id = StreamId {
-            ms: master.ms.wrapping_add(ms_delta as u64),
-            seq: master.seq.wrapping_add(seq_delta as u64),
-        };
-        let mut fields = Vec::new();
-        let n_fields;
-        if flags & stream_flag::SAMEFIELDS != 0 {
-            n_fields = n_master;
-            for f in &master_fields {
-                fields.push((f.clone(), it.required("stream entry")?));
+    let node = Node {
+        buf,
+        origin,
+        master: StreamId::from_raw(&master),
+        master_fields,
+        cursor,
+        live,
+        deleted,
+        seen: 0,
+        seen_live: 0,
+    };
+    Ok((r, node))
+}
+
+impl Node<'_> {
+    /// Decodes entries up to the next live one, leaving its fields in `fields`; `None`
+    /// once the node is done (its counts checked).
+    fn step(&mut self, fields: &mut Vec<(Slot, Slot)>) -> Result<Option<StreamId>, Fail> {
+        let buf: &[u8] = &self.buf;
+        loop {
+            let at = self.cursor.rest(buf);
+            let Some(flags) = self.cursor.next_in(buf) else {
+                if self.seen != self.live + self.deleted || self.seen_live != self.live {
+                    return Err(Fail::corrupt(
+                        buf,
+                        "stream node",
+                        format!(
+                            "master entry counts {} live and {} deleted, node holds {} and {}",
+                            self.live,
+                            self.deleted,
+                            self.seen_live,
+                            self.seen - self.seen_live
+                        ),
+                    ));
+                }
+                return Ok(None);
+            };
+            let flags = flags?
+                .as_int()
+                .ok_or_else(|| Fail::corrupt(at, "stream entry", "flags are not an integer"))?;
+            let cur = &mut self.cursor;
+            let ms_delta = required_int(cur, buf, "stream entry")?;
+            let seq_delta = required_int(cur, buf, "stream entry")?;
+            let id = StreamId {
+                ms: self.master.ms.wrapping_add(ms_delta as u64),
+                seq: self.master.seq.wrapping_add(seq_delta as u64),
+            };
+            fields.clear();
+            let same = flags & stream_flag::SAMEFIELDS != 0;
+            let n_fields = if same {
+                for &f in &self.master_fields {
+                    let v = required(cur, buf, "stream entry")?;
+                    fields.push((f, Slot::of(&v, buf)?));
+                }
+                self.master_fields.len() as i64
+            } else {
+                let n = required_int(cur, buf, "stream entry")?;
+                if n < 0 {
+                    return Err(Fail::corrupt(at, "stream entry", "negative field count"));
+                }
+                for _ in 0..n {
+                    let f = required(cur, buf, "stream entry")?;
+                    let v = required(cur, buf, "stream entry")?;
+                    fields.push((Slot::of(&f, buf)?, Slot::of(&v, buf)?));
+                }
+                n
+            };
+            let lp_count = required_int(cur, buf, "stream entry")?;
+            let expected = if same { n_fields + 3 } else { 2 * n_fields + 4 };
+            if lp_count != expected {
+                return Err(Fail::corrupt(
+                    at,
+                    "stream entry",
+                    format!("entry count field says {lp_count}, the entry has {expected}"),
+                ));
             }
-        } else {
-            n_fields = it.required_int("stream entry")?;
-            if n_fields < 0 {
-                return Err(Fail::corrupt(at, "stream entry", "negative field count"));
+            self.seen += 1;
+            if flags & stream_flag::DELETED == 0 {
+                self.seen_live += 1;
+                return Ok(Some(id));
             }
-            for _ in 0..n_fields {
-                let f = it.required("stream entry")?;
-                let v = it.required("stream entry")?;
-                fields.push((f, v));
-            }
-        }
-        let lp_count = it.required_int("stream entry")?;
-        let expected = if flags & stream_flag::SAMEFIELDS != 0 {
-            n_fields + 3
-        } else {
-            2 * n_fields + 4
-        };
-        if lp_count != expected {
-            return Err(Fail::corrupt(
-                at,
-                "stream entry",
-                format!("entry count field says {lp_count}, the entry has {expected}"),
-            ));
-        }
-        seen += 1;
-        if flags & stream_flag::DELETED == 0 {
-            out.push(StreamEntry { id, fields });
         }
     }
-    if seen != live + deleted || out.len() as i64 != live {
-        return Err(Fail::corrupt(
-            lp,
-            "stream node",
-            format!(
-                "master entry counts {live} live and {deleted} deleted, node holds {} and {}",
-                out.len(),
-                seen - out.len() as i64
-            ),
-        ));
+}
+
+/// The next element, with an error if the listpack ends first (entries are fixed-shape
+/// records).
+fn required<'b>(
+    cur: &mut ListpackCursor,
+    buf: &'b [u8],
+    what: &'static str,
+) -> Result<Element<'b>, Fail> {
+    let at = cur.rest(buf);
+    match cur.next_in(buf) {
+        Some(r) => r,
+        None => Err(Fail::corrupt(at, what, "listpack ended inside a record")),
     }
-    Ok(out)
+}
+
+fn required_int(cur: &mut ListpackCursor, buf: &[u8], what: &'static str) -> Result<i64, Fail> {
+    let at = cur.rest(buf);
+    required(cur, buf, what)?
+        .as_int()
+        .ok_or_else(|| Fail::corrupt(at, what, "expected an integer entry"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listpack of small ints (< 128) and short strings (< 64 bytes).
+    fn listpack(items: &[Result<u8, &[u8]>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for item in items {
+            match item {
+                Ok(v) => body.extend_from_slice(&[*v, 1]),
+                Err(s) => {
+                    body.push(0x80 | s.len() as u8);
+                    body.extend_from_slice(s);
+                    body.push(1 + s.len() as u8);
+                }
+            }
+        }
+        let mut out = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.push(0xFF);
+        out
+    }
+
+    /// A type-15 stream of one LZF-compressed node: a master field shared by three live
+    /// SAMEFIELDS entries and one deleted one; `live` is what the master entry claims.
+    fn stream_bytes(live: u8) -> Vec<u8> {
+        let field: &[u8] = b"a-field-name-long-enough-to-compress-aaaaaaaaaaaaaa";
+        let mut items = vec![Ok(live), Ok(1), Ok(1), Err(field), Ok(0)];
+        for (ms, flags) in [(1, 2), (2, 3), (3, 2), (4, 2)] {
+            // flags 2: SAMEFIELDS, 3: SAMEFIELDS | DELETED.
+            items.extend([Ok(flags), Ok(ms), Ok(0), Err(&b"v"[..]), Ok(4)]);
+        }
+        let lp = listpack(&items);
+        let packed = lzf::compress(&lp).unwrap_or_default();
+        assert!(!packed.is_empty() && packed.len() < lp.len() && lp.len() < 16384);
+        // RDB lengths of 14 bits, good for both.
+        let len14 = |n: usize| [0x40 | (n >> 8) as u8, n as u8];
+        let mut v = vec![1, 16];
+        v.extend_from_slice(&[0; 16]);
+        v.push(0xC3);
+        v.extend_from_slice(&len14(packed.len()));
+        v.extend_from_slice(&len14(lp.len()));
+        v.extend_from_slice(&packed);
+        v.extend_from_slice(&[3, 4, 0, 0]); // length 3, last ID 4-0, no groups
+        v
+    }
+
+    fn parse(data: &[u8]) -> Stream<'_> {
+        let ctx = Ctx {
+            file: data,
+            db: 0,
+            key: RdbString::Raw(b"s"),
+        };
+        match Stream::parse(data, type_id::STREAM_LISTPACKS, ctx) {
+            Ok((_, s)) => s,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn compressed_node_entries_share_the_decompressed_master_field() {
+        let data = stream_bytes(3);
+        let stream = parse(&data);
+        let mut it = stream.entries();
+        let mut ids = Vec::new();
+        let mut field_at = Vec::new();
+        while let Some(e) = it.next_entry() {
+            let e = e.unwrap_or_else(|e| panic!("{e}"));
+            ids.push(e.id.ms);
+            let [(Element::Bytes(f), v)] = e.fields.as_slice() else {
+                panic!("fields {:?}", e.fields);
+            };
+            // Borrowed from the one decompressed node, not a copy per entry.
+            assert!(matches!(f, Cow::Borrowed(_)));
+            field_at.push(f.as_ptr() as usize);
+            assert_eq!(v.to_bytes().as_ref(), b"v");
+        }
+        assert_eq!(ids, [1, 3, 4]);
+        assert!(field_at.windows(2).all(|w| w.first() == w.last()), "{field_at:?}");
+        assert_eq!(stream.for_each_entry(|_| Ok::<_, Error>(())).ok(), Some(3));
+    }
+
+    #[test]
+    fn a_node_holding_fewer_entries_than_its_master_says_is_an_error() {
+        let data = stream_bytes(5);
+        let stream = parse(&data);
+        let mut it = stream.entries();
+        let mut live = 0;
+        let err = loop {
+            match it.next_entry() {
+                Some(Ok(_)) => live += 1,
+                Some(Err(e)) => break e,
+                None => panic!("no error"),
+            }
+        };
+        assert_eq!(live, 3);
+        assert!(err.to_string().contains("5 live"), "{err}");
+        assert!(it.next_entry().is_none(), "fused after the error");
+    }
 }

@@ -109,7 +109,13 @@ pub fn next_batch<'data>(
         let item = item?;
         let (start, end) = (parser.item_start(), parser.offset());
         let span = data.get(start as usize..end as usize).unwrap_or(&[]);
-        bytes += span.len();
+        // A compressed key name is held decoded: count that, so a batch of small spans
+        // cannot hold many names of 100 MB each.
+        let key_len = match &item {
+            rdb_parser::Item::Key(e) => e.key.len(),
+            _ => 0,
+        };
+        bytes += span.len().max(key_len);
         batch.push(Spanned {
             item,
             span,

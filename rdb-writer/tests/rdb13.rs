@@ -60,18 +60,17 @@ fn streams(data: &[u8]) -> Streams {
     {
         if let Item::Key(k) = item.unwrap_or_else(|e| panic!("{e}")) {
             if let Value::Stream(s) = &k.value {
-                let entries = s
-                    .entries()
-                    .map(|e| {
-                        let e = e.unwrap_or_else(|e| panic!("{e}"));
-                        let fields = e
-                            .fields
-                            .iter()
-                            .map(|(f, v)| (f.to_bytes().into_owned(), v.to_bytes().into_owned()))
-                            .collect();
-                        (e.id, fields)
-                    })
-                    .collect();
+                let mut entries = Vec::new();
+                let mut walk = s.entries();
+                while let Some(e) = walk.next_entry() {
+                    let e = e.unwrap_or_else(|e| panic!("{e}"));
+                    let fields = e
+                        .fields
+                        .iter()
+                        .map(|(f, v)| (f.to_bytes().into_owned(), v.to_bytes().into_owned()))
+                        .collect();
+                    entries.push((e.id, fields));
+                }
                 out.push((k.key.to_vec(), k.type_id, entries));
             }
         }

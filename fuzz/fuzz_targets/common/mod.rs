@@ -85,23 +85,22 @@ pub fn model(value: &Value<'_>) -> Result<Model, rdb_parser::Error> {
             v.sort();
             Model::Hash(v)
         }
-        Value::Stream(s) => Model::Stream(
-            s.entries()
-                .map(|e| {
-                    e.map(|e| {
-                        let raw = e.id.to_raw();
-                        let ms = u64::from_be_bytes(raw[..8].try_into().unwrap_or_default());
-                        let seq = u64::from_be_bytes(raw[8..].try_into().unwrap_or_default());
-                        let fields = e
-                            .fields
-                            .iter()
-                            .map(|(f, v)| (f.to_bytes().into_owned(), v.to_bytes().into_owned()))
-                            .collect();
-                        ((ms, seq), fields)
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Stream(s) => {
+            let mut v = Vec::new();
+            s.for_each_entry(|e| {
+                let raw = e.id.to_raw();
+                let ms = u64::from_be_bytes(raw[..8].try_into().unwrap_or_default());
+                let seq = u64::from_be_bytes(raw[8..].try_into().unwrap_or_default());
+                let fields = e
+                    .fields
+                    .iter()
+                    .map(|(f, v)| (f.to_bytes().into_owned(), v.to_bytes().into_owned()))
+                    .collect();
+                v.push(((ms, seq), fields));
+                Ok::<(), rdb_parser::Error>(())
+            })?;
+            Model::Stream(v)
+        }
         Value::Module(_) => Model::Module,
     })
 }

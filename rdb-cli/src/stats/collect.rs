@@ -253,15 +253,29 @@ fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
     }
 }
 
+/// The most bytes of a key's name a top list keeps, so that a list is bounded however
+/// long the names in the file are (an LZF-compressed name of 100 MB takes about 1 MB of
+/// file): 64 KiB, less when `--top` is large (the names of one list then take at most
+/// 16 MiB), but never under 1 KiB.
+pub fn top_key_prefix(top: usize) -> usize {
+    ((16 << 20) / top.max(1)).clamp(1 << 10, 64 << 10)
+}
+
 /// One of the biggest keys. Ordered by rank, and among equal ranks the lower (db, key)
 /// is the bigger, so which tied keys make the list, and their order, do not depend on
-/// the order of the file.
+/// the order of the file. A shortened name orders by its prefix, then its full length,
+/// then its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopKey {
     /// The ranking value (bytes, elements or memory).
     pub rank: u64,
     pub db: u64,
+    /// The key's name, or its first [`top_key_prefix`] bytes when it is longer.
     pub key: Vec<u8>,
+    /// The full name's length.
+    pub key_len: u64,
+    /// XXH3-128 of the full name, kept for a shortened one only.
+    pub key_digest: Option<u128>,
     pub type_name: &'static str,
     pub encoding: &'static str,
     pub bytes: u64,
@@ -269,10 +283,26 @@ pub struct TopKey {
     pub memory: u64,
 }
 
+/// How a top list compares keys: rank, then (db, name prefix, length, digest) reversed.
+type TopOrder<'a> = (u64, Reverse<(u64, &'a [u8], u64, Option<u128>)>);
+
 impl TopKey {
-    fn order(&self) -> (u64, Reverse<u64>, Reverse<&[u8]>) {
-        (self.rank, Reverse(self.db), Reverse(self.key.as_slice()))
+    fn order(&self) -> TopOrder<'_> {
+        (
+            self.rank,
+            Reverse((self.db, self.key.as_slice(), self.key_len, self.key_digest)),
+        )
     }
+
+    /// Whether `key` holds only the start of the name.
+    pub fn shortened(&self) -> bool {
+        self.key_digest.is_some()
+    }
+}
+
+/// The digest a top list keeps for a name longer than its prefix.
+fn key_digest(key: &[u8], prefix: usize) -> Option<u128> {
+    (key.len() > prefix).then(|| xxhash_rust::xxh3::xxh3_128(key))
 }
 
 impl Ord for TopKey {
@@ -291,6 +321,8 @@ impl PartialOrd for TopKey {
 #[derive(Debug, Clone, Default)]
 pub struct TopN {
     limit: usize,
+    /// How much of a name is kept ([`top_key_prefix`] of `limit`).
+    prefix: usize,
     heap: BinaryHeap<Reverse<TopKey>>,
 }
 
@@ -298,16 +330,20 @@ impl TopN {
     fn new(limit: usize) -> Self {
         TopN {
             limit,
+            prefix: top_key_prefix(limit),
             // --top can be anything up to usize::MAX: grow past a small start as needed.
             heap: BinaryHeap::with_capacity(limit.min(1024) + 1),
         }
     }
 
-    fn offer(&mut self, rank: u64, f: &KeyFacts<'_>) {
+    /// `digest` is [`key_digest`] of `f.key`, computed once for the three lists.
+    fn offer(&mut self, rank: u64, f: &KeyFacts<'_>, digest: Option<u128>) {
         if self.limit == 0 {
             return;
         }
-        let candidate = (rank, Reverse(f.db), Reverse(&*f.key));
+        let prefix = f.key.get(..self.prefix).unwrap_or(&f.key);
+        let key_len = f.key.len() as u64;
+        let candidate = (rank, Reverse((f.db, prefix, key_len, digest)));
         if self.heap.len() >= self.limit
             && self.heap.peek().is_some_and(|m| m.0.order() >= candidate)
         {
@@ -316,7 +352,9 @@ impl TopN {
         self.heap.push(Reverse(TopKey {
             rank,
             db: f.db,
-            key: f.key.to_vec(),
+            key: prefix.to_vec(),
+            key_len,
+            key_digest: digest,
             type_name: f.type_name,
             encoding: f.encoding,
             bytes: f.bytes,
@@ -1101,9 +1139,9 @@ impl Stats {
             Item::Aux(a) => self.aux.push((a.key.to_vec(), a.value.to_vec())),
             Item::ModuleAux(m) => self.module_aux.push(m.id.name()),
             Item::Function(f) => self.functions.push(library_name(f)),
-            Item::SelectDb(db) => {
-                self.dbs.entry(*db).or_default();
-            }
+            // A db gets its row with its first key: a file of a million SELECTDBs and no
+            // keys must not make a million rows.
+            Item::SelectDb(_) => {}
             Item::Eof(eof) => {
                 self.eof = Some(*eof);
                 self.checksum = match eof.checksum {
@@ -1245,9 +1283,10 @@ impl Stats {
         self.value_sizes.add(f.value_bytes);
         self.memory_sizes.add(f.memory);
         self.elements.add(f.elements);
-        self.top_bytes.offer(f.bytes, f);
-        self.top_elements.offer(f.elements, f);
-        self.top_memory.offer(f.memory, f);
+        let digest = key_digest(&f.key, self.top_bytes.prefix);
+        self.top_bytes.offer(f.bytes, f, digest);
+        self.top_elements.offer(f.elements, f, digest);
+        self.top_memory.offer(f.memory, f, digest);
         self.prefixes
             .add(&f.key, &self.separators, self.options.depth, f);
         if let Some(t) = self.ttl.get_mut(ttl_bucket(f.expire_ms, self.now_ms)) {

@@ -421,7 +421,14 @@ fn top_table(s: &Stats) -> String {
              <td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td></tr>",
             i + 1,
             k.db,
-            esc(&page_key(&k.key)),
+            esc(&match k.key_digest {
+                Some(d) => format!(
+                    "{} (shortened: {} bytes, xxh3 {d:032x})",
+                    page_key(&k.key),
+                    k.key_len
+                ),
+                None => page_key(&k.key),
+            }),
             k.type_name,
             k.encoding,
             k.bytes,

@@ -36,7 +36,7 @@ fn top(keys: &[TopKey]) -> Value {
     Value::Array(
         keys.iter()
             .map(|k| {
-                json!({
+                let mut v = json!({
                     "db": k.db,
                     "key": bytes_value(&k.key),
                     "type": k.type_name,
@@ -44,7 +44,14 @@ fn top(keys: &[TopKey]) -> Value {
                     "bytes": k.bytes,
                     "elements": k.elements,
                     "memory": k.memory,
-                })
+                });
+                if let (Some(digest), Some(o)) = (k.key_digest, v.as_object_mut()) {
+                    // Only for a name longer than top_key_prefix: other lists are unchanged.
+                    o.insert("key_shortened".into(), json!(true));
+                    o.insert("key_length".into(), json!(k.key_len));
+                    o.insert("key_xxh3_128".into(), json!(format!("{digest:032x}")));
+                }
+                v
             })
             .collect(),
     )

@@ -20,6 +20,19 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// A key for a terminal: printable ASCII kept, everything else as `\xNN`, cut at 60.
+/// A top list's key; a shortened one ends with its length and digest (the tail `fit`
+/// keeps).
+pub fn top_key(k: &TopKey) -> String {
+    match k.key_digest {
+        Some(d) => format!(
+            "{}... (shortened: {} bytes, xxh3 {d:032x})",
+            shown_key(k.key.get(..60).unwrap_or(&k.key)),
+            k.key_len
+        ),
+        None => shown_key(&k.key),
+    }
+}
+
 pub fn shown_key(k: &[u8]) -> String {
     let mut s = String::new();
     for &b in k.iter().take(60) {
@@ -141,7 +154,7 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
             compact_bytes(k.bytes),
             k.elements,
             compact_bytes(k.memory),
-            fit(&shown_key(&k.key), WIDTH - TOP_COLUMNS)
+            fit(&top_key(k), WIDTH - TOP_COLUMNS)
         )?;
     }
     Ok(())

@@ -397,7 +397,8 @@ fn check_stream(
     let mut live = 0u64;
     let mut first = None;
     let mut order_reported = false;
-    for e in stream.entries() {
+    let mut entries = stream.entries();
+    while let Some(e) = entries.next_entry() {
         let e = e?;
         live += 1;
         first.get_or_insert(e.id);
