@@ -15,7 +15,7 @@ use super::{TargetUrl, TlsOptions};
 use crate::resp;
 use crate::Failure;
 
-pub(super) enum Transport {
+pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
@@ -95,7 +95,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-pub(super) fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Failure> {
+pub(crate) fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Failure> {
     use rustls_pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -129,10 +129,10 @@ pub(super) fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Fa
 }
 
 /// The most commands and bytes in flight on one connection.
-pub(super) struct Conn {
+pub(crate) struct Conn {
     /// host:port, for messages.
-    pub(super) addr: String,
-    pub(super) io: Transport,
+    pub(crate) addr: String,
+    pub(crate) io: Transport,
     pub(super) parser: redis::Parser,
     pub(super) out: Vec<u8>,
     pub(super) inflight: VecDeque<Pending>,
@@ -177,12 +177,12 @@ fn timed_out(e: std::io::Error, timeout: Duration, what: &str) -> String {
     }
 }
 
-pub(super) fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
+pub(crate) fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::Io(std::io::Error::other(format!("{addr}: {what}: {e}")))
 }
 
 impl Conn {
-    pub(super) fn open(
+    pub(crate) fn open(
         host: &str,
         port: u16,
         url: &TargetUrl,
