@@ -3,7 +3,8 @@
 //! The handshake is a replica's: AUTH (through the restore module's connection, which
 //! also does TLS), `REPLCONF listening-port`, `REPLCONF capa eof`, `REPLCONF capa psync2`,
 //! `REPLCONF rdb-only 1` (Redis 7+: the server sends the snapshot and no replication
-//! stream; older servers refuse the option, which is ignored), then `PSYNC ? -1`, or
+//! stream), `REPLCONF version` (Valkey 9 writes its own format only to replicas that
+//! say they are new enough); older servers refuse these options, which is ignored. Then `PSYNC ? -1`, or
 //! `SYNC` where PSYNC is refused. The payload is either disk-based (`$<length>\r\n` and
 //! that many bytes) or diskless (`$EOF:<40-byte mark>\r\n`, the bytes, the same mark).
 //! While the server prepares it, it sends `\n` keep-alives, which are skipped.
@@ -259,8 +260,9 @@ impl Replica {
             return Err(io_err(
                 &self.addr,
                 what,
-                "the server closed the connection (was it stopped or restarted, or did it \
-                 drop this replica for exceeding client-output-buffer-limit replica?)",
+                "the server closed the connection (it was stopped, or its snapshot failed: \
+                 see its log, or it dropped this replica for exceeding \
+                 client-output-buffer-limit replica)",
             ));
         }
         self.start = 0;
@@ -319,6 +321,10 @@ impl Replica {
                 false,
             ),
             (&[&b"REPLCONF"[..], b"rdb-only", b"1"][..], false),
+            // Valkey 9 writes a replica that does not say its version an RDB 11 file, and
+            // fails on keys that format cannot hold: claim the newest, as rdbkit reads
+            // every format.
+            (&[&b"REPLCONF"[..], b"version", b"255.255.255"][..], false),
         ] {
             self.send(args)?;
             let reply = self.reply("REPLCONF")?;
@@ -605,5 +611,73 @@ mod tests {
         let mut c = Check::default();
         c.update(file.get(..file.len() - 3).unwrap_or_default());
         assert!(c.finish("n").is_err());
+    }
+
+    /// A scripted primary on a local socket: keep-alives before the `$` line, a mark
+    /// split across writes, and replication feed bytes after the mark that must not reach
+    /// the file.
+    #[test]
+    fn a_diskless_payload_ends_at_its_mark_whatever_follows() {
+        use std::net::{TcpListener, TcpStream};
+        let mut file = b"REDIS0011".to_vec();
+        file.extend((0..300_000u32).map(|i| (i % 253) as u8));
+        file.push(0xff);
+        let crc = rdb_parser::crc64(0, &file);
+        file.extend_from_slice(&crc.to_le_bytes());
+        let mark = [b'm'; MARK_LEN];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let sent = file.clone();
+        let primary = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap_or_else(|e| panic!("{e}")));
+            let mut answer = |reply: &[u8]| {
+                // One command per reply: read its array header and arguments.
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut r, &mut line).unwrap_or_default();
+                let n: usize = line.trim().trim_start_matches('*').parse().unwrap_or(0);
+                for _ in 0..2 * n {
+                    line.clear();
+                    std::io::BufRead::read_line(&mut r, &mut line).unwrap_or_default();
+                }
+                s.write_all(reply).unwrap_or_else(|e| panic!("{e}"));
+            };
+            for _ in 0..4 {
+                answer(b"+OK\r\n");
+            }
+            answer(b"+FULLRESYNC 0123 0\r\n\n\n");
+            s.write_all(b"\n$EOF:").unwrap_or_default();
+            s.write_all(&mark).unwrap_or_default();
+            s.write_all(b"\r\n").unwrap_or_default();
+            for chunk in sent.chunks(7919) {
+                s.write_all(chunk).unwrap_or_default();
+            }
+            s.write_all(&mark[..17]).unwrap_or_default();
+            s.flush().unwrap_or_default();
+            std::thread::sleep(Duration::from_millis(50));
+            s.write_all(&mark[17..]).unwrap_or_default();
+            s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap_or_default();
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let tcp = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Replica::new(
+            "test".into(),
+            Transport::Plain(tcp),
+            Duration::from_secs(10),
+        );
+        let (command, framing) = r.handshake().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(command, "PSYNC");
+        let mut out = Vec::new();
+        let (n, check) = r
+            .payload(framing, &mut out, &mut |_, _| ())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, file.len() as u64);
+        assert!(out == file, "the payload differs");
+        let (version, status) = check.finish("test").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(version, "RDB 11");
+        assert_eq!(status, ChecksumStatus::Verified(crc));
+        primary
+            .join()
+            .unwrap_or_else(|_| panic!("the primary thread failed"));
     }
 }

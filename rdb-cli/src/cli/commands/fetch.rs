@@ -98,8 +98,13 @@ pub fn run(a: &FetchArgs, cx: &Context) -> Result<(), Failure> {
             serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
         println!("{text}");
     } else if !cx.quiet {
+        let shown = if a.output.as_os_str() == "-" {
+            "standard output".to_owned()
+        } else {
+            a.output.display().to_string()
+        };
         summary
-            .write_text(&mut std::io::stderr(), &a.output.display().to_string())
+            .write_text(&mut std::io::stderr(), &shown)
             .map_err(Failure::Io)?;
     }
     Ok(())
