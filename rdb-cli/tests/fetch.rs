@@ -10,7 +10,8 @@
 //!   ACL user without +psync/+sync each fail with a clear message and leave no file; the
 //!   password is never printed.
 //! - `a_server_that_refuses_replication_leaves_no_file`: SYNC and PSYNC renamed away: the
-//!   message names the service's own export as the alternative.
+//!   message names the service's own export as the alternative; with PSYNC alone renamed,
+//!   the snapshot comes through SYNC.
 //! - `a_slow_disk_snapshot_waits_through_keep_alives`: a BGSAVE slowed to ~2 s (the
 //!   server sends `\n` keep-alives meanwhile) arrives whole, with `--timeout 1`.
 //! - `a_dropped_connection_leaves_no_file`: the server is killed (SIGKILL) while it streams
@@ -460,6 +461,34 @@ fn a_server_that_refuses_replication_leaves_no_file() {
         "{:?}",
         stray_files(out_dir.path())
     );
+    drop(server);
+
+    // PSYNC alone refused: SYNC gives the snapshot.
+    let dir = TempDir::new("fetch-sync-only");
+    let opts = StartOptions {
+        args: ["--rename-command", "PSYNC", ""].map(String::from).to_vec(),
+        ..StartOptions::default()
+    };
+    let server = Server::start_with(&entry, dir.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    ok(server.port(), &[b"SET", b"k", b"v"]);
+    ok(
+        server.port(),
+        &[b"CONFIG", b"SET", b"repl-diskless-sync-delay", b"0"],
+    );
+    let file = out_dir.path().join("sync.rdb");
+    let out = rdbkit(&[
+        "fetch",
+        &format!("127.0.0.1:{}", server.port()),
+        "-o",
+        &file.to_string_lossy(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s["command"], "SYNC", "{s}");
+    assert_eq!(s["checksum"], "verified", "{s}");
+    let lines = data_lines(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
 }
 
 #[test]
