@@ -17,6 +17,12 @@
 //! - `a_dropped_connection_leaves_no_file`: the server is killed (SIGKILL) while it streams
 //!   a slow snapshot: an error, and neither the file nor a temporary one.
 //!
+//! - `fetches_every_master_of_a_real_cluster`: a 3-node Redis 7.0 cluster loaded by
+//!   `restore --cluster`; `fetch --cluster` writes one file per master (one diskless),
+//!   each file's keys lie in its manifest slots, which are the cluster's; the manifest's
+//!   keys, bytes and SHA-256 match the files; the union equals the masters' own dumps. A
+//!   non-empty directory is refused; a master refusing replication leaves no directory.
+//!
 //! Servers come from `scripts/install-servers.sh` (`$RDBKIT_TOOLS/servers.json`); without
 //! them the tests print a note and pass, except under `CI`.
 
@@ -607,4 +613,239 @@ fn a_slow_disk_snapshot_waits_through_keep_alives() {
     assert_eq!(s["transfer"], "disk", "{s}");
     let lines = data_lines(&file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(lines.len(), 15_000);
+}
+
+// ---------------------------------------------------------------------------------------
+// A real cluster
+
+/// The ranges `redis-cli --cluster create` gives three masters.
+const RANGES: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
+
+/// Three masters on 127.0.0.1 with [`RANGES`], joined with CLUSTER MEET; returns once
+/// every node sees the whole cluster healthy.
+fn form_cluster(entry: &Entry, dirs: &[TempDir]) -> Vec<Server> {
+    let mut nodes: Vec<Server> = Vec::new();
+    for (i, (dir, (a, b))) in dirs.iter().zip(RANGES).enumerate() {
+        let port = loop {
+            let p = servers::free_cluster_port().unwrap_or_else(|e| panic!("{e}"));
+            if nodes
+                .iter()
+                .all(|n| n.port() != p && n.port().abs_diff(p) != 10000)
+            {
+                break p;
+            }
+        };
+        let opts = StartOptions {
+            port: Some(port),
+            args: [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..StartOptions::default()
+        };
+        let server = Server::start_with(entry, dir.path(), &opts)
+            .unwrap_or_else(|e| panic!("node {i}: {e}"));
+        let epoch = (i + 1).to_string();
+        ok(port, &[b"CLUSTER", b"SET-CONFIG-EPOCH", epoch.as_bytes()]);
+        let (a, b) = (a.to_string(), b.to_string());
+        ok(
+            port,
+            &[b"CLUSTER", b"ADDSLOTSRANGE", a.as_bytes(), b.as_bytes()],
+        );
+        nodes.push(server);
+    }
+    let first = nodes.first().map(|n| n.port()).unwrap_or_default();
+    for n in nodes.iter().skip(1) {
+        let port = n.port().to_string();
+        ok(first, &[b"CLUSTER", b"MEET", b"127.0.0.1", port.as_bytes()]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in &nodes {
+        loop {
+            let info = command(n.port(), &[b"CLUSTER", b"INFO"])
+                .text()
+                .unwrap_or_default();
+            let slots = match command(n.port(), &[b"CLUSTER", b"SLOTS"]) {
+                Reply::Array(Some(r)) => r.len(),
+                _ => 0,
+            };
+            if info.contains("cluster_state:ok") && slots == 3 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never formed: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    nodes
+}
+
+/// The file's keys, and those whose slot is outside `ranges`.
+fn keys_outside(file: &Path, ranges: &[(u16, u16)]) -> (usize, Vec<String>) {
+    let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let parser = rdb_parser::ParserBuilder::new()
+        .parse(&data)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut keys, mut outside) = (0, Vec::new());
+    for item in parser {
+        if let rdb_parser::Item::Key(e) = item.unwrap_or_else(|e| panic!("{e}")) {
+            keys += 1;
+            let slot = rdb_writer::slot::key_slot(&e.key);
+            if !ranges.iter().any(|&(a, b)| (a..=b).contains(&slot)) {
+                outside.push(format!("{} (slot {slot})", String::from_utf8_lossy(&e.key)));
+            }
+        }
+    }
+    (keys, outside)
+}
+
+fn sha256_hex(file: &Path) -> String {
+    use sha2::Digest;
+    let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn fetches_every_master_of_a_real_cluster() {
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let dirs: Vec<TempDir> = (0..3)
+        .map(|i| TempDir::new(&format!("fetch-cluster-node{i}")))
+        .collect();
+    let nodes = form_cluster(&entry, &dirs);
+    let url = format!("redis://127.0.0.1:{}", nodes[0].port());
+    // The data: the fixture's db 0, routed to the masters by `rdbkit restore --cluster`.
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &url,
+        "--cluster",
+        "--db",
+        "0",
+        "--functions",
+        "drop",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    // One master diskless, the others disk-based: both framings in one run.
+    for (i, n) in nodes.iter().enumerate() {
+        let mode: &[u8] = if i == 1 { b"yes" } else { b"no" };
+        ok(n.port(), &[b"CONFIG", b"SET", b"repl-diskless-sync", mode]);
+        ok(
+            n.port(),
+            &[b"CONFIG", b"SET", b"repl-diskless-sync-delay", b"0"],
+        );
+    }
+    let out_dir = TempDir::new("fetch-cluster-out");
+    let shards_dir = out_dir.path().join("shards");
+    let shards_arg = shards_dir.to_string_lossy().into_owned();
+    let out = rdbkit(&[
+        "fetch",
+        &url,
+        "--cluster",
+        "-o",
+        &shards_arg,
+        "--jobs",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s["discovery"], "CLUSTER SHARDS", "{s}");
+    let transfers: Vec<&str> = s["shards"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["transfer"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(transfers, ["disk", "diskless", "disk"], "{s}");
+
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(shards_dir.join("manifest.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let shards = manifest["shards"].as_array().cloned().unwrap_or_default();
+    assert_eq!(shards.len(), 3, "{manifest}");
+    assert_eq!(manifest["target"], "redis-7.0", "{manifest}");
+    let (mut fetched_lines, mut saved_lines, mut total_keys) = (Vec::new(), Vec::new(), 0);
+    for (i, ((shard, node), (a, b))) in shards.iter().zip(&nodes).zip(RANGES).enumerate() {
+        let file = shards_dir.join(shard["file"].as_str().unwrap_or_default());
+        assert_eq!(shard["file"], format!("shard-{i}.rdb").as_str());
+        assert_eq!(shard["node"], format!("127.0.0.1:{}", node.port()).as_str());
+        // The manifest's slots are the cluster's.
+        assert_eq!(shard["slots"], serde_json::json!([[a, b]]), "{shard}");
+        assert_eq!(shard["sha256"], sha256_hex(&file).as_str());
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(shard["bytes"].as_u64(), Some(size));
+        let (keys, outside) = keys_outside(&file, &[(a, b)]);
+        assert_eq!(shard["keys"].as_u64(), Some(keys as u64));
+        assert!(
+            outside.is_empty(),
+            "shard {i}: keys outside its slots: {outside:?}"
+        );
+        assert!(keys > 0, "shard {i} holds no key");
+        total_keys += keys;
+        fetched_lines.extend(data_lines(&file).unwrap_or_else(|e| panic!("{e}")));
+        save(node.port(), None);
+        saved_lines
+            .extend(data_lines(&node.dir().join("dump.rdb")).unwrap_or_else(|e| panic!("{e}")));
+    }
+    // The union of the files is the cluster's data.
+    fetched_lines.sort();
+    saved_lines.sort();
+    assert_eq!(fetched_lines.len(), saved_lines.len());
+    assert!(
+        fetched_lines == saved_lines,
+        "the union differs from the masters' own dumps"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&shards_dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["manifest.json", "shard-0.rdb", "shard-1.rdb", "shard-2.rdb"]
+    );
+
+    // A directory that is not empty is refused before anything is fetched; a master that
+    // refuses replication leaves no directory at all.
+    let out = rdbkit(&["fetch", &url, "--cluster", "-o", &shards_arg]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("not empty"),
+        "{}",
+        all_output(&out)
+    );
+    ok(
+        nodes[2].port(),
+        &[b"ACL", b"SETUSER", b"default", b"-psync", b"-sync"],
+    );
+    let other = out_dir.path().join("refused");
+    let out = rdbkit(&["fetch", &url, "--cluster", "-o", &other.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("refuses replication"),
+        "{}",
+        all_output(&out)
+    );
+    assert_eq!(
+        stray_files(out_dir.path()),
+        vec![shards_dir.clone()],
+        "a failed cluster fetch left files"
+    );
+    eprintln!("cluster: {total_keys} keys in 3 shard files");
 }

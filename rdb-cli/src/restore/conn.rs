@@ -297,14 +297,14 @@ impl Conn {
     }
 
     /// One command, waited for; only with nothing else in flight.
-    pub(super) fn call(&mut self, command: &[u8]) -> Result<Value, Failure> {
+    pub(crate) fn call(&mut self, command: &[u8]) -> Result<Value, Failure> {
         self.out.extend_from_slice(command);
         self.read_reply()
     }
 }
 
 /// (code, details) of an error reply. (The crate does not export its error type's name.)
-pub(super) fn server_error(v: &Value) -> Option<(String, String)> {
+pub(crate) fn server_error(v: &Value) -> Option<(String, String)> {
     match v {
         Value::ServerError(e) => Some((
             e.code().to_owned(),
@@ -314,7 +314,7 @@ pub(super) fn server_error(v: &Value) -> Option<(String, String)> {
     }
 }
 
-pub(super) fn error_text((code, details): &(String, String)) -> String {
+pub(crate) fn error_text((code, details): &(String, String)) -> String {
     if details.is_empty() {
         code.clone()
     } else {
@@ -322,7 +322,7 @@ pub(super) fn error_text((code, details): &(String, String)) -> String {
     }
 }
 
-pub(super) fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),
@@ -332,7 +332,7 @@ pub(super) fn text(v: &Value) -> Option<String> {
     }
 }
 
-pub(super) fn int(v: &Value) -> Option<i64> {
+pub(crate) fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         other => text(other).and_then(|t| t.parse().ok()),

@@ -13,7 +13,8 @@ use crate::cli::{usage, Context};
     rdbkit fetch redis://127.0.0.1:6379 -o dump.rdb\n  \
     rdbkit fetch 10.0.0.5:6379 -o dump.rdb --json\n  \
     rdbkit fetch rediss://app@cache.example.net:6380 --password-file pw.txt --tls-ca ca.pem -o dump.rdb\n  \
-    rdbkit fetch redis://h:6379 -o - | rdbkit info -      (standard output: written as it arrives)\n\n\
+    rdbkit fetch redis://h:6379 -o - | rdbkit info -      (standard output: written as it arrives)\n  \
+    rdbkit fetch redis://10.0.0.5:7000 --cluster -o shards/   (one file per master + manifest.json)\n\n\
     The server sends its snapshot as it would to a new replica (PSYNC ? -1, or SYNC): it \
     runs a BGSAVE (or streams one, with repl-diskless-sync yes). The file appears only when \
     the whole snapshot arrived and its CRC64 matched. Managed services (ElastiCache, Azure \
@@ -29,7 +30,8 @@ pub struct FetchArgs {
     /// $RDBKIT_REDIS_PASSWORD.
     #[arg(value_name = "URL")]
     url: String,
-    /// Where to write the snapshot (`-` for standard output).
+    /// Where to write the snapshot (`-` for standard output); with --cluster, a new or
+    /// empty directory.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
     /// Read the password from this file (its first line) instead of the URL, where other
@@ -45,6 +47,15 @@ pub struct FetchArgs {
     /// Seconds to wait for the server (connect, each reply, silence during the transfer).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+    /// The server is a cluster node: fetch one snapshot per master (found with CLUSTER
+    /// SHARDS, else CLUSTER SLOTS) into -o DIR as shard-<i>.rdb, with manifest.json (slots,
+    /// keys, bytes, SHA-256 per file, as convert --shards writes). The directory appears
+    /// only when every snapshot arrived whole.
+    #[arg(long)]
+    cluster: bool,
+    /// With --cluster: most snapshots fetched at once (each one forks its master).
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "cluster")]
+    jobs: usize,
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -79,6 +90,9 @@ pub fn run(a: &FetchArgs, cx: &Context) -> Result<(), Failure> {
         },
         timeout: std::time::Duration::from_secs(a.timeout.max(1)),
     };
+    if a.cluster {
+        return run_cluster(a, cx, &o);
+    }
     // Checked (and the temporary file created) before connecting: a bad output costs no
     // snapshot on the server.
     let mut out =
@@ -105,6 +119,28 @@ pub fn run(a: &FetchArgs, cx: &Context) -> Result<(), Failure> {
         };
         summary
             .write_text(&mut std::io::stderr(), &shown)
+            .map_err(Failure::Io)?;
+    }
+    Ok(())
+}
+
+fn run_cluster(
+    a: &FetchArgs,
+    cx: &Context,
+    o: &rdb_cli::fetch::FetchOptions,
+) -> Result<(), Failure> {
+    let progress = cx.progress(0);
+    let result =
+        rdb_cli::fetch::cluster::fetch_cluster(o, &a.output, a.jobs, &|done| progress.set(done));
+    drop(progress);
+    let summary = result?;
+    if a.json {
+        let text =
+            serde_json::to_string_pretty(&summary.to_json()).map_err(|e| Failure::Io(e.into()))?;
+        println!("{text}");
+    } else if !cx.quiet {
+        summary
+            .write_text(&mut std::io::stderr(), &a.output.display().to_string())
             .map_err(Failure::Io)?;
     }
     Ok(())

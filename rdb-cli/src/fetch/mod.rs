@@ -15,6 +15,8 @@
 //! only then; the connection is closed on return, as the server would otherwise go on
 //! with the replication feed.
 
+pub mod cluster;
+
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -65,8 +67,8 @@ pub struct FetchSummary {
     /// host:port.
     pub node: String,
     pub bytes: u64,
-    /// `RDB 11`, `VALKEY 80`.
-    pub rdb_version: String,
+    /// The snapshot's format (shown as `RDB 11`, `VALKEY 80`).
+    pub version: rdb_parser::Version,
     pub checksum: ChecksumStatus,
     pub transfer: Transfer,
     /// `PSYNC` or `SYNC`.
@@ -84,7 +86,7 @@ impl FetchSummary {
         serde_json::json!({
             "node": self.node,
             "bytes": self.bytes,
-            "rdb_version": self.rdb_version,
+            "rdb_version": self.version.to_string(),
             "checksum": checksum,
             "crc64": crc,
             "transfer": match self.transfer { Transfer::Disk => "disk", Transfer::Diskless => "diskless" },
@@ -108,7 +110,7 @@ impl FetchSummary {
             out,
             "fetched {} bytes ({}, {how}, {}) from {} into {to} in {:.1} s ({:.1} MB/s); {check}",
             self.bytes,
-            self.rdb_version,
+            self.version,
             self.command,
             self.node,
             self.seconds,
@@ -153,11 +155,11 @@ pub fn fetch_node(
     // Dropping the connection closes it: the server stops sending.
     let node = r.addr.clone();
     drop(r);
-    let (rdb_version, checksum) = check.finish(&node)?;
+    let (version, checksum) = check.finish(&node)?;
     Ok(FetchSummary {
         node,
         bytes,
-        rdb_version,
+        version,
         checksum,
         transfer: transfer.kind(),
         command,
@@ -539,7 +541,7 @@ impl Check {
     }
 
     /// The version and what the trailer says, once the payload is whole.
-    fn finish(&self, node: &str) -> Result<(String, ChecksumStatus), Failure> {
+    fn finish(&self, node: &str) -> Result<(rdb_parser::Version, ChecksumStatus), Failure> {
         let bad = |why: String| {
             Failure::Io(std::io::Error::other(format!(
                 "{node}: the snapshot received is not a whole RDB file: {why}; no file written"
@@ -550,7 +552,7 @@ impl Check {
             return Err(bad(format!("{} bytes", self.total)));
         }
         if !version.has_checksum() {
-            return Ok((version.to_string(), ChecksumStatus::Absent));
+            return Ok((version, ChecksumStatus::Absent));
         }
         let (Some(&eof), Some(trailer)) = (self.tail.first(), self.tail.get(1..TAIL)) else {
             return Err(bad("too short".into()));
@@ -565,7 +567,7 @@ impl Check {
         stored.copy_from_slice(trailer);
         let stored = u64::from_le_bytes(stored);
         if stored == 0 {
-            return Ok((version.to_string(), ChecksumStatus::Disabled));
+            return Ok((version, ChecksumStatus::Disabled));
         }
         let crc = rdb_parser::crc64(self.crc, &[eof]);
         if crc != stored {
@@ -573,7 +575,7 @@ impl Check {
                 "CRC64 {crc:016x} of the bytes received, the trailer says {stored:016x}"
             )));
         }
-        Ok((version.to_string(), ChecksumStatus::Verified(crc)))
+        Ok((version, ChecksumStatus::Verified(crc)))
     }
 }
 
@@ -674,7 +676,7 @@ mod tests {
         assert_eq!(n, file.len() as u64);
         assert!(out == file, "the payload differs");
         let (version, status) = check.finish("test").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(version, "RDB 11");
+        assert_eq!(version.to_string(), "RDB 11");
         assert_eq!(status, ChecksumStatus::Verified(crc));
         primary
             .join()
