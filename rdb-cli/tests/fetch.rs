@@ -17,7 +17,8 @@
 //! - `a_dropped_connection_leaves_no_file`: the server is killed (SIGKILL) while it streams
 //!   a slow snapshot: an error, and neither the file nor a temporary one.
 //!
-//! - `fetches_every_master_of_a_real_cluster`: a 3-node Redis 7.0 cluster loaded by
+//! - `fetches_every_master_of_a_real_cluster`: a 3-node Redis 7.0 cluster (CLUSTER
+//!   SHARDS), then a Redis 6.2 one (CLUSTER SLOTS only), loaded by
 //!   `restore --cluster`; `fetch --cluster` writes one file per master (one diskless),
 //!   each file's keys lie in its manifest slots, which are the cluster's; the manifest's
 //!   keys, bytes and SHA-256 match the files; the union equals the masters' own dumps. A
@@ -653,11 +654,13 @@ fn form_cluster(entry: &Entry, dirs: &[TempDir]) -> Vec<Server> {
             .unwrap_or_else(|e| panic!("node {i}: {e}"));
         let epoch = (i + 1).to_string();
         ok(port, &[b"CLUSTER", b"SET-CONFIG-EPOCH", epoch.as_bytes()]);
-        let (a, b) = (a.to_string(), b.to_string());
-        ok(
-            port,
-            &[b"CLUSTER", b"ADDSLOTSRANGE", a.as_bytes(), b.as_bytes()],
-        );
+        // ADDSLOTSRANGE is Redis 7.0's; older nodes take slots one by one.
+        let all: Vec<String> = (a..=b).map(|s| s.to_string()).collect();
+        for batch in all.chunks(1000) {
+            let mut args: Vec<&[u8]> = vec![b"CLUSTER", b"ADDSLOTS"];
+            args.extend(batch.iter().map(|s| s.as_bytes()));
+            ok(port, &args);
+        }
         nodes.push(server);
     }
     let first = nodes.first().map(|n| n.port()).unwrap_or_default();
@@ -718,14 +721,23 @@ fn sha256_hex(file: &Path) -> String {
 
 #[test]
 fn fetches_every_master_of_a_real_cluster() {
-    let Some(entry) = entry("redis-7.0") else {
-        return;
-    };
-    let _turn = one_at_a_time();
+    // Redis 7.0 answers CLUSTER SHARDS; Redis 6.2 only CLUSTER SLOTS.
+    for (name, discovery) in [
+        ("redis-7.0", "CLUSTER SHARDS"),
+        ("redis-6.2", "CLUSTER SLOTS"),
+    ] {
+        if let Some(entry) = entry(name) {
+            let _turn = one_at_a_time();
+            fetch_a_cluster(&entry, discovery);
+        }
+    }
+}
+
+fn fetch_a_cluster(entry: &Entry, discovery: &str) {
     let dirs: Vec<TempDir> = (0..3)
         .map(|i| TempDir::new(&format!("fetch-cluster-node{i}")))
         .collect();
-    let nodes = form_cluster(&entry, &dirs);
+    let nodes = form_cluster(entry, &dirs);
     let url = format!("redis://127.0.0.1:{}", nodes[0].port());
     // The data: the fixture's db 0, routed to the masters by `rdbkit restore --cluster`.
     let source = common::fixtures_dir().join("redis-7.0/types.rdb");
@@ -765,7 +777,7 @@ fn fetches_every_master_of_a_real_cluster() {
     ]);
     assert!(out.status.success(), "{}", all_output(&out));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s["discovery"], "CLUSTER SHARDS", "{s}");
+    assert_eq!(s["discovery"], discovery, "{s}");
     let transfers: Vec<&str> = s["shards"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x["transfer"].as_str()).collect())
@@ -778,7 +790,7 @@ fn fetches_every_master_of_a_real_cluster() {
     .unwrap_or_else(|e| panic!("{e}"));
     let shards = manifest["shards"].as_array().cloned().unwrap_or_default();
     assert_eq!(shards.len(), 3, "{manifest}");
-    assert_eq!(manifest["target"], "redis-7.0", "{manifest}");
+    assert_eq!(manifest["target"], entry.name.as_str(), "{manifest}");
     let (mut fetched_lines, mut saved_lines, mut total_keys) = (Vec::new(), Vec::new(), 0);
     for (i, ((shard, node), (a, b))) in shards.iter().zip(&nodes).zip(RANGES).enumerate() {
         let file = shards_dir.join(shard["file"].as_str().unwrap_or_default());
@@ -847,5 +859,8 @@ fn fetches_every_master_of_a_real_cluster() {
         vec![shards_dir.clone()],
         "a failed cluster fetch left files"
     );
-    eprintln!("cluster: {total_keys} keys in 3 shard files");
+    eprintln!(
+        "{} cluster ({discovery}): {total_keys} keys in 3 shard files",
+        entry.name
+    );
 }

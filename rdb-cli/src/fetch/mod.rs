@@ -547,7 +547,12 @@ impl Check {
                 "{node}: the snapshot received is not a whole RDB file: {why}; no file written"
             )))
         };
-        let version = rdb_parser::header(&self.head).map_err(|e| bad(format!("header: {e}")))?;
+        // A header this rdbkit does not know (a newer server) cannot be checked either.
+        let version = rdb_parser::header(&self.head).map_err(|e| {
+            Failure::Io(std::io::Error::other(format!(
+                "{node}: the snapshot's header: {e}; no file written"
+            )))
+        })?;
         if self.total < (9 + TAIL) as u64 {
             return Err(bad(format!("{} bytes", self.total)));
         }
