@@ -14,8 +14,9 @@
 //!   the snapshot comes through SYNC.
 //! - `a_slow_disk_snapshot_waits_through_keep_alives`: a BGSAVE slowed to ~3 s (the
 //!   server sends `\n` keep-alives meanwhile) arrives whole, with `--timeout 2`.
-//! - `a_dropped_connection_leaves_no_file`: the server is killed (SIGKILL) while it streams
-//!   a slow snapshot: an error, and neither the file nor a temporary one.
+//! - `a_dropped_connection_leaves_no_file`: rdbkit interrupted (SIGINT), then the server
+//!   killed (SIGKILL), while it streams a slow snapshot: exit 130, then an error naming how
+//!   far it got, and neither the file nor a temporary one either time.
 //!
 //! - `fetches_every_master_of_a_real_cluster`: a 3-node Redis 7.0 cluster (CLUSTER
 //!   SHARDS), then a Redis 6.2 one (CLUSTER SLOTS only), loaded by
@@ -526,29 +527,57 @@ fn a_dropped_connection_leaves_no_file() {
         );
     }
     let file = out_dir.path().join("dropped.rdb");
-    let child = Command::new(servers::rdbkit_bin())
-        .args(["fetch", &format!("127.0.0.1:{port}"), "-o"])
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    // Wait until the server's fork streams the snapshot, then let part of it arrive.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let info = command(port, &[b"INFO", b"persistence"])
-            .text()
-            .unwrap_or_default();
-        if info.contains("rdb_bgsave_in_progress:1") {
-            break;
+    let start_fetch = || {
+        Command::new(servers::rdbkit_bin())
+            .args(["fetch", &format!("127.0.0.1:{port}"), "-o"])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let snapshot_running = |running: bool| {
+        let want = if running {
+            "rdb_bgsave_in_progress:1"
+        } else {
+            "rdb_bgsave_in_progress:0"
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = command(port, &[b"INFO", b"persistence"])
+                .text()
+                .unwrap_or_default();
+            if info.contains(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {want}: {info}");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(
-            Instant::now() < deadline,
-            "the snapshot never started: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+
+    // rdbkit interrupted (SIGINT) part way: exit 130, no file.
+    let child = start_fetch();
+    snapshot_running(true);
+    std::thread::sleep(Duration::from_millis(1000));
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(signalled.success());
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(130), "{}", all_output(&out));
+    assert!(
+        stray_files(out_dir.path()).is_empty(),
+        "{:?}",
+        stray_files(out_dir.path())
+    );
+    // The server's fork ends once it notices its replica is gone.
+    snapshot_running(false);
+
+    // The server killed (SIGKILL) part way: exit 2, no file.
+    let child = start_fetch();
+    snapshot_running(true);
     std::thread::sleep(Duration::from_millis(1000));
     let killed = Command::new("kill")
         .args(["-KILL", &server.pid().to_string()])
