@@ -315,14 +315,14 @@ pub fn ctime_ms(data: &[u8]) -> Option<i64> {
 
 /// A directory built beside its destination and renamed into place whole, so the shard
 /// files and their manifest appear together, and never mix with an earlier run's.
-struct Staging {
-    path: std::path::PathBuf,
+pub(crate) struct Staging {
+    pub(crate) path: std::path::PathBuf,
     dest: std::path::PathBuf,
     done: bool,
 }
 
 impl Staging {
-    fn new(dest: &Path) -> std::io::Result<Staging> {
+    pub(crate) fn new(dest: &Path) -> std::io::Result<Staging> {
         crate::output::check_directory(dest)?;
         if let Ok(mut entries) = std::fs::read_dir(dest) {
             if entries.next().is_some() {
@@ -345,7 +345,7 @@ impl Staging {
         })
     }
 
-    fn commit(mut self) -> std::io::Result<()> {
+    pub(crate) fn commit(mut self) -> std::io::Result<()> {
         let dest = self.dest.clone();
         crate::output::commit_rename(&self.path, &self.dest, || {
             if dest.is_dir() {

@@ -6,6 +6,7 @@ pub mod check;
 pub mod convert;
 pub mod diff;
 pub mod export;
+pub mod fetch;
 pub mod info;
 pub mod json;
 pub mod output;

@@ -93,13 +93,23 @@ impl Structure {
             "quicklist" => Structure::Quicklist,
             "sorted set" => Structure::SortedSet,
             "hash" => Structure::Hash,
-            "stream" | "stream node" | "stream node ID" | "stream entry" | "stream ID"
-            | "stream groups" | "stream consumers" | "stream PEL" | "consumer PEL"
-            | "stream IDMP producers" | "stream IDMP entries" => {
-                Structure::Stream
-            }
-            "module value" | "module aux" | "module float" | "module double"
-            | "key metadata classes" | "key metadata class spec" => Structure::Module,
+            "stream"
+            | "stream node"
+            | "stream node ID"
+            | "stream entry"
+            | "stream ID"
+            | "stream groups"
+            | "stream consumers"
+            | "stream PEL"
+            | "consumer PEL"
+            | "stream IDMP producers"
+            | "stream IDMP entries" => Structure::Stream,
+            "module value"
+            | "module aux"
+            | "module float"
+            | "module double"
+            | "key metadata classes"
+            | "key metadata class spec" => Structure::Module,
             "slot import" => Structure::SlotImport,
             _ => Structure::Framing,
         }

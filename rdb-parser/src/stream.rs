@@ -710,7 +710,10 @@ mod tests {
             assert_eq!(v.to_bytes().as_ref(), b"v");
         }
         assert_eq!(ids, [1, 3, 4]);
-        assert!(field_at.windows(2).all(|w| w.first() == w.last()), "{field_at:?}");
+        assert!(
+            field_at.windows(2).all(|w| w.first() == w.last()),
+            "{field_at:?}"
+        );
         assert_eq!(stream.for_each_entry(|_| Ok::<_, Error>(())).ok(), Some(3));
     }
 

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use rdb_cli::Failure;
 
 use commands::{
-    azure, check, completions, convert, diff, export, info, restore, stats, targets, verify,
+    azure, check, completions, convert, diff, export, fetch, info, restore, stats, targets, verify,
 };
 use progress::{Progress, ProgressMode};
 
@@ -71,6 +71,9 @@ pub enum Command {
     /// for the server's own version; values above its proto-max-bulk-len go as plain
     /// commands in batches. Filters and --db-map as for convert.
     Restore(Box<restore::RestoreArgs>),
+    /// Take a snapshot from a live server as a replica does (PSYNC or SYNC), verify its
+    /// CRC64 and write it atomically.
+    Fetch(Box<fetch::FetchArgs>),
     /// Re-encode a snapshot so a given (older or newer) server can load it. Whatever the
     /// target cannot hold stops the conversion with an error naming the key, unless a flag
     /// chooses the loss; every loss is counted, and listed per key with --report.
@@ -155,6 +158,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stats(a) => stats::run(a, &cx),
         Command::Export(a) => export::run(a, &cx),
         Command::Restore(a) => restore::run(a, &cx),
+        Command::Fetch(a) => fetch::run(a, &cx),
         Command::Convert(a) => convert::convert(a, &cx),
         Command::Merge(a) => convert::merge(a, &cx),
         Command::Check(a) => check::run(a, &cx),

@@ -151,6 +151,10 @@ impl Lines {
         } else {
             String::new()
         };
+        // A total of 0 is unknown (a diskless `fetch` is not told its length).
+        if self.total == 0 {
+            return format!("rdbkit: {:.0} MB, {rate:.0} MB/s, {secs:.0} s", mb(done));
+        }
         format!(
             "rdbkit: {:.0} of {:.0} MB{percent}, {rate:.0} MB/s, {secs:.0} s",
             mb(done),

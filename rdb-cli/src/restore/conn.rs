@@ -15,7 +15,7 @@ use super::{TargetUrl, TlsOptions};
 use crate::resp;
 use crate::Failure;
 
-pub(super) enum Transport {
+pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
@@ -95,7 +95,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-pub(super) fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Failure> {
+pub(crate) fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Failure> {
     use rustls_pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -129,10 +129,10 @@ pub(super) fn tls_config(o: &TlsOptions) -> Result<Arc<rustls::ClientConfig>, Fa
 }
 
 /// The most commands and bytes in flight on one connection.
-pub(super) struct Conn {
+pub(crate) struct Conn {
     /// host:port, for messages.
-    pub(super) addr: String,
-    pub(super) io: Transport,
+    pub(crate) addr: String,
+    pub(crate) io: Transport,
     pub(super) parser: redis::Parser,
     pub(super) out: Vec<u8>,
     pub(super) inflight: VecDeque<Pending>,
@@ -177,12 +177,12 @@ fn timed_out(e: std::io::Error, timeout: Duration, what: &str) -> String {
     }
 }
 
-pub(super) fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
+pub(crate) fn io_err(addr: &str, what: &str, e: impl std::fmt::Display) -> Failure {
     Failure::Io(std::io::Error::other(format!("{addr}: {what}: {e}")))
 }
 
 impl Conn {
-    pub(super) fn open(
+    pub(crate) fn open(
         host: &str,
         port: u16,
         url: &TargetUrl,
@@ -297,14 +297,14 @@ impl Conn {
     }
 
     /// One command, waited for; only with nothing else in flight.
-    pub(super) fn call(&mut self, command: &[u8]) -> Result<Value, Failure> {
+    pub(crate) fn call(&mut self, command: &[u8]) -> Result<Value, Failure> {
         self.out.extend_from_slice(command);
         self.read_reply()
     }
 }
 
 /// (code, details) of an error reply. (The crate does not export its error type's name.)
-pub(super) fn server_error(v: &Value) -> Option<(String, String)> {
+pub(crate) fn server_error(v: &Value) -> Option<(String, String)> {
     match v {
         Value::ServerError(e) => Some((
             e.code().to_owned(),
@@ -314,7 +314,7 @@ pub(super) fn server_error(v: &Value) -> Option<(String, String)> {
     }
 }
 
-pub(super) fn error_text((code, details): &(String, String)) -> String {
+pub(crate) fn error_text((code, details): &(String, String)) -> String {
     if details.is_empty() {
         code.clone()
     } else {
@@ -322,7 +322,7 @@ pub(super) fn error_text((code, details): &(String, String)) -> String {
     }
 }
 
-pub(super) fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),
@@ -332,7 +332,7 @@ pub(super) fn text(v: &Value) -> Option<String> {
     }
 }
 
-pub(super) fn int(v: &Value) -> Option<i64> {
+pub(crate) fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         other => text(other).and_then(|t| t.parse().ok()),

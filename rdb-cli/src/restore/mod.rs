@@ -38,7 +38,7 @@
 
 mod checkpoint;
 mod chunked;
-mod conn;
+pub(crate) mod conn;
 mod inflight;
 mod run;
 mod url;

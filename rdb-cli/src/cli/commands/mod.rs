@@ -6,6 +6,7 @@ pub mod completions;
 pub mod convert;
 pub mod diff;
 pub mod export;
+pub mod fetch;
 pub mod info;
 pub mod restore;
 pub mod stats;
