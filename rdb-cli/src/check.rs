@@ -10,7 +10,7 @@ use std::io::Write;
 
 use rdb_parser::{Item, ParserBuilder, Value};
 use rdb_writer::convert::{
-    self, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, ModulePolicy,
+    self, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, LossKind, ModulePolicy,
 };
 use rdb_writer::TargetProfile;
 use serde_json::json;
@@ -66,8 +66,8 @@ pub fn check(
     } else {
         DbPolicy::Keep
     };
-    let mut tally: BTreeMap<&'static str, (u64, Option<Vec<u8>>, String)> = BTreeMap::new();
-    let mut note = |kind: &'static str, key: Option<&[u8]>, reason: &str| {
+    let mut tally: BTreeMap<LossKind, (u64, Option<Vec<u8>>, String)> = BTreeMap::new();
+    let mut note = |kind: LossKind, key: Option<&[u8]>, reason: &str| {
         let e = tally.entry(kind).or_insert((0, None, reason.to_string()));
         e.0 += 1;
         if e.1.is_none() {
@@ -75,16 +75,7 @@ pub fn check(
         }
     };
     let mut on_loss = |l: &convert::Loss<'_>| -> std::io::Result<()> {
-        let kind = match l.action {
-            "field_ttls_dropped" | "expired_fields_dropped" => "field_ttls",
-            "function_dropped" => "functions",
-            "module_aux_dropped" => "modules",
-            _ if l.reason.contains("module value") => "modules",
-            _ if l.reason.contains("database") => "dbs",
-            _ if l.reason.contains("empty") => "empty_keys",
-            _ => "other",
-        };
-        note(kind, l.key, &l.reason);
+        note(l.kind, l.key, &l.reason);
         Ok(())
     };
     let result = convert::convert(
@@ -98,14 +89,9 @@ pub fn check(
     match result {
         Ok(_) => {}
         // A database beyond the target's count stops the pass: a finding, not a failure.
-        Err(convert::ConvertError::Unrepresentable { key, reason, .. }) => {
-            let kind = if reason.contains("database") {
-                "dbs"
-            } else {
-                "other"
-            };
-            note(kind, key.as_deref(), &reason);
-        }
+        Err(convert::ConvertError::Unrepresentable {
+            key, reason, kind, ..
+        }) => note(kind, key.as_deref(), &reason),
         Err(convert::ConvertError::Parse(e)) => return Err(Failure::Data(e)),
         Err(convert::ConvertError::Io(e)) => return Err(Failure::Io(e)),
     }
@@ -121,38 +107,31 @@ pub fn check(
             }
         }
     }
-    let fix = |kind: &str| -> String {
-        match kind {
-            "field_ttls" => "rdbkit convert --field-ttls drop (or drop-expired): fields become persistent".into(),
-            "functions" => "rdbkit convert --functions drop --functions-file F, then load F with redis-cli --pipe".into(),
-            "modules" => "rdbkit convert --modules drop, or a target with these modules".into(),
-            "dbs" if single_db => "rdbkit convert --dbs merge-into-0 (or drop-others)".into(),
-            "dbs" => "rdbkit convert --dbs merge-into-0, --db-map FROM:TO or --dbs drop-others".into(),
-            "empty_keys" => "rdbkit convert --allow-empty-keys drops them".into(),
-            _ => "see the detail".into(),
-        }
-    };
     let name = profile.name;
-    let describe = |kind: &str, reason: String| -> String {
+    let describe = |kind: LossKind, reason: String| -> String {
         match kind {
-            "field_ttls" => {
+            LossKind::FieldTtls | LossKind::ExpiredFields => {
                 format!("hashes whose fields have their own TTL, which {name} cannot store")
             }
-            "functions" => format!("function libraries, which {name} cannot hold"),
-            "modules" => format!("module values or module data, and {name} has no modules"),
-            "dbs" if single_db => format!("keys outside db 0, and {name} keeps only db 0"),
-            "empty_keys" => "empty collections, which servers skip or refuse".into(),
+            LossKind::Functions => format!("function libraries, which {name} cannot hold"),
+            LossKind::ModuleValue | LossKind::ModuleAux => {
+                format!("module values or module data, and {name} has no modules")
+            }
+            LossKind::Databases if single_db => {
+                format!("keys outside db 0, and {name} keeps only db 0")
+            }
+            LossKind::EmptyKey => "empty collections, which servers skip or refuse".into(),
             _ => reason,
         }
     };
     let mut findings: Vec<Finding> = tally
         .into_iter()
         .map(|(kind, (count, example, reason))| Finding {
-            kind,
+            kind: finding_kind(kind),
             count,
             detail: describe(kind, reason),
             example,
-            fix: fix(kind),
+            fix: format!("rdbkit convert {}", crate::convert::remedy(kind)),
         })
         .collect();
     if big.0 > 0 {
@@ -200,6 +179,16 @@ pub fn check(
         loads_after_convert: convertible,
         findings,
     })
+}
+
+/// The finding names of the JSON contract, per loss kind.
+fn finding_kind(kind: LossKind) -> &'static str {
+    match kind {
+        LossKind::FieldTtls | LossKind::ExpiredFields => "field_ttls",
+        LossKind::ModuleValue | LossKind::ModuleAux => "modules",
+        LossKind::Databases | LossKind::ClusterDatabases => "dbs",
+        other => other.as_str(),
+    }
 }
 
 /// Whether a server reading `target` loads a file written as `source`: Redis reads its

@@ -4,10 +4,58 @@ use std::io::Write;
 use std::path::Path;
 
 use rdb_parser::ParserBuilder;
-use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Loss};
+use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Loss, LossKind};
 
 use crate::json;
 use crate::output::AtomicFile;
+
+/// The flags of `rdbkit convert` that deal with each kind of loss: the one place where the
+/// writer's kinds meet flag names (errors, `check` fixes and reports all read it).
+pub fn remedy(kind: LossKind) -> &'static str {
+    match kind {
+        LossKind::FieldTtls | LossKind::ExpiredFields => {
+            "--field-ttls drop makes the fields persistent, --field-ttls drop-expired also \
+             deletes fields already expired"
+        }
+        LossKind::Functions => {
+            "--functions drop leaves them out (--functions-file F saves them as FUNCTION LOAD \
+             commands)"
+        }
+        LossKind::ModuleValue => {
+            "--modules drop leaves such keys out (--exclude-module NAME only some), or load \
+             the module on the target"
+        }
+        LossKind::ModuleAux => {
+            "--modules drop leaves module data out, or load the module on the target"
+        }
+        LossKind::Databases => {
+            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, \
+             --db-map FROM:TO maps one db to another"
+        }
+        LossKind::ClusterDatabases => "--dbs merge-into-0 or --dbs drop-others",
+        LossKind::DuplicateKey => {
+            "--on-conflict first|last keeps one copy (without a db merge, keys of different \
+             dbs do not meet)"
+        }
+        LossKind::EmptyKey => "--allow-empty-keys reads them and leaves them out",
+        LossKind::FieldExpiryRange => {
+            "no flag keeps them: such expiry times are outside any real date; leave the key \
+             out with --exclude"
+        }
+        LossKind::Type => "no flag converts it; leave the key out with --exclude",
+    }
+}
+
+/// A conversion error as a command failure; a refusal names the flags that deal with it.
+pub fn failure(e: ConvertError) -> crate::Failure {
+    match e {
+        ConvertError::Parse(p) => crate::Failure::Data(p),
+        ConvertError::Io(io) => crate::Failure::Io(io),
+        refused @ ConvertError::Unrepresentable { kind, .. } => {
+            crate::Failure::Refused(format!("{refused}; {}", remedy(kind)))
+        }
+    }
+}
 
 /// Files written beside the output: the loss report and dropped function libraries.
 #[derive(Debug, Default, Clone, Copy)]

@@ -140,11 +140,59 @@ impl ConvertOptions {
     }
 }
 
+/// What kind of thing a target cannot take, or a conversion left out: the contract between
+/// the writer and its callers (a verdict or a flag is chosen by kind, never by message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LossKind {
+    /// Hash fields with their own TTL, on a target that has none.
+    FieldTtls,
+    /// Hash fields already expired, deleted by [`FieldTtlPolicy::DropExpired`].
+    ExpiredFields,
+    /// Function libraries, on a target without functions.
+    Functions,
+    /// Keys holding a module value.
+    ModuleValue,
+    /// Module aux data (file-level module state).
+    ModuleAux,
+    /// Keys of a database the target or the [`DbPolicy`] does not keep.
+    Databases,
+    /// A database other than 0 in a cluster split.
+    ClusterDatabases,
+    /// A key found more than once where its copies land in one database.
+    DuplicateKey,
+    /// Empty collections (read with `allow_empty_keys`): servers skip or refuse them.
+    EmptyKey,
+    /// Field expiries too far apart for the target's relative field TTLs.
+    FieldExpiryRange,
+    /// A type the target cannot load and no conversion exists for.
+    Type,
+}
+
+impl LossKind {
+    /// A stable name, for reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossKind::FieldTtls => "field_ttls",
+            LossKind::ExpiredFields => "expired_fields",
+            LossKind::Functions => "functions",
+            LossKind::ModuleValue => "module_values",
+            LossKind::ModuleAux => "module_aux",
+            LossKind::Databases => "dbs",
+            LossKind::ClusterDatabases => "cluster_dbs",
+            LossKind::DuplicateKey => "duplicate_keys",
+            LossKind::EmptyKey => "empty_keys",
+            LossKind::FieldExpiryRange => "field_expiry_range",
+            LossKind::Type => "type",
+        }
+    }
+}
+
 /// One thing the output does not carry over from the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loss<'a> {
     pub db: Option<u64>,
     pub key: Option<&'a [u8]>,
+    pub kind: LossKind,
     /// `dropped`, `field_ttls_dropped`, `expired_fields_dropped`, `function_dropped`,
     /// `module_aux_dropped`.
     pub action: &'static str,
@@ -195,8 +243,8 @@ pub enum ConvertError {
         key: Option<Vec<u8>>,
         offset: u64,
         reason: String,
-        /// The option that would accept the loss.
-        hint: &'static str,
+        /// What stands in the way; the caller names the option that accepts the loss.
+        kind: LossKind,
     },
 }
 
@@ -210,7 +258,7 @@ impl std::fmt::Display for ConvertError {
                 key,
                 offset,
                 reason,
-                hint,
+                kind: _,
             } => {
                 write!(f, "cannot convert")?;
                 if let Some(key) = key {
@@ -222,7 +270,7 @@ impl std::fmt::Display for ConvertError {
                         write!(f, " (db {db})")?;
                     }
                 }
-                write!(f, " at byte {offset}: {reason}; {hint}")
+                write!(f, " at byte {offset}: {reason}")
             }
         }
     }
@@ -255,12 +303,13 @@ enum Encoded {
     /// Re-encoded: new type byte and value bytes.
     New(u8, Vec<u8>),
     /// Nothing of the key remains.
-    Dropped(String),
+    Dropped(LossKind, String),
 }
 
 /// A loss found on a worker thread, reported in file order by the writing thread.
 #[derive(Debug)]
 struct PendingLoss {
+    kind: LossKind,
     action: &'static str,
     reason: String,
 }
@@ -538,6 +587,7 @@ fn run_input<'data, W: Write>(
             &mut delta,
             &mut |l: &Loss<'_>| {
                 losses.push(PendingLoss {
+                    kind: l.kind,
                     action: l.action,
                     reason: l.reason.clone(),
                 });
@@ -580,6 +630,7 @@ fn run_input<'data, W: Write>(
                     on_loss(&Loss {
                         db: None,
                         key: None,
+                        kind: LossKind::ModuleAux,
                         action: "module_aux_dropped",
                         reason: format!("module aux data of {}", m.id.name()),
                         payload: None,
@@ -595,7 +646,7 @@ fn run_input<'data, W: Write>(
                             m.id.name(),
                             target.name
                         ),
-                        "--modules drop leaves module data out",
+                        LossKind::ModuleAux,
                     ))
                 }
             },
@@ -631,6 +682,7 @@ fn run_input<'data, W: Write>(
                     on_loss(&Loss {
                         db: None,
                         key: None,
+                        kind: LossKind::Functions,
                         action: "function_dropped",
                         reason: format!("{} has no functions", target.name),
                         payload: Some(&code),
@@ -644,7 +696,7 @@ fn run_input<'data, W: Write>(
                             "a function library, and {} has no functions (Redis < 7.0)",
                             target.name
                         ),
-                        "--functions drop leaves it out (--functions-file saves it as FUNCTION LOAD commands)",
+                        LossKind::Functions,
                     ));
                 }
             }
@@ -656,8 +708,12 @@ fn run_input<'data, W: Write>(
                             Some(n),
                             None,
                             start,
-                            format!("database {n}, and {} keeps databases 0 to {}", target.name, max - 1),
-                            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
+                            format!(
+                                "database {n}, and {} keeps databases 0 to {}",
+                                target.name,
+                                max - 1
+                            ),
+                            LossKind::Databases,
                         ));
                     }
                     all(runs, writers, span)?;
@@ -697,8 +753,9 @@ fn run_input<'data, W: Write>(
                         return on_loss(&Loss {
                             db: Some(db),
                             key: Some(&entry.key),
+                            kind: LossKind::Databases,
                             action: "dropped",
-                            reason: format!("database {db} is not kept (--dbs drop-others)"),
+                            reason: format!("database {db} is not kept"),
                             payload: None,
                         })
                         .map_err(ConvertError::from);
@@ -711,8 +768,12 @@ fn run_input<'data, W: Write>(
                             Some(db),
                             Some(&entry.key),
                             start,
-                            format!("database {tdb}, and {} keeps databases 0 to {}", target.name, max - 1),
-                            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
+                            format!(
+                                "database {tdb}, and {} keeps databases 0 to {}",
+                                target.name,
+                                max - 1
+                            ),
+                            LossKind::Databases,
                         ));
                     }
                 }
@@ -722,7 +783,7 @@ fn run_input<'data, W: Write>(
                         Some(&entry.key),
                         start,
                         format!("database {tdb}, and a cluster keeps only db 0"),
-                        "--dbs merge-into-0 or --dbs drop-others",
+                        LossKind::ClusterDatabases,
                     ));
                 }
                 let superseded = role
@@ -738,7 +799,7 @@ fn run_input<'data, W: Write>(
                         Some(&entry.key),
                         start,
                         format!("the key is in more than one input or database, all written to db {tdb}"),
-                        "--on-conflict first|last keeps one copy; --dbs keep, drop-others or another --db-map avoids a db merge",
+                        LossKind::DuplicateKey,
                     ));
                 }
                 if superseded || duplicate {
@@ -747,6 +808,7 @@ fn run_input<'data, W: Write>(
                     return on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
+                        kind: LossKind::DuplicateKey,
                         action: "dropped",
                         reason: format!("{which} input holds the copy that is kept"),
                         payload: None,
@@ -758,16 +820,18 @@ fn run_input<'data, W: Write>(
                     on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
+                        kind: l.kind,
                         action: l.action,
                         reason: l.reason.clone(),
                         payload: None,
                     })?;
                 }
-                if let Encoded::Dropped(reason) = step.encoded {
+                if let Encoded::Dropped(kind, reason) = step.encoded {
                     summary.keys_dropped += 1;
                     return on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
+                        kind,
                         action: "dropped",
                         reason,
                         payload: None,
@@ -806,7 +870,7 @@ fn run_input<'data, W: Write>(
                         w.raw(&head)?;
                         w.raw(&bytes)?;
                     }
-                    Encoded::Dropped(_) => {}
+                    Encoded::Dropped(..) => {}
                 }
                 stats.keys += 1;
                 summary.keys_written += 1;
@@ -913,14 +977,14 @@ fn unrepresentable(
     key: Option<&[u8]>,
     offset: usize,
     reason: String,
-    hint: &'static str,
+    kind: LossKind,
 ) -> ConvertError {
     ConvertError::Unrepresentable {
         db,
         key: key.map(<[u8]>::to_vec),
         offset: offset as u64,
         reason,
-        hint,
+        kind,
     }
 }
 
@@ -935,13 +999,13 @@ fn encode_entry(
 ) -> Result<Encoded, ConvertError> {
     let target = &opts.target;
     let tv = target.version;
-    let fail = |reason: String, hint: &'static str| {
+    let fail = |reason: String, kind: LossKind| {
         unrepresentable(
             Some(entry.db),
             Some(&entry.key),
             offset as usize,
             reason,
-            hint,
+            kind,
         )
     };
     let in_key = |e: rdb_parser::Error| ConvertError::Parse(e.in_key(entry.db, &entry.key));
@@ -949,15 +1013,21 @@ fn encode_entry(
     if entry.value.is_empty_collection() {
         // Read only with --allow-empty-keys: no server writes these, 7.0+ skip them on
         // load and 6.x refuse or crash on them.
-        return Ok(Encoded::Dropped(format!(
-            "an empty {}: servers skip or refuse such keys",
-            entry.value.type_name()
-        )));
+        return Ok(Encoded::Dropped(
+            LossKind::EmptyKey,
+            format!(
+                "an empty {}: servers skip or refuse such keys",
+                entry.value.type_name()
+            ),
+        ));
     }
     Ok(match &entry.value {
         Value::Module(m) => match opts.keep_modules() {
             Some(true) => Encoded::Same,
-            Some(false) => Encoded::Dropped(format!("module value of type {}", m.id.name())),
+            Some(false) => Encoded::Dropped(
+                LossKind::ModuleValue,
+                format!("module value of type {}", m.id.name()),
+            ),
             None => {
                 return Err(fail(
                     format!(
@@ -965,7 +1035,7 @@ fn encode_entry(
                         m.id.name(),
                         target.name
                     ),
-                    "--modules drop leaves such keys out",
+                    LossKind::ModuleValue,
                 ))
             }
         },
@@ -1046,7 +1116,7 @@ fn encode_entry(
         Value::String(_) => {
             return Err(fail(
                 format!("type {} is not loadable by {}", entry.type_id, target.name),
-                "no option converts it",
+                LossKind::Type,
             ))
         }
     })
@@ -1081,7 +1151,7 @@ fn hash_with_ttls(
     opts: &ConvertOptions,
     summary: &mut ConvertSummary,
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
-    fail: &dyn Fn(String, &'static str) -> ConvertError,
+    fail: &dyn Fn(String, LossKind) -> ConvertError,
 ) -> Result<Encoded, HashErr> {
     let target = &opts.target;
     let mut fields = hash_fields(h).map_err(HashErr::Parse)?;
@@ -1091,9 +1161,10 @@ fn hash_with_ttls(
             .map_err(HashErr::Convert);
     }
     if with_ttl > 0 {
-        let loss = |action: &'static str, reason: String| Loss {
+        let loss = |kind: LossKind, action: &'static str, reason: String| Loss {
             db: Some(entry.db),
             key: Some(&entry.key),
+            kind,
             action,
             reason,
             payload: None,
@@ -1105,7 +1176,7 @@ fn hash_with_ttls(
                         "{with_ttl} hash fields have their own TTL, and {} cannot store field TTLs",
                         target.name
                     ),
-                    "--field-ttls drop makes them persistent, --field-ttls drop-expired also deletes fields already expired",
+                    LossKind::FieldTtls,
                 )))
             }
             FieldTtlPolicy::Drop => {}
@@ -1117,18 +1188,23 @@ fn hash_with_ttls(
                 if gone > 0 {
                     summary.fields_dropped += gone;
                     on_loss(&loss(
+                        LossKind::ExpiredFields,
                         "expired_fields_dropped",
                         format!("{gone} fields had expired at {now}"),
                     ))
                     .map_err(|e| HashErr::Convert(e.into()))?;
                 }
                 if fields.is_empty() {
-                    return Ok(Encoded::Dropped("every field had expired".into()));
+                    return Ok(Encoded::Dropped(
+                        LossKind::ExpiredFields,
+                        "every field had expired".into(),
+                    ));
                 }
             }
         }
         summary.keys_with_field_ttls_dropped += 1;
         on_loss(&loss(
+            LossKind::FieldTtls,
             "field_ttls_dropped",
             format!(
                 "{} fields made persistent",
@@ -1166,7 +1242,7 @@ fn field_ttl_hash(
     fields: &[Field],
     v: Version,
     c: Compression,
-    fail: &dyn Fn(String, &'static str) -> ConvertError,
+    fail: &dyn Fn(String, LossKind) -> ConvertError,
 ) -> Result<Encoded, ConvertError> {
     let mut out = Vec::new();
     if is_valkey(v) {
@@ -1197,7 +1273,7 @@ fn field_ttl_hash(
                             "field expiries {min} and {t} ms are too far apart for the relative field TTLs of RDB {}",
                             v.number
                         ),
-                        "no flag keeps them: such expiry times are outside any real date; fix or drop the key (--exclude)",
+                        LossKind::FieldExpiryRange,
                     )
                 })?,
         };
@@ -1314,7 +1390,7 @@ pub fn dump_body<'data>(
         match encode_entry(entry, source, opts, &mut summary, &mut ignore, entry.offset)? {
             Encoded::Same => (entry.type_id, std::borrow::Cow::Borrowed(entry.raw_value)),
             Encoded::New(t, b) => (t, std::borrow::Cow::Owned(b)),
-            Encoded::Dropped(_) => return Ok(None),
+            Encoded::Dropped(..) => return Ok(None),
         };
     let version = (opts.target.version.number as u16).to_le_bytes();
     let crc = rdb_parser::crc64(

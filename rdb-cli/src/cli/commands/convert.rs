@@ -53,12 +53,11 @@ pub enum OnConflict {
     Last,
 }
 
-
 fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {
     match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
         rdb_writer::convert::ConvertError::Io(io) => io_context(io, output),
-        refused => Failure::Refused(refused.to_string()),
+        other => rdb_cli::convert::failure(other),
     }
 }
 
