@@ -16,7 +16,6 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::Args;
-use rdb_parser::ParserBuilder;
 
 use crate::Failure;
 
@@ -80,7 +79,7 @@ pub fn preflight(
             "unknown target {target:?}; `rdbkit targets` lists the profiles"
         ))
     })?;
-    let verdict = crate::check::check(data, &ParserBuilder::new(), profile, None)?;
+    let verdict = crate::check::check(data, profile, &Default::default())?;
     if verdict.loads_as_is {
         writeln!(log, "{name}: {version}, loads on {target} as it is").map_err(io)?;
         return Ok(());
