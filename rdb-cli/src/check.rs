@@ -496,7 +496,7 @@ impl LoaderRules<'_> {
                 if let Value::Module(m) = &e.value {
                     self.module(m.id.name(), Some(&e.key), false);
                 }
-                if let Some(problem) = zipmap_count(e).or_else(|| empty_plain_node(e)) {
+                if let Some(problem) = loader_problem(e) {
                     let (kind, message) = problem;
                     self.tally.note(
                         kind,
@@ -533,6 +533,12 @@ struct MissingModules {
     count: u64,
     aux: bool,
     example: Option<Vec<u8>>,
+}
+
+/// What loaders refuse in a value that the deep walk of verify lets through: a check name
+/// and a message.
+pub fn loader_problem(e: &rdb_parser::Entry<'_>) -> Option<(&'static str, String)> {
+    zipmap_count(e).or_else(|| empty_plain_node(e))
 }
 
 /// A zipmap whose header count (below 254) is not its number of pairs: Redis 6.2+ refuse it.

@@ -22,11 +22,12 @@ pub fn remedy(kind: LossKind) -> &'static str {
              commands)"
         }
         LossKind::ModuleValue => {
-            "--modules drop leaves such keys out (--exclude-module NAME only some), or load \
-             the module on the target"
+            "--modules keep when the target loads the module, --modules drop leaves such keys \
+             out (--exclude-module NAME only some)"
         }
         LossKind::ModuleAux => {
-            "--modules drop leaves module data out, or load the module on the target"
+            "--modules keep when the target loads the module, --modules drop leaves module data \
+             out"
         }
         LossKind::Databases => {
             "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, \
@@ -55,6 +56,72 @@ pub fn failure(e: ConvertError) -> crate::Failure {
             crate::Failure::Refused(format!("{refused}; {}", remedy(kind)))
         }
     }
+}
+
+/// Problems of the deep walk listed before `preflight` stops counting them one by one.
+const PREFLIGHT_PROBLEMS: usize = 1000;
+
+/// Refuses an input that holds a value a loader refuses, before anything is written: a
+/// conversion copies such a value under a freshly computed checksum, which would hide the
+/// damage from the target. Duplicate keys are refused unless `conflict` keeps one copy.
+/// `checksum`: whether a CRC mismatch counts (off with `--no-verify-checksum`; the values
+/// are still checked one by one); `empty_keys`: whether empty collections are accepted
+/// (with `--allow-empty-keys`; the conversion drops them).
+pub fn preflight(
+    data: &[u8],
+    name: &str,
+    conflict: convert::ConflictPolicy,
+    checksum: bool,
+    empty_keys: bool,
+) -> Result<(), crate::Failure> {
+    let report = crate::verify::verify_with(data, PREFLIGHT_PROBLEMS, |_| {});
+    let refuse = |what: String| {
+        crate::Failure::Refused(format!(
+            "{name}: {what}; nothing was written (a conversion would copy it under a fresh \
+             checksum, which hides the damage from the target)"
+        ))
+    };
+    for p in &report.problems {
+        if p.severity != crate::verify::Severity::Error {
+            continue;
+        }
+        match p.check {
+            "checksum" if !checksum => {}
+            "empty-collection" if empty_keys => {}
+            "duplicate-key" if conflict != convert::ConflictPolicy::Error => {}
+            "duplicate-key" => {
+                return Err(crate::Failure::Refused(format!(
+                    "{name}: {}; {}",
+                    p.message,
+                    remedy(LossKind::DuplicateKey)
+                )))
+            }
+            // The parser says it better, with its own offset, when the pass reaches it.
+            "empty-collection" => {}
+            _ => return Err(refuse(p.message.clone())),
+        }
+    }
+    if report.omitted() > 0 {
+        return Err(refuse(format!(
+            "more than {PREFLIGHT_PROBLEMS} problems (see rdbkit verify)"
+        )));
+    }
+    let mut parser = ParserBuilder::new();
+    parser.verify_checksum(false).allow_empty_keys(true);
+    for item in parser.parse(data)?.flatten() {
+        if let rdb_parser::Item::Key(e) = &item {
+            if let Some((_, message)) = crate::check::loader_problem(e) {
+                let mut shown = String::new();
+                let _ =
+                    rdb_parser::error::write_escaped(&mut shown, e.key.get(..64).unwrap_or(&e.key));
+                return Err(refuse(format!(
+                    "key \"{shown}\" (db {}) at byte {}: {message}",
+                    e.db, e.offset
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Files written beside the output: the loss report and dropped function libraries.

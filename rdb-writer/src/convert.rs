@@ -83,6 +83,11 @@ pub struct ConvertOptions {
     /// "Now" for [`FieldTtlPolicy::DropExpired`], in Unix ms.
     pub now_ms: i64,
     pub compression: Compression,
+    /// A key found twice where its copies land in one db (one input of [`convert`]):
+    /// stop, or keep the first or the last copy. Under [`ConflictPolicy::Error`] only
+    /// copies that a db merge brings together are caught here: the caller checks the
+    /// input's own duplicates (a full key set costs memory that policy does not need).
+    pub conflict: ConflictPolicy,
 }
 
 impl ConvertOptions {
@@ -97,6 +102,7 @@ impl ConvertOptions {
             filter: Filter::default(),
             now_ms: 0,
             compression: Compression::Lzf,
+            conflict: ConflictPolicy::Error,
         }
     }
 
@@ -377,13 +383,18 @@ pub fn convert_split<W: Write>(
             slots.map_or(1, SlotMap::len)
         ))));
     }
-    let mut outputs = Outputs::new(outs, opts, opts.dbs_merge())?;
+    let track = opts.dbs_merge() || opts.conflict != ConflictPolicy::Error;
+    let last_owner = match opts.conflict {
+        ConflictPolicy::Last => Some(last_owners(&[data], opts)?),
+        _ => None,
+    };
+    let mut outputs = Outputs::new(outs, opts, track)?;
     let role = InputRole {
         as_stored: opts.dbs_as_stored() && slots.is_none(),
         file_level: true,
         index: 0,
-        conflict: ConflictPolicy::Error,
-        last_owner: None,
+        conflict: opts.conflict,
+        last_owner: last_owner.as_ref(),
         validate: !crc_vouches(data, parser),
     };
     pipeline::checked(data, parser, |p, eof| {
@@ -425,21 +436,9 @@ pub fn merge<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
-    // For "last", first learn which input holds the last copy of each key.
+    // For "last", first learn where the last copy of each key is.
     let last_owner = match conflict {
-        ConflictPolicy::Last => {
-            let mut owner: HashMap<(u64, Vec<u8>), usize> = HashMap::new();
-            for (i, data) in inputs.iter().enumerate() {
-                for item in ParserBuilder::new().verify_checksum(false).parse(data)? {
-                    if let Item::Key(e) = item? {
-                        if let Some(db) = opts.output_db(e.db) {
-                            owner.insert((db, e.key.into_owned()), i);
-                        }
-                    }
-                }
-            }
-            Some(owner)
-        }
+        ConflictPolicy::Last => Some(last_owners(inputs, opts)?),
         _ => None,
     };
     let mut outputs = Outputs::new(vec![out], opts, true)?;
@@ -472,6 +471,25 @@ pub fn merge<W: Write>(
         .ok_or_else(|| ConvertError::Io(io::Error::other("no output")))?;
     Ok((out, summary))
 }
+
+/// Where the last copy of each key is: (input index, entry offset) per (output db, key).
+fn last_owners(inputs: &[&[u8]], opts: &ConvertOptions) -> Result<LastOwners, ConvertError> {
+    let mut owner = LastOwners::new();
+    for (i, data) in inputs.iter().enumerate() {
+        let mut parser = ParserBuilder::new();
+        parser.verify_checksum(false).allow_empty_keys(true);
+        for item in parser.parse(data)? {
+            if let Item::Key(e) = item? {
+                if let Some(db) = opts.output_db(e.db) {
+                    owner.insert((db, e.key.into_owned()), (i, e.offset));
+                }
+            }
+        }
+    }
+    Ok(owner)
+}
+
+type LastOwners = HashMap<(u64, Vec<u8>), (usize, u64)>;
 
 /// The output files of a pass and what has gone into them, across inputs.
 struct Outputs<W: Write> {
@@ -529,7 +547,7 @@ struct InputRole<'a> {
     index: usize,
     conflict: ConflictPolicy,
     /// For [`ConflictPolicy::Last`]: the input holding each key's last copy.
-    last_owner: Option<&'a HashMap<(u64, Vec<u8>), usize>>,
+    last_owner: Option<&'a LastOwners>,
     /// Decode every value before copying it: no checksum vouches for the bytes.
     validate: bool,
 }
@@ -642,7 +660,7 @@ fn run_input<'data, W: Write>(
                         None,
                         start,
                         format!(
-                            "module aux data of {} and {} has no modules",
+                            "module aux data of {}, and {} loads it only with that module",
                             m.id.name(),
                             target.name
                         ),
@@ -786,9 +804,9 @@ fn run_input<'data, W: Write>(
                         LossKind::ClusterDatabases,
                     ));
                 }
-                let superseded = role
-                    .last_owner
-                    .is_some_and(|o| o.get(&(tdb, entry.key.to_vec())) != Some(&role.index));
+                let superseded = role.last_owner.is_some_and(|o| {
+                    o.get(&(tdb, entry.key.to_vec())) != Some(&(role.index, entry.offset))
+                });
                 let duplicate = !superseded
                     && merged_keys
                         .as_mut()
@@ -805,12 +823,13 @@ fn run_input<'data, W: Write>(
                 if superseded || duplicate {
                     summary.keys_dropped += 1;
                     let which = if superseded { "a later" } else { "an earlier" };
+                    let which = format!("{which} copy (in this or another input)");
                     return on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
                         kind: LossKind::DuplicateKey,
                         action: "dropped",
-                        reason: format!("{which} input holds the copy that is kept"),
+                        reason: format!("{which} is the one kept"),
                         payload: None,
                     })
                     .map_err(ConvertError::from);
@@ -1031,7 +1050,7 @@ fn encode_entry(
             None => {
                 return Err(fail(
                     format!(
-                        "a module value of type {}, and {} has no modules",
+                        "a module value of type {}, and {} loads it only with that module",
                         m.id.name(),
                         target.name
                     ),
