@@ -92,13 +92,13 @@ pub fn preflight(
             "duplicate-key" => {
                 return Err(crate::Failure::Refused(format!(
                     "{name}: {}; {}",
-                    p.message,
+                    located(p),
                     remedy(LossKind::DuplicateKey)
                 )))
             }
             // The parser says it better, with its own offset, when the pass reaches it.
             "empty-collection" => {}
-            _ => return Err(refuse(p.message.clone())),
+            _ => return Err(refuse(located(p))),
         }
     }
     if report.omitted() > 0 {
@@ -122,6 +122,21 @@ pub fn preflight(
         }
     }
     Ok(())
+}
+
+/// A problem with its place first: key, db and offset (verify's messages do not all say).
+fn located(p: &crate::verify::Problem) -> String {
+    let mut s = String::new();
+    if let Some(k) = &p.key {
+        s.push_str("key \"");
+        let _ = rdb_parser::error::write_escaped(&mut s, k.get(..64).unwrap_or(k));
+        s.push_str("\" ");
+        if let Some(db) = p.db {
+            s.push_str(&format!("(db {db}) "));
+        }
+    }
+    s.push_str(&format!("at byte {}: {}", p.offset, p.message));
+    s
 }
 
 /// Files written beside the output: the loss report and dropped function libraries.

@@ -5,9 +5,7 @@
 //! of the manifest that has a profile. The table is `docs/check-oracle.md`: written with
 //! `RDBKIT_BLESS=1`, compared otherwise (when every server is installed and selected).
 
-#[allow(dead_code)]
 mod common;
-#[allow(dead_code)]
 mod servers;
 
 use std::path::{Path, PathBuf};
@@ -37,7 +35,10 @@ fn patch(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
         .windows(from.len())
         .position(|w| w == from)
         .unwrap_or_else(|| panic!("{from:?} not found"));
-    bytes[at..at + to.len()].copy_from_slice(to);
+    bytes
+        .get_mut(at..at + to.len())
+        .unwrap_or_else(|| panic!("{to:?} does not fit"))
+        .copy_from_slice(to);
     bytes
 }
 
@@ -90,7 +91,7 @@ fn mutations() -> Vec<(&'static str, Vec<u8>)> {
     let v9 = Version::redis(9);
     let v10 = Version::redis(10);
     vec![
-        ("clean-rdb9", file(v9, &[plain.clone()])),
+        ("clean-rdb9", file(v9, std::slice::from_ref(&plain))),
         (
             "listpack-backlen",
             file(
