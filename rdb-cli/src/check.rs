@@ -245,6 +245,7 @@ pub fn check(
         target_modules: &target_modules,
         required: &mut required,
         target_functions: profile.functions(),
+        reads_pre_ga: profile.version == rdb_parser::Version::redis(10),
         missing: MissingModules::default(),
     };
     if let Ok(items) = reader.parse(data) {
@@ -470,14 +471,19 @@ struct LoaderRules<'a> {
     target_modules: &'a [String],
     required: &'a mut std::collections::BTreeSet<String>,
     target_functions: bool,
+    /// The target is Redis 7.0 (RDB 10), whose loader still reads release-candidate
+    /// function libraries (checked against 7.0.15: docs/check-oracle.md).
+    reads_pre_ga: bool,
     missing: MissingModules,
 }
 
 impl LoaderRules<'_> {
     fn item(&mut self, item: &Item<'_>) {
         match item {
-            Item::Function(Function::PreGa { .. }) if self.target_functions => {
-                // Redis 7.0 GA and later refuse the release-candidate form.
+            Item::Function(Function::PreGa { .. })
+                if self.target_functions && !self.reads_pre_ga =>
+            {
+                // Redis 7.0 reads the release-candidate form; 7.2+ and Valkey refuse it.
                 self.tally.note(
                     "function_format",
                     Class::Lossless,
@@ -485,7 +491,7 @@ impl LoaderRules<'_> {
                     None,
                     || {
                         "function libraries in the Redis 7.0 release-candidate format, which \
-                         released servers refuse"
+                         servers after 7.0 refuse"
                             .into()
                     },
                     || "rdbkit convert rewrites them as libraries".into(),

@@ -46,6 +46,63 @@ fn string(s: &[u8]) -> Vec<u8> {
     value::string(s, Compression::None)
 }
 
+/// `redis-7.0/types.rdb` with its stream's stored length one more than its entries,
+/// under a fresh CRC64 (Valkey 9 refuses such a stream).
+fn stream_length_off() -> Vec<u8> {
+    let path = servers::repo_root().join("fixtures/servers/redis-7.0/types.rdb");
+    let mut data = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut at = None;
+    for item in rdb_parser::Parser::new(&data).unwrap_or_else(|e| panic!("{e}")) {
+        if let Ok(rdb_parser::Item::Key(e)) = item {
+            if let rdb_parser::Value::Stream(st) = &e.value {
+                // Layout: node count, the nodes, then the length.
+                let start = e.raw_value.as_ptr() as usize - data.as_ptr() as usize;
+                let pos = start + encode::length_size(st.node_count()) + st.nodes_raw().len();
+                at = Some((pos, st.length));
+                break;
+            }
+        }
+    }
+    let (pos, len) = at.unwrap_or_else(|| panic!("no stream in {}", path.display()));
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    encode::length(&mut old, len);
+    encode::length(&mut new, len + 1);
+    assert_eq!(
+        data.get(pos..pos + old.len()),
+        Some(&old[..]),
+        "stream layout"
+    );
+    assert_eq!(old.len(), new.len());
+    data.get_mut(pos..pos + new.len())
+        .unwrap_or_else(|| panic!("short"))
+        .copy_from_slice(&new);
+    let body = data.len() - 8;
+    let crc = rdb_parser::crc64(0, data.get(..body).unwrap_or_default());
+    data.get_mut(body..)
+        .unwrap_or_else(|| panic!("short"))
+        .copy_from_slice(&crc.to_le_bytes());
+    data
+}
+
+/// A Redis 7.0 release-candidate function library (opcode 246) beside one key.
+fn pre_ga_function() -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), Version::redis(10)).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = vec![rdb_parser::format::opcode::FUNCTION_PRE_GA];
+    encode::string(&mut f, b"mylib", Compression::None);
+    encode::string(&mut f, b"LUA", Compression::None);
+    encode::length(&mut f, 0);
+    encode::string(
+        &mut f,
+        b"redis.register_function('f', function() return 1 end)",
+        Compression::None,
+    );
+    w.raw(&f).unwrap_or_else(|e| panic!("{e}"));
+    w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+    w.key_value(type_id::STRING, b"plain", &string(b"value"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The mutations, one per encoding class: (name, file).
 fn mutations() -> Vec<(&'static str, Vec<u8>)> {
     let ok = |e: Result<Vec<u8>, rdb_writer::Error>| e.unwrap_or_else(|e| panic!("{e}"));
@@ -129,6 +186,8 @@ fn mutations() -> Vec<(&'static str, Vec<u8>)> {
                 ],
             ),
         ),
+        ("stream-length", stream_length_off()),
+        ("function-pre-ga", pre_ga_function()),
         (
             "empty-set",
             file(v9, &[plain, (type_id::SET, b"empty", empty_set)]),
@@ -257,9 +316,10 @@ fn table(rows: &[Row]) -> String {
          listpack entry's back-length), `ziplist-prevlen` (a hash ziplist entry's previous \
          length), `lzf-backref` (an LZF back-reference before the output's start), \
          `zipmap-count` (a zipmap's header count), `plain-node-empty` (a quicklist PLAIN node \
-         of 0 bytes), `duplicate-key`, `empty-set` (KeyDB's empty keys), `clean-rdb9` (a \
-         control). Not covered here: stream length rules, release-candidate function \
-         libraries (no fixture builder yet).\n\n\
+         of 0 bytes), `duplicate-key`, `empty-set` (KeyDB's empty keys), `stream-length` \
+         (redis-7.0/types.rdb with its stream's stored length one more than its entries), \
+         `function-pre-ga` (a Redis 7.0 release-candidate function library), `clean-rdb9` (a \
+         control).\n\n\
          `convert, lossy` runs with every flag that accepts a loss (`--on-conflict last \
          --allow-empty-keys --field-ttls drop --functions drop --modules drop`).\n\n\
          | file | server | check exit | server loads | convert exit | server loads it | \
