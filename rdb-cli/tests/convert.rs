@@ -776,6 +776,7 @@ fn a_corrupt_value_under_a_valid_checksum_stops_convert() {
         );
         assert!(!out.exists(), "{key}: an output was written");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Duplicate keys stop convert unless --on-conflict first|last, which keeps that copy.
@@ -847,4 +848,5 @@ fn duplicate_keys_follow_on_conflict() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
