@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use rdb_parser::{Item, ParserBuilder, Value};
+use rdb_parser::{Function, Item, ParserBuilder, Value};
 use rdb_writer::convert::{
-    self, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, ModulePolicy, StreamIdmpPolicy,
+    self, ConvertOptions, DbPolicy, FieldTtlPolicy, FunctionPolicy, LossKind, ModulePolicy,
 };
-use rdb_writer::TargetProfile;
+use rdb_writer::{ModuleSupport, TargetProfile};
+
+use crate::convert::remedy;
 use serde_json::json;
 
 use crate::Failure;
@@ -20,193 +22,632 @@ use crate::Failure;
 /// The biggest bulk string a server accepts by default (`proto-max-bulk-len`).
 pub const MAX_BULK: u64 = 512 << 20;
 
+/// Problems of the deep walk listed before the rest are only counted.
+const MAX_PROBLEMS: usize = 10_000;
+
+/// The module types (and module aux names) of the modules a `Bundled` target has:
+/// RedisJSON, RediSearch, RedisBloom (bloom, cuckoo, top-k, count-min, t-digest) and
+/// RedisTimeSeries.
+pub const BUNDLED_MODULES: &[&str] = &[
+    "ReJSON-RL",
+    "ft_index0",
+    "MBbloom--",
+    "MBbloomCF",
+    "TopK-TYPE",
+    "CMSk-TYPE",
+    "TDIS-TYPE",
+    "TSDB-TYPE",
+];
+
+/// How a finding bears on the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// `rdbkit convert` deals with it and nothing is lost.
+    Lossless,
+    /// `rdbkit convert` deals with it with a flag that loses something.
+    Lossy,
+    /// No conversion makes the target load it (corrupt data, or nothing converts it).
+    Fatal,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Lossless => "lossless",
+            Class::Lossy => "lossy",
+            Class::Fatal => "fatal",
+        }
+    }
+}
+
 /// One reason the target will not take the file as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// `version`, `field_ttls`, `functions`, `modules`, `dbs`, `empty_keys`, `bulk_size`,
-    /// `memory`.
+    /// `version`, `field_ttls`, `functions`, `function_format`, `modules`, `dbs`,
+    /// `empty_keys`, `duplicate_keys`, `memory`, or for corrupt data the name of the
+    /// verify check that fired (`listpack`, `ziplist`, `lzf`, `zipmap-count`, ...).
     pub kind: &'static str,
+    pub class: Class,
     pub count: u64,
     pub detail: String,
     /// The first key concerned, if any.
     pub example: Option<Vec<u8>>,
+    /// Where the first one is, when known.
+    pub offset: Option<u64>,
     /// What fixes it.
     pub fix: String,
+}
+
+/// The three answers, with their exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: the target loads the file as it is.
+    Loads,
+    /// Exit 1: it loads the output of `rdbkit convert` with the flags the findings name.
+    AfterConvert,
+    /// Exit 3: no conversion makes it load (corrupt data, or something no flag converts).
+    CannotLoad,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Loads => 0,
+            Outcome::AfterConvert => 1,
+            Outcome::CannotLoad => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Loads => "loads",
+            Outcome::AfterConvert => "loads_after_convert",
+            Outcome::CannotLoad => "cannot_load",
+        }
+    }
 }
 
 /// The pre-flight verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub target: String,
+    pub outcome: Outcome,
     /// The file loads on the target exactly as it is.
     pub loads_as_is: bool,
     /// The file loads after `rdbkit convert` with no loss.
     pub loads_after_convert: bool,
     pub findings: Vec<Finding>,
+    /// Empty collections, which the target skips on load (Redis 7.0+ and Valkey).
+    pub skipped_keys: u64,
+    /// Every module the file's module values and module aux data belong to.
+    pub modules_required: Vec<String>,
+    /// rdbkit's estimate of the memory the data takes once loaded, when `--memory` asked.
+    pub memory_estimate: Option<u64>,
 }
 
-/// Checks `data` against `profile`; `memory` is the target's memory in bytes, if known.
+/// What the caller knows about the target beyond its profile.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// The target's memory in bytes.
+    pub memory: Option<u64>,
+    /// The module types (or module aux names) the target has loaded; `None`: the
+    /// profile's (none for self-hosted servers and classic services, [`BUNDLED_MODULES`]
+    /// for services with bundled modules).
+    pub modules: Option<Vec<String>>,
+}
+
+struct Tally {
+    findings: BTreeMap<&'static str, Finding>,
+}
+
+impl Tally {
+    #[allow(clippy::too_many_arguments)]
+    fn note(
+        &mut self,
+        kind: &'static str,
+        class: Class,
+        key: Option<&[u8]>,
+        offset: Option<u64>,
+        detail: impl FnOnce() -> String,
+        fix: impl FnOnce() -> String,
+    ) {
+        let f = self.findings.entry(kind).or_insert_with(|| Finding {
+            kind,
+            class,
+            count: 0,
+            detail: detail(),
+            example: None,
+            offset,
+            fix: fix(),
+        });
+        f.count += 1;
+        if f.example.is_none() {
+            f.example = key.map(<[u8]>::to_vec);
+        }
+    }
+}
+
+/// Whether a target of this version skips empty collections on load (Redis 7.0 and
+/// later, Valkey) rather than refusing or mis-loading them.
+fn skips_empty_keys(v: rdb_parser::Version) -> bool {
+    v.magic == rdb_parser::Magic::Valkey || v.number >= 10
+}
+
+/// Checks `data` against `profile`.
 pub fn check(
     data: &[u8],
-    parser: &ParserBuilder,
     profile: &TargetProfile,
-    memory: Option<u64>,
+    options: &CheckOptions,
 ) -> Result<Verdict, Failure> {
     let source = rdb_parser::header(data)?;
-    let mut opts = ConvertOptions::new(profile.clone());
-    opts.field_ttls = FieldTtlPolicy::Drop;
-    opts.stream_idmp = StreamIdmpPolicy::Drop;
-    opts.functions = FunctionPolicy::Drop;
-    opts.modules = match profile.modules {
-        rdb_writer::ModuleSupport::None => ModulePolicy::Drop,
-        _ => ModulePolicy::Keep,
-    };
+    let name = profile.name;
     let single_db = profile.databases == Some(1);
-    opts.dbs = if single_db {
-        DbPolicy::DropOthers
-    } else {
-        DbPolicy::Keep
+    let mut tally = Tally {
+        findings: BTreeMap::new(),
     };
-    let mut tally: BTreeMap<&'static str, (u64, Option<Vec<u8>>, String)> = BTreeMap::new();
-    let mut note = |kind: &'static str, key: Option<&[u8]>, reason: &str| {
-        let e = tally.entry(kind).or_insert((0, None, reason.to_string()));
-        e.0 += 1;
-        if e.1.is_none() {
-            e.1 = key.map(<[u8]>::to_vec);
-        }
-    };
-    let mut on_loss = |l: &convert::Loss<'_>| -> std::io::Result<()> {
-        let kind = match l.action {
-            "field_ttls_dropped" | "expired_fields_dropped" => "field_ttls",
-            "function_dropped" => "functions",
-            "stream_idmp_dropped" => "stream_idmp",
-            "key_meta_dropped" => "key_meta",
-            "module_aux_dropped" => "modules",
-            _ if l.reason.contains("module value") => "modules",
-            _ if l.reason.contains("database") => "dbs",
-            _ if l.reason.contains("empty") => "empty_keys",
-            _ => "other",
+
+    // 1. What the loader's deep sanitization refuses, as verify finds it.
+    let report = crate::verify::verify_with(data, MAX_PROBLEMS, |_| {});
+    for p in &report.problems {
+        use crate::verify::Check;
+        let class = match (p.check, p.severity) {
+            (_, crate::verify::Severity::Warning) => continue,
+            // Skipped by 7.0+, refused by 6.x: the conversion pass below counts them.
+            (Check::EmptyCollection, _) => continue,
+            (Check::DuplicateKey, _) => Class::Lossy,
+            _ => Class::Fatal,
         };
-        note(kind, l.key, &l.reason);
-        Ok(())
-    };
-    let result = convert::convert(
-        data,
-        parser,
-        &opts,
-        std::io::sink(),
-        &mut on_loss,
-        &mut |_| {},
-    );
-    match result {
-        Ok(_) => {}
-        // A database beyond the target's count stops the pass: a finding, not a failure.
-        Err(convert::ConvertError::Unrepresentable { key, reason, .. }) => {
-            let kind = if reason.contains("database") {
-                "dbs"
-            } else {
-                "other"
-            };
-            note(kind, key.as_deref(), &reason);
-        }
-        Err(convert::ConvertError::Parse(e)) => return Err(Failure::Data(e)),
-        Err(convert::ConvertError::Io(e)) => return Err(Failure::Io(e)),
+        let kind = if p.check == Check::DuplicateKey {
+            "duplicate_keys"
+        } else {
+            p.check.name()
+        };
+        tally.note(
+            kind,
+            class,
+            p.key.as_deref(),
+            Some(p.offset),
+            || p.message.clone(),
+            || match class {
+                Class::Fatal => "none: the data is corrupt; restore it from a sound copy".into(),
+                _ => format!("rdbkit convert {}", remedy(LossKind::DuplicateKey)),
+            },
+        );
     }
-    // Values larger than a bulk string the target accepts.
+    if report.omitted() > 0 {
+        tally.note(
+            "more_problems",
+            Class::Fatal,
+            None,
+            None,
+            || {
+                format!(
+                    "{} more problems were counted but not listed",
+                    report.omitted()
+                )
+            },
+            || "see rdbkit verify".into(),
+        );
+    }
+    let walkable = report.complete;
+
+    // 2. What the loader checks that the deep walk does not, and module names.
+    let target_modules: Vec<String> = match (&options.modules, profile.modules) {
+        (Some(m), _) => m.clone(),
+        (None, ModuleSupport::Bundled) => BUNDLED_MODULES.iter().map(|s| s.to_string()).collect(),
+        (None, _) => Vec::new(),
+    };
+    let mut required = std::collections::BTreeSet::new();
+    let mut reader = ParserBuilder::new();
+    reader.verify_checksum(false).allow_empty_keys(true);
     let mut big = (0u64, None::<Vec<u8>>);
-    for item in ParserBuilder::new().verify_checksum(false).parse(data)? {
-        if let Item::Key(e) = item? {
-            if let Value::String(s) = &e.value {
-                if s.len() as u64 > MAX_BULK {
-                    big.0 += 1;
-                    big.1.get_or_insert_with(|| e.key.to_vec());
+    let mut loader = LoaderRules {
+        tally: &mut tally,
+        target_modules: &target_modules,
+        required: &mut required,
+        target_functions: profile.functions(),
+        reads_pre_ga: profile.version == rdb_parser::Version::redis(10),
+        missing: MissingModules::default(),
+    };
+    if let Ok(items) = reader.parse(data) {
+        for item in items {
+            // A broken extent was reported by the deep walk.
+            let Ok(item) = item else { break };
+            loader.item(&item);
+            if let Item::Key(e) = &item {
+                if let Value::String(s) = &e.value {
+                    if s.len() as u64 > MAX_BULK {
+                        big.0 += 1;
+                        big.1.get_or_insert_with(|| e.key.to_vec());
+                    }
                 }
             }
         }
     }
-    let fix = |kind: &str| -> String {
-        match kind {
-            "field_ttls" => "rdbkit convert --field-ttls drop (or drop-expired): fields become persistent".into(),
-            "functions" => "rdbkit convert --functions drop --functions-file F, then load F with redis-cli --pipe".into(),
-            "modules" => "rdbkit convert --modules drop, or a target with these modules".into(),
-            "dbs" if single_db => "rdbkit convert --dbs merge-into-0 (or drop-others)".into(),
-            "dbs" => "rdbkit convert --dbs merge-into-0, --db-map FROM:TO or --dbs drop-others".into(),
-            "empty_keys" => "rdbkit convert --allow-empty-keys drops them".into(),
-            "stream_idmp" => "rdbkit convert --stream-idmp drop: the streams keep their entries, producers are forgotten".into(),
-            _ => "see the detail".into(),
-        }
-    };
-    let name = profile.name;
-    let describe = |kind: &str, reason: String| -> String {
-        match kind {
-            "field_ttls" => {
-                format!("hashes whose fields have their own TTL, which {name} cannot store")
+
+    let missing = loader.missing;
+    if !missing.names.is_empty() {
+        let names: Vec<String> = missing.names.into_iter().collect();
+        tally.findings.insert(
+            "modules",
+            Finding {
+                kind: "modules",
+                class: Class::Lossy,
+                count: missing.count,
+                detail: format!(
+                    "module values or module aux data of {}, and {name} has no such module (its \
+                     loader refuses what no loaded module claims)",
+                    names.join(", ")
+                ),
+                example: missing.example,
+                offset: None,
+                fix: format!(
+                    "rdbkit convert {}",
+                    remedy(if missing.aux {
+                        LossKind::ModuleAux
+                    } else {
+                        LossKind::ModuleValue
+                    })
+                ),
+            },
+        );
+    }
+
+    // 3. What the target's format cannot hold: a conversion pass with every loss accepted.
+    let mut skipped_keys = 0u64;
+    if walkable {
+        let mut opts = ConvertOptions::new(profile.clone());
+        opts.field_ttls = FieldTtlPolicy::Drop;
+        opts.stream_idmp = rdb_writer::convert::StreamIdmpPolicy::Drop;
+        opts.functions = FunctionPolicy::Drop;
+        // Modules are judged by name above.
+        opts.modules = ModulePolicy::Keep;
+        opts.dbs = if single_db {
+            DbPolicy::DropOthers
+        } else {
+            DbPolicy::Keep
+        };
+        let mut losses: BTreeMap<LossKind, (u64, Option<Vec<u8>>, String)> = BTreeMap::new();
+        let mut note = |kind: LossKind, key: Option<&[u8]>, reason: &str| {
+            let e = losses.entry(kind).or_insert((0, None, reason.to_string()));
+            e.0 += 1;
+            if e.1.is_none() {
+                e.1 = key.map(<[u8]>::to_vec);
             }
-            "functions" => format!("function libraries, which {name} cannot hold"),
-            "modules" => format!("module values or module data, and {name} has no modules"),
-            "dbs" if single_db => format!("keys outside db 0, and {name} keeps only db 0"),
-            "empty_keys" => "empty collections, which servers skip or refuse".into(),
-            "stream_idmp" => {
-                format!("streams with idempotent-producer (IDMP) state, which {name} cannot store")
-            }
-            _ => reason,
+        };
+        let mut on_loss = |l: &convert::Loss<'_>| -> std::io::Result<()> {
+            note(l.kind, l.key, &l.reason);
+            Ok(())
+        };
+        let result = convert::convert(
+            data,
+            &reader,
+            &opts,
+            std::io::sink(),
+            &mut on_loss,
+            &mut |_| {},
+        );
+        match result {
+            Ok(_) => {}
+            // A database beyond the target's count stops the pass: a finding, not a failure.
+            Err(convert::ConvertError::Unrepresentable {
+                key, reason, kind, ..
+            }) => note(kind, key.as_deref(), &reason),
+            // Reported by the deep walk.
+            Err(convert::ConvertError::Parse(_)) => {}
+            Err(convert::ConvertError::Io(e)) => return Err(Failure::Io(e)),
         }
-    };
-    let mut findings: Vec<Finding> = tally
-        .into_iter()
-        .map(|(kind, (count, example, reason))| Finding {
-            kind,
-            count,
-            detail: describe(kind, reason),
-            example,
-            fix: fix(kind),
-        })
-        .collect();
+        for (kind, (count, example, reason)) in losses {
+            if kind == LossKind::EmptyKey && skips_empty_keys(profile.version) {
+                skipped_keys += count;
+                continue;
+            }
+            let class = match kind {
+                LossKind::EmptyKey | LossKind::Databases if !single_db => Class::Lossless,
+                LossKind::EmptyKey => Class::Lossless,
+                LossKind::Type | LossKind::FieldExpiryRange => Class::Fatal,
+                _ => Class::Lossy,
+            };
+            let detail = describe(kind, reason, name, single_db);
+            let f = tally.findings.entry(finding_kind(kind)).or_insert(Finding {
+                kind: finding_kind(kind),
+                class,
+                count: 0,
+                detail,
+                example: None,
+                offset: None,
+                fix: format!("rdbkit convert {}", remedy(kind)),
+            });
+            f.count += count;
+            if f.example.is_none() {
+                f.example = example;
+            }
+        }
+    }
+
+    let mut findings: Vec<Finding> = tally.findings.into_values().collect();
+    findings.sort_by_key(|f| std::cmp::Reverse(f.class));
     if big.0 > 0 {
+        // Not a load problem (RDB loading has no bulk limit), but RESTORE and
+        // redis-cli --pipe imports of these keys hit it.
         findings.push(Finding {
             kind: "bulk_size",
+            class: Class::Lossless,
             count: big.0,
-            detail: format!("string values over {MAX_BULK} bytes, the default proto-max-bulk-len"),
+            detail: format!(
+                "string values over {MAX_BULK} bytes, the default proto-max-bulk-len: an RDB load \
+                 takes them, a RESTORE or command import does not"
+            ),
             example: big.1,
-            fix: "raise proto-max-bulk-len on the target, or leave the keys out with --max-bytes"
-                .into(),
+            offset: None,
+            fix: "load the RDB file, or raise proto-max-bulk-len on the target".into(),
         });
     }
-    if let Some(mem) = memory.filter(|&m| (data.len() as u64) > m) {
-        findings.push(Finding {
-            kind: "memory",
-            count: 1,
-            detail: format!(
-                "the snapshot is {} bytes and the target has {mem}: its data takes more memory than the file",
-                data.len()
-            ),
-            example: None,
-            fix: "a bigger target, or filters that leave keys out".into(),
-        });
+    let mut memory_estimate = None;
+    if let Some(mem) = options.memory {
+        let mut parser = ParserBuilder::new();
+        parser.verify_checksum(false).allow_empty_keys(true);
+        let stats = crate::stats::collect::collect(
+            data,
+            &parser,
+            &crate::stats::collect::Options::default(),
+            |_| {},
+        );
+        if let Ok(stats) = stats {
+            let need = stats.memory();
+            memory_estimate = Some(need);
+            if need > mem {
+                findings.push(Finding {
+                    kind: "memory",
+                    class: Class::Fatal,
+                    count: 1,
+                    detail: format!(
+                        "rdbkit estimates the data at {need} bytes of memory once loaded, and the \
+                         target has {mem}"
+                    ),
+                    example: None,
+                    offset: None,
+                    fix: "a bigger target, or rdbkit convert with filters (--exclude, --db, \
+                          --expired drop) that leave keys out"
+                        .into(),
+                });
+            }
+        }
     }
     let version_ok = loads_version(source, profile.version);
-    let convertible = findings.is_empty();
     if !version_ok {
         findings.insert(
             0,
             Finding {
                 kind: "version",
+                class: Class::Lossless,
                 count: 1,
                 detail: format!(
                     "the file is {source}, and {} reads up to {}",
                     profile.name, profile.version
                 ),
                 example: None,
+                offset: None,
                 fix: format!("rdbkit convert --target {}", profile.name),
             },
         );
     }
+    let blocking = |f: &&Finding| f.kind != "bulk_size";
+    let worst = findings.iter().filter(blocking).map(|f| f.class).max();
+    let outcome = match worst {
+        None => Outcome::Loads,
+        Some(Class::Fatal) => Outcome::CannotLoad,
+        Some(_) => Outcome::AfterConvert,
+    };
     Ok(Verdict {
         target: profile.name.to_string(),
-        loads_as_is: version_ok && convertible,
-        loads_after_convert: convertible,
+        outcome,
+        loads_as_is: outcome == Outcome::Loads,
+        loads_after_convert: worst.is_none_or(|c| c == Class::Lossless),
         findings,
+        skipped_keys,
+        modules_required: required.into_iter().collect(),
+        memory_estimate,
     })
+}
+
+fn describe(kind: LossKind, reason: String, name: &str, single_db: bool) -> String {
+    match kind {
+        LossKind::FieldTtls | LossKind::ExpiredFields => {
+            format!("hashes whose fields have their own TTL, which {name} cannot store")
+        }
+        LossKind::Functions => format!("function libraries, which {name} cannot hold"),
+        LossKind::Databases if single_db => {
+            format!("keys outside db 0, and {name} keeps only db 0")
+        }
+        LossKind::EmptyKey => {
+            format!("empty collections, which {name} refuses or loads broken")
+        }
+        LossKind::StreamIdmp => {
+            format!("streams with idempotent-producer (IDMP) state, which {name} cannot store")
+        }
+        _ => reason,
+    }
+}
+
+/// The loader rules the deep walk does not apply, item by item.
+struct LoaderRules<'a> {
+    tally: &'a mut Tally,
+    target_modules: &'a [String],
+    required: &'a mut std::collections::BTreeSet<String>,
+    target_functions: bool,
+    /// The target is Redis 7.0 (RDB 10), whose loader still reads release-candidate
+    /// function libraries (checked against 7.0.15: docs/check-oracle.md).
+    reads_pre_ga: bool,
+    missing: MissingModules,
+}
+
+impl LoaderRules<'_> {
+    fn item(&mut self, item: &Item<'_>) {
+        match item {
+            Item::Function(Function::PreGa { .. })
+                if self.target_functions && !self.reads_pre_ga =>
+            {
+                // Redis 7.0 reads the release-candidate form; 7.2+ and Valkey refuse it.
+                self.tally.note(
+                    "function_format",
+                    Class::Lossless,
+                    None,
+                    None,
+                    || {
+                        "function libraries in the Redis 7.0 release-candidate format, which \
+                         servers after 7.0 refuse"
+                            .into()
+                    },
+                    || "rdbkit convert rewrites them as libraries".into(),
+                );
+            }
+            Item::ModuleAux(m) => self.module(m.id.name(), None, true),
+            Item::Key(e) => {
+                if let Value::Module(m) = &e.value {
+                    self.module(m.id.name(), Some(&e.key), false);
+                }
+                if let Some(problem) = loader_problem(e) {
+                    let (kind, message) = problem;
+                    self.tally.note(
+                        kind,
+                        Class::Fatal,
+                        Some(&e.key),
+                        Some(e.offset),
+                        || format!("{message} (key at byte {})", e.offset),
+                        || "none: the data is corrupt; restore it from a sound copy".into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn module(&mut self, module: String, key: Option<&[u8]>, aux: bool) {
+        if !self.target_modules.contains(&module) {
+            let m = &mut self.missing;
+            m.count += 1;
+            m.aux |= aux;
+            if m.example.is_none() {
+                m.example = key.map(<[u8]>::to_vec);
+            }
+            m.names.insert(module.clone());
+        }
+        self.required.insert(module);
+    }
+}
+
+/// Module values and aux data no module of the target claims.
+#[derive(Default)]
+struct MissingModules {
+    names: std::collections::BTreeSet<String>,
+    count: u64,
+    aux: bool,
+    example: Option<Vec<u8>>,
+}
+
+/// What loaders refuse in a value that the deep walk of verify lets through: a check name
+/// and a message.
+pub fn loader_problem(e: &rdb_parser::Entry<'_>) -> Option<(&'static str, String)> {
+    zipmap_count(e).or_else(|| empty_plain_node(e))
+}
+
+/// A zipmap whose header count (below 254) is not its number of pairs: Redis 6.2+ refuse it.
+fn zipmap_count(e: &rdb_parser::Entry<'_>) -> Option<(&'static str, String)> {
+    if e.type_id != rdb_parser::format::type_id::HASH_ZIPMAP {
+        return None;
+    }
+    let (s, _) = rdb_parser::RdbString::read(e.raw_value)?;
+    let zm = s.to_bytes().ok()?;
+    let (&declared, mut rest) = zm.split_first()?;
+    // Each entry: length, bytes (key); length, free byte, bytes, free bytes (value).
+    let len = |r: &mut &[u8]| -> Option<usize> {
+        let (&b, tail) = r.split_first()?;
+        *r = tail;
+        match b {
+            0..=253 => Some(b as usize),
+            254 => {
+                let (n, tail) = r.split_first_chunk::<4>()?;
+                *r = tail;
+                Some(u32::from_le_bytes(*n) as usize)
+            }
+            _ => None,
+        }
+    };
+    let mut pairs = 0usize;
+    loop {
+        if rest.first() == Some(&0xFF) {
+            break;
+        }
+        let k = len(&mut rest)?;
+        rest = rest.get(k..)?;
+        let v = len(&mut rest)?;
+        let (&free, tail) = rest.split_first()?;
+        rest = tail.get(v + free as usize..)?;
+        pairs += 1;
+    }
+    (declared < 254 && declared as usize != pairs).then(|| {
+        (
+            "zipmap-count",
+            format!("a zipmap declares {declared} pairs and holds {pairs}"),
+        )
+    })
+}
+
+/// A quicklist v2 node stored as PLAIN with no bytes.
+fn empty_plain_node(e: &rdb_parser::Entry<'_>) -> Option<(&'static str, String)> {
+    if e.type_id != rdb_parser::format::type_id::LIST_QUICKLIST_2 {
+        return None;
+    }
+    let mut rest = e.raw_value;
+    let nodes = read_len(&mut rest)?;
+    for i in 0..nodes {
+        let container = read_len(&mut rest)?;
+        let (s, tail) = rdb_parser::RdbString::read(rest)?;
+        rest = tail;
+        if container == 1 && s.is_empty() {
+            return Some((
+                "quicklist-plain-node",
+                format!("quicklist node {i} is a PLAIN node of 0 bytes"),
+            ));
+        }
+    }
+    None
+}
+
+/// An RDB length (not a special encoding).
+fn read_len(r: &mut &[u8]) -> Option<u64> {
+    let (&b, tail) = r.split_first()?;
+    *r = tail;
+    match b >> 6 {
+        0 => Some(u64::from(b & 0x3F)),
+        1 => {
+            let (&b2, tail) = r.split_first()?;
+            *r = tail;
+            Some((u64::from(b & 0x3F) << 8) | u64::from(b2))
+        }
+        2 if b == 0x80 => {
+            let (n, tail) = r.split_first_chunk::<4>()?;
+            *r = tail;
+            Some(u64::from(u32::from_be_bytes(*n)))
+        }
+        2 if b == 0x81 => {
+            let (n, tail) = r.split_first_chunk::<8>()?;
+            *r = tail;
+            Some(u64::from_be_bytes(*n))
+        }
+        _ => None,
+    }
+}
+
+/// The finding names of the JSON contract, per loss kind.
+fn finding_kind(kind: LossKind) -> &'static str {
+    match kind {
+        LossKind::FieldTtls | LossKind::ExpiredFields => "field_ttls",
+        LossKind::ModuleValue | LossKind::ModuleAux => "modules",
+        LossKind::Databases | LossKind::ClusterDatabases => "dbs",
+        other => other.as_str(),
+    }
 }
 
 /// Whether a server reading `target` loads a file written as `source`: Redis reads its
@@ -225,31 +666,61 @@ impl Verdict {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "target": self.target,
+            "verdict": self.outcome.as_str(),
+            "exit_code": self.outcome.exit_code(),
             "loads_as_is": self.loads_as_is,
             "loads_after_convert": self.loads_after_convert,
+            "skipped_keys": self.skipped_keys,
+            "modules_required": self.modules_required,
+            "memory_estimate": self.memory_estimate,
             "findings": self.findings.iter().map(|f| json!({
                 "kind": f.kind,
+                "class": f.class.as_str(),
                 "count": f.count,
                 "detail": f.detail,
                 "example_key": f.example.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "offset": f.offset,
                 "fix": f.fix,
             })).collect::<Vec<_>>(),
         })
     }
 
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let verdict = if self.loads_as_is {
-            "loads as it is"
-        } else if self.loads_after_convert {
-            "loads after `rdbkit convert`, with nothing lost"
-        } else {
-            "does not load without losses"
+        let verdict = match self.outcome {
+            Outcome::Loads => "loads as it is",
+            Outcome::AfterConvert if self.loads_after_convert => {
+                "loads after `rdbkit convert`, with nothing lost"
+            }
+            Outcome::AfterConvert => {
+                "loads after `rdbkit convert` with the flags below, which lose data"
+            }
+            Outcome::CannotLoad => "cannot load, and no conversion changes that",
         };
         writeln!(out, "{}: {verdict}", self.target)?;
+        if self.skipped_keys > 0 {
+            writeln!(
+                out,
+                "- keys the target skips on load: {} empty collections",
+                self.skipped_keys
+            )?;
+        }
+        if !self.modules_required.is_empty() {
+            writeln!(
+                out,
+                "- the target must have these modules: {}",
+                self.modules_required.join(", ")
+            )?;
+        }
+        if let Some(m) = self.memory_estimate {
+            writeln!(out, "- memory once loaded (rdbkit's estimate): {m} bytes")?;
+        }
         for f in &self.findings {
-            write!(out, "- {} ({}): {}", f.kind, f.count, f.detail)?;
+            write!(out, "- {} ({}, {}): ", f.kind, f.class.as_str(), f.count)?;
+            write!(out, "{}", f.detail)?;
             if let Some(k) = &f.example {
-                write!(out, "; e.g. key \"{}\"", String::from_utf8_lossy(k))?;
+                let mut shown = String::new();
+                let _ = rdb_parser::error::write_escaped(&mut shown, k.get(..64).unwrap_or(k));
+                write!(out, "; e.g. key \"{shown}\"")?;
             }
             writeln!(out, "\n  fix: {}", f.fix)?;
         }

@@ -4,10 +4,146 @@ use std::io::Write;
 use std::path::Path;
 
 use rdb_parser::ParserBuilder;
-use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Loss};
+use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Loss, LossKind};
 
 use crate::json;
 use crate::output::AtomicFile;
+
+/// The flags of `rdbkit convert` that deal with each kind of loss: the one place where the
+/// writer's kinds meet flag names (errors, `check` fixes and reports all read it).
+pub fn remedy(kind: LossKind) -> &'static str {
+    match kind {
+        LossKind::FieldTtls | LossKind::ExpiredFields => {
+            "--field-ttls drop makes the fields persistent, --field-ttls drop-expired also \
+             deletes fields already expired"
+        }
+        LossKind::Functions => {
+            "--functions drop leaves them out (--functions-file F saves them as FUNCTION LOAD \
+             commands)"
+        }
+        LossKind::ModuleValue => {
+            "--modules keep when the target loads the module, --modules drop leaves such keys \
+             out (--exclude-module NAME only some)"
+        }
+        LossKind::ModuleAux => {
+            "--modules keep when the target loads the module, --modules drop leaves module data \
+             out"
+        }
+        LossKind::Databases => {
+            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, \
+             --db-map FROM:TO maps one db to another"
+        }
+        LossKind::ClusterDatabases => "--dbs merge-into-0 or --dbs drop-others",
+        LossKind::DuplicateKey => {
+            "--on-conflict first|last keeps one copy (without a db merge, keys of different \
+             dbs do not meet)"
+        }
+        LossKind::EmptyKey => "--allow-empty-keys reads them and leaves them out",
+        LossKind::FieldExpiryRange => {
+            "no flag keeps them: such expiry times are outside any real date; leave the key \
+             out with --exclude"
+        }
+        LossKind::Type => "no flag converts it; leave the key out with --exclude",
+        LossKind::StreamIdmp => {
+            "--stream-idmp drop writes such streams with their entries and without the \
+             producers' state"
+        }
+        LossKind::KeyMeta => "no flag keeps it: the target has no key metadata; it is reported",
+    }
+}
+
+/// A conversion error as a command failure; a refusal names the flags that deal with it.
+pub fn failure(e: ConvertError) -> crate::Failure {
+    match e {
+        ConvertError::Parse(p) => crate::Failure::Data(p),
+        ConvertError::Io(io) => crate::Failure::Io(io),
+        refused @ ConvertError::Unrepresentable { kind, .. } => {
+            crate::Failure::Refused(format!("{refused}; {}", remedy(kind)))
+        }
+    }
+}
+
+/// Problems of the deep walk listed before `preflight` stops counting them one by one.
+const PREFLIGHT_PROBLEMS: usize = 1000;
+
+/// Refuses an input that holds a value a loader refuses, before anything is written: a
+/// conversion copies such a value under a freshly computed checksum, which would hide the
+/// damage from the target. Duplicate keys are refused unless `conflict` keeps one copy.
+/// `checksum`: whether a CRC mismatch counts (off with `--no-verify-checksum`; the values
+/// are still checked one by one); `empty_keys`: whether empty collections are accepted
+/// (with `--allow-empty-keys`; the conversion drops them).
+pub fn preflight(
+    data: &[u8],
+    name: &str,
+    conflict: convert::ConflictPolicy,
+    checksum: bool,
+    empty_keys: bool,
+) -> Result<(), crate::Failure> {
+    let report = crate::verify::verify_with(data, PREFLIGHT_PROBLEMS, |_| {});
+    let refuse = |what: String| {
+        crate::Failure::Refused(format!(
+            "{name}: {what}; nothing was written (a conversion would copy it under a fresh \
+             checksum, which hides the damage from the target)"
+        ))
+    };
+    use crate::verify::Check;
+    for p in &report.problems {
+        if p.severity != crate::verify::Severity::Error {
+            continue;
+        }
+        match p.check {
+            Check::Checksum if !checksum => {}
+            Check::EmptyCollection if empty_keys => {}
+            Check::DuplicateKey if conflict != convert::ConflictPolicy::Error => {}
+            Check::DuplicateKey => {
+                return Err(crate::Failure::Refused(format!(
+                    "{name}: {}; {}",
+                    located(p),
+                    remedy(LossKind::DuplicateKey)
+                )))
+            }
+            // The parser says it better, with its own offset, when the pass reaches it.
+            Check::EmptyCollection => {}
+            _ => return Err(refuse(located(p))),
+        }
+    }
+    if report.omitted() > 0 {
+        return Err(refuse(format!(
+            "more than {PREFLIGHT_PROBLEMS} problems (see rdbkit verify)"
+        )));
+    }
+    let mut parser = ParserBuilder::new();
+    parser.verify_checksum(false).allow_empty_keys(true);
+    for item in parser.parse(data)?.flatten() {
+        if let rdb_parser::Item::Key(e) = &item {
+            if let Some((_, message)) = crate::check::loader_problem(e) {
+                let mut shown = String::new();
+                let _ =
+                    rdb_parser::error::write_escaped(&mut shown, e.key.get(..64).unwrap_or(&e.key));
+                return Err(refuse(format!(
+                    "key \"{shown}\" (db {}) at byte {}: {message}",
+                    e.db, e.offset
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A problem with its place first: key, db and offset (verify's messages do not all say).
+fn located(p: &crate::verify::Problem) -> String {
+    let mut s = String::new();
+    if let Some(k) = &p.key {
+        s.push_str("key \"");
+        let _ = rdb_parser::error::write_escaped(&mut s, k.get(..64).unwrap_or(k));
+        s.push_str("\" ");
+        if let Some(db) = p.db {
+            s.push_str(&format!("(db {db}) "));
+        }
+    }
+    s.push_str(&format!("at byte {}: {}", p.offset, p.message));
+    s
+}
 
 /// Files written beside the output: the loss report and dropped function libraries.
 #[derive(Debug, Default, Clone, Copy)]

@@ -732,7 +732,7 @@ fn key_commands<'e>(
             Ok(None) => k.dropped = true,
             Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
             Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-            Err(other) => return Err(Failure::Refused(other.to_string())),
+            Err(other) => return Err(crate::convert::failure(other)),
         }
         return Ok(k);
     }

@@ -41,6 +41,9 @@ pub enum Failure {
     Refused(String),
     /// The arguments do not fit together (exit code 2).
     Usage(String),
+    /// The command has printed its verdict (a check that found problems, files that
+    /// differ): exit with this code and print nothing more.
+    Verdict(u8),
 }
 
 impl Failure {
@@ -48,6 +51,7 @@ impl Failure {
         match self {
             Failure::Data(_) | Failure::Refused(_) => 1,
             Failure::Io(_) | Failure::Usage(_) => 2,
+            Failure::Verdict(code) => *code,
         }
     }
 }
@@ -64,6 +68,7 @@ impl std::fmt::Display for Failure {
             Failure::Data(e) => write!(f, "{e}"),
             Failure::Io(e) => write!(f, "{e}"),
             Failure::Refused(m) | Failure::Usage(m) => f.write_str(m),
+            Failure::Verdict(code) => write!(f, "exit code {code}"),
         }
     }
 }

@@ -52,8 +52,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`rdbkit export ... | head`) is not an error.
         Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        // `check` has already said why.
-        Err(Failure::Refused(m)) if m.is_empty() => ExitCode::from(1),
+        // The command has printed its verdict already.
+        Err(Failure::Verdict(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rdbkit: error: {e}");
             if matches!(e, Failure::Data(_)) && cli::input::any_decompressed() {

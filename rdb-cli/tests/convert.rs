@@ -731,3 +731,130 @@ fn values_are_validated_when_no_checksum_vouches_for_them() {
         .unwrap_or_default();
     assert!(err.contains("in key \""), "{err}");
 }
+
+fn write_rdb(keys: &[(u8, &[u8], Vec<u8>)]) -> Vec<u8> {
+    let mut w = rdb_writer::Writer::new(Vec::new(), rdb_parser::Version::redis(9))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+    for (t, k, v) in keys {
+        w.key_value(*t, k, v).unwrap_or_else(|e| panic!("{e}"));
+    }
+    w.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn plain_string(b: &[u8]) -> Vec<u8> {
+    rdb_writer::value::string(b, rdb_writer::Compression::None)
+}
+
+/// A value a loader refuses, under a valid checksum, is never copied under a fresh one:
+/// convert stops before writing, naming the key and its offset.
+#[test]
+fn a_corrupt_value_under_a_valid_checksum_stops_convert() {
+    use rdb_parser::format::type_id;
+    let dir = temp_dir("convert-corrupt");
+    let cases: [(&str, Vec<u8>); 2] = [
+        // An LZF back-reference before the output's start.
+        ("s", vec![0xC3, 4, 4, 0x00, b'a', 0x20, 0x05]),
+        // A zipmap declaring 2 pairs and holding 1.
+        ("h", plain_string(&[2, 1, b'f', 1, 0, b'v', 0xFF])),
+    ];
+    for (key, value) in cases {
+        let t = if key == "s" {
+            type_id::STRING
+        } else {
+            type_id::HASH_ZIPMAP
+        };
+        let input = dir.join(format!("{key}.rdb"));
+        let data = write_rdb(&[(0, b"ok", plain_string(b"v")), (t, key.as_bytes(), value)]);
+        std::fs::write(&input, data).unwrap_or_else(|e| panic!("{e}"));
+        let out = dir.join(format!("{key}-out.rdb"));
+        let run = rdbkit()
+            .arg("convert")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--target", "redis-7.0"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{key}: {stderr}");
+        assert!(
+            stderr.contains(&format!("\"{key}\"")) && stderr.contains("byte"),
+            "{key}: names the key and offset: {stderr}"
+        );
+        assert!(!out.exists(), "{key}: an output was written");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Duplicate keys stop convert unless --on-conflict first|last, which keeps that copy.
+#[test]
+fn duplicate_keys_follow_on_conflict() {
+    let dir = temp_dir("convert-dup");
+    let input = dir.join("dup.rdb");
+    let data = write_rdb(&[
+        (0, b"k", plain_string(b"first")),
+        (0, b"other", plain_string(b"x")),
+        (0, b"k", plain_string(b"last")),
+    ]);
+    std::fs::write(&input, data).unwrap_or_else(|e| panic!("{e}"));
+    let run = |extra: &[&str]| {
+        let out = dir.join("out.rdb");
+        let _ = std::fs::remove_file(&out);
+        let o = rdbkit()
+            .arg("convert")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--target", "redis-7.0"])
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = std::fs::read(&out).ok().map(|d| {
+            let mut kv = Vec::new();
+            for item in Parser::new(&d).unwrap_or_else(|e| panic!("{e}")) {
+                if let Ok(Item::Key(e)) = item {
+                    if let rdb_parser::Value::String(s) = &e.value {
+                        kv.push((e.key.to_vec(), s.to_bytes().unwrap_or_default().to_vec()));
+                    }
+                }
+            }
+            kv
+        });
+        (o, got)
+    };
+    let (o, got) = run(&[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--on-conflict") && stderr.contains("\"k\""),
+        "{stderr}"
+    );
+    assert!(got.is_none());
+    for (policy, kept) in [("first", &b"first"[..]), ("last", b"last")] {
+        let (o, got) = run(&["--on-conflict", policy]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = got.unwrap_or_default();
+        let ks: Vec<&[u8]> = got.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(ks.iter().filter(|k| **k == b"k").count(), 1, "{policy}");
+        assert!(
+            got.iter().any(|(k, v)| k == b"k" && v == kept),
+            "{policy}: {got:?}"
+        );
+        assert_eq!(got.len(), 2, "{policy}");
+    }
+    // The db-merge conflict error's advice is a flag convert accepts.
+    let (o, _) = run(&["--dbs", "merge-into-0", "--on-conflict", "last"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

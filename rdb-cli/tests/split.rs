@@ -277,7 +277,8 @@ fn merge_conflicts_follow_the_policy() {
             &mut |_| {},
         )
         .map(|(out, _)| string_values(&out))
-        .map_err(|e| e.to_string())
+        // The CLI's wording: the writer's error with the flags for its kind.
+        .map_err(|e| rdb_cli::convert::failure(e).to_string())
     };
     let err = run(ConflictPolicy::Error).err().unwrap_or_default();
     assert!(

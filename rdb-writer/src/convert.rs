@@ -95,6 +95,11 @@ pub struct ConvertOptions {
     /// "Now" for [`FieldTtlPolicy::DropExpired`], in Unix ms.
     pub now_ms: i64,
     pub compression: Compression,
+    /// A key found twice where its copies land in one db (one input of [`convert`]):
+    /// stop, or keep the first or the last copy. Under [`ConflictPolicy::Error`] only
+    /// copies that a db merge brings together are caught here: the caller checks the
+    /// input's own duplicates (a full key set costs memory that policy does not need).
+    pub conflict: ConflictPolicy,
 }
 
 impl ConvertOptions {
@@ -110,6 +115,7 @@ impl ConvertOptions {
             filter: Filter::default(),
             now_ms: 0,
             compression: Compression::Lzf,
+            conflict: ConflictPolicy::Error,
         }
     }
 
@@ -153,11 +159,65 @@ impl ConvertOptions {
     }
 }
 
+/// What kind of thing a target cannot take, or a conversion left out: the contract between
+/// the writer and its callers (a verdict or a flag is chosen by kind, never by message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LossKind {
+    /// Hash fields with their own TTL, on a target that has none.
+    FieldTtls,
+    /// Hash fields already expired, deleted by [`FieldTtlPolicy::DropExpired`].
+    ExpiredFields,
+    /// Function libraries, on a target without functions.
+    Functions,
+    /// Keys holding a module value.
+    ModuleValue,
+    /// Module aux data (file-level module state).
+    ModuleAux,
+    /// Keys of a database the target or the [`DbPolicy`] does not keep.
+    Databases,
+    /// A database other than 0 in a cluster split.
+    ClusterDatabases,
+    /// A key found more than once where its copies land in one database.
+    DuplicateKey,
+    /// Empty collections (read with `allow_empty_keys`): servers skip or refuse them.
+    EmptyKey,
+    /// Field expiries too far apart for the target's relative field TTLs.
+    FieldExpiryRange,
+    /// A type the target cannot load and no conversion exists for.
+    Type,
+    /// A stream's idempotent-producer (IDMP) state (Redis 8.6), on a target without it.
+    StreamIdmp,
+    /// Module key metadata (Redis 8.6 KEY_META), on a target that cannot load it.
+    KeyMeta,
+}
+
+impl LossKind {
+    /// A stable name, for reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossKind::FieldTtls => "field_ttls",
+            LossKind::ExpiredFields => "expired_fields",
+            LossKind::Functions => "functions",
+            LossKind::ModuleValue => "module_values",
+            LossKind::ModuleAux => "module_aux",
+            LossKind::Databases => "dbs",
+            LossKind::ClusterDatabases => "cluster_dbs",
+            LossKind::DuplicateKey => "duplicate_keys",
+            LossKind::EmptyKey => "empty_keys",
+            LossKind::FieldExpiryRange => "field_expiry_range",
+            LossKind::Type => "type",
+            LossKind::StreamIdmp => "stream_idmp",
+            LossKind::KeyMeta => "key_meta",
+        }
+    }
+}
+
 /// One thing the output does not carry over from the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loss<'a> {
     pub db: Option<u64>,
     pub key: Option<&'a [u8]>,
+    pub kind: LossKind,
     /// `dropped`, `field_ttls_dropped`, `expired_fields_dropped`, `function_dropped`,
     /// `module_aux_dropped`, `stream_idmp_dropped`, `key_meta_dropped`.
     pub action: &'static str,
@@ -210,8 +270,8 @@ pub enum ConvertError {
         key: Option<Vec<u8>>,
         offset: u64,
         reason: String,
-        /// The option that would accept the loss.
-        hint: &'static str,
+        /// What stands in the way; the caller names the option that accepts the loss.
+        kind: LossKind,
     },
 }
 
@@ -225,7 +285,7 @@ impl std::fmt::Display for ConvertError {
                 key,
                 offset,
                 reason,
-                hint,
+                kind: _,
             } => {
                 write!(f, "cannot convert")?;
                 if let Some(key) = key {
@@ -237,7 +297,7 @@ impl std::fmt::Display for ConvertError {
                         write!(f, " (db {db})")?;
                     }
                 }
-                write!(f, " at byte {offset}: {reason}; {hint}")
+                write!(f, " at byte {offset}: {reason}")
             }
         }
     }
@@ -270,12 +330,13 @@ enum Encoded {
     /// Re-encoded: new type byte and value bytes.
     New(u8, Vec<u8>),
     /// Nothing of the key remains.
-    Dropped(String),
+    Dropped(LossKind, String),
 }
 
 /// A loss found on a worker thread, reported in file order by the writing thread.
 #[derive(Debug)]
 struct PendingLoss {
+    kind: LossKind,
     action: &'static str,
     reason: String,
 }
@@ -344,13 +405,18 @@ pub fn convert_split<W: Write>(
             slots.map_or(1, SlotMap::len)
         ))));
     }
-    let mut outputs = Outputs::new(outs, opts, opts.dbs_merge())?;
+    let track = opts.dbs_merge() || opts.conflict != ConflictPolicy::Error;
+    let last_owner = match opts.conflict {
+        ConflictPolicy::Last => Some(last_owners(&[data], opts)?),
+        _ => None,
+    };
+    let mut outputs = Outputs::new(outs, opts, track)?;
     let role = InputRole {
         as_stored: opts.dbs_as_stored() && slots.is_none(),
         file_level: true,
         index: 0,
-        conflict: ConflictPolicy::Error,
-        last_owner: None,
+        conflict: opts.conflict,
+        last_owner: last_owner.as_ref(),
         validate: !crc_vouches(data, parser),
     };
     pipeline::checked(data, parser, |p, eof| {
@@ -392,21 +458,9 @@ pub fn merge<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
-    // For "last", first learn which input holds the last copy of each key.
+    // For "last", first learn where the last copy of each key is.
     let last_owner = match conflict {
-        ConflictPolicy::Last => {
-            let mut owner: HashMap<(u64, Vec<u8>), usize> = HashMap::new();
-            for (i, data) in inputs.iter().enumerate() {
-                for item in ParserBuilder::new().verify_checksum(false).parse(data)? {
-                    if let Item::Key(e) = item? {
-                        if let Some(db) = opts.output_db(e.db) {
-                            owner.insert((db, e.key.into_owned()), i);
-                        }
-                    }
-                }
-            }
-            Some(owner)
-        }
+        ConflictPolicy::Last => Some(last_owners(inputs, opts)?),
         _ => None,
     };
     let mut outputs = Outputs::new(vec![out], opts, true)?;
@@ -439,6 +493,25 @@ pub fn merge<W: Write>(
         .ok_or_else(|| ConvertError::Io(io::Error::other("no output")))?;
     Ok((out, summary))
 }
+
+/// Where the last copy of each key is: (input index, entry offset) per (output db, key).
+fn last_owners(inputs: &[&[u8]], opts: &ConvertOptions) -> Result<LastOwners, ConvertError> {
+    let mut owner = LastOwners::new();
+    for (i, data) in inputs.iter().enumerate() {
+        let mut parser = ParserBuilder::new();
+        parser.verify_checksum(false).allow_empty_keys(true);
+        for item in parser.parse(data)? {
+            if let Item::Key(e) = item? {
+                if let Some(db) = opts.output_db(e.db) {
+                    owner.insert((db, e.key.into_owned()), (i, e.offset));
+                }
+            }
+        }
+    }
+    Ok(owner)
+}
+
+type LastOwners = HashMap<(u64, Vec<u8>), (usize, u64)>;
 
 /// The output files of a pass and what has gone into them, across inputs.
 struct Outputs<W: Write> {
@@ -496,7 +569,7 @@ struct InputRole<'a> {
     index: usize,
     conflict: ConflictPolicy,
     /// For [`ConflictPolicy::Last`]: the input holding each key's last copy.
-    last_owner: Option<&'a HashMap<(u64, Vec<u8>), usize>>,
+    last_owner: Option<&'a LastOwners>,
     /// Decode every value before copying it: no checksum vouches for the bytes.
     validate: bool,
 }
@@ -554,6 +627,7 @@ fn run_input<'data, W: Write>(
             &mut delta,
             &mut |l: &Loss<'_>| {
                 losses.push(PendingLoss {
+                    kind: l.kind,
                     action: l.action,
                     reason: l.reason.clone(),
                 });
@@ -599,6 +673,7 @@ fn run_input<'data, W: Write>(
                     on_loss(&Loss {
                         db: None,
                         key: None,
+                        kind: LossKind::ModuleAux,
                         action: "module_aux_dropped",
                         reason: format!("module aux data of {}", m.id.name()),
                         payload: None,
@@ -610,11 +685,11 @@ fn run_input<'data, W: Write>(
                         None,
                         start,
                         format!(
-                            "module aux data of {} and {} has no modules",
+                            "module aux data of {}, and {} loads it only with that module",
                             m.id.name(),
                             target.name
                         ),
-                        "--modules drop leaves module data out",
+                        LossKind::ModuleAux,
                     ))
                 }
             },
@@ -650,6 +725,7 @@ fn run_input<'data, W: Write>(
                     on_loss(&Loss {
                         db: None,
                         key: None,
+                        kind: LossKind::Functions,
                         action: "function_dropped",
                         reason: format!("{} has no functions", target.name),
                         payload: Some(&code),
@@ -663,7 +739,7 @@ fn run_input<'data, W: Write>(
                             "a function library, and {} has no functions (Redis < 7.0)",
                             target.name
                         ),
-                        "--functions drop leaves it out (--functions-file saves it as FUNCTION LOAD commands)",
+                        LossKind::Functions,
                     ));
                 }
             }
@@ -675,8 +751,12 @@ fn run_input<'data, W: Write>(
                             Some(n),
                             None,
                             start,
-                            format!("database {n}, and {} keeps databases 0 to {}", target.name, max - 1),
-                            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
+                            format!(
+                                "database {n}, and {} keeps databases 0 to {}",
+                                target.name,
+                                max - 1
+                            ),
+                            LossKind::Databases,
                         ));
                     }
                     all(runs, writers, span)?;
@@ -704,6 +784,7 @@ fn run_input<'data, W: Write>(
             }
             Item::KeyMeta(_) if target.version.has_key_meta() => pending_meta = Some(span),
             Item::KeyMeta(m) => on_loss(&Loss {
+                kind: LossKind::KeyMeta,
                 db: None,
                 key: None,
                 action: "key_meta_dropped",
@@ -730,8 +811,9 @@ fn run_input<'data, W: Write>(
                         return on_loss(&Loss {
                             db: Some(db),
                             key: Some(&entry.key),
+                            kind: LossKind::Databases,
                             action: "dropped",
-                            reason: format!("database {db} is not kept (--dbs drop-others)"),
+                            reason: format!("database {db} is not kept"),
                             payload: None,
                         })
                         .map_err(ConvertError::from);
@@ -744,8 +826,12 @@ fn run_input<'data, W: Write>(
                             Some(db),
                             Some(&entry.key),
                             start,
-                            format!("database {tdb}, and {} keeps databases 0 to {}", target.name, max - 1),
-                            "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, --db-map maps one db to another",
+                            format!(
+                                "database {tdb}, and {} keeps databases 0 to {}",
+                                target.name,
+                                max - 1
+                            ),
+                            LossKind::Databases,
                         ));
                     }
                 }
@@ -755,12 +841,12 @@ fn run_input<'data, W: Write>(
                         Some(&entry.key),
                         start,
                         format!("database {tdb}, and a cluster keeps only db 0"),
-                        "--dbs merge-into-0 or --dbs drop-others",
+                        LossKind::ClusterDatabases,
                     ));
                 }
-                let superseded = role
-                    .last_owner
-                    .is_some_and(|o| o.get(&(tdb, entry.key.to_vec())) != Some(&role.index));
+                let superseded = role.last_owner.is_some_and(|o| {
+                    o.get(&(tdb, entry.key.to_vec())) != Some(&(role.index, entry.offset))
+                });
                 let duplicate = !superseded
                     && merged_keys
                         .as_mut()
@@ -771,17 +857,19 @@ fn run_input<'data, W: Write>(
                         Some(&entry.key),
                         start,
                         format!("the key is in more than one input or database, all written to db {tdb}"),
-                        "--on-conflict first|last keeps one copy; --dbs keep, drop-others or another --db-map avoids a db merge",
+                        LossKind::DuplicateKey,
                     ));
                 }
                 if superseded || duplicate {
                     summary.keys_dropped += 1;
                     let which = if superseded { "a later" } else { "an earlier" };
+                    let which = format!("{which} copy (in this or another input)");
                     return on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
+                        kind: LossKind::DuplicateKey,
                         action: "dropped",
-                        reason: format!("{which} input holds the copy that is kept"),
+                        reason: format!("{which} is the one kept"),
                         payload: None,
                     })
                     .map_err(ConvertError::from);
@@ -791,16 +879,18 @@ fn run_input<'data, W: Write>(
                     on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
+                        kind: l.kind,
                         action: l.action,
                         reason: l.reason.clone(),
                         payload: None,
                     })?;
                 }
-                if let Encoded::Dropped(reason) = step.encoded {
+                if let Encoded::Dropped(kind, reason) = step.encoded {
                     summary.keys_dropped += 1;
                     return on_loss(&Loss {
                         db: Some(db),
                         key: Some(&entry.key),
+                        kind,
                         action: "dropped",
                         reason,
                         payload: None,
@@ -846,7 +936,7 @@ fn run_input<'data, W: Write>(
                         w.raw(&head)?;
                         w.raw(&bytes)?;
                     }
-                    Encoded::Dropped(_) => {}
+                    Encoded::Dropped(..) => {}
                 }
                 stats.keys += 1;
                 summary.keys_written += 1;
@@ -953,14 +1043,14 @@ fn unrepresentable(
     key: Option<&[u8]>,
     offset: usize,
     reason: String,
-    hint: &'static str,
+    kind: LossKind,
 ) -> ConvertError {
     ConvertError::Unrepresentable {
         db,
         key: key.map(<[u8]>::to_vec),
         offset: offset as u64,
         reason,
-        hint,
+        kind,
     }
 }
 
@@ -975,13 +1065,13 @@ fn encode_entry(
 ) -> Result<Encoded, ConvertError> {
     let target = &opts.target;
     let tv = target.version;
-    let fail = |reason: String, hint: &'static str| {
+    let fail = |reason: String, kind: LossKind| {
         unrepresentable(
             Some(entry.db),
             Some(&entry.key),
             offset as usize,
             reason,
-            hint,
+            kind,
         )
     };
     let in_key = |e: rdb_parser::Error| ConvertError::Parse(e.in_key(entry.db, &entry.key));
@@ -989,23 +1079,29 @@ fn encode_entry(
     if entry.value.is_empty_collection() {
         // Read only with --allow-empty-keys: no server writes these, 7.0+ skip them on
         // load and 6.x refuse or crash on them.
-        return Ok(Encoded::Dropped(format!(
-            "an empty {}: servers skip or refuse such keys",
-            entry.value.type_name()
-        )));
+        return Ok(Encoded::Dropped(
+            LossKind::EmptyKey,
+            format!(
+                "an empty {}: servers skip or refuse such keys",
+                entry.value.type_name()
+            ),
+        ));
     }
     Ok(match &entry.value {
         Value::Module(m) => match opts.keep_modules() {
             Some(true) => Encoded::Same,
-            Some(false) => Encoded::Dropped(format!("module value of type {}", m.id.name())),
+            Some(false) => Encoded::Dropped(
+                LossKind::ModuleValue,
+                format!("module value of type {}", m.id.name()),
+            ),
             None => {
                 return Err(fail(
                     format!(
-                        "a module value of type {}, and {} has no modules",
+                        "a module value of type {}, and {} loads it only with that module",
                         m.id.name(),
                         target.name
                     ),
-                    "--modules drop leaves such keys out",
+                    LossKind::ModuleValue,
                 ))
             }
         },
@@ -1088,12 +1184,13 @@ fn encode_entry(
                                 "a stream with IDMP state ({what}), and {} has none",
                                 target.name
                             ),
-                            "--stream-idmp drop writes such streams without it",
+                            LossKind::StreamIdmp,
                         ))
                     }
                     StreamIdmpPolicy::Drop => {
                         summary.streams_idmp_dropped += 1;
                         on_loss(&Loss {
+                            kind: LossKind::StreamIdmp,
                             db: Some(entry.db),
                             key: Some(&entry.key),
                             action: "stream_idmp_dropped",
@@ -1109,7 +1206,7 @@ fn encode_entry(
         Value::String(_) => {
             return Err(fail(
                 format!("type {} is not loadable by {}", entry.type_id, target.name),
-                "no option converts it",
+                LossKind::Type,
             ))
         }
     })
@@ -1144,7 +1241,7 @@ fn hash_with_ttls(
     opts: &ConvertOptions,
     summary: &mut ConvertSummary,
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
-    fail: &dyn Fn(String, &'static str) -> ConvertError,
+    fail: &dyn Fn(String, LossKind) -> ConvertError,
 ) -> Result<Encoded, HashErr> {
     let target = &opts.target;
     let mut fields = hash_fields(h).map_err(HashErr::Parse)?;
@@ -1154,9 +1251,10 @@ fn hash_with_ttls(
             .map_err(HashErr::Convert);
     }
     if with_ttl > 0 {
-        let loss = |action: &'static str, reason: String| Loss {
+        let loss = |kind: LossKind, action: &'static str, reason: String| Loss {
             db: Some(entry.db),
             key: Some(&entry.key),
+            kind,
             action,
             reason,
             payload: None,
@@ -1168,7 +1266,7 @@ fn hash_with_ttls(
                         "{with_ttl} hash fields have their own TTL, and {} cannot store field TTLs",
                         target.name
                     ),
-                    "--field-ttls drop makes them persistent, --field-ttls drop-expired also deletes fields already expired",
+                    LossKind::FieldTtls,
                 )))
             }
             FieldTtlPolicy::Drop => {}
@@ -1180,18 +1278,23 @@ fn hash_with_ttls(
                 if gone > 0 {
                     summary.fields_dropped += gone;
                     on_loss(&loss(
+                        LossKind::ExpiredFields,
                         "expired_fields_dropped",
                         format!("{gone} fields had expired at {now}"),
                     ))
                     .map_err(|e| HashErr::Convert(e.into()))?;
                 }
                 if fields.is_empty() {
-                    return Ok(Encoded::Dropped("every field had expired".into()));
+                    return Ok(Encoded::Dropped(
+                        LossKind::ExpiredFields,
+                        "every field had expired".into(),
+                    ));
                 }
             }
         }
         summary.keys_with_field_ttls_dropped += 1;
         on_loss(&loss(
+            LossKind::FieldTtls,
             "field_ttls_dropped",
             format!(
                 "{} fields made persistent",
@@ -1229,7 +1332,7 @@ fn field_ttl_hash(
     fields: &[Field],
     v: Version,
     c: Compression,
-    fail: &dyn Fn(String, &'static str) -> ConvertError,
+    fail: &dyn Fn(String, LossKind) -> ConvertError,
 ) -> Result<Encoded, ConvertError> {
     let mut out = Vec::new();
     if is_valkey(v) {
@@ -1260,7 +1363,7 @@ fn field_ttl_hash(
                             "field expiries {min} and {t} ms are too far apart for the relative field TTLs of RDB {}",
                             v.number
                         ),
-                        "no flag keeps them: such expiry times are outside any real date; fix or drop the key (--exclude)",
+                        LossKind::FieldExpiryRange,
                     )
                 })?,
         };
@@ -1398,7 +1501,7 @@ pub fn dump_body<'data>(
         match encode_entry(entry, source, opts, &mut summary, &mut ignore, entry.offset)? {
             Encoded::Same => (entry.type_id, std::borrow::Cow::Borrowed(entry.raw_value)),
             Encoded::New(t, b) => (t, std::borrow::Cow::Owned(b)),
-            Encoded::Dropped(_) => return Ok(None),
+            Encoded::Dropped(..) => return Ok(None),
         };
     let version = (opts.target.version.number as u16).to_le_bytes();
     let crc = rdb_parser::crc64(

@@ -94,7 +94,7 @@ impl SlotMap {
     /// `n` contiguous ranges, split as `redis-cli --cluster create` assigns them.
     pub fn even(n: usize) -> Result<SlotMap, String> {
         if n == 0 || n > SLOTS {
-            return Err(format!("--shards {n}: give between 1 and 16384"));
+            return Err(format!("{n} shards: give between 1 and 16384"));
         }
         let per = SLOTS as f32 / n as f32;
         let (mut first, mut cursor) = (0i64, 0f32);

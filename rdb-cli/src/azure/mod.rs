@@ -15,7 +15,6 @@ pub mod upload;
 use std::io::Write;
 use std::path::Path;
 
-use rdb_parser::ParserBuilder;
 
 use crate::Failure;
 
@@ -76,7 +75,7 @@ pub fn preflight(
             "unknown target {target:?}; `rdbkit targets` lists the profiles"
         ))
     })?;
-    let verdict = crate::check::check(data, &ParserBuilder::new(), profile, None)?;
+    let verdict = crate::check::check(data, profile, &Default::default())?;
     if verdict.loads_as_is {
         writeln!(log, "{name}: {version}, loads on {target} as it is").map_err(io)?;
         return Ok(());

@@ -74,8 +74,9 @@ pub struct CommonArgs {
     /// (RESP, for `redis-cli --pipe`).
     #[arg(long, value_name = "FILE")]
     pub functions_file: Option<PathBuf>,
-    /// Module values and module aux data: auto keeps them where the target has modules
-    /// and stops where it has none.
+    /// Module values and module aux data: auto keeps them for services whose profile
+    /// bundles the modules, and stops for self-hosted servers (whose modules the profile
+    /// cannot know) unless `keep` says the target loads them; drop leaves them out.
     #[arg(long, value_enum, default_value_t = Modules::Auto)]
     pub modules: Modules,
     /// Databases other than 0: keep them (an error on single-db targets), move every key
@@ -402,8 +403,8 @@ pub fn filter(a: &FilterArgs, now_ms: i64) -> Result<rdb_writer::filter::Filter,
 pub fn slot_map(a: &SplitArgs) -> Result<Option<rdb_writer::slot::SlotMap>, Failure> {
     use rdb_writer::slot::SlotMap;
     let map = match (a.shards, &a.slots, &a.cluster_nodes) {
-        (Some(n), _, _) => SlotMap::even(n),
-        (_, Some(spec), _) => SlotMap::parse(spec),
+        (Some(n), _, _) => SlotMap::even(n).map_err(|e| format!("--shards: {e}")),
+        (_, Some(spec), _) => SlotMap::parse(spec).map_err(|e| format!("--slots: {e}")),
         (_, _, Some(path)) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| super::input::io_context(e, path))?;

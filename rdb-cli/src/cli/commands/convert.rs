@@ -17,11 +17,20 @@ use crate::cli::Context;
     rdbkit convert dump.rdb -o users.rdb --target redis-7.4 --include 'user:*' --expired drop\n\n\
     The input is never modified; an output that is the input is refused. The output (or the \
     shard directory) appears whole or not at all.\n\
+    A value a loader would refuse (a corrupt inner encoding, a wrong zipmap count, an empty \
+    PLAIN node...) stops the conversion before anything is written: it is never copied under \
+    a fresh checksum. Duplicate keys stop it unless --on-conflict first|last.\n\
     Exit codes: 0 converted; 1 the snapshot is malformed or holds what the target cannot and \
     no flag allowed the loss (the error names the key and the flag); 2 usage or I/O error.")]
 pub struct ConvertArgs {
     /// The RDB file to read (never modified).
     pub file: PathBuf,
+    /// A key found twice where its copies land in one db (stored twice in the file, or
+    /// brought together by --dbs merge-into-0 or --db-map): stop with an error naming it,
+    /// or keep the first or the last copy (each dropped copy is reported). first and last
+    /// keep every key name in memory.
+    #[arg(long, value_enum, default_value_t = OnConflict::Error)]
+    on_conflict: OnConflict,
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
@@ -53,11 +62,50 @@ pub enum OnConflict {
     Last,
 }
 
+impl OnConflict {
+    fn policy(self) -> rdb_writer::convert::ConflictPolicy {
+        use rdb_writer::convert::ConflictPolicy;
+        match self {
+            OnConflict::Error => ConflictPolicy::Error,
+            OnConflict::First => ConflictPolicy::First,
+            OnConflict::Last => ConflictPolicy::Last,
+        }
+    }
+}
+
+/// `--modules auto` for the CLI: a self-hosted server loads only the modules its operator
+/// loaded, which its profile cannot know, and refuses module data no module claims; so
+/// module data stops the conversion there unless `--modules keep` says the target has them.
+fn modules_auto(opts: &mut rdb_writer::convert::ConvertOptions) {
+    use rdb_writer::convert::ModulePolicy;
+    if opts.modules == ModulePolicy::Auto
+        && opts.target.modules == rdb_writer::ModuleSupport::Loaded
+    {
+        opts.modules = ModulePolicy::Error;
+    }
+}
+
+/// [`rdb_cli::convert::preflight`] on one input, with the read flags.
+fn preflight(
+    data: &[u8],
+    path: &Path,
+    c: &CommonArgs,
+    conflict: rdb_writer::convert::ConflictPolicy,
+) -> Result<(), Failure> {
+    rdb_cli::convert::preflight(
+        data,
+        &path.display().to_string(),
+        conflict,
+        !c.read.no_verify_checksum,
+        c.read.allow_empty_keys,
+    )
+}
+
 fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {
     match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
         rdb_writer::convert::ConvertError::Io(io) => io_context(io, output),
-        refused => Failure::Refused(refused.to_string()),
+        other => rdb_cli::convert::failure(other),
     }
 }
 
@@ -84,9 +132,12 @@ fn check_outputs(c: &CommonArgs, directory: bool) -> Result<(), Failure> {
 pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
     let c = &args.common;
     let input = Input::open(&args.file)?;
-    let opts = convert_options(c, input.bytes())?;
+    let mut opts = convert_options(c, input.bytes())?;
+    opts.conflict = args.on_conflict.policy();
+    modules_auto(&mut opts);
     let slots = slot_map(&args.split)?;
     check_outputs(c, slots.is_some())?;
+    preflight(input.bytes(), &args.file, c, opts.conflict)?;
     let progress = cx.progress(input.bytes().len() as u64);
     let mut tick = progress.tick();
     let files = rdb_cli::convert::SideFiles {
@@ -119,17 +170,16 @@ pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
 }
 
 pub fn merge(args: &MergeArgs, cx: &Context) -> Result<(), Failure> {
-    use rdb_writer::convert::ConflictPolicy;
     let c = &args.common;
     let inputs = Input::open_all(&args.files)?;
     let datas: Vec<&[u8]> = inputs.iter().map(Input::bytes).collect();
-    let opts = convert_options(c, datas.first().copied().unwrap_or_default())?;
+    let mut opts = convert_options(c, datas.first().copied().unwrap_or_default())?;
+    modules_auto(&mut opts);
     check_outputs(c, false)?;
-    let conflict = match args.on_conflict {
-        OnConflict::Error => ConflictPolicy::Error,
-        OnConflict::First => ConflictPolicy::First,
-        OnConflict::Last => ConflictPolicy::Last,
-    };
+    let conflict = args.on_conflict.policy();
+    for (data, path) in datas.iter().zip(&args.files) {
+        preflight(data, path, c, conflict)?;
+    }
     let progress = cx.progress(datas.iter().map(|d| d.len() as u64).sum());
     let mut tick = progress.tick();
     let files = rdb_cli::convert::SideFiles {

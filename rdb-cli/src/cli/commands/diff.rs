@@ -163,6 +163,6 @@ pub fn run(args: &DiffArgs, cx: &Context) -> Result<(), Failure> {
     if summary.equal_snapshots() {
         Ok(())
     } else {
-        Err(Failure::Refused(String::new()))
+        Err(Failure::Verdict(1))
     }
 }

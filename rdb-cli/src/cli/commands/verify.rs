@@ -55,6 +55,6 @@ pub fn run(a: &VerifyArgs, cx: &Context) -> Result<(), Failure> {
     if report.ok() {
         Ok(())
     } else {
-        Err(Failure::Refused(String::new()))
+        Err(Failure::Verdict(1))
     }
 }
