@@ -8,6 +8,7 @@ pub mod diff;
 pub mod export;
 pub mod info;
 pub mod json;
+pub mod keys;
 pub mod output;
 pub mod resp;
 pub mod restore;

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod diff;
 pub mod export;
 pub mod info;
+pub mod keys;
 pub mod restore;
 pub mod stats;
 pub mod targets;
