@@ -71,6 +71,8 @@ pub struct Options {
     /// The memory model; `None`: from each snapshot's server version, as stats does.
     pub model: Option<Model>,
     pub allocator: Allocator,
+    /// Parquet: a row group is written once it holds this many rows (or 64 MiB of keys).
+    pub row_group_rows: usize,
 }
 
 impl Options {
@@ -83,6 +85,7 @@ impl Options {
             db_map: HashMap::new(),
             model: None,
             allocator: Allocator::Jemalloc,
+            row_group_rows: parquet::GROUP_ROWS,
         }
     }
 }

@@ -36,7 +36,7 @@ const SCHEMA: &str = "message rdbkit_keys {
 }";
 
 /// A row group is written once it holds this many rows...
-const GROUP_ROWS: usize = 128 * 1024;
+pub const GROUP_ROWS: usize = 128 * 1024;
 /// ...or this many bytes of keys (a few huge keys must not hold the memory up).
 const GROUP_KEY_BYTES: usize = 64 << 20;
 /// Min/max statistics of binary columns keep this many bytes of a key.
@@ -49,6 +49,7 @@ pub struct ParquetSink<W: Write + Send> {
     cluster: Option<ByteArray>,
     instance: Option<ByteArray>,
     row_groups: u64,
+    group_rows: usize,
 }
 
 /// The rows of the row group being gathered, column by column.
@@ -137,6 +138,7 @@ impl<W: Write + Send> ParquetSink<W> {
             cluster: label(&options.cluster),
             instance: label(&options.instance),
             row_groups: 0,
+            group_rows: options.row_group_rows.max(1),
         })
     }
 
@@ -289,7 +291,7 @@ impl<W: Write + Send> Sink for ParquetSink<W> {
             }
             None => g.tag_levels.push(0),
         }
-        if g.rows >= GROUP_ROWS || g.key_bytes.len() >= GROUP_KEY_BYTES {
+        if g.rows >= self.group_rows || g.key_bytes.len() >= GROUP_KEY_BYTES {
             self.flush()?;
         }
         Ok(())

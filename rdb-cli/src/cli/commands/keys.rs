@@ -212,13 +212,15 @@ fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
     let bad = |why: &str| usage(format!("{}: {why}", path.display()));
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(&format!("not JSON: {e}")))?;
-    let shards = v["shards"]
-        .as_array()
+    let shards = v
+        .get("shards")
+        .and_then(|s| s.as_array())
         .ok_or_else(|| bad("no \"shards\" list"))?;
     let mut files = Vec::new();
     for s in shards {
-        let name = s["file"]
-            .as_str()
+        let name = s
+            .get("file")
+            .and_then(|f| f.as_str())
             .ok_or_else(|| bad("a shard without a \"file\" name"))?;
         // Only names inside the directory: a manifest must not point elsewhere.
         let inside = Path::new(name)
