@@ -725,6 +725,12 @@ fn a_malformed_input_is_named_and_leaves_no_output() {
     assert!(err.contains("cut.rdb"), "{err}");
     assert!(err.contains("at byte"), "{err}");
     assert!(!out_path.exists(), "a failed run leaves no file");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["cut.rdb"], "no temporary file is left either");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -276,7 +276,7 @@ enum Outcome<'data> {
 /// Writes one record per key of every source to `out`, in the order of the sources and
 /// of their files; returns the summary and `out` (to be committed by the caller).
 /// `progress` gets the bytes done over all sources.
-pub fn write<W: Write + Send>(
+pub fn write<W: Write + Send + 'static>(
     sources: &[Source<'_>],
     parser: &ParserBuilder,
     options: &Options,

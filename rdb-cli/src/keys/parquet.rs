@@ -46,14 +46,23 @@ const DICTIONARY_COLUMNS: [&str; 7] = [
 /// Min/max statistics of binary columns keep this many bytes of a key.
 const STATS_TRUNCATE: usize = 64;
 
-pub struct ParquetSink<W: Write + Send> {
-    writer: SerializedFileWriter<W>,
+/// Gathers the rows of a row group on the calling thread; full groups are encoded and
+/// written by a thread of their own (a profile showed the encoding and SNAPPY on the
+/// pipeline's sink thread, while the parse thread waited), one group queued at most.
+pub struct ParquetSink<W: Write + Send + 'static> {
+    to_writer: Option<std::sync::mpsc::SyncSender<Group>>,
+    writer: Option<std::thread::JoinHandle<Result<(W, u64), Failure>>>,
     group: Group,
     file: ByteArray,
+    group_rows: usize,
+}
+
+/// The file being written, on the writer thread.
+struct GroupWriter<W: Write + Send> {
+    writer: SerializedFileWriter<W>,
     cluster: Option<ByteArray>,
     instance: Option<ByteArray>,
     row_groups: u64,
-    group_rows: usize,
 }
 
 /// The rows of the row group being gathered, column by column.
@@ -122,7 +131,7 @@ fn int64(v: u64, what: &str, r: &Record<'_>) -> Result<i64, Failure> {
     })
 }
 
-impl<W: Write + Send> ParquetSink<W> {
+impl<W: Write + Send + 'static> ParquetSink<W> {
     pub fn new(out: W, options: &Options) -> Result<Self, Failure> {
         let schema = Arc::new(parquet::schema::parser::parse_message_type(SCHEMA).map_err(pq)?);
         let mut props = WriterProperties::builder()
@@ -148,13 +157,28 @@ impl<W: Write + Send> ParquetSink<W> {
         let props = props.build();
         let writer = SerializedFileWriter::new(out, schema, Arc::new(props)).map_err(pq)?;
         let label = |l: &Option<String>| l.as_ref().map(|s| ByteArray::from(s.as_bytes().to_vec()));
-        Ok(ParquetSink {
+        let mut w = GroupWriter {
             writer,
-            group: Group::default(),
-            file: ByteArray::from(Vec::new()),
             cluster: label(&options.cluster),
             instance: label(&options.instance),
             row_groups: 0,
+        };
+        let (to_writer, groups) = std::sync::mpsc::sync_channel::<Group>(1);
+        let writer = std::thread::Builder::new()
+            .name("rdbkit-parquet".into())
+            .spawn(move || {
+                for g in groups {
+                    w.write(g)?;
+                }
+                let rows = w.row_groups;
+                Ok((w.writer.into_inner().map_err(pq)?, rows))
+            })
+            .map_err(Failure::Io)?;
+        Ok(ParquetSink {
+            to_writer: Some(to_writer),
+            writer: Some(writer),
+            group: Group::default(),
+            file: ByteArray::from(Vec::new()),
             group_rows: options.row_group_rows.max(1),
         })
     }
@@ -162,15 +186,55 @@ impl<W: Write + Send> ParquetSink<W> {
     /// Writes the last row group and the footer; returns the output and the row groups.
     pub fn finish(mut self) -> Result<(W, u64), Failure> {
         self.flush()?;
-        let out = self.writer.into_inner().map_err(pq)?;
-        Ok((out, self.row_groups))
+        self.to_writer = None;
+        self.join()
     }
 
+    /// Hands the gathered rows to the writer thread.
     fn flush(&mut self) -> Result<(), Failure> {
         if self.group.rows == 0 {
             return Ok(());
         }
         let g = std::mem::take(&mut self.group);
+        if let Some(tx) = &self.to_writer {
+            if tx.send(g).is_ok() {
+                return Ok(());
+            }
+        }
+        // The writer stopped: its error says why.
+        self.to_writer = None;
+        match self.join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(writer_gone()),
+        }
+    }
+
+    fn join(&mut self) -> Result<(W, u64), Failure> {
+        match self.writer.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(writer_gone()),
+        }
+    }
+}
+
+fn writer_gone() -> Failure {
+    Failure::Io(std::io::Error::other("the Parquet writer thread stopped"))
+}
+
+/// On an error before `finish`: the writer thread ends and drops the output (an
+/// unfinished output file removes itself) before the command returns.
+impl<W: Write + Send + 'static> Drop for ParquetSink<W> {
+    fn drop(&mut self) {
+        self.to_writer = None;
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl<W: Write + Send> GroupWriter<W> {
+    /// Encodes and writes one row group.
+    fn write(&mut self, g: Group) -> Result<(), Failure> {
         let keys = Bytes::from(g.key_bytes);
         let mut start = 0;
         let key_values: Vec<ByteArray> = g
@@ -265,7 +329,7 @@ impl<W: Write + Send> ParquetSink<W> {
     }
 }
 
-impl<W: Write + Send> Sink for ParquetSink<W> {
+impl<W: Write + Send + 'static> Sink for ParquetSink<W> {
     fn begin_file(&mut self, name: &str) {
         self.file = ByteArray::from(name.as_bytes().to_vec());
     }
