@@ -794,3 +794,52 @@ fn row_groups_are_written_as_the_file_is_read() {
     assert_eq!(parquet_keys, jsonl_keys);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Standard input (here gzip-compressed) reads as the file does; its records name `-`.
+#[test]
+fn standard_input_and_gzip_read_as_the_file() {
+    use std::io::Write as _;
+    let rdb = fixtures_dir().join("redis-7.4/types.rdb");
+    let data = std::fs::read(&rdb).unwrap_or_else(|e| panic!("{e}"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&data).unwrap_or_else(|e| panic!("{e}"));
+    let gz = gz.finish().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(["keys", "-", "--format", "csv", "-o", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&gz).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let piped = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let path = rdb.to_str().unwrap_or_default();
+    let direct = ok(&["keys", path, "--format", "csv", "-o", "-"]);
+    let piped = String::from_utf8_lossy(&piped.stdout).replace("\n-,", "\nFILE,");
+    let direct = String::from_utf8_lossy(&direct.stdout).replace(&format!("\n{path},"), "\nFILE,");
+    assert_eq!(piped, direct);
+    assert!(piped.lines().count() > 60);
+}
+
+/// The output policy of every writing command: an input is never the output.
+#[test]
+fn the_input_is_never_the_output() {
+    let dir = temp_dir("keys-same");
+    let rdb = dir.join("dump.csv");
+    std::fs::copy(fixtures_dir().join("redis-7.4/types.rdb"), &rdb)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&rdb).unwrap_or_else(|e| panic!("{e}"));
+    let path = rdb.to_str().unwrap_or_default();
+    let out = rdbkit(&["keys", path, "-o", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is an input"));
+    assert_eq!(std::fs::read(&rdb).unwrap_or_default(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
