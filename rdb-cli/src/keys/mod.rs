@@ -264,6 +264,14 @@ trait Sink {
     /// The records that follow come from this input.
     fn begin_file(&mut self, name: &str);
     fn record(&mut self, r: &Record<'_>) -> Result<(), Failure>;
+    /// For line formats: how workers format a record, for [`Sink::line`].
+    fn line_format(&self) -> Option<text::LineFormat> {
+        None
+    }
+    /// A line formatted by a worker, newline included.
+    fn line(&mut self, _line: &[u8]) -> Result<(), Failure> {
+        Ok(())
+    }
 }
 
 /// What a worker made of one item.
@@ -271,6 +279,8 @@ enum Outcome<'data> {
     NotKey,
     LeftOut,
     Key(Record<'data>),
+    /// A key's line, formatted by the worker, and its offset.
+    Line(Vec<u8>, u64),
 }
 
 /// Writes one record per key of every source to `out`, in the order of the sources and
@@ -370,6 +380,7 @@ fn one_source<'data>(
 ) -> Result<(), Failure> {
     let filter = &options.filter;
     let pass_all = filter.is_pass_all();
+    let lines = sink.line_format();
     let work = |s: &Spanned<'data>| -> Result<Outcome<'data>, Failure> {
         let Item::Key(entry) = &s.item else {
             return Ok(Outcome::NotKey);
@@ -384,6 +395,12 @@ fn one_source<'data>(
         if let Some(&to) = options.db_map.get(&r.db) {
             r.db = to;
         }
+        if let Some(lines) = &lines {
+            let mut line = Vec::with_capacity(128 + r.key.len());
+            lines.line(&r, &mut line);
+            line.push(b'\n');
+            return Ok(Outcome::Line(line, r.offset));
+        }
         Ok(Outcome::Key(r))
     };
     let sink_one = |s: Spanned<'data>, outcome: Outcome<'data>| -> Result<(), Failure> {
@@ -392,6 +409,11 @@ fn one_source<'data>(
                 sink.record(&r)?;
                 summary.keys += 1;
                 progress(r.offset);
+            }
+            Outcome::Line(line, offset) => {
+                sink.line(&line)?;
+                summary.keys += 1;
+                progress(offset);
             }
             Outcome::LeftOut => summary.left_out += 1,
             Outcome::NotKey => {

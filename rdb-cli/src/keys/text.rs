@@ -20,8 +20,15 @@ const FLUSH_AT: usize = 256 << 10;
 #[derive(Debug)]
 pub struct TextSink<W: Write> {
     out: W,
-    format: Format,
     buf: Vec<u8>,
+    lines: LineFormat,
+}
+
+/// How a record becomes a line, for the current input: shared by the workers, which
+/// format the lines of their keys in parallel.
+#[derive(Debug, Clone)]
+pub struct LineFormat {
+    format: Format,
     /// The current file's label, and the cluster and instance labels, pre-formatted as
     /// CSV fields or JSON values.
     file: Vec<u8>,
@@ -31,17 +38,15 @@ pub struct TextSink<W: Write> {
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W, format: Format, options: &Options) -> Result<Self, Failure> {
-        let mut sink = TextSink {
-            out,
+        let mut lines = LineFormat {
             format,
-            buf: Vec::with_capacity(FLUSH_AT + 4096),
             file: Vec::new(),
             cluster: Vec::new(),
             instance: Vec::new(),
         };
         for (to, label) in [
-            (&mut sink.cluster, &options.cluster),
-            (&mut sink.instance, &options.instance),
+            (&mut lines.cluster, &options.cluster),
+            (&mut lines.instance, &options.instance),
         ] {
             match (format, label) {
                 (Format::Jsonl, Some(l)) => json::string(to, l),
@@ -50,15 +55,16 @@ impl<W: Write> TextSink<W> {
                 (_, None) => {}
             }
         }
+        let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
         match format {
-            Format::Csv => sink.buf.extend_from_slice(CSV_HEADER.as_bytes()),
-            Format::Rdbtools => sink.buf.extend_from_slice(RDBTOOLS_HEADER.as_bytes()),
+            Format::Csv => buf.extend_from_slice(CSV_HEADER.as_bytes()),
+            Format::Rdbtools => buf.extend_from_slice(RDBTOOLS_HEADER.as_bytes()),
             _ => {}
         }
-        if !sink.buf.is_empty() {
-            sink.buf.push(b'\n');
+        if !buf.is_empty() {
+            buf.push(b'\n');
         }
-        Ok(sink)
+        Ok(TextSink { out, buf, lines })
     }
 
     pub fn finish(mut self) -> Result<W, Failure> {
@@ -70,20 +76,32 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn begin_file(&mut self, name: &str) {
-        self.file.clear();
-        match self.format {
-            Format::Jsonl => json::string(&mut self.file, name),
-            _ => csv_text(&mut self.file, name.as_bytes()),
+        let file = &mut self.lines.file;
+        file.clear();
+        match self.lines.format {
+            Format::Jsonl => json::string(file, name),
+            _ => csv_text(file, name.as_bytes()),
         }
     }
 
     fn record(&mut self, r: &Record<'_>) -> Result<(), Failure> {
-        match self.format {
-            Format::Jsonl => self.jsonl(r),
-            Format::Rdbtools => rdbtools(&mut self.buf, r),
-            _ => self.csv(r),
-        }
+        self.lines.line(r, &mut self.buf);
         self.buf.push(b'\n');
+        self.spill()
+    }
+
+    fn line_format(&self) -> Option<LineFormat> {
+        Some(self.lines.clone())
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<(), Failure> {
+        self.buf.extend_from_slice(line);
+        self.spill()
+    }
+}
+
+impl<W: Write> TextSink<W> {
+    fn spill(&mut self) -> Result<(), Failure> {
         if self.buf.len() >= FLUSH_AT {
             self.out.write_all(&self.buf).map_err(io)?;
             self.buf.clear();
@@ -92,9 +110,17 @@ impl<W: Write> Sink for TextSink<W> {
     }
 }
 
-impl<W: Write> TextSink<W> {
-    fn csv(&mut self, r: &Record<'_>) {
-        let b = &mut self.buf;
+impl LineFormat {
+    /// Appends the line of `r` (without its newline).
+    pub fn line(&self, r: &Record<'_>, b: &mut Vec<u8>) {
+        match self.format {
+            Format::Jsonl => self.jsonl(r, b),
+            Format::Rdbtools => rdbtools(b, r),
+            _ => self.csv(r, b),
+        }
+    }
+
+    fn csv(&self, r: &Record<'_>, b: &mut Vec<u8>) {
         b.extend_from_slice(&self.file);
         b.push(b',');
         b.extend_from_slice(&self.cluster);
@@ -128,8 +154,7 @@ impl<W: Write> TextSink<W> {
         }
     }
 
-    fn jsonl(&mut self, r: &Record<'_>) {
-        let b = &mut self.buf;
+    fn jsonl(&self, r: &Record<'_>, b: &mut Vec<u8>) {
         b.extend_from_slice(b"{\"file\":");
         b.extend_from_slice(&self.file);
         b.extend_from_slice(b",\"cluster\":");
