@@ -33,17 +33,18 @@ measure() {
     echo "$(echo "$end - $start" | bc) $peak $rc"
 }
 
-ops=("stats" "convert -> RDB 9" "convert --shards 3" "export jsonl" "export resp")
+ops=("stats" "convert -> RDB 9" "convert --shards 3" "export jsonl" "export resp" "keys parquet")
 # OPS="export resp|stats" measures only those.
 [ -z "${OPS:-}" ] || IFS='|' read -r -a ops <<<"$OPS"
 run_op() { # OP FILE
-    rm -rf "$work/out" "$work/out.rdb" "$work/out.jsonl"
+    rm -rf "$work/out" "$work/out.rdb" "$work/out.jsonl" "$work/out.parquet"
     case "$1" in
         stats) measure "$bin" stats "$2" ;;
         "convert -> RDB 9") measure "$bin" convert "$2" -o "$work/out.rdb" --rdb-version 9 ;;
         "convert --shards 3") measure "$bin" convert "$2" -o "$work/out" --rdb-version 11 --shards 3 ;;
         "export jsonl") measure "$bin" export --format jsonl "$2" -o "$work/out.jsonl" ;;
         "export resp") measure "$bin" export --format resp "$2" -o "$work/out.jsonl" ;;
+        "keys parquet") measure "$bin" keys "$2" -o "$work/out.parquet" ;;
     esac
 }
 

