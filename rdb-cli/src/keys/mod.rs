@@ -207,7 +207,8 @@ pub fn largest_element(value: &Value<'_>) -> Result<Option<u64>, rdb_parser::Err
         }
         Value::Stream(s) => {
             let mut m = 0;
-            for e in s.entries() {
+            let mut entries = s.entries();
+            while let Some(e) = entries.next_entry() {
                 for (field, value) in &e?.fields {
                     m = m.max(len(field)).max(len(value));
                 }
