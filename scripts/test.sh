@@ -10,6 +10,12 @@ scripts/install-servers.sh
 scripts/install-azurite.sh   # blob emulator for the upload tests
 scripts/install-chromium.sh  # headless browser for the stats --html test
 phase=$(date +%s)
+echo "==> gates: rustfmt, clippy (warnings denied), rustdoc (warnings denied)"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+echo "==> gates took $(( $(date +%s) - phase ))s"
+phase=$(date +%s)
 cargo test --workspace --locked
 echo "==> workspace tests took $(( $(date +%s) - phase ))s"
 echo "==> fixtures/generate.py --check: regenerate every fixture from real servers and compare"

@@ -427,27 +427,6 @@ pub fn run_split(
     Ok(summary)
 }
 
-/// The snapshot's `ctime` AUX field, in Unix ms, when the header has one.
-pub fn ctime_ms(data: &[u8]) -> Option<i64> {
-    let parser = ParserBuilder::new()
-        .verify_checksum(false)
-        .parse(data)
-        .ok()?;
-    for item in parser.take(64) {
-        match item.ok()? {
-            rdb_parser::Item::Aux(a) if a.key.as_ref() == b"ctime" => {
-                return std::str::from_utf8(&a.value)
-                    .ok()?
-                    .parse::<i64>()
-                    .ok()
-                    .map(|s| s * 1000);
-            }
-            rdb_parser::Item::Header(_) | rdb_parser::Item::Aux(_) => {}
-            _ => return None,
-        }
-    }
-    None
-}
 
 /// A directory built beside its destination and renamed into place whole, so the shard
 /// files and their manifest appear together, and never mix with an earlier run's.

@@ -18,9 +18,9 @@ pub fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
-/// [`bytes`] of a large `b`, handing `out` to `flush` each time it has grown by about
+/// [`bytes()`] of a large `b`, handing `out` to `flush` each time it has grown by about
 /// `piece` bytes of input, so the whole encoding is never held: the pieces concatenate to
-/// exactly what [`bytes`] writes.
+/// exactly what [`bytes()`] writes.
 pub fn bytes_in_pieces(
     out: &mut Vec<u8>,
     b: &[u8],

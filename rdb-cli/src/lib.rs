@@ -9,6 +9,7 @@ pub mod export;
 pub mod fetch;
 pub mod info;
 pub mod json;
+pub mod now;
 pub mod keys;
 pub mod output;
 pub mod resp;

@@ -2,6 +2,8 @@
 //! every target version reads back equal to its source minus the declared losses, and a
 //! failed conversion leaves no file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};

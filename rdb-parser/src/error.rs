@@ -2,7 +2,7 @@
 //!
 //! An [`Error`] is one pointer wide. It always knows the byte offset in the snapshot where
 //! decoding stopped, and, once the key is known, the database and the key (escaped and
-//! shortened for display). Inner decoders raise a [`Fail`] that records the address of the
+//! shortened for display). Inner decoders raise a `Fail` that records the address of the
 //! failing byte; the caller that knows which buffer that address belongs to turns it into an
 //! absolute file offset.
 

@@ -2,6 +2,8 @@
 //! magic, and the type bytes defined after RDB 13. Real files from fixtures/servers/redis-8.6
 //! and files built here byte by byte.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::PathBuf;
 
 use rdb_parser::{Error, ErrorKind, Item, ParserBuilder, StreamId, Value};

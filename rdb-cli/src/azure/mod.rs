@@ -15,7 +15,6 @@ pub mod upload;
 use std::io::Write;
 use std::path::Path;
 
-
 use crate::Failure;
 
 /// The local pre-flight shared by upload and import.

@@ -43,7 +43,7 @@ pub struct CommandArgs {
 #[derive(Args)]
 pub struct CommonArgs {
     /// The file to write; it appears only when the conversion succeeds. With --shards,
-    /// --slots or --cluster-nodes: a directory that receives shard-<i>.rdb files and
+    /// --slots or --cluster-nodes: a directory that receives shard-N.rdb files and
     /// manifest.json, all together or none.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -84,8 +84,9 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value_t = Dbs::Keep)]
     pub dbs: Dbs,
     /// "Now" for --expired drop, TTL bounds and --field-ttls drop-expired: Unix
-    /// milliseconds, or `ctime` for the moment the snapshot was taken (default: the clock).
-    #[arg(long, value_name = "UNIX_MS|ctime")]
+    /// milliseconds, `ctime` (the end of the second the snapshot's ctime AUX field names,
+    /// as `stats` takes it) or `clock` (the default).
+    #[arg(long, value_name = "UNIX_MS|ctime|clock")]
     pub now: Option<String>,
     #[command(flatten)]
     pub filter: FilterArgs,

@@ -65,13 +65,14 @@ pub fn clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// What `--now` says, resolved against the snapshot: Unix milliseconds, `ctime` (the start
-/// of the second the snapshot's ctime AUX field names) or `clock`; `None` takes the clock.
+/// What `--now` says, resolved against the snapshot: Unix milliseconds, `ctime` (the end
+/// of the second the snapshot's ctime AUX field names, as stats takes it) or `clock`;
+/// `None` takes the clock.
 /// The one place "now" is decided for convert, merge, export, restore and diff.
 pub fn resolve_now(now: Option<&str>, snapshot: &[u8]) -> Result<i64, String> {
     match now.map(str::trim) {
         None | Some("clock") => Ok(clock_ms()),
-        Some("ctime") => rdb_cli::convert::ctime_ms(snapshot)
+        Some("ctime") => rdb_cli::now::snapshot_ms(snapshot)
             .ok_or_else(|| "--now ctime: the snapshot has no ctime AUX field".to_string()),
         Some(ms) => ms
             .parse::<i64>()

@@ -873,9 +873,7 @@ fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats
     // ctime counts whole seconds and the save began somewhere within that second: "now"
     // is the end of it, so a key that had expired when the save began counts as expired
     // (any later load drops it too). Checked arithmetic: the AUX value comes from the file.
-    let ctime_ms = aux_text(b"ctime")
-        .and_then(|c| c.trim().parse::<i64>().ok())
-        .and_then(|s| s.checked_add(1)?.checked_mul(1000));
+    let ctime_ms = aux_text(b"ctime").and_then(|c| crate::now::from_ctime(c.as_bytes()));
     let (now_ms, now_source) = match (options.now_ms, ctime_ms) {
         (Some(n), _) => (n, "--now"),
         (None, Some(c)) => (c, "ctime"),

@@ -48,7 +48,7 @@ pub struct FetchArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
     /// The server is a cluster node: fetch one snapshot per master (found with CLUSTER
-    /// SHARDS, else CLUSTER SLOTS) into -o DIR as shard-<i>.rdb, with manifest.json (slots,
+    /// SHARDS, else CLUSTER SLOTS) into -o DIR as shard-N.rdb, with manifest.json (slots,
     /// keys, bytes, SHA-256 per file, as convert --shards writes). The directory appears
     /// only when every snapshot arrived whole.
     #[arg(long)]

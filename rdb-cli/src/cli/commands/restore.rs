@@ -93,8 +93,9 @@ pub struct RestoreArgs {
     /// Function libraries, for a target without functions.
     #[arg(long, value_enum, default_value_t = Functions::Error)]
     functions: Functions,
-    /// "Now" for skipping expired keys and TTL filters: Unix ms or `ctime`.
-    #[arg(long, value_name = "UNIX_MS|ctime")]
+    /// "Now" for skipping expired keys and TTL filters: Unix ms, `ctime` (the end of the
+    /// second the snapshot's ctime AUX field names) or `clock` (the default).
+    #[arg(long, value_name = "UNIX_MS|ctime|clock")]
     now: Option<String>,
     /// Print the summary as JSON on standard output.
     #[arg(long)]
