@@ -427,7 +427,6 @@ pub fn run_split(
     Ok(summary)
 }
 
-
 /// A directory built beside its destination and renamed into place whole, so the shard
 /// files and their manifest appear together, and never mix with an earlier run's.
 pub(crate) struct Staging {
