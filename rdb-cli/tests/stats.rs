@@ -1418,6 +1418,9 @@ fn html_report_escapes_hostile_names_in_chromium() {
     // Text in any script shows as itself; bytes that are not UTF-8 as \xNN.
     keys.push((0, "用户:42".as_bytes(), &big, None));
     keys.push((0, b"bin:\xff\x00", &big, None));
+    // A name longer than a top list keeps (64 KiB at --top 20): shown cut, and marked.
+    let long = format!("long:<i>{}", "L".repeat(70_000));
+    keys.push((0, long.as_bytes(), &big, None));
     let ver = format!("<script>{MARK}</script>");
     let data = snapshot(&[(b"redis-ver", ver.as_bytes())], &keys);
     let tmp = TempDir::new("stats-xss");
@@ -1460,6 +1463,23 @@ fn html_report_escapes_hostile_names_in_chromium() {
     );
     assert!(dom.contains("用户:42"), "a UTF-8 key is not shown as text");
     assert!(dom.contains(r"bin:\xff\x00"), "a binary key is not escaped");
+    // The long name is the biggest key by bytes, in every top list, cut and marked.
+    let want = format!("(shortened: {} bytes, xxh3 ", long.len());
+    for id in ["table-top", "table-top-elements", "table-top-memory"] {
+        let rows = table_rows(&dom, id);
+        let cell = rows
+            .iter()
+            .filter_map(|r| r.get(2))
+            .find(|k| k.starts_with("long:<i>"))
+            .unwrap_or_else(|| panic!("#{id} lacks the long key: {rows:?}"));
+        let (name, mark) = cell
+            .split_once(" (shortened")
+            .unwrap_or_else(|| panic!("#{id}: the long key is not marked shortened: {cell:?}"));
+        assert!(name.ends_with('…') && name.len() < 1000, "#{id}: {name:?}");
+        assert!(cell.contains(&want), "#{id}: {cell:?} lacks {want:?}");
+        let digest = mark.trim_end_matches(')').rsplit(' ').next().unwrap_or("");
+        assert_eq!(digest.len(), 32, "#{id}: digest in {mark:?}");
+    }
 }
 
 /// `--top` as big as usize goes: every key, no capacity overflow.
