@@ -197,12 +197,18 @@ fn bars(
 }
 
 fn size_bars(id: &str, title: &str, h: &SizeHistogram, fill: &str) -> String {
-    let data: Vec<(String, u64)> = h
-        .octaves()
-        .into_iter()
-        .map(|(lo, hi, n)| (size_label(lo, hi), n))
+    let octaves = h.octaves();
+    let data: Vec<(String, u64)> = octaves
+        .iter()
+        .map(|&(lo, hi, n)| (size_label(lo, hi), n))
         .collect();
-    bars(id, title, &data, fill, count)
+    // Ranges in units stop short of their upper bound: say so once, where they appear.
+    let title = if octaves.iter().any(|o| o.1 >= 1024) {
+        format!("{title} · 1K–2K is 1024 to 2047")
+    } else {
+        title.to_owned()
+    };
+    bars(id, &title, &data, fill, count)
 }
 
 /// The axis label of the size bucket `lo..=hi`. Exact bounds below 1 KiB (`4–7`, or one
@@ -894,3 +900,49 @@ td.share{width:180px;white-space:nowrap}.bar{display:inline-block;width:110px;he
 .panel{border:1px solid #e3e3e8;border-radius:8px;padding:10px 12px;min-width:0}.panel h2{margin:0 0 8px;font-size:14px}\
 .panel table+table{margin-top:10px}.panel tbody th{background:none;font-weight:400;color:#555}\
 footer{color:#888;font-size:12px;margin-top:24px}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_labels_use_the_bucket_bounds() {
+        assert_eq!(size_label(0, 0), "0");
+        assert_eq!(size_label(1, 1), "1");
+        assert_eq!(size_label(4, 7), "4–7");
+        assert_eq!(size_label(512, 1023), "512–1023");
+        assert_eq!(size_label(1024, 2047), "1K–2K");
+        assert_eq!(size_label(1 << 19, (1 << 20) - 1), "512K–1M");
+        assert_eq!(size_label(1 << 30, (1 << 31) - 1), "1G–2G");
+        assert_eq!(size_label(1 << 63, u64::MAX - 1), "≥8E");
+        assert_eq!(short(1536), "1536");
+    }
+
+    /// Every octave a histogram can hold gets its own label, and no range label has
+    /// equal ends.
+    #[test]
+    fn every_octave_label_is_distinct() {
+        let mut h = SizeHistogram::default();
+        h.add(0);
+        for bit in 0..64 {
+            h.add(1u64 << bit);
+            h.add((1u64 << bit).saturating_mul(2) - 1);
+        }
+        h.add(u64::MAX);
+        let labels: Vec<String> = h
+            .octaves()
+            .iter()
+            .map(|&(lo, hi, _)| size_label(lo, hi))
+            .collect();
+        assert_eq!(labels.len(), 65, "{labels:?}");
+        let mut unique = labels.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), labels.len(), "{labels:?}");
+        for l in &labels {
+            if let Some((a, b)) = l.split_once('–') {
+                assert_ne!(a, b, "{l}");
+            }
+        }
+    }
+}
