@@ -1104,6 +1104,298 @@ fn mutated_fixtures_fail_cleanly() {
     assert_eq!(runs, 360);
 }
 
+/// The text of an element's markup: tags dropped, the entities the page writes decoded.
+fn text_of_markup(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
+}
+
+/// The markup of the section (or figure) with `id` in `dom`, up to its end tag.
+fn element<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("the DOM lacks #{id}"));
+    let rest = &dom[start..];
+    let end = ["</section>", "</figure>"]
+        .iter()
+        .filter_map(|t| rest.find(t))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The rows of the tables in the element with `id`: each row's cells (th and td) as text.
+fn table_rows(dom: &str, id: &str) -> Vec<Vec<String>> {
+    element(dom, id)
+        .split("<tr")
+        .skip(1)
+        .map(|row| {
+            let row = row.split("</tr>").next().unwrap_or("");
+            row.split("<t")
+                .skip(1)
+                .filter(|c| c.starts_with('d') || c.starts_with('h'))
+                .map(|c| text_of_markup(&format!("<t{}", c.split("</t").next().unwrap_or(""))))
+                .collect()
+        })
+        .collect()
+}
+
+/// The value of the row labelled `label` in a panel of label/value rows.
+fn panel_value(rows: &[Vec<String>], label: &str) -> Option<u64> {
+    rows.iter()
+        .find(|r| r.first().map(String::as_str) == Some(label))
+        .and_then(|r| r.get(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Renders `fixture`'s HTML report and has Chromium dump its DOM (no console errors).
+fn rendered_dom(bin: &Path, fixture: &Path, tmp: &TempDir) -> String {
+    let data = std::fs::read(fixture).expect("fixture");
+    let page = tmp.path().join(format!(
+        "{}.html",
+        fixture
+            .with_extension("")
+            .to_string_lossy()
+            .replace('/', "_")
+    ));
+    let mut a = args(fixture);
+    a.json = false;
+    a.html = Some(page.clone());
+    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    let (dom, err) = run_chromium(bin, &page, &["--dump-dom".into()]);
+    let errors = console_errors(&err);
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+    dom
+}
+
+/// The page's databases, modules, functions, streams, hash-field TTLs and top lists, as
+/// Chromium renders them, hold the numbers of each fixture's ground truth (its JSONL,
+/// and for what the JSONL does not hold, the fixtures README: one function library
+/// "rdbkit" from 7.0 on); the size charts' axis labels never read "1K-1K".
+#[test]
+fn html_report_sections_match_ground_truth_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    let tmp = TempDir::new("stats-html-sections");
+    let mut module_keys_seen = 0;
+    for name in [
+        "redis-7.4/types.rdb",
+        "redis-7.4/modules.rdb",
+        "valkey-9.0/types.rdb",
+        "redis-6.2/types.rdb",
+    ] {
+        let fixture = common::fixtures_dir().join(name);
+        let truth = servers::read_jsonl(&fixture.with_extension("jsonl")).expect("truth");
+        let report = stats_json(&fixture);
+        let now = report["now_ms"].as_i64().expect("now_ms");
+        let dom = rendered_dom(&bin, &fixture, &tmp);
+
+        // Databases: one row per db, keys, expiries and expired keys per db.
+        let mut dbs: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+        for line in &truth {
+            let d = dbs.entry(line["db"].as_u64().expect("db")).or_default();
+            d.0 += 1;
+            if let Some(at) = line["expire_ms"].as_i64() {
+                d.1 += 1;
+                d.2 += u64::from(at <= now);
+            }
+        }
+        let rows: Vec<Vec<String>> = table_rows(&dom, "table-dbs").into_iter().skip(1).collect();
+        let shown: Vec<(String, String, String, String)> = rows
+            .iter()
+            .map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()))
+            .collect();
+        let want: Vec<(String, String, String, String)> = dbs
+            .iter()
+            .map(|(db, (k, e, x))| {
+                (
+                    format!("db{db}"),
+                    k.to_string(),
+                    e.to_string(),
+                    x.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown, want,
+            "{name}: databases (db, keys, expires, expired)"
+        );
+
+        // Modules: keys per module type, and the aux records the report found.
+        let mut modules: BTreeMap<String, u64> = BTreeMap::new();
+        for line in truth.iter().filter(|l| l["type"] == "module") {
+            let m = line["value"]["module"].as_str().expect("module name");
+            *modules.entry(m.to_owned()).or_default() += 1;
+        }
+        let rows = table_rows(&dom, "table-modules");
+        let aux = report["modules"]["aux"].as_array().expect("aux").len() as u64;
+        if modules.is_empty() && aux == 0 {
+            assert!(rows.is_empty(), "{name}: module rows {rows:?}");
+            assert!(element(&dom, "table-modules").contains("No module keys"));
+        } else {
+            let total: u64 = modules.values().sum();
+            module_keys_seen += total;
+            assert_eq!(panel_value(&rows, "module keys"), Some(total), "{name}");
+            assert_eq!(
+                panel_value(&rows, "module aux records"),
+                Some(aux),
+                "{name}"
+            );
+            for (m, n) in &modules {
+                assert!(
+                    rows.iter().any(|r| r == &vec![m.clone(), n.to_string()]),
+                    "{name}: module {m} with {n} keys not in {rows:?}"
+                );
+            }
+        }
+
+        // Functions: the fixtures' one library from 7.0 on (Valkey too), none before.
+        let rows = table_rows(&dom, "table-functions");
+        let has_functions = !name.starts_with("redis-6") && !name.ends_with("modules.rdb");
+        if has_functions {
+            assert_eq!(panel_value(&rows, "libraries"), Some(1), "{name}: {rows:?}");
+            assert!(
+                rows.iter()
+                    .any(|r| r.first().map(String::as_str) == Some("rdbkit")),
+                "{name}: the library's name is missing: {rows:?}"
+            );
+        } else {
+            assert!(rows.is_empty(), "{name}: function rows {rows:?}");
+        }
+
+        // Streams: keys, entries, groups, consumers, pending, from the ground truth.
+        let (mut keys, mut entries, mut groups, mut consumers, mut pending) = (0, 0, 0, 0, 0);
+        for line in truth.iter().filter(|l| l["type"] == "stream") {
+            keys += 1;
+            entries += line["value"]["length"].as_u64().expect("length");
+            for g in line["value"]["groups"].as_array().expect("groups") {
+                groups += 1;
+                consumers += g["consumers"].as_array().expect("consumers").len() as u64;
+                pending += g["pending"].as_array().expect("pending").len() as u64;
+            }
+        }
+        let rows = table_rows(&dom, "table-streams");
+        if keys == 0 {
+            assert!(rows.is_empty(), "{name}: stream rows {rows:?}");
+        } else {
+            for (label, want) in [
+                ("stream keys", keys),
+                ("entries", entries),
+                ("consumer groups", groups),
+                ("consumers", consumers),
+                ("pending entries", pending),
+            ] {
+                assert_eq!(
+                    panel_value(&rows, label),
+                    Some(want),
+                    "{name}: streams {label}"
+                );
+            }
+        }
+
+        // Hash field TTLs: hashes with a field that has a TTL, and those fields.
+        let (mut ttl_keys, mut ttl_fields) = (0, 0);
+        for line in truth.iter().filter(|l| l["type"] == "hash") {
+            let n = line["value"]
+                .as_array()
+                .expect("fields")
+                .iter()
+                .filter(|f| f.get(2).is_some_and(|t| !t.is_null()))
+                .count() as u64;
+            ttl_keys += u64::from(n > 0);
+            ttl_fields += n;
+        }
+        let rows = table_rows(&dom, "table-field-ttls");
+        if ttl_keys == 0 {
+            assert!(
+                element(&dom, "table-field-ttls").contains("No hash fields"),
+                "{name}: {rows:?}"
+            );
+        } else {
+            assert_eq!(
+                panel_value(&rows, "hashes with field TTLs"),
+                Some(ttl_keys),
+                "{name}"
+            );
+            assert_eq!(
+                panel_value(&rows, "fields with a TTL"),
+                Some(ttl_fields),
+                "{name}"
+            );
+        }
+
+        // Top keys by memory: the report's list, in its order, biggest first.
+        for (id, list) in [
+            ("table-top", "top_by_bytes"),
+            ("table-top-elements", "top_by_elements"),
+            ("table-top-memory", "top_by_memory"),
+        ] {
+            let rows: Vec<Vec<String>> = table_rows(&dom, id).into_iter().skip(1).collect();
+            let want: Vec<String> = report[list]
+                .as_array()
+                .expect("top list")
+                .iter()
+                .map(|k| k["key"].as_str().expect("text key").to_owned())
+                .collect();
+            let shown: Vec<String> = rows.iter().map(|r| r[2].clone()).collect();
+            assert_eq!(shown, want, "{name}: #{id}");
+        }
+        let memory: Vec<u64> = report["top_by_memory"]
+            .as_array()
+            .expect("top")
+            .iter()
+            .map(|k| k["memory"].as_u64().expect("memory"))
+            .collect();
+        assert!(
+            memory.windows(2).all(|w| w[0] >= w[1]),
+            "{name}: not biggest first"
+        );
+
+        // Size axes: every label a single value or a range whose bounds differ.
+        for id in ["chart-key-sizes", "chart-value-sizes", "chart-memory-sizes"] {
+            let labels: Vec<String> = element(&dom, id)
+                .split("class=\"lab\"")
+                .skip(1)
+                .map(|t| text_of_markup(&format!("<x{}", t.split("</text>").next().unwrap_or(""))))
+                .collect();
+            assert!(!labels.is_empty(), "{name}: #{id} has no labels");
+            for l in &labels {
+                let bounds: Vec<&str> = l.split(['–', '-']).collect();
+                assert!(
+                    bounds.len() == 1 || (bounds.len() == 2 && bounds[0] != bounds[1]),
+                    "{name}: #{id} axis label {l:?}"
+                );
+            }
+            let mut unique = labels.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                labels.len(),
+                "{name}: #{id} repeats a label: {labels:?}"
+            );
+        }
+    }
+    assert!(
+        module_keys_seen > 0,
+        "no fixture with module keys was checked"
+    );
+}
+
 /// Key names, AUX values and the file name that try to inject markup: real Chromium
 /// runs the page, and none of them becomes an element, an attribute or a script.
 #[test]
@@ -1126,6 +1418,9 @@ fn html_report_escapes_hostile_names_in_chromium() {
     // Text in any script shows as itself; bytes that are not UTF-8 as \xNN.
     keys.push((0, "用户:42".as_bytes(), &big, None));
     keys.push((0, b"bin:\xff\x00", &big, None));
+    // A name longer than a top list keeps (64 KiB at --top 20): shown cut, and marked.
+    let long = format!("long:<i>{}", "L".repeat(70_000));
+    keys.push((0, long.as_bytes(), &big, None));
     let ver = format!("<script>{MARK}</script>");
     let data = snapshot(&[(b"redis-ver", ver.as_bytes())], &keys);
     let tmp = TempDir::new("stats-xss");
@@ -1168,6 +1463,23 @@ fn html_report_escapes_hostile_names_in_chromium() {
     );
     assert!(dom.contains("用户:42"), "a UTF-8 key is not shown as text");
     assert!(dom.contains(r"bin:\xff\x00"), "a binary key is not escaped");
+    // The long name is the biggest key by bytes, in every top list, cut and marked.
+    let want = format!("(shortened: {} bytes, xxh3 ", long.len());
+    for id in ["table-top", "table-top-elements", "table-top-memory"] {
+        let rows = table_rows(&dom, id);
+        let cell = rows
+            .iter()
+            .filter_map(|r| r.get(2))
+            .find(|k| k.starts_with("long:<i>"))
+            .unwrap_or_else(|| panic!("#{id} lacks the long key: {rows:?}"));
+        let (name, mark) = cell
+            .split_once(" (shortened")
+            .unwrap_or_else(|| panic!("#{id}: the long key is not marked shortened: {cell:?}"));
+        assert!(name.ends_with('…') && name.len() < 1000, "#{id}: {name:?}");
+        assert!(cell.contains(&want), "#{id}: {cell:?} lacks {want:?}");
+        let digest = mark.trim_end_matches(')').rsplit(' ').next().unwrap_or("");
+        assert_eq!(digest.len(), 32, "#{id}: digest in {mark:?}");
+    }
 }
 
 /// `--top` as big as usize goes: every key, no capacity overflow.

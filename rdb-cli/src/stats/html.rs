@@ -3,12 +3,14 @@
 //!
 //! Chart ids (the Chromium test looks for them): `chart-types`, `chart-encodings`,
 //! `chart-key-sizes`, `chart-value-sizes`, `chart-ttl`, `chart-slots`, `chart-prefixes`,
-//! `chart-shards`, `table-top`.
+//! `chart-shards`, `chart-memory-sizes`; tables `table-dbs`, `table-top` (by bytes),
+//! `table-top-elements`, `table-top-memory`; panels `table-modules`, `table-functions`,
+//! `table-streams`, `table-field-ttls`.
 
 use std::fmt::Write as _;
 use std::io::{Result, Write};
 
-use super::collect::{SizeHistogram, Stats, Totals, TTL_BUCKETS, TYPES};
+use super::collect::{SizeHistogram, Stats, TopKey, Totals, TTL_BUCKETS, TYPES};
 use super::text::{human_bytes, shown_key, utc};
 
 const PALETTE: [&str; 10] = [
@@ -195,30 +197,49 @@ fn bars(
 }
 
 fn size_bars(id: &str, title: &str, h: &SizeHistogram, fill: &str) -> String {
-    let data: Vec<(String, u64)> = h
-        .octaves()
-        .into_iter()
-        .map(|(lo, hi, n)| {
-            let label = if hi == 0 {
-                "0".to_owned()
-            } else if lo == hi {
-                short(lo)
-            } else {
-                format!("{}-{}", short(lo), short(hi))
-            };
-            (label, n)
-        })
+    let octaves = h.octaves();
+    let data: Vec<(String, u64)> = octaves
+        .iter()
+        .map(|&(lo, hi, n)| (size_label(lo, hi), n))
         .collect();
-    bars(id, title, &data, fill, count)
+    // Ranges in units stop short of their upper bound: say so once, where they appear.
+    let title = if octaves.iter().any(|o| o.1 >= 1024) {
+        format!("{title} · 1K–2K is 1024 to 2047")
+    } else {
+        title.to_owned()
+    };
+    bars(id, &title, &data, fill, count)
 }
 
-fn short(v: u64) -> String {
-    match v {
-        0..1024 => v.to_string(),
-        1024..1_048_576 => format!("{}K", v / 1024),
-        1_048_576..1_073_741_824 => format!("{}M", v / 1_048_576),
-        _ => format!("{}G", v / 1_073_741_824),
+/// The axis label of the size bucket `lo..=hi`. Exact bounds below 1 KiB (`4–7`, or one
+/// value when `lo == hi`); above, powers of two read as the half-open range from the
+/// bucket's low to the next bucket's low (`1K–2K`), since `hi` itself (2047) would
+/// print as `1K` again.
+fn size_label(lo: u64, hi: u64) -> String {
+    if lo >= hi {
+        short(lo)
+    } else if hi < 1024 {
+        format!("{lo}–{hi}")
+    } else {
+        // The last octave's top is u64::MAX - 1 (its bound saturates): open-ended.
+        match hi.checked_add(2) {
+            Some(_) => format!("{}–{}", short(lo), short(hi + 1)),
+            None => format!("≥{}", short(lo)),
+        }
     }
+}
+
+/// `v` in K/M/G/T/P/E when it is an exact multiple of that unit, else in the largest
+/// unit it is a whole multiple of: no rounding, so two different bounds never print
+/// alike.
+fn short(v: u64) -> String {
+    const UNITS: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
+    let (mut v, mut unit) = (v, 0);
+    while v >= 1024 && v % 1024 == 0 && unit + 1 < UNITS.len() {
+        v /= 1024;
+        unit += 1;
+    }
+    format!("{v}{}", UNITS.get(unit).copied().unwrap_or(""))
 }
 
 /// Squarified-enough treemap: slice-and-dice by alternating direction per depth.
@@ -408,36 +429,277 @@ fn slot_map(s: &Stats) -> String {
     )
 }
 
-fn top_table(s: &Stats) -> String {
-    let mut t = String::from(
-        "<section id=\"table-top\"><h2>Biggest keys by bytes in the file</h2><table>\
-         <thead><tr><th>#</th><th>db</th><th>key</th><th>type</th><th>encoding</th>\
-         <th class=\"r\">bytes</th><th class=\"r\">elements</th><th class=\"r\">est. memory</th></tr></thead><tbody>",
+/// The key cell of a top list: the name for the page, and for a name the list keeps
+/// only the start of, a mark that it is cut with the full length and digest (as the
+/// text report shows it).
+fn top_key_cell(k: &TopKey) -> String {
+    let mut name = page_key(&k.key);
+    match k.key_digest {
+        Some(d) => {
+            if !name.ends_with('…') && !name.ends_with("...") {
+                name.push('…');
+            }
+            format!(
+                "{}<span class=\"cut\"> (shortened: {} bytes, xxh3 {d:032x})</span>",
+                esc(&name),
+                k.key_len
+            )
+        }
+        None => esc(&name),
+    }
+}
+
+/// One top list: `rank` names the column it is ranked by, shown in bold.
+fn top_table(id: &str, title: &str, keys: &[TopKey], rank: &str) -> String {
+    let head = |name: &str, label: &str| {
+        let class = if name == rank { "r rank" } else { "r" };
+        format!("<th class=\"{class}\">{label}</th>")
+    };
+    let mut t = format!(
+        "<section id=\"{id}\"><h2>{}</h2><table>\
+         <thead><tr><th>#</th><th>db</th><th>key</th><th>type</th><th>encoding</th>{}{}{}\
+         </tr></thead><tbody>",
+        esc(title),
+        head("bytes", "bytes"),
+        head("elements", "elements"),
+        head("memory", "est. memory")
     );
-    for (i, k) in s.top_bytes.sorted().iter().enumerate() {
+    let cell = |name: &str, v: String| {
+        let class = if name == rank { "r rank" } else { "r" };
+        format!("<td class=\"{class}\">{v}</td>")
+    };
+    for (i, k) in keys.iter().enumerate() {
         let _ = write!(
             t,
-            "<tr><td>{}</td><td>{}</td><td class=\"k\">{}</td><td>{}</td><td>{}</td>\
-             <td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"k\">{}</td><td>{}</td><td>{}</td>{}{}{}</tr>",
             i + 1,
             k.db,
-            esc(&match k.key_digest {
-                Some(d) => format!(
-                    "{} (shortened: {} bytes, xxh3 {d:032x})",
-                    page_key(&k.key),
-                    k.key_len
-                ),
-                None => page_key(&k.key),
-            }),
+            top_key_cell(k),
             k.type_name,
             k.encoding,
-            k.bytes,
-            k.elements,
-            human_bytes(k.memory)
+            cell("bytes", k.bytes.to_string()),
+            cell("elements", k.elements.to_string()),
+            cell("memory", esc(&human_bytes(k.memory)))
         );
+    }
+    if keys.is_empty() {
+        t.push_str("<tr><td colspan=\"8\" class=\"note\">No keys.</td></tr>");
     }
     t.push_str("</tbody></table></section>");
     t
+}
+
+/// A horizontal share bar for a table cell (a fraction of its column's whole).
+fn share_cell(part: u64, whole: u64, fill: &str) -> String {
+    format!(
+        "<td class=\"share\"><div class=\"bar\"><div style=\"width:{:.1}%;background:{fill}\"></div></div>\
+         <span>{:.1}%</span></td>",
+        pct(part, whole),
+        pct(part, whole)
+    )
+}
+
+fn db_table(s: &Stats) -> String {
+    let mut t = String::from(
+        "<section id=\"table-dbs\"><h2>Databases</h2><table>\
+         <thead><tr><th>db</th><th class=\"r\">keys</th><th class=\"r\">with expiry</th>\
+         <th class=\"r\">expired</th><th class=\"r\">serialized</th>\
+         <th class=\"r\">est. memory</th><th>share of memory</th></tr></thead><tbody>",
+    );
+    let total = s.memory();
+    for (n, d) in &s.dbs {
+        let _ = write!(
+            t,
+            "<tr><td>db{n}</td><td class=\"r\">{}</td><td class=\"r\">{}</td>\
+             <td class=\"r\">{}</td><td class=\"r\">{}</td><td class=\"r\">{}</td>{}</tr>",
+            d.keys,
+            d.expires,
+            d.expired,
+            human_bytes(d.bytes),
+            human_bytes(d.memory),
+            share_cell(d.memory, total, "#4e79a7")
+        );
+    }
+    if s.dbs.is_empty() {
+        t.push_str("<tr><td colspan=\"7\" class=\"note\">No keys in any database.</td></tr>");
+    }
+    t.push_str("</tbody></table></section>");
+    t
+}
+
+/// The most names a list on the page shows; the rest are counted.
+const MAX_NAMES: usize = 100;
+
+/// A panel of label/value rows, or `empty` when there are none.
+fn panel(id: &str, title: &str, rows: &[(&str, String)], extra: &str, empty: &str) -> String {
+    let mut t = format!(
+        "<section class=\"panel\" id=\"{id}\"><h2>{}</h2>",
+        esc(title)
+    );
+    if rows.is_empty() && extra.is_empty() {
+        let _ = write!(t, "<p class=\"note\">{}</p>", esc(empty));
+    }
+    if !rows.is_empty() {
+        t.push_str("<table><tbody>");
+        for (label, v) in rows {
+            let _ = write!(
+                t,
+                "<tr><th>{}</th><td class=\"r\">{}</td></tr>",
+                esc(label),
+                esc(v)
+            );
+        }
+        t.push_str("</tbody></table>");
+    }
+    t.push_str(extra);
+    t.push_str("</section>");
+    t
+}
+
+/// Names with how often each occurs, most frequent first (then by name), at most
+/// [`MAX_NAMES`] rows; with a `count` column, or without when `count` is `None` (a name
+/// then seen more than once shows "×n").
+fn name_table(names: &[(String, u64)], name: &str, count: Option<&str>) -> String {
+    let mut sorted: Vec<&(String, u64)> = names.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut t = format!("<table><thead><tr><th>{}</th>", esc(name));
+    if let Some(c) = count {
+        let _ = write!(t, "<th class=\"r\">{}</th>", esc(c));
+    }
+    t.push_str("</tr></thead><tbody>");
+    for (n, c) in sorted.iter().take(MAX_NAMES) {
+        let shown = esc(&page_key(n.as_bytes()));
+        match count {
+            Some(_) => {
+                let _ = write!(
+                    t,
+                    "<tr><td class=\"k\">{shown}</td><td class=\"r\">{c}</td></tr>"
+                );
+            }
+            None if *c > 1 => {
+                let _ = write!(t, "<tr><td class=\"k\">{shown} ×{c}</td></tr>");
+            }
+            None => {
+                let _ = write!(t, "<tr><td class=\"k\">{shown}</td></tr>");
+            }
+        }
+    }
+    if sorted.len() > MAX_NAMES {
+        let _ = write!(
+            t,
+            "<tr><td colspan=\"2\" class=\"note\">and {} more</td></tr>",
+            sorted.len() - MAX_NAMES
+        );
+    }
+    t.push_str("</tbody></table>");
+    t
+}
+
+/// How often each name occurs in `names`.
+fn tally(names: &[String]) -> Vec<(String, u64)> {
+    let mut m: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for n in names {
+        *m.entry(n.as_str()).or_default() += 1;
+    }
+    m.into_iter().map(|(n, c)| (n.to_owned(), c)).collect()
+}
+
+/// Modules, functions, streams and hash-field TTLs: one panel each, saying so when the
+/// file has none.
+fn contents(s: &Stats) -> String {
+    let mut html = String::from("<div class=\"grid\">");
+    let module_keys: u64 = s.modules.values().sum();
+    let mut extra = String::new();
+    if !s.modules.is_empty() {
+        let types: Vec<(String, u64)> = s.modules.iter().map(|(m, n)| (m.clone(), *n)).collect();
+        extra.push_str(&name_table(&types, "module type", Some("keys")));
+    }
+    if !s.module_aux.is_empty() {
+        extra.push_str(&name_table(
+            &tally(&s.module_aux),
+            "module aux record",
+            Some("records"),
+        ));
+    }
+    let mut rows = Vec::new();
+    if !extra.is_empty() {
+        rows.push(("module keys", module_keys.to_string()));
+        rows.push(("module types", s.modules.len().to_string()));
+        rows.push(("module aux records", s.module_aux.len().to_string()));
+    }
+    html.push_str(&panel(
+        "table-modules",
+        "Modules",
+        &rows,
+        &extra,
+        "No module keys or module aux records.",
+    ));
+
+    let (rows, extra) = if s.functions.is_empty() {
+        (Vec::new(), String::new())
+    } else {
+        (
+            vec![("libraries", s.functions.len().to_string())],
+            name_table(&tally(&s.functions), "library", None),
+        )
+    };
+    html.push_str(&panel(
+        "table-functions",
+        "Functions",
+        &rows,
+        &extra,
+        "No function libraries.",
+    ));
+
+    let st = &s.streams;
+    let rows = if st.keys == 0 {
+        Vec::new()
+    } else {
+        vec![
+            ("stream keys", st.keys.to_string()),
+            ("entries", st.entries.to_string()),
+            ("consumer groups", st.groups.to_string()),
+            ("consumers", st.consumers.to_string()),
+            ("pending entries", st.pending.to_string()),
+            ("most pending in one group", st.max_pending.to_string()),
+        ]
+    };
+    html.push_str(&panel(
+        "table-streams",
+        "Streams",
+        &rows,
+        "",
+        "No stream keys.",
+    ));
+
+    let rows = if s.field_ttl_keys == 0 && s.hash_fields_with_ttl_total == 0 {
+        Vec::new()
+    } else {
+        vec![
+            ("hashes with field TTLs", s.field_ttl_keys.to_string()),
+            ("fields with a TTL", s.field_ttl_fields.to_string()),
+            (
+                "fields in hashes of a field-TTL encoding",
+                s.hash_fields_with_ttl_total.to_string(),
+            ),
+            (
+                "share of those fields with a TTL",
+                format!(
+                    "{:.1}%",
+                    pct(s.field_ttl_fields, s.hash_fields_with_ttl_total)
+                ),
+            ),
+        ]
+    };
+    html.push_str(&panel(
+        "table-field-ttls",
+        "Hash field TTLs",
+        &rows,
+        "",
+        "No hash fields with a TTL.",
+    ));
+    html.push_str("</div>");
+    html
 }
 
 fn shards(s: &Stats) -> String {
@@ -513,6 +775,7 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         );
     }
     body.push_str("</section>");
+    body.push_str(&db_table(s));
     let types: Vec<(String, u64, String)> = TYPES
         .iter()
         .filter_map(|t| {
@@ -583,7 +846,25 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     ));
     body.push_str("</div>");
     body.push_str(&treemap(s));
-    body.push_str(&top_table(s));
+    body.push_str(&contents(s));
+    body.push_str(&top_table(
+        "table-top",
+        "Biggest keys by bytes in the file",
+        &s.top_bytes.sorted(),
+        "bytes",
+    ));
+    body.push_str(&top_table(
+        "table-top-elements",
+        "Biggest keys by elements",
+        &s.top_elements.sorted(),
+        "elements",
+    ));
+    body.push_str(&top_table(
+        "table-top-memory",
+        "Biggest keys by estimated memory",
+        &s.top_memory.sorted(),
+        "memory",
+    ));
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\">\
@@ -612,4 +893,56 @@ canvas{width:100%;max-width:512px;image-rendering:pixelated;border:1px solid #dd
 .note{color:#666;font-size:12px}\
 table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid #eee;text-align:left}\
 th{background:#f4f4f6}td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}td.k{font-family:ui-monospace,monospace;word-break:break-all}\
+th.rank,td.rank{font-weight:700}span.cut{color:#a33;font-family:system-ui,sans-serif;font-size:12px}\
+td.share{width:180px;white-space:nowrap}.bar{display:inline-block;width:110px;height:10px;background:#eee;border-radius:3px;margin-right:8px;vertical-align:middle}\
+.bar div{height:10px;border-radius:3px}td.share span{font-size:12px;color:#555}\
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px;margin:12px 0}\
+.panel{border:1px solid #e3e3e8;border-radius:8px;padding:10px 12px;min-width:0}.panel h2{margin:0 0 8px;font-size:14px}\
+.panel table+table{margin-top:10px}.panel tbody th{background:none;font-weight:400;color:#555}\
 footer{color:#888;font-size:12px;margin-top:24px}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_labels_use_the_bucket_bounds() {
+        assert_eq!(size_label(0, 0), "0");
+        assert_eq!(size_label(1, 1), "1");
+        assert_eq!(size_label(4, 7), "4–7");
+        assert_eq!(size_label(512, 1023), "512–1023");
+        assert_eq!(size_label(1024, 2047), "1K–2K");
+        assert_eq!(size_label(1 << 19, (1 << 20) - 1), "512K–1M");
+        assert_eq!(size_label(1 << 30, (1 << 31) - 1), "1G–2G");
+        assert_eq!(size_label(1 << 63, u64::MAX - 1), "≥8E");
+        assert_eq!(short(1536), "1536");
+    }
+
+    /// Every octave a histogram can hold gets its own label, and no range label has
+    /// equal ends.
+    #[test]
+    fn every_octave_label_is_distinct() {
+        let mut h = SizeHistogram::default();
+        h.add(0);
+        for bit in 0..64 {
+            h.add(1u64 << bit);
+            h.add((1u64 << bit).saturating_mul(2) - 1);
+        }
+        h.add(u64::MAX);
+        let labels: Vec<String> = h
+            .octaves()
+            .iter()
+            .map(|&(lo, hi, _)| size_label(lo, hi))
+            .collect();
+        assert_eq!(labels.len(), 65, "{labels:?}");
+        let mut unique = labels.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), labels.len(), "{labels:?}");
+        for l in &labels {
+            if let Some((a, b)) = l.split_once('–') {
+                assert_ne!(a, b, "{l}");
+            }
+        }
+    }
+}
