@@ -57,6 +57,20 @@ pub fn parse_db_map(s: &str) -> Result<(u64, u64), String> {
     Ok((n(a)?, n(b)?))
 }
 
+/// A password kept in a file (`--password-file`): its first line, without the line
+/// ending, so it never has to appear in a process list.
+pub fn read_password_file(path: &std::path::Path) -> Result<String, rdb_cli::Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| super::input::io_context(e, path))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(rdb_cli::Failure::Usage(format!(
+            "--password-file {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_owned())
+}
+
 /// The clock, in Unix milliseconds.
 pub fn clock_ms() -> i64 {
     std::time::SystemTime::now()

@@ -65,7 +65,7 @@ pub fn run(a: &FetchArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::fetch::FetchOptions;
     use rdb_cli::restore::{TargetUrl, TlsOptions};
     let password = match &a.password_file {
-        Some(path) => Some(read_password(path)?),
+        Some(path) => Some(crate::cli::values::read_password_file(path)?),
         None => None,
     };
     let url =
@@ -144,17 +144,4 @@ fn run_cluster(
             .map_err(Failure::Io)?;
     }
     Ok(())
-}
-
-/// The first line of `path`, without its line ending.
-fn read_password(path: &std::path::Path) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_context(e, path))?;
-    let line = text.lines().next().unwrap_or_default();
-    if line.is_empty() {
-        return Err(usage(format!(
-            "--password-file {}: the first line is empty",
-            path.display()
-        )));
-    }
-    Ok(line.to_owned())
 }

@@ -116,7 +116,7 @@ pub enum OnExistsArg {
 pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
     let password = match &a.password_file {
-        Some(path) => Some(read_password(path)?),
+        Some(path) => Some(crate::cli::values::read_password_file(path)?),
         None => None,
     };
     let url = TargetUrl::parse_with(&a.to, password).map_err(usage)?;
@@ -187,17 +187,4 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
             .map_err(Failure::Io)?;
     }
     Ok(())
-}
-
-/// The first line of `path`, without its line ending.
-fn read_password(path: &std::path::Path) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_context(e, path))?;
-    let line = text.lines().next().unwrap_or_default();
-    if line.is_empty() {
-        return Err(usage(format!(
-            "--password-file {}: the first line is empty",
-            path.display()
-        )));
-    }
-    Ok(line.to_owned())
 }
