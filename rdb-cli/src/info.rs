@@ -141,6 +141,9 @@ impl Info {
             for (k, v) in &self.aux {
                 let shown: String = v.chars().take(72).collect();
                 let more = if v.chars().count() > 72 { "..." } else { "" };
+                // The values come from the file: a terminal escape sequence in one must
+                // not reach the user's terminal.
+                let (k, shown) = (printable(k), printable(&shown));
                 writeln!(out, "  {k:<16} {shown}{more}")?;
             }
         }
@@ -161,5 +164,28 @@ impl Info {
             }
         }
         Ok(())
+    }
+}
+
+/// `text` with control characters escaped (`\u{1b}`), everything else as it is.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::printable("7.4.1"), "7.4.1");
+        assert_eq!(super::printable("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(super::printable("café"), "café");
     }
 }
