@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn multi_batch_passthrough_reproduces_the_input() -> Result<(), BoxError> {
         use rdb_writer::convert::{convert, ConvertOptions};
-        let snap = generate_snapshot(6 * rdb_writer::pipeline::BATCH_BYTES, 11)?;
+        let snap = generate_snapshot(6 * rdb_pipeline::BATCH_BYTES, 11)?;
         let profile = rdb_writer::TargetProfile::for_version(11).ok_or("profile")?;
         let opts = ConvertOptions::new(profile);
         let mut offsets = Vec::new();

@@ -19,8 +19,8 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
 use rdb_parser::{Element, Entry, Item, ParserBuilder, Value};
+use rdb_pipeline::Spanned;
 use rdb_writer::filter::Filter;
-use rdb_writer::pipeline::Spanned;
 use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
 
 use crate::{json, Failure};
@@ -685,7 +685,7 @@ fn partition_side(
 ) -> Result<u64, Failure> {
     let mut keys = 0u64;
     let mut buf = Vec::with_capacity(256);
-    rdb_writer::pipeline::checked(data, &opts.parser, |p, eof| {
+    rdb_pipeline::checked(data, &opts.parser, |p, eof| {
         // The EOF reaches `eof` through the sink, which runs on this thread.
         let work = |s: Spanned<'_>| -> Result<Found, Failure> {
             let (rec, end) = match &s.item {
@@ -715,7 +715,7 @@ fn partition_side(
             }
             Ok(())
         };
-        rdb_writer::pipeline::ordered(p.parse(data)?, work, sink)
+        rdb_pipeline::ordered(p.parse(data)?, work, sink)
     })?;
     Ok(keys)
 }

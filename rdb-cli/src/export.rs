@@ -6,7 +6,7 @@ use std::io::Write;
 
 use rdb_parser::{Element, Entry, Function, Item, ParserBuilder, Stream, Value};
 
-use rdb_writer::pipeline::Spanned;
+use rdb_pipeline::Spanned;
 
 use crate::json;
 use crate::Failure;
@@ -26,7 +26,7 @@ pub fn jsonl(
     out: &mut dyn Write,
     progress: impl FnMut(u64),
 ) -> Result<ExportSummary, Failure> {
-    rdb_writer::pipeline::checked(data, parser, |p, eof| {
+    rdb_pipeline::checked(data, parser, |p, eof| {
         jsonl_unchecked(data, p, eof, out, progress)
     })
 }
@@ -34,7 +34,7 @@ pub fn jsonl(
 fn jsonl_unchecked<'data>(
     data: &'data [u8],
     parser: &ParserBuilder,
-    eof_seen: &rdb_writer::pipeline::EofSeen,
+    eof_seen: &rdb_pipeline::EofSeen,
     out: &mut dyn Write,
     mut progress: impl FnMut(u64),
 ) -> Result<ExportSummary, Failure> {
@@ -212,7 +212,7 @@ fn jsonl_unchecked<'data>(
         }
         emit(&mut *out, &mut line, &mut summary)
     };
-    rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)?;
+    rdb_pipeline::ordered(parser.parse(data)?, work, sink)?;
     out.flush().map_err(Failure::Io)?;
     Ok(summary)
 }
@@ -690,7 +690,7 @@ pub fn commands(
     out: &mut dyn Write,
     progress: impl FnMut(u64),
 ) -> Result<CommandsSummary, Failure> {
-    rdb_writer::pipeline::checked(data, parser, |p, eof| {
+    rdb_pipeline::checked(data, parser, |p, eof| {
         commands_unchecked(data, p, eof, o, out, progress)
     })
 }
@@ -774,7 +774,7 @@ fn plain_commands(
 fn commands_unchecked<'data>(
     data: &'data [u8],
     parser: &ParserBuilder,
-    eof_seen: &rdb_writer::pipeline::EofSeen,
+    eof_seen: &rdb_pipeline::EofSeen,
     o: &CommandsOptions,
     out: &mut dyn Write,
     mut progress: impl FnMut(u64),
@@ -888,7 +888,7 @@ fn commands_unchecked<'data>(
             _ => Ok(()),
         }
     };
-    rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)?;
+    rdb_pipeline::ordered(parser.parse(data)?, work, sink)?;
     out.flush().map_err(Failure::Io)?;
     Ok(summary)
 }

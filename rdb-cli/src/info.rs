@@ -38,7 +38,7 @@ pub fn collect(
     parser: &ParserBuilder,
     progress: impl FnMut(u64),
 ) -> Result<Info, Failure> {
-    let mut info = rdb_writer::pipeline::checked(data, parser, |p, eof| {
+    let mut info = rdb_pipeline::checked(data, parser, |p, eof| {
         collect_unchecked(data, p, eof, progress)
     })?;
     if parser.verifies_checksum() {
@@ -51,7 +51,7 @@ pub fn collect(
 fn collect_unchecked(
     data: &[u8],
     parser: &ParserBuilder,
-    eof_seen: &rdb_writer::pipeline::EofSeen,
+    eof_seen: &rdb_pipeline::EofSeen,
     mut progress: impl FnMut(u64),
 ) -> Result<Info, Failure> {
     let mut info = Info {
@@ -59,7 +59,7 @@ fn collect_unchecked(
         ..Info::default()
     };
     let mut items = parser.parse(data)?;
-    let mut read_ahead = rdb_writer::pipeline::ReadAhead::new();
+    let mut read_ahead = rdb_pipeline::ReadAhead::new();
     while let Some(item) = {
         read_ahead.advance(data, items.offset());
         items.next()

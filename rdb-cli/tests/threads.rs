@@ -14,7 +14,7 @@ use rdb_writer::{value, Compression, Writer};
 /// Keys for several of the pipelines' batches, of several types, some with an
 /// expiry, and a key stored twice near the end: verify reports it from a late batch.
 fn snapshot() -> Vec<u8> {
-    let keys = 3 * rdb_writer::pipeline::BATCH_ITEMS as u32 + 500;
+    let keys = 3 * rdb_pipeline::BATCH_ITEMS as u32 + 500;
     let build = || -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         let mut w = Writer::new(Vec::new(), Version::redis(11))?;
         w.select_db(0)?;

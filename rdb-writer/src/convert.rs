@@ -23,10 +23,10 @@ use rdb_parser::{Element, Entry, Function, Hash, Item, ParserBuilder, Stream, Va
 
 use crate::encode::{self, Compression};
 use crate::filter::Filter;
-use crate::pipeline::{self, Spanned};
 use crate::profile::{is_valkey, ModuleSupport, TargetProfile};
 use crate::slot::SlotMap;
 use crate::{value, WriterBuilder, ZiplistBuilder};
+use rdb_pipeline::{self as pipeline, Spanned};
 
 /// What to do with hash fields that have their own TTL when the target has no such thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +367,7 @@ enum KeyOutcome {
 
 /// Converts the snapshot `data` for `opts.target`, writing it to `out`.
 ///
-/// Keys are filtered and re-encoded on all cores (see [`crate::pipeline`]) and written in
+/// Keys are filtered and re-encoded on all cores (see [`rdb_pipeline`]) and written in
 /// file order. `on_loss` sees every loss in file order (for a report); `progress` gets the
 /// input offset after each key.
 pub fn convert<W: Write>(

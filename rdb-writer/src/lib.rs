@@ -44,8 +44,6 @@ pub mod filter;
 pub mod intset;
 pub mod listpack;
 mod lzf;
-/// The read pipeline lives in its own crate; this path stays for existing callers.
-pub use rdb_pipeline as pipeline;
 pub mod profile;
 pub mod slot;
 pub mod value;

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use rdb_parser::{Element, Entry, Item, ParserBuilder, Value};
+use rdb_pipeline::Spanned;
 use rdb_writer::filter::Filter;
-use rdb_writer::pipeline::Spanned;
 use rdb_writer::slot::hash_tag;
 
 use crate::stats::memory::{Allocator, Model};
@@ -339,7 +339,7 @@ fn each_source(
         sink.begin_file(source.name);
         let model =
             model_for(source.data, parser, options).map_err(|e| in_source(e, source.name, many))?;
-        rdb_writer::pipeline::checked(source.data, parser, |p, eof| {
+        rdb_pipeline::checked(source.data, parser, |p, eof| {
             one_source(
                 source.data,
                 p,
@@ -372,7 +372,7 @@ fn in_source(e: Failure, name: &str, many: bool) -> Failure {
 fn one_source<'data>(
     data: &'data [u8],
     parser: &ParserBuilder,
-    eof_seen: &rdb_writer::pipeline::EofSeen,
+    eof_seen: &rdb_pipeline::EofSeen,
     options: &Options,
     model: &Model,
     sink: &mut dyn Sink,
@@ -425,7 +425,7 @@ fn one_source<'data>(
         }
         Ok(())
     };
-    rdb_writer::pipeline::ordered_by_ref(parser.parse(data)?, work, sink_one)
+    rdb_pipeline::ordered_by_ref(parser.parse(data)?, work, sink_one)
 }
 
 fn io(e: std::io::Error) -> Failure {

@@ -274,28 +274,27 @@ impl<'o> Run<'o> {
     ) -> Result<(), Failure> {
         let source = parser.parse(data)?.version();
         let now = copts.now_ms;
-        let work =
-            |s: rdb_writer::pipeline::Spanned<'d>| -> Result<(Item<'d>, Prepared<'d>), Failure> {
-                let prepared = match &s.item {
-                    Item::Key(e) => {
-                        if !copts.filter.keeps(e) {
-                            Prepared::Filtered
-                        } else if e.expire_ms.is_some_and(|t| t <= now) {
-                            Prepared::Expired
-                        } else {
-                            match dump_body(e, source, copts) {
-                                Ok(Some(p)) => Prepared::Payload(p),
-                                Ok(None) => Prepared::Dropped,
-                                Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
-                                Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-                                Err(other) => return Err(crate::convert::failure(other)),
-                            }
+        let work = |s: rdb_pipeline::Spanned<'d>| -> Result<(Item<'d>, Prepared<'d>), Failure> {
+            let prepared = match &s.item {
+                Item::Key(e) => {
+                    if !copts.filter.keeps(e) {
+                        Prepared::Filtered
+                    } else if e.expire_ms.is_some_and(|t| t <= now) {
+                        Prepared::Expired
+                    } else {
+                        match dump_body(e, source, copts) {
+                            Ok(Some(p)) => Prepared::Payload(p),
+                            Ok(None) => Prepared::Dropped,
+                            Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
+                            Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
+                            Err(other) => return Err(crate::convert::failure(other)),
                         }
                     }
-                    _ => Prepared::NotKey,
-                };
-                Ok((s.item, prepared))
+                }
+                _ => Prepared::NotKey,
             };
+            Ok((s.item, prepared))
+        };
         let mut index = 0u64;
         let last_acked = resume.as_ref().and_then(|c| c.last_acked);
         let reserved = resume.as_ref().and_then(|c| c.reserved.or(c.last_acked));
@@ -319,7 +318,7 @@ impl<'o> Run<'o> {
                 _ => Ok(()),
             }
         };
-        rdb_writer::pipeline::ordered(parser.parse(data)?, work, sink)
+        rdb_pipeline::ordered(parser.parse(data)?, work, sink)
     }
 
     pub(super) fn function(

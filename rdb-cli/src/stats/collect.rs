@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use rdb_parser::{Checksum, Entry, Function, Item, ParserBuilder, Value};
-use rdb_writer::pipeline::{Spanned, Stretch, UNKNOWN_DB};
+use rdb_pipeline::{Spanned, Stretch, UNKNOWN_DB};
 use rdb_writer::slot::{hash_tag, key_slot, SLOTS};
 
 use super::memory::Model;
@@ -825,7 +825,7 @@ pub fn collect(
     options: &Options,
     progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
-    let mut stats = rdb_writer::pipeline::checked(data, parser, |p, eof| {
+    let mut stats = rdb_pipeline::checked(data, parser, |p, eof| {
         collect_unchecked(data, p, eof, options, progress)
     })?;
     if parser.verifies_checksum() {
@@ -926,7 +926,7 @@ fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats
 fn collect_unchecked<'data>(
     data: &'data [u8],
     parser: &ParserBuilder,
-    eof_seen: &rdb_writer::pipeline::EofSeen,
+    eof_seen: &rdb_pipeline::EofSeen,
     options: &Options,
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
@@ -1078,8 +1078,7 @@ fn split<'data>(
         Ok(())
     };
     let fresh = || empty.clone();
-    let Some(stretches) =
-        rdb_writer::pipeline::split_fold(data, parser, threads, fresh, step, progress)?
+    let Some(stretches) = rdb_pipeline::split_fold(data, parser, threads, fresh, step, progress)?
     else {
         return Ok(None);
     };
@@ -1104,7 +1103,7 @@ fn next_batch<'data>(
     data: &'data [u8],
     progress: &mut (impl FnMut(u64) + Send),
 ) -> Result<Vec<Spanned<'data>>, Failure> {
-    let batch = rdb_writer::pipeline::next_batch(parser, data)?;
+    let batch = rdb_pipeline::next_batch(parser, data)?;
     progress(parser.offset());
     Ok(batch)
 }

@@ -10,7 +10,7 @@ use rdb_parser::{Checksum, Entry, Error, Item, ParserBuilder};
 
 // The shared pipeline's batch sizes: verify batches on its own only to carry the parse
 // error behind the items before it.
-use rdb_writer::pipeline::{BATCH_BYTES, BATCH_ITEMS};
+use rdb_pipeline::{BATCH_BYTES, BATCH_ITEMS};
 
 use super::checks::check_item;
 use super::report::{Check, ChecksumState, Problem, Report, Severity};
@@ -31,7 +31,7 @@ struct Batch<'data> {
 fn next_batch<'data>(parser: &mut rdb_parser::Parser<'data>, data: &[u8]) -> Batch<'data> {
     let mut items = Vec::new();
     let mut bytes = 0u64;
-    let mut read_ahead = rdb_writer::pipeline::ReadAhead::new();
+    let mut read_ahead = rdb_pipeline::ReadAhead::new();
     while bytes < BATCH_BYTES as u64 && items.len() < BATCH_ITEMS {
         read_ahead.advance(data, parser.offset());
         match parser.next() {
@@ -139,7 +139,7 @@ pub(super) fn pipeline_walk<'data>(
     in_order
 }
 
-/// The walk in one piece of the file per core ([`rdb_writer::pipeline::split_fold`]):
+/// The walk in one piece of the file per core ([`rdb_pipeline::split_fold`]):
 /// each piece checks its items in order and keeps its own findings and key fingerprints,
 /// joined in file order onto `before` (the report so far). `None` when the file is not
 /// split, a piece start proved a wrong guess, or the walk met an error it cannot go past
@@ -150,7 +150,7 @@ pub(super) fn split_walk(
     before: &Report,
     progress: &mut (impl FnMut(u64) + Send),
 ) -> Option<(Report, InOrder)> {
-    use rdb_writer::pipeline::UNKNOWN_DB;
+    use rdb_pipeline::UNKNOWN_DB;
     let empty = Report::new(before.file_bytes, before.max_problems);
     let fresh = || (empty.clone(), InOrder::new());
     let step = |acc: &mut (Report, InOrder), item: &Item<'_>, start: u64, span: &[u8]| {
@@ -168,7 +168,7 @@ pub(super) fn split_walk(
     };
     let threads = rayon::current_num_threads();
     let stretches =
-        rdb_writer::pipeline::split_fold(data, builder, threads, fresh, step, progress).ok()??;
+        rdb_pipeline::split_fold(data, builder, threads, fresh, step, progress).ok()??;
     let mut report = before.clone();
     let mut joined = InOrder::new();
     for stretch in stretches {
