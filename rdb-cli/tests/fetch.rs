@@ -247,39 +247,6 @@ fn fetches_from_every_server_disk_and_diskless() {
 
 // ---------------------------------------------------------------------------------------
 
-/// A CA and a server certificate for `localhost` (only) signed by it, as PEM files.
-fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let mut ca_params =
-        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "rdbkit fetch test CA");
-    let ca = ca_params
-        .self_signed(&ca_key)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let cert = params
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    );
-    for (path, text) in [
-        (&paths.0, ca.pem()),
-        (&paths.1, cert.pem()),
-        (&paths.2, key.serialize_pem()),
-    ] {
-        std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
-    paths
-}
-
 #[test]
 fn fetches_over_tls_with_a_password() {
     let Some(entry) = entry("redis-7.0") else {
@@ -289,7 +256,7 @@ fn fetches_over_tls_with_a_password() {
     let dir = TempDir::new("fetch-tls");
     let out_dir = TempDir::new("fetch-tls-out");
     let secrets = TempDir::new("fetch-tls-secrets");
-    let (ca, cert, key) = make_certificates(secrets.path());
+    let (ca, cert, key) = servers::make_certificates(secrets.path());
     std::fs::copy(
         common::fixtures_dir().join("redis-7.0/types.rdb"),
         dir.path().join("dump.rdb"),

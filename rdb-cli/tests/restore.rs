@@ -244,39 +244,6 @@ fn restores_into_every_server() {
 
 // ---------------------------------------------------------------------------------------
 
-/// A CA and a server certificate for `localhost` (only) signed by it, as PEM files.
-fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let mut ca_params =
-        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "rdbkit test CA");
-    let ca = ca_params
-        .self_signed(&ca_key)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let cert = params
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    );
-    for (path, text) in [
-        (&paths.0, ca.pem()),
-        (&paths.1, cert.pem()),
-        (&paths.2, key.serialize_pem()),
-    ] {
-        std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
-    paths
-}
-
 #[test]
 fn restores_over_tls_with_a_password() {
     let Some(entry) = entry("redis-7.0") else {
@@ -284,7 +251,7 @@ fn restores_over_tls_with_a_password() {
     };
     let _turn = one_at_a_time();
     let dir = TempDir::new("restore-tls");
-    let (ca, cert, key) = make_certificates(dir.path());
+    let (ca, cert, key) = servers::make_certificates(dir.path());
     let tls_port = servers::free_port().unwrap_or_else(|e| panic!("{e}"));
     let opts = StartOptions {
         args: vec![
@@ -316,7 +283,7 @@ fn restores_over_tls_with_a_password() {
 
     // A wrong CA: the certificate does not verify, nothing is sent.
     let other = TempDir::new("restore-tls-other-ca");
-    let (other_ca, _, _) = make_certificates(other.path());
+    let (other_ca, _, _) = servers::make_certificates(other.path());
     let out = rdbkit(&[
         "restore",
         &source,

@@ -883,3 +883,36 @@ pub fn rdbkit_bin() -> PathBuf {
         _ => PathBuf::from(env!("CARGO_BIN_EXE_rdbkit")),
     }
 }
+
+/// A CA and a server certificate for `localhost` (only) signed by it, as PEM files.
+pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let mut ca_params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "rdbkit test CA");
+    let ca = ca_params
+        .self_signed(&ca_key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cert = params
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    for (path, text) in [
+        (&paths.0, ca.pem()),
+        (&paths.1, cert.pem()),
+        (&paths.2, key.serialize_pem()),
+    ] {
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    paths
+}
