@@ -41,6 +41,14 @@ impl Input {
         let at = |e: std::io::Error| io_context(e, path);
         if path.as_os_str() == "-" {
             let stdin = std::io::stdin();
+            if std::io::IsTerminal::is_terminal(&stdin) {
+                // Reading would wait for a snapshot typed on the keyboard.
+                return Err(Failure::Usage(
+                    "- reads a snapshot from standard input, which is a terminal here: pipe \
+                     one in, e.g. `redis-cli --rdb - | rdbkit info -`"
+                        .into(),
+                ));
+            }
             #[cfg(unix)]
             {
                 use std::os::fd::AsFd;
