@@ -130,11 +130,9 @@ impl Input {
             if gzip {
                 // Concatenated members, as gzip -c a b > c writes, decode as one stream.
                 let mut decoder = flate2::bufread::MultiGzDecoder::new(reader);
-                std::io::copy(&mut decoder, &mut out).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("gzip data is corrupt: {e}"))
-                })?;
+                spool_copy(&mut decoder, &mut out, "gzip data is corrupt")?;
             } else {
-                std::io::copy(reader, &mut out)?;
+                spool_copy(reader, &mut out, "reading")?;
             }
             out.flush()?;
         }
@@ -156,6 +154,30 @@ impl Input {
             }
         }
         Ok(input)
+    }
+}
+
+/// Copies `from` to the spool, saying which side failed: a corrupt input and a full disk
+/// under the temporary directory call for different fixes.
+fn spool_copy(from: &mut dyn Read, to: &mut dyn Write, reading: &str) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("{reading}: {e}"))),
+        };
+        to.write_all(buf.get(..n).unwrap_or_default())
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "writing the temporary copy in {}: {e} (set TMPDIR to a roomier place)",
+                        std::env::temp_dir().display()
+                    ),
+                )
+            })?;
     }
 }
 
