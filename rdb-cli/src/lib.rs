@@ -12,6 +12,7 @@ pub mod json;
 pub mod keys;
 pub mod now;
 pub mod output;
+pub mod parts;
 pub mod resp;
 pub mod restore;
 pub mod stats;

@@ -1,6 +1,6 @@
 //! `rdbkit keys`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use rdb_cli::keys::{self, Format, Source};
@@ -183,58 +183,10 @@ fn layout(l: LayoutArg) -> Option<Layout> {
     })
 }
 
-/// Each argument as it is, except directories: the files their manifest.json lists
-/// (`shards[].file`, relative to the directory), in its order.
+/// Each argument as it is, except directories: the files their manifest.json lists.
 fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
-    let mut out = Vec::new();
-    for arg in args {
-        if arg.as_os_str() != "-" && arg.is_dir() {
-            out.extend(manifest_files(arg)?);
-        } else {
-            out.push(arg.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            usage(format!(
-                "{}: a directory without manifest.json; give its .rdb files",
-                dir.display()
-            ))
-        } else {
-            io_context(e, &path)
-        }
-    })?;
-    let bad = |why: &str| usage(format!("{}: {why}", path.display()));
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(&format!("not JSON: {e}")))?;
-    let shards = v
-        .get("shards")
-        .and_then(|s| s.as_array())
-        .ok_or_else(|| bad("no \"shards\" list"))?;
-    let mut files = Vec::new();
-    for s in shards {
-        let name = s
-            .get("file")
-            .and_then(|f| f.as_str())
-            .ok_or_else(|| bad("a shard without a \"file\" name"))?;
-        // Only names inside the directory: a manifest must not point elsewhere.
-        let inside = Path::new(name)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !inside {
-            return Err(bad(&format!(
-                "shard file {name:?} is not inside the directory"
-            )));
-        }
-        files.push(dir.join(name));
-    }
-    if files.is_empty() {
-        return Err(bad("lists no shard files"));
-    }
-    Ok(files)
+    Ok(rdb_cli::parts::expand(args)?
+        .into_iter()
+        .map(|part| part.path)
+        .collect())
 }
