@@ -129,7 +129,7 @@ fn slot_ranges(list: &serde_json::Value) -> Option<Vec<SlotRange>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
