@@ -25,6 +25,12 @@
 //!   keys, bytes and SHA-256 match the files; the union equals the masters' own dumps. A
 //!   non-empty directory is refused; a master refusing replication leaves no directory.
 //!
+//! - `fetches_a_tls_cluster_with_a_password`: the same over TLS: three Redis 7.0 nodes with
+//!   `tls-cluster yes`, announcing the hostname `localhost` (the name their certificate
+//!   holds, as managed TLS clusters announce DNS names), and `requirepass`;
+//!   `fetch rediss://... --cluster` finds each master's TLS port, verifies the CA, and the
+//!   union of the files equals the masters' own dumps; the password is never printed.
+//!
 //! Servers come from `scripts/install-servers.sh` (`$RDBKIT_TOOLS/servers.json`); without
 //! them the tests print a note and pass, except under `CI`.
 
@@ -621,13 +627,27 @@ const RANGES: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
 /// Three masters on 127.0.0.1 with [`RANGES`], joined with CLUSTER MEET; returns once
 /// every node sees the whole cluster healthy.
 fn form_cluster(entry: &Entry, dirs: &[TempDir]) -> Vec<Server> {
+    form_cluster_with(entry, dirs, &[])
+}
+
+/// [`form_cluster`] with `extra` server arguments for every node.
+fn form_cluster_with(entry: &Entry, dirs: &[TempDir], extra: &[Vec<String>]) -> Vec<Server> {
     let mut nodes: Vec<Server> = Vec::new();
+    // Ports the extra arguments take (TLS ports, and their bus ports) are not picked again.
+    let reserved: Vec<u16> = extra
+        .iter()
+        .flat_map(|args| args.windows(2))
+        .filter(|w| w[0] == "--tls-port")
+        .filter_map(|w| w[1].parse().ok())
+        .collect();
     for (i, (dir, (a, b))) in dirs.iter().zip(RANGES).enumerate() {
         let port = loop {
             let p = servers::free_cluster_port().unwrap_or_else(|e| panic!("{e}"));
             if nodes
                 .iter()
-                .all(|n| n.port() != p && n.port().abs_diff(p) != 10000)
+                .map(Server::port)
+                .chain(reserved.iter().copied())
+                .all(|q| q != p && q.abs_diff(p) != 10000)
             {
                 break p;
             }
@@ -643,7 +663,9 @@ fn form_cluster(entry: &Entry, dirs: &[TempDir]) -> Vec<Server> {
                 "5000",
             ]
             .map(String::from)
-            .to_vec(),
+            .into_iter()
+            .chain(extra.get(i).into_iter().flatten().cloned())
+            .collect(),
             ..StartOptions::default()
         };
         let server = Server::start_with(entry, dir.path(), &opts)
@@ -659,9 +681,24 @@ fn form_cluster(entry: &Entry, dirs: &[TempDir]) -> Vec<Server> {
         }
         nodes.push(server);
     }
+    // With `tls-cluster yes` a node's bus is its TLS port + 10000, and MEET names that port.
+    let bus_base = |i: usize, n: &Server| {
+        let args = extra.get(i).map(Vec::as_slice).unwrap_or_default();
+        let tls_cluster = args
+            .windows(2)
+            .any(|w| w[0] == "--tls-cluster" && w[1] == "yes");
+        let tls_port = args
+            .windows(2)
+            .find(|w| w[0] == "--tls-port")
+            .and_then(|w| w[1].parse().ok());
+        match tls_port {
+            Some(p) if tls_cluster => p,
+            _ => n.port(),
+        }
+    };
     let first = nodes.first().map(|n| n.port()).unwrap_or_default();
-    for n in nodes.iter().skip(1) {
-        let port = n.port().to_string();
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        let port = bus_base(i, n).to_string();
         ok(first, &[b"CLUSTER", b"MEET", b"127.0.0.1", port.as_bytes()]);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -858,5 +895,134 @@ fn fetch_a_cluster(entry: &Entry, discovery: &str) {
     eprintln!(
         "{} cluster ({discovery}): {total_keys} keys in 3 shard files",
         entry.name
+    );
+}
+
+#[test]
+fn fetches_a_tls_cluster_with_a_password() {
+    // Hostname endpoints (cluster-preferred-endpoint-type) are Redis 7.0's.
+    let Some(entry) = entry("redis-7.0") else {
+        return;
+    };
+    let _turn = one_at_a_time();
+    let secrets = TempDir::new("fetch-tls-cluster-secrets");
+    let (ca, cert, key) = servers::make_certificates(secrets.path());
+    const PASSWORD: &str = "cluster-Tr0ub4dor&3-secret";
+    let password_file = secrets.path().join("pw.txt");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let dirs: Vec<TempDir> = (0..3)
+        .map(|i| TempDir::new(&format!("fetch-tls-cluster-node{i}")))
+        .collect();
+    // The cluster bus listens on each TLS port + 10000: pairs that are free, and apart
+    // from one another.
+    let mut tls_ports: Vec<u16> = Vec::new();
+    while tls_ports.len() < 3 {
+        let p = servers::free_cluster_port().unwrap_or_else(|e| panic!("{e}"));
+        if tls_ports.iter().all(|&q| q != p && q.abs_diff(p) != 10000) {
+            tls_ports.push(p);
+        }
+    }
+    let extra: Vec<Vec<String>> = tls_ports
+        .iter()
+        .map(|p| {
+            [
+                "--tls-port",
+                &p.to_string(),
+                "--tls-cert-file",
+                &cert.to_string_lossy(),
+                "--tls-key-file",
+                &key.to_string_lossy(),
+                "--tls-ca-cert-file",
+                &ca.to_string_lossy(),
+                "--tls-auth-clients",
+                "no",
+                "--tls-replication",
+                "yes",
+                "--tls-cluster",
+                "yes",
+                "--cluster-announce-hostname",
+                "localhost",
+                "--cluster-preferred-endpoint-type",
+                "hostname",
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+        .collect();
+    let nodes = form_cluster_with(&entry, &dirs, &extra);
+    // The data goes in through the plain port before the password is set.
+    let plain_url = format!("redis://127.0.0.1:{}", nodes[0].port());
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        &plain_url,
+        "--cluster",
+        "--db",
+        "0",
+        "--functions",
+        "drop",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    for n in &nodes {
+        for (name, value) in [
+            ("repl-diskless-sync", "no"),
+            ("masterauth", PASSWORD),
+            ("requirepass", PASSWORD),
+        ] {
+            ok(
+                n.port(),
+                &[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()],
+            );
+        }
+    }
+
+    let out_dir = TempDir::new("fetch-tls-cluster-out");
+    let shards_dir = out_dir.path().join("shards");
+    let tls_url = format!("rediss://localhost:{}", tls_ports[0]);
+    let out = rdbkit(&[
+        "fetch",
+        &tls_url,
+        "--cluster",
+        "-o",
+        &shards_dir.to_string_lossy(),
+        "--tls-ca",
+        &ca.to_string_lossy(),
+        "--password-file",
+        &password_file.to_string_lossy(),
+        "--json",
+    ]);
+    let text = all_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains(PASSWORD), "the password was printed: {text}");
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(shards_dir.join("manifest.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let shards = manifest["shards"].as_array().cloned().unwrap_or_default();
+    assert_eq!(shards.len(), 3, "{manifest}");
+    let (mut fetched_lines, mut saved_lines) = (Vec::new(), Vec::new());
+    for (i, ((shard, node), (a, b))) in shards.iter().zip(&nodes).zip(RANGES).enumerate() {
+        // Each master was reached on its TLS port, by the name it announces.
+        assert_eq!(
+            shard["node"],
+            format!("localhost:{}", tls_ports[i]).as_str(),
+            "{shard}"
+        );
+        assert_eq!(shard["slots"], serde_json::json!([[a, b]]), "{shard}");
+        let file = shards_dir.join(shard["file"].as_str().unwrap_or_default());
+        let (keys, outside) = keys_outside(&file, &[(a, b)]);
+        assert!(keys > 0 && outside.is_empty(), "shard {i}: {outside:?}");
+        fetched_lines.extend(data_lines(&file).unwrap_or_else(|e| panic!("{e}")));
+        save(node.port(), Some(PASSWORD));
+        saved_lines
+            .extend(data_lines(&node.dir().join("dump.rdb")).unwrap_or_else(|e| panic!("{e}")));
+    }
+    fetched_lines.sort();
+    saved_lines.sort();
+    assert!(
+        !fetched_lines.is_empty() && fetched_lines == saved_lines,
+        "the union differs from the masters' own dumps"
     );
 }
