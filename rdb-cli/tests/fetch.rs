@@ -752,6 +752,24 @@ fn sha256_hex(file: &Path) -> String {
         .collect()
 }
 
+/// The data of the cluster tests: the fixture's db 0, routed to the masters by
+/// `rdbkit restore --cluster`.
+fn load_types_fixture(url: &str) {
+    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
+    let out = rdbkit(&[
+        "restore",
+        &source.to_string_lossy(),
+        "--to",
+        url,
+        "--cluster",
+        "--db",
+        "0",
+        "--functions",
+        "drop",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+}
+
 #[test]
 fn fetches_every_master_of_a_real_cluster() {
     // Redis 7.0 answers CLUSTER SHARDS; Redis 6.2 only CLUSTER SLOTS.
@@ -772,20 +790,7 @@ fn fetch_a_cluster(entry: &Entry, discovery: &str) {
         .collect();
     let nodes = form_cluster(entry, &dirs);
     let url = format!("redis://127.0.0.1:{}", nodes[0].port());
-    // The data: the fixture's db 0, routed to the masters by `rdbkit restore --cluster`.
-    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
-    let out = rdbkit(&[
-        "restore",
-        &source.to_string_lossy(),
-        "--to",
-        &url,
-        "--cluster",
-        "--db",
-        "0",
-        "--functions",
-        "drop",
-    ]);
-    assert!(out.status.success(), "{}", all_output(&out));
+    load_types_fixture(&url);
     // One master diskless, the others disk-based: both framings in one run.
     for (i, n) in nodes.iter().enumerate() {
         let mode: &[u8] = if i == 1 { b"yes" } else { b"no" };
@@ -951,20 +956,7 @@ fn fetches_a_tls_cluster_with_a_password() {
         .collect();
     let nodes = form_cluster_with(&entry, &dirs, &extra);
     // The data goes in through the plain port before the password is set.
-    let plain_url = format!("redis://127.0.0.1:{}", nodes[0].port());
-    let source = common::fixtures_dir().join("redis-7.0/types.rdb");
-    let out = rdbkit(&[
-        "restore",
-        &source.to_string_lossy(),
-        "--to",
-        &plain_url,
-        "--cluster",
-        "--db",
-        "0",
-        "--functions",
-        "drop",
-    ]);
-    assert!(out.status.success(), "{}", all_output(&out));
+    load_types_fixture(&format!("redis://127.0.0.1:{}", nodes[0].port()));
     for n in &nodes {
         for (name, value) in [
             ("repl-diskless-sync", "no"),
