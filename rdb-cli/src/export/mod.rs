@@ -104,6 +104,10 @@ pub struct Summary {
     pub functions: u64,
     /// Function libraries left out (`--functions drop`, a target without functions).
     pub functions_left_out: u64,
+    /// Redis 8.6 streams written without their IDMP state (`--stream-idmp drop`).
+    pub streams_idmp_left_out: u64,
+    /// Redis 8.6 module key metadata records the target cannot take (reported, never kept).
+    pub key_meta_left_out: u64,
 }
 
 /// The output as the per-item part sees it: the writer, with the bytes counted, and the

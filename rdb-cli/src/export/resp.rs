@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rdb_parser::{Entry, Function, Item, StreamId, Value};
-use rdb_writer::convert::{FieldTtlPolicy, FunctionPolicy};
+use rdb_writer::convert::{FieldTtlPolicy, FunctionPolicy, LossKind, StreamIdmpPolicy};
 
 use super::{ExportFormat, FormatSpec, Job, Sink, Summary, TargetOptions};
 use crate::resp::{score_text, Cmd};
@@ -24,6 +24,7 @@ fn run(job: &mut Job<'_>) -> Result<Summary, Failure> {
     let native = NativeOptions {
         delete_first: o.replace,
         field_ttl_policy: o.convert.field_ttls,
+        stream_idmp_policy: o.convert.stream_idmp,
         now_ms: o.convert.now_ms,
         ..NativeOptions::for_target(&o.convert.target)
     };
@@ -39,7 +40,7 @@ struct Resp {
 struct KeyCommands {
     bytes: Vec<u8>,
     commands: u64,
-    field_ttls_dropped: u64,
+    losses: NativeLosses,
 }
 
 impl ExportFormat for Resp {
@@ -54,13 +55,13 @@ impl ExportFormat for Resp {
         let mut k = KeyCommands {
             bytes: Vec::new(),
             commands: 0,
-            field_ttls_dropped: 0,
+            losses: NativeLosses::default(),
         };
         let mut emit = |cmd: Vec<u8>| {
             k.bytes.extend_from_slice(&cmd);
             k.commands += 1;
         };
-        k.field_ttls_dropped = plain_commands(entry, &self.native, &mut emit)?;
+        k.losses = plain_commands(entry, &self.native, &mut emit)?;
         Ok(Some(k))
     }
 
@@ -73,13 +74,18 @@ impl ExportFormat for Resp {
     ) -> Result<(), Failure> {
         let entry = match item {
             Item::Key(entry) => entry,
+            // Plain commands cannot attach module key metadata.
+            Item::KeyMeta(_) => {
+                out.summary.key_meta_left_out += 1;
+                return Ok(());
+            }
             other => return non_key_item(&self.o, &other, out),
         };
         st.select(entry.db, out)?;
         out.summary.keys += 1;
         if let Some(k) = k {
             out.summary.records += k.commands;
-            out.summary.field_ttls_left_out += k.field_ttls_dropped;
+            count_losses(&mut out.summary, k.losses);
             return out.write(&k.bytes);
         }
         let mut failed = None;
@@ -88,13 +94,18 @@ impl ExportFormat for Resp {
                 failed = out.record(&cmd).err();
             }
         };
-        let field_ttls_dropped = plain_commands(&entry, &self.native, &mut emit)?;
+        let losses = plain_commands(&entry, &self.native, &mut emit)?;
         if let Some(e) = failed {
             return Err(e);
         }
-        out.summary.field_ttls_left_out += field_ttls_dropped;
+        count_losses(&mut out.summary, losses);
         Ok(())
     }
+}
+
+fn count_losses(summary: &mut Summary, losses: NativeLosses) {
+    summary.field_ttls_left_out += losses.field_ttls;
+    summary.streams_idmp_left_out += losses.stream_idmp;
 }
 
 /// What a command format keeps between items.
@@ -156,15 +167,15 @@ pub(super) fn non_key_item(
     }
 }
 
-/// Hands `entry`'s plain commands to `emit` one by one; returns the hash-field TTLs the
-/// target has no command for.
+/// Hands `entry`'s plain commands to `emit` one by one; returns what the target has no
+/// command for.
 fn plain_commands(
     entry: &Entry<'_>,
     native: &NativeOptions,
     emit: &mut dyn FnMut(Vec<u8>),
-) -> Result<u64, Failure> {
+) -> Result<NativeLosses, Failure> {
     match native_commands(entry, native, emit) {
-        Ok(losses) => Ok(losses.field_ttls),
+        Ok(losses) => Ok(losses),
         Err(NativeError::Parse(p)) => Err(Failure::Data(p.in_key(entry.db, &entry.key))),
         Err(NativeError::Refused(why)) => Err(refused(entry, &why, "")),
         Err(NativeError::Unsupported(why)) => {
@@ -204,6 +215,11 @@ pub struct NativeOptions {
     pub delete_first: bool,
     /// Hash fields with a TTL on a target without field TTLs (`--field-ttls`).
     pub field_ttl_policy: FieldTtlPolicy,
+    /// XCFGSET and XIDMPRECORD exist (Redis 8.6.2+): a stream's idempotent-producer
+    /// (IDMP) state is re-created.
+    pub stream_idmp: bool,
+    /// A stream's IDMP state on a target without those commands (`--stream-idmp`).
+    pub stream_idmp_policy: StreamIdmpPolicy,
     /// "Now" for [`FieldTtlPolicy::DropExpired`], Unix ms.
     pub now_ms: i64,
 }
@@ -216,6 +232,7 @@ impl NativeOptions {
             || target.name.starts_with("azure-cache-premium");
         NativeOptions {
             field_ttls: target.field_ttls(),
+            stream_idmp: target.loads_type(rdb_parser::format::type_id::STREAM_LISTPACKS_4),
             stream_metadata: rdb_writer::profile::is_valkey(v) || v.number >= 10,
             create_consumer: !before_6_2,
             ..NativeOptions::default()
@@ -233,6 +250,8 @@ impl Default for NativeOptions {
             create_consumer: true,
             delete_first: false,
             field_ttl_policy: FieldTtlPolicy::Error,
+            stream_idmp: true,
+            stream_idmp_policy: StreamIdmpPolicy::Error,
             now_ms: 0,
         }
     }
@@ -259,6 +278,8 @@ impl From<rdb_parser::Error> for NativeError {
 pub struct NativeLosses {
     /// Hash fields whose own TTL the target cannot hold.
     pub field_ttls: u64,
+    /// Streams written without their IDMP state (`--stream-idmp drop`).
+    pub stream_idmp: u64,
 }
 
 /// Calls `emit` with each plain command that rebuilds `entry`, in order, ending with
@@ -279,7 +300,7 @@ pub fn native_commands(
         Value::Set(s) => element_commands("SADD", key, s.iter(), o, emit)?,
         Value::ZSet(z) => zset_commands(key, z, o, emit)?,
         Value::Hash(h) => losses.field_ttls = hash_commands(key, h, o, emit)?,
-        Value::Stream(s) => stream_commands(key, s, o, emit)?,
+        Value::Stream(s) => losses.stream_idmp = stream_commands(key, s, o, emit)?,
         Value::Module(m) => match super::module_type(m) {
             Some(t) => (t.commands)(key, m, o, emit)?,
             None => {
@@ -396,15 +417,35 @@ fn hash_commands(
     Ok(dropped)
 }
 
-/// `XADD` per entry, the groups with their consumers and pending entries, then `XSETID`
-/// with the stream's counters.
+/// `XADD` per entry, the IDMP state, the groups with their consumers and pending entries,
+/// then `XSETID` with the stream's counters. Returns 1 when the IDMP state was left out.
 fn stream_commands(
     key: &[u8],
     s: &rdb_parser::Stream<'_>,
     o: &NativeOptions,
     emit: &mut dyn FnMut(Vec<u8>),
-) -> Result<(), NativeError> {
-    let placeholders = stream_entries(key, s, emit)?;
+) -> Result<u64, NativeError> {
+    let mut idmp_dropped = 0;
+    let idmp = match s
+        .idmp
+        .as_ref()
+        .and_then(|m| idmp_state(m).map(|what| (m, what)))
+    {
+        Some((m, _)) if o.stream_idmp => Some(m),
+        Some((_, what)) if o.stream_idmp_policy == StreamIdmpPolicy::Error => {
+            return Err(NativeError::Refused(format!(
+                "a stream with IDMP state ({what}), and the target has no XCFGSET / \
+                 XIDMPRECORD (Redis 8.6.2+); {}",
+                crate::convert::remedy(LossKind::StreamIdmp)
+            )))
+        }
+        Some(_) => {
+            idmp_dropped = 1;
+            None
+        }
+        None => None,
+    };
+    let placeholders = stream_entries(key, s, idmp, emit)?;
     if s.length == 0 && placeholders.is_empty() {
         // An empty stream: a group created with MKSTREAM and destroyed again leaves one,
         // with nothing counted as added or deleted.
@@ -423,6 +464,9 @@ fn stream_commands(
                 .arg(tmp)
                 .finish_ref(),
         );
+    }
+    if let Some(m) = idmp {
+        idmp_commands(key, m, emit);
     }
     for g in &s.groups {
         group_commands(key, g, o, emit);
@@ -447,21 +491,70 @@ fn stream_commands(
         }
     }
     emit(c.finish());
-    Ok(())
+    Ok(idmp_dropped)
 }
 
-/// The entries' `XADD`s. Pending entries whose message was deleted are added too, as
-/// placeholders (XCLAIM ignores an ID the stream lacks), and returned, to be deleted once
-/// claimed.
+/// What a stream's IDMP state holds, for a message; `None` when it is what a stream that
+/// never saw an IDMP add has (no producers, no counts, the default 100 s and 100 iids).
+fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
+    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
+    let untouched = m.producers.is_empty()
+        && m.iids_added == 0
+        && m.iids_duplicates == 0
+        && (m.duration_s, m.max_entries) == (100, 100);
+    (!untouched).then(|| {
+        format!(
+            "{} producers, {iids} iids, duration {} s, max {} iids, {} added, {} duplicates",
+            m.producers.len(),
+            m.duration_s,
+            m.max_entries,
+            m.iids_added,
+            m.iids_duplicates
+        )
+    })
+}
+
+/// The IDMP state, as the server's own AOF rewrite re-creates it: `XCFGSET` (which also
+/// forgets any iid), then one `XIDMPRECORD` per remembered iid, oldest first, so that the
+/// same ones stay within the maximum. The all-time `iids-added` and `iids-duplicates`
+/// counts have no command: they restart (at the number of iids recorded, and 0).
+fn idmp_commands(key: &[u8], m: &rdb_parser::Idmp<'_>, emit: &mut dyn FnMut(Vec<u8>)) {
+    let mut c = Cmd::new("XCFGSET");
+    c.arg(key)
+        .arg(b"IDMP-DURATION")
+        .arg(itoa::Buffer::new().format(m.duration_s).as_bytes())
+        .arg(b"IDMP-MAXSIZE")
+        .arg(itoa::Buffer::new().format(m.max_entries).as_bytes());
+    emit(c.finish());
+    for p in &m.producers {
+        for e in &p.entries {
+            let mut c = Cmd::new("XIDMPRECORD");
+            c.arg(key).arg(&p.pid).arg(&e.iid);
+            c.arg(stream_id(e.id).as_bytes());
+            emit(c.finish());
+        }
+    }
+}
+
+/// The entries' `XADD`s. Pending entries and remembered IDMP iids whose message was
+/// deleted are added too, as placeholders (XCLAIM and XIDMPRECORD refuse an ID the stream
+/// lacks), and returned, to be deleted once claimed and recorded.
 fn stream_entries(
     key: &[u8],
     s: &rdb_parser::Stream<'_>,
+    idmp: Option<&rdb_parser::Idmp<'_>>,
     emit: &mut dyn FnMut(Vec<u8>),
 ) -> Result<Vec<StreamId>, NativeError> {
-    let mut pel: BTreeSet<StreamId> = s
+    let recorded = idmp.into_iter().flat_map(|m| {
+        m.producers
+            .iter()
+            .flat_map(|p| p.entries.iter().map(|e| e.id))
+    });
+    let mut needed: BTreeSet<StreamId> = s
         .groups
         .iter()
         .flat_map(|g| g.pending.iter().map(|p| p.id))
+        .chain(recorded)
         .collect();
     let mut placeholders = Vec::new();
     let mut placeholder = |id: StreamId, emit: &mut dyn FnMut(Vec<u8>)| {
@@ -476,11 +569,11 @@ fn stream_entries(
     let mut entries = s.entries();
     while let Some(e) = entries.next_entry() {
         let e = e?;
-        while let Some(&p) = pel.first() {
+        while let Some(&p) = needed.first() {
             if p > e.id {
                 break;
             }
-            pel.pop_first();
+            needed.pop_first();
             if p < e.id {
                 placeholder(p, emit);
             }
@@ -492,7 +585,7 @@ fn stream_entries(
         }
         emit(c.finish());
     }
-    for p in std::mem::take(&mut pel) {
+    for p in std::mem::take(&mut needed) {
         placeholder(p, emit);
     }
     Ok(placeholders)

@@ -22,7 +22,8 @@ use crate::cli::Context;
     rdbkit export dump.rdb --format restore --target redis-7.0 | redis-cli -h HOST --pipe\n  \
     zcat dump.rdb.gz | rdbkit export - -o dump.jsonl\n\n\
     Exit codes: 0 written, 1 the snapshot is malformed or holds what the target cannot \
-    (named; --field-ttls / --functions allow leaving it out), 2 usage or I/O error.")]
+    (named; --field-ttls / --functions / --stream-idmp allow leaving it out), 2 usage or \
+    I/O error.")]
 pub struct ExportArgs {
     /// The RDB file to read (`-`: standard input; gzip is decompressed).
     file: PathBuf,
@@ -107,13 +108,24 @@ fn report(a: &ExportArgs, w: &export::Summary) -> Result<(), Failure> {
             "keys_left_out": w.keys_left_out,
             "field_ttls_left_out": w.field_ttls_left_out,
             "functions_left_out": w.functions_left_out,
+            "streams_idmp_left_out": w.streams_idmp_left_out,
+            "key_meta_left_out": w.key_meta_left_out,
         });
         println!("{summary}");
-    } else if w.keys_left_out > 0 || w.field_ttls_left_out > 0 || w.functions_left_out > 0 {
+        return Ok(());
+    }
+    if w.keys_left_out > 0 || w.field_ttls_left_out > 0 || w.functions_left_out > 0 {
         eprintln!(
             "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left \
              out, {} function libraries left out",
             w.keys_left_out, w.field_ttls_left_out, w.functions_left_out
+        );
+    }
+    if w.streams_idmp_left_out > 0 || w.key_meta_left_out > 0 {
+        eprintln!(
+            "rdbkit: {} streams written without their IDMP state, {} keys' module key \
+             metadata left out (the target cannot hold them)",
+            w.streams_idmp_left_out, w.key_meta_left_out
         );
     }
     Ok(())
