@@ -308,17 +308,26 @@ fn xinfo(c: &mut Resp, key: &[u8]) -> std::collections::BTreeMap<String, Reply> 
 
 /// `export --format resp --target redis-8.6` re-creates each stream's IDMP state with
 /// XCFGSET and XIDMPRECORD: the same settings and remembered iids (an `XADD ... IDMP` of
-/// every stored iid is refused as a duplicate of the same entry on both servers). Only the
+/// every stored iid is refused as a duplicate of the same entry on both servers, also one
+/// whose entry was deleted). Only the
 /// all-time iids-added / iids-duplicates counts restart, as after the server's own AOF
 /// rewrite.
 #[test]
 fn resp_commands_recreate_idmp_state_on_8_6() {
     let Some(entry) = redis_8_6() else { return };
     let path = fixture_8_6("idmp.rdb");
-    let data = std::fs::read(&path).unwrap();
+    let (a_dir, _a, mut original) = start(&entry, "export-86-idmp-src", Some(&path));
+    // The entry that `orders o2` added is deleted; its iid stays remembered, and the
+    // commands have to record it on a placeholder entry.
+    let deleted = original.command(&[b"XDEL", b"stream:idmp", b"4102444800000-2"]);
+    assert_eq!(deleted.unwrap(), Reply::Int(1));
+    assert_eq!(
+        original.command(&[b"SAVE"]).unwrap(),
+        Reply::Status("OK".into())
+    );
+    let data = std::fs::read(a_dir.path().join("dump.rdb")).unwrap();
     let (out, summary) = export(&data, "resp", "redis-8.6", |_| ()).unwrap();
     assert_eq!(summary.streams_idmp_left_out, 0);
-    let (_a_dir, _a, mut original) = start(&entry, "export-86-idmp-src", Some(&path));
     let (_b_dir, _b, mut rebuilt) = start(&entry, "export-86-idmp-dst", None);
     let errors = run_all(&mut rebuilt, &out);
     assert!(errors.is_empty(), "{errors:?}");

@@ -496,7 +496,7 @@ fn stream_commands(
 
 /// What a stream's IDMP state holds, for a message; `None` when it is what a stream that
 /// never saw an IDMP add has (no producers, no counts, the default 100 s and 100 iids).
-fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
+pub(super) fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
     let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
     let untouched = m.producers.is_empty()
         && m.iids_added == 0

@@ -10,7 +10,7 @@ use rdb_parser::format::{opcode, type_id};
 use rdb_parser::{Entry, Item, Value};
 use rdb_writer::convert::{dump_body, ConvertError, DumpBody};
 
-use super::resp::{non_key_item, CommandsState};
+use super::resp::{idmp_state, non_key_item, CommandsState};
 use super::{ExportFormat, FormatSpec, Job, Sink, Summary, TargetOptions};
 use crate::Failure;
 
@@ -69,7 +69,7 @@ impl Restore {
         // other unless `--stream-idmp drop` allowed it.
         let idmp_dropped = match &entry.value {
             Value::Stream(s) => {
-                s.idmp.as_ref().is_some_and(has_idmp_state)
+                s.idmp.as_ref().and_then(idmp_state).is_some()
                     && payload.type_id != type_id::STREAM_LISTPACKS_4
             }
             _ => false,
@@ -152,15 +152,6 @@ impl ExportFormat for Restore {
         out.write(&payload.trailer)?;
         out.write(&tail)
     }
-}
-
-/// Whether a stream's IDMP state is more than a stream that never saw an IDMP add has (no
-/// producers, no counts, the default 100 s and 100 iids): what a conversion reports.
-fn has_idmp_state(m: &rdb_parser::Idmp<'_>) -> bool {
-    !(m.producers.is_empty()
-        && m.iids_added == 0
-        && m.iids_duplicates == 0
-        && (m.duration_s, m.max_entries) == (100, 100))
 }
 
 /// The trailer of `payload` once `prefix` goes before its type byte: the same version, the
