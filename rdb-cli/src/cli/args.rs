@@ -242,16 +242,6 @@ impl ReadOptions {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Format {
-    /// One JSON object per line, binary-safe.
-    Jsonl,
-    /// Plain commands (SET, RPUSH, SADD, ZADD, HSET, XADD, PEXPIREAT...) for `redis-cli --pipe`.
-    Resp,
-    /// RESTORE commands with DUMP payloads for --target / --rdb-version, for `redis-cli --pipe`.
-    Restore,
-}
-
 impl FieldTtls {
     pub fn policy(self) -> rdb_writer::convert::FieldTtlPolicy {
         use rdb_writer::convert::FieldTtlPolicy;

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::Args;
+use rdb_cli::export::{self, FormatSpec, Job, TargetOptions};
 use rdb_cli::output::AtomicFile;
-use rdb_cli::{export, Failure};
+use rdb_cli::Failure;
 
-use crate::cli::args::{target_profile, CommandArgs, Format, ReadOptions};
+use crate::cli::args::{target_profile, CommandArgs, ReadOptions};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::clock_ms;
 use crate::cli::Context;
@@ -20,13 +22,14 @@ use crate::cli::Context;
     rdbkit export dump.rdb --format restore --target redis-7.0 | redis-cli -h HOST --pipe\n  \
     zcat dump.rdb.gz | rdbkit export - -o dump.jsonl\n\n\
     Exit codes: 0 written, 1 the snapshot is malformed or holds what the target cannot \
-    (named; --field-ttls / --functions allow leaving it out), 2 usage or I/O error.")]
+    (named; --field-ttls / --functions / --stream-idmp allow leaving it out), 2 usage or \
+    I/O error.")]
 pub struct ExportArgs {
     /// The RDB file to read (`-`: standard input; gzip is decompressed).
     file: PathBuf,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
-    format: Format,
+    #[arg(long, default_value = "jsonl", value_parser = formats())]
+    format: String,
     /// Write here (atomically) instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -40,13 +43,13 @@ pub struct ExportArgs {
     read: ReadOptions,
 }
 
-/// What an export wrote, for the summary line.
-struct Written {
-    keys: u64,
-    lines: u64,
-    dropped: u64,
-    field_ttls_dropped: u64,
-    functions_dropped: u64,
+/// `--format`'s values: the library's list of formats.
+fn formats() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        export::FORMATS
+            .iter()
+            .map(|f| PossibleValue::new(f.name).help(f.help)),
+    )
 }
 
 pub fn run(a: &ExportArgs, cx: &Context) -> Result<(), Failure> {
@@ -58,46 +61,31 @@ pub fn run(a: &ExportArgs, cx: &Context) -> Result<(), Failure> {
                 .into(),
         ));
     }
+    let format = FormatSpec::named(&a.format)
+        .ok_or_else(|| crate::cli::usage(format!("no export format {:?}", a.format)))?;
     let dest = a.output.clone().unwrap_or_else(|| PathBuf::from("-"));
     let input = Input::open(&a.file)?;
     rdb_cli::output::check_destination(&dest).map_err(|e| io_context(e, &dest))?;
     let progress = cx.progress(input.bytes().len() as u64);
     let mut out = AtomicFile::create(&dest).map_err(|e| io_context(e, &dest))?;
-    let written = match a.format {
-        Format::Jsonl => {
-            let s = export::jsonl(input.bytes(), &a.read.builder(), &mut out, progress.tick())?;
-            Written {
-                keys: s.keys,
-                lines: s.lines,
-                dropped: 0,
-                field_ttls_dropped: 0,
-                functions_dropped: 0,
-            }
-        }
-        Format::Resp | Format::Restore => {
-            let o = commands_options(a, input.bytes())?;
-            let s = export::commands(
-                input.bytes(),
-                &a.read.builder(),
-                &o,
-                &mut out,
-                progress.tick(),
-            )?;
-            Written {
-                keys: s.keys,
-                lines: s.commands,
-                dropped: s.dropped,
-                field_ttls_dropped: s.field_ttls_dropped,
-                functions_dropped: s.functions_dropped,
-            }
-        }
+    let target = if format.for_target {
+        Some(target_options(a, input.bytes())?)
+    } else {
+        None
     };
+    let written = (format.run)(&mut Job {
+        data: input.bytes(),
+        parser: &a.read.builder(),
+        target: target.as_ref(),
+        out: &mut out,
+        progress: &mut progress.tick(),
+    })?;
     drop(progress);
     out.commit().map_err(|e| io_context(e, &dest))?;
     report(a, &written)
 }
 
-fn commands_options(a: &ExportArgs, data: &[u8]) -> Result<export::CommandsOptions, Failure> {
+fn target_options(a: &ExportArgs, data: &[u8]) -> Result<TargetOptions, Failure> {
     let c = &a.commands;
     let source = rdb_parser::Parser::new(data)?.version();
     let profile = target_profile(c.target.as_deref(), c.rdb_version, Some(source.number))?;
@@ -106,28 +94,38 @@ fn commands_options(a: &ExportArgs, data: &[u8]) -> Result<export::CommandsOptio
     convert.stream_idmp = c.stream_idmp.policy();
     convert.functions = c.functions.policy();
     convert.now_ms = clock_ms();
-    Ok(export::CommandsOptions {
-        restore: matches!(a.format, Format::Restore),
+    Ok(TargetOptions {
         replace: c.replace,
         convert,
     })
 }
 
-fn report(a: &ExportArgs, w: &Written) -> Result<(), Failure> {
+fn report(a: &ExportArgs, w: &export::Summary) -> Result<(), Failure> {
     if a.json {
         let summary = serde_json::json!({
             "keys": w.keys,
-            "lines": w.lines,
-            "keys_left_out": w.dropped,
-            "field_ttls_left_out": w.field_ttls_dropped,
-            "functions_left_out": w.functions_dropped,
+            "lines": w.records,
+            "keys_left_out": w.keys_left_out,
+            "field_ttls_left_out": w.field_ttls_left_out,
+            "functions_left_out": w.functions_left_out,
+            "streams_idmp_left_out": w.streams_idmp_left_out,
+            "key_meta_left_out": w.key_meta_left_out,
         });
         println!("{summary}");
-    } else if w.dropped > 0 || w.field_ttls_dropped > 0 || w.functions_dropped > 0 {
+        return Ok(());
+    }
+    if w.keys_left_out > 0 || w.field_ttls_left_out > 0 || w.functions_left_out > 0 {
         eprintln!(
             "rdbkit: {} keys left out (the target cannot hold them), {} hash-field TTLs left \
              out, {} function libraries left out",
-            w.dropped, w.field_ttls_dropped, w.functions_dropped
+            w.keys_left_out, w.field_ttls_left_out, w.functions_left_out
+        );
+    }
+    if w.streams_idmp_left_out > 0 || w.key_meta_left_out > 0 {
+        eprintln!(
+            "rdbkit: {} streams written without their IDMP state, {} keys' module key \
+             metadata left out (the target cannot hold them)",
+            w.streams_idmp_left_out, w.key_meta_left_out
         );
     }
     Ok(())

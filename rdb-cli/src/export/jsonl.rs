@@ -1,100 +1,89 @@
-//! `rdbkit export --format jsonl`: one JSON object per line, in file order.
-//! The schema is `docs/export-jsonl.md`.
+//! `--format jsonl`: one JSON object per line, in file order. The schema is
+//! `docs/export-jsonl.md`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
-use rdb_parser::{Element, Entry, Function, Item, ParserBuilder, Stream, Value};
+use rdb_parser::{Element, Entry, Function, Item, Stream, Value};
 
-use rdb_pipeline::Spanned;
-
+use super::{ExportFormat, FormatSpec, Job, Sink, Summary};
 use crate::json;
 use crate::Failure;
 
-/// What an export wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ExportSummary {
-    pub keys: u64,
-    pub lines: u64,
+pub const SPEC: FormatSpec = FormatSpec {
+    name: "jsonl",
+    help: "One JSON object per line, binary-safe",
+    for_target: false,
+    run,
+};
+
+fn run(job: &mut Job<'_>) -> Result<Summary, Failure> {
+    super::run(&Jsonl, job)
 }
 
-/// Writes the whole snapshot as JSON Lines to `out`. Key lines are formatted on all
-/// cores and written in file order; the checksum is verified on another thread.
-pub fn jsonl(
-    data: &[u8],
-    parser: &ParserBuilder,
-    out: &mut dyn Write,
-    progress: impl FnMut(u64),
-) -> Result<ExportSummary, Failure> {
-    rdb_pipeline::checked(data, parser, |p, eof| {
-        jsonl_unchecked(data, p, eof, out, progress)
-    })
+/// The JSON Lines format: a worker formats a key's line whole; the writing thread writes
+/// the header line (gathering the AUX fields before the first other item), the other
+/// items' lines, and a huge value's line piece by piece.
+struct Jsonl;
+
+#[derive(Default)]
+struct State {
+    /// The line being written by the writing thread.
+    line: Vec<u8>,
+    header: Option<Header>,
+    /// The header line is written (it ends at the first item that is not AUX).
+    header_done: bool,
 }
 
-fn jsonl_unchecked<'data>(
-    data: &'data [u8],
-    parser: &ParserBuilder,
-    eof_seen: &rdb_pipeline::EofSeen,
-    out: &mut dyn Write,
-    mut progress: impl FnMut(u64),
-) -> Result<ExportSummary, Failure> {
-    let mut summary = ExportSummary::default();
-    let mut line = Vec::with_capacity(4096);
-    let mut header: Option<Header> = None;
-    let mut header_done = false;
-    let emit = |out: &mut dyn Write,
-                line: &mut Vec<u8>,
-                summary: &mut ExportSummary|
-     -> Result<(), Failure> {
-        line.push(b'\n');
-        out.write_all(line).map_err(Failure::Io)?;
-        line.clear();
-        summary.lines += 1;
-        Ok(())
-    };
-    // A key's line, formatted on whichever core picked it up.
-    let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<Vec<u8>>), Failure> {
-        match &s.item {
-            // A huge value is formatted by the sink, written out piece by piece.
-            Item::Key(entry) if entry.raw_value.len() > IN_PIECES_ABOVE => Ok((s.item, None)),
-            Item::Key(entry) => {
-                let mut l = Vec::with_capacity(64 + entry.raw_value.len() * 2);
-                let mut line = Line::worker(&mut l);
-                key_into(&mut line, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
-                if line.overflow {
-                    // Small in the file, huge formatted (LZF, a stream node's shared
-                    // fields): the sink writes it in pieces instead.
-                    return Ok((s.item, None));
-                }
-                l.push(b'\n');
-                Ok((s.item, Some(l)))
-            }
-            _ => Ok((s.item, None)),
+impl ExportFormat for Jsonl {
+    /// The key's line, with its newline.
+    type Key<'data> = Vec<u8>;
+    type State = State;
+
+    fn key<'data>(&self, entry: &Entry<'data>) -> Result<Option<Vec<u8>>, Failure> {
+        // A huge value is formatted by the sink, written out piece by piece.
+        if entry.raw_value.len() > super::IN_PIECES_ABOVE {
+            return Ok(None);
         }
-    };
-    let sink = |(item, formatted): (Item<'data>, Option<Vec<u8>>)| -> Result<(), Failure> {
-        // A key line formatted by a worker goes straight out (the header is long written:
-        // it ends at the first item that is not AUX, such as this key).
-        if let (Item::Key(entry), Some(formatted)) = (&item, &formatted) {
-            if header_done {
-                out.write_all(formatted).map_err(Failure::Io)?;
-                summary.lines += 1;
-                summary.keys += 1;
-                progress(entry.offset);
+        let mut l = Vec::with_capacity(64 + entry.raw_value.len() * 2);
+        let mut line = Line::worker(&mut l);
+        key_into(&mut line, entry).map_err(|e| e.in_key(entry.db, &entry.key))?;
+        if line.overflow {
+            // Small in the file, huge formatted (LZF, a stream node's shared fields):
+            // the sink writes it in pieces instead.
+            return Ok(None);
+        }
+        l.push(b'\n');
+        Ok(Some(l))
+    }
+
+    fn item<'data>(
+        &self,
+        st: &mut State,
+        item: Item<'data>,
+        formatted: Option<Vec<u8>>,
+        out: &mut Sink<'_>,
+    ) -> Result<(), Failure> {
+        // A key line formatted by a worker goes straight out once the header is written
+        // (it ends at the first item that is not AUX, such as this key).
+        if let (Item::Key(_), Some(formatted)) = (&item, &formatted) {
+            if st.header_done {
+                out.record(formatted)?;
+                out.summary.keys += 1;
                 return Ok(());
             }
         }
         // AUX fields before anything else fold into the header line; a name that is not
         // UTF-8 gets its own `aux` line, where it stays binary-safe.
-        if let (Item::Aux(aux), Some(h)) = (&item, header.as_mut()) {
+        if let (Item::Aux(aux), Some(h)) = (&item, st.header.as_mut()) {
             let utf8 = std::str::from_utf8(&aux.key).is_ok();
-            if !header_done && utf8 && h.names.insert(aux.key.to_vec()) {
+            if !st.header_done && utf8 && h.names.insert(aux.key.to_vec()) {
                 h.aux.push((aux.key.to_vec(), aux.value.to_vec()));
                 return Ok(());
             }
         }
         if let Item::Header(version) = &item {
-            header = Some(Header {
+            st.header = Some(Header {
                 magic: version.magic.as_str(),
                 number: version.number,
                 aux: Vec::new(),
@@ -102,99 +91,52 @@ fn jsonl_unchecked<'data>(
             });
             return Ok(());
         }
-        if !header_done {
-            header_done = true;
-            if let Some(h) = &header {
-                h.write(&mut line);
-                emit(&mut *out, &mut line, &mut summary)?;
+        if !st.header_done {
+            st.header_done = true;
+            if let Some(h) = &st.header {
+                h.write(&mut st.line);
+                end_line(out, &mut st.line)?;
             }
         }
+        let line = &mut st.line;
         match item {
-            Item::Eof(eof) => {
-                eof_seen.set(eof);
-                return Ok(());
+            Item::Eof(_) | Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } => {
+                return Ok(())
             }
-            Item::Header(_) | Item::SelectDb(_) | Item::ResizeDb { .. } => return Ok(()),
             Item::Aux(aux) => {
                 line.extend_from_slice(b"{\"kind\":\"aux\",\"key\":");
-                json::bytes(&mut line, &aux.key);
+                json::bytes(line, &aux.key);
                 line.extend_from_slice(b",\"value\":");
-                json::bytes(&mut line, &aux.value);
+                json::bytes(line, &aux.value);
                 line.push(b'}');
             }
-            Item::ModuleAux(m) => {
-                line.extend_from_slice(b"{\"kind\":\"module_aux\",\"module\":");
-                json::string(&mut line, &m.id.name());
-                line.extend_from_slice(b",\"encver\":");
-                json::int(&mut line, m.id.encver());
-                line.extend_from_slice(b",\"when\":");
-                json::string(
-                    &mut line,
-                    if m.when == 1 {
-                        "before_keys"
-                    } else {
-                        "after_keys"
-                    },
-                );
-                line.extend_from_slice(b",\"raw\":");
-                json::bytes(&mut line, m.raw);
-                line.push(b'}');
-            }
-            Item::Function(f) => write_function(&mut line, &f),
+            Item::ModuleAux(m) => write_module_aux(line, &m),
+            Item::Function(f) => write_function(line, &f),
             Item::SlotInfo {
                 slot,
                 keys,
                 expires,
             } => {
                 line.extend_from_slice(b"{\"kind\":\"slot_info\",\"slot\":");
-                json::int(&mut line, slot);
+                json::int(line, slot);
                 line.extend_from_slice(b",\"keys\":");
-                json::int(&mut line, keys);
+                json::int(line, keys);
                 line.extend_from_slice(b",\"expires\":");
-                json::int(&mut line, expires);
+                json::int(line, expires);
                 line.push(b'}');
             }
-            Item::SlotImport(s) => {
-                line.extend_from_slice(b"{\"kind\":\"slot_import\",\"name\":");
-                json::bytes(&mut line, &s.name);
-                line.extend_from_slice(b",\"ranges\":[");
-                for (i, (a, b)) in s.ranges.iter().enumerate() {
-                    if i > 0 {
-                        line.push(b',');
-                    }
-                    line.push(b'[');
-                    json::int(&mut line, *a);
-                    line.push(b',');
-                    json::int(&mut line, *b);
-                    line.push(b']');
-                }
-                line.extend_from_slice(b"]}");
-            }
-            Item::KeyMeta(m) => {
-                // Redis 8.6 module key metadata for the next key: opaque, like module data.
-                line.extend_from_slice(b"{\"kind\":\"key_meta\",\"classes\":[");
-                for (i, c) in m.classes.iter().enumerate() {
-                    if i > 0 {
-                        line.push(b',');
-                    }
-                    line.extend_from_slice(b"{\"spec\":");
-                    json::int(&mut line, c.spec);
-                    line.extend_from_slice(b",\"raw\":");
-                    json::bytes(&mut line, c.raw);
-                    line.push(b'}');
-                }
-                line.extend_from_slice(b"]}");
-            }
+            Item::SlotImport(s) => write_slot_import(line, &s),
+            Item::KeyMeta(m) => write_key_meta(line, &m),
             Item::Key(entry) => {
                 match formatted {
+                    // Already ends in its newline.
                     Some(formatted) => {
-                        // Already ends in its newline.
-                        line.extend_from_slice(formatted.strip_suffix(b"\n").unwrap_or(&formatted));
+                        line.extend_from_slice(formatted.strip_suffix(b"\n").unwrap_or(&formatted))
                     }
                     None => {
                         let mut pieces = Line {
-                            buf: &mut line,
-                            out: Some(&mut *out),
+                            buf: line,
+                            out: Some(out.writer()),
                             error: None,
                             overflow: false,
                             max: usize::MAX,
@@ -206,15 +148,71 @@ fn jsonl_unchecked<'data>(
                         }
                     }
                 }
-                summary.keys += 1;
-                progress(entry.offset);
+                out.summary.keys += 1;
             }
         }
-        emit(&mut *out, &mut line, &mut summary)
-    };
-    rdb_pipeline::ordered(parser.parse(data)?, work, sink)?;
-    out.flush().map_err(Failure::Io)?;
-    Ok(summary)
+        end_line(out, &mut st.line)
+    }
+}
+
+/// Ends the line, writes it and starts the next.
+fn end_line(out: &mut Sink<'_>, line: &mut Vec<u8>) -> Result<(), Failure> {
+    line.push(b'\n');
+    out.record(line)?;
+    line.clear();
+    Ok(())
+}
+
+fn write_module_aux(line: &mut Vec<u8>, m: &rdb_parser::ModuleAux<'_>) {
+    line.extend_from_slice(b"{\"kind\":\"module_aux\",\"module\":");
+    json::string(line, &m.id.name());
+    line.extend_from_slice(b",\"encver\":");
+    json::int(line, m.id.encver());
+    line.extend_from_slice(b",\"when\":");
+    json::string(
+        line,
+        if m.when == 1 {
+            "before_keys"
+        } else {
+            "after_keys"
+        },
+    );
+    line.extend_from_slice(b",\"raw\":");
+    json::bytes(line, m.raw);
+    line.push(b'}');
+}
+
+fn write_slot_import(line: &mut Vec<u8>, s: &rdb_parser::SlotImport<'_>) {
+    line.extend_from_slice(b"{\"kind\":\"slot_import\",\"name\":");
+    json::bytes(line, &s.name);
+    line.extend_from_slice(b",\"ranges\":[");
+    for (i, (a, b)) in s.ranges.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        line.push(b'[');
+        json::int(line, *a);
+        line.push(b',');
+        json::int(line, *b);
+        line.push(b']');
+    }
+    line.extend_from_slice(b"]}");
+}
+
+/// Redis 8.6 module key metadata for the next key: opaque, like module data.
+fn write_key_meta(line: &mut Vec<u8>, m: &rdb_parser::KeyMetadata<'_>) {
+    line.extend_from_slice(b"{\"kind\":\"key_meta\",\"classes\":[");
+    for (i, c) in m.classes.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"{\"spec\":");
+        json::int(line, c.spec);
+        line.extend_from_slice(b",\"raw\":");
+        json::bytes(line, c.raw);
+        line.push(b'}');
+    }
+    line.extend_from_slice(b"]}");
 }
 
 struct Header {
@@ -283,9 +281,6 @@ fn element(line: &mut Vec<u8>, e: &Element<'_>) {
     }
 }
 
-/// Values whose stored form is larger than this are formatted on the writing thread and
-/// written out in pieces: formatted whole, a 1 GB list held about 3 GB in memory.
-const IN_PIECES_ABOVE: usize = 8 << 20;
 /// The size of those pieces.
 const PIECE_BYTES: usize = 1 << 20;
 /// The most a worker formats of one line before giving the key to the writing thread:
@@ -467,6 +462,9 @@ fn value_into(line: &mut Line<'_, '_>, value: &Value<'_>) -> Result<(), rdb_pars
         }
         Value::Stream(s) => write_stream(line, s)?,
         Value::Module(m) => {
+            if let Some(t) = super::module_type(m) {
+                return (t.json)(line, m);
+            }
             line.extend_from_slice(b"{\"module\":");
             json::string(line, &m.id.name());
             line.extend_from_slice(b",\"encver\":");
@@ -649,246 +647,4 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
     }
     line.extend_from_slice(b"]}");
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// RESP command streams: `--format resp` and `--format restore`
-
-/// Which commands `--format resp|restore` writes.
-#[derive(Debug, Clone)]
-pub struct CommandsOptions {
-    /// `RESTORE` with DUMP payloads for `convert.target` (else plain commands).
-    pub restore: bool,
-    /// RESTORE ... REPLACE, or `DEL key` before the plain commands.
-    pub replace: bool,
-    /// The payload version and loss policies (RESTORE), and which commands the target has.
-    pub convert: rdb_writer::convert::ConvertOptions,
-}
-
-/// What a command export wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CommandsSummary {
-    pub keys: u64,
-    pub commands: u64,
-    pub bytes: u64,
-    /// Keys the target cannot hold that a flag allowed to leave out.
-    pub dropped: u64,
-    /// Hash fields whose TTL the target has no command for (plain commands).
-    pub field_ttls_dropped: u64,
-    pub functions: u64,
-    /// Function libraries left out (`--functions drop`, a target without functions).
-    pub functions_dropped: u64,
-}
-
-/// Writes the snapshot as RESP commands for `redis-cli --pipe`: `SELECT` where the
-/// database changes, then each key's `RESTORE` or plain commands, in file order (built
-/// on all cores).
-pub fn commands(
-    data: &[u8],
-    parser: &ParserBuilder,
-    o: &CommandsOptions,
-    out: &mut dyn Write,
-    progress: impl FnMut(u64),
-) -> Result<CommandsSummary, Failure> {
-    rdb_pipeline::checked(data, parser, |p, eof| {
-        commands_unchecked(data, p, eof, o, out, progress)
-    })
-}
-
-/// One key's commands, formatted on any core.
-struct KeyCommands<'e> {
-    bytes: Vec<u8>,
-    /// A RESTORE payload, written between `bytes` and `tail` without another copy.
-    payload: Option<rdb_writer::convert::DumpBody<'e>>,
-    tail: Vec<u8>,
-    commands: u64,
-    dropped: bool,
-    field_ttls_dropped: u64,
-}
-
-fn key_commands<'e>(
-    entry: &Entry<'e>,
-    source: rdb_parser::format::Version,
-    o: &CommandsOptions,
-    native: &crate::resp::NativeOptions,
-) -> Result<KeyCommands<'e>, Failure> {
-    use rdb_writer::convert::{dump_body, ConvertError};
-    let mut k = KeyCommands {
-        bytes: Vec::new(),
-        payload: None,
-        tail: Vec::new(),
-        commands: 0,
-        dropped: false,
-        field_ttls_dropped: 0,
-    };
-    if o.restore {
-        match dump_body(entry, source, &o.convert) {
-            Ok(Some(payload)) => {
-                crate::resp::restore_head(&mut k.bytes, entry, payload.len(), o.replace);
-                crate::resp::restore_tail(&mut k.tail, entry, o.replace);
-                k.payload = Some(payload);
-                k.commands = 1;
-            }
-            Ok(None) => k.dropped = true,
-            Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
-            Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-            Err(other) => return Err(crate::convert::failure(other)),
-        }
-        return Ok(k);
-    }
-    let mut emit = |cmd: Vec<u8>| {
-        k.bytes.extend_from_slice(&cmd);
-        k.commands += 1;
-    };
-    k.field_ttls_dropped = plain_commands(entry, native, &mut emit)?;
-    Ok(k)
-}
-
-/// Hands `entry`'s plain commands to `emit` one by one; returns the hash-field TTLs the
-/// target has no command for.
-fn plain_commands(
-    entry: &Entry<'_>,
-    native: &crate::resp::NativeOptions,
-    emit: &mut dyn FnMut(Vec<u8>),
-) -> Result<u64, Failure> {
-    let refused = |why: String, hint: &str| {
-        let mut shown = String::new();
-        let _ = rdb_parser::error::write_escaped(&mut shown, &entry.key);
-        Failure::Refused(format!(
-            "key \"{shown}\" (db {}) at byte {}: {why}{hint}",
-            entry.db, entry.offset
-        ))
-    };
-    match crate::resp::native_commands(entry, native, emit) {
-        Ok(losses) => Ok(losses.field_ttls),
-        Err(crate::resp::NativeError::Parse(p)) => {
-            Err(Failure::Data(p.in_key(entry.db, &entry.key)))
-        }
-        Err(crate::resp::NativeError::Refused(why)) => Err(refused(why, "")),
-        Err(crate::resp::NativeError::Unsupported(why)) => {
-            Err(refused(why, "; --format restore carries it"))
-        }
-    }
-}
-
-fn commands_unchecked<'data>(
-    data: &'data [u8],
-    parser: &ParserBuilder,
-    eof_seen: &rdb_pipeline::EofSeen,
-    o: &CommandsOptions,
-    out: &mut dyn Write,
-    mut progress: impl FnMut(u64),
-) -> Result<CommandsSummary, Failure> {
-    let source = parser.parse(data)?.version();
-    let native = crate::resp::NativeOptions {
-        delete_first: o.replace,
-        field_ttl_policy: o.convert.field_ttls,
-        now_ms: o.convert.now_ms,
-        ..crate::resp::NativeOptions::for_target(&o.convert.target)
-    };
-    let mut summary = CommandsSummary::default();
-    let mut db: Option<u64> = None;
-    let work = |s: Spanned<'data>| -> Result<(Item<'data>, Option<KeyCommands<'data>>), Failure> {
-        match &s.item {
-            // A huge value's plain commands are built by the sink and written one by one.
-            Item::Key(entry) if !o.restore && entry.raw_value.len() > IN_PIECES_ABOVE => {
-                Ok((s.item, None))
-            }
-            Item::Key(entry) => {
-                let k = key_commands(entry, source, o, &native)?;
-                Ok((s.item, Some(k)))
-            }
-            _ => Ok((s.item, None)),
-        }
-    };
-    let mut write = |bytes: &[u8], summary: &mut CommandsSummary| -> Result<(), Failure> {
-        summary.bytes += bytes.len() as u64;
-        out.write_all(bytes).map_err(Failure::Io)
-    };
-    let sink = |(item, k): (Item<'data>, Option<KeyCommands<'data>>)| -> Result<(), Failure> {
-        match (item, k) {
-            (Item::Key(entry), Some(k)) => {
-                progress(entry.offset);
-                if k.dropped {
-                    summary.dropped += 1;
-                    return Ok(());
-                }
-                if db != Some(entry.db) {
-                    db = Some(entry.db);
-                    write(&crate::resp::select(entry.db), &mut summary)?;
-                    summary.commands += 1;
-                }
-                summary.keys += 1;
-                summary.commands += k.commands;
-                summary.field_ttls_dropped += k.field_ttls_dropped;
-                write(&k.bytes, &mut summary)?;
-                if let Some(p) = &k.payload {
-                    write(&[p.type_id], &mut summary)?;
-                    write(&p.value, &mut summary)?;
-                    write(&p.trailer, &mut summary)?;
-                }
-                write(&k.tail, &mut summary)
-            }
-            (Item::Key(entry), None) => {
-                progress(entry.offset);
-                if db != Some(entry.db) {
-                    db = Some(entry.db);
-                    write(&crate::resp::select(entry.db), &mut summary)?;
-                    summary.commands += 1;
-                }
-                summary.keys += 1;
-                let mut failed = None;
-                let mut emit = |cmd: Vec<u8>| {
-                    if failed.is_none() {
-                        summary.commands += 1;
-                        failed = write(&cmd, &mut summary).err();
-                    }
-                };
-                let field_ttls_dropped = plain_commands(&entry, &native, &mut emit)?;
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-                summary.field_ttls_dropped += field_ttls_dropped;
-                Ok(())
-            }
-            (Item::Function(Function::Library { code }), _) => {
-                if !o.convert.target.functions() {
-                    if o.convert.functions == rdb_writer::convert::FunctionPolicy::Drop {
-                        summary.functions_dropped += 1;
-                        return Ok(());
-                    }
-                    return Err(Failure::Refused(format!(
-                        "the snapshot holds function libraries and {} has no functions; \
-                         --functions drop leaves them out",
-                        o.convert.target.name
-                    )));
-                }
-                let mut c = crate::resp::Cmd::new("FUNCTION");
-                c.arg(b"LOAD");
-                if o.replace {
-                    c.arg(b"REPLACE");
-                }
-                c.arg(&code);
-                summary.functions += 1;
-                summary.commands += 1;
-                write(&c.finish(), &mut summary)
-            }
-            (Item::Function(Function::PreGa { name, .. }), _) => {
-                let mut shown = String::new();
-                let _ = rdb_parser::error::write_escaped(&mut shown, &name);
-                Err(Failure::Refused(format!(
-                    "function \"{shown}\" is in the Redis 7.0 release-candidate form, which \
-                     no released server loads"
-                )))
-            }
-            (Item::Eof(eof), _) => {
-                eof_seen.set(eof);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    };
-    rdb_pipeline::ordered(parser.parse(data)?, work, sink)?;
-    out.flush().map_err(Failure::Io)?;
-    Ok(summary)
 }
