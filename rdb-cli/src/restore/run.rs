@@ -164,6 +164,7 @@ impl<'o> Run<'o> {
                 .unwrap_or(usize::MAX)
                 .clamp(1, 1 << 20),
             field_ttl_policy: copts.field_ttls,
+            stream_idmp_policy: copts.stream_idmp,
             now_ms: copts.now_ms,
             ..NativeOptions::for_target(&copts.target)
         };
