@@ -1010,6 +1010,8 @@ impl Verdicts {
             .collect();
         let which = if deciding.is_empty() {
             String::new()
+        } else if deciding.len() == self.parts.len() {
+            " (every part)".to_string()
         } else {
             format!(" (because of {})", deciding.join(", "))
         };
