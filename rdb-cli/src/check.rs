@@ -863,7 +863,9 @@ fn phrase(outcome: Outcome, loads_after_convert: bool) -> &'static str {
         Outcome::AfterConvert if loads_after_convert => {
             "loads after `rdbkit convert`, with nothing lost"
         }
-        Outcome::AfterConvert => "loads after `rdbkit convert` with the flags below, which lose data",
+        Outcome::AfterConvert => {
+            "loads after `rdbkit convert` with the flags below, which lose data"
+        }
         Outcome::CannotLoad => "cannot load, and no conversion changes that",
     }
 }
@@ -958,11 +960,7 @@ impl Verdicts {
             .iter()
             .flat_map(|p| &p.verdict.modules_required)
             .collect();
-        let memory: Option<u64> = self
-            .parts
-            .iter()
-            .map(|p| p.verdict.memory_estimate)
-            .sum();
+        let memory: Option<u64> = self.parts.iter().map(|p| p.verdict.memory_estimate).sum();
         let parts: Vec<serde_json::Value> = self
             .parts
             .iter()

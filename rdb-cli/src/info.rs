@@ -315,15 +315,18 @@ impl PartInfo {
         )?;
         let held = self.slots_held.ranges();
         let span = match (held.first(), held.last()) {
-            (Some((lo, _)), Some((_, hi))) => format!(
-                ", in {} slots from {lo} to {hi}",
-                self.slots_held.count()
-            ),
+            (Some((lo, _)), Some((_, hi))) => {
+                format!(", in {} slots from {lo} to {hi}", self.slots_held.count())
+            }
             _ => String::new(),
         };
         writeln!(out, "  keys      {}{span}", info.keys)?;
         for (n, db) in &info.dbs {
-            writeln!(out, "  db {n}: {} keys, {} with expiry", db.keys, db.expires)?;
+            writeln!(
+                out,
+                "  db {n}: {} keys, {} with expiry",
+                db.keys, db.expires
+            )?;
         }
         if let (Some(ranges), Some(outside)) = (&self.part.slots, &self.outside) {
             let slots = parts::ranges_text(ranges);

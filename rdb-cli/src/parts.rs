@@ -181,7 +181,9 @@ impl SlotsHeld {
     pub fn ranges(&self) -> Vec<SlotRange> {
         let held = |slot: u16| {
             let slot = usize::from(slot);
-            self.0.get(slot / 64).is_some_and(|w| w & (1 << (slot % 64)) != 0)
+            self.0
+                .get(slot / 64)
+                .is_some_and(|w| w & (1 << (slot % 64)) != 0)
         };
         let mut out: Vec<SlotRange> = Vec::new();
         for slot in 0..16384u16 {
@@ -316,7 +318,10 @@ mod tests {
         assert!(!parts[1].owns(b"foo"));
         assert!(parts[2].owns(b"foo"));
         assert!(parts[0].owns(b"{user1000}.following")); // slot 3443
-        assert_eq!(parts[1].slots_json(), serde_json::json!([[5461, 10922], [16000, 16383]]));
+        assert_eq!(
+            parts[1].slots_json(),
+            serde_json::json!([[5461, 10922], [16000, 16383]])
+        );
         assert_eq!(parts[2].slots_json(), serde_json::Value::Null);
         assert_eq!(ranges_text(&[(0, 5460), (7, 7)]), "0-5460,7");
     }
@@ -343,7 +348,10 @@ mod tests {
             db: 0,
             key: b"foo\x1b[2J".to_vec(),
         };
-        assert_eq!(stray.shown(), format!("\"foo\\x1b[2J\" (slot {})", key_slot(b"foo\x1b[2J")));
+        assert_eq!(
+            stray.shown(),
+            format!("\"foo\\x1b[2J\" (slot {})", key_slot(b"foo\x1b[2J"))
+        );
     }
 
     #[test]

@@ -92,7 +92,11 @@ fn info_of_the_whole_is_the_sum_of_the_parts() {
             assert_eq!(out.status.code(), Some(0), "{fixture} {how}");
             let whole = json_of(out);
             for field in ["keys", "file_bytes", "functions", "slot_info_records"] {
-                assert_eq!(whole[field], sum(&singles, field), "{fixture} {how}: {field}");
+                assert_eq!(
+                    whole[field],
+                    sum(&singles, field),
+                    "{fixture} {how}: {field}"
+                );
             }
             assert!(whole["keys"].as_u64().unwrap() > 0, "{fixture}");
             // Per db and type and encoding, the sum of the parts.
@@ -159,7 +163,11 @@ fn verify_of_the_whole_is_the_sum_of_the_parts() {
             assert_eq!(out.status.code(), Some(0), "{fixture} {how}");
             let whole = json_of(&out);
             for field in ["keys", "file_bytes", "errors", "warnings", "omitted"] {
-                assert_eq!(whole[field], sum(&singles, field), "{fixture} {how}: {field}");
+                assert_eq!(
+                    whole[field],
+                    sum(&singles, field),
+                    "{fixture} {how}: {field}"
+                );
             }
             assert_eq!(whole["ok"], true);
             let parts = whole["parts"].as_array().unwrap();
@@ -201,20 +209,33 @@ fn check_of_the_whole_is_the_worst_part() {
         let singles: Vec<(Value, Option<i32>)> = files
             .iter()
             .map(|f| {
-                let out = rdbkit(&["check", "--json", "--target", target], std::slice::from_ref(f));
+                let out = rdbkit(
+                    &["check", "--json", "--target", target],
+                    std::slice::from_ref(f),
+                );
                 (json_of(&out), out.status.code())
             })
             .collect();
-        let out = rdbkit(&["check", "--json", "--target", target], std::slice::from_ref(&dir));
+        let out = rdbkit(
+            &["check", "--json", "--target", target],
+            std::slice::from_ref(&dir),
+        );
         let whole = json_of(&out);
         let worst = singles.iter().map(|(_, c)| c.unwrap()).max().unwrap();
         assert_eq!(out.status.code(), Some(worst), "{target}");
         assert_eq!(whole["exit_code"], worst, "{target}");
         let parts = whole["parts"].as_array().unwrap();
         for (i, part) in parts.iter().enumerate() {
-            assert_eq!(without(part.clone(), &["file", "slots"]), singles[i].0, "{target} {i}");
+            assert_eq!(
+                without(part.clone(), &["file", "slots"]),
+                singles[i].0,
+                "{target} {i}"
+            );
         }
-        let skipped: u64 = singles.iter().map(|(v, _)| v["skipped_keys"].as_u64().unwrap()).sum();
+        let skipped: u64 = singles
+            .iter()
+            .map(|(v, _)| v["skipped_keys"].as_u64().unwrap())
+            .sum();
         assert_eq!(whole["skipped_keys"], skipped);
         assert_eq!(whole["keys_outside_slots"], 0);
     }
@@ -288,8 +309,14 @@ fn a_key_in_the_wrong_shard_is_reported() {
     assert_eq!(info["parts"][1]["keys_outside_slots"]["count"], 0);
     let text = rdbkit(&["info"], args);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("0-8191 (manifest): 2 keys outside, e.g. \"foo\" (slot"), "{text}");
-    assert!(!text.contains('\u{1b}'), "a key's escape sequence reached the text: {text}");
+    assert!(
+        text.contains("0-8191 (manifest): 2 keys outside, e.g. \"foo\" (slot"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "a key's escape sequence reached the text: {text}"
+    );
 
     // verify: one warning for the part, at its first stray key, with the count and
     // examples escaped; warnings leave the exit code 0.
@@ -305,7 +332,10 @@ fn a_key_in_the_wrong_shard_is_reported() {
     assert!(warning.contains(", key \"foo\" [outside-slots]: 2 keys hash to slots outside"));
     assert!(warning.contains("(0-8191)"), "{warning}");
     assert!(warning.contains("\"evil\\x1b[2J:{x}\" (slot "), "{warning}");
-    assert!(text.ends_with(", 2 keys outside their part's slots\n"), "{text}");
+    assert!(
+        text.ends_with(", 2 keys outside their part's slots\n"),
+        "{text}"
+    );
     let json = json_of(&rdbkit(&["verify", "--json"], args));
     assert_eq!(json["keys_outside_slots"], 2);
     assert_eq!(json["parts"][0]["keys_outside_slots"], 2);
@@ -324,7 +354,10 @@ fn a_key_in_the_wrong_shard_is_reported() {
     assert_eq!(finding["count"], 2);
     assert_eq!(finding["example_key"], "foo");
     assert_eq!(json["parts"][1]["verdict"], "loads");
-    assert_eq!(json["deciding_parts"][0], dir.join("shard-0.rdb").display().to_string());
+    assert_eq!(
+        json["deciding_parts"][0],
+        dir.join("shard-0.rdb").display().to_string()
+    );
     let text = rdbkit(&["check", "--target", "redis-7.2"], args);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(!text.contains('\u{1b}'), "{text}");
@@ -352,12 +385,21 @@ fn a_corrupt_part_fails_the_whole_and_is_named() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     let last = text.lines().last().unwrap_or_default();
     assert!(last.starts_with("CORRUPT: 3 parts,"), "{last}");
-    assert!(last.ends_with(&format!("; errors in {}", files[1].display())), "{last}");
+    assert!(
+        last.ends_with(&format!("; errors in {}", files[1].display())),
+        "{last}"
+    );
     let json = json_of(&rdbkit(&["verify", "--json"], args));
     assert_eq!(json["ok"], false);
     assert_eq!(json["parts"][1]["ok"], false);
     assert_eq!(json["parts"][1]["checksum"]["state"], "mismatch");
-    assert_eq!((json["parts"][0]["ok"].clone(), json["parts"][2]["ok"].clone()), (true.into(), true.into()));
+    assert_eq!(
+        (
+            json["parts"][0]["ok"].clone(),
+            json["parts"][2]["ok"].clone()
+        ),
+        (true.into(), true.into())
+    );
 
     let out = rdbkit(&["info"], args);
     assert_eq!(out.status.code(), Some(1));
@@ -368,7 +410,10 @@ fn a_corrupt_part_fails_the_whole_and_is_named() {
     assert_eq!(out.status.code(), Some(3));
     let json = json_of(&out);
     assert_eq!(json["verdict"], "cannot_load");
-    assert_eq!(json["deciding_parts"], serde_json::json!([files[1].display().to_string()]));
+    assert_eq!(
+        json["deciding_parts"],
+        serde_json::json!([files[1].display().to_string()])
+    );
 
     // A part that is not a snapshot at all: check judges it, unreadable, and goes on.
     std::fs::write(&files[2], b"not an RDB file").unwrap();

@@ -120,7 +120,9 @@ fn verify_in(
             ..
         } = in_order;
         if let Some(ranges) = slots {
-            report.problems.extend(Problem::outside_slots(ranges, &outside));
+            report
+                .problems
+                .extend(Problem::outside_slots(ranges, &outside));
             report.outside_slots = Some(outside);
         }
         let suspects = shared_fingerprints(fingerprints);
@@ -237,7 +239,7 @@ mod tests {
             for threads in [2, 3, 4] {
                 let split = in_pool(threads, || {
                     let before = Report::new(data.len() as u64, max);
-                    let walked = split_walk(data, &walk_builder(), &before, &mut |_| {});
+                    let walked = split_walk(data, &walk_builder(), None, &before, &mut |_| {});
                     format!("{:?}", walked.map(|(r, _)| r.keys))
                 });
                 assert_eq!(split, "Some(60000)", "{threads} threads: the pieces join");
@@ -245,6 +247,24 @@ mod tests {
                     verify_with(data, max, |_| {}).to_json().to_string()
                 });
                 assert_eq!(many, one, "{threads} threads, --max-problems {max}");
+            }
+            // The keys outside a part's slots, their count and first few in file order
+            // (their db known once the pieces join), as one sequence finds them.
+            let part = Part {
+                path: "shard-0.rdb".into(),
+                slots: Some(vec![(0, 5460)]),
+            };
+            let one = in_pool(1, || verify_part(data, &part, max, |_| {}));
+            let outside = one.outside_slots.clone().unwrap_or_default();
+            assert!(outside.count > 30_000, "{}", outside.count);
+            assert_eq!(outside.examples.len(), crate::parts::KeysOutside::EXAMPLES);
+            let one = one.to_json().to_string();
+            assert!(one.contains("outside-slots"));
+            for threads in [2, 3, 4] {
+                let many = in_pool(threads, || {
+                    verify_part(data, &part, max, |_| {}).to_json().to_string()
+                });
+                assert_eq!(many, one, "{threads} threads, a part's slots");
             }
         }
     }

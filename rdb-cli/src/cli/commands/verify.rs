@@ -72,8 +72,7 @@ pub fn run(a: &VerifyArgs, cx: &Context) -> Result<(), Failure> {
         progress.message(part.name());
         let mut tick = progress.tick();
         let data = input.bytes();
-        let report =
-            rdb_cli::verify::verify_part(data, part, a.max_problems, |at| tick(done + at));
+        let report = rdb_cli::verify::verify_part(data, part, a.max_problems, |at| tick(done + at));
         whole.parts.push(PartReport {
             part: part.clone(),
             report,
