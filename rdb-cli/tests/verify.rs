@@ -2,6 +2,8 @@
 //! offset (and key where there is one), each check fires on an input crafted for it, and
 //! the verdicts agree with the real servers' redis-check-rdb.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 mod servers;
 
