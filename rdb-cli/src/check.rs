@@ -928,7 +928,7 @@ impl Verdicts {
     }
 
     /// The parts whose outcome is the whole's, when it is not `loads`.
-    pub fn deciding(&self) -> Vec<String> {
+    pub fn deciding(&self) -> Vec<&Part> {
         let worst = self.outcome();
         if worst == Outcome::Loads {
             return Vec::new();
@@ -936,7 +936,7 @@ impl Verdicts {
         self.parts
             .iter()
             .filter(|p| p.verdict.outcome == worst)
-            .map(|p| p.part.name())
+            .map(|p| &p.part)
             .collect()
     }
 
@@ -983,7 +983,7 @@ impl Verdicts {
             "modules_required": modules,
             "memory_estimate": memory,
             "keys_outside_slots": self.keys_outside_slots(),
-            "deciding_parts": self.deciding(),
+            "deciding_parts": self.deciding().iter().map(|p| p.name()).collect::<Vec<_>>(),
             "parts": parts,
         })
     }
@@ -998,14 +998,10 @@ impl Verdicts {
                 .as_deref()
                 .map(|r| format!(" (slots {})", crate::parts::ranges_text(r)))
                 .unwrap_or_default();
-            writeln!(out, "== {}{slots}", p.part.name().escape_debug())?;
+            writeln!(out, "== {}{slots}", p.part.shown())?;
             p.verdict.write_text(out)?;
         }
-        let deciding: Vec<String> = self
-            .deciding()
-            .iter()
-            .map(|n| n.escape_debug().to_string())
-            .collect();
+        let deciding: Vec<String> = self.deciding().iter().map(|p| p.shown()).collect();
         let which = if deciding.is_empty() {
             String::new()
         } else if deciding.len() == self.parts.len() {

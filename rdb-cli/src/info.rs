@@ -304,7 +304,7 @@ impl PartInfo {
 
     fn write_text(&self, number: usize, out: &mut dyn Write) -> std::io::Result<()> {
         let info = &self.info;
-        writeln!(out, "part {number}    {}", printable(&self.part.name()))?;
+        writeln!(out, "part {number}    {}", self.part.shown())?;
         writeln!(
             out,
             "  file      {} bytes, {} version {}, checksum {}",

@@ -32,6 +32,21 @@ impl Part {
         self.path.display().to_string()
     }
 
+    /// [`Part::name`] for a terminal: control characters escaped (`\u{1b}`), so a file
+    /// name cannot send escape sequences.
+    pub fn shown(&self) -> String {
+        self.name()
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+
     /// Whether `key` hashes to a slot this part owns (always, without a manifest).
     pub fn owns(&self, key: &[u8]) -> bool {
         match &self.slots {
@@ -324,6 +339,7 @@ mod tests {
         );
         assert_eq!(parts[2].slots_json(), serde_json::Value::Null);
         assert_eq!(ranges_text(&[(0, 5460), (7, 7)]), "0-5460,7");
+        assert_eq!(Part::file("d/a\u{1b}[2J.rdb").shown(), "d/a\\u{1b}[2J.rdb");
     }
 
     #[test]

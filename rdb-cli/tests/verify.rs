@@ -1466,7 +1466,8 @@ fn parts_are_reported_each_and_as_a_whole() {
     assert_eq!(whole.keys(), 5);
     assert_eq!(whole.errors(), 1, "the duplicate member");
     assert!(!whole.ok());
-    assert_eq!(whole.failed(), vec!["d/shard-0.rdb".to_string()]);
+    let failed: Vec<String> = whole.failed().iter().map(|p| p.name()).collect();
+    assert_eq!(failed, vec!["d/shard-0.rdb".to_string()]);
     let warning = first
         .problems
         .iter()

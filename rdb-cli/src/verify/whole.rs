@@ -54,12 +54,12 @@ impl Whole {
         Some(first + counts.sum::<u64>())
     }
 
-    /// The parts with errors, by name.
-    pub fn failed(&self) -> Vec<String> {
+    /// The parts with errors.
+    pub fn failed(&self) -> Vec<&Part> {
         self.parts
             .iter()
             .filter(|p| !p.report.ok())
-            .map(|p| p.part.name())
+            .map(|p| &p.part)
             .collect()
     }
 
@@ -120,7 +120,7 @@ impl Whole {
                 .as_deref()
                 .map(|r| format!(" (slots {})", crate::parts::ranges_text(r)))
                 .unwrap_or_default();
-            writeln!(out, "== {}{slots}", shown(&p.part.name()))?;
+            writeln!(out, "== {}{slots}", p.part.shown())?;
             p.report.write_text(out)?;
         }
         let failed = self.failed();
@@ -131,7 +131,7 @@ impl Whole {
         let which = if failed.is_empty() {
             String::new()
         } else {
-            let names: Vec<String> = failed.iter().map(|n| shown(n)).collect();
+            let names: Vec<String> = failed.iter().map(|p| p.shown()).collect();
             format!("; errors in {}", names.join(", "))
         };
         writeln!(
@@ -161,17 +161,4 @@ impl PartReport {
         }
         report
     }
-}
-
-/// A path as given, control characters escaped.
-fn shown(name: &str) -> String {
-    name.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
