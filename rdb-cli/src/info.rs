@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::checksum::ChecksumState;
 use crate::parts::{self, KeysOutside, Part, SlotsHeld};
 use crate::Failure;
+use rdb_writer::slot::key_slot;
 
 /// Per-database counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -180,9 +181,10 @@ pub fn collect_part(
     let mut slots_held = SlotsHeld::default();
     let mut outside = part.slots.as_ref().map(|_| KeysOutside::default());
     let info = collect_with(data, parser, progress, |e| {
-        slots_held.add(&e.key);
+        let slot = key_slot(&e.key);
+        slots_held.add(slot);
         if let (Some(ranges), Some(tally)) = (&part.slots, outside.as_mut()) {
-            tally.check(ranges, e.offset, e.db, &e.key);
+            tally.check_slot(ranges, slot, e.offset, e.db, &e.key);
         }
     })
     .map_err(|f| parts::named(part, f))?;

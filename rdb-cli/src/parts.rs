@@ -127,7 +127,19 @@ impl KeysOutside {
 
     /// Counts `key` (at `offset`, in `db`) if `ranges` do not hold its slot.
     pub fn check(&mut self, ranges: &[SlotRange], offset: u64, db: u64, key: &[u8]) {
-        if !owns(ranges, key) {
+        self.check_slot(ranges, key_slot(key), offset, db, key);
+    }
+
+    /// [`KeysOutside::check`] of a key whose `slot` is known.
+    pub fn check_slot(
+        &mut self,
+        ranges: &[SlotRange],
+        slot: u16,
+        offset: u64,
+        db: u64,
+        key: &[u8],
+    ) {
+        if !in_ranges(ranges, slot) {
             self.count += 1;
             if self.examples.len() < Self::EXAMPLES {
                 self.examples.push(StrayKey {
@@ -179,9 +191,9 @@ impl Default for SlotsHeld {
 }
 
 impl SlotsHeld {
-    /// Notes the slot of `key`.
-    pub fn add(&mut self, key: &[u8]) {
-        let slot = usize::from(key_slot(key));
+    /// Notes a key's `slot` ([`key_slot`]).
+    pub fn add(&mut self, slot: u16) {
+        let slot = usize::from(slot);
         if let Some(word) = self.0.get_mut(slot / 64) {
             *word |= 1 << (slot % 64);
         }
@@ -374,7 +386,7 @@ mod tests {
     fn slots_held_are_ranges() {
         let mut held = SlotsHeld::default();
         for key in ["foo", "{user1000}.following", "{user1000}.followers"] {
-            held.add(key.as_bytes());
+            held.add(key_slot(key.as_bytes()));
         }
         assert_eq!(held.count(), 2);
         assert_eq!(held.ranges(), vec![(3443, 3443), (12182, 12182)]);
