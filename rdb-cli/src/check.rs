@@ -5,7 +5,7 @@
 //! each kind of loss is a reason the file cannot move without it. The file's own version
 //! decides whether it loads as is or only after `rdbkit convert`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use rdb_parser::{Function, Item, ParserBuilder, Value};
@@ -15,6 +15,7 @@ use rdb_writer::convert::{
 use rdb_writer::{ModuleSupport, TargetProfile};
 
 use crate::convert::remedy;
+use crate::parts::{KeysOutside, Part};
 use serde_json::json;
 
 use crate::Failure;
@@ -78,8 +79,8 @@ pub struct Finding {
     pub fix: String,
 }
 
-/// The three answers, with their exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The three answers, with their exit codes, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     /// Exit 0: the target loads the file as it is.
     Loads,
@@ -179,77 +180,199 @@ pub fn check(
     profile: &TargetProfile,
     options: &CheckOptions,
 ) -> Result<Verdict, Failure> {
+    check_in(data, None, profile, options)
+}
+
+/// [`check`] for one part of several: with the slot ranges its manifest gives, keys
+/// outside them are an `outside_slots` finding (a cluster node loading the part does not
+/// own them).
+pub fn check_part(
+    data: &[u8],
+    part: &Part,
+    profile: &TargetProfile,
+    options: &CheckOptions,
+) -> Result<Verdict, Failure> {
+    check_in(data, Some(part), profile, options)
+}
+
+fn check_in(
+    data: &[u8],
+    part: Option<&Part>,
+    profile: &TargetProfile,
+    options: &CheckOptions,
+) -> Result<Verdict, Failure> {
     let source = rdb_parser::header(data)?;
-    let name = profile.name;
-    let single_db = profile.databases == Some(1);
     let mut tally = Tally {
         findings: BTreeMap::new(),
     };
-
     // 1. What the loader's deep sanitization refuses, as verify finds it.
-    let report = crate::verify::verify_with(data, MAX_PROBLEMS, |_| {});
-    for p in &report.problems {
-        use crate::verify::Check;
-        let class = match (p.check, p.severity) {
-            (_, crate::verify::Severity::Warning) => continue,
-            // Skipped by 7.0+, refused by 6.x: the conversion pass below counts them.
-            (Check::EmptyCollection, _) => continue,
-            (Check::DuplicateKey, _) => Class::Lossy,
-            _ => Class::Fatal,
-        };
-        let kind = if p.check == Check::DuplicateKey {
-            "duplicate_keys"
-        } else {
-            p.check.name()
-        };
-        tally.note(
-            kind,
-            class,
-            p.key.as_deref(),
-            Some(p.offset),
-            || p.message.clone(),
-            || match class {
-                Class::Fatal => "none: the data is corrupt; restore it from a sound copy".into(),
-                _ => format!("rdbkit convert {}", remedy(LossKind::DuplicateKey)),
-            },
-        );
+    let report = match part {
+        Some(part) => crate::verify::verify_part(data, part, MAX_PROBLEMS, |_| {}),
+        None => crate::verify::verify_with(data, MAX_PROBLEMS, |_| {}),
+    };
+    tally.sanitizer(&report);
+    if let (Some(part), Some(outside)) = (part, &report.outside_slots) {
+        tally.outside_slots(part, outside);
     }
-    if report.omitted() > 0 {
-        tally.note(
-            "more_problems",
-            Class::Fatal,
-            None,
-            None,
-            || {
-                format!(
-                    "{} more problems were counted but not listed",
-                    report.omitted()
-                )
-            },
-            || "see rdbkit verify".into(),
-        );
-    }
-    let walkable = report.complete;
-
     // 2. What the loader checks that the deep walk does not, and module names.
+    let mut loaded = loader_pass(data, profile, options, &mut tally);
+    // 3. What the target's format cannot hold: a conversion pass with every loss accepted.
+    let skipped_keys = if report.complete {
+        conversion_losses(data, profile, &mut tally)?
+    } else {
+        0
+    };
+    let mut findings: Vec<Finding> = tally.findings.into_values().collect();
+    findings.sort_by_key(|f| std::cmp::Reverse(f.class));
+    findings.extend(loaded.bulk_size());
+    let memory_estimate = match options.memory {
+        Some(mem) => memory_estimate(data).inspect(|&need| {
+            findings.extend(memory_finding(need, mem));
+        }),
+        None => None,
+    };
+    if !loads_version(source, profile.version) {
+        findings.insert(0, version_finding(source, profile));
+    }
+    Ok(Verdict::new(
+        profile,
+        findings,
+        skipped_keys,
+        loaded.required.into_iter().collect(),
+        memory_estimate,
+    ))
+}
+
+impl Tally {
+    /// Step 1: the errors of verify's deep walk. Duplicate keys are lossy (a flag keeps
+    /// one copy), the rest fatal: corrupt data no conversion mends.
+    fn sanitizer(&mut self, report: &crate::verify::Report) {
+        for p in &report.problems {
+            use crate::verify::Check;
+            let class = match (p.check, p.severity) {
+                (_, crate::verify::Severity::Warning) => continue,
+                // Skipped by 7.0+, refused by 6.x: the conversion pass counts them.
+                (Check::EmptyCollection, _) => continue,
+                (Check::DuplicateKey, _) => Class::Lossy,
+                _ => Class::Fatal,
+            };
+            let kind = if p.check == Check::DuplicateKey {
+                "duplicate_keys"
+            } else {
+                p.check.name()
+            };
+            self.note(
+                kind,
+                class,
+                p.key.as_deref(),
+                Some(p.offset),
+                || p.message.clone(),
+                || match class {
+                    Class::Fatal => {
+                        "none: the data is corrupt; restore it from a sound copy".into()
+                    }
+                    _ => format!("rdbkit convert {}", remedy(LossKind::DuplicateKey)),
+                },
+            );
+        }
+        if report.omitted() > 0 {
+            self.note(
+                "more_problems",
+                Class::Fatal,
+                None,
+                None,
+                || {
+                    format!(
+                        "{} more problems were counted but not listed",
+                        report.omitted()
+                    )
+                },
+                || "see rdbkit verify".into(),
+            );
+        }
+    }
+
+    /// Keys outside the part's slot ranges: a cluster import of the parts as they are
+    /// would put them on nodes that do not own them. Re-splitting places every key, and
+    /// loses nothing.
+    fn outside_slots(&mut self, part: &Part, outside: &KeysOutside) {
+        let (Some(first), Some(ranges)) = (outside.examples.first(), &part.slots) else {
+            return;
+        };
+        self.findings.insert(
+            "outside_slots",
+            Finding {
+                kind: "outside_slots",
+                class: Class::Lossless,
+                count: outside.count,
+                detail: format!(
+                    "keys that hash to slots outside this part's ranges in the manifest ({}), \
+                     which the node loading it does not own: {}",
+                    crate::parts::ranges_text(ranges),
+                    outside.examples_text()
+                ),
+                example: Some(first.key.clone()),
+                offset: Some(first.offset),
+                fix: "rdbkit merge the parts into one file, then rdbkit convert --shards (or \
+                      rdbkit restore --cluster, which sends each key to its slot's node)"
+                    .into(),
+            },
+        );
+    }
+}
+
+/// What the loader pass found besides its findings.
+struct Loaded {
+    /// Every module the file's module values and aux data belong to.
+    required: BTreeSet<String>,
+    /// String values over [`MAX_BULK`]: how many, and the first key.
+    big: (u64, Option<Vec<u8>>),
+}
+
+impl Loaded {
+    /// Not a load problem (RDB loading has no bulk limit), but RESTORE and
+    /// redis-cli --pipe imports of these keys hit it.
+    fn bulk_size(&mut self) -> Option<Finding> {
+        let (count, example) = std::mem::take(&mut self.big);
+        (count > 0).then(|| Finding {
+            kind: "bulk_size",
+            class: Class::Lossless,
+            count,
+            detail: format!(
+                "string values over {MAX_BULK} bytes, the default proto-max-bulk-len: an RDB load \
+                 takes them, a RESTORE or command import does not"
+            ),
+            example,
+            offset: None,
+            fix: "load the RDB file, or raise proto-max-bulk-len on the target".into(),
+        })
+    }
+}
+
+/// Step 2: the loader rules the deep walk does not apply, module names, and strings over
+/// the bulk limit, in one pass; modules the target lacks become a finding.
+fn loader_pass(
+    data: &[u8],
+    profile: &TargetProfile,
+    options: &CheckOptions,
+    tally: &mut Tally,
+) -> Loaded {
     let target_modules: Vec<String> = match (&options.modules, profile.modules) {
         (Some(m), _) => m.clone(),
         (None, ModuleSupport::Bundled) => BUNDLED_MODULES.iter().map(|s| s.to_string()).collect(),
         (None, _) => Vec::new(),
     };
-    let mut required = std::collections::BTreeSet::new();
-    let mut reader = ParserBuilder::new();
-    reader.verify_checksum(false).allow_empty_keys(true);
+    let mut required = BTreeSet::new();
     let mut big = (0u64, None::<Vec<u8>>);
     let mut loader = LoaderRules {
-        tally: &mut tally,
+        tally,
         target_modules: &target_modules,
         required: &mut required,
         target_functions: profile.functions(),
         reads_pre_ga: profile.version == rdb_parser::Version::redis(10),
         missing: MissingModules::default(),
     };
-    if let Ok(items) = reader.parse(data) {
+    if let Ok(items) = lenient_reader().parse(data) {
         for item in items {
             // A broken extent was reported by the deep walk.
             let Ok(item) = item else { break };
@@ -264,191 +387,175 @@ pub fn check(
             }
         }
     }
-
     let missing = loader.missing;
-    if !missing.names.is_empty() {
-        let names: Vec<String> = missing.names.into_iter().collect();
-        tally.findings.insert(
-            "modules",
-            Finding {
-                kind: "modules",
-                class: Class::Lossy,
-                count: missing.count,
-                detail: format!(
-                    "module values or module aux data of {}, and {name} has no such module (its \
-                     loader refuses what no loaded module claims)",
-                    names.join(", ")
-                ),
-                example: missing.example,
-                offset: None,
-                fix: format!(
-                    "rdbkit convert {}",
-                    remedy(if missing.aux {
-                        LossKind::ModuleAux
-                    } else {
-                        LossKind::ModuleValue
-                    })
-                ),
-            },
-        );
+    if let Some(f) = missing.finding(profile.name) {
+        tally.findings.insert("modules", f);
     }
+    Loaded { required, big }
+}
 
-    // 3. What the target's format cannot hold: a conversion pass with every loss accepted.
-    let mut skipped_keys = 0u64;
-    if walkable {
-        let mut opts = ConvertOptions::new(profile.clone());
-        opts.field_ttls = FieldTtlPolicy::Drop;
-        opts.stream_idmp = rdb_writer::convert::StreamIdmpPolicy::Drop;
-        opts.functions = FunctionPolicy::Drop;
-        // Modules are judged by name above.
-        opts.modules = ModulePolicy::Keep;
-        opts.dbs = if single_db {
-            DbPolicy::DropOthers
-        } else {
-            DbPolicy::Keep
-        };
-        let mut losses: BTreeMap<LossKind, (u64, Option<Vec<u8>>, String)> = BTreeMap::new();
-        let mut note = |kind: LossKind, key: Option<&[u8]>, reason: &str| {
-            let e = losses.entry(kind).or_insert((0, None, reason.to_string()));
-            e.0 += 1;
-            if e.1.is_none() {
-                e.1 = key.map(<[u8]>::to_vec);
-            }
-        };
-        let mut on_loss = |l: &convert::Loss<'_>| -> std::io::Result<()> {
-            note(l.kind, l.key, &l.reason);
-            Ok(())
-        };
-        let result = convert::convert(
-            data,
-            &reader,
-            &opts,
-            std::io::sink(),
-            &mut on_loss,
-            &mut |_| {},
-        );
-        match result {
-            Ok(_) => {}
-            // A database beyond the target's count stops the pass: a finding, not a failure.
-            Err(convert::ConvertError::Unrepresentable {
-                key, reason, kind, ..
-            }) => note(kind, key.as_deref(), &reason),
-            // Reported by the deep walk.
-            Err(convert::ConvertError::Parse(_)) => {}
-            Err(convert::ConvertError::Io(e)) => return Err(Failure::Io(e)),
-        }
-        for (kind, (count, example, reason)) in losses {
-            if kind == LossKind::EmptyKey && skips_empty_keys(profile.version) {
-                skipped_keys += count;
-                continue;
-            }
-            let class = match kind {
-                LossKind::EmptyKey | LossKind::Databases if !single_db => Class::Lossless,
-                LossKind::EmptyKey => Class::Lossless,
-                LossKind::Type | LossKind::FieldExpiryRange => Class::Fatal,
-                _ => Class::Lossy,
-            };
-            let detail = describe(kind, reason, name, single_db);
-            let f = tally.findings.entry(finding_kind(kind)).or_insert(Finding {
-                kind: finding_kind(kind),
-                class,
-                count: 0,
-                detail,
-                example: None,
-                offset: None,
-                fix: format!("rdbkit convert {}", remedy(kind)),
-            });
-            f.count += count;
-            if f.example.is_none() {
-                f.example = example;
-            }
-        }
-    }
+/// The parser of the loader and conversion passes: the deep walk reports checksums and
+/// empty collections, so these passes read past them.
+fn lenient_reader() -> ParserBuilder {
+    let mut reader = ParserBuilder::new();
+    reader.verify_checksum(false).allow_empty_keys(true);
+    reader
+}
 
-    let mut findings: Vec<Finding> = tally.findings.into_values().collect();
-    findings.sort_by_key(|f| std::cmp::Reverse(f.class));
-    if big.0 > 0 {
-        // Not a load problem (RDB loading has no bulk limit), but RESTORE and
-        // redis-cli --pipe imports of these keys hit it.
-        findings.push(Finding {
-            kind: "bulk_size",
-            class: Class::Lossless,
-            count: big.0,
-            detail: format!(
-                "string values over {MAX_BULK} bytes, the default proto-max-bulk-len: an RDB load \
-                 takes them, a RESTORE or command import does not"
-            ),
-            example: big.1,
-            offset: None,
-            fix: "load the RDB file, or raise proto-max-bulk-len on the target".into(),
-        });
-    }
-    let mut memory_estimate = None;
-    if let Some(mem) = options.memory {
-        let mut parser = ParserBuilder::new();
-        parser.verify_checksum(false).allow_empty_keys(true);
-        let stats = crate::stats::collect::collect(
-            data,
-            &parser,
-            &crate::stats::collect::Options::default(),
-            |_| {},
-        );
-        if let Ok(stats) = stats {
-            let need = stats.memory();
-            memory_estimate = Some(need);
-            if need > mem {
-                findings.push(Finding {
-                    kind: "memory",
-                    class: Class::Fatal,
-                    count: 1,
-                    detail: format!(
-                        "rdbkit estimates the data at {need} bytes of memory once loaded, and the \
-                         target has {mem}"
-                    ),
-                    example: None,
-                    offset: None,
-                    fix: "a bigger target, or rdbkit convert with filters (--exclude, --db, \
-                          --expired drop) that leave keys out"
-                        .into(),
-                });
-            }
-        }
-    }
-    let version_ok = loads_version(source, profile.version);
-    if !version_ok {
-        findings.insert(
-            0,
-            Finding {
-                kind: "version",
-                class: Class::Lossless,
-                count: 1,
-                detail: format!(
-                    "the file is {source}, and {} reads up to {}",
-                    profile.name, profile.version
-                ),
-                example: None,
-                offset: None,
-                fix: format!("rdbkit convert --target {}", profile.name),
-            },
-        );
-    }
-    let blocking = |f: &&Finding| f.kind != "bulk_size";
-    let worst = findings.iter().filter(blocking).map(|f| f.class).max();
-    let outcome = match worst {
-        None => Outcome::Loads,
-        Some(Class::Fatal) => Outcome::CannotLoad,
-        Some(_) => Outcome::AfterConvert,
+/// Step 3: a conversion pass with every loss accepted, each kind of loss a finding.
+/// Returns the empty collections the target skips on load (Redis 7.0+ and Valkey), which
+/// are no finding.
+fn conversion_losses(
+    data: &[u8],
+    profile: &TargetProfile,
+    tally: &mut Tally,
+) -> Result<u64, Failure> {
+    let single_db = profile.databases == Some(1);
+    let mut opts = ConvertOptions::new(profile.clone());
+    opts.field_ttls = FieldTtlPolicy::Drop;
+    opts.stream_idmp = rdb_writer::convert::StreamIdmpPolicy::Drop;
+    opts.functions = FunctionPolicy::Drop;
+    // Modules are judged by name in the loader pass.
+    opts.modules = ModulePolicy::Keep;
+    opts.dbs = if single_db {
+        DbPolicy::DropOthers
+    } else {
+        DbPolicy::Keep
     };
-    Ok(Verdict {
-        target: profile.name.to_string(),
-        outcome,
-        loads_as_is: outcome == Outcome::Loads,
-        loads_after_convert: worst.is_none_or(|c| c == Class::Lossless),
-        findings,
-        skipped_keys,
-        modules_required: required.into_iter().collect(),
-        memory_estimate,
+    let mut losses: BTreeMap<LossKind, (u64, Option<Vec<u8>>, String)> = BTreeMap::new();
+    let mut note = |kind: LossKind, key: Option<&[u8]>, reason: &str| {
+        let e = losses.entry(kind).or_insert((0, None, reason.to_string()));
+        e.0 += 1;
+        if e.1.is_none() {
+            e.1 = key.map(<[u8]>::to_vec);
+        }
+    };
+    let mut on_loss = |l: &convert::Loss<'_>| -> std::io::Result<()> {
+        note(l.kind, l.key, &l.reason);
+        Ok(())
+    };
+    let result = convert::convert(
+        data,
+        &lenient_reader(),
+        &opts,
+        std::io::sink(),
+        &mut on_loss,
+        &mut |_| {},
+    );
+    match result {
+        Ok(_) => {}
+        // A database beyond the target's count stops the pass: a finding, not a failure.
+        Err(convert::ConvertError::Unrepresentable {
+            key, reason, kind, ..
+        }) => note(kind, key.as_deref(), &reason),
+        // Reported by the deep walk.
+        Err(convert::ConvertError::Parse(_)) => {}
+        Err(convert::ConvertError::Io(e)) => return Err(Failure::Io(e)),
+    }
+    let mut skipped_keys = 0u64;
+    for (kind, (count, example, reason)) in losses {
+        if kind == LossKind::EmptyKey && skips_empty_keys(profile.version) {
+            skipped_keys += count;
+            continue;
+        }
+        let class = match kind {
+            LossKind::EmptyKey | LossKind::Databases if !single_db => Class::Lossless,
+            LossKind::EmptyKey => Class::Lossless,
+            LossKind::Type | LossKind::FieldExpiryRange => Class::Fatal,
+            _ => Class::Lossy,
+        };
+        let detail = describe(kind, reason, profile.name, single_db);
+        let f = tally.findings.entry(finding_kind(kind)).or_insert(Finding {
+            kind: finding_kind(kind),
+            class,
+            count: 0,
+            detail,
+            example: None,
+            offset: None,
+            fix: format!("rdbkit convert {}", remedy(kind)),
+        });
+        f.count += count;
+        if f.example.is_none() {
+            f.example = example;
+        }
+    }
+    Ok(skipped_keys)
+}
+
+/// rdbkit's estimate of the memory the data takes once loaded (the model of `stats`);
+/// `None` when the file cannot be read to its end.
+fn memory_estimate(data: &[u8]) -> Option<u64> {
+    let stats = crate::stats::collect::collect(
+        data,
+        &lenient_reader(),
+        &crate::stats::collect::Options::default(),
+        |_| {},
+    );
+    stats.ok().map(|s| s.memory())
+}
+
+/// The memory finding when the estimate `need` exceeds the target's `mem`.
+fn memory_finding(need: u64, mem: u64) -> Option<Finding> {
+    (need > mem).then(|| Finding {
+        kind: "memory",
+        class: Class::Fatal,
+        count: 1,
+        detail: format!(
+            "rdbkit estimates the data at {need} bytes of memory once loaded, and the \
+             target has {mem}"
+        ),
+        example: None,
+        offset: None,
+        fix: "a bigger target, or rdbkit convert with filters (--exclude, --db, \
+              --expired drop) that leave keys out"
+            .into(),
     })
+}
+
+/// The file's format is newer than (or foreign to) what the target reads.
+fn version_finding(source: rdb_parser::Version, profile: &TargetProfile) -> Finding {
+    Finding {
+        kind: "version",
+        class: Class::Lossless,
+        count: 1,
+        detail: format!(
+            "the file is {source}, and {} reads up to {}",
+            profile.name, profile.version
+        ),
+        example: None,
+        offset: None,
+        fix: format!("rdbkit convert --target {}", profile.name),
+    }
+}
+
+impl Verdict {
+    /// The verdict of `findings`: the worst blocking one decides (`bulk_size` does not
+    /// block an RDB load).
+    fn new(
+        profile: &TargetProfile,
+        findings: Vec<Finding>,
+        skipped_keys: u64,
+        modules_required: Vec<String>,
+        memory_estimate: Option<u64>,
+    ) -> Verdict {
+        let blocking = |f: &&Finding| f.kind != "bulk_size";
+        let worst = findings.iter().filter(blocking).map(|f| f.class).max();
+        let outcome = match worst {
+            None => Outcome::Loads,
+            Some(Class::Fatal) => Outcome::CannotLoad,
+            Some(_) => Outcome::AfterConvert,
+        };
+        Verdict {
+            target: profile.name.to_string(),
+            outcome,
+            loads_as_is: outcome == Outcome::Loads,
+            loads_after_convert: worst.is_none_or(|c| c == Class::Lossless),
+            findings,
+            skipped_keys,
+            modules_required,
+            memory_estimate,
+        }
+    }
 }
 
 fn describe(kind: LossKind, reason: String, name: &str, single_db: bool) -> String {
@@ -474,7 +581,7 @@ fn describe(kind: LossKind, reason: String, name: &str, single_db: bool) -> Stri
 struct LoaderRules<'a> {
     tally: &'a mut Tally,
     target_modules: &'a [String],
-    required: &'a mut std::collections::BTreeSet<String>,
+    required: &'a mut BTreeSet<String>,
     target_functions: bool,
     /// The target is Redis 7.0 (RDB 10), whose loader still reads release-candidate
     /// function libraries (checked against 7.0.15: docs/check-oracle.md).
@@ -540,10 +647,40 @@ impl LoaderRules<'_> {
 /// Module values and aux data no module of the target claims.
 #[derive(Default)]
 struct MissingModules {
-    names: std::collections::BTreeSet<String>,
+    names: BTreeSet<String>,
     count: u64,
     aux: bool,
     example: Option<Vec<u8>>,
+}
+
+impl MissingModules {
+    /// The `modules` finding, when the target lacks some module (`target`: its name).
+    fn finding(self, target: &str) -> Option<Finding> {
+        if self.names.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.names.into_iter().collect();
+        Some(Finding {
+            kind: "modules",
+            class: Class::Lossy,
+            count: self.count,
+            detail: format!(
+                "module values or module aux data of {}, and {target} has no such module (its \
+                 loader refuses what no loaded module claims)",
+                names.join(", ")
+            ),
+            example: self.example,
+            offset: None,
+            fix: format!(
+                "rdbkit convert {}",
+                remedy(if self.aux {
+                    LossKind::ModuleAux
+                } else {
+                    LossKind::ModuleValue
+                })
+            ),
+        })
+    }
 }
 
 /// What loaders refuse in a value that the deep walk of verify lets through: a check name
@@ -686,16 +823,7 @@ impl Verdict {
     }
 
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let verdict = match self.outcome {
-            Outcome::Loads => "loads as it is",
-            Outcome::AfterConvert if self.loads_after_convert => {
-                "loads after `rdbkit convert`, with nothing lost"
-            }
-            Outcome::AfterConvert => {
-                "loads after `rdbkit convert` with the flags below, which lose data"
-            }
-            Outcome::CannotLoad => "cannot load, and no conversion changes that",
-        };
+        let verdict = phrase(self.outcome, self.loads_after_convert);
         writeln!(out, "{}: {verdict}", self.target)?;
         if self.skipped_keys > 0 {
             writeln!(
@@ -725,5 +853,168 @@ impl Verdict {
             writeln!(out, "\n  fix: {}", f.fix)?;
         }
         Ok(())
+    }
+}
+
+/// The verdict in words.
+fn phrase(outcome: Outcome, loads_after_convert: bool) -> &'static str {
+    match outcome {
+        Outcome::Loads => "loads as it is",
+        Outcome::AfterConvert if loads_after_convert => {
+            "loads after `rdbkit convert`, with nothing lost"
+        }
+        Outcome::AfterConvert => {
+            "loads after `rdbkit convert` with the flags below, which lose data"
+        }
+        Outcome::CannotLoad => "cannot load, and no conversion changes that",
+    }
+}
+
+/// [`check_part`], for a run over several files: a part whose header cannot be read is
+/// a `structure` finding of its verdict (it cannot load), not the end of the run.
+pub fn check_one_of_several(
+    data: &[u8],
+    part: &Part,
+    profile: &TargetProfile,
+    options: &CheckOptions,
+) -> Result<PartVerdict, Failure> {
+    let verdict = match check_part(data, part, profile, options) {
+        Err(Failure::Data(e)) => {
+            let unreadable = Finding {
+                kind: "structure",
+                class: Class::Fatal,
+                count: 1,
+                detail: e.to_string(),
+                example: None,
+                offset: Some(e.offset()),
+                fix: "none: the data is corrupt; restore it from a sound copy".into(),
+            };
+            Verdict::new(profile, vec![unreadable], 0, Vec::new(), None)
+        }
+        other => other?,
+    };
+    Ok(PartVerdict {
+        part: part.clone(),
+        verdict,
+    })
+}
+
+/// One part and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartVerdict {
+    pub part: Part,
+    pub verdict: Verdict,
+}
+
+/// The verdicts of several parts for one target: the whole's is the worst part's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdicts {
+    pub target: String,
+    pub parts: Vec<PartVerdict>,
+}
+
+impl Verdicts {
+    /// The worst part's outcome (its exit code is the command's).
+    pub fn outcome(&self) -> Outcome {
+        self.parts
+            .iter()
+            .map(|p| p.verdict.outcome)
+            .max()
+            .unwrap_or(Outcome::Loads)
+    }
+
+    pub fn loads_after_convert(&self) -> bool {
+        self.parts.iter().all(|p| p.verdict.loads_after_convert)
+    }
+
+    /// The parts whose outcome is the whole's, when it is not `loads`.
+    pub fn deciding(&self) -> Vec<&Part> {
+        let worst = self.outcome();
+        if worst == Outcome::Loads {
+            return Vec::new();
+        }
+        self.parts
+            .iter()
+            .filter(|p| p.verdict.outcome == worst)
+            .map(|p| &p.part)
+            .collect()
+    }
+
+    /// Keys outside their part's slot ranges, over all parts.
+    pub fn keys_outside_slots(&self) -> u64 {
+        let outside = |p: &PartVerdict| {
+            p.verdict
+                .findings
+                .iter()
+                .filter(|f| f.kind == "outside_slots")
+                .map(|f| f.count)
+                .sum::<u64>()
+        };
+        self.parts.iter().map(outside).sum()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let outcome = self.outcome();
+        let modules: BTreeSet<&String> = self
+            .parts
+            .iter()
+            .flat_map(|p| &p.verdict.modules_required)
+            .collect();
+        let memory: Option<u64> = self.parts.iter().map(|p| p.verdict.memory_estimate).sum();
+        let parts: Vec<serde_json::Value> = self
+            .parts
+            .iter()
+            .map(|p| {
+                let mut v = p.verdict.to_json();
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("file".into(), p.part.name().into());
+                    map.insert("slots".into(), p.part.slots_json());
+                }
+                v
+            })
+            .collect();
+        json!({
+            "target": self.target,
+            "verdict": outcome.as_str(),
+            "exit_code": outcome.exit_code(),
+            "loads_as_is": outcome == Outcome::Loads,
+            "loads_after_convert": self.loads_after_convert(),
+            "skipped_keys": self.parts.iter().map(|p| p.verdict.skipped_keys).sum::<u64>(),
+            "modules_required": modules,
+            "memory_estimate": memory,
+            "keys_outside_slots": self.keys_outside_slots(),
+            "deciding_parts": self.deciding().iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "parts": parts,
+        })
+    }
+
+    /// Each part's verdict under its name, then the whole's, naming the parts that decide
+    /// it.
+    pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        for p in &self.parts {
+            let slots = p
+                .part
+                .slots
+                .as_deref()
+                .map(|r| format!(" (slots {})", crate::parts::ranges_text(r)))
+                .unwrap_or_default();
+            writeln!(out, "== {}{slots}", p.part.shown())?;
+            p.verdict.write_text(out)?;
+        }
+        let deciding: Vec<String> = self.deciding().iter().map(|p| p.shown()).collect();
+        let which = if deciding.is_empty() {
+            String::new()
+        } else if deciding.len() == self.parts.len() {
+            " (every part)".to_string()
+        } else {
+            format!(" (because of {})", deciding.join(", "))
+        };
+        writeln!(
+            out,
+            "{} parts, {}: {}{which}",
+            self.parts.len(),
+            self.target,
+            phrase(self.outcome(), self.loads_after_convert())
+        )
     }
 }

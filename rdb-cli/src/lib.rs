@@ -3,6 +3,7 @@
 
 pub mod azure;
 pub mod check;
+pub mod checksum;
 pub mod convert;
 pub mod diff;
 pub mod export;

@@ -32,15 +32,210 @@ impl Part {
         self.path.display().to_string()
     }
 
+    /// [`Part::name`] for a terminal: control characters escaped (`\u{1b}`), so a file
+    /// name cannot send escape sequences.
+    pub fn shown(&self) -> String {
+        self.name()
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+
     /// Whether `key` hashes to a slot this part owns (always, without a manifest).
     pub fn owns(&self, key: &[u8]) -> bool {
         match &self.slots {
             None => true,
-            Some(ranges) => {
-                let slot = key_slot(key);
-                ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
+            Some(ranges) => owns(ranges, key),
+        }
+    }
+
+    /// The part's slot ranges as JSON, `[[first, last], ...]`, or `null` without a
+    /// manifest.
+    pub fn slots_json(&self) -> serde_json::Value {
+        match &self.slots {
+            None => serde_json::Value::Null,
+            Some(ranges) => ranges.iter().map(|&(lo, hi)| [lo, hi]).collect(),
+        }
+    }
+}
+
+/// Whether `key` hashes to a slot in `ranges`.
+pub fn owns(ranges: &[SlotRange], key: &[u8]) -> bool {
+    in_ranges(ranges, key_slot(key))
+}
+
+fn in_ranges(ranges: &[SlotRange], slot: u16) -> bool {
+    ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&slot))
+}
+
+/// Slot ranges as `convert --slots` takes them: `0-5460,16000`.
+pub fn ranges_text(ranges: &[SlotRange]) -> String {
+    let each: Vec<String> = ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect();
+    each.join(",")
+}
+
+/// A key met in a part that does not own its slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrayKey {
+    /// Where its entry starts in the file.
+    pub offset: u64,
+    pub db: u64,
+    pub key: Vec<u8>,
+}
+
+impl StrayKey {
+    /// The key as reports show it: quoted, escaped (a terminal escape sequence in a key
+    /// must not reach the terminal), with its slot.
+    pub fn shown(&self) -> String {
+        let mut s = String::from("\"");
+        let _ = rdb_parser::error::write_escaped(&mut s, self.key.get(..64).unwrap_or(&self.key));
+        if self.key.len() > 64 {
+            s.push_str("...");
+        }
+        s.push_str(&format!("\" (slot {})", key_slot(&self.key)));
+        s
+    }
+}
+
+/// The keys of a part that hash outside its slot ranges: how many, and the first few in
+/// file order (a cluster node loading the part would not own them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeysOutside {
+    pub count: u64,
+    /// The first [`KeysOutside::EXAMPLES`], in file order.
+    pub examples: Vec<StrayKey>,
+}
+
+impl KeysOutside {
+    /// Keys kept as examples.
+    pub const EXAMPLES: usize = 5;
+
+    /// Counts `key` (at `offset`, in `db`) if `ranges` do not hold its slot.
+    pub fn check(&mut self, ranges: &[SlotRange], offset: u64, db: u64, key: &[u8]) {
+        self.check_slot(ranges, key_slot(key), offset, db, key);
+    }
+
+    /// [`KeysOutside::check`] of a key whose `slot` is known.
+    pub fn check_slot(
+        &mut self,
+        ranges: &[SlotRange],
+        slot: u16,
+        offset: u64,
+        db: u64,
+        key: &[u8],
+    ) {
+        if !in_ranges(ranges, slot) {
+            self.count += 1;
+            if self.examples.len() < Self::EXAMPLES {
+                self.examples.push(StrayKey {
+                    offset,
+                    db,
+                    key: key.to_vec(),
+                });
             }
         }
+    }
+
+    /// Adds the tally of a later stretch of the same file.
+    pub fn absorb(&mut self, later: KeysOutside) {
+        self.count += later.count;
+        let room = Self::EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(later.examples.into_iter().take(room));
+    }
+
+    /// The examples as one line: `"a" (slot 15495), "b" (slot 3300)`.
+    pub fn examples_text(&self) -> String {
+        let each: Vec<String> = self.examples.iter().map(StrayKey::shown).collect();
+        each.join(", ")
+    }
+
+    /// `{"count": N, "examples": [key, ...]}`, each key a JSON string when it is UTF-8,
+    /// else `{"base64": "..."}` (as in `docs/export-jsonl.md`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let examples: Vec<serde_json::Value> = self
+            .examples
+            .iter()
+            .map(|k| {
+                let mut buf = Vec::new();
+                crate::json::bytes(&mut buf, &k.key);
+                serde_json::from_slice(&buf).unwrap_or(serde_json::Value::Null)
+            })
+            .collect();
+        serde_json::json!({"count": self.count, "examples": examples})
+    }
+}
+
+/// The slots a part's keys hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotsHeld([u64; 256]);
+
+impl Default for SlotsHeld {
+    fn default() -> Self {
+        SlotsHeld([0; 256])
+    }
+}
+
+impl SlotsHeld {
+    /// Notes a key's `slot` ([`key_slot`]).
+    pub fn add(&mut self, slot: u16) {
+        let slot = usize::from(slot);
+        if let Some(word) = self.0.get_mut(slot / 64) {
+            *word |= 1 << (slot % 64);
+        }
+    }
+
+    /// How many slots hold a key.
+    pub fn count(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// The slots as inclusive ranges, ascending.
+    pub fn ranges(&self) -> Vec<SlotRange> {
+        let held = |slot: u16| {
+            let slot = usize::from(slot);
+            self.0
+                .get(slot / 64)
+                .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+        };
+        let mut out: Vec<SlotRange> = Vec::new();
+        for slot in 0..16384u16 {
+            if !held(slot) {
+                continue;
+            }
+            match out.last_mut() {
+                Some((_, hi)) if *hi + 1 == slot => *hi = slot,
+                _ => out.push((slot, slot)),
+            }
+        }
+        out
+    }
+}
+
+/// `failure` with the part's name in front, for a run over several files (exit codes
+/// unchanged: a malformed part is a malformed input).
+pub fn named(part: &Part, failure: Failure) -> Failure {
+    let name = part.name();
+    match failure {
+        Failure::Data(e) => Failure::Refused(format!("{name}: {e}")),
+        Failure::Io(e) => Failure::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))),
+        Failure::Refused(m) => Failure::Refused(format!("{name}: {m}")),
+        Failure::Usage(m) => Failure::Usage(format!("{name}: {m}")),
+        Failure::Verdict(code) => Failure::Verdict(code),
     }
 }
 
@@ -150,6 +345,51 @@ mod tests {
         assert!(!parts[1].owns(b"foo"));
         assert!(parts[2].owns(b"foo"));
         assert!(parts[0].owns(b"{user1000}.following")); // slot 3443
+        assert_eq!(
+            parts[1].slots_json(),
+            serde_json::json!([[5461, 10922], [16000, 16383]])
+        );
+        assert_eq!(parts[2].slots_json(), serde_json::Value::Null);
+        assert_eq!(ranges_text(&[(0, 5460), (7, 7)]), "0-5460,7");
+        assert_eq!(Part::file("d/a\u{1b}[2J.rdb").shown(), "d/a\\u{1b}[2J.rdb");
+    }
+
+    #[test]
+    fn keys_outside_are_counted_with_the_first_few() {
+        let ranges = [(0u16, 5460u16)];
+        let mut early = KeysOutside::default();
+        let mut late = KeysOutside::default();
+        for i in 0..20u64 {
+            let key = format!("key:{i}");
+            let tally = if i < 10 { &mut early } else { &mut late };
+            tally.check(&ranges, i, 0, key.as_bytes());
+        }
+        let outside = (0..20)
+            .filter(|i| key_slot(format!("key:{i}").as_bytes()) > 5460)
+            .count() as u64;
+        early.absorb(late);
+        assert_eq!(early.count, outside);
+        assert_eq!(early.examples.len(), outside.min(5) as usize);
+        assert!(early.examples.windows(2).all(|w| w[0].offset < w[1].offset));
+        let stray = StrayKey {
+            offset: 0,
+            db: 0,
+            key: b"foo\x1b[2J".to_vec(),
+        };
+        assert_eq!(
+            stray.shown(),
+            format!("\"foo\\x1b[2J\" (slot {})", key_slot(b"foo\x1b[2J"))
+        );
+    }
+
+    #[test]
+    fn slots_held_are_ranges() {
+        let mut held = SlotsHeld::default();
+        for key in ["foo", "{user1000}.following", "{user1000}.followers"] {
+            held.add(key_slot(key.as_bytes()));
+        }
+        assert_eq!(held.count(), 2);
+        assert_eq!(held.ranges(), vec![(3443, 3443), (12182, 12182)]);
     }
 
     #[test]

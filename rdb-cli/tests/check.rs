@@ -1,6 +1,8 @@
 //! `rdbkit check`: the verdict for every committed fixture against every target profile,
 //! with the expectation computed independently from the fixture's export.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 
 use common::{export, fixtures_dir, keys, rdb_files};
@@ -198,4 +200,72 @@ fn memory_compares_the_estimate() {
     let v =
         check(&data, profile("redis-7.0"), &opts(estimate - 1)).unwrap_or_else(|e| panic!("{e}"));
     assert!(v.findings.iter().any(|f| f.kind == "memory"), "{v:?}");
+}
+
+/// One part of several: keys outside its manifest's slot ranges are a lossless finding,
+/// and the whole's verdict is its worst part's.
+#[test]
+fn parts_are_judged_each_and_the_worst_decides() {
+    use rdb_cli::check::{check_one_of_several, check_part, Outcome, Verdicts};
+    use rdb_cli::parts::Part;
+    let v = rdb_writer::value::string(b"v", rdb_writer::Compression::None);
+    let t = rdb_parser::format::type_id::STRING;
+    // "foo" is slot 12182, outside the part's ranges; "{user1000}.following" 3443 is in.
+    let data = write(
+        rdb_parser::Version::redis(11),
+        &[
+            (t, b"{user1000}.following", v.clone()),
+            (t, b"foo", v.clone()),
+        ],
+    );
+    let ranged = Part {
+        path: "d/shard-0.rdb".into(),
+        slots: Some(vec![(0, 5460)]),
+    };
+    let target = profile("redis-7.2");
+    let options = CheckOptions::default();
+    let verdict = check_part(&data, &ranged, target, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(verdict.outcome, Outcome::AfterConvert);
+    assert!(verdict.loads_after_convert);
+    let f = &verdict.findings[0];
+    assert_eq!(
+        (f.kind, f.count, f.example.as_deref()),
+        ("outside_slots", 1, Some(&b"foo"[..]))
+    );
+    assert!(
+        f.detail.contains("(0-5460)") && f.detail.contains("\"foo\" (slot 12182)"),
+        "{}",
+        f.detail
+    );
+    // Alone, or with ranges that hold both keys, the file loads as it is.
+    let alone = check(&data, target, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(alone.outcome, Outcome::Loads);
+    let all = Part {
+        path: "d/shard-0.rdb".into(),
+        slots: Some(vec![(0, 16383)]),
+    };
+    let whole_range = check_part(&data, &all, target, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whole_range, alone);
+    // A part that is no snapshot cannot load; the whole is the worst part's.
+    let garbage = Part::file("g.rdb");
+    let parts = vec![
+        check_one_of_several(&data, &all, target, &options).unwrap_or_else(|e| panic!("{e}")),
+        check_one_of_several(&data, &ranged, target, &options).unwrap_or_else(|e| panic!("{e}")),
+    ];
+    let mut whole = Verdicts {
+        target: "redis-7.2".into(),
+        parts,
+    };
+    assert_eq!(whole.outcome(), Outcome::AfterConvert);
+    let deciding =
+        |w: &Verdicts| -> Vec<String> { w.deciding().iter().map(|p| p.name()).collect() };
+    assert_eq!(deciding(&whole), vec!["d/shard-0.rdb".to_string()]);
+    assert_eq!(whole.keys_outside_slots(), 1);
+    whole.parts.push(
+        check_one_of_several(b"REDIS", &garbage, target, &options)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(whole.outcome(), Outcome::CannotLoad);
+    assert_eq!(deciding(&whole), vec!["g.rdb".to_string()]);
+    assert_eq!(whole.to_json()["exit_code"], 3);
 }

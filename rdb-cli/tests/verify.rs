@@ -2,6 +2,8 @@
 //! offset (and key where there is one), each check fires on an input crafted for it, and
 //! the verdicts agree with the real servers' redis-check-rdb.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod common;
 mod servers;
 
@@ -1361,6 +1363,146 @@ fn json_fields_and_checks_are_exactly_the_documented_ones() {
     assert_eq!(ours, documented);
 }
 
+/// The parts form of docs/verify-json.md names exactly the fields of the whole and the
+/// fields a part adds to the single-file report.
+#[test]
+fn parts_json_fields_are_exactly_the_documented_ones() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/verify-json.md"),
+    )
+    .unwrap_or_else(|e| panic!("docs/verify-json.md: {e}"));
+    let names = |header: &str| {
+        let mut v: Vec<String> = doc_table(&doc, header)
+            .into_iter()
+            .flat_map(|(names, _)| names)
+            .collect();
+        v.sort();
+        v
+    };
+    let whole = two_parts().to_json();
+    let mut present: Vec<String> = whole
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    present.sort();
+    assert_eq!(
+        present,
+        names("| whole field | meaning |"),
+        "the whole's fields"
+    );
+    let single: Vec<String> = verify(&snapshot(9, |_| {}), |_| {})
+        .to_json()
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut added: Vec<String> = whole
+        .pointer("/parts/0")
+        .and_then(|p| p.as_object())
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .filter(|k| !single.contains(k))
+        .collect();
+    added.sort();
+    assert_eq!(
+        added,
+        names("| part field | meaning |"),
+        "a part's own fields"
+    );
+}
+
+/// Two parts: one with a manifest's slot ranges that two of its keys fall outside and a
+/// set with a member stored twice, one given alone.
+fn two_parts() -> rdb_cli::verify::Whole {
+    use rdb_cli::parts::Part;
+    use rdb_cli::verify::{verify_part, PartReport};
+    // "foo" is slot 12182, "{user1000}.following" 3443.
+    let first = snapshot(9, |w| {
+        let v = value::string(b"v", Compression::None);
+        for key in [&b"{user1000}.following"[..], b"foo", b"bar\x1b"] {
+            w.key_value(type_id::STRING, key, &v)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let v = value::set_plain(&["m", "m"], Compression::None);
+        w.key_value(type_id::SET, b"{user1000}.set", &v)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let second = snapshot(9, |w| {
+        let v = value::string(b"v", Compression::None);
+        w.key_value(type_id::STRING, b"foo", &v)
+            .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let ranged = Part {
+        path: PathBuf::from("d/shard-0.rdb"),
+        slots: Some(vec![(0, 5460)]),
+    };
+    let alone = Part::file("b.rdb");
+    rdb_cli::verify::Whole {
+        parts: vec![
+            PartReport {
+                report: verify_part(&first, &ranged, 100, |_| {}),
+                part: ranged,
+            },
+            PartReport {
+                report: verify_part(&second, &alone, 100, |_| {}),
+                part: alone,
+            },
+        ],
+    }
+}
+
+#[test]
+fn parts_are_reported_each_and_as_a_whole() {
+    let whole = two_parts();
+    let first = &whole.parts[0].report;
+    let outside = first.outside_slots.as_ref().map(|o| o.count);
+    let bar_outside = rdb_writer::slot::key_slot(b"bar\x1b") > 5460;
+    assert_eq!(outside, Some(1 + u64::from(bar_outside)));
+    assert_eq!(whole.parts[1].report.outside_slots, None);
+    assert_eq!(whole.keys(), 5);
+    assert_eq!(whole.errors(), 1, "the duplicate member");
+    assert!(!whole.ok());
+    let failed: Vec<String> = whole.failed().iter().map(|p| p.name()).collect();
+    assert_eq!(failed, vec!["d/shard-0.rdb".to_string()]);
+    let warning = first
+        .problems
+        .iter()
+        .find(|p| p.check.name() == "outside-slots")
+        .unwrap_or_else(|| panic!("{:?}", first.problems));
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_eq!(warning.key.as_deref(), Some(&b"foo"[..]));
+    assert!(warning.message.starts_with(&format!(
+        "{} keys hash to slots outside this part's ranges in the manifest (0-5460), e.g. \
+         \"foo\" (slot 12182)",
+        outside.unwrap_or_default()
+    )));
+    let json = whole.to_json();
+    assert_eq!(json["keys_outside_slots"], serde_json::json!(outside));
+    assert_eq!(
+        json["parts"][1]["keys_outside_slots"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["parts"][0]["slots"], serde_json::json!([[0, 5460]]));
+    let mut text = Vec::new();
+    whole
+        .write_text(&mut text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.starts_with("== d/shard-0.rdb (slots 0-5460)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n== b.rdb\nOK: REDIS0009, "), "{text}");
+    assert!(
+        text.ends_with("; errors in d/shard-0.rdb\n") && text.contains("CORRUPT: 2 parts, "),
+        "{text}"
+    );
+}
+
 /// The report's streamed JSON is the bytes of its pretty-printed JSON value.
 #[test]
 fn streamed_json_is_the_pretty_printed_report() {
@@ -1387,6 +1529,14 @@ fn streamed_json_is_the_pretty_printed_report() {
         let whole = serde_json::to_string_pretty(&r.to_json()).unwrap_or_default() + "\n";
         assert_eq!(String::from_utf8_lossy(&streamed), whole);
     }
+    // And the parts form, parts with problems and without.
+    let parts = two_parts();
+    let mut streamed = Vec::new();
+    parts
+        .write_json(&mut streamed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let whole = serde_json::to_string_pretty(&parts.to_json()).unwrap_or_default() + "\n";
+    assert_eq!(String::from_utf8_lossy(&streamed), whole);
 }
 
 /// `copies` copies of one small key, written with the writer.

@@ -27,9 +27,15 @@
 mod checks;
 mod report;
 mod walk;
+mod whole;
 
 pub use checks::check_value;
 pub use report::{Check, ChecksumState, Problem, Report, Severity};
+pub use whole::{PartReport, Whole};
+
+use rdb_writer::slot::SlotRange;
+
+use crate::parts::Part;
 
 use walk::{
     checksum_state, duplicate_keys, key_hash, pipeline_walk, shared_fingerprints, split_walk,
@@ -45,8 +51,25 @@ pub fn verify(data: &[u8], progress: impl FnMut(u64) + Send) -> Report {
 }
 
 /// [`verify`], listing at most `max_problems` findings of the walk (all are counted).
-pub fn verify_with(
+pub fn verify_with(data: &[u8], max_problems: usize, progress: impl FnMut(u64) + Send) -> Report {
+    verify_in(data, None, max_problems, progress)
+}
+
+/// [`verify_with`] for one part of several: when a manifest gives the part's slot ranges,
+/// keys outside them are counted ([`Report::outside_slots`]) and reported as one
+/// `outside-slots` warning with the first few.
+pub fn verify_part(
     data: &[u8],
+    part: &Part,
+    max_problems: usize,
+    progress: impl FnMut(u64) + Send,
+) -> Report {
+    verify_in(data, part.slots.as_deref(), max_problems, progress)
+}
+
+fn verify_in(
+    data: &[u8],
+    slots: Option<&[SlotRange]>,
     max_problems: usize,
     mut progress: impl FnMut(u64) + Send,
 ) -> Report {
@@ -81,18 +104,27 @@ pub fn verify_with(
             })
         });
         let walked = parallel
-            .then(|| split_walk(data, &builder, &report, &mut progress))
+            .then(|| split_walk(data, &builder, slots, &report, &mut progress))
             .flatten();
         let in_order = match walked {
             Some((walked, in_order)) => {
                 report = walked;
                 in_order
             }
-            None => pipeline_walk(&mut parser, data, &mut report, &mut progress),
+            None => pipeline_walk(&mut parser, data, slots, &mut report, &mut progress),
         };
         let InOrder {
-            fingerprints, eof, ..
+            fingerprints,
+            eof,
+            outside,
+            ..
         } = in_order;
+        if let Some(ranges) = slots {
+            report
+                .problems
+                .extend(Problem::outside_slots(ranges, &outside));
+            report.outside_slots = Some(outside);
+        }
         let suspects = shared_fingerprints(fingerprints);
         duplicate_keys(data, &builder, &suspects, key_hash, &mut report);
         let prefix_crc = prefix_crc.and_then(|h| h.join().ok().flatten());
@@ -207,7 +239,7 @@ mod tests {
             for threads in [2, 3, 4] {
                 let split = in_pool(threads, || {
                     let before = Report::new(data.len() as u64, max);
-                    let walked = split_walk(data, &walk_builder(), &before, &mut |_| {});
+                    let walked = split_walk(data, &walk_builder(), None, &before, &mut |_| {});
                     format!("{:?}", walked.map(|(r, _)| r.keys))
                 });
                 assert_eq!(split, "Some(60000)", "{threads} threads: the pieces join");
@@ -215,6 +247,24 @@ mod tests {
                     verify_with(data, max, |_| {}).to_json().to_string()
                 });
                 assert_eq!(many, one, "{threads} threads, --max-problems {max}");
+            }
+            // The keys outside a part's slots, their count and first few in file order
+            // (their db known once the pieces join), as one sequence finds them.
+            let part = Part {
+                path: "shard-0.rdb".into(),
+                slots: Some(vec![(0, 5460)]),
+            };
+            let one = in_pool(1, || verify_part(data, &part, max, |_| {}));
+            let outside = one.outside_slots.clone().unwrap_or_default();
+            assert!(outside.count > 30_000, "{}", outside.count);
+            assert_eq!(outside.examples.len(), crate::parts::KeysOutside::EXAMPLES);
+            let one = one.to_json().to_string();
+            assert!(one.contains("outside-slots"));
+            for threads in [2, 3, 4] {
+                let many = in_pool(threads, || {
+                    verify_part(data, &part, max, |_| {}).to_json().to_string()
+                });
+                assert_eq!(many, one, "{threads} threads, a part's slots");
             }
         }
     }

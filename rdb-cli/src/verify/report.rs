@@ -5,7 +5,10 @@ use std::io::Write;
 
 use rdb_parser::{Entry, Error, ErrorKind, Structure};
 
+pub use crate::checksum::ChecksumState;
 use crate::json;
+use crate::parts::{self, KeysOutside};
+use rdb_writer::slot::SlotRange;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +62,12 @@ pub enum Check {
     TrailingBytes,
     SlotImport,
     LengthMarker,
+    OutsideSlots,
 }
 
 impl Check {
     /// Every check, in the documentation's order.
-    pub const ALL: [Check; 29] = [
+    pub const ALL: [Check; 30] = [
         Check::Structure,
         Check::Checksum,
         Check::Ziplist,
@@ -93,6 +97,7 @@ impl Check {
         Check::TrailingBytes,
         Check::SlotImport,
         Check::LengthMarker,
+        Check::OutsideSlots,
     ];
 
     /// The stable name in reports.
@@ -127,6 +132,7 @@ impl Check {
             Check::TrailingBytes => "trailing-bytes",
             Check::SlotImport => "slot-import",
             Check::LengthMarker => "length-marker",
+            Check::OutsideSlots => "outside-slots",
         }
     }
 
@@ -140,7 +146,8 @@ impl Check {
             Check::QuicklistNode
             | Check::StreamFirstId
             | Check::DetachedOpcode
-            | Check::TrailingBytes => WARNING,
+            | Check::TrailingBytes
+            | Check::OutsideSlots => WARNING,
             _ => ERROR,
         }
     }
@@ -232,31 +239,26 @@ impl Problem {
     }
 }
 
-/// How the CRC64 trailer came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChecksumState {
-    Verified(u64),
-    Mismatch {
-        stored: u64,
-        actual: u64,
-    },
-    /// Written with checksums off (trailer 0).
-    Disabled,
-    /// The version predates checksums (RDB < 5).
-    Absent,
-    /// No EOF was reached, so the trailer could not be located.
-    NotReached,
-}
-
-impl ChecksumState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChecksumState::Verified(_) => "verified",
-            ChecksumState::Mismatch { .. } => "mismatch",
-            ChecksumState::Disabled => "disabled",
-            ChecksumState::Absent => "absent",
-            ChecksumState::NotReached => "not_reached",
-        }
+impl Problem {
+    /// The `outside-slots` warning of a part whose keys hash outside `ranges`, its
+    /// manifest's: at the first such key, with how many there are and the first few.
+    pub(super) fn outside_slots(ranges: &[SlotRange], outside: &KeysOutside) -> Option<Problem> {
+        let first = outside.examples.first()?;
+        let message = format!(
+            "{} keys hash to slots outside this part's ranges in the manifest ({}), e.g. {}: \
+             the cluster node that owns only those slots does not own them",
+            outside.count,
+            parts::ranges_text(ranges),
+            outside.examples_text()
+        );
+        Some(Problem {
+            offset: first.offset,
+            db: Some(first.db),
+            key: Some(first.key.clone()),
+            check: Check::OutsideSlots,
+            severity: Severity::Warning,
+            message,
+        })
     }
 }
 
@@ -277,6 +279,9 @@ pub struct Report {
     /// Findings past `max_problems`, counted but not listed.
     pub omitted_errors: u64,
     pub omitted_warnings: u64,
+    /// Keys outside the slot ranges a manifest gives the file (`None`: no ranges given).
+    /// When there are some, one `outside-slots` warning among the problems says so.
+    pub outside_slots: Option<KeysOutside>,
     pub(super) max_problems: usize,
 }
 
@@ -293,6 +298,7 @@ impl Report {
             keys: 0,
             complete: false,
             problems: Vec::new(),
+            outside_slots: None,
         }
     }
 
@@ -388,21 +394,12 @@ impl Report {
     }
 
     /// The report with `problems` for its list.
-    fn json_with(&self, problems: Vec<serde_json::Value>) -> serde_json::Value {
-        let (stored, actual) = match self.checksum {
-            ChecksumState::Verified(c) => (Some(c), Some(c)),
-            ChecksumState::Mismatch { stored, actual } => (Some(stored), Some(actual)),
-            _ => (None, None),
-        };
+    pub(super) fn json_with(&self, problems: Vec<serde_json::Value>) -> serde_json::Value {
         serde_json::json!({
             "ok": self.ok(),
             "file_bytes": self.file_bytes,
             "version": self.version,
-            "checksum": {
-                "state": self.checksum.as_str(),
-                "stored": stored.map(|c| format!("{c:016x}")),
-                "actual": actual.map(|c| format!("{c:016x}")),
-            },
+            "checksum": self.checksum.to_json(),
             "keys": self.keys,
             "complete": self.complete,
             "errors": self.errors(),
@@ -416,32 +413,83 @@ impl Report {
     /// `serde_json::to_string_pretty`, but one problem at a time, so a list of
     /// `--max-problems` findings is never held as JSON values all at once.
     pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(&self.json_with(Vec::new()))?;
-        // Keys are sorted, and "problems" is not the last: its line ends with a comma.
-        const EMPTY: &str = "\n  \"problems\": [],\n";
-        let split = text.split_once(EMPTY).filter(|_| !self.problems.is_empty());
-        let Some((head, tail)) = split else {
-            let whole = if self.problems.is_empty() {
-                text
-            } else {
-                serde_json::to_string_pretty(&self.to_json())?
-            };
-            return writeln!(out, "{whole}");
-        };
-        write!(out, "{head}\n  \"problems\": [\n")?;
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                out.write_all(b",\n")?;
-            }
-            let one = serde_json::to_string_pretty(&problem_json(p))?;
-            // Two levels deeper than a top-level value; JSON strings hold no raw newline.
-            for (j, line) in one.lines().enumerate() {
-                let sep = if j > 0 { "\n" } else { "" };
-                write!(out, "{sep}    {line}")?;
-            }
-        }
-        writeln!(out, "\n  ],\n{tail}")
+        self.write_json_at(out, &self.json_with(Vec::new()), 0)?;
+        writeln!(out)
     }
+
+    /// Writes `object`, this report's JSON with an empty `problems` list (and perhaps
+    /// more fields), pretty-printed with every line after the first `indent` spaces in,
+    /// its problems streamed into the list.
+    pub(super) fn write_json_at(
+        &self,
+        out: &mut dyn Write,
+        object: &serde_json::Value,
+        indent: usize,
+    ) -> std::io::Result<()> {
+        let mut problems = self.problems.iter();
+        write_with_list(
+            out,
+            object,
+            "problems",
+            self.problems.len(),
+            indent,
+            |out, at| match problems.next() {
+                Some(p) => write_pretty_at(out, &problem_json(p), at),
+                None => Ok(()),
+            },
+        )
+    }
+}
+
+/// Writes `object` as `serde_json::to_string_pretty` would with its top-level list `list`
+/// (empty in `object`) holding `count` items, each written by `item(out, indent)` (its
+/// first line included, `indent` spaces in): so a long list is never one JSON value.
+/// Every line after the first is `indent` spaces in; no newline at the end.
+pub(super) fn write_with_list(
+    out: &mut dyn Write,
+    object: &serde_json::Value,
+    list: &str,
+    count: usize,
+    indent: usize,
+    mut item: impl FnMut(&mut dyn Write, usize) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(object)?;
+    let pad = " ".repeat(indent);
+    // A top-level field is two spaces in; JSON strings hold no raw newline, so no
+    // deeper line or value can look like it.
+    let field = format!("  \"{list}\": []");
+    for (j, line) in text.lines().enumerate() {
+        if j > 0 {
+            write!(out, "\n{pad}")?;
+        }
+        match line.strip_prefix(field.as_str()) {
+            Some(rest) if count > 0 => {
+                write!(out, "  \"{list}\": [")?;
+                for i in 0..count {
+                    out.write_all(if i > 0 { b",\n" } else { b"\n" })?;
+                    item(out, indent + 4)?;
+                }
+                write!(out, "\n{pad}  ]{rest}")?;
+            }
+            _ => out.write_all(line.as_bytes())?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes `value` pretty-printed with every line `indent` spaces in; no newline at the end.
+pub(super) fn write_pretty_at(
+    out: &mut dyn Write,
+    value: &serde_json::Value,
+    indent: usize,
+) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    let pad = " ".repeat(indent);
+    for (j, line) in text.lines().enumerate() {
+        let sep = if j > 0 { "\n" } else { "" };
+        write!(out, "{sep}{pad}{line}")?;
+    }
+    Ok(())
 }
 
 /// One problem as JSON.

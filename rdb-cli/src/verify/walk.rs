@@ -11,6 +11,9 @@ use rdb_parser::{Checksum, Entry, Error, Item, ParserBuilder};
 // The shared pipeline's batch sizes: verify batches on its own only to carry the parse
 // error behind the items before it.
 use rdb_pipeline::{BATCH_BYTES, BATCH_ITEMS};
+use rdb_writer::slot::SlotRange;
+
+use crate::parts::KeysOutside;
 
 use super::checks::check_item;
 use super::report::{Check, ChecksumState, Problem, Report, Severity};
@@ -69,13 +72,14 @@ pub(super) fn walk_builder() -> ParserBuilder {
 
 /// The walk in one sequence: three batches in flight, each checked on any core and taken
 /// in file order.
-pub(super) fn pipeline_walk<'data>(
+pub(super) fn pipeline_walk<'data, 's>(
     parser: &mut rdb_parser::Parser<'data>,
     data: &'data [u8],
+    slots: Option<&'s [SlotRange]>,
     report: &mut Report,
     progress: &mut (impl FnMut(u64) + Send),
-) -> InOrder {
-    let mut in_order = InOrder::new();
+) -> InOrder<'s> {
+    let mut in_order = InOrder::new(slots);
     // A batch checked, waiting for the in-order pass.
     let mut checked_batch: Option<(Vec<Located<'_>>, Vec<Checked>)> = None;
     let mut batch = next_batch(parser, data);
@@ -144,16 +148,17 @@ pub(super) fn pipeline_walk<'data>(
 /// joined in file order onto `before` (the report so far). `None` when the file is not
 /// split, a piece start proved a wrong guess, or the walk met an error it cannot go past
 /// (one sequence then reports it where it stops).
-pub(super) fn split_walk(
+pub(super) fn split_walk<'s>(
     data: &[u8],
     builder: &ParserBuilder,
+    slots: Option<&'s [SlotRange]>,
     before: &Report,
     progress: &mut (impl FnMut(u64) + Send),
-) -> Option<(Report, InOrder)> {
+) -> Option<(Report, InOrder<'s>)> {
     use rdb_pipeline::UNKNOWN_DB;
     let empty = Report::new(before.file_bytes, before.max_problems);
-    let fresh = || (empty.clone(), InOrder::new());
-    let step = |acc: &mut (Report, InOrder), item: &Item<'_>, start: u64, span: &[u8]| {
+    let fresh = || (empty.clone(), InOrder::new(slots));
+    let step = |acc: &mut (Report, InOrder<'s>), item: &Item<'_>, start: u64, span: &[u8]| {
         let checked = check_item(item, start, data);
         let (report, in_order) = acc;
         in_order.take(
@@ -170,7 +175,7 @@ pub(super) fn split_walk(
     let stretches =
         rdb_pipeline::split_fold(data, builder, threads, fresh, step, progress).ok()??;
     let mut report = before.clone();
-    let mut joined = InOrder::new();
+    let mut joined = InOrder::new(slots);
     for stretch in stretches {
         let (mut found, mut in_order) = stretch.acc;
         if let Some(db) = stretch.unknown_db_is {
@@ -186,7 +191,16 @@ pub(super) fn split_walk(
                 p.db = Some(db);
                 p.message = p.message.replace(&unknown, &known);
             }
+            for k in in_order
+                .outside
+                .examples
+                .iter_mut()
+                .filter(|k| k.db == UNKNOWN_DB)
+            {
+                k.db = db;
+            }
         }
+        joined.outside.absorb(in_order.outside);
         report.keys += found.keys;
         found.problems.into_iter().for_each(|p| report.add(p));
         report.omitted_errors += found.omitted_errors;
@@ -268,7 +282,10 @@ fn overridden_opcodes(pending: &[(u64, KeyOpcode)], entry: &Entry<'_>) -> Option
 }
 
 /// What the in-order pass over checked items carries from one item to the next.
-pub(super) struct InOrder {
+pub(super) struct InOrder<'s> {
+    /// The part's slot ranges, when a manifest gives them: keys outside are tallied.
+    slots: Option<&'s [SlotRange]>,
+    pub(super) outside: KeysOutside,
     /// The hash of db and key ([`key_hash`]) per key, sorted once the walk is done: 8
     /// bytes a key, and one sort instead of a hash map larger than the caches.
     pub(super) fingerprints: Vec<u64>,
@@ -279,9 +296,11 @@ pub(super) struct InOrder {
     pub(super) eof: Option<rdb_parser::Eof>,
 }
 
-impl InOrder {
-    pub(super) fn new() -> Self {
+impl<'s> InOrder<'s> {
+    pub(super) fn new(slots: Option<&'s [SlotRange]>) -> Self {
         InOrder {
+            slots,
+            outside: KeysOutside::default(),
             fingerprints: Vec::new(),
             previous_end: None,
             pending_opcodes: Vec::new(),
@@ -336,6 +355,10 @@ impl InOrder {
         match item {
             Item::Key(entry) => {
                 report.keys += 1;
+                if let Some(ranges) = self.slots {
+                    self.outside
+                        .check(ranges, entry.offset, entry.db, &entry.key);
+                }
                 if entry.opcodes_in_span {
                     // The value, the key and the type byte end the span.
                     let type_byte = end
@@ -486,11 +509,7 @@ pub(super) fn checksum_state(
                 Some(c) if whole_file => c,
                 _ => rdb_parser::crc64(0, data.get(..=eof.offset as usize).unwrap_or(&[])),
             };
-            if actual == stored {
-                ChecksumState::Verified(stored)
-            } else {
-                ChecksumState::Mismatch { stored, actual }
-            }
+            ChecksumState::compared(stored, actual)
         }
     }
 }
