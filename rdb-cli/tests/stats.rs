@@ -15,30 +15,57 @@ mod common;
 mod servers;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rdb_cli::parts::Part;
 use rdb_cli::stats::memory::{Allocator, Model};
-use rdb_cli::stats::StatsArgs;
+use rdb_cli::stats::{Options, Source, Stats};
 use rdb_parser::{Item, Parser, ParserBuilder};
 use serde_json::Value;
 use servers::{Reply, Resp, Server, TempDir};
 
-fn args(file: &Path) -> StatsArgs {
-    use clap::Parser as _;
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        a: StatsArgs,
+/// The report of one file as the library is asked for it: its path (for the HTML title)
+/// and the options, JSON by default (`a.json`, `a.html`... reach the options).
+struct Args {
+    file: PathBuf,
+    options: Options,
+}
+
+impl std::ops::Deref for Args {
+    type Target = Options;
+    fn deref(&self) -> &Options {
+        &self.options
     }
-    Wrap::parse_from(["stats", &file.to_string_lossy(), "--json"]).a
+}
+
+impl std::ops::DerefMut for Args {
+    fn deref_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+}
+
+fn args(file: &Path) -> Args {
+    Args {
+        file: file.to_owned(),
+        options: Options {
+            json: true,
+            ..Options::default()
+        },
+    }
+}
+
+/// `rdb_cli::stats::run` on one snapshot.
+fn run_stats(data: &[u8], a: &Args, out: &mut Vec<u8>) -> Result<Stats, rdb_cli::Failure> {
+    let part = Part::file(&a.file);
+    let sources = [Source { part: &part, data }];
+    rdb_cli::stats::run(&sources, &ParserBuilder::new(), a, out, |_| {})
 }
 
 fn stats_json(file: &Path) -> Value {
     let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut out = Vec::new();
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &args(file), &mut out, |_| {})
-        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    run_stats(&data, &args(file), &mut out).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{}: bad JSON: {e}", file.display()))
 }
 
@@ -502,7 +529,7 @@ fn html_report_renders_in_chromium() {
     let mut a = args(&fixture);
     a.json = false;
     a.html = Some(page.clone());
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    run_stats(&data, &a, &mut Vec::new()).expect("stats");
     let html = std::fs::read_to_string(&page).expect("report written");
     for banned in ["http://", "https://", "src=", "href=", "url(", "@import"] {
         assert!(
@@ -597,8 +624,7 @@ fn corrupt_input_is_a_clear_error_and_leaves_no_html() {
     // Cut in the middle of the keys: the error names the offset, and nothing is written.
     let cut = data.get(..data.len() / 2).expect("half");
     let mut out = Vec::new();
-    let err = rdb_cli::stats::run(cut, &ParserBuilder::new(), &a, &mut out, |_| {})
-        .expect_err("a truncated file must fail");
+    let err = run_stats(cut, &a, &mut out).expect_err("a truncated file must fail");
     assert_eq!(err.exit_code(), 1, "{err}");
     assert!(err.to_string().contains("byte"), "no offset in: {err}");
     assert!(out.is_empty(), "partial report written");
@@ -611,8 +637,7 @@ fn corrupt_input_is_a_clear_error_and_leaves_no_html() {
     // Usage errors exit 2.
     let mut bad = args(&fixture);
     bad.shards = 0;
-    let err = rdb_cli::stats::run(&data, &ParserBuilder::new(), &bad, &mut out, |_| {})
-        .expect_err("--shards 0");
+    let err = run_stats(&data, &bad, &mut out).expect_err("--shards 0");
     assert_eq!(err.exit_code(), 2);
 }
 
@@ -695,32 +720,20 @@ fn snapshot(aux: &[(&[u8], &[u8])], keys: &[TestKey<'_>]) -> Vec<u8> {
     w.finish().expect("finish")
 }
 
-/// `rdbkit stats` on `data` with extra flags; the JSON report.
-fn json_of(data: &[u8], flags: &[&str]) -> Value {
-    use clap::Parser as _;
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        a: StatsArgs,
-    }
-    let mut argv = vec!["stats", "x.rdb", "--json"];
-    argv.extend_from_slice(flags);
-    let a = Wrap::parse_from(argv).a;
+/// `rdbkit stats` on `data` with its options changed by `edit`; the JSON report.
+fn json_of(data: &[u8], edit: impl FnOnce(&mut Options)) -> Value {
+    let mut a = args(Path::new("x.rdb"));
+    edit(&mut a);
     let mut out = Vec::new();
-    rdb_cli::stats::run(data, &ParserBuilder::new(), &a, &mut out, |_| {}).expect("stats");
+    run_stats(data, &a, &mut out).expect("stats");
     serde_json::from_slice(&out).expect("JSON")
 }
 
 fn text_of(data: &[u8]) -> String {
-    use clap::Parser as _;
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        a: StatsArgs,
-    }
-    let a = Wrap::parse_from(["stats", "x.rdb"]).a;
+    let mut a = args(Path::new("x.rdb"));
+    a.json = false;
     let mut out = Vec::new();
-    rdb_cli::stats::run(data, &ParserBuilder::new(), &a, &mut out, |_| {}).expect("stats");
+    run_stats(data, &a, &mut out).expect("stats");
     String::from_utf8(out).expect("the text report is UTF-8")
 }
 
@@ -755,17 +768,17 @@ fn expiry_is_strict_and_now_comes_from_the_right_place() {
     let at = 1_800_000_000_123;
     let keys: &[TestKey<'_>] = &[(0, b"k", b"v", Some(at))];
     // The server keeps a key whose time is now, and drops it one millisecond later.
-    let same = json_of(&snapshot(&[], keys), &["--now", &at.to_string()]);
+    let same = json_of(&snapshot(&[], keys), |o| o.now_ms = Some(at));
     assert_eq!(
         (same["dbs"]["0"]["expired"].as_u64(), &same["now_source"]),
         (Some(0), &Value::from("--now"))
     );
     assert_eq!(same["ttl"]["<1m"], 1);
-    let after = json_of(&snapshot(&[], keys), &["--now", &(at + 1).to_string()]);
+    let after = json_of(&snapshot(&[], keys), |o| o.now_ms = Some(at + 1));
     assert_eq!(after["dbs"]["0"]["expired"], 1);
     assert_eq!(after["ttl"]["expired"], 1);
     // ctime 1800000000 s: the save began before 1800000001000 ms, so the key had expired.
-    let with_ctime = json_of(&snapshot(&[(b"ctime", b"1800000000")], keys), &[]);
+    let with_ctime = json_of(&snapshot(&[(b"ctime", b"1800000000")], keys), |_| {});
     assert_eq!(with_ctime["now_source"], "ctime");
     assert_eq!(with_ctime["now_ms"], 1_800_000_001_000i64);
     assert_eq!(with_ctime["dbs"]["0"]["expired"], 1);
@@ -775,7 +788,7 @@ fn expiry_is_strict_and_now_comes_from_the_right_place() {
         &[(&b"ctime"[..], &b"9223372036854775807"[..])][..],
         &[(&b"ctime"[..], &b"not a number"[..])][..],
     ] {
-        let v = json_of(&snapshot(aux, keys), &[]);
+        let v = json_of(&snapshot(aux, keys), |_| {});
         assert_eq!(v["now_source"], "clock", "{aux:?}");
         assert!(v["now_ms"].as_i64().unwrap() > at - 400 * 86_400_000 * 365);
     }
@@ -786,9 +799,9 @@ fn top_keys_ties_do_not_depend_on_file_order() {
     // Five keys of the same size, written in two orders.
     let names: [&[u8]; 5] = [b"kc", b"ka", b"ke", b"kb", b"kd"];
     let mut keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"v"[..], None)).collect();
-    let first = json_of(&snapshot(&[], &keys), &["--top", "3"]);
+    let first = json_of(&snapshot(&[], &keys), |o| o.top = 3);
     keys.reverse();
-    let second = json_of(&snapshot(&[], &keys), &["--top", "3"]);
+    let second = json_of(&snapshot(&[], &keys), |o| o.top = 3);
     for list in ["top_by_bytes", "top_by_elements", "top_by_memory"] {
         let shown: Vec<&str> = first[list]
             .as_array()
@@ -926,7 +939,7 @@ fn binary_keys_tags_and_slots() {
     ];
     let keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"value"[..], None)).collect();
     let data = snapshot(&[], &keys);
-    let v = json_of(&data, &["--top", "20"]);
+    let v = json_of(&data, |o| o.top = 20);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     // Keys: text when UTF-8, else base64 of the exact bytes.
     let shown: Vec<&Value> = v["top_by_bytes"]
@@ -1017,7 +1030,7 @@ fn separators_must_be_ascii() {
     let data = snapshot(&[], &[(0, b"a:b", b"v", None)]);
     let mut a = args(Path::new("x.rdb"));
     a.separators = "·".into();
-    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+    match run_stats(&data, &a, &mut Vec::new()) {
         Ok(_) => panic!("a non-ASCII separator was accepted"),
         Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
     }
@@ -1034,7 +1047,7 @@ fn prefix_trie_and_tags_are_bounded() {
         .iter()
         .map(|k| (0, k.as_slice(), &b""[..], None))
         .collect();
-    let v = json_of(&snapshot(&[], &keys), &[]);
+    let v = json_of(&snapshot(&[], &keys), |_| {});
     let nodes = v["prefixes"]["nodes"].as_u64().unwrap();
     assert!(nodes <= 50_000, "{nodes} trie nodes");
     assert!(v["prefixes"]["overflowed_keys"].as_u64().unwrap() > 0);
@@ -1087,8 +1100,7 @@ fn mutated_fixtures_fail_cleanly() {
                 }
                 let mut a = args(&p);
                 a.html = Some(page.clone());
-                let result =
-                    rdb_cli::stats::run(&d, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {});
+                let result = run_stats(&d, &a, &mut Vec::new());
                 match result {
                     Ok(_) => assert!(page.exists()),
                     Err(e) => {
@@ -1176,7 +1188,7 @@ fn rendered_dom(bin: &Path, fixture: &Path, tmp: &TempDir) -> String {
     let mut a = args(fixture);
     a.json = false;
     a.html = Some(page.clone());
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    run_stats(&data, &a, &mut Vec::new()).expect("stats");
     let (dom, err) = run_chromium(bin, &page, &["--dump-dom".into()]);
     let errors = console_errors(&err);
     assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
@@ -1431,7 +1443,7 @@ fn html_report_escapes_hostile_names_in_chromium() {
     let mut a = args(&file);
     a.json = false;
     a.html = Some(page.clone());
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    run_stats(&data, &a, &mut Vec::new()).expect("stats");
     let html = std::fs::read_to_string(&page).expect("page");
     // One script element: the page's own heat map.
     assert_eq!(
@@ -1486,7 +1498,7 @@ fn html_report_escapes_hostile_names_in_chromium() {
 #[test]
 fn top_accepts_any_count() {
     let data = snapshot(&[], &[(0, b"a", b"v", None), (0, b"b", b"vv", None)]);
-    let v = json_of(&data, &["--top", &usize::MAX.to_string()]);
+    let v = json_of(&data, |o| o.top = usize::MAX);
     assert_eq!(v["top_by_bytes"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["top_by_bytes"][0]["key"], "b");
 }
@@ -1497,13 +1509,12 @@ fn top_accepts_any_count() {
 fn deep_prefixes_do_not_overflow_the_stack() {
     let key = b"a:".repeat(100_000);
     let data = snapshot(&[], &[(0, &key, b"v", None)]);
-    let depth = rdb_cli::stats::MAX_DEPTH.to_string();
-    let v = json_of(&data, &["--depth", &depth]);
+    let v = json_of(&data, |o| o.depth = rdb_cli::stats::MAX_DEPTH);
     assert_eq!(v["prefixes"]["nodes"], rdb_cli::stats::MAX_DEPTH + 1);
     assert!(text_of(&data).contains("a:a:"));
     let mut a = args(Path::new("x.rdb"));
     a.depth = rdb_cli::stats::MAX_DEPTH + 1;
-    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+    match run_stats(&data, &a, &mut Vec::new()) {
         Ok(_) => panic!("--depth past the maximum was accepted"),
         Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
     }

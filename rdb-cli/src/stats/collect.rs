@@ -31,6 +31,10 @@ pub struct Options {
     /// The memory model; `None`: from the snapshot's server version.
     pub model: Option<Model>,
     pub allocator: super::memory::Allocator,
+    /// What [`super::run`] writes: JSON instead of the text report.
+    pub json: bool,
+    /// What [`super::run`] writes besides: a self-contained HTML page here.
+    pub html: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -43,6 +47,8 @@ impl Default for Options {
             shards: 3,
             model: None,
             allocator: super::memory::Allocator::Jemalloc,
+            json: false,
+            html: None,
         }
     }
 }
