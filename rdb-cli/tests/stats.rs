@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rdb_cli::parts::Part;
 use rdb_cli::stats::memory::{Allocator, Model};
-use rdb_cli::stats::{Options, Source, Stats};
+use rdb_cli::stats::{Options, Report, Source};
 use rdb_parser::{Item, Parser, ParserBuilder};
 use serde_json::Value;
 use servers::{Reply, Resp, Server, TempDir};
@@ -56,7 +56,7 @@ fn args(file: &Path) -> Args {
 }
 
 /// `rdb_cli::stats::run` on one snapshot.
-fn run_stats(data: &[u8], a: &Args, out: &mut Vec<u8>) -> Result<Stats, rdb_cli::Failure> {
+fn run_stats(data: &[u8], a: &Args, out: &mut Vec<u8>) -> Result<Report, rdb_cli::Failure> {
     let part = Part::file(&a.file);
     let sources = [Source { part: &part, data }];
     rdb_cli::stats::run(&sources, &ParserBuilder::new(), a, out, |_| {})
@@ -863,8 +863,14 @@ fn json_fields_are_exactly_the_documented_ones() {
     // A fixture with every section filled: types, streams, functions, field TTLs.
     let got = stats_json(&common::fixtures_dir().join("redis-7.4/types.rdb"));
     let top = got.as_object().unwrap();
+    // Several files (a directory with its manifest) add `parts`; one file has none.
+    let tmp = TempDir::new("stats-schema");
+    let dir = shards_with_a_moved_key(&tmp);
+    let several: Value = serde_json::from_str(&report_of(&[dir], true, &tmp).0).unwrap();
+    let several = several.as_object().unwrap();
+    assert!(!top.contains_key("parts"), "one file has parts");
     let documented_top: Vec<&String> = rows.iter().flat_map(|r| &r.0).collect();
-    for k in top.keys() {
+    for k in top.keys().chain(several.keys()) {
         assert!(
             documented_top.contains(&k),
             "`{k}` is not in docs/stats-json.md"
@@ -886,7 +892,8 @@ fn json_fields_are_exactly_the_documented_ones() {
             .collect();
         let ticked: Vec<String> = spans.iter().map(|s| (*s).to_owned()).collect();
         for name in names {
-            let field = top
+            let report = if name == "parts" { several } else { top };
+            let field = report
                 .get(name)
                 .unwrap_or_else(|| panic!("documented `{name}` is not in the report"));
             let mut present = Vec::new();
@@ -1518,4 +1525,258 @@ fn deep_prefixes_do_not_overflow_the_stack() {
         Ok(_) => panic!("--depth past the maximum was accepted"),
         Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Several files as one (issue 19): a cluster's shards, given one by one or as the
+// directory `convert --shards` writes.
+
+/// `rdbkit` with these arguments; panics unless it succeeds.
+fn rdbkit(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(servers::rdbkit_bin())
+        .args(args)
+        .output()
+        .expect("run rdbkit");
+    assert!(
+        out.status.success(),
+        "rdbkit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The report of these paths (files, or directories with a manifest) as `rdbkit stats`
+/// makes it: (text or JSON on standard output, the HTML page).
+fn report_of(paths: &[PathBuf], json: bool, tmp: &TempDir) -> (String, String) {
+    let parts = rdb_cli::parts::expand(paths).expect("parts");
+    let data: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| std::fs::read(&p.path).expect("read part"))
+        .collect();
+    let sources: Vec<Source<'_>> = parts
+        .iter()
+        .zip(&data)
+        .map(|(part, data)| Source { part, data })
+        .collect();
+    let page = tmp.path().join("page.html");
+    let options = Options {
+        json,
+        html: Some(page.clone()),
+        now_ms: Some(1_700_000_000_000),
+        ..Options::default()
+    };
+    let mut out = Vec::new();
+    rdb_cli::stats::run(&sources, &ParserBuilder::new(), &options, &mut out, |_| {})
+        .expect("stats");
+    let html = std::fs::read_to_string(&page).expect("page");
+    (String::from_utf8(out).expect("UTF-8"), html)
+}
+
+/// The number after `label` on the text report's line that starts with it.
+fn text_number(text: &str, label: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{text}"));
+    line[label.len()..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
+/// The value of the HTML page's card labelled `label`.
+fn card(html: &str, label: &str) -> String {
+    let end = format!("</b><span>{label}</span>");
+    let at = html.find(&end).unwrap_or_else(|| panic!("no {label} card"));
+    let start = html[..at].rfind("<b>").expect("card value") + 3;
+    html[start..at].to_owned()
+}
+
+/// A fixture split into 3 shards by `convert --shards 3`: the directory.
+fn three_shards(tmp: &TempDir) -> PathBuf {
+    let dir = tmp.path().join("shards");
+    let fixture = common::fixtures_dir().join("redis-7.4/big.rdb");
+    rdbkit(&[
+        "convert".as_ref(),
+        fixture.as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "--shards".as_ref(),
+        "3".as_ref(),
+        "--rdb-version".as_ref(),
+        "12".as_ref(),
+        "--dbs".as_ref(),
+        "merge-into-0".as_ref(),
+    ]);
+    dir
+}
+
+#[test]
+fn several_files_total_the_sum_of_their_single_reports() {
+    let tmp = TempDir::new("stats-parts");
+    let dir = three_shards(&tmp);
+    let files: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("shard-{i}.rdb"))).collect();
+    let singles: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            serde_json::from_str(&report_of(std::slice::from_ref(f), true, &tmp).0).expect("JSON")
+        })
+        .collect();
+    let sum = |field: &str| -> u64 { singles.iter().map(|v| v[field].as_u64().unwrap()).sum() };
+    assert!(
+        singles.iter().all(|v| v["keys"].as_u64() > Some(0)),
+        "an empty shard"
+    );
+    assert!(
+        singles.iter().all(|v| v.get("parts").is_none()),
+        "one file has no parts"
+    );
+
+    // JSON: the totals, per database and per type, and the biggest key of all.
+    for whole in [files.clone(), vec![dir.clone()]] {
+        let (json, _) = report_of(&whole, true, &tmp);
+        let v: Value = serde_json::from_str(&json).expect("JSON");
+        for field in ["keys", "bytes", "memory", "file_bytes"] {
+            assert_eq!(v[field].as_u64(), Some(sum(field)), "{field} of {whole:?}");
+        }
+        for (db, d) in v["dbs"].as_object().unwrap() {
+            let want: u64 = singles
+                .iter()
+                .filter_map(|s| s["dbs"][db]["keys"].as_u64())
+                .sum();
+            assert_eq!(d["keys"].as_u64(), Some(want), "db {db}");
+        }
+        for (t, x) in v["types"].as_object().unwrap() {
+            for field in ["keys", "elements", "bytes", "memory"] {
+                let want: u64 = singles
+                    .iter()
+                    .filter_map(|s| s["types"][t][field].as_u64())
+                    .sum();
+                assert_eq!(x[field].as_u64(), Some(want), "{t} {field}");
+            }
+        }
+        let biggest = singles
+            .iter()
+            .map(|s| s["top_by_bytes"][0]["bytes"].as_u64().unwrap())
+            .max();
+        assert_eq!(v["top_by_bytes"][0]["bytes"].as_u64(), biggest);
+        let slots: u64 = singles
+            .iter()
+            .map(|s| s["slots"]["used"].as_u64().unwrap())
+            .sum();
+        assert_eq!(v["slots"]["used"].as_u64(), Some(slots));
+        let parts = v["parts"].as_array().expect("parts");
+        assert_eq!(parts.len(), 3);
+        for (p, s) in parts.iter().zip(&singles) {
+            for field in ["keys", "bytes", "memory", "file_bytes"] {
+                assert_eq!(p[field], s[field], "part {field}");
+            }
+            // The slots a part holds cover every slot its single report lists.
+            let held: Vec<(u64, u64)> = p["slots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+                .collect();
+            for slot in s["slots"]["keys"].as_array().unwrap() {
+                let slot = slot[0].as_u64().unwrap();
+                assert!(
+                    held.iter().any(|&(a, z)| (a..=z).contains(&slot)),
+                    "slot {slot}"
+                );
+            }
+        }
+        assert_eq!(v["checksum"], "ok (3 files)");
+    }
+    // The directory knows each part's slots: every key sits in them.
+    let (json, _) = report_of(std::slice::from_ref(&dir), true, &tmp);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    for p in v["parts"].as_array().unwrap() {
+        assert_eq!(p["outside_manifest"]["keys"], 0, "{p}");
+        assert!(p["manifest_slots"].is_array());
+    }
+
+    // Text and HTML: the same totals.
+    let (text, html) = report_of(&files, false, &tmp);
+    assert_eq!(text_number(&text, "keys "), sum("keys"), "{text}");
+    assert!(text.starts_with("parts      3 files"), "{text}");
+    assert!(
+        text.contains(&format!("({} bytes)", sum("file_bytes"))),
+        "{text}"
+    );
+    let single_texts: Vec<String> = files
+        .iter()
+        .map(|f| report_of(std::slice::from_ref(f), false, &tmp).0)
+        .collect();
+    let text_sum: u64 = single_texts.iter().map(|t| text_number(t, "keys ")).sum();
+    assert_eq!(text_number(&text, "keys "), text_sum);
+    assert_eq!(card(&html, "keys"), sum("keys").to_string());
+    assert!(html.contains("id=\"table-parts\""), "no parts table");
+    for f in &files {
+        assert!(
+            html.contains(&*f.display().to_string()),
+            "{} not on the page",
+            f.display()
+        );
+    }
+    let single_cards: u64 = files
+        .iter()
+        .map(|f| {
+            card(&report_of(std::slice::from_ref(f), false, &tmp).1, "keys")
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(card(&html, "keys"), single_cards.to_string());
+}
+
+/// [`three_shards`], with the key "foo" (slot 12182, which the manifest gives to shard
+/// 2) added to shard 0.
+fn shards_with_a_moved_key(tmp: &TempDir) -> PathBuf {
+    let dir = three_shards(tmp);
+    // "foo" hashes to slot 12182, which the manifest gives to shard 2: put it in shard 0.
+    assert_eq!(rdb_writer::slot::key_slot(b"foo"), 12182);
+    let extra = tmp.path().join("extra.rdb");
+    std::fs::write(&extra, snapshot(&[], &[(0, b"foo", b"moved", None)])).unwrap();
+    let moved = tmp.path().join("moved-shard-0.rdb");
+    rdbkit(&[
+        "merge".as_ref(),
+        dir.join("shard-0.rdb").as_os_str(),
+        extra.as_os_str(),
+        "-o".as_ref(),
+        moved.as_os_str(),
+        "--rdb-version".as_ref(),
+        "12".as_ref(),
+    ]);
+    std::fs::rename(&moved, dir.join("shard-0.rdb")).unwrap();
+    dir
+}
+
+#[test]
+fn a_key_in_the_wrong_shard_is_reported_outside_its_range() {
+    let tmp = TempDir::new("stats-outside");
+    let dir = shards_with_a_moved_key(&tmp);
+    let (json, html) = report_of(std::slice::from_ref(&dir), true, &tmp);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let parts = v["parts"].as_array().unwrap();
+    assert_eq!(parts[0]["manifest_slots"], serde_json::json!([[0, 5460]]));
+    assert_eq!(parts[0]["outside_manifest"]["keys"], 1);
+    assert_eq!(
+        parts[0]["outside_manifest"]["examples"],
+        serde_json::json!([{"db": 0, "key": "foo", "slot": 12182}])
+    );
+    for p in &parts[1..] {
+        assert_eq!(p["outside_manifest"]["keys"], 0);
+    }
+    assert!(
+        html.contains("db0 slot 12182: foo"),
+        "the page lacks the key"
+    );
+    let (text, _) = report_of(std::slice::from_ref(&dir), false, &tmp);
+    assert!(
+        text.contains("1 keys outside its manifest's slots 0-5460"),
+        "{text}"
+    );
+    assert!(text.contains("db0 slot 12182  foo"), "{text}");
 }

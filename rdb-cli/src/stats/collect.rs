@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use rdb_parser::{Checksum, Entry, Function, Item, ParserBuilder, Value};
 use rdb_pipeline::{Spanned, Stretch, UNKNOWN_DB};
-use rdb_writer::slot::{hash_tag, key_slot, SLOTS};
+use rdb_writer::slot::{hash_tag, key_slot, SlotRange, SLOTS};
 
 use super::memory::Model;
 use crate::Failure;
@@ -670,6 +670,73 @@ pub struct StreamStats {
     pub max_pending: u64,
 }
 
+/// How many keys outside a part's slot ranges are kept as examples.
+pub const OUTSIDE_EXAMPLES: usize = 5;
+/// The most bytes of an example's name kept.
+pub const OUTSIDE_NAME_BYTES: usize = 1024;
+
+/// Keys whose slot is not among the ranges the manifest gives their file: a cluster node
+/// that does not own a slot refuses its keys, so an import loses them.
+#[derive(Debug, Clone, Default)]
+pub struct Outside {
+    /// Which slots the file owns; `None` (no manifest): every key is in place.
+    owned: Option<Vec<bool>>,
+    pub keys: u64,
+    /// The first few in file order: (db, name cut at [`OUTSIDE_NAME_BYTES`], slot).
+    pub examples: Vec<(u64, Vec<u8>, u16)>,
+}
+
+impl Outside {
+    fn new(ranges: Option<&[SlotRange]>) -> Self {
+        let owned = ranges.map(|ranges| {
+            let mut owned = vec![false; SLOTS];
+            for &(lo, hi) in ranges {
+                for slot in lo..=hi {
+                    if let Some(o) = owned.get_mut(slot as usize) {
+                        *o = true;
+                    }
+                }
+            }
+            owned
+        });
+        Outside {
+            owned,
+            ..Outside::default()
+        }
+    }
+
+    /// Whether a manifest gave the file's slots.
+    pub fn checked(&self) -> bool {
+        self.owned.is_some()
+    }
+
+    fn add(&mut self, f: &KeyFacts<'_>) {
+        let Some(owned) = &self.owned else { return };
+        if owned.get(f.slot as usize).copied().unwrap_or(true) {
+            return;
+        }
+        self.keys += 1;
+        if self.examples.len() < OUTSIDE_EXAMPLES {
+            let name = f.key.get(..OUTSIDE_NAME_BYTES).unwrap_or(&f.key);
+            self.examples.push((f.db, name.to_vec(), f.slot));
+        }
+    }
+
+    /// Takes in the keys after this one's: the first examples stay the first.
+    fn absorb(&mut self, later: Outside, unknown_db_is: Option<u64>) {
+        self.keys += later.keys;
+        for (mut db, key, slot) in later.examples {
+            if self.examples.len() >= OUTSIDE_EXAMPLES {
+                break;
+            }
+            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
+                db = real;
+            }
+            self.examples.push((db, key, slot));
+        }
+    }
+}
+
 /// Everything the report shows.
 #[derive(Debug, Clone)]
 pub struct Stats {
@@ -708,6 +775,8 @@ pub struct Stats {
     pub field_ttl_fields: u64,
     pub hash_fields_with_ttl_total: u64,
     pub streams: StreamStats,
+    /// Keys outside the slots a manifest gives the file.
+    pub outside: Outside,
     pub options: Options,
     /// The EOF item, once seen.
     pub eof: Option<rdb_parser::Eof>,
@@ -831,8 +900,20 @@ pub fn collect(
     options: &Options,
     progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
+    collect_part(data, parser, options, None, progress)
+}
+
+/// [`collect`] for a file whose manifest gives it `slots`: keys outside them are counted
+/// in [`Stats::outside`].
+pub fn collect_part(
+    data: &[u8],
+    parser: &ParserBuilder,
+    options: &Options,
+    slots: Option<&[SlotRange]>,
+    progress: impl FnMut(u64) + Send,
+) -> Result<Stats, Failure> {
     let mut stats = rdb_pipeline::checked(data, parser, |p, eof| {
-        collect_unchecked(data, p, eof, options, progress)
+        collect_unchecked(data, p, eof, options, slots, progress)
     })?;
     if parser.verifies_checksum() {
         stats.checksum = stats.checksum.replace("not checked", "ok");
@@ -862,7 +943,12 @@ fn preamble(data: &[u8], parser: &ParserBuilder) -> Result<Preamble, Failure> {
 
 /// The statistics of no key yet: the header, the leading AUX fields, the memory model
 /// and "now" they give.
-fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats, Failure> {
+fn empty(
+    data: &[u8],
+    parser: &ParserBuilder,
+    options: &Options,
+    slots: Option<&[SlotRange]>,
+) -> Result<Stats, Failure> {
     let (rdb_version, magic, first_aux) = preamble(data, parser)?;
     let aux_text = |name: &[u8]| {
         first_aux
@@ -920,6 +1006,7 @@ fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats
         field_ttl_fields: 0,
         hash_fields_with_ttl_total: 0,
         streams: StreamStats::default(),
+        outside: Outside::new(slots),
         options: options.clone(),
         eof: None,
         by_encoding: Vec::new(),
@@ -929,21 +1016,41 @@ fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats
     })
 }
 
-fn collect_unchecked<'data>(
-    data: &'data [u8],
+fn collect_unchecked(
+    data: &[u8],
     parser: &ParserBuilder,
     eof_seen: &rdb_pipeline::EofSeen,
     options: &Options,
+    slots: Option<&[SlotRange]>,
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
-    let mut s = empty(data, parser, options)?;
+    let mut s = empty(data, parser, options, slots)?;
     let model = s.model;
+    match split(data, parser, &s, &model, &mut progress)? {
+        Some(joined) => s = joined,
+        None => pipeline(&mut s, data, parser, &model, &mut progress)?,
+    }
+    if let Some(eof) = s.eof {
+        eof_seen.set(eof);
+    }
+    s.finish();
+    Ok(s)
+}
+
+/// Reads `data` as a pipeline and folds its keys into `s`, in file order.
+fn pipeline<'data>(
+    s: &mut Stats,
+    data: &'data [u8],
+    parser: &ParserBuilder,
+    model: &Model,
+    progress: &mut (impl FnMut(u64) + Send),
+) -> Result<(), Failure> {
     // By `&mut` (items are Send, not Sync): a few hundred bytes an item stay where the
     // parse put them.
     let work = |sp: &mut Spanned<'data>| -> Result<Fold<'data>, Failure> {
         match &sp.item {
             Item::Key(entry) => {
-                measure(entry, sp.span, &model)
+                measure(entry, sp.span, model)
                     .map(Fold::Key)
                     .map_err(|e| match e {
                         Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
@@ -974,82 +1081,105 @@ fn collect_unchecked<'data>(
         }
         Ok(())
     };
-    match split(data, parser, &s, &model, &mut progress)? {
-        Some(joined) => s = joined,
-        None => {
-            // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
-            // the serial parse of batch N+1. The two serial stages run on a core each, and the
-            // measuring fills whichever core is free first. The aggregates see keys in file order.
-            let mut items = parser.parse(data)?;
-            let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
-            let mut current = next_batch(&mut items, data, &mut progress);
-            // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
-            // thread is a worker already) would hand every batch over and sleep until done.
-            rayon::scope(|_| -> Result<(), Failure> {
-                loop {
-                    let mut batch = match current {
-                        Ok(b) => b,
-                        Err(e) => {
-                            // A key measured before the parse failed comes first in the file.
-                            fold(&mut s, measured)?;
-                            return Err(e);
-                        }
-                    };
-                    let last = batch.is_empty();
-                    let previous = std::mem::take(&mut measured);
-                    let ((folded, facts), next) = rayon::join(
-                        || {
-                            rayon::join(
-                                || fold(&mut s, previous),
-                                || {
-                                    use rayon::prelude::*;
-                                    batch.par_iter_mut().map(work).collect::<Vec<_>>()
-                                },
-                            )
-                        },
-                        || {
-                            if last {
-                                Ok(Vec::new())
-                            } else {
-                                next_batch(&mut items, data, &mut progress)
-                            }
-                        },
-                    );
-                    folded?;
-                    if last {
-                        break;
-                    }
-                    measured = facts;
-                    current = next;
+    // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
+    // the serial parse of batch N+1. The two serial stages run on a core each, and the
+    // measuring fills whichever core is free first. The aggregates see keys in file order.
+    let mut items = parser.parse(data)?;
+    let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
+    let mut current = next_batch(&mut items, data, progress);
+    // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+    // thread is a worker already) would hand every batch over and sleep until done.
+    rayon::scope(|_| -> Result<(), Failure> {
+        loop {
+            let mut batch = match current {
+                Ok(b) => b,
+                Err(e) => {
+                    // A key measured before the parse failed comes first in the file.
+                    fold(s, measured)?;
+                    return Err(e);
                 }
-                Ok(())
-            })?;
+            };
+            let last = batch.is_empty();
+            let previous = std::mem::take(&mut measured);
+            let ((folded, facts), next) = rayon::join(
+                || {
+                    rayon::join(
+                        || fold(s, previous),
+                        || {
+                            use rayon::prelude::*;
+                            batch.par_iter_mut().map(work).collect::<Vec<_>>()
+                        },
+                    )
+                },
+                || {
+                    if last {
+                        Ok(Vec::new())
+                    } else {
+                        next_batch(&mut items, data, progress)
+                    }
+                },
+            );
+            folded?;
+            if last {
+                break;
+            }
+            measured = facts;
+            current = next;
         }
-    }
-    if let Some(eof) = s.eof {
-        eof_seen.set(eof);
-    }
-    s.add_pending_slots();
-    for (slot, cell) in std::mem::take(&mut s.slot_acc).into_iter().enumerate() {
-        for (array, v) in [&mut s.slot_keys, &mut s.slot_bytes, &mut s.slot_memory]
-            .into_iter()
-            .zip(cell)
-        {
-            if let Some(x) = array.get_mut(slot) {
-                *x = v;
+        Ok(())
+    })
+}
+
+/// The statistics of several files read as one sequence, in their order: what
+/// [`Stats::absorb_file`] joins when it can do so exactly. Each file's keys are judged at
+/// its own "now" and priced with its own memory model; the header, AUX fields and "now"
+/// shown are the first file's. The files were read (and their checksums verified) once
+/// already.
+pub(crate) fn collect_sequence(
+    files: &[&[u8]],
+    parser: &ParserBuilder,
+    options: &Options,
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<Stats, Failure> {
+    let mut whole: Option<Stats> = None;
+    let mut done = 0u64;
+    for &data in files {
+        let fresh = empty(data, parser, options, None)?;
+        let model = fresh.model;
+        let mut progress_here = |at| progress(done + at);
+        match &mut whole {
+            None => {
+                let mut s = fresh;
+                pipeline(&mut s, data, parser, &model, &mut progress_here)?;
+                whole = Some(s);
+            }
+            Some(s) => {
+                // Its keys at its own "now"; the first file's AUX fields and "now" stay.
+                let (aux, now) = (std::mem::take(&mut s.aux), s.now_ms);
+                s.now_ms = fresh.now_ms;
+                s.file_bytes += fresh.file_bytes;
+                pipeline(s, data, parser, &model, &mut progress_here)?;
+                (s.aux, s.now_ms) = (aux, now);
             }
         }
+        done += data.len() as u64;
     }
-    for (t, e, totals) in std::mem::take(&mut s.by_encoding) {
-        let ty = s.types.entry(t).or_default();
-        ty.keys += totals.keys;
-        ty.elements += totals.elements;
-        ty.bytes += totals.bytes;
-        ty.memory += totals.memory;
-        s.encodings.insert((t, e), totals);
-    }
-    s.dbs.retain(|_, db| db.keys > 0);
+    let mut s = whole.ok_or_else(|| Failure::Usage("no snapshot to read".into()))?;
+    s.functions = distinct(std::mem::take(&mut s.functions));
+    s.module_aux = distinct(std::mem::take(&mut s.module_aux));
+    s.finish();
     Ok(s)
+}
+
+/// The names in their first order, each once.
+pub(crate) fn distinct(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// Each core reads a piece of the file and folds it into statistics of its own, joined
@@ -1127,6 +1257,35 @@ enum Fold<'data> {
 }
 
 impl Stats {
+    /// Ends the pass: the slot and encoding accumulators become the report's arrays and
+    /// maps, and databases without keys go.
+    fn finish(&mut self) {
+        self.add_pending_slots();
+        for (slot, cell) in std::mem::take(&mut self.slot_acc).into_iter().enumerate() {
+            for (array, v) in [
+                &mut self.slot_keys,
+                &mut self.slot_bytes,
+                &mut self.slot_memory,
+            ]
+            .into_iter()
+            .zip(cell)
+            {
+                if let Some(x) = array.get_mut(slot) {
+                    *x = v;
+                }
+            }
+        }
+        for (t, e, totals) in std::mem::take(&mut self.by_encoding) {
+            let ty = self.types.entry(t).or_default();
+            ty.keys += totals.keys;
+            ty.elements += totals.elements;
+            ty.bytes += totals.bytes;
+            ty.memory += totals.memory;
+            self.encodings.insert((t, e), totals);
+        }
+        self.dbs.retain(|_, db| db.keys > 0);
+    }
+
     fn add_pending_slots(&mut self) {
         for (slot, bytes, memory) in self.slot_pending.drain(..) {
             if let Some(cell) = self.slot_acc.get_mut(slot as usize) {
@@ -1165,46 +1324,16 @@ impl Stats {
     fn absorb(&mut self, mut later: Stats, unknown_db_is: Option<u64>) -> bool {
         self.add_pending_slots();
         later.add_pending_slots();
-        let fits = later.untracked_tag_keys == 0
-            && (self.tags.len() >= MAX_TAGS
-                || self.tags.len()
-                    + later
-                        .tags
-                        .keys()
-                        .filter(|t| !self.tags.contains_key(*t))
-                        .count()
-                    <= MAX_TAGS);
-        if !fits || !self.prefixes.absorb(&later.prefixes) {
+        if !self.tags_fit(&later) || !self.prefixes.absorb(&later.prefixes) {
             return false;
         }
-        for (tag, (keys, bytes)) in later.tags {
-            if let Some(t) = self.tags.get_mut(&tag) {
-                t.0 += keys;
-                t.1 += bytes;
-            } else if self.tags.len() < MAX_TAGS {
-                self.tags.insert(tag, (keys, bytes));
-            } else {
-                self.untracked_tag_keys += keys;
-            }
-        }
-        self.tagged_keys += later.tagged_keys;
         self.aux.extend(later.aux);
         if later.eof.is_some() {
             self.eof = later.eof;
             self.checksum = later.checksum;
         }
         self.keys += later.keys;
-        for (mut db, d) in later.dbs {
-            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
-                db = real;
-            }
-            let to = self.dbs.entry(db).or_default();
-            to.keys += d.keys;
-            to.expires += d.expires;
-            to.expired += d.expired;
-            to.bytes += d.bytes;
-            to.memory += d.memory;
-        }
+        self.absorb_dbs(later.dbs, unknown_db_is);
         for (t, e, totals) in later.by_encoding {
             match self
                 .by_encoding
@@ -1215,11 +1344,98 @@ impl Stats {
                 None => self.by_encoding.push((t, e, totals)),
             }
         }
+        for (cell, n) in self.slot_acc.iter_mut().zip(later.slot_acc) {
+            for (c, v) in cell.iter_mut().zip(n) {
+                *c += v;
+            }
+        }
+        self.module_aux.extend(later.module_aux);
+        self.functions.extend(later.functions);
+        self.absorb_keys(
+            later.tags,
+            later.tagged_keys,
+            [
+                later.key_sizes,
+                later.value_sizes,
+                later.memory_sizes,
+                later.elements,
+            ],
+            [later.top_bytes, later.top_elements, later.top_memory],
+            later.ttl,
+            later.modules,
+            [
+                later.field_ttl_keys,
+                later.field_ttl_fields,
+                later.hash_fields_with_ttl_total,
+            ],
+            &later.streams,
+            later.outside,
+            unknown_db_is,
+        );
+        true
+    }
+
+    /// Whether `later`'s tags can be taken in exactly: no tag it met went uncounted, and
+    /// together they fit the cap (or this map is full already and counts no more).
+    fn tags_fit(&self, later: &Stats) -> bool {
+        later.untracked_tag_keys == 0
+            && (self.tags.len() >= MAX_TAGS
+                || self.tags.len()
+                    + later
+                        .tags
+                        .keys()
+                        .filter(|t| !self.tags.contains_key(*t))
+                        .count()
+                    <= MAX_TAGS)
+    }
+
+    fn absorb_dbs(&mut self, dbs: BTreeMap<u64, DbStats>, unknown_db_is: Option<u64>) {
+        for (mut db, d) in dbs {
+            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
+                db = real;
+            }
+            let to = self.dbs.entry(db).or_default();
+            to.keys += d.keys;
+            to.expires += d.expires;
+            to.expired += d.expired;
+            to.bytes += d.bytes;
+            to.memory += d.memory;
+        }
+    }
+
+    /// Takes in what later keys added to the sections a stretch of a file and a whole
+    /// file join alike. (Tags: after [`Stats::tags_fit`].)
+    #[allow(clippy::too_many_arguments)]
+    fn absorb_keys(
+        &mut self,
+        tags: BytesMap<(u64, u64)>,
+        tagged_keys: u64,
+        sizes: [SizeHistogram; 4],
+        tops: [TopN; 3],
+        ttl: [u64; 8],
+        modules: BTreeMap<String, u64>,
+        field_ttls: [u64; 3],
+        streams: &StreamStats,
+        outside: Outside,
+        unknown_db_is: Option<u64>,
+    ) {
+        for (tag, (keys, bytes)) in tags {
+            if let Some(t) = self.tags.get_mut(&tag) {
+                t.0 += keys;
+                t.1 += bytes;
+            } else if self.tags.len() < MAX_TAGS {
+                self.tags.insert(tag, (keys, bytes));
+            } else {
+                self.untracked_tag_keys += keys;
+            }
+        }
+        self.tagged_keys += tagged_keys;
+        let [key_sizes, value_sizes, memory_sizes, elements] = sizes;
         for (h, l) in [
-            (&mut self.key_sizes, later.key_sizes),
-            (&mut self.value_sizes, later.value_sizes),
-            (&mut self.memory_sizes, later.memory_sizes),
-            (&mut self.elements, later.elements),
+            (&mut self.key_sizes, key_sizes),
+            (&mut self.value_sizes, value_sizes),
+            (&mut self.memory_sizes, memory_sizes),
+            (&mut self.elements, elements),
         ] {
             for (c, n) in h.counts.iter_mut().zip(l.counts) {
                 *c += n;
@@ -1228,32 +1444,88 @@ impl Stats {
             h.sum = h.sum.saturating_add(l.sum);
             h.max = h.max.max(l.max);
         }
-        self.top_bytes.absorb(later.top_bytes, unknown_db_is);
-        self.top_elements.absorb(later.top_elements, unknown_db_is);
-        self.top_memory.absorb(later.top_memory, unknown_db_is);
-        for (t, n) in self.ttl.iter_mut().zip(later.ttl) {
+        let [top_bytes, top_elements, top_memory] = tops;
+        self.top_bytes.absorb(top_bytes, unknown_db_is);
+        self.top_elements.absorb(top_elements, unknown_db_is);
+        self.top_memory.absorb(top_memory, unknown_db_is);
+        for (t, n) in self.ttl.iter_mut().zip(ttl) {
             *t += n;
         }
-        for (cell, n) in self.slot_acc.iter_mut().zip(later.slot_acc) {
-            for (c, v) in cell.iter_mut().zip(n) {
-                *c += v;
-            }
-        }
-        for (m, n) in later.modules {
+        for (m, n) in modules {
             *self.modules.entry(m).or_default() += n;
         }
-        self.module_aux.extend(later.module_aux);
-        self.functions.extend(later.functions);
-        self.field_ttl_keys += later.field_ttl_keys;
-        self.field_ttl_fields += later.field_ttl_fields;
-        self.hash_fields_with_ttl_total += later.hash_fields_with_ttl_total;
-        let (s, l) = (&mut self.streams, later.streams);
+        let [keys, fields, total] = field_ttls;
+        self.field_ttl_keys += keys;
+        self.field_ttl_fields += fields;
+        self.hash_fields_with_ttl_total += total;
+        let (s, l) = (&mut self.streams, streams);
         s.keys += l.keys;
         s.entries += l.entries;
         s.groups += l.groups;
         s.consumers += l.consumers;
         s.pending += l.pending;
         s.max_pending = s.max_pending.max(l.max_pending);
+        self.outside.absorb(outside, unknown_db_is);
+    }
+
+    /// Takes in the finished statistics of another file (the next part of a cluster), as
+    /// if its keys had followed these in one sequence: the header and AUX fields stay
+    /// this file's; function libraries and module AUX records that every shard carries
+    /// count once. `false` when that cannot be done exactly (the prefix tries or the tag
+    /// map ran out of room); `self` is then half-joined.
+    pub(crate) fn absorb_file(&mut self, later: Stats) -> bool {
+        if !self.tags_fit(&later) || !self.prefixes.absorb(&later.prefixes) {
+            return false;
+        }
+        self.file_bytes += later.file_bytes;
+        self.keys += later.keys;
+        self.absorb_dbs(later.dbs, None);
+        for (t, totals) in later.types {
+            add_totals(self.types.entry(t).or_default(), &totals);
+        }
+        for (te, totals) in later.encodings {
+            add_totals(self.encodings.entry(te).or_default(), &totals);
+        }
+        for (array, from) in [
+            (&mut self.slot_keys, later.slot_keys),
+            (&mut self.slot_bytes, later.slot_bytes),
+            (&mut self.slot_memory, later.slot_memory),
+        ] {
+            for (a, v) in array.iter_mut().zip(from) {
+                *a += v;
+            }
+        }
+        for m in later.module_aux {
+            if !self.module_aux.contains(&m) {
+                self.module_aux.push(m);
+            }
+        }
+        for f in later.functions {
+            if !self.functions.contains(&f) {
+                self.functions.push(f);
+            }
+        }
+        self.absorb_keys(
+            later.tags,
+            later.tagged_keys,
+            [
+                later.key_sizes,
+                later.value_sizes,
+                later.memory_sizes,
+                later.elements,
+            ],
+            [later.top_bytes, later.top_elements, later.top_memory],
+            later.ttl,
+            later.modules,
+            [
+                later.field_ttl_keys,
+                later.field_ttl_fields,
+                later.hash_fields_with_ttl_total,
+            ],
+            &later.streams,
+            later.outside,
+            None,
+        );
         true
     }
 
@@ -1310,6 +1582,7 @@ impl Stats {
         if let Some(m) = &f.module {
             *self.modules.entry(m.clone()).or_default() += 1;
         }
+        self.outside.add(f);
         if let Some(n) = f.field_ttls {
             self.hash_fields_with_ttl_total += f.elements;
             if n > 0 {
@@ -1560,7 +1833,7 @@ mod tests {
         assert!(one.prefixes.collapsed_keys > 0, "a prefix collapsed");
         for threads in [2, 3, 4] {
             let joined = in_pool(threads, || {
-                let empty = empty(&data, &ParserBuilder::new(), &options).unwrap();
+                let empty = empty(&data, &ParserBuilder::new(), &options, None).unwrap();
                 split(
                     &data,
                     &ParserBuilder::new(),

@@ -5,13 +5,14 @@
 //! `chart-key-sizes`, `chart-value-sizes`, `chart-ttl`, `chart-slots`, `chart-prefixes`,
 //! `chart-shards`, `chart-memory-sizes`; tables `table-dbs`, `table-top` (by bytes),
 //! `table-top-elements`, `table-top-memory`; panels `table-modules`, `table-functions`,
-//! `table-streams`, `table-field-ttls`.
+//! `table-streams`, `table-field-ttls`; with several files `table-parts`.
 
 use std::fmt::Write as _;
 use std::io::{Result, Write};
 
 use super::collect::{SizeHistogram, Stats, TopKey, Totals, TTL_BUCKETS, TYPES};
 use super::text::{human_bytes, shown_key, utc};
+use super::whole::{ranges_text, PartStats, Report};
 
 const PALETTE: [&str; 10] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -728,8 +729,70 @@ fn shards(s: &Stats) -> String {
     html
 }
 
-/// Writes the page.
-pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
+/// The parts side by side, a column each: what each file holds, its slots, and the keys
+/// outside the slots its manifest gives it.
+fn parts_table(s: &Stats, parts: &[PartStats]) -> String {
+    let mut t = String::from(
+        "<section id=\"table-parts\"><h2>Parts (the report below is of all of them)</h2>\
+         <table><thead><tr><th></th>",
+    );
+    for p in parts {
+        let _ = write!(t, "<th class=\"k\">{}</th>", esc(&p.name));
+    }
+    t.push_str("</tr></thead><tbody>");
+    let row = |t: &mut String, label: &str, cells: Vec<String>| {
+        let _ = write!(t, "<tr><th>{label}</th>");
+        for c in cells {
+            let _ = write!(t, "<td class=\"r\">{c}</td>");
+        }
+        t.push_str("</tr>");
+    };
+    let of = |f: &dyn Fn(&PartStats) -> String| parts.iter().map(f).collect::<Vec<_>>();
+    row(
+        &mut t,
+        "format",
+        of(&|p| format!("{} {}", p.magic, p.rdb_version)),
+    );
+    row(&mut t, "file size", of(&|p| human_bytes(p.file_bytes)));
+    row(&mut t, "keys", of(&|p| p.keys.to_string()));
+    row(
+        &mut t,
+        "share of keys",
+        of(&|p| format!("{:.1}%", pct(p.keys, s.keys))),
+    );
+    row(&mut t, "serialized", of(&|p| human_bytes(p.bytes)));
+    row(&mut t, "est. memory", of(&|p| human_bytes(p.memory)));
+    row(&mut t, "checksum", of(&|p| esc(&p.checksum)));
+    row(&mut t, "slots holding keys", of(&|p| ranges_text(&p.slots)));
+    if parts.iter().any(|p| p.manifest_slots.is_some()) {
+        row(
+            &mut t,
+            "manifest slots",
+            of(&|p| p.manifest_slots.as_deref().map_or("-".into(), ranges_text)),
+        );
+        row(
+            &mut t,
+            "keys outside them",
+            of(&|p| {
+                let mut c = p.outside.keys.to_string();
+                for (db, key, slot) in &p.outside.examples {
+                    let _ = write!(
+                        c,
+                        "<br><span class=\"k\">db{db} slot {slot}: {}</span>",
+                        esc(&truncate(&page_key(key), 80))
+                    );
+                }
+                c
+            }),
+        );
+    }
+    t.push_str("</tbody></table></section>");
+    t
+}
+
+/// Writes the page: the whole, and with several files the parts side by side.
+pub fn write(r: &Report, title: &str, out: &mut dyn Write) -> Result<()> {
+    let s = &r.whole;
     let mut body = String::new();
     let total_mem = s.memory();
     let _ = write!(
@@ -775,6 +838,9 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         );
     }
     body.push_str("</section>");
+    if !r.parts.is_empty() {
+        body.push_str(&parts_table(s, &r.parts));
+    }
     body.push_str(&db_table(s));
     let types: Vec<(String, u64, String)> = TYPES
         .iter()

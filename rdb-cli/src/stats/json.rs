@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::collect::{SizeHistogram, Stats, TopKey, Totals, TTL_BUCKETS};
+use super::whole::{PartStats, Report};
 
 /// Schema version of the document; bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -173,6 +174,50 @@ impl Stats {
                 "pending": self.streams.pending,
                 "max_group_pending": self.streams.max_pending,
             },
+        })
+    }
+}
+
+impl Report {
+    /// The whole's document; with several files it adds `parts`.
+    pub fn to_json(&self) -> Value {
+        let mut v = self.whole.to_json();
+        if !self.parts.is_empty() {
+            if let Some(o) = v.as_object_mut() {
+                let parts = self.parts.iter().map(PartStats::to_json).collect();
+                o.insert("parts".into(), Value::Array(parts));
+            }
+        }
+        v
+    }
+}
+
+fn ranges(r: &[(u16, u16)]) -> Value {
+    Value::Array(r.iter().map(|&(a, z)| json!([a, z])).collect())
+}
+
+impl PartStats {
+    pub fn to_json(&self) -> Value {
+        let outside = self.manifest_slots.as_ref().map(|_| {
+            json!({
+                "keys": self.outside.keys,
+                "examples": self.outside.examples.iter().map(|(db, key, slot)| {
+                    json!({"db": db, "key": bytes_value(key), "slot": slot})
+                }).collect::<Vec<_>>(),
+            })
+        });
+        json!({
+            "file": self.name,
+            "file_bytes": self.file_bytes,
+            "magic": self.magic,
+            "rdb_version": self.rdb_version,
+            "checksum": self.checksum,
+            "keys": self.keys,
+            "bytes": self.bytes,
+            "memory": self.memory,
+            "slots": ranges(&self.slots),
+            "manifest_slots": self.manifest_slots.as_deref().map(ranges),
+            "outside_manifest": outside,
         })
     }
 }

@@ -9,12 +9,14 @@ pub mod html;
 pub mod json;
 pub mod memory;
 pub mod text;
+pub mod whole;
 
 use std::io::Write;
 
 use rdb_parser::ParserBuilder;
 
 pub use collect::{collect, Options, Stats};
+pub use whole::{PartStats, Report};
 
 use crate::parts::Part;
 use crate::Failure;
@@ -64,39 +66,50 @@ pub struct Source<'a> {
 }
 
 /// Collects the statistics of the sources and writes the report(s) `options` asks for:
-/// text or JSON on `out`, and the HTML page when `options.html` names one.
+/// text or JSON on `out`, and the HTML page when `options.html` names one. Several
+/// sources are reported as one whole and part by part.
 pub fn run(
     sources: &[Source<'_>],
     parser: &ParserBuilder,
     options: &Options,
     out: &mut dyn Write,
     progress: impl FnMut(u64) + Send,
-) -> Result<Stats, Failure> {
+) -> Result<Report, Failure> {
     options.check()?;
-    let [source] = sources else {
-        return Err(Failure::Usage("give one snapshot".into()));
-    };
-    let stats = collect(source.data, parser, options, progress)?;
+    if sources.is_empty() {
+        return Err(Failure::Usage("no snapshot to read".into()));
+    }
+    let report = whole::collect_all(sources, parser, options, progress)?;
     if let Some(path) = &options.html {
-        let title = source
-            .part
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "snapshot".into());
         let mut file = crate::output::AtomicFile::create(path).map_err(|e| io_at(e, path))?;
-        html::write(&stats, &title, &mut file).map_err(|e| io_at(e, path))?;
+        html::write(&report, &title(sources), &mut file).map_err(|e| io_at(e, path))?;
         file.commit().map_err(|e| io_at(e, path))?;
     }
     if options.json {
         let text =
-            serde_json::to_string_pretty(&stats.to_json()).map_err(|e| Failure::Io(e.into()))?;
+            serde_json::to_string_pretty(&report.to_json()).map_err(|e| Failure::Io(e.into()))?;
         writeln!(out, "{text}").map_err(Failure::Io)?;
     } else {
-        text::write(&stats, out).map_err(Failure::Io)?;
+        text::write_report(&report, out).map_err(Failure::Io)?;
     }
     out.flush().map_err(Failure::Io)?;
-    Ok(stats)
+    Ok(report)
+}
+
+/// The page's title: the file's name, or the first's and how many more.
+fn title(sources: &[Source<'_>]) -> String {
+    let name = |s: &Source<'_>| {
+        s.part
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "snapshot".into())
+    };
+    match sources {
+        [] => "snapshot".into(),
+        [one] => name(one),
+        [first, rest @ ..] => format!("{} and {} more", name(first), rest.len()),
+    }
 }
 
 fn io_at(e: std::io::Error, path: &std::path::Path) -> Failure {

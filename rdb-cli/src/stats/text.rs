@@ -3,6 +3,7 @@
 use std::io::{Result, Write};
 
 use super::collect::{SizeHistogram, Stats, TopKey, TTL_BUCKETS, TYPES};
+use super::whole::{ranges_text, PartStats, Report};
 
 /// `1234567` -> `1.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
@@ -156,6 +157,72 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
             compact_bytes(k.memory),
             fit(&top_key(k), WIDTH - TOP_COLUMNS)
         )?;
+    }
+    Ok(())
+}
+
+/// Writes the report of a run: the parts first when there are several, then the whole.
+pub fn write_report(r: &Report, out: &mut dyn Write) -> Result<()> {
+    if !r.parts.is_empty() {
+        parts(&r.parts, out)?;
+        writeln!(out)?;
+    }
+    write(&r.whole, out)
+}
+
+/// Columns of the parts table before the slots; these get the rest of [`WIDTH`].
+const PART_COLUMNS: usize = 2 + 3 + 1 + 24 + 10 + 12 + 12 + 2;
+
+/// The parts table, then each part's keys outside its manifest's slots.
+fn parts(parts: &[PartStats], out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "parts      {} files, reported as one below",
+        parts.len()
+    )?;
+    writeln!(
+        out,
+        "  {:<3} {:<24}{:>10}{:>12}{:>12}  slots holding keys",
+        "#", "file", "keys", "serialized", "memory"
+    )?;
+    for (i, p) in parts.iter().enumerate() {
+        writeln!(
+            out,
+            "  {i:<3} {:<24}{:>10}{:>12}{:>12}  {}",
+            fit(&shown_key(p.name.as_bytes()), 24),
+            p.keys,
+            human_bytes(p.bytes),
+            human_bytes(p.memory),
+            fit(&ranges_text(&p.slots), WIDTH - PART_COLUMNS)
+        )?;
+    }
+    let checked: Vec<&PartStats> = parts
+        .iter()
+        .filter(|p| p.manifest_slots.is_some())
+        .collect();
+    if checked.is_empty() {
+        return Ok(());
+    }
+    let outside: u64 = checked.iter().map(|p| p.outside.keys).sum();
+    if outside == 0 {
+        return writeln!(out, "  every key is in a slot its file's manifest gives it");
+    }
+    for p in checked.iter().filter(|p| p.outside.keys > 0) {
+        let ranges = ranges_text(p.manifest_slots.as_deref().unwrap_or_default());
+        writeln!(
+            out,
+            "  {}: {} keys outside its manifest's slots {}",
+            fit(&shown_key(p.name.as_bytes()), 30),
+            p.outside.keys,
+            fit(&ranges, 20)
+        )?;
+        for (db, key, slot) in &p.outside.examples {
+            writeln!(
+                out,
+                "    db{db} slot {slot:<6} {}",
+                fit(&shown_key(key), WIDTH - 22)
+            )?;
+        }
     }
     Ok(())
 }
