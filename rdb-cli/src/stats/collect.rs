@@ -6,13 +6,14 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 
 use rdb_parser::{Checksum, Entry, Function, Item, ParserBuilder, Value};
 use rdb_pipeline::{Spanned, Stretch, UNKNOWN_DB};
-use rdb_writer::slot::{hash_tag, key_slot, SlotRange, SLOTS};
+use rdb_writer::slot::{key_slot, SlotRange, SLOTS};
 
 use super::memory::Model;
+use super::sections::{KeyContext, Sections};
 use crate::Failure;
 
 /// What the report is asked to look at.
@@ -85,8 +86,6 @@ pub const MAX_PREFIX_NODES: usize = 50_000;
 /// The most children one prefix keeps; past it the prefix is collapsed into "prefix*"
 /// (IDs in a middle segment would take all the nodes, and listing them says nothing).
 pub const MAX_CHILDREN: usize = 1000;
-/// Keys whose slot counts wait to be added together (see `Stats::slot_pending`).
-const SLOT_PENDING: usize = 512;
 
 /// The most distinct `{tag}`s counted exactly.
 pub const MAX_TAGS: usize = 65_536;
@@ -104,7 +103,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, f: &KeyFacts<'_>) {
+    pub(crate) fn add(&mut self, f: &KeyFacts<'_>) {
         self.keys += 1;
         self.elements += f.elements;
         self.bytes += f.bytes;
@@ -178,6 +177,16 @@ impl SizeHistogram {
         self.max = self.max.max(v);
     }
 
+    /// Takes in the values of `later`.
+    pub(crate) fn absorb(&mut self, later: SizeHistogram) {
+        for (c, n) in self.counts.iter_mut().zip(later.counts) {
+            *c += n;
+        }
+        self.count += later.count;
+        self.sum = self.sum.saturating_add(later.sum);
+        self.max = self.max.max(later.max);
+    }
+
     /// How far above the exact value a quantile may be, as a fraction of it: a bucket is
     /// an eighth of a power of two wide.
     pub const QUANTILE_ERROR: f64 = 0.125;
@@ -244,7 +253,7 @@ pub const TTL_BUCKETS: [&str; 8] = [
     "none", "expired", "<1m", "<1h", "<1d", "<7d", "<30d", ">=30d",
 ];
 
-fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
+pub(crate) fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
     let Some(at) = expire_ms else { return 0 };
     let left = at.saturating_sub(now_ms);
     const MIN: i64 = 60_000;
@@ -307,7 +316,7 @@ impl TopKey {
 }
 
 /// The digest a top list keeps for a name longer than its prefix.
-fn key_digest(key: &[u8], prefix: usize) -> Option<u128> {
+pub(crate) fn key_digest(key: &[u8], prefix: usize) -> Option<u128> {
     (key.len() > prefix).then(|| xxhash_rust::xxh3::xxh3_128(key))
 }
 
@@ -328,12 +337,12 @@ impl PartialOrd for TopKey {
 pub struct TopN {
     limit: usize,
     /// How much of a name is kept ([`top_key_prefix`] of `limit`).
-    prefix: usize,
+    pub(crate) prefix: usize,
     heap: BinaryHeap<Reverse<TopKey>>,
 }
 
 impl TopN {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         TopN {
             limit,
             prefix: top_key_prefix(limit),
@@ -343,7 +352,7 @@ impl TopN {
     }
 
     /// `digest` is [`key_digest`] of `f.key`, computed once for the three lists.
-    fn offer(&mut self, rank: u64, f: &KeyFacts<'_>, digest: Option<u128>) {
+    pub(crate) fn offer(&mut self, rank: u64, f: &KeyFacts<'_>, digest: Option<u128>) {
         if self.limit == 0 {
             return;
         }
@@ -373,7 +382,7 @@ impl TopN {
     }
 
     /// Takes in the keys `later` kept: the N largest of both are the N largest of all.
-    fn absorb(&mut self, later: TopN, unknown_db_is: Option<u64>) {
+    pub(crate) fn absorb(&mut self, later: TopN, unknown_db_is: Option<u64>) {
         for Reverse(mut k) in later.heap {
             if let (Some(db), true) = (unknown_db_is, k.db == UNKNOWN_DB) {
                 k.db = db;
@@ -425,7 +434,7 @@ pub struct PrefixTree {
 }
 
 impl PrefixTree {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         PrefixTree {
             nodes: vec![PrefixNode::default()],
             collapsed_keys: 0,
@@ -434,7 +443,13 @@ impl PrefixTree {
         }
     }
 
-    fn add(&mut self, key: &[u8], separators: &Separators, depth: usize, f: &KeyFacts<'_>) {
+    pub(crate) fn insert(
+        &mut self,
+        key: &[u8],
+        separators: &Separators,
+        depth: usize,
+        f: &KeyFacts<'_>,
+    ) {
         let mut node = 0;
         if let Some(root) = self.nodes.get_mut(0) {
             root.totals.add(f);
@@ -515,7 +530,7 @@ impl PrefixTree {
     /// been added here one by one. Exact while the two together made no more than
     /// [`MAX_PREFIX_NODES`] nodes: a key order can then change no count, and each
     /// prefix's subtree is joined on its own. `false` (and this trie half-joined) otherwise.
-    fn absorb(&mut self, later: &PrefixTree) -> bool {
+    pub(crate) fn join_later(&mut self, later: &PrefixTree) -> bool {
         // One sequence of adds makes at most the nodes of both (each node `later` made
         // is made once, or not at all, here): within the cap, no key met a full trie.
         let made = self.made + later.made - 1;
@@ -646,17 +661,23 @@ impl Separators {
         Separators(set)
     }
 
-    fn find(&self, hay: &[u8]) -> Option<usize> {
+    pub(crate) fn find(&self, hay: &[u8]) -> Option<usize> {
         hay.iter()
             .position(|&b| self.0.get(b as usize).copied().unwrap_or(false))
     }
 }
 
 fn add_totals(to: &mut Totals, from: &Totals) {
-    to.keys += from.keys;
-    to.elements += from.elements;
-    to.bytes += from.bytes;
-    to.memory += from.memory;
+    to.absorb(from);
+}
+
+impl Totals {
+    pub(crate) fn absorb(&mut self, from: &Totals) {
+        self.keys += from.keys;
+        self.elements += from.elements;
+        self.bytes += from.bytes;
+        self.memory += from.memory;
+    }
 }
 
 /// Stream counts.
@@ -687,7 +708,7 @@ pub struct Outside {
 }
 
 impl Outside {
-    fn new(ranges: Option<&[SlotRange]>) -> Self {
+    pub(crate) fn new(ranges: Option<&[SlotRange]>) -> Self {
         let owned = ranges.map(|ranges| {
             let mut owned = vec![false; SLOTS];
             for &(lo, hi) in ranges {
@@ -710,7 +731,7 @@ impl Outside {
         self.owned.is_some()
     }
 
-    fn add(&mut self, f: &KeyFacts<'_>) {
+    pub(crate) fn add_key(&mut self, f: &KeyFacts<'_>) {
         let Some(owned) = &self.owned else { return };
         if owned.get(f.slot as usize).copied().unwrap_or(true) {
             return;
@@ -723,7 +744,7 @@ impl Outside {
     }
 
     /// Takes in the keys after this one's: the first examples stay the first.
-    fn absorb(&mut self, later: Outside, unknown_db_is: Option<u64>) {
+    pub(crate) fn join_later(&mut self, later: Outside, unknown_db_is: Option<u64>) {
         self.keys += later.keys;
         for (mut db, key, slot) in later.examples {
             if self.examples.len() >= OUTSIDE_EXAMPLES {
@@ -749,44 +770,15 @@ pub struct Stats {
     pub now_source: &'static str,
     pub model: Model,
     pub keys: u64,
-    pub dbs: BTreeMap<u64, DbStats>,
-    pub types: BTreeMap<&'static str, Totals>,
-    /// (type, encoding) -> totals.
-    pub encodings: BTreeMap<(&'static str, &'static str), Totals>,
-    pub key_sizes: SizeHistogram,
-    pub value_sizes: SizeHistogram,
-    pub memory_sizes: SizeHistogram,
-    pub elements: SizeHistogram,
-    pub top_bytes: TopN,
-    pub top_elements: TopN,
-    pub top_memory: TopN,
-    pub prefixes: PrefixTree,
-    pub ttl: [u64; 8],
-    pub slot_keys: Vec<u64>,
-    pub slot_bytes: Vec<u64>,
-    pub slot_memory: Vec<u64>,
-    pub tags: BytesMap<(u64, u64)>,
-    pub tagged_keys: u64,
-    pub untracked_tag_keys: u64,
-    pub modules: BTreeMap<String, u64>,
+    /// What the keys add up to, section by section.
+    pub sections: Sections,
+    /// Module AUX records, by module name.
     pub module_aux: Vec<String>,
+    /// Function libraries, by name.
     pub functions: Vec<String>,
-    pub field_ttl_keys: u64,
-    pub field_ttl_fields: u64,
-    pub hash_fields_with_ttl_total: u64,
-    pub streams: StreamStats,
-    /// Keys outside the slots a manifest gives the file.
-    pub outside: Outside,
     pub options: Options,
     /// The EOF item, once seen.
     pub eof: Option<rdb_parser::Eof>,
-    /// (type, encoding, totals) while the pass runs; `types` and `encodings` after.
-    by_encoding: Vec<(&'static str, &'static str, Totals)>,
-    /// [keys, bytes, memory] per slot while the pass runs; `slot_*` after.
-    slot_acc: Vec<[u64; 3]>,
-    /// (slot, bytes, memory) of keys not yet in `slot_acc`: added a few hundred at a time,
-    /// the cache misses on its 16384 cells overlap instead of each stalling a key's fold.
-    slot_pending: Vec<(u16, u64, u64)>,
     /// `options.separators` as a table.
     separators: Separators,
 }
@@ -981,37 +973,11 @@ fn empty(
         now_source,
         model,
         keys: 0,
-        dbs: BTreeMap::new(),
-        types: BTreeMap::new(),
-        encodings: BTreeMap::new(),
-        key_sizes: SizeHistogram::default(),
-        value_sizes: SizeHistogram::default(),
-        memory_sizes: SizeHistogram::default(),
-        elements: SizeHistogram::default(),
-        top_bytes: TopN::new(options.top),
-        top_elements: TopN::new(options.top),
-        top_memory: TopN::new(options.top),
-        prefixes: PrefixTree::new(),
-        ttl: [0; 8],
-        slot_keys: vec![0; SLOTS],
-        slot_bytes: vec![0; SLOTS],
-        slot_memory: vec![0; SLOTS],
-        tags: BytesMap::default(),
-        tagged_keys: 0,
-        untracked_tag_keys: 0,
-        modules: BTreeMap::new(),
+        sections: Sections::new(options, slots),
         module_aux: Vec::new(),
         functions: Vec::new(),
-        field_ttl_keys: 0,
-        field_ttl_fields: 0,
-        hash_fields_with_ttl_total: 0,
-        streams: StreamStats::default(),
-        outside: Outside::new(slots),
         options: options.clone(),
         eof: None,
-        by_encoding: Vec::new(),
-        slot_acc: vec![[0; 3]; SLOTS],
-        slot_pending: Vec::with_capacity(SLOT_PENDING),
         separators: Separators::new(&options.separators),
     })
 }
@@ -1061,18 +1027,6 @@ fn pipeline<'data>(
         }
     };
     let fold = |s: &mut Stats, facts: Vec<Result<Fold<'data>, Failure>>| -> Result<(), Failure> {
-        // The slot counters first, in a loop of their own: 16384 cells are a cache miss a
-        // key, and here the misses overlap instead of each stalling the rest of `add_key`.
-        // (A key after an error is counted too; the error discards the whole result.)
-        for f in &facts {
-            if let Ok(Fold::Key(f)) = f {
-                if let Some(cell) = s.slot_acc.get_mut(f.slot as usize) {
-                    cell[0] += 1;
-                    cell[1] += f.bytes;
-                    cell[2] += f.memory;
-                }
-            }
-        }
         for fold in facts {
             match fold? {
                 Fold::Key(f) => s.add_key(&f),
@@ -1203,10 +1157,6 @@ fn split<'data>(
                 Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
                 other => other,
             })?;
-            s.slot_pending.push((f.slot, f.bytes, f.memory));
-            if s.slot_pending.len() >= SLOT_PENDING {
-                s.add_pending_slots();
-            }
             s.add_key(&f);
         } else {
             s.add_item(item);
@@ -1257,43 +1207,9 @@ enum Fold<'data> {
 }
 
 impl Stats {
-    /// Ends the pass: the slot and encoding accumulators become the report's arrays and
-    /// maps, and databases without keys go.
+    /// Ends the pass: each section's running accumulators become what the renderers read.
     fn finish(&mut self) {
-        self.add_pending_slots();
-        for (slot, cell) in std::mem::take(&mut self.slot_acc).into_iter().enumerate() {
-            for (array, v) in [
-                &mut self.slot_keys,
-                &mut self.slot_bytes,
-                &mut self.slot_memory,
-            ]
-            .into_iter()
-            .zip(cell)
-            {
-                if let Some(x) = array.get_mut(slot) {
-                    *x = v;
-                }
-            }
-        }
-        for (t, e, totals) in std::mem::take(&mut self.by_encoding) {
-            let ty = self.types.entry(t).or_default();
-            ty.keys += totals.keys;
-            ty.elements += totals.elements;
-            ty.bytes += totals.bytes;
-            ty.memory += totals.memory;
-            self.encodings.insert((t, e), totals);
-        }
-        self.dbs.retain(|_, db| db.keys > 0);
-    }
-
-    fn add_pending_slots(&mut self) {
-        for (slot, bytes, memory) in self.slot_pending.drain(..) {
-            if let Some(cell) = self.slot_acc.get_mut(slot as usize) {
-                cell[0] += 1;
-                cell[1] += bytes;
-                cell[2] += memory;
-            }
-        }
+        self.sections.finish();
     }
 
     fn add_item(&mut self, item: &Item<'_>) {
@@ -1317,14 +1233,22 @@ impl Stats {
         }
     }
 
+    fn add_key(&mut self, f: &KeyFacts<'_>) {
+        self.keys += 1;
+        let cx = KeyContext {
+            now_ms: self.now_ms,
+            separators: &self.separators,
+            depth: self.options.depth,
+        };
+        self.sections.add(f, &cx);
+    }
+
     /// Takes in the statistics of the keys after this one's (a later stretch of the file),
     /// as if they had been added here one by one. `false` when that cannot be done
     /// exactly (the prefix tries or the tag map ran out of room, and which keys found
     /// room depended on their order); `self` is then half-joined.
-    fn absorb(&mut self, mut later: Stats, unknown_db_is: Option<u64>) -> bool {
-        self.add_pending_slots();
-        later.add_pending_slots();
-        if !self.tags_fit(&later) || !self.prefixes.absorb(&later.prefixes) {
+    fn absorb(&mut self, later: Stats, unknown_db_is: Option<u64>) -> bool {
+        if !self.sections.absorb(later.sections, unknown_db_is) {
             return false;
         }
         self.aux.extend(later.aux);
@@ -1333,139 +1257,9 @@ impl Stats {
             self.checksum = later.checksum;
         }
         self.keys += later.keys;
-        self.absorb_dbs(later.dbs, unknown_db_is);
-        for (t, e, totals) in later.by_encoding {
-            match self
-                .by_encoding
-                .iter_mut()
-                .find(|x| std::ptr::eq(x.0, t) && std::ptr::eq(x.1, e))
-            {
-                Some(x) => add_totals(&mut x.2, &totals),
-                None => self.by_encoding.push((t, e, totals)),
-            }
-        }
-        for (cell, n) in self.slot_acc.iter_mut().zip(later.slot_acc) {
-            for (c, v) in cell.iter_mut().zip(n) {
-                *c += v;
-            }
-        }
         self.module_aux.extend(later.module_aux);
         self.functions.extend(later.functions);
-        self.absorb_keys(
-            later.tags,
-            later.tagged_keys,
-            [
-                later.key_sizes,
-                later.value_sizes,
-                later.memory_sizes,
-                later.elements,
-            ],
-            [later.top_bytes, later.top_elements, later.top_memory],
-            later.ttl,
-            later.modules,
-            [
-                later.field_ttl_keys,
-                later.field_ttl_fields,
-                later.hash_fields_with_ttl_total,
-            ],
-            &later.streams,
-            later.outside,
-            unknown_db_is,
-        );
         true
-    }
-
-    /// Whether `later`'s tags can be taken in exactly: no tag it met went uncounted, and
-    /// together they fit the cap (or this map is full already and counts no more).
-    fn tags_fit(&self, later: &Stats) -> bool {
-        later.untracked_tag_keys == 0
-            && (self.tags.len() >= MAX_TAGS
-                || self.tags.len()
-                    + later
-                        .tags
-                        .keys()
-                        .filter(|t| !self.tags.contains_key(*t))
-                        .count()
-                    <= MAX_TAGS)
-    }
-
-    fn absorb_dbs(&mut self, dbs: BTreeMap<u64, DbStats>, unknown_db_is: Option<u64>) {
-        for (mut db, d) in dbs {
-            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
-                db = real;
-            }
-            let to = self.dbs.entry(db).or_default();
-            to.keys += d.keys;
-            to.expires += d.expires;
-            to.expired += d.expired;
-            to.bytes += d.bytes;
-            to.memory += d.memory;
-        }
-    }
-
-    /// Takes in what later keys added to the sections a stretch of a file and a whole
-    /// file join alike. (Tags: after [`Stats::tags_fit`].)
-    #[allow(clippy::too_many_arguments)]
-    fn absorb_keys(
-        &mut self,
-        tags: BytesMap<(u64, u64)>,
-        tagged_keys: u64,
-        sizes: [SizeHistogram; 4],
-        tops: [TopN; 3],
-        ttl: [u64; 8],
-        modules: BTreeMap<String, u64>,
-        field_ttls: [u64; 3],
-        streams: &StreamStats,
-        outside: Outside,
-        unknown_db_is: Option<u64>,
-    ) {
-        for (tag, (keys, bytes)) in tags {
-            if let Some(t) = self.tags.get_mut(&tag) {
-                t.0 += keys;
-                t.1 += bytes;
-            } else if self.tags.len() < MAX_TAGS {
-                self.tags.insert(tag, (keys, bytes));
-            } else {
-                self.untracked_tag_keys += keys;
-            }
-        }
-        self.tagged_keys += tagged_keys;
-        let [key_sizes, value_sizes, memory_sizes, elements] = sizes;
-        for (h, l) in [
-            (&mut self.key_sizes, key_sizes),
-            (&mut self.value_sizes, value_sizes),
-            (&mut self.memory_sizes, memory_sizes),
-            (&mut self.elements, elements),
-        ] {
-            for (c, n) in h.counts.iter_mut().zip(l.counts) {
-                *c += n;
-            }
-            h.count += l.count;
-            h.sum = h.sum.saturating_add(l.sum);
-            h.max = h.max.max(l.max);
-        }
-        let [top_bytes, top_elements, top_memory] = tops;
-        self.top_bytes.absorb(top_bytes, unknown_db_is);
-        self.top_elements.absorb(top_elements, unknown_db_is);
-        self.top_memory.absorb(top_memory, unknown_db_is);
-        for (t, n) in self.ttl.iter_mut().zip(ttl) {
-            *t += n;
-        }
-        for (m, n) in modules {
-            *self.modules.entry(m).or_default() += n;
-        }
-        let [keys, fields, total] = field_ttls;
-        self.field_ttl_keys += keys;
-        self.field_ttl_fields += fields;
-        self.hash_fields_with_ttl_total += total;
-        let (s, l) = (&mut self.streams, streams);
-        s.keys += l.keys;
-        s.entries += l.entries;
-        s.groups += l.groups;
-        s.consumers += l.consumers;
-        s.pending += l.pending;
-        s.max_pending = s.max_pending.max(l.max_pending);
-        self.outside.absorb(outside, unknown_db_is);
     }
 
     /// Takes in the finished statistics of another file (the next part of a cluster), as
@@ -1474,131 +1268,16 @@ impl Stats {
     /// count once. `false` when that cannot be done exactly (the prefix tries or the tag
     /// map ran out of room); `self` is then half-joined.
     pub(crate) fn absorb_file(&mut self, later: Stats) -> bool {
-        if !self.tags_fit(&later) || !self.prefixes.absorb(&later.prefixes) {
+        if !self.sections.absorb(later.sections, None) {
             return false;
         }
         self.file_bytes += later.file_bytes;
         self.keys += later.keys;
-        self.absorb_dbs(later.dbs, None);
-        for (t, totals) in later.types {
-            add_totals(self.types.entry(t).or_default(), &totals);
-        }
-        for (te, totals) in later.encodings {
-            add_totals(self.encodings.entry(te).or_default(), &totals);
-        }
-        for (array, from) in [
-            (&mut self.slot_keys, later.slot_keys),
-            (&mut self.slot_bytes, later.slot_bytes),
-            (&mut self.slot_memory, later.slot_memory),
-        ] {
-            for (a, v) in array.iter_mut().zip(from) {
-                *a += v;
-            }
-        }
-        for m in later.module_aux {
-            if !self.module_aux.contains(&m) {
-                self.module_aux.push(m);
-            }
-        }
-        for f in later.functions {
-            if !self.functions.contains(&f) {
-                self.functions.push(f);
-            }
-        }
-        self.absorb_keys(
-            later.tags,
-            later.tagged_keys,
-            [
-                later.key_sizes,
-                later.value_sizes,
-                later.memory_sizes,
-                later.elements,
-            ],
-            [later.top_bytes, later.top_elements, later.top_memory],
-            later.ttl,
-            later.modules,
-            [
-                later.field_ttl_keys,
-                later.field_ttl_fields,
-                later.hash_fields_with_ttl_total,
-            ],
-            &later.streams,
-            later.outside,
-            None,
-        );
+        self.module_aux.extend(later.module_aux);
+        self.module_aux = distinct(std::mem::take(&mut self.module_aux));
+        self.functions.extend(later.functions);
+        self.functions = distinct(std::mem::take(&mut self.functions));
         true
-    }
-
-    fn add_key(&mut self, f: &KeyFacts<'_>) {
-        self.keys += 1;
-        let db = self.dbs.entry(f.db).or_default();
-        db.keys += 1;
-        db.bytes += f.bytes;
-        db.memory += f.memory;
-        if let Some(at) = f.expire_ms {
-            db.expires += 1;
-            // As the server decides: a key is expired once "now" is past its time.
-            db.expired += u64::from(at < self.now_ms);
-        }
-        // A handful of (type, encoding) pairs: a linear scan on the static names' addresses
-        // beats a map lookup per key; the maps are filled at the end.
-        match self
-            .by_encoding
-            .iter_mut()
-            .find(|e| std::ptr::eq(e.0, f.type_name) && std::ptr::eq(e.1, f.encoding))
-        {
-            Some(e) => e.2.add(f),
-            None => {
-                let mut t = Totals::default();
-                t.add(f);
-                self.by_encoding.push((f.type_name, f.encoding, t));
-            }
-        }
-        self.key_sizes.add(f.key.len() as u64);
-        self.value_sizes.add(f.value_bytes);
-        self.memory_sizes.add(f.memory);
-        self.elements.add(f.elements);
-        let digest = key_digest(&f.key, self.top_bytes.prefix);
-        self.top_bytes.offer(f.bytes, f, digest);
-        self.top_elements.offer(f.elements, f, digest);
-        self.top_memory.offer(f.memory, f, digest);
-        self.prefixes
-            .add(&f.key, &self.separators, self.options.depth, f);
-        if let Some(t) = self.ttl.get_mut(ttl_bucket(f.expire_ms, self.now_ms)) {
-            *t += 1;
-        }
-        let tag = hash_tag(&f.key);
-        if tag.len() != f.key.len() {
-            self.tagged_keys += 1;
-            if let Some(t) = self.tags.get_mut(tag) {
-                t.0 += 1;
-                t.1 += f.bytes;
-            } else if self.tags.len() < MAX_TAGS {
-                self.tags.insert(tag.to_vec(), (1, f.bytes));
-            } else {
-                self.untracked_tag_keys += 1;
-            }
-        }
-        if let Some(m) = &f.module {
-            *self.modules.entry(m.clone()).or_default() += 1;
-        }
-        self.outside.add(f);
-        if let Some(n) = f.field_ttls {
-            self.hash_fields_with_ttl_total += f.elements;
-            if n > 0 {
-                self.field_ttl_keys += 1;
-                self.field_ttl_fields += n;
-            }
-        }
-        if let Some(st) = &f.stream {
-            let s = &mut self.streams;
-            s.keys += 1;
-            s.entries += st.entries;
-            s.groups += st.groups;
-            s.consumers += st.consumers;
-            s.pending += st.pending;
-            s.max_pending = s.max_pending.max(st.max_pending);
-        }
     }
 
     /// Keys and bytes per shard of an even `n`-way split, and the max/mean ratios.
@@ -1614,9 +1293,9 @@ impl Stats {
                     *d += s;
                 }
             };
-            add(&mut keys, &self.slot_keys);
-            add(&mut bytes, &self.slot_bytes);
-            add(&mut memory, &self.slot_memory);
+            add(&mut keys, &self.sections.slots.keys);
+            add(&mut bytes, &self.sections.slots.bytes);
+            add(&mut memory, &self.sections.slots.memory);
         }
         let ratio = |v: &[u64]| {
             let sum: u64 = v.iter().sum();
@@ -1642,8 +1321,8 @@ impl Stats {
     pub fn hottest_slots(&self, n: usize) -> Vec<(usize, u64, u64)> {
         let mut v: Vec<(usize, u64, u64)> = (0..SLOTS)
             .filter_map(|s| {
-                let k = *self.slot_keys.get(s)?;
-                (k > 0).then(|| (s, k, self.slot_bytes.get(s).copied().unwrap_or(0)))
+                let k = *self.sections.slots.keys.get(s)?;
+                (k > 0).then(|| (s, k, self.sections.slots.bytes.get(s).copied().unwrap_or(0)))
             })
             .collect();
         v.sort_by_key(|&(s, k, b)| (Reverse(b), Reverse(k), s));
@@ -1654,7 +1333,9 @@ impl Stats {
     /// The `n` tags with the most keys: (tag, keys, bytes).
     pub fn top_tags(&self, n: usize) -> Vec<(Vec<u8>, u64, u64)> {
         let mut v: Vec<(Vec<u8>, u64, u64)> = self
+            .sections
             .tags
+            .map
             .iter()
             .map(|(t, &(k, b))| (t.clone(), k, b))
             .collect();
@@ -1665,11 +1346,11 @@ impl Stats {
 
     /// Total estimated memory.
     pub fn memory(&self) -> u64 {
-        self.types.values().map(|t| t.memory).sum()
+        self.sections.kinds.types.values().map(|t| t.memory).sum()
     }
 
     pub fn bytes(&self) -> u64 {
-        self.types.values().map(|t| t.bytes).sum()
+        self.sections.kinds.types.values().map(|t| t.bytes).sum()
     }
 
     pub fn aux_value(&self, name: &str) -> Option<String> {
@@ -1756,14 +1437,14 @@ mod tests {
         let mut t = PrefixTree::new();
         for i in 0..3000 {
             let key = format!("user:{i}:name");
-            t.add(
+            t.insert(
                 key.as_bytes(),
                 &Separators::new(b":"),
                 3,
                 &facts(key.as_bytes()),
             );
         }
-        t.add(b"plain", &Separators::new(b":"), 3, &facts(b"plain"));
+        t.insert(b"plain", &Separators::new(b":"), 3, &facts(b"plain"));
         assert_eq!(t.live_nodes(), 2, "the root and user:, collapsed");
         assert_eq!(t.collapsed_keys, 3000);
         assert_eq!(t.overflowed, 0);
@@ -1830,7 +1511,10 @@ mod tests {
         let one = in_pool(1, || {
             collect(&data, &ParserBuilder::new(), &options, |_| {}).unwrap()
         });
-        assert!(one.prefixes.collapsed_keys > 0, "a prefix collapsed");
+        assert!(
+            one.sections.prefixes.collapsed_keys > 0,
+            "a prefix collapsed"
+        );
         for threads in [2, 3, 4] {
             let joined = in_pool(threads, || {
                 let empty = empty(&data, &ParserBuilder::new(), &options, None).unwrap();
@@ -1869,11 +1553,11 @@ mod tests {
             let (mut a, mut b) = (PrefixTree::new(), PrefixTree::new());
             for (i, k) in names.iter().enumerate() {
                 let f = facts(k.as_bytes());
-                whole.add(k.as_bytes(), &Separators::new(b":"), 3, &f);
+                whole.insert(k.as_bytes(), &Separators::new(b":"), 3, &f);
                 let half = if i < cut { &mut a } else { &mut b };
-                half.add(k.as_bytes(), &Separators::new(b":"), 3, &f);
+                half.insert(k.as_bytes(), &Separators::new(b":"), 3, &f);
             }
-            assert!(a.absorb(&b), "cut {cut}");
+            assert!(a.join_later(&b), "cut {cut}");
             assert_eq!(
                 a.biggest(usize::MAX),
                 whole.biggest(usize::MAX),
@@ -1892,7 +1576,7 @@ mod tests {
         let mut t = PrefixTree::new();
         let names: Vec<String> = (0..20).rev().map(|i| format!("p{i:02}:k")).collect();
         for k in &names {
-            t.add(
+            t.insert(
                 k.as_bytes(),
                 &Separators::new(b":"),
                 3,

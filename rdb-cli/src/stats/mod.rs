@@ -8,6 +8,7 @@ pub mod collect;
 pub mod html;
 pub mod json;
 pub mod memory;
+pub mod sections;
 pub mod text;
 pub mod whole;
 

@@ -269,7 +269,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         "  {:<6}{:>11}{:>11}{:>11}{:>13}{:>13}",
         "db", "keys", "expires", "expired", "serialized", "memory"
     )?;
-    for (n, d) in &s.dbs {
+    for (n, d) in s.sections.dbs.iter() {
         writeln!(
             out,
             "  {:<6}{:>11}{:>11}{:>11}{:>13}{:>13}",
@@ -288,7 +288,9 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         "", "keys", "%", "elements", "serialized", "%", "memory", "%"
     )?;
     for t in TYPES {
-        let Some(tot) = s.types.get(t) else { continue };
+        let Some(tot) = s.sections.kinds.types.get(t) else {
+            continue;
+        };
         writeln!(
             out,
             "  {t:<13}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}{:>6}",
@@ -300,7 +302,13 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             human_bytes(tot.memory),
             pct(tot.memory, total_mem)
         )?;
-        for ((_, e), et) in s.encodings.iter().filter(|((ty, _), _)| *ty == t) {
+        for ((_, e), et) in s
+            .sections
+            .kinds
+            .encodings
+            .iter()
+            .filter(|((ty, _), _)| *ty == t)
+        {
             writeln!(
                 out,
                 "    {:<11}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}",
@@ -318,20 +326,24 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         out,
         "\nsizes in bytes (p50, p99: at most 12.5% above the exact value; avg, max exact)"
     )?;
-    sizes(out, "key", &s.key_sizes)?;
-    sizes(out, "value (file)", &s.value_sizes)?;
-    sizes(out, "memory", &s.memory_sizes)?;
-    sizes(out, "elements", &s.elements)?;
+    sizes(out, "key", &s.sections.sizes.keys)?;
+    sizes(out, "value (file)", &s.sections.sizes.values)?;
+    sizes(out, "memory", &s.sections.sizes.memory)?;
+    sizes(out, "elements", &s.sections.sizes.elements)?;
     top(
         out,
         "biggest keys by bytes in the file (long keys cut; --json has them whole)",
-        &s.top_bytes.sorted(),
+        &s.sections.top.bytes.sorted(),
     )?;
-    top(out, "biggest keys by elements", &s.top_elements.sorted())?;
+    top(
+        out,
+        "biggest keys by elements",
+        &s.sections.top.elements.sorted(),
+    )?;
     top(
         out,
         "biggest keys by estimated memory",
-        &s.top_memory.sorted(),
+        &s.sections.top.memory.sorted(),
     )?;
     writeln!(
         out,
@@ -344,7 +356,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         "  {:<38}{:>11}{:>6}{:>11}{:>6}",
         "prefix", "keys", "%", "serialized", "%"
     )?;
-    for (depth, p, t) in s.prefixes.biggest(s.options.top.max(10)) {
+    for (depth, p, t) in s.sections.prefixes.biggest(s.options.top.max(10)) {
         let indent = "  ".repeat(depth.saturating_sub(1));
         let name = format!("{indent}{}", fit(&shown_key(&p), 38 - indent.len().min(30)));
         writeln!(
@@ -356,37 +368,37 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             pct(t.bytes, total_bytes)
         )?;
     }
-    if s.prefixes.collapsed_keys > 0 {
+    if s.sections.prefixes.collapsed_keys > 0 {
         writeln!(
             out,
             "  ({} keys go on past a prefix of more than {} distinct next segments:\n   summed under that prefix's \"*\")",
-            s.prefixes.collapsed_keys,
+            s.sections.prefixes.collapsed_keys,
             super::collect::MAX_CHILDREN
         )?;
     }
-    if s.prefixes.overflowed > 0 {
+    if s.sections.prefixes.overflowed > 0 {
         writeln!(
             out,
             "  ({} keys met a new prefix once the breakdown held {} prefixes:\n   counted up to their parent only)",
-            s.prefixes.overflowed,
+            s.sections.prefixes.overflowed,
             super::collect::MAX_PREFIX_NODES
         )?;
     }
     writeln!(out, "\nTTL")?;
-    for (name, n) in TTL_BUCKETS.iter().zip(s.ttl.iter()) {
+    for (name, n) in TTL_BUCKETS.iter().zip(s.sections.ttl.iter()) {
         writeln!(out, "  {name:<8} {n:>10} {:>6}", pct(*n, s.keys))?;
     }
-    let used = s.slot_keys.iter().filter(|&&k| k > 0).count();
+    let used = s.sections.slots.keys.iter().filter(|&&k| k > 0).count();
     writeln!(out, "\nhash slots: {used} of 16384 hold keys")?;
     for (slot, k, b) in s.hottest_slots(5) {
         writeln!(out, "  slot {slot:<6} {k:>10} keys  {:>11}", human_bytes(b))?;
     }
-    if s.tagged_keys > 0 {
+    if s.sections.tags.tagged_keys > 0 {
         writeln!(
             out,
             "  {} keys carry a {{tag}} ({} distinct)",
-            s.tagged_keys,
-            s.tags.len()
+            s.sections.tags.tagged_keys,
+            s.sections.tags.map.len()
         )?;
         for (t, k, b) in s.top_tags(5) {
             let tag = format!("{{{}}}", fit(&shown_key(&t), 40));
@@ -416,9 +428,9 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             )?;
         }
     }
-    if !s.modules.is_empty() || !s.module_aux.is_empty() {
+    if !s.sections.modules.is_empty() || !s.module_aux.is_empty() {
         writeln!(out, "\nmodules")?;
-        for (m, n) in &s.modules {
+        for (m, n) in s.sections.modules.iter() {
             writeln!(out, "  {:<12} {n:>10} keys", fit(m, 40))?;
         }
         if !s.module_aux.is_empty() {
@@ -438,15 +450,15 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             &names,
         )?;
     }
-    if s.field_ttl_keys > 0 {
+    if s.sections.field_ttls.keys > 0 {
         writeln!(
             out,
             "\nhash field TTLs: {} keys, {} fields with a TTL",
-            s.field_ttl_keys, s.field_ttl_fields
+            s.sections.field_ttls.keys, s.sections.field_ttls.fields
         )?;
     }
-    if s.streams.keys > 0 {
-        let st = &s.streams;
+    if s.sections.streams.keys > 0 {
+        let st = &s.sections.streams;
         writeln!(out, "\nstreams: {} keys, {} entries", st.keys, st.entries)?;
         writeln!(
             out,

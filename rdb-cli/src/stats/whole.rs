@@ -112,9 +112,9 @@ impl PartStats {
             keys: s.keys,
             bytes: s.bytes(),
             memory: s.memory(),
-            slots: slot_ranges(&s.slot_keys),
+            slots: slot_ranges(&s.sections.slots.keys),
             manifest_slots: manifest_slots.map(<[SlotRange]>::to_vec),
-            outside: s.outside.clone(),
+            outside: s.sections.outside.clone(),
         }
     }
 }
@@ -197,10 +197,13 @@ mod tests {
             one.checksum = whole.checksum.clone();
             assert_eq!(whole.to_json(), one.to_json(), "{n} keys a file");
             assert_eq!(whole.keys, 2 * u64::from(n));
-            assert_eq!(whole.tagged_keys, 2 * u64::from(n));
+            assert_eq!(whole.sections.tags.tagged_keys, 2 * u64::from(n));
             let tracked = (2 * n as usize).min(crate::stats::collect::MAX_TAGS);
-            assert_eq!(whole.tags.len(), tracked);
-            assert_eq!(whole.untracked_tag_keys, 2 * u64::from(n) - tracked as u64);
+            assert_eq!(whole.sections.tags.map.len(), tracked);
+            assert_eq!(
+                whole.sections.tags.untracked_keys,
+                2 * u64::from(n) - tracked as u64
+            );
         }
     }
 
