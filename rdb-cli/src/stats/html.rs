@@ -812,9 +812,8 @@ fn parts_table(s: &Stats, parts: &[PartStats]) -> String {
     t
 }
 
-/// Writes the page: the whole, and with several files the parts side by side.
-pub fn write(r: &Report, title: &str, out: &mut dyn Write) -> Result<()> {
-    let s = &r.whole;
+/// The page's header line and its cards of headline numbers.
+fn header_and_cards(s: &Stats, title: &str) -> String {
     let mut body = String::new();
     let total_mem = s.memory();
     let _ = write!(
@@ -870,6 +869,13 @@ pub fn write(r: &Report, title: &str, out: &mut dyn Write) -> Result<()> {
         );
     }
     body.push_str("</section>");
+    body
+}
+
+/// Writes the page: the whole, and with several files the parts side by side.
+pub fn write(r: &Report, title: &str, out: &mut dyn Write) -> Result<()> {
+    let s = &r.whole;
+    let mut body = header_and_cards(s, title);
     if !r.parts.is_empty() {
         body.push_str(&parts_table(s, &r.parts));
     }

@@ -8,8 +8,10 @@ pub mod collect;
 pub mod html;
 pub mod json;
 pub mod memory;
+pub mod prefixes;
 pub mod sections;
 pub mod text;
+pub mod top;
 pub mod whole;
 
 use std::io::Write;

@@ -227,8 +227,20 @@ fn parts(parts: &[PartStats], out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Writes the whole report.
+/// Writes the whole report, section by section.
 pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    header(s, out)?;
+    databases(s, out)?;
+    types(s, out)?;
+    sizes_and_top_keys(s, out)?;
+    prefixes(s, out)?;
+    ttl_and_slots(s, out)?;
+    shard_split(s, out)?;
+    modules_and_more(s, out)
+}
+
+/// The file, its format, checksum and AUX fields, and the totals.
+fn header(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "file       {} ({} bytes)",
@@ -263,6 +275,11 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         s.now_ms,
         s.now_source
     )?;
+    Ok(())
+}
+
+/// The rows of keys per database.
+fn databases(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "\ndatabases")?;
     writeln!(
         out,
@@ -281,6 +298,13 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             human_bytes(d.memory)
         )?;
     }
+    Ok(())
+}
+
+/// Keys, elements, bytes and memory per type, and per encoding under each.
+fn types(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    let total_bytes = s.bytes();
+    let total_mem = s.memory();
     writeln!(out, "\ntypes and encodings")?;
     writeln!(
         out,
@@ -322,6 +346,11 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// The size distributions and the biggest keys three ways.
+fn sizes_and_top_keys(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "\nsizes in bytes (p50, p99: at most 12.5% above the exact value; avg, max exact)"
@@ -345,6 +374,12 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         "biggest keys by estimated memory",
         &s.sections.top.memory.sorted(),
     )?;
+    Ok(())
+}
+
+/// The prefix breakdown, and what the caps left out of it.
+fn prefixes(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    let total_bytes = s.bytes();
     writeln!(
         out,
         "\nkey prefixes (separators {:?}, depth {})",
@@ -384,6 +419,11 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             super::collect::MAX_PREFIX_NODES
         )?;
     }
+    Ok(())
+}
+
+/// Keys per time to live, the busiest hash slots and `{tag}`s.
+fn ttl_and_slots(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "\nTTL")?;
     for (name, n) in TTL_BUCKETS.iter().zip(s.sections.ttl.iter()) {
         writeln!(out, "  {name:<8} {n:>10} {:>6}", pct(*n, s.keys))?;
@@ -405,6 +445,11 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "    {tag:<42} {k:>10} keys  {:>11}", human_bytes(b))?;
         }
     }
+    Ok(())
+}
+
+/// How an even split into shards would balance.
+fn shard_split(s: &Stats, out: &mut dyn Write) -> Result<()> {
     if let Some(b) = s.shard_balance(s.options.shards) {
         writeln!(
             out,
@@ -428,6 +473,11 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// Modules, function libraries, hash-field TTLs and streams, when the file has any.
+fn modules_and_more(s: &Stats, out: &mut dyn Write) -> Result<()> {
     if !s.sections.modules.is_empty() || !s.module_aux.is_empty() {
         writeln!(out, "\nmodules")?;
         for (m, n) in s.sections.modules.iter() {
