@@ -207,10 +207,13 @@ fn priced_keys(
             }
             Item::Key(e) => {
                 let model = model.get_or_insert_with(|| {
-                    let valkey = aux.contains_key(&b"valkey-ver"[..]);
-                    let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
+                    let server = rdb_writer::server::ServerVersion::from_aux(
+                        false,
+                        aux.get(&b"valkey-ver"[..]).map(String::as_str),
+                        aux.get(&b"redis-ver"[..]).map(String::as_str),
+                    );
                     Model {
-                        layout: Model::for_server(valkey, ver.map(String::as_str), rdb_version),
+                        layout: Model::for_server(server, rdb_version),
                         allocator,
                     }
                 });

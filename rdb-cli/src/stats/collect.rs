@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use rdb_parser::{Checksum, Entry, Function, Item, ParserBuilder, Value};
 use rdb_pipeline::{Spanned, Stretch, UNKNOWN_DB};
+use rdb_writer::server::ServerVersion;
 use rdb_writer::slot::{key_slot, SlotRange, SLOTS};
 
 use super::memory::Model;
@@ -490,7 +491,7 @@ pub fn collect(
 }
 
 /// [`collect`] for a file whose manifest gives it `slots`: keys outside them are counted
-/// in [`Stats::outside`].
+/// in the `outside` section.
 pub fn collect_part(
     data: &[u8],
     parser: &ParserBuilder,
@@ -542,10 +543,13 @@ fn empty(
             .find(|(k, _)| k == name)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
-    let valkey = magic == "VALKEY" || aux_text(b"valkey-ver").is_some();
-    let version = aux_text(b"valkey-ver").or_else(|| aux_text(b"redis-ver"));
+    let server = ServerVersion::from_aux(
+        magic == "VALKEY",
+        aux_text(b"valkey-ver").as_deref(),
+        aux_text(b"redis-ver").as_deref(),
+    );
     let model = options.model.unwrap_or(Model {
-        layout: Model::for_server(valkey, version.as_deref(), rdb_version),
+        layout: Model::for_server(server, rdb_version),
         allocator: options.allocator,
     });
     // ctime counts whole seconds and the save began somewhere within that second: "now"

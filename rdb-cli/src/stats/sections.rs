@@ -1,7 +1,7 @@
 //! The report's sections. Each is one struct that folds a key in ([`Section::add`]) and
 //! takes in the partial result of the keys after its own ([`Section::absorb`]: a later
 //! stretch of the same file, read on another core, or a later file of several). A new
-//! section is one struct here, one line in [`sections!`], and its renderers.
+//! section is one struct here, one line in the `sections!` list, and its renderers.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
