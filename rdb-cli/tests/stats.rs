@@ -1732,6 +1732,41 @@ fn several_files_total_the_sum_of_their_single_reports() {
         })
         .sum();
     assert_eq!(card(&html, "keys"), single_cards.to_string());
+
+    // The command takes files and directories alike.
+    let out = std::process::Command::new(servers::rdbkit_bin())
+        .args(["stats", "--json", "--now", "1700000000000"])
+        .args(&files)
+        .output()
+        .expect("run rdbkit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["keys"].as_u64(), Some(sum("keys")));
+    assert_eq!(v["parts"].as_array().map(Vec::len), Some(3));
+
+    // The page with its parts table renders without a console error.
+    if let Some(bin) = chromium() {
+        let page = tmp.path().join("parts.html");
+        std::fs::write(&page, &html).unwrap();
+        let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
+        let errors = console_errors(&err);
+        assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+        let rows = table_rows(&dom, "table-parts");
+        let keys_row = rows
+            .iter()
+            .find(|r| r.first().map(String::as_str) == Some("keys"))
+            .unwrap_or_else(|| panic!("no keys row in {rows:?}"));
+        let shown: Vec<u64> = keys_row[1..].iter().map(|k| k.parse().unwrap()).collect();
+        let want: Vec<u64> = singles
+            .iter()
+            .map(|s| s["keys"].as_u64().unwrap())
+            .collect();
+        assert_eq!(shown, want, "keys per part, side by side");
+    }
 }
 
 /// [`three_shards`], with the key "foo" (slot 12182, which the manifest gives to shard
