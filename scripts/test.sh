@@ -10,10 +10,14 @@ scripts/install-servers.sh
 scripts/install-azurite.sh   # blob emulator for the upload tests
 scripts/install-chromium.sh  # headless browser for the stats --html test
 phase=$(date +%s)
-echo "==> gates: rustfmt, clippy (warnings denied), rustdoc (warnings denied)"
+echo "==> gates: rustfmt, clippy (warnings denied), rustdoc (warnings denied), no clap/indicatif in the library"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+for dep in clap indicatif; do  # the library's tree holds neither (the `cli` feature adds them for the binary)
+    tree=$(cargo tree --locked -p rdb-cli --no-default-features -e normal -i "$dep" 2>&1 || true)
+    grep -q "did not match any packages" <<<"$tree" || { echo "rdb-cli's library depends on $dep:"; echo "$tree"; exit 1; }
+done
 echo "==> gates took $(( $(date +%s) - phase ))s"
 phase=$(date +%s)
 cargo test --workspace --locked

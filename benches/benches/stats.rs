@@ -31,7 +31,7 @@ fn run(data: &[u8]) -> Stats {
 }
 
 fn elements(s: &Stats) -> u64 {
-    s.types.values().map(|t| t.elements).sum()
+    s.sections.kinds.types.values().map(|t| t.elements).sum()
 }
 
 fn bench_stats(c: &mut Criterion) {

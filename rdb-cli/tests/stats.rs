@@ -15,30 +15,57 @@ mod common;
 mod servers;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rdb_cli::parts::Part;
 use rdb_cli::stats::memory::{Allocator, Model};
-use rdb_cli::stats::StatsArgs;
+use rdb_cli::stats::{Options, Report, Source};
 use rdb_parser::{Item, Parser, ParserBuilder};
 use serde_json::Value;
 use servers::{Reply, Resp, Server, TempDir};
 
-fn args(file: &Path) -> StatsArgs {
-    use clap::Parser as _;
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        a: StatsArgs,
+/// The report of one file as the library is asked for it: its path (for the HTML title)
+/// and the options, JSON by default (`a.json`, `a.html`... reach the options).
+struct Args {
+    file: PathBuf,
+    options: Options,
+}
+
+impl std::ops::Deref for Args {
+    type Target = Options;
+    fn deref(&self) -> &Options {
+        &self.options
     }
-    Wrap::parse_from(["stats", &file.to_string_lossy(), "--json"]).a
+}
+
+impl std::ops::DerefMut for Args {
+    fn deref_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+}
+
+fn args(file: &Path) -> Args {
+    Args {
+        file: file.to_owned(),
+        options: Options {
+            json: true,
+            ..Options::default()
+        },
+    }
+}
+
+/// `rdb_cli::stats::run` on one snapshot.
+fn run_stats(data: &[u8], a: &Args, out: &mut Vec<u8>) -> Result<Report, rdb_cli::Failure> {
+    let part = Part::file(&a.file);
+    let sources = [Source { part: &part, data }];
+    rdb_cli::stats::run(&sources, &ParserBuilder::new(), a, out, |_| {})
 }
 
 fn stats_json(file: &Path) -> Value {
     let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let mut out = Vec::new();
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &args(file), &mut out, |_| {})
-        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    run_stats(&data, &args(file), &mut out).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{}: bad JSON: {e}", file.display()))
 }
 
@@ -180,10 +207,13 @@ fn priced_keys(
             }
             Item::Key(e) => {
                 let model = model.get_or_insert_with(|| {
-                    let valkey = aux.contains_key(&b"valkey-ver"[..]);
-                    let ver = aux.get(&b"valkey-ver"[..]).or(aux.get(&b"redis-ver"[..]));
+                    let server = rdb_writer::server::ServerVersion::from_aux(
+                        false,
+                        aux.get(&b"valkey-ver"[..]).map(String::as_str),
+                        aux.get(&b"redis-ver"[..]).map(String::as_str),
+                    );
                     Model {
-                        layout: Model::for_server(valkey, ver.map(String::as_str), rdb_version),
+                        layout: Model::for_server(server, rdb_version),
                         allocator,
                     }
                 });
@@ -502,7 +532,7 @@ fn html_report_renders_in_chromium() {
     let mut a = args(&fixture);
     a.json = false;
     a.html = Some(page.clone());
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    run_stats(&data, &a, &mut Vec::new()).expect("stats");
     let html = std::fs::read_to_string(&page).expect("report written");
     for banned in ["http://", "https://", "src=", "href=", "url(", "@import"] {
         assert!(
@@ -597,8 +627,7 @@ fn corrupt_input_is_a_clear_error_and_leaves_no_html() {
     // Cut in the middle of the keys: the error names the offset, and nothing is written.
     let cut = data.get(..data.len() / 2).expect("half");
     let mut out = Vec::new();
-    let err = rdb_cli::stats::run(cut, &ParserBuilder::new(), &a, &mut out, |_| {})
-        .expect_err("a truncated file must fail");
+    let err = run_stats(cut, &a, &mut out).expect_err("a truncated file must fail");
     assert_eq!(err.exit_code(), 1, "{err}");
     assert!(err.to_string().contains("byte"), "no offset in: {err}");
     assert!(out.is_empty(), "partial report written");
@@ -611,8 +640,7 @@ fn corrupt_input_is_a_clear_error_and_leaves_no_html() {
     // Usage errors exit 2.
     let mut bad = args(&fixture);
     bad.shards = 0;
-    let err = rdb_cli::stats::run(&data, &ParserBuilder::new(), &bad, &mut out, |_| {})
-        .expect_err("--shards 0");
+    let err = run_stats(&data, &bad, &mut out).expect_err("--shards 0");
     assert_eq!(err.exit_code(), 2);
 }
 
@@ -695,32 +723,20 @@ fn snapshot(aux: &[(&[u8], &[u8])], keys: &[TestKey<'_>]) -> Vec<u8> {
     w.finish().expect("finish")
 }
 
-/// `rdbkit stats` on `data` with extra flags; the JSON report.
-fn json_of(data: &[u8], flags: &[&str]) -> Value {
-    use clap::Parser as _;
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        a: StatsArgs,
-    }
-    let mut argv = vec!["stats", "x.rdb", "--json"];
-    argv.extend_from_slice(flags);
-    let a = Wrap::parse_from(argv).a;
+/// `rdbkit stats` on `data` with its options changed by `edit`; the JSON report.
+fn json_of(data: &[u8], edit: impl FnOnce(&mut Options)) -> Value {
+    let mut a = args(Path::new("x.rdb"));
+    edit(&mut a);
     let mut out = Vec::new();
-    rdb_cli::stats::run(data, &ParserBuilder::new(), &a, &mut out, |_| {}).expect("stats");
+    run_stats(data, &a, &mut out).expect("stats");
     serde_json::from_slice(&out).expect("JSON")
 }
 
 fn text_of(data: &[u8]) -> String {
-    use clap::Parser as _;
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        a: StatsArgs,
-    }
-    let a = Wrap::parse_from(["stats", "x.rdb"]).a;
+    let mut a = args(Path::new("x.rdb"));
+    a.json = false;
     let mut out = Vec::new();
-    rdb_cli::stats::run(data, &ParserBuilder::new(), &a, &mut out, |_| {}).expect("stats");
+    run_stats(data, &a, &mut out).expect("stats");
     String::from_utf8(out).expect("the text report is UTF-8")
 }
 
@@ -755,17 +771,17 @@ fn expiry_is_strict_and_now_comes_from_the_right_place() {
     let at = 1_800_000_000_123;
     let keys: &[TestKey<'_>] = &[(0, b"k", b"v", Some(at))];
     // The server keeps a key whose time is now, and drops it one millisecond later.
-    let same = json_of(&snapshot(&[], keys), &["--now", &at.to_string()]);
+    let same = json_of(&snapshot(&[], keys), |o| o.now_ms = Some(at));
     assert_eq!(
         (same["dbs"]["0"]["expired"].as_u64(), &same["now_source"]),
         (Some(0), &Value::from("--now"))
     );
     assert_eq!(same["ttl"]["<1m"], 1);
-    let after = json_of(&snapshot(&[], keys), &["--now", &(at + 1).to_string()]);
+    let after = json_of(&snapshot(&[], keys), |o| o.now_ms = Some(at + 1));
     assert_eq!(after["dbs"]["0"]["expired"], 1);
     assert_eq!(after["ttl"]["expired"], 1);
     // ctime 1800000000 s: the save began before 1800000001000 ms, so the key had expired.
-    let with_ctime = json_of(&snapshot(&[(b"ctime", b"1800000000")], keys), &[]);
+    let with_ctime = json_of(&snapshot(&[(b"ctime", b"1800000000")], keys), |_| {});
     assert_eq!(with_ctime["now_source"], "ctime");
     assert_eq!(with_ctime["now_ms"], 1_800_000_001_000i64);
     assert_eq!(with_ctime["dbs"]["0"]["expired"], 1);
@@ -775,7 +791,7 @@ fn expiry_is_strict_and_now_comes_from_the_right_place() {
         &[(&b"ctime"[..], &b"9223372036854775807"[..])][..],
         &[(&b"ctime"[..], &b"not a number"[..])][..],
     ] {
-        let v = json_of(&snapshot(aux, keys), &[]);
+        let v = json_of(&snapshot(aux, keys), |_| {});
         assert_eq!(v["now_source"], "clock", "{aux:?}");
         assert!(v["now_ms"].as_i64().unwrap() > at - 400 * 86_400_000 * 365);
     }
@@ -786,9 +802,9 @@ fn top_keys_ties_do_not_depend_on_file_order() {
     // Five keys of the same size, written in two orders.
     let names: [&[u8]; 5] = [b"kc", b"ka", b"ke", b"kb", b"kd"];
     let mut keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"v"[..], None)).collect();
-    let first = json_of(&snapshot(&[], &keys), &["--top", "3"]);
+    let first = json_of(&snapshot(&[], &keys), |o| o.top = 3);
     keys.reverse();
-    let second = json_of(&snapshot(&[], &keys), &["--top", "3"]);
+    let second = json_of(&snapshot(&[], &keys), |o| o.top = 3);
     for list in ["top_by_bytes", "top_by_elements", "top_by_memory"] {
         let shown: Vec<&str> = first[list]
             .as_array()
@@ -850,8 +866,14 @@ fn json_fields_are_exactly_the_documented_ones() {
     // A fixture with every section filled: types, streams, functions, field TTLs.
     let got = stats_json(&common::fixtures_dir().join("redis-7.4/types.rdb"));
     let top = got.as_object().unwrap();
+    // Several files (a directory with its manifest) add `parts`; one file has none.
+    let tmp = TempDir::new("stats-schema");
+    let dir = shards_with_a_moved_key(&tmp);
+    let several: Value = serde_json::from_str(&report_of(&[dir], true, &tmp).0).unwrap();
+    let several = several.as_object().unwrap();
+    assert!(!top.contains_key("parts"), "one file has parts");
     let documented_top: Vec<&String> = rows.iter().flat_map(|r| &r.0).collect();
-    for k in top.keys() {
+    for k in top.keys().chain(several.keys()) {
         assert!(
             documented_top.contains(&k),
             "`{k}` is not in docs/stats-json.md"
@@ -873,7 +895,8 @@ fn json_fields_are_exactly_the_documented_ones() {
             .collect();
         let ticked: Vec<String> = spans.iter().map(|s| (*s).to_owned()).collect();
         for name in names {
-            let field = top
+            let report = if name == "parts" { several } else { top };
+            let field = report
                 .get(name)
                 .unwrap_or_else(|| panic!("documented `{name}` is not in the report"));
             let mut present = Vec::new();
@@ -926,7 +949,7 @@ fn binary_keys_tags_and_slots() {
     ];
     let keys: Vec<TestKey<'_>> = names.iter().map(|k| (0, *k, &b"value"[..], None)).collect();
     let data = snapshot(&[], &keys);
-    let v = json_of(&data, &["--top", "20"]);
+    let v = json_of(&data, |o| o.top = 20);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     // Keys: text when UTF-8, else base64 of the exact bytes.
     let shown: Vec<&Value> = v["top_by_bytes"]
@@ -1017,7 +1040,7 @@ fn separators_must_be_ascii() {
     let data = snapshot(&[], &[(0, b"a:b", b"v", None)]);
     let mut a = args(Path::new("x.rdb"));
     a.separators = "·".into();
-    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+    match run_stats(&data, &a, &mut Vec::new()) {
         Ok(_) => panic!("a non-ASCII separator was accepted"),
         Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
     }
@@ -1034,7 +1057,7 @@ fn prefix_trie_and_tags_are_bounded() {
         .iter()
         .map(|k| (0, k.as_slice(), &b""[..], None))
         .collect();
-    let v = json_of(&snapshot(&[], &keys), &[]);
+    let v = json_of(&snapshot(&[], &keys), |_| {});
     let nodes = v["prefixes"]["nodes"].as_u64().unwrap();
     assert!(nodes <= 50_000, "{nodes} trie nodes");
     assert!(v["prefixes"]["overflowed_keys"].as_u64().unwrap() > 0);
@@ -1087,8 +1110,7 @@ fn mutated_fixtures_fail_cleanly() {
                 }
                 let mut a = args(&p);
                 a.html = Some(page.clone());
-                let result =
-                    rdb_cli::stats::run(&d, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {});
+                let result = run_stats(&d, &a, &mut Vec::new());
                 match result {
                     Ok(_) => assert!(page.exists()),
                     Err(e) => {
@@ -1176,7 +1198,7 @@ fn rendered_dom(bin: &Path, fixture: &Path, tmp: &TempDir) -> String {
     let mut a = args(fixture);
     a.json = false;
     a.html = Some(page.clone());
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    run_stats(&data, &a, &mut Vec::new()).expect("stats");
     let (dom, err) = run_chromium(bin, &page, &["--dump-dom".into()]);
     let errors = console_errors(&err);
     assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
@@ -1431,7 +1453,7 @@ fn html_report_escapes_hostile_names_in_chromium() {
     let mut a = args(&file);
     a.json = false;
     a.html = Some(page.clone());
-    rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}).expect("stats");
+    run_stats(&data, &a, &mut Vec::new()).expect("stats");
     let html = std::fs::read_to_string(&page).expect("page");
     // One script element: the page's own heat map.
     assert_eq!(
@@ -1486,7 +1508,7 @@ fn html_report_escapes_hostile_names_in_chromium() {
 #[test]
 fn top_accepts_any_count() {
     let data = snapshot(&[], &[(0, b"a", b"v", None), (0, b"b", b"vv", None)]);
-    let v = json_of(&data, &["--top", &usize::MAX.to_string()]);
+    let v = json_of(&data, |o| o.top = usize::MAX);
     assert_eq!(v["top_by_bytes"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["top_by_bytes"][0]["key"], "b");
 }
@@ -1497,14 +1519,302 @@ fn top_accepts_any_count() {
 fn deep_prefixes_do_not_overflow_the_stack() {
     let key = b"a:".repeat(100_000);
     let data = snapshot(&[], &[(0, &key, b"v", None)]);
-    let depth = rdb_cli::stats::MAX_DEPTH.to_string();
-    let v = json_of(&data, &["--depth", &depth]);
+    let v = json_of(&data, |o| o.depth = rdb_cli::stats::MAX_DEPTH);
     assert_eq!(v["prefixes"]["nodes"], rdb_cli::stats::MAX_DEPTH + 1);
     assert!(text_of(&data).contains("a:a:"));
     let mut a = args(Path::new("x.rdb"));
     a.depth = rdb_cli::stats::MAX_DEPTH + 1;
-    match rdb_cli::stats::run(&data, &ParserBuilder::new(), &a, &mut Vec::new(), |_| {}) {
+    match run_stats(&data, &a, &mut Vec::new()) {
         Ok(_) => panic!("--depth past the maximum was accepted"),
         Err(err) => assert_eq!(err.exit_code(), 2, "{err}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Several files as one (issue 19): a cluster's shards, given one by one or as the
+// directory `convert --shards` writes.
+
+/// `rdbkit` with these arguments; panics unless it succeeds.
+fn rdbkit(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(servers::rdbkit_bin())
+        .args(args)
+        .output()
+        .expect("run rdbkit");
+    assert!(
+        out.status.success(),
+        "rdbkit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The report of these paths (files, or directories with a manifest) as `rdbkit stats`
+/// makes it: (text or JSON on standard output, the HTML page).
+fn report_of(paths: &[PathBuf], json: bool, tmp: &TempDir) -> (String, String) {
+    let parts = rdb_cli::parts::expand(paths).expect("parts");
+    let data: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| std::fs::read(&p.path).expect("read part"))
+        .collect();
+    let sources: Vec<Source<'_>> = parts
+        .iter()
+        .zip(&data)
+        .map(|(part, data)| Source { part, data })
+        .collect();
+    let page = tmp.path().join("page.html");
+    let options = Options {
+        json,
+        html: Some(page.clone()),
+        now_ms: Some(1_700_000_000_000),
+        ..Options::default()
+    };
+    let mut out = Vec::new();
+    rdb_cli::stats::run(&sources, &ParserBuilder::new(), &options, &mut out, |_| {})
+        .expect("stats");
+    let html = std::fs::read_to_string(&page).expect("page");
+    (String::from_utf8(out).expect("UTF-8"), html)
+}
+
+/// The number after `label` on the text report's line that starts with it.
+fn text_number(text: &str, label: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{text}"));
+    line[label.len()..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
+/// The value of the HTML page's card labelled `label`.
+fn card(html: &str, label: &str) -> String {
+    let end = format!("</b><span>{label}</span>");
+    let at = html.find(&end).unwrap_or_else(|| panic!("no {label} card"));
+    let start = html[..at].rfind("<b>").expect("card value") + 3;
+    html[start..at].to_owned()
+}
+
+/// A fixture split into 3 shards by `convert --shards 3`: the directory.
+fn three_shards(tmp: &TempDir) -> PathBuf {
+    let dir = tmp.path().join("shards");
+    let fixture = common::fixtures_dir().join("redis-7.4/big.rdb");
+    rdbkit(&[
+        "convert".as_ref(),
+        fixture.as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "--shards".as_ref(),
+        "3".as_ref(),
+        "--rdb-version".as_ref(),
+        "12".as_ref(),
+        "--dbs".as_ref(),
+        "merge-into-0".as_ref(),
+    ]);
+    dir
+}
+
+#[test]
+fn several_files_total_the_sum_of_their_single_reports() {
+    let tmp = TempDir::new("stats-parts");
+    let dir = three_shards(&tmp);
+    let files: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("shard-{i}.rdb"))).collect();
+    let singles: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            serde_json::from_str(&report_of(std::slice::from_ref(f), true, &tmp).0).expect("JSON")
+        })
+        .collect();
+    let sum = |field: &str| -> u64 { singles.iter().map(|v| v[field].as_u64().unwrap()).sum() };
+    assert!(
+        singles.iter().all(|v| v["keys"].as_u64() > Some(0)),
+        "an empty shard"
+    );
+    assert!(
+        singles.iter().all(|v| v.get("parts").is_none()),
+        "one file has no parts"
+    );
+
+    // JSON: the totals, per database and per type, and the biggest key of all.
+    for whole in [files.clone(), vec![dir.clone()]] {
+        let (json, _) = report_of(&whole, true, &tmp);
+        let v: Value = serde_json::from_str(&json).expect("JSON");
+        for field in ["keys", "bytes", "memory", "file_bytes"] {
+            assert_eq!(v[field].as_u64(), Some(sum(field)), "{field} of {whole:?}");
+        }
+        for (db, d) in v["dbs"].as_object().unwrap() {
+            let want: u64 = singles
+                .iter()
+                .filter_map(|s| s["dbs"][db]["keys"].as_u64())
+                .sum();
+            assert_eq!(d["keys"].as_u64(), Some(want), "db {db}");
+        }
+        for (t, x) in v["types"].as_object().unwrap() {
+            for field in ["keys", "elements", "bytes", "memory"] {
+                let want: u64 = singles
+                    .iter()
+                    .filter_map(|s| s["types"][t][field].as_u64())
+                    .sum();
+                assert_eq!(x[field].as_u64(), Some(want), "{t} {field}");
+            }
+        }
+        let biggest = singles
+            .iter()
+            .map(|s| s["top_by_bytes"][0]["bytes"].as_u64().unwrap())
+            .max();
+        assert_eq!(v["top_by_bytes"][0]["bytes"].as_u64(), biggest);
+        let slots: u64 = singles
+            .iter()
+            .map(|s| s["slots"]["used"].as_u64().unwrap())
+            .sum();
+        assert_eq!(v["slots"]["used"].as_u64(), Some(slots));
+        let parts = v["parts"].as_array().expect("parts");
+        assert_eq!(parts.len(), 3);
+        for (p, s) in parts.iter().zip(&singles) {
+            for field in ["keys", "bytes", "memory", "file_bytes"] {
+                assert_eq!(p[field], s[field], "part {field}");
+            }
+            // The slots a part holds cover every slot its single report lists.
+            let held: Vec<(u64, u64)> = p["slots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+                .collect();
+            for slot in s["slots"]["keys"].as_array().unwrap() {
+                let slot = slot[0].as_u64().unwrap();
+                assert!(
+                    held.iter().any(|&(a, z)| (a..=z).contains(&slot)),
+                    "slot {slot}"
+                );
+            }
+        }
+        assert_eq!(v["checksum"], "ok (3 files)");
+    }
+    // The directory knows each part's slots: every key sits in them.
+    let (json, _) = report_of(std::slice::from_ref(&dir), true, &tmp);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    for p in v["parts"].as_array().unwrap() {
+        assert_eq!(p["outside_manifest"]["keys"], 0, "{p}");
+        assert!(p["manifest_slots"].is_array());
+    }
+
+    // Text and HTML: the same totals.
+    let (text, html) = report_of(&files, false, &tmp);
+    assert_eq!(text_number(&text, "keys "), sum("keys"), "{text}");
+    assert!(text.starts_with("parts      3 files"), "{text}");
+    assert!(
+        text.contains(&format!("({} bytes)", sum("file_bytes"))),
+        "{text}"
+    );
+    let single_texts: Vec<String> = files
+        .iter()
+        .map(|f| report_of(std::slice::from_ref(f), false, &tmp).0)
+        .collect();
+    let text_sum: u64 = single_texts.iter().map(|t| text_number(t, "keys ")).sum();
+    assert_eq!(text_number(&text, "keys "), text_sum);
+    assert_eq!(card(&html, "keys"), sum("keys").to_string());
+    assert!(html.contains("id=\"table-parts\""), "no parts table");
+    for f in &files {
+        assert!(
+            html.contains(&*f.display().to_string()),
+            "{} not on the page",
+            f.display()
+        );
+    }
+    let single_cards: u64 = files
+        .iter()
+        .map(|f| {
+            card(&report_of(std::slice::from_ref(f), false, &tmp).1, "keys")
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(card(&html, "keys"), single_cards.to_string());
+
+    // The command takes files and directories alike.
+    let out = std::process::Command::new(servers::rdbkit_bin())
+        .args(["stats", "--json", "--now", "1700000000000"])
+        .args(&files)
+        .output()
+        .expect("run rdbkit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["keys"].as_u64(), Some(sum("keys")));
+    assert_eq!(v["parts"].as_array().map(Vec::len), Some(3));
+
+    // The page with its parts table renders without a console error.
+    if let Some(bin) = chromium() {
+        let page = tmp.path().join("parts.html");
+        std::fs::write(&page, &html).unwrap();
+        let (dom, err) = run_chromium(&bin, &page, &["--dump-dom".into()]);
+        let errors = console_errors(&err);
+        assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+        let rows = table_rows(&dom, "table-parts");
+        let keys_row = rows
+            .iter()
+            .find(|r| r.first().map(String::as_str) == Some("keys"))
+            .unwrap_or_else(|| panic!("no keys row in {rows:?}"));
+        let shown: Vec<u64> = keys_row[1..].iter().map(|k| k.parse().unwrap()).collect();
+        let want: Vec<u64> = singles
+            .iter()
+            .map(|s| s["keys"].as_u64().unwrap())
+            .collect();
+        assert_eq!(shown, want, "keys per part, side by side");
+    }
+}
+
+/// [`three_shards`], with the key "foo" (slot 12182, which the manifest gives to shard
+/// 2) added to shard 0.
+fn shards_with_a_moved_key(tmp: &TempDir) -> PathBuf {
+    let dir = three_shards(tmp);
+    // "foo" hashes to slot 12182, which the manifest gives to shard 2: put it in shard 0.
+    assert_eq!(rdb_writer::slot::key_slot(b"foo"), 12182);
+    let extra = tmp.path().join("extra.rdb");
+    std::fs::write(&extra, snapshot(&[], &[(0, b"foo", b"moved", None)])).unwrap();
+    let moved = tmp.path().join("moved-shard-0.rdb");
+    rdbkit(&[
+        "merge".as_ref(),
+        dir.join("shard-0.rdb").as_os_str(),
+        extra.as_os_str(),
+        "-o".as_ref(),
+        moved.as_os_str(),
+        "--rdb-version".as_ref(),
+        "12".as_ref(),
+    ]);
+    std::fs::rename(&moved, dir.join("shard-0.rdb")).unwrap();
+    dir
+}
+
+#[test]
+fn a_key_in_the_wrong_shard_is_reported_outside_its_range() {
+    let tmp = TempDir::new("stats-outside");
+    let dir = shards_with_a_moved_key(&tmp);
+    let (json, html) = report_of(std::slice::from_ref(&dir), true, &tmp);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let parts = v["parts"].as_array().unwrap();
+    assert_eq!(parts[0]["manifest_slots"], serde_json::json!([[0, 5460]]));
+    assert_eq!(parts[0]["outside_manifest"]["keys"], 1);
+    assert_eq!(
+        parts[0]["outside_manifest"]["examples"],
+        serde_json::json!([{"db": 0, "key": "foo", "slot": 12182}])
+    );
+    for p in &parts[1..] {
+        assert_eq!(p["outside_manifest"]["keys"], 0);
+    }
+    assert!(
+        html.contains("db0 slot 12182: foo"),
+        "the page lacks the key"
+    );
+    let (text, _) = report_of(std::slice::from_ref(&dir), false, &tmp);
+    assert!(
+        text.contains("1 keys outside its manifest's slots 0-5460"),
+        "{text}"
+    );
+    assert!(text.contains("db0 slot 12182  foo"), "{text}");
 }

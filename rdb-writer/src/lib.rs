@@ -45,6 +45,7 @@ pub mod intset;
 pub mod listpack;
 mod lzf;
 pub mod profile;
+pub mod server;
 pub mod slot;
 pub mod value;
 mod writer;

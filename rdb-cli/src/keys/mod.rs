@@ -252,10 +252,13 @@ pub fn model_for(data: &[u8], parser: &ParserBuilder, options: &Options) -> Resu
             _ => break,
         }
     }
-    let valkey = magic_valkey || valkey_ver.is_some();
-    let version = valkey_ver.or(redis_ver);
+    let server = rdb_writer::server::ServerVersion::from_aux(
+        magic_valkey,
+        valkey_ver.as_deref(),
+        redis_ver.as_deref(),
+    );
     Ok(Model {
-        layout: Model::for_server(valkey, version.as_deref(), rdb_version),
+        layout: Model::for_server(server, rdb_version),
         allocator: options.allocator,
     })
 }

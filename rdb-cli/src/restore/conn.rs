@@ -7,6 +7,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdb_writer::server::ServerVersion;
 use rdb_writer::TargetProfile;
 use redis::Value;
 
@@ -339,51 +340,16 @@ pub(crate) fn int(v: &Value) -> Option<i64> {
     }
 }
 
-/// The profile for what `INFO server` says.
+/// The profile for what `INFO server` says, and the server as shown (`redis 7.4.1`).
 pub fn profile_for_server(info: &str) -> Result<(&'static TargetProfile, String), String> {
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|v| v.trim().to_owned())
-    };
-    let version = |v: &str| -> (u32, u32) {
-        let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
-    };
-    let valkey = field("valkey_version").or_else(|| {
-        (field("server_name").as_deref() == Some("valkey"))
-            .then(|| field("redis_version"))
-            .flatten()
-    });
-    let (name, shown) = if let Some(v) = valkey {
-        let name = match version(&v) {
-            (9.., _) => "valkey-9.0",
-            (8, 1..) => "valkey-8.1",
-            (8, _) => "valkey-8.0",
-            _ => "valkey-7.2",
-        };
-        (name, format!("valkey {v}"))
-    } else {
-        let v = field("redis_version").ok_or("INFO server has no redis_version")?;
-        let name = match version(&v) {
-            (9.., _) | (8, 6..) => "redis-8.6",
-            (8, _) => "redis-8.0",
-            (7, 4..) => "redis-7.4",
-            (7, 2..) => "redis-7.2",
-            (7, _) => "redis-7.0",
-            (6, 2..) => "redis-6.2",
-            (6, _) => "redis-6.0",
-            (5, _) => "redis-5.0",
-            _ => {
-                return Err(format!(
-                    "the target runs Redis {v}; RESTORE with ABSTTL needs Redis 5.0 or newer"
-                ))
-            }
-        };
-        (name, format!("redis {v}"))
-    };
-    let profile = TargetProfile::named(name).ok_or_else(|| format!("no profile {name}"))?;
-    Ok((profile, shown))
+    let server = ServerVersion::from_info(info).ok_or("INFO server has no redis_version")?;
+    let profile = server.profile().ok_or_else(|| {
+        format!(
+            "the target runs Redis {}.{}.{}; RESTORE with ABSTTL needs Redis 5.0 or newer",
+            server.major, server.minor, server.patch
+        )
+    })?;
+    Ok((profile, server.to_string()))
 }
 
 #[cfg(test)]

@@ -6,13 +6,18 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use rdb_parser::{Checksum, Entry, Function, Item, ParserBuilder, Value};
 use rdb_pipeline::{Spanned, Stretch, UNKNOWN_DB};
-use rdb_writer::slot::{hash_tag, key_slot, SLOTS};
+use rdb_writer::server::ServerVersion;
+use rdb_writer::slot::{key_slot, SlotRange, SLOTS};
 
 use super::memory::Model;
+pub use super::prefixes::{PrefixNode, PrefixTree, Separators, MAX_CHILDREN, MAX_PREFIX_NODES};
+use super::sections::{KeyContext, Sections};
+pub(crate) use super::top::key_digest;
+pub use super::top::{top_key_prefix, TopKey, TopN};
 use crate::Failure;
 
 /// What the report is asked to look at.
@@ -31,6 +36,10 @@ pub struct Options {
     /// The memory model; `None`: from the snapshot's server version.
     pub model: Option<Model>,
     pub allocator: super::memory::Allocator,
+    /// What [`super::run`] writes: JSON instead of the text report.
+    pub json: bool,
+    /// What [`super::run`] writes besides: a self-contained HTML page here.
+    pub html: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -43,6 +52,8 @@ impl Default for Options {
             shards: 3,
             model: None,
             allocator: super::memory::Allocator::Jemalloc,
+            json: false,
+            html: None,
         }
     }
 }
@@ -74,14 +85,6 @@ impl std::hash::Hasher for FastHasher {
 /// A map keyed by byte strings, hashed with [`FastHasher`].
 pub type BytesMap<V> = HashMap<Vec<u8>, V, std::hash::BuildHasherDefault<FastHasher>>;
 
-/// The most trie nodes the prefix breakdown makes; a later new prefix counts at its parent.
-pub const MAX_PREFIX_NODES: usize = 50_000;
-/// The most children one prefix keeps; past it the prefix is collapsed into "prefix*"
-/// (IDs in a middle segment would take all the nodes, and listing them says nothing).
-pub const MAX_CHILDREN: usize = 1000;
-/// Keys whose slot counts wait to be added together (see `Stats::slot_pending`).
-const SLOT_PENDING: usize = 512;
-
 /// The most distinct `{tag}`s counted exactly.
 pub const MAX_TAGS: usize = 65_536;
 
@@ -98,7 +101,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, f: &KeyFacts<'_>) {
+    pub(crate) fn add(&mut self, f: &KeyFacts<'_>) {
         self.keys += 1;
         self.elements += f.elements;
         self.bytes += f.bytes;
@@ -172,6 +175,16 @@ impl SizeHistogram {
         self.max = self.max.max(v);
     }
 
+    /// Takes in the values of `later`.
+    pub(crate) fn absorb(&mut self, later: SizeHistogram) {
+        for (c, n) in self.counts.iter_mut().zip(later.counts) {
+            *c += n;
+        }
+        self.count += later.count;
+        self.sum = self.sum.saturating_add(later.sum);
+        self.max = self.max.max(later.max);
+    }
+
     /// How far above the exact value a quantile may be, as a fraction of it: a bucket is
     /// an eighth of a power of two wide.
     pub const QUANTILE_ERROR: f64 = 0.125;
@@ -238,7 +251,7 @@ pub const TTL_BUCKETS: [&str; 8] = [
     "none", "expired", "<1m", "<1h", "<1d", "<7d", "<30d", ">=30d",
 ];
 
-fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
+pub(crate) fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
     let Some(at) = expire_ms else { return 0 };
     let left = at.saturating_sub(now_ms);
     const MIN: i64 = 60_000;
@@ -253,404 +266,13 @@ fn ttl_bucket(expire_ms: Option<i64>, now_ms: i64) -> usize {
     }
 }
 
-/// The most bytes of a key's name a top list keeps, so that a list is bounded however
-/// long the names in the file are (an LZF-compressed name of 100 MB takes about 1 MB of
-/// file): 64 KiB, less when `--top` is large (the names of one list then take at most
-/// 16 MiB), but never under 1 KiB.
-pub fn top_key_prefix(top: usize) -> usize {
-    ((16 << 20) / top.max(1)).clamp(1 << 10, 64 << 10)
-}
-
-/// One of the biggest keys. Ordered by rank, and among equal ranks the lower (db, key)
-/// is the bigger, so which tied keys make the list, and their order, do not depend on
-/// the order of the file. A shortened name orders by its prefix, then its full length,
-/// then its digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopKey {
-    /// The ranking value (bytes, elements or memory).
-    pub rank: u64,
-    pub db: u64,
-    /// The key's name, or its first [`top_key_prefix`] bytes when it is longer.
-    pub key: Vec<u8>,
-    /// The full name's length.
-    pub key_len: u64,
-    /// XXH3-128 of the full name, kept for a shortened one only.
-    pub key_digest: Option<u128>,
-    pub type_name: &'static str,
-    pub encoding: &'static str,
-    pub bytes: u64,
-    pub elements: u64,
-    pub memory: u64,
-}
-
-/// How a top list compares keys: rank, then (db, name prefix, length, digest) reversed.
-type TopOrder<'a> = (u64, Reverse<(u64, &'a [u8], u64, Option<u128>)>);
-
-impl TopKey {
-    fn order(&self) -> TopOrder<'_> {
-        (
-            self.rank,
-            Reverse((self.db, self.key.as_slice(), self.key_len, self.key_digest)),
-        )
+impl Totals {
+    pub(crate) fn absorb(&mut self, from: &Totals) {
+        self.keys += from.keys;
+        self.elements += from.elements;
+        self.bytes += from.bytes;
+        self.memory += from.memory;
     }
-
-    /// Whether `key` holds only the start of the name.
-    pub fn shortened(&self) -> bool {
-        self.key_digest.is_some()
-    }
-}
-
-/// The digest a top list keeps for a name longer than its prefix.
-fn key_digest(key: &[u8], prefix: usize) -> Option<u128> {
-    (key.len() > prefix).then(|| xxhash_rust::xxh3::xxh3_128(key))
-}
-
-impl Ord for TopKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.order().cmp(&other.order())
-    }
-}
-
-impl PartialOrd for TopKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// A bounded "N largest" set.
-#[derive(Debug, Clone, Default)]
-pub struct TopN {
-    limit: usize,
-    /// How much of a name is kept ([`top_key_prefix`] of `limit`).
-    prefix: usize,
-    heap: BinaryHeap<Reverse<TopKey>>,
-}
-
-impl TopN {
-    fn new(limit: usize) -> Self {
-        TopN {
-            limit,
-            prefix: top_key_prefix(limit),
-            // --top can be anything up to usize::MAX: grow past a small start as needed.
-            heap: BinaryHeap::with_capacity(limit.min(1024) + 1),
-        }
-    }
-
-    /// `digest` is [`key_digest`] of `f.key`, computed once for the three lists.
-    fn offer(&mut self, rank: u64, f: &KeyFacts<'_>, digest: Option<u128>) {
-        if self.limit == 0 {
-            return;
-        }
-        let prefix = f.key.get(..self.prefix).unwrap_or(&f.key);
-        let key_len = f.key.len() as u64;
-        let candidate = (rank, Reverse((f.db, prefix, key_len, digest)));
-        if self.heap.len() >= self.limit
-            && self.heap.peek().is_some_and(|m| m.0.order() >= candidate)
-        {
-            return;
-        }
-        self.heap.push(Reverse(TopKey {
-            rank,
-            db: f.db,
-            key: prefix.to_vec(),
-            key_len,
-            key_digest: digest,
-            type_name: f.type_name,
-            encoding: f.encoding,
-            bytes: f.bytes,
-            elements: f.elements,
-            memory: f.memory,
-        }));
-        if self.heap.len() > self.limit {
-            self.heap.pop();
-        }
-    }
-
-    /// Takes in the keys `later` kept: the N largest of both are the N largest of all.
-    fn absorb(&mut self, later: TopN, unknown_db_is: Option<u64>) {
-        for Reverse(mut k) in later.heap {
-            if let (Some(db), true) = (unknown_db_is, k.db == UNKNOWN_DB) {
-                k.db = db;
-            }
-            self.heap.push(Reverse(k));
-            if self.heap.len() > self.limit {
-                self.heap.pop();
-            }
-        }
-    }
-
-    /// Biggest first.
-    pub fn sorted(&self) -> Vec<TopKey> {
-        let mut v: Vec<TopKey> = self.heap.iter().map(|r| r.0.clone()).collect();
-        v.sort_by(|a, b| b.cmp(a));
-        v
-    }
-}
-
-/// A node of the prefix trie.
-#[derive(Debug, Clone, Default)]
-pub struct PrefixNode {
-    /// The segment, separator included; "" for the root.
-    pub segment: Vec<u8>,
-    pub totals: Totals,
-    pub children: BytesMap<usize>,
-    /// Set once the prefix has more than [`MAX_CHILDREN`] distinct next segments (IDs,
-    /// mostly): then it keeps no children, and this sums the keys that went on past it.
-    /// Listing them says nothing; their sum does.
-    pub collapsed: Option<Totals>,
-}
-
-/// Key prefixes split at separator bytes, up to a depth. A prefix of more than
-/// [`MAX_CHILDREN`] next segments is collapsed into one "prefix*"; which prefixes are
-/// collapsed, and every total, depend on the keys only, not on their order. At most
-/// [`MAX_PREFIX_NODES`] nodes are ever made.
-#[derive(Debug, Clone)]
-pub struct PrefixTree {
-    /// Node 0 is the root; children of a collapsed node stay here, unreachable.
-    pub nodes: Vec<PrefixNode>,
-    /// Keys summed under a collapsed prefix's "*".
-    pub collapsed_keys: u64,
-    /// Keys that met a new prefix once the trie had made [`MAX_PREFIX_NODES`] nodes:
-    /// they are counted up to its parent only.
-    pub overflowed: u64,
-    /// Nodes made by the sequence of adds this trie stands for (joined tries: the sum of
-    /// theirs, at least what one sequence would have made).
-    made: usize,
-}
-
-impl PrefixTree {
-    fn new() -> Self {
-        PrefixTree {
-            nodes: vec![PrefixNode::default()],
-            collapsed_keys: 0,
-            overflowed: 0,
-            made: 1,
-        }
-    }
-
-    fn add(&mut self, key: &[u8], separators: &Separators, depth: usize, f: &KeyFacts<'_>) {
-        let mut node = 0;
-        if let Some(root) = self.nodes.get_mut(0) {
-            root.totals.add(f);
-        }
-        let mut one = Totals::default();
-        one.add(f);
-        let mut rest = key;
-        for _ in 0..depth {
-            let Some(cut) = separators.find(rest) else {
-                break;
-            };
-            let (segment, after) = rest.split_at(cut + 1);
-            rest = after;
-            let Some(next) = self.child(node, segment, &one) else {
-                break;
-            };
-            node = next;
-            if let Some(n) = self.nodes.get_mut(node) {
-                n.totals.add(f);
-            }
-        }
-    }
-
-    /// The child of `parent` for `segment`, made if need be, for keys of `totals` going
-    /// on past `parent`; `None` when they stop there (collapsed, or no room).
-    fn child(&mut self, parent: usize, segment: &[u8], totals: &Totals) -> Option<usize> {
-        let made = self.nodes.len();
-        let p = self.nodes.get_mut(parent)?;
-        if let Some(below) = &mut p.collapsed {
-            add_totals(below, totals);
-            self.collapsed_keys += totals.keys;
-            return None;
-        }
-        if let Some(&c) = p.children.get(segment) {
-            return Some(c);
-        }
-        if p.children.len() >= MAX_CHILDREN {
-            let kids: Vec<usize> = p.children.drain().map(|(_, c)| c).collect();
-            let mut below = *totals;
-            for c in kids {
-                if let Some(k) = self.nodes.get(c) {
-                    add_totals(&mut below, &k.totals);
-                }
-            }
-            self.collapsed_keys += below.keys;
-            if let Some(p) = self.nodes.get_mut(parent) {
-                p.collapsed = Some(below);
-            }
-            return None;
-        }
-        if made >= MAX_PREFIX_NODES {
-            self.overflowed += totals.keys;
-            return None;
-        }
-        p.children.insert(segment.to_vec(), made);
-        self.made += 1;
-        self.nodes.push(PrefixNode {
-            segment: segment.to_vec(),
-            ..PrefixNode::default()
-        });
-        Some(made)
-    }
-
-    /// Nodes reachable from the root: the trie's size, whatever order made it.
-    pub fn live_nodes(&self) -> usize {
-        let mut stack = vec![0];
-        let mut n = 0;
-        while let Some(id) = stack.pop() {
-            if let Some(node) = self.nodes.get(id) {
-                n += 1;
-                stack.extend(node.children.values().copied());
-            }
-        }
-        n
-    }
-
-    /// Adds the trie `later` built from the keys after this one's, as if those keys had
-    /// been added here one by one. Exact while the two together made no more than
-    /// [`MAX_PREFIX_NODES`] nodes: a key order can then change no count, and each
-    /// prefix's subtree is joined on its own. `false` (and this trie half-joined) otherwise.
-    fn absorb(&mut self, later: &PrefixTree) -> bool {
-        // One sequence of adds makes at most the nodes of both (each node `later` made
-        // is made once, or not at all, here): within the cap, no key met a full trie.
-        let made = self.made + later.made - 1;
-        if made > MAX_PREFIX_NODES || self.overflowed > 0 || later.overflowed > 0 {
-            return false;
-        }
-        self.join(0, later, 0);
-        self.made = made;
-        true
-    }
-
-    /// Joins `later`'s node `from` (same prefix) into node `into`.
-    fn join(&mut self, into: usize, later: &PrefixTree, from: usize) {
-        let Some(l) = later.nodes.get(from) else {
-            return;
-        };
-        if let Some(n) = self.nodes.get_mut(into) {
-            add_totals(&mut n.totals, &l.totals);
-        }
-        if let Some(below) = l.collapsed {
-            // The keys past `from` were summed there: sum them here too.
-            self.collapsed_keys += below.keys;
-            let kids: Vec<usize> = match self.nodes.get_mut(into) {
-                Some(n) if n.collapsed.is_none() => n.children.drain().map(|(_, c)| c).collect(),
-                _ => Vec::new(),
-            };
-            let mut sum = below;
-            for c in kids {
-                if let Some(k) = self.nodes.get(c) {
-                    add_totals(&mut sum, &k.totals);
-                    self.collapsed_keys += k.totals.keys;
-                }
-            }
-            if let Some(n) = self.nodes.get_mut(into) {
-                let b = n.collapsed.get_or_insert_with(Totals::default);
-                add_totals(b, &sum);
-            }
-            return;
-        }
-        // In `later`'s order of making, as keys would have made them here.
-        let mut kids: Vec<usize> = l.children.values().copied().collect();
-        kids.sort_unstable();
-        for c in kids {
-            let Some(k) = later.nodes.get(c) else {
-                continue;
-            };
-            // The subtree's keys arrive as one: `child` sees their totals together.
-            match self.child(into, &k.segment, &Totals::default()) {
-                Some(here) => self.join(here, later, c),
-                None => {
-                    if let Some(n) = self.nodes.get_mut(into) {
-                        if let Some(b) = &mut n.collapsed {
-                            add_totals(b, &k.totals);
-                            self.collapsed_keys += k.totals.keys;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The `limit` biggest prefixes by bytes, flattened depth-first: (depth, full prefix,
-    /// totals).
-    pub fn biggest(&self, limit: usize) -> Vec<(usize, Vec<u8>, Totals)> {
-        let mut out = Vec::new();
-        self.walk(0, 0, &mut Vec::new(), limit, &mut out);
-        out
-    }
-
-    fn walk(
-        &self,
-        node: usize,
-        depth: usize,
-        prefix: &mut Vec<u8>,
-        limit: usize,
-        out: &mut Vec<(usize, Vec<u8>, Totals)>,
-    ) {
-        let Some(n) = self.nodes.get(node) else {
-            return;
-        };
-        if let Some(all) = n.collapsed {
-            let mut p = prefix.clone();
-            p.push(b'*');
-            out.push((depth + 1, p, all));
-            return;
-        }
-        // Biggest first; equal sizes by name, not by the hash map's order.
-        let mut kids: Vec<&PrefixNode> = n
-            .children
-            .values()
-            .filter_map(|&c| self.nodes.get(c))
-            .collect();
-        kids.sort_by(|a, b| {
-            b.totals
-                .bytes
-                .cmp(&a.totals.bytes)
-                .then_with(|| a.segment.cmp(&b.segment))
-        });
-        let ids: Vec<usize> = kids
-            .iter()
-            .filter_map(|k| n.children.get(&k.segment).copied())
-            .collect();
-        for c in ids.into_iter().take(limit) {
-            let Some(k) = self.nodes.get(c) else { continue };
-            let len = prefix.len();
-            prefix.extend_from_slice(&k.segment);
-            out.push((depth + 1, prefix.clone(), k.totals));
-            self.walk(c, depth + 1, prefix, (limit / 2).max(3), out);
-            prefix.truncate(len);
-        }
-    }
-}
-
-/// Which bytes end a prefix segment: a table, as a key is scanned a byte at a time
-/// (`slice::contains` per byte was a tenth of the fold; keys are too short for `memchr`'s
-/// vector search to pay).
-#[derive(Debug, Clone)]
-pub struct Separators([bool; 256]);
-
-impl Separators {
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut set = [false; 256];
-        for &b in bytes {
-            if let Some(s) = set.get_mut(b as usize) {
-                *s = true;
-            }
-        }
-        Separators(set)
-    }
-
-    fn find(&self, hay: &[u8]) -> Option<usize> {
-        hay.iter()
-            .position(|&b| self.0.get(b as usize).copied().unwrap_or(false))
-    }
-}
-
-fn add_totals(to: &mut Totals, from: &Totals) {
-    to.keys += from.keys;
-    to.elements += from.elements;
-    to.bytes += from.bytes;
-    to.memory += from.memory;
 }
 
 /// Stream counts.
@@ -662,6 +284,73 @@ pub struct StreamStats {
     pub consumers: u64,
     pub pending: u64,
     pub max_pending: u64,
+}
+
+/// How many keys outside a part's slot ranges are kept as examples.
+pub const OUTSIDE_EXAMPLES: usize = 5;
+/// The most bytes of an example's name kept.
+pub const OUTSIDE_NAME_BYTES: usize = 1024;
+
+/// Keys whose slot is not among the ranges the manifest gives their file: a cluster node
+/// that does not own a slot refuses its keys, so an import loses them.
+#[derive(Debug, Clone, Default)]
+pub struct Outside {
+    /// Which slots the file owns; `None` (no manifest): every key is in place.
+    owned: Option<Vec<bool>>,
+    pub keys: u64,
+    /// The first few in file order: (db, name cut at [`OUTSIDE_NAME_BYTES`], slot).
+    pub examples: Vec<(u64, Vec<u8>, u16)>,
+}
+
+impl Outside {
+    pub(crate) fn new(ranges: Option<&[SlotRange]>) -> Self {
+        let owned = ranges.map(|ranges| {
+            let mut owned = vec![false; SLOTS];
+            for &(lo, hi) in ranges {
+                for slot in lo..=hi {
+                    if let Some(o) = owned.get_mut(slot as usize) {
+                        *o = true;
+                    }
+                }
+            }
+            owned
+        });
+        Outside {
+            owned,
+            ..Outside::default()
+        }
+    }
+
+    /// Whether a manifest gave the file's slots.
+    pub fn checked(&self) -> bool {
+        self.owned.is_some()
+    }
+
+    pub(crate) fn add_key(&mut self, f: &KeyFacts<'_>) {
+        let Some(owned) = &self.owned else { return };
+        if owned.get(f.slot as usize).copied().unwrap_or(true) {
+            return;
+        }
+        self.keys += 1;
+        if self.examples.len() < OUTSIDE_EXAMPLES {
+            let name = f.key.get(..OUTSIDE_NAME_BYTES).unwrap_or(&f.key);
+            self.examples.push((f.db, name.to_vec(), f.slot));
+        }
+    }
+
+    /// Takes in the keys after this one's: the first examples stay the first.
+    pub(crate) fn join_later(&mut self, later: Outside, unknown_db_is: Option<u64>) {
+        self.keys += later.keys;
+        for (mut db, key, slot) in later.examples {
+            if self.examples.len() >= OUTSIDE_EXAMPLES {
+                break;
+            }
+            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
+                db = real;
+            }
+            self.examples.push((db, key, slot));
+        }
+    }
 }
 
 /// Everything the report shows.
@@ -676,42 +365,15 @@ pub struct Stats {
     pub now_source: &'static str,
     pub model: Model,
     pub keys: u64,
-    pub dbs: BTreeMap<u64, DbStats>,
-    pub types: BTreeMap<&'static str, Totals>,
-    /// (type, encoding) -> totals.
-    pub encodings: BTreeMap<(&'static str, &'static str), Totals>,
-    pub key_sizes: SizeHistogram,
-    pub value_sizes: SizeHistogram,
-    pub memory_sizes: SizeHistogram,
-    pub elements: SizeHistogram,
-    pub top_bytes: TopN,
-    pub top_elements: TopN,
-    pub top_memory: TopN,
-    pub prefixes: PrefixTree,
-    pub ttl: [u64; 8],
-    pub slot_keys: Vec<u64>,
-    pub slot_bytes: Vec<u64>,
-    pub slot_memory: Vec<u64>,
-    pub tags: BytesMap<(u64, u64)>,
-    pub tagged_keys: u64,
-    pub untracked_tag_keys: u64,
-    pub modules: BTreeMap<String, u64>,
+    /// What the keys add up to, section by section.
+    pub sections: Sections,
+    /// Module AUX records, by module name.
     pub module_aux: Vec<String>,
+    /// Function libraries, by name.
     pub functions: Vec<String>,
-    pub field_ttl_keys: u64,
-    pub field_ttl_fields: u64,
-    pub hash_fields_with_ttl_total: u64,
-    pub streams: StreamStats,
     pub options: Options,
     /// The EOF item, once seen.
     pub eof: Option<rdb_parser::Eof>,
-    /// (type, encoding, totals) while the pass runs; `types` and `encodings` after.
-    by_encoding: Vec<(&'static str, &'static str, Totals)>,
-    /// [keys, bytes, memory] per slot while the pass runs; `slot_*` after.
-    slot_acc: Vec<[u64; 3]>,
-    /// (slot, bytes, memory) of keys not yet in `slot_acc`: added a few hundred at a time,
-    /// the cache misses on its 16384 cells overlap instead of each stalling a key's fold.
-    slot_pending: Vec<(u16, u64, u64)>,
     /// `options.separators` as a table.
     separators: Separators,
 }
@@ -825,8 +487,20 @@ pub fn collect(
     options: &Options,
     progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
+    collect_part(data, parser, options, None, progress)
+}
+
+/// [`collect`] for a file whose manifest gives it `slots`: keys outside them are counted
+/// in the `outside` section.
+pub fn collect_part(
+    data: &[u8],
+    parser: &ParserBuilder,
+    options: &Options,
+    slots: Option<&[SlotRange]>,
+    progress: impl FnMut(u64) + Send,
+) -> Result<Stats, Failure> {
     let mut stats = rdb_pipeline::checked(data, parser, |p, eof| {
-        collect_unchecked(data, p, eof, options, progress)
+        collect_unchecked(data, p, eof, options, slots, progress)
     })?;
     if parser.verifies_checksum() {
         stats.checksum = stats.checksum.replace("not checked", "ok");
@@ -856,7 +530,12 @@ fn preamble(data: &[u8], parser: &ParserBuilder) -> Result<Preamble, Failure> {
 
 /// The statistics of no key yet: the header, the leading AUX fields, the memory model
 /// and "now" they give.
-fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats, Failure> {
+fn empty(
+    data: &[u8],
+    parser: &ParserBuilder,
+    options: &Options,
+    slots: Option<&[SlotRange]>,
+) -> Result<Stats, Failure> {
     let (rdb_version, magic, first_aux) = preamble(data, parser)?;
     let aux_text = |name: &[u8]| {
         first_aux
@@ -864,10 +543,13 @@ fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats
             .find(|(k, _)| k == name)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
-    let valkey = magic == "VALKEY" || aux_text(b"valkey-ver").is_some();
-    let version = aux_text(b"valkey-ver").or_else(|| aux_text(b"redis-ver"));
+    let server = ServerVersion::from_aux(
+        magic == "VALKEY",
+        aux_text(b"valkey-ver").as_deref(),
+        aux_text(b"redis-ver").as_deref(),
+    );
     let model = options.model.unwrap_or(Model {
-        layout: Model::for_server(valkey, version.as_deref(), rdb_version),
+        layout: Model::for_server(server, rdb_version),
         allocator: options.allocator,
     });
     // ctime counts whole seconds and the save began somewhere within that second: "now"
@@ -889,55 +571,50 @@ fn empty(data: &[u8], parser: &ParserBuilder, options: &Options) -> Result<Stats
         now_source,
         model,
         keys: 0,
-        dbs: BTreeMap::new(),
-        types: BTreeMap::new(),
-        encodings: BTreeMap::new(),
-        key_sizes: SizeHistogram::default(),
-        value_sizes: SizeHistogram::default(),
-        memory_sizes: SizeHistogram::default(),
-        elements: SizeHistogram::default(),
-        top_bytes: TopN::new(options.top),
-        top_elements: TopN::new(options.top),
-        top_memory: TopN::new(options.top),
-        prefixes: PrefixTree::new(),
-        ttl: [0; 8],
-        slot_keys: vec![0; SLOTS],
-        slot_bytes: vec![0; SLOTS],
-        slot_memory: vec![0; SLOTS],
-        tags: BytesMap::default(),
-        tagged_keys: 0,
-        untracked_tag_keys: 0,
-        modules: BTreeMap::new(),
+        sections: Sections::new(options, slots),
         module_aux: Vec::new(),
         functions: Vec::new(),
-        field_ttl_keys: 0,
-        field_ttl_fields: 0,
-        hash_fields_with_ttl_total: 0,
-        streams: StreamStats::default(),
         options: options.clone(),
         eof: None,
-        by_encoding: Vec::new(),
-        slot_acc: vec![[0; 3]; SLOTS],
-        slot_pending: Vec::with_capacity(SLOT_PENDING),
         separators: Separators::new(&options.separators),
     })
 }
 
-fn collect_unchecked<'data>(
-    data: &'data [u8],
+fn collect_unchecked(
+    data: &[u8],
     parser: &ParserBuilder,
     eof_seen: &rdb_pipeline::EofSeen,
     options: &Options,
+    slots: Option<&[SlotRange]>,
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<Stats, Failure> {
-    let mut s = empty(data, parser, options)?;
+    let mut s = empty(data, parser, options, slots)?;
     let model = s.model;
+    match split(data, parser, &s, &model, &mut progress)? {
+        Some(joined) => s = joined,
+        None => pipeline(&mut s, data, parser, &model, &mut progress)?,
+    }
+    if let Some(eof) = s.eof {
+        eof_seen.set(eof);
+    }
+    s.finish();
+    Ok(s)
+}
+
+/// Reads `data` as a pipeline and folds its keys into `s`, in file order.
+fn pipeline<'data>(
+    s: &mut Stats,
+    data: &'data [u8],
+    parser: &ParserBuilder,
+    model: &Model,
+    progress: &mut (impl FnMut(u64) + Send),
+) -> Result<(), Failure> {
     // By `&mut` (items are Send, not Sync): a few hundred bytes an item stay where the
     // parse put them.
     let work = |sp: &mut Spanned<'data>| -> Result<Fold<'data>, Failure> {
         match &sp.item {
             Item::Key(entry) => {
-                measure(entry, sp.span, &model)
+                measure(entry, sp.span, model)
                     .map(Fold::Key)
                     .map_err(|e| match e {
                         Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
@@ -948,18 +625,6 @@ fn collect_unchecked<'data>(
         }
     };
     let fold = |s: &mut Stats, facts: Vec<Result<Fold<'data>, Failure>>| -> Result<(), Failure> {
-        // The slot counters first, in a loop of their own: 16384 cells are a cache miss a
-        // key, and here the misses overlap instead of each stalling the rest of `add_key`.
-        // (A key after an error is counted too; the error discards the whole result.)
-        for f in &facts {
-            if let Ok(Fold::Key(f)) = f {
-                if let Some(cell) = s.slot_acc.get_mut(f.slot as usize) {
-                    cell[0] += 1;
-                    cell[1] += f.bytes;
-                    cell[2] += f.memory;
-                }
-            }
-        }
         for fold in facts {
             match fold? {
                 Fold::Key(f) => s.add_key(&f),
@@ -968,82 +633,105 @@ fn collect_unchecked<'data>(
         }
         Ok(())
     };
-    match split(data, parser, &s, &model, &mut progress)? {
-        Some(joined) => s = joined,
-        None => {
-            // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
-            // the serial parse of batch N+1. The two serial stages run on a core each, and the
-            // measuring fills whichever core is free first. The aggregates see keys in file order.
-            let mut items = parser.parse(data)?;
-            let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
-            let mut current = next_batch(&mut items, data, &mut progress);
-            // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
-            // thread is a worker already) would hand every batch over and sleep until done.
-            rayon::scope(|_| -> Result<(), Failure> {
-                loop {
-                    let mut batch = match current {
-                        Ok(b) => b,
-                        Err(e) => {
-                            // A key measured before the parse failed comes first in the file.
-                            fold(&mut s, measured)?;
-                            return Err(e);
-                        }
-                    };
-                    let last = batch.is_empty();
-                    let previous = std::mem::take(&mut measured);
-                    let ((folded, facts), next) = rayon::join(
-                        || {
-                            rayon::join(
-                                || fold(&mut s, previous),
-                                || {
-                                    use rayon::prelude::*;
-                                    batch.par_iter_mut().map(work).collect::<Vec<_>>()
-                                },
-                            )
-                        },
-                        || {
-                            if last {
-                                Ok(Vec::new())
-                            } else {
-                                next_batch(&mut items, data, &mut progress)
-                            }
-                        },
-                    );
-                    folded?;
-                    if last {
-                        break;
-                    }
-                    measured = facts;
-                    current = next;
+    // Three batches in flight: the serial fold of batch N-1, the measuring of batch N and
+    // the serial parse of batch N+1. The two serial stages run on a core each, and the
+    // measuring fills whichever core is free first. The aggregates see keys in file order.
+    let mut items = parser.parse(data)?;
+    let mut measured: Vec<Result<Fold<'data>, Failure>> = Vec::new();
+    let mut current = next_batch(&mut items, data, progress);
+    // On a pool thread: a `join` from outside the pool (a library caller; rdbkit's main
+    // thread is a worker already) would hand every batch over and sleep until done.
+    rayon::scope(|_| -> Result<(), Failure> {
+        loop {
+            let mut batch = match current {
+                Ok(b) => b,
+                Err(e) => {
+                    // A key measured before the parse failed comes first in the file.
+                    fold(s, measured)?;
+                    return Err(e);
                 }
-                Ok(())
-            })?;
+            };
+            let last = batch.is_empty();
+            let previous = std::mem::take(&mut measured);
+            let ((folded, facts), next) = rayon::join(
+                || {
+                    rayon::join(
+                        || fold(s, previous),
+                        || {
+                            use rayon::prelude::*;
+                            batch.par_iter_mut().map(work).collect::<Vec<_>>()
+                        },
+                    )
+                },
+                || {
+                    if last {
+                        Ok(Vec::new())
+                    } else {
+                        next_batch(&mut items, data, progress)
+                    }
+                },
+            );
+            folded?;
+            if last {
+                break;
+            }
+            measured = facts;
+            current = next;
         }
-    }
-    if let Some(eof) = s.eof {
-        eof_seen.set(eof);
-    }
-    s.add_pending_slots();
-    for (slot, cell) in std::mem::take(&mut s.slot_acc).into_iter().enumerate() {
-        for (array, v) in [&mut s.slot_keys, &mut s.slot_bytes, &mut s.slot_memory]
-            .into_iter()
-            .zip(cell)
-        {
-            if let Some(x) = array.get_mut(slot) {
-                *x = v;
+        Ok(())
+    })
+}
+
+/// The statistics of several files read as one sequence, in their order: what
+/// [`Stats::absorb_file`] joins when it can do so exactly. Each file's keys are judged at
+/// its own "now" and priced with its own memory model; the header, AUX fields and "now"
+/// shown are the first file's. The files were read (and their checksums verified) once
+/// already.
+pub(crate) fn collect_sequence(
+    files: &[&[u8]],
+    parser: &ParserBuilder,
+    options: &Options,
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<Stats, Failure> {
+    let mut whole: Option<Stats> = None;
+    let mut done = 0u64;
+    for &data in files {
+        let fresh = empty(data, parser, options, None)?;
+        let model = fresh.model;
+        let mut progress_here = |at| progress(done + at);
+        match &mut whole {
+            None => {
+                let mut s = fresh;
+                pipeline(&mut s, data, parser, &model, &mut progress_here)?;
+                whole = Some(s);
+            }
+            Some(s) => {
+                // Its keys at its own "now"; the first file's AUX fields and "now" stay.
+                let (aux, now) = (std::mem::take(&mut s.aux), s.now_ms);
+                s.now_ms = fresh.now_ms;
+                s.file_bytes += fresh.file_bytes;
+                pipeline(s, data, parser, &model, &mut progress_here)?;
+                (s.aux, s.now_ms) = (aux, now);
             }
         }
+        done += data.len() as u64;
     }
-    for (t, e, totals) in std::mem::take(&mut s.by_encoding) {
-        let ty = s.types.entry(t).or_default();
-        ty.keys += totals.keys;
-        ty.elements += totals.elements;
-        ty.bytes += totals.bytes;
-        ty.memory += totals.memory;
-        s.encodings.insert((t, e), totals);
-    }
-    s.dbs.retain(|_, db| db.keys > 0);
+    let mut s = whole.ok_or_else(|| Failure::Usage("no snapshot to read".into()))?;
+    s.functions = distinct(std::mem::take(&mut s.functions));
+    s.module_aux = distinct(std::mem::take(&mut s.module_aux));
+    s.finish();
     Ok(s)
+}
+
+/// The names in their first order, each once.
+pub(crate) fn distinct(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// Each core reads a piece of the file and folds it into statistics of its own, joined
@@ -1067,10 +755,6 @@ fn split<'data>(
                 Failure::Data(d) => Failure::Data(d.in_key(entry.db, &entry.key)),
                 other => other,
             })?;
-            s.slot_pending.push((f.slot, f.bytes, f.memory));
-            if s.slot_pending.len() >= SLOT_PENDING {
-                s.add_pending_slots();
-            }
             s.add_key(&f);
         } else {
             s.add_item(item);
@@ -1121,14 +805,9 @@ enum Fold<'data> {
 }
 
 impl Stats {
-    fn add_pending_slots(&mut self) {
-        for (slot, bytes, memory) in self.slot_pending.drain(..) {
-            if let Some(cell) = self.slot_acc.get_mut(slot as usize) {
-                cell[0] += 1;
-                cell[1] += bytes;
-                cell[2] += memory;
-            }
-        }
+    /// Ends the pass: each section's running accumulators become what the renderers read.
+    fn finish(&mut self) {
+        self.sections.finish();
     }
 
     fn add_item(&mut self, item: &Item<'_>) {
@@ -1152,174 +831,51 @@ impl Stats {
         }
     }
 
+    fn add_key(&mut self, f: &KeyFacts<'_>) {
+        self.keys += 1;
+        let cx = KeyContext {
+            now_ms: self.now_ms,
+            separators: &self.separators,
+            depth: self.options.depth,
+        };
+        self.sections.add(f, &cx);
+    }
+
     /// Takes in the statistics of the keys after this one's (a later stretch of the file),
     /// as if they had been added here one by one. `false` when that cannot be done
     /// exactly (the prefix tries or the tag map ran out of room, and which keys found
     /// room depended on their order); `self` is then half-joined.
-    fn absorb(&mut self, mut later: Stats, unknown_db_is: Option<u64>) -> bool {
-        self.add_pending_slots();
-        later.add_pending_slots();
-        let fits = later.untracked_tag_keys == 0
-            && (self.tags.len() >= MAX_TAGS
-                || self.tags.len()
-                    + later
-                        .tags
-                        .keys()
-                        .filter(|t| !self.tags.contains_key(*t))
-                        .count()
-                    <= MAX_TAGS);
-        if !fits || !self.prefixes.absorb(&later.prefixes) {
+    fn absorb(&mut self, later: Stats, unknown_db_is: Option<u64>) -> bool {
+        if !self.sections.absorb(later.sections, unknown_db_is) {
             return false;
         }
-        for (tag, (keys, bytes)) in later.tags {
-            if let Some(t) = self.tags.get_mut(&tag) {
-                t.0 += keys;
-                t.1 += bytes;
-            } else if self.tags.len() < MAX_TAGS {
-                self.tags.insert(tag, (keys, bytes));
-            } else {
-                self.untracked_tag_keys += keys;
-            }
-        }
-        self.tagged_keys += later.tagged_keys;
         self.aux.extend(later.aux);
         if later.eof.is_some() {
             self.eof = later.eof;
             self.checksum = later.checksum;
         }
         self.keys += later.keys;
-        for (mut db, d) in later.dbs {
-            if let (Some(real), true) = (unknown_db_is, db == UNKNOWN_DB) {
-                db = real;
-            }
-            let to = self.dbs.entry(db).or_default();
-            to.keys += d.keys;
-            to.expires += d.expires;
-            to.expired += d.expired;
-            to.bytes += d.bytes;
-            to.memory += d.memory;
-        }
-        for (t, e, totals) in later.by_encoding {
-            match self
-                .by_encoding
-                .iter_mut()
-                .find(|x| std::ptr::eq(x.0, t) && std::ptr::eq(x.1, e))
-            {
-                Some(x) => add_totals(&mut x.2, &totals),
-                None => self.by_encoding.push((t, e, totals)),
-            }
-        }
-        for (h, l) in [
-            (&mut self.key_sizes, later.key_sizes),
-            (&mut self.value_sizes, later.value_sizes),
-            (&mut self.memory_sizes, later.memory_sizes),
-            (&mut self.elements, later.elements),
-        ] {
-            for (c, n) in h.counts.iter_mut().zip(l.counts) {
-                *c += n;
-            }
-            h.count += l.count;
-            h.sum = h.sum.saturating_add(l.sum);
-            h.max = h.max.max(l.max);
-        }
-        self.top_bytes.absorb(later.top_bytes, unknown_db_is);
-        self.top_elements.absorb(later.top_elements, unknown_db_is);
-        self.top_memory.absorb(later.top_memory, unknown_db_is);
-        for (t, n) in self.ttl.iter_mut().zip(later.ttl) {
-            *t += n;
-        }
-        for (cell, n) in self.slot_acc.iter_mut().zip(later.slot_acc) {
-            for (c, v) in cell.iter_mut().zip(n) {
-                *c += v;
-            }
-        }
-        for (m, n) in later.modules {
-            *self.modules.entry(m).or_default() += n;
-        }
         self.module_aux.extend(later.module_aux);
         self.functions.extend(later.functions);
-        self.field_ttl_keys += later.field_ttl_keys;
-        self.field_ttl_fields += later.field_ttl_fields;
-        self.hash_fields_with_ttl_total += later.hash_fields_with_ttl_total;
-        let (s, l) = (&mut self.streams, later.streams);
-        s.keys += l.keys;
-        s.entries += l.entries;
-        s.groups += l.groups;
-        s.consumers += l.consumers;
-        s.pending += l.pending;
-        s.max_pending = s.max_pending.max(l.max_pending);
         true
     }
 
-    fn add_key(&mut self, f: &KeyFacts<'_>) {
-        self.keys += 1;
-        let db = self.dbs.entry(f.db).or_default();
-        db.keys += 1;
-        db.bytes += f.bytes;
-        db.memory += f.memory;
-        if let Some(at) = f.expire_ms {
-            db.expires += 1;
-            // As the server decides: a key is expired once "now" is past its time.
-            db.expired += u64::from(at < self.now_ms);
+    /// Takes in the finished statistics of another file (the next part of a cluster), as
+    /// if its keys had followed these in one sequence: the header and AUX fields stay
+    /// this file's; function libraries and module AUX records that every shard carries
+    /// count once. `false` when that cannot be done exactly (the prefix tries or the tag
+    /// map ran out of room); `self` is then half-joined.
+    pub(crate) fn absorb_file(&mut self, later: Stats) -> bool {
+        if !self.sections.absorb(later.sections, None) {
+            return false;
         }
-        // A handful of (type, encoding) pairs: a linear scan on the static names' addresses
-        // beats a map lookup per key; the maps are filled at the end.
-        match self
-            .by_encoding
-            .iter_mut()
-            .find(|e| std::ptr::eq(e.0, f.type_name) && std::ptr::eq(e.1, f.encoding))
-        {
-            Some(e) => e.2.add(f),
-            None => {
-                let mut t = Totals::default();
-                t.add(f);
-                self.by_encoding.push((f.type_name, f.encoding, t));
-            }
-        }
-        self.key_sizes.add(f.key.len() as u64);
-        self.value_sizes.add(f.value_bytes);
-        self.memory_sizes.add(f.memory);
-        self.elements.add(f.elements);
-        let digest = key_digest(&f.key, self.top_bytes.prefix);
-        self.top_bytes.offer(f.bytes, f, digest);
-        self.top_elements.offer(f.elements, f, digest);
-        self.top_memory.offer(f.memory, f, digest);
-        self.prefixes
-            .add(&f.key, &self.separators, self.options.depth, f);
-        if let Some(t) = self.ttl.get_mut(ttl_bucket(f.expire_ms, self.now_ms)) {
-            *t += 1;
-        }
-        let tag = hash_tag(&f.key);
-        if tag.len() != f.key.len() {
-            self.tagged_keys += 1;
-            if let Some(t) = self.tags.get_mut(tag) {
-                t.0 += 1;
-                t.1 += f.bytes;
-            } else if self.tags.len() < MAX_TAGS {
-                self.tags.insert(tag.to_vec(), (1, f.bytes));
-            } else {
-                self.untracked_tag_keys += 1;
-            }
-        }
-        if let Some(m) = &f.module {
-            *self.modules.entry(m.clone()).or_default() += 1;
-        }
-        if let Some(n) = f.field_ttls {
-            self.hash_fields_with_ttl_total += f.elements;
-            if n > 0 {
-                self.field_ttl_keys += 1;
-                self.field_ttl_fields += n;
-            }
-        }
-        if let Some(st) = &f.stream {
-            let s = &mut self.streams;
-            s.keys += 1;
-            s.entries += st.entries;
-            s.groups += st.groups;
-            s.consumers += st.consumers;
-            s.pending += st.pending;
-            s.max_pending = s.max_pending.max(st.max_pending);
-        }
+        self.file_bytes += later.file_bytes;
+        self.keys += later.keys;
+        self.module_aux.extend(later.module_aux);
+        self.module_aux = distinct(std::mem::take(&mut self.module_aux));
+        self.functions.extend(later.functions);
+        self.functions = distinct(std::mem::take(&mut self.functions));
+        true
     }
 
     /// Keys and bytes per shard of an even `n`-way split, and the max/mean ratios.
@@ -1335,9 +891,9 @@ impl Stats {
                     *d += s;
                 }
             };
-            add(&mut keys, &self.slot_keys);
-            add(&mut bytes, &self.slot_bytes);
-            add(&mut memory, &self.slot_memory);
+            add(&mut keys, &self.sections.slots.keys);
+            add(&mut bytes, &self.sections.slots.bytes);
+            add(&mut memory, &self.sections.slots.memory);
         }
         let ratio = |v: &[u64]| {
             let sum: u64 = v.iter().sum();
@@ -1363,8 +919,8 @@ impl Stats {
     pub fn hottest_slots(&self, n: usize) -> Vec<(usize, u64, u64)> {
         let mut v: Vec<(usize, u64, u64)> = (0..SLOTS)
             .filter_map(|s| {
-                let k = *self.slot_keys.get(s)?;
-                (k > 0).then(|| (s, k, self.slot_bytes.get(s).copied().unwrap_or(0)))
+                let k = *self.sections.slots.keys.get(s)?;
+                (k > 0).then(|| (s, k, self.sections.slots.bytes.get(s).copied().unwrap_or(0)))
             })
             .collect();
         v.sort_by_key(|&(s, k, b)| (Reverse(b), Reverse(k), s));
@@ -1375,7 +931,9 @@ impl Stats {
     /// The `n` tags with the most keys: (tag, keys, bytes).
     pub fn top_tags(&self, n: usize) -> Vec<(Vec<u8>, u64, u64)> {
         let mut v: Vec<(Vec<u8>, u64, u64)> = self
+            .sections
             .tags
+            .map
             .iter()
             .map(|(t, &(k, b))| (t.clone(), k, b))
             .collect();
@@ -1386,11 +944,11 @@ impl Stats {
 
     /// Total estimated memory.
     pub fn memory(&self) -> u64 {
-        self.types.values().map(|t| t.memory).sum()
+        self.sections.kinds.types.values().map(|t| t.memory).sum()
     }
 
     pub fn bytes(&self) -> u64 {
-        self.types.values().map(|t| t.bytes).sum()
+        self.sections.kinds.types.values().map(|t| t.bytes).sum()
     }
 
     pub fn aux_value(&self, name: &str) -> Option<String> {
@@ -1477,14 +1035,14 @@ mod tests {
         let mut t = PrefixTree::new();
         for i in 0..3000 {
             let key = format!("user:{i}:name");
-            t.add(
+            t.insert(
                 key.as_bytes(),
                 &Separators::new(b":"),
                 3,
                 &facts(key.as_bytes()),
             );
         }
-        t.add(b"plain", &Separators::new(b":"), 3, &facts(b"plain"));
+        t.insert(b"plain", &Separators::new(b":"), 3, &facts(b"plain"));
         assert_eq!(t.live_nodes(), 2, "the root and user:, collapsed");
         assert_eq!(t.collapsed_keys, 3000);
         assert_eq!(t.overflowed, 0);
@@ -1551,10 +1109,13 @@ mod tests {
         let one = in_pool(1, || {
             collect(&data, &ParserBuilder::new(), &options, |_| {}).unwrap()
         });
-        assert!(one.prefixes.collapsed_keys > 0, "a prefix collapsed");
+        assert!(
+            one.sections.prefixes.collapsed_keys > 0,
+            "a prefix collapsed"
+        );
         for threads in [2, 3, 4] {
             let joined = in_pool(threads, || {
-                let empty = empty(&data, &ParserBuilder::new(), &options).unwrap();
+                let empty = empty(&data, &ParserBuilder::new(), &options, None).unwrap();
                 split(
                     &data,
                     &ParserBuilder::new(),
@@ -1590,11 +1151,11 @@ mod tests {
             let (mut a, mut b) = (PrefixTree::new(), PrefixTree::new());
             for (i, k) in names.iter().enumerate() {
                 let f = facts(k.as_bytes());
-                whole.add(k.as_bytes(), &Separators::new(b":"), 3, &f);
+                whole.insert(k.as_bytes(), &Separators::new(b":"), 3, &f);
                 let half = if i < cut { &mut a } else { &mut b };
-                half.add(k.as_bytes(), &Separators::new(b":"), 3, &f);
+                half.insert(k.as_bytes(), &Separators::new(b":"), 3, &f);
             }
-            assert!(a.absorb(&b), "cut {cut}");
+            assert!(a.join_later(&b), "cut {cut}");
             assert_eq!(
                 a.biggest(usize::MAX),
                 whole.biggest(usize::MAX),
@@ -1613,7 +1174,7 @@ mod tests {
         let mut t = PrefixTree::new();
         let names: Vec<String> = (0..20).rev().map(|i| format!("p{i:02}:k")).collect();
         for k in &names {
-            t.add(
+            t.insert(
                 k.as_bytes(),
                 &Separators::new(b":"),
                 3,

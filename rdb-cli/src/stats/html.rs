@@ -5,13 +5,14 @@
 //! `chart-key-sizes`, `chart-value-sizes`, `chart-ttl`, `chart-slots`, `chart-prefixes`,
 //! `chart-shards`, `chart-memory-sizes`; tables `table-dbs`, `table-top` (by bytes),
 //! `table-top-elements`, `table-top-memory`; panels `table-modules`, `table-functions`,
-//! `table-streams`, `table-field-ttls`.
+//! `table-streams`, `table-field-ttls`; with several files `table-parts`.
 
 use std::fmt::Write as _;
 use std::io::{Result, Write};
 
 use super::collect::{SizeHistogram, Stats, TopKey, Totals, TTL_BUCKETS, TYPES};
 use super::text::{human_bytes, shown_key, utc};
+use super::whole::{ranges_text, PartStats, Report};
 
 const PALETTE: [&str; 10] = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
@@ -255,7 +256,12 @@ fn treemap(s: &Stats) -> String {
         )),
         s.options.depth
     );
-    let total = s.prefixes.nodes.first().map_or(0, |r| r.totals.bytes);
+    let total = s
+        .sections
+        .prefixes
+        .nodes
+        .first()
+        .map_or(0, |r| r.totals.bytes);
     let mut color_index = 0;
     cell(
         s,
@@ -290,14 +296,15 @@ fn cell(
     prefix: &str,
     depth: usize,
 ) {
-    let Some(n) = s.prefixes.nodes.get(node) else {
+    let Some(n) = s.sections.prefixes.nodes.get(node) else {
         return;
     };
     let mut kids: Vec<(usize, Totals, &[u8])> = n
         .children
         .values()
         .filter_map(|&c| {
-            s.prefixes
+            s.sections
+                .prefixes
                 .nodes
                 .get(c)
                 .map(|k| (c, k.totals, k.segment.as_slice()))
@@ -340,7 +347,8 @@ fn cell(
             continue;
         }
         let recurse = child.is_some_and(|c| {
-            s.prefixes
+            s.sections
+                .prefixes
                 .nodes
                 .get(c)
                 .is_some_and(|k| !k.children.is_empty())
@@ -402,16 +410,16 @@ fn truncate(s: &str, n: usize) -> String {
 
 fn slot_map(s: &Stats) -> String {
     // Bytes per slot, painted by the inline script: 128 rows of 128 slots.
-    let mut data = String::with_capacity(s.slot_bytes.len() * 3);
+    let mut data = String::with_capacity(s.sections.slots.bytes.len() * 3);
     data.push('[');
-    for (i, b) in s.slot_bytes.iter().enumerate() {
+    for (i, b) in s.sections.slots.bytes.iter().enumerate() {
         if i > 0 {
             data.push(',');
         }
         let _ = write!(data, "{b}");
     }
     data.push(']');
-    let used = s.slot_keys.iter().filter(|&&k| k > 0).count();
+    let used = s.sections.slots.keys.iter().filter(|&&k| k > 0).count();
     let hot: Vec<String> = s
         .hottest_slots(5)
         .iter()
@@ -424,7 +432,7 @@ fn slot_map(s: &Stats) -> String {
          <p class=\"note\">Colour: bytes in the slot, from pale (few) to dark red (the \
          most, {} in one slot); grey: no keys. Hottest: {}</p>\
          <script>\n(function () {{\n  var bytes = {data};\n  var c = document.getElementById('slot-canvas');\n  var g = c.getContext('2d');\n  var max = 1;\n  for (var i = 0; i < bytes.length; i++) {{ if (bytes[i] > max) max = bytes[i]; }}\n  g.fillStyle = '#f4f4f6';\n  g.fillRect(0, 0, 512, 512);\n  for (var s = 0; s < bytes.length; s++) {{\n    if (!bytes[s]) continue;\n    var t = Math.sqrt(bytes[s] / max);\n    var r = Math.round(255 - t * 30), gr = Math.round(220 - t * 190), b = Math.round(120 - t * 100);\n    g.fillStyle = 'rgb(' + r + ',' + gr + ',' + b + ')';\n    g.fillRect((s % 128) * 4, Math.floor(s / 128) * 4, 4, 4);\n  }}\n  c.setAttribute('data-painted', 'yes');\n}})();\n</script></figure>",
-        human_bytes(s.slot_bytes.iter().copied().max().unwrap_or(0)),
+        human_bytes(s.sections.slots.bytes.iter().copied().max().unwrap_or(0)),
         esc(&hot.join("; "))
     )
 }
@@ -507,7 +515,7 @@ fn db_table(s: &Stats) -> String {
          <th class=\"r\">est. memory</th><th>share of memory</th></tr></thead><tbody>",
     );
     let total = s.memory();
-    for (n, d) in &s.dbs {
+    for (n, d) in s.sections.dbs.iter() {
         let _ = write!(
             t,
             "<tr><td>db{n}</td><td class=\"r\">{}</td><td class=\"r\">{}</td>\
@@ -520,7 +528,7 @@ fn db_table(s: &Stats) -> String {
             share_cell(d.memory, total, "#4e79a7")
         );
     }
-    if s.dbs.is_empty() {
+    if s.sections.dbs.is_empty() {
         t.push_str("<tr><td colspan=\"7\" class=\"note\">No keys in any database.</td></tr>");
     }
     t.push_str("</tbody></table></section>");
@@ -608,10 +616,15 @@ fn tally(names: &[String]) -> Vec<(String, u64)> {
 /// file has none.
 fn contents(s: &Stats) -> String {
     let mut html = String::from("<div class=\"grid\">");
-    let module_keys: u64 = s.modules.values().sum();
+    let module_keys: u64 = s.sections.modules.values().sum();
     let mut extra = String::new();
-    if !s.modules.is_empty() {
-        let types: Vec<(String, u64)> = s.modules.iter().map(|(m, n)| (m.clone(), *n)).collect();
+    if !s.sections.modules.is_empty() {
+        let types: Vec<(String, u64)> = s
+            .sections
+            .modules
+            .iter()
+            .map(|(m, n)| (m.clone(), *n))
+            .collect();
         extra.push_str(&name_table(&types, "module type", Some("keys")));
     }
     if !s.module_aux.is_empty() {
@@ -624,7 +637,7 @@ fn contents(s: &Stats) -> String {
     let mut rows = Vec::new();
     if !extra.is_empty() {
         rows.push(("module keys", module_keys.to_string()));
-        rows.push(("module types", s.modules.len().to_string()));
+        rows.push(("module types", s.sections.modules.len().to_string()));
         rows.push(("module aux records", s.module_aux.len().to_string()));
     }
     html.push_str(&panel(
@@ -651,7 +664,7 @@ fn contents(s: &Stats) -> String {
         "No function libraries.",
     ));
 
-    let st = &s.streams;
+    let st = &s.sections.streams;
     let rows = if st.keys == 0 {
         Vec::new()
     } else {
@@ -672,25 +685,35 @@ fn contents(s: &Stats) -> String {
         "No stream keys.",
     ));
 
-    let rows = if s.field_ttl_keys == 0 && s.hash_fields_with_ttl_total == 0 {
-        Vec::new()
-    } else {
-        vec![
-            ("hashes with field TTLs", s.field_ttl_keys.to_string()),
-            ("fields with a TTL", s.field_ttl_fields.to_string()),
-            (
-                "fields in hashes of a field-TTL encoding",
-                s.hash_fields_with_ttl_total.to_string(),
-            ),
-            (
-                "share of those fields with a TTL",
-                format!(
-                    "{:.1}%",
-                    pct(s.field_ttl_fields, s.hash_fields_with_ttl_total)
+    let rows =
+        if s.sections.field_ttls.keys == 0 && s.sections.field_ttls.fields_in_capable_hashes == 0 {
+            Vec::new()
+        } else {
+            vec![
+                (
+                    "hashes with field TTLs",
+                    s.sections.field_ttls.keys.to_string(),
                 ),
-            ),
-        ]
-    };
+                (
+                    "fields with a TTL",
+                    s.sections.field_ttls.fields.to_string(),
+                ),
+                (
+                    "fields in hashes of a field-TTL encoding",
+                    s.sections.field_ttls.fields_in_capable_hashes.to_string(),
+                ),
+                (
+                    "share of those fields with a TTL",
+                    format!(
+                        "{:.1}%",
+                        pct(
+                            s.sections.field_ttls.fields,
+                            s.sections.field_ttls.fields_in_capable_hashes
+                        )
+                    ),
+                ),
+            ]
+        };
     html.push_str(&panel(
         "table-field-ttls",
         "Hash field TTLs",
@@ -728,8 +751,69 @@ fn shards(s: &Stats) -> String {
     html
 }
 
-/// Writes the page.
-pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
+/// The parts side by side, a column each: what each file holds, its slots, and the keys
+/// outside the slots its manifest gives it.
+fn parts_table(s: &Stats, parts: &[PartStats]) -> String {
+    let mut t = String::from(
+        "<section id=\"table-parts\"><h2>Parts (the report below is of all of them)</h2>\
+         <table><thead><tr><th></th>",
+    );
+    for p in parts {
+        let _ = write!(t, "<th class=\"k\">{}</th>", esc(&p.name));
+    }
+    t.push_str("</tr></thead><tbody>");
+    let row = |t: &mut String, label: &str, cells: Vec<String>| {
+        let _ = write!(t, "<tr><th>{label}</th>");
+        for c in cells {
+            let _ = write!(t, "<td class=\"r\">{c}</td>");
+        }
+        t.push_str("</tr>");
+    };
+    let of = |f: &dyn Fn(&PartStats) -> String| parts.iter().map(f).collect::<Vec<_>>();
+    row(
+        &mut t,
+        "format",
+        of(&|p| format!("{} {}", p.magic, p.rdb_version)),
+    );
+    row(&mut t, "file size", of(&|p| human_bytes(p.file_bytes)));
+    row(&mut t, "keys", of(&|p| p.keys.to_string()));
+    row(
+        &mut t,
+        "share of keys",
+        of(&|p| format!("{:.1}%", pct(p.keys, s.keys))),
+    );
+    row(&mut t, "serialized", of(&|p| human_bytes(p.bytes)));
+    row(&mut t, "est. memory", of(&|p| human_bytes(p.memory)));
+    row(&mut t, "checksum", of(&|p| esc(&p.checksum)));
+    row(&mut t, "slots holding keys", of(&|p| ranges_text(&p.slots)));
+    if parts.iter().any(|p| p.manifest_slots.is_some()) {
+        row(
+            &mut t,
+            "manifest slots",
+            of(&|p| p.manifest_slots.as_deref().map_or("-".into(), ranges_text)),
+        );
+        row(
+            &mut t,
+            "keys outside them",
+            of(&|p| {
+                let mut c = p.outside.keys.to_string();
+                for (db, key, slot) in &p.outside.examples {
+                    let _ = write!(
+                        c,
+                        "<br><span class=\"k\">db{db} slot {slot}: {}</span>",
+                        esc(&truncate(&page_key(key), 80))
+                    );
+                }
+                c
+            }),
+        );
+    }
+    t.push_str("</tbody></table></section>");
+    t
+}
+
+/// The page's header line and its cards of headline numbers.
+fn header_and_cards(s: &Stats, title: &str) -> String {
     let mut body = String::new();
     let total_mem = s.memory();
     let _ = write!(
@@ -750,14 +834,24 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str("<section class=\"cards\">");
     for (label, value) in [
         ("keys", s.keys.to_string()),
-        ("databases", s.dbs.len().to_string()),
+        ("databases", s.sections.dbs.len().to_string()),
         (
             "with expiry",
-            s.dbs.values().map(|d| d.expires).sum::<u64>().to_string(),
+            s.sections
+                .dbs
+                .values()
+                .map(|d| d.expires)
+                .sum::<u64>()
+                .to_string(),
         ),
         (
             "expired",
-            s.dbs.values().map(|d| d.expired).sum::<u64>().to_string(),
+            s.sections
+                .dbs
+                .values()
+                .map(|d| d.expired)
+                .sum::<u64>()
+                .to_string(),
         ),
         ("est. memory", human_bytes(total_mem)),
         match s.aux_value("valkey-ver") {
@@ -775,11 +869,23 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
         );
     }
     body.push_str("</section>");
+    body
+}
+
+/// Writes the page: the whole, and with several files the parts side by side.
+pub fn write(r: &Report, title: &str, out: &mut dyn Write) -> Result<()> {
+    let s = &r.whole;
+    let mut body = header_and_cards(s, title);
+    if !r.parts.is_empty() {
+        body.push_str(&parts_table(s, &r.parts));
+    }
     body.push_str(&db_table(s));
     let types: Vec<(String, u64, String)> = TYPES
         .iter()
         .filter_map(|t| {
-            s.types
+            s.sections
+                .kinds
+                .types
                 .get(t)
                 .map(|x| ((*t).to_owned(), x.memory, type_color(t)))
         })
@@ -793,7 +899,13 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     // Grouped by type in report order, each type's encodings in shades of its colour.
     let mut encodings: Vec<(String, u64, String)> = Vec::new();
     for t in TYPES {
-        let own: Vec<_> = s.encodings.iter().filter(|((ty, _), _)| *ty == t).collect();
+        let own: Vec<_> = s
+            .sections
+            .kinds
+            .encodings
+            .iter()
+            .filter(|((ty, _), _)| *ty == t)
+            .collect();
         for (i, ((_, e), x)) in own.iter().enumerate() {
             let shade = i as f64 * 0.55 / own.len().max(1) as f64;
             encodings.push((format!("{t}/{e}"), x.keys, tint(&type_color(t), shade)));
@@ -809,19 +921,19 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str(&size_bars(
         "chart-key-sizes",
         "Keys per key size (bytes)",
-        &s.key_sizes,
+        &s.sections.sizes.keys,
         "#4e79a7",
     ));
     body.push_str(&size_bars(
         "chart-value-sizes",
         "Keys per value size in the file (bytes)",
-        &s.value_sizes,
+        &s.sections.sizes.values,
         "#f28e2b",
     ));
     body.push_str("</div><div class=\"row\">");
     let ttl: Vec<(String, u64)> = TTL_BUCKETS
         .iter()
-        .zip(s.ttl.iter())
+        .zip(s.sections.ttl.iter())
         .map(|(n, c)| ((*n).to_owned(), *c))
         .collect();
     body.push_str(&bars(
@@ -841,7 +953,7 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str(&size_bars(
         "chart-memory-sizes",
         "Keys per estimated memory (bytes)",
-        &s.memory_sizes,
+        &s.sections.sizes.memory,
         "#76b7b2",
     ));
     body.push_str("</div>");
@@ -850,19 +962,19 @@ pub fn write(s: &Stats, title: &str, out: &mut dyn Write) -> Result<()> {
     body.push_str(&top_table(
         "table-top",
         "Biggest keys by bytes in the file",
-        &s.top_bytes.sorted(),
+        &s.sections.top.bytes.sorted(),
         "bytes",
     ));
     body.push_str(&top_table(
         "table-top-elements",
         "Biggest keys by elements",
-        &s.top_elements.sorted(),
+        &s.sections.top.elements.sorted(),
         "elements",
     ));
     body.push_str(&top_table(
         "table-top-memory",
         "Biggest keys by estimated memory",
-        &s.top_memory.sorted(),
+        &s.sections.top.memory.sorted(),
         "memory",
     ));
     let page = format!(

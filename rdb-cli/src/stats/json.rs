@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::collect::{SizeHistogram, Stats, TopKey, Totals, TTL_BUCKETS};
+use super::whole::{PartStats, Report};
 
 /// Schema version of the document; bumped when a field changes meaning or goes away.
 pub const SCHEMA: u32 = 1;
@@ -60,6 +61,7 @@ fn top(keys: &[TopKey]) -> Value {
 impl Stats {
     pub fn to_json(&self) -> Value {
         let dbs: Map<String, Value> = self
+            .sections
             .dbs
             .iter()
             .map(|(n, d)| {
@@ -71,9 +73,11 @@ impl Stats {
             })
             .collect();
         let mut types = Map::new();
-        for (t, tot) in &self.types {
+        for (t, tot) in &self.sections.kinds.types {
             let mut v = totals(tot);
             let encodings: Map<String, Value> = self
+                .sections
+                .kinds
                 .encodings
                 .iter()
                 .filter(|((ty, _), _)| ty == t)
@@ -86,10 +90,11 @@ impl Stats {
         }
         let ttl: Map<String, Value> = TTL_BUCKETS
             .iter()
-            .zip(self.ttl.iter())
+            .zip(self.sections.ttl.iter())
             .map(|(n, c)| ((*n).to_owned(), json!(c)))
             .collect();
         let prefixes: Vec<Value> = self
+            .sections
             .prefixes
             .biggest(self.options.top.max(10))
             .iter()
@@ -110,7 +115,7 @@ impl Stats {
                 "memory_max_over_mean": round3(b.memory_ratio),
             })
         });
-        let used_slots = self.slot_keys.iter().filter(|&&k| k > 0).count();
+        let used_slots = self.sections.slots.keys.iter().filter(|&&k| k > 0).count();
         json!({
             "schema": SCHEMA,
             "file_bytes": self.file_bytes,
@@ -129,50 +134,94 @@ impl Stats {
             "memory": self.memory(),
             "dbs": dbs,
             "types": types,
-            "key_sizes": sizes(&self.key_sizes),
-            "value_sizes": sizes(&self.value_sizes),
-            "memory_sizes": sizes(&self.memory_sizes),
-            "element_counts": sizes(&self.elements),
-            "top_by_bytes": top(&self.top_bytes.sorted()),
-            "top_by_elements": top(&self.top_elements.sorted()),
-            "top_by_memory": top(&self.top_memory.sorted()),
+            "key_sizes": sizes(&self.sections.sizes.keys),
+            "value_sizes": sizes(&self.sections.sizes.values),
+            "memory_sizes": sizes(&self.sections.sizes.memory),
+            "element_counts": sizes(&self.sections.sizes.elements),
+            "top_by_bytes": top(&self.sections.top.bytes.sorted()),
+            "top_by_elements": top(&self.sections.top.elements.sorted()),
+            "top_by_memory": top(&self.sections.top.memory.sorted()),
             "prefixes": {
                 "separators": bytes_value(&self.options.separators),
                 "depth": self.options.depth,
-                "nodes": self.prefixes.live_nodes(),
-                "collapsed_keys": self.prefixes.collapsed_keys,
-                "overflowed_keys": self.prefixes.overflowed,
+                "nodes": self.sections.prefixes.live_nodes(),
+                "collapsed_keys": self.sections.prefixes.collapsed_keys,
+                "overflowed_keys": self.sections.prefixes.overflowed,
                 "biggest": prefixes,
             },
             "ttl": ttl,
             "slots": {
                 "used": used_slots,
                 "hottest": self.hottest_slots(10).iter().map(|&(s, k, b)| json!({"slot": s, "keys": k, "bytes": b})).collect::<Vec<_>>(),
-                "keys": self.slot_keys.iter().enumerate().filter(|(_, &k)| k > 0).map(|(s, &k)| json!([s, k, self.slot_bytes.get(s).copied().unwrap_or(0)])).collect::<Vec<_>>(),
-                "tagged_keys": self.tagged_keys,
-                "distinct_tags": self.tags.len(),
-                "untracked_tag_keys": self.untracked_tag_keys,
+                "keys": self.sections.slots.keys.iter().enumerate().filter(|(_, &k)| k > 0).map(|(s, &k)| json!([s, k, self.sections.slots.bytes.get(s).copied().unwrap_or(0)])).collect::<Vec<_>>(),
+                "tagged_keys": self.sections.tags.tagged_keys,
+                "distinct_tags": self.sections.tags.map.len(),
+                "untracked_tag_keys": self.sections.tags.untracked_keys,
                 "top_tags": self.top_tags(10).iter().map(|(t, k, b)| json!({"tag": bytes_value(t), "keys": k, "bytes": b})).collect::<Vec<_>>(),
             },
             "shards": shards,
             "modules": {
-                "types": self.modules,
+                "types": self.sections.modules.0,
                 "aux": self.module_aux,
             },
             "functions": {"libraries": self.functions.len(), "names": self.functions},
             "hash_field_ttls": {
-                "keys": self.field_ttl_keys,
-                "fields_with_ttl": self.field_ttl_fields,
-                "fields_in_ttl_capable_hashes": self.hash_fields_with_ttl_total,
+                "keys": self.sections.field_ttls.keys,
+                "fields_with_ttl": self.sections.field_ttls.fields,
+                "fields_in_ttl_capable_hashes": self.sections.field_ttls.fields_in_capable_hashes,
             },
             "streams": {
-                "keys": self.streams.keys,
-                "entries": self.streams.entries,
-                "groups": self.streams.groups,
-                "consumers": self.streams.consumers,
-                "pending": self.streams.pending,
-                "max_group_pending": self.streams.max_pending,
+                "keys": self.sections.streams.keys,
+                "entries": self.sections.streams.entries,
+                "groups": self.sections.streams.groups,
+                "consumers": self.sections.streams.consumers,
+                "pending": self.sections.streams.pending,
+                "max_group_pending": self.sections.streams.max_pending,
             },
+        })
+    }
+}
+
+impl Report {
+    /// The whole's document; with several files it adds `parts`.
+    pub fn to_json(&self) -> Value {
+        let mut v = self.whole.to_json();
+        if !self.parts.is_empty() {
+            if let Some(o) = v.as_object_mut() {
+                let parts = self.parts.iter().map(PartStats::to_json).collect();
+                o.insert("parts".into(), Value::Array(parts));
+            }
+        }
+        v
+    }
+}
+
+fn ranges(r: &[(u16, u16)]) -> Value {
+    Value::Array(r.iter().map(|&(a, z)| json!([a, z])).collect())
+}
+
+impl PartStats {
+    pub fn to_json(&self) -> Value {
+        let outside = self.manifest_slots.as_ref().map(|_| {
+            json!({
+                "keys": self.outside.keys,
+                "examples": self.outside.examples.iter().map(|(db, key, slot)| {
+                    json!({"db": db, "key": bytes_value(key), "slot": slot})
+                }).collect::<Vec<_>>(),
+            })
+        });
+        json!({
+            "file": self.name,
+            "file_bytes": self.file_bytes,
+            "magic": self.magic,
+            "rdb_version": self.rdb_version,
+            "checksum": self.checksum,
+            "keys": self.keys,
+            "bytes": self.bytes,
+            "memory": self.memory,
+            "slots": ranges(&self.slots),
+            "manifest_slots": self.manifest_slots.as_deref().map(ranges),
+            "outside_manifest": outside,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! in-memory form allocates per element (hash tables, skiplists, linked lists).
 
 use rdb_parser::{Entry, Value};
+use rdb_writer::server::{Product, ServerVersion};
 
 /// The allocator whose size classes round every allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,25 +81,23 @@ pub struct Model {
 }
 
 impl Model {
-    /// The layout of the server that wrote the snapshot, from its `redis-ver` /
-    /// `valkey-ver` AUX field and header.
-    pub fn for_server(valkey: bool, version: Option<&str>, rdb_version: u32) -> Layout {
-        let parse = |v: &str| -> (u32, u32) {
-            let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-        };
-        match (valkey, version.map(parse)) {
-            (true, Some((8, 0))) => Layout::Valkey80,
-            (true, Some((8, _))) => Layout::Valkey81,
-            (true, Some((major, _))) if major >= 9 => Layout::Valkey90,
-            (true, _) if rdb_version >= 80 => Layout::Valkey90,
-            (_, Some((major, _))) if major >= 8 => Layout::Redis8,
-            (_, Some((7, 0))) => Layout::Redis70,
-            (_, Some((7, _))) => Layout::Redis74,
-            (_, Some(_)) => Layout::Redis6,
-            (_, None) if rdb_version >= 12 => Layout::Redis74,
-            (_, None) if rdb_version >= 10 => Layout::Redis70,
-            (_, None) => Layout::Redis6,
+    /// The layout of the server that wrote the snapshot, from its version
+    /// ([`ServerVersion::from_aux`]), else from its header's format version.
+    pub fn for_server(server: Option<ServerVersion>, rdb_version: u32) -> Layout {
+        use Product::Valkey;
+        match server.map(|v| (v.product, v.major, v.minor)) {
+            Some((Valkey, 8, 0)) => Layout::Valkey80,
+            Some((Valkey, 8, _)) => Layout::Valkey81,
+            Some((Valkey, 9.., _)) => Layout::Valkey90,
+            // A VALKEY080 file, whatever (or if) it says its version is.
+            Some((Valkey, _, _)) | None if rdb_version >= 80 => Layout::Valkey90,
+            Some((_, 8.., _)) => Layout::Redis8,
+            Some((_, 7, 0)) => Layout::Redis70,
+            Some((_, 7, _)) => Layout::Redis74,
+            Some(_) => Layout::Redis6,
+            None if rdb_version >= 12 => Layout::Redis74,
+            None if rdb_version >= 10 => Layout::Redis70,
+            None => Layout::Redis6,
         }
     }
 

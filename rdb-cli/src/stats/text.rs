@@ -3,6 +3,7 @@
 use std::io::{Result, Write};
 
 use super::collect::{SizeHistogram, Stats, TopKey, TTL_BUCKETS, TYPES};
+use super::whole::{ranges_text, PartStats, Report};
 
 /// `1234567` -> `1.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
@@ -160,8 +161,86 @@ fn top(out: &mut dyn Write, title: &str, keys: &[TopKey]) -> Result<()> {
     Ok(())
 }
 
-/// Writes the whole report.
+/// Writes the report of a run: the parts first when there are several, then the whole.
+pub fn write_report(r: &Report, out: &mut dyn Write) -> Result<()> {
+    if !r.parts.is_empty() {
+        parts(&r.parts, out)?;
+        writeln!(out)?;
+    }
+    write(&r.whole, out)
+}
+
+/// Columns of the parts table before the slots; these get the rest of [`WIDTH`].
+const PART_COLUMNS: usize = 2 + 3 + 1 + 24 + 10 + 12 + 12 + 2;
+
+/// The parts table, then each part's keys outside its manifest's slots.
+fn parts(parts: &[PartStats], out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "parts      {} files, reported as one below",
+        parts.len()
+    )?;
+    writeln!(
+        out,
+        "  {:<3} {:<24}{:>10}{:>12}{:>12}  slots holding keys",
+        "#", "file", "keys", "serialized", "memory"
+    )?;
+    for (i, p) in parts.iter().enumerate() {
+        writeln!(
+            out,
+            "  {i:<3} {:<24}{:>10}{:>12}{:>12}  {}",
+            fit(&shown_key(p.name.as_bytes()), 24),
+            p.keys,
+            human_bytes(p.bytes),
+            human_bytes(p.memory),
+            fit(&ranges_text(&p.slots), WIDTH - PART_COLUMNS)
+        )?;
+    }
+    let checked: Vec<&PartStats> = parts
+        .iter()
+        .filter(|p| p.manifest_slots.is_some())
+        .collect();
+    if checked.is_empty() {
+        return Ok(());
+    }
+    let outside: u64 = checked.iter().map(|p| p.outside.keys).sum();
+    if outside == 0 {
+        return writeln!(out, "  every key is in a slot its file's manifest gives it");
+    }
+    for p in checked.iter().filter(|p| p.outside.keys > 0) {
+        let ranges = ranges_text(p.manifest_slots.as_deref().unwrap_or_default());
+        writeln!(
+            out,
+            "  {}: {} keys outside its manifest's slots {}",
+            fit(&shown_key(p.name.as_bytes()), 30),
+            p.outside.keys,
+            fit(&ranges, 20)
+        )?;
+        for (db, key, slot) in &p.outside.examples {
+            writeln!(
+                out,
+                "    db{db} slot {slot:<6} {}",
+                fit(&shown_key(key), WIDTH - 22)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the whole report, section by section.
 pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    header(s, out)?;
+    databases(s, out)?;
+    types(s, out)?;
+    sizes_and_top_keys(s, out)?;
+    prefixes(s, out)?;
+    ttl_and_slots(s, out)?;
+    shard_split(s, out)?;
+    modules_and_more(s, out)
+}
+
+/// The file, its format, checksum and AUX fields, and the totals.
+fn header(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "file       {} ({} bytes)",
@@ -196,13 +275,18 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         s.now_ms,
         s.now_source
     )?;
+    Ok(())
+}
+
+/// The rows of keys per database.
+fn databases(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "\ndatabases")?;
     writeln!(
         out,
         "  {:<6}{:>11}{:>11}{:>11}{:>13}{:>13}",
         "db", "keys", "expires", "expired", "serialized", "memory"
     )?;
-    for (n, d) in &s.dbs {
+    for (n, d) in s.sections.dbs.iter() {
         writeln!(
             out,
             "  {:<6}{:>11}{:>11}{:>11}{:>13}{:>13}",
@@ -214,6 +298,13 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             human_bytes(d.memory)
         )?;
     }
+    Ok(())
+}
+
+/// Keys, elements, bytes and memory per type, and per encoding under each.
+fn types(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    let total_bytes = s.bytes();
+    let total_mem = s.memory();
     writeln!(out, "\ntypes and encodings")?;
     writeln!(
         out,
@@ -221,7 +312,9 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         "", "keys", "%", "elements", "serialized", "%", "memory", "%"
     )?;
     for t in TYPES {
-        let Some(tot) = s.types.get(t) else { continue };
+        let Some(tot) = s.sections.kinds.types.get(t) else {
+            continue;
+        };
         writeln!(
             out,
             "  {t:<13}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}{:>6}",
@@ -233,7 +326,13 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             human_bytes(tot.memory),
             pct(tot.memory, total_mem)
         )?;
-        for ((_, e), et) in s.encodings.iter().filter(|((ty, _), _)| *ty == t) {
+        for ((_, e), et) in s
+            .sections
+            .kinds
+            .encodings
+            .iter()
+            .filter(|((ty, _), _)| *ty == t)
+        {
             writeln!(
                 out,
                 "    {:<11}{:>11}{:>6}{:>12}{:>11}{:>6}{:>11}",
@@ -247,25 +346,40 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// The size distributions and the biggest keys three ways.
+fn sizes_and_top_keys(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "\nsizes in bytes (p50, p99: at most 12.5% above the exact value; avg, max exact)"
     )?;
-    sizes(out, "key", &s.key_sizes)?;
-    sizes(out, "value (file)", &s.value_sizes)?;
-    sizes(out, "memory", &s.memory_sizes)?;
-    sizes(out, "elements", &s.elements)?;
+    sizes(out, "key", &s.sections.sizes.keys)?;
+    sizes(out, "value (file)", &s.sections.sizes.values)?;
+    sizes(out, "memory", &s.sections.sizes.memory)?;
+    sizes(out, "elements", &s.sections.sizes.elements)?;
     top(
         out,
         "biggest keys by bytes in the file (long keys cut; --json has them whole)",
-        &s.top_bytes.sorted(),
+        &s.sections.top.bytes.sorted(),
     )?;
-    top(out, "biggest keys by elements", &s.top_elements.sorted())?;
+    top(
+        out,
+        "biggest keys by elements",
+        &s.sections.top.elements.sorted(),
+    )?;
     top(
         out,
         "biggest keys by estimated memory",
-        &s.top_memory.sorted(),
+        &s.sections.top.memory.sorted(),
     )?;
+    Ok(())
+}
+
+/// The prefix breakdown, and what the caps left out of it.
+fn prefixes(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    let total_bytes = s.bytes();
     writeln!(
         out,
         "\nkey prefixes (separators {:?}, depth {})",
@@ -277,7 +391,7 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
         "  {:<38}{:>11}{:>6}{:>11}{:>6}",
         "prefix", "keys", "%", "serialized", "%"
     )?;
-    for (depth, p, t) in s.prefixes.biggest(s.options.top.max(10)) {
+    for (depth, p, t) in s.sections.prefixes.biggest(s.options.top.max(10)) {
         let indent = "  ".repeat(depth.saturating_sub(1));
         let name = format!("{indent}{}", fit(&shown_key(&p), 38 - indent.len().min(30)));
         writeln!(
@@ -289,43 +403,53 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             pct(t.bytes, total_bytes)
         )?;
     }
-    if s.prefixes.collapsed_keys > 0 {
+    if s.sections.prefixes.collapsed_keys > 0 {
         writeln!(
             out,
             "  ({} keys go on past a prefix of more than {} distinct next segments:\n   summed under that prefix's \"*\")",
-            s.prefixes.collapsed_keys,
+            s.sections.prefixes.collapsed_keys,
             super::collect::MAX_CHILDREN
         )?;
     }
-    if s.prefixes.overflowed > 0 {
+    if s.sections.prefixes.overflowed > 0 {
         writeln!(
             out,
             "  ({} keys met a new prefix once the breakdown held {} prefixes:\n   counted up to their parent only)",
-            s.prefixes.overflowed,
+            s.sections.prefixes.overflowed,
             super::collect::MAX_PREFIX_NODES
         )?;
     }
+    Ok(())
+}
+
+/// Keys per time to live, the busiest hash slots and `{tag}`s.
+fn ttl_and_slots(s: &Stats, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "\nTTL")?;
-    for (name, n) in TTL_BUCKETS.iter().zip(s.ttl.iter()) {
+    for (name, n) in TTL_BUCKETS.iter().zip(s.sections.ttl.iter()) {
         writeln!(out, "  {name:<8} {n:>10} {:>6}", pct(*n, s.keys))?;
     }
-    let used = s.slot_keys.iter().filter(|&&k| k > 0).count();
+    let used = s.sections.slots.keys.iter().filter(|&&k| k > 0).count();
     writeln!(out, "\nhash slots: {used} of 16384 hold keys")?;
     for (slot, k, b) in s.hottest_slots(5) {
         writeln!(out, "  slot {slot:<6} {k:>10} keys  {:>11}", human_bytes(b))?;
     }
-    if s.tagged_keys > 0 {
+    if s.sections.tags.tagged_keys > 0 {
         writeln!(
             out,
             "  {} keys carry a {{tag}} ({} distinct)",
-            s.tagged_keys,
-            s.tags.len()
+            s.sections.tags.tagged_keys,
+            s.sections.tags.map.len()
         )?;
         for (t, k, b) in s.top_tags(5) {
             let tag = format!("{{{}}}", fit(&shown_key(&t), 40));
             writeln!(out, "    {tag:<42} {k:>10} keys  {:>11}", human_bytes(b))?;
         }
     }
+    Ok(())
+}
+
+/// How an even split into shards would balance.
+fn shard_split(s: &Stats, out: &mut dyn Write) -> Result<()> {
     if let Some(b) = s.shard_balance(s.options.shards) {
         writeln!(
             out,
@@ -349,9 +473,14 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             )?;
         }
     }
-    if !s.modules.is_empty() || !s.module_aux.is_empty() {
+    Ok(())
+}
+
+/// Modules, function libraries, hash-field TTLs and streams, when the file has any.
+fn modules_and_more(s: &Stats, out: &mut dyn Write) -> Result<()> {
+    if !s.sections.modules.is_empty() || !s.module_aux.is_empty() {
         writeln!(out, "\nmodules")?;
-        for (m, n) in &s.modules {
+        for (m, n) in s.sections.modules.iter() {
             writeln!(out, "  {:<12} {n:>10} keys", fit(m, 40))?;
         }
         if !s.module_aux.is_empty() {
@@ -371,15 +500,15 @@ pub fn write(s: &Stats, out: &mut dyn Write) -> Result<()> {
             &names,
         )?;
     }
-    if s.field_ttl_keys > 0 {
+    if s.sections.field_ttls.keys > 0 {
         writeln!(
             out,
             "\nhash field TTLs: {} keys, {} fields with a TTL",
-            s.field_ttl_keys, s.field_ttl_fields
+            s.sections.field_ttls.keys, s.sections.field_ttls.fields
         )?;
     }
-    if s.streams.keys > 0 {
-        let st = &s.streams;
+    if s.sections.streams.keys > 0 {
+        let st = &s.sections.streams;
         writeln!(out, "\nstreams: {} keys, {} entries", st.keys, st.entries)?;
         writeln!(
             out,

@@ -6,9 +6,9 @@ use clap::{Args, ValueEnum};
 use rdb_cli::keys::{self, Format, Source};
 use rdb_cli::output::AtomicFile;
 use rdb_cli::stats::memory::{Allocator, Layout, Model};
-use rdb_cli::stats::{AllocatorArg, LayoutArg};
 use rdb_cli::Failure;
 
+use super::stats::{AllocatorArg, LayoutArg};
 use crate::cli::args::{filter, FilterArgs, ReadOptions};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::resolve_now;
