@@ -47,8 +47,10 @@ pub enum LayoutArg {
     Redis70,
     /// Redis 7.2 and 7.4 (keys inside the dict entries).
     Redis74,
-    /// Redis 8.x.
+    /// Redis 8.0 to 8.4.
     Redis8,
+    /// Redis 8.6 (keys inside the value objects; sizes as each structure tracks them).
+    Redis86,
     /// Valkey 8.0 (keys inside the value objects).
     Valkey80,
     /// Valkey 8.1 (open-addressing hashtable).
@@ -156,6 +158,7 @@ impl StatsArgs {
             LayoutArg::Redis70 => Some(memory::Layout::Redis70),
             LayoutArg::Redis74 => Some(memory::Layout::Redis74),
             LayoutArg::Redis8 => Some(memory::Layout::Redis8),
+            LayoutArg::Redis86 => Some(memory::Layout::Redis86),
             LayoutArg::Valkey80 => Some(memory::Layout::Valkey80),
             LayoutArg::Valkey81 => Some(memory::Layout::Valkey81),
             LayoutArg::Valkey90 => Some(memory::Layout::Valkey90),
