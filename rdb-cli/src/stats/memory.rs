@@ -264,8 +264,9 @@ impl Model {
             // values of 0-1000 bytes).
             Layout::Redis86 => {
                 let field_sds = sds_header(field, true) + field + 1;
-                if field_sds + 3 + value + 1 <= 128 {
-                    field_sds + 3 + value + 1 + 24
+                let embedded_value = 3 + value + 1;
+                if field_sds + embedded_value <= 128 {
+                    field_sds + embedded_value + 24
                 } else {
                     sds_header(field, false) + field + 1 + 8 + self.sds(value, false) + 24
                 }
@@ -464,7 +465,7 @@ impl Model {
             // 7.2 adds a consumer's active time.
             _ => (80, 40, 32),
         };
-        let mut usage = stream + self.stream_nodes(s, |ids| tree(ids));
+        let mut usage = stream + self.stream_nodes(s, tree);
         for g in &s.groups {
             let pel = g.pending.iter().map(|p| p.id.to_raw()).collect();
             usage += group + tree(pel) + 24 * g.pending.len() as u64;
