@@ -507,6 +507,17 @@ impl Model {
         let tree = |keys: Vec<&[u8]>| self.tree_allocated(keys);
         let mut usage =
             160 + self.stream_nodes(s, |ids| tree(ids.iter().map(|id| id.as_slice()).collect()));
+        // Idempotent producers: 32 bytes each (whatever the name's length), and each
+        // remembered iid one allocation of 32 bytes and the iid (measured: exact for
+        // names of 1-40 and iids of 1-69 bytes, 1-10 iids).
+        for p in s.idmp.iter().flat_map(|idmp| &idmp.producers) {
+            usage += 32;
+            usage += p
+                .entries
+                .iter()
+                .map(|e| self.alloc(32 + e.iid.len() as u64))
+                .sum::<u64>();
+        }
         if s.groups.is_empty() {
             return usage;
         }
