@@ -333,7 +333,8 @@ impl Model {
                         obj(0)
                     }
                     rdb_parser::RdbString::Raw(_) if self.embeds(key_len, len) => obj(3 + len + 1),
-                    // LZF strings are decompressed into a plain sds, never embedded.
+                    // LZF strings are decompressed into a plain sds, never embedded (8.6:
+                    // a string that does not embed is its own sds, short ones unrounded).
                     _ if self.layout == Layout::Redis86 => obj(0) + self.member_sds(len),
                     _ => obj(0) + self.sds(len, false),
                 }
