@@ -63,8 +63,13 @@ pub enum Layout {
     Redis70,
     /// Redis 7.2 and 7.4: keys embedded in the dict entry, small lists as listpacks.
     Redis74,
-    /// Redis 8.x: keys as separate sds strings again, small lists as listpacks.
+    /// Redis 8.0: keys as separate sds strings again, small lists as listpacks.
     Redis8,
+    /// Redis 8.6: the key (and expiry) inside the value object, hash fields and values in
+    /// one entry, sorted-set members inside their skiplist nodes; `MEMORY USAGE` sums the
+    /// sizes each structure tracks, which leaves listpacks, intsets and short strings
+    /// unrounded.
+    Redis86,
     /// Valkey 8.0: the key embedded in the value object.
     Valkey80,
     /// Valkey 8.1: the open-addressing hashtable, key and expiry in the object.
@@ -91,10 +96,13 @@ impl Model {
             Some((Valkey, 9.., _)) => Layout::Valkey90,
             // A VALKEY080 file, whatever (or if) it says its version is.
             Some((Valkey, _, _)) | None if rdb_version >= 80 => Layout::Valkey90,
-            Some((_, 8.., _)) => Layout::Redis8,
+            // 8.2 and 8.4 already embed the key, but are not measured: 8.0's layout.
+            Some((_, 8, minor)) if minor < 6 => Layout::Redis8,
+            Some((_, 8.., _)) => Layout::Redis86,
             Some((_, 7, 0)) => Layout::Redis70,
             Some((_, 7, _)) => Layout::Redis74,
             Some(_) => Layout::Redis6,
+            None if rdb_version >= 13 => Layout::Redis86,
             None if rdb_version >= 12 => Layout::Redis74,
             None if rdb_version >= 10 => Layout::Redis70,
             None => Layout::Redis6,
@@ -105,9 +113,10 @@ impl Model {
         self.allocator.usable(n)
     }
 
-    /// Redis 6 reports blob lengths and sds lengths as written, not rounded up.
+    /// Redis 6 reports blob lengths and sds lengths as written, not rounded up; Redis 8.6
+    /// reports a listpack's or intset's own length (it tracks requested sizes).
     fn reported(&self, n: u64) -> u64 {
-        if self.layout == Layout::Redis6 {
+        if matches!(self.layout, Layout::Redis6 | Layout::Redis86) {
             n
         } else {
             self.alloc(n)
@@ -118,6 +127,17 @@ impl Model {
     /// under 32 bytes (keys, fields; never embedded strings).
     fn sds(&self, len: u64, short_header: bool) -> u64 {
         self.alloc(sds_header(len, short_header) + len + 1)
+    }
+
+    /// A string held as its own sds (set members, raw string values). Redis 8.6 counts a
+    /// 1-byte-header string (1 to 31 bytes) at its requested size: that header has no room
+    /// for the allocation's size.
+    fn member_sds(&self, len: u64) -> u64 {
+        if self.layout == Layout::Redis86 && (1..32).contains(&len) {
+            1 + len + 1
+        } else {
+            self.sds(len, true)
+        }
     }
 
     /// What the keyspace spends on the key itself: its string and its table entry.
@@ -131,7 +151,7 @@ impl Model {
             // The key (and expiry) are inside the value object: see `object`.
             // The dict entry: the key lives in the object.
             Layout::Valkey80 => 16,
-            Layout::Valkey81 | Layout::Valkey90 => 0,
+            Layout::Valkey81 | Layout::Valkey90 | Layout::Redis86 => 0,
         }
     }
 
@@ -152,21 +172,34 @@ impl Model {
                 let expire = if has_expire { 8 } else { 0 };
                 self.alloc(16 + expire + 1 + sds_bytes(key_len) + key_len + 1 + embedded_value)
             }
+            // The expiry sits before the object; a key of 128 bytes or more always has
+            // room for one. The key's sds has a 1-byte header under 32 bytes.
+            Layout::Redis86 => {
+                let expire = if has_expire || key_len >= 128 { 8 } else { 0 };
+                let key = 1 + sds_header(key_len, true) + key_len + 1;
+                self.alloc(16 + expire + key + embedded_value)
+            }
             Layout::Redis6 if embedded_value > 0 => 16 + embedded_value,
             _ => self.alloc(16 + embedded_value).max(16),
         }
     }
 
-    /// The longest string kept in the object's own allocation (EMBSTR).
-    fn embstr_limit(&self, key_len: u64) -> u64 {
-        match self.layout {
+    /// Whether a string value of `len` bytes is kept in the object's own allocation
+    /// (EMBSTR).
+    fn embeds(&self, key_len: u64, len: u64) -> bool {
+        let limit = match self.layout {
             // Valkey 9: whatever fits a 128-byte allocation with the key.
             Layout::Valkey90 => 128u64.saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1),
             Layout::Valkey81 => 128u64
                 .saturating_sub(16 + 1 + 3 + key_len + 1 + 3 + 1)
                 .min(43),
+            // Embedded while object, key and value stay within a 64-byte cache line, the
+            // key counted with a 1-byte header and no expiry (measured: exact for keys of
+            // 1-300 and values of 0-300 bytes, with and without expiry).
+            Layout::Redis86 => return key_len + len <= 41,
             _ => 44,
-        }
+        };
+        len <= limit
     }
 
     /// A dict (hash table) with `n` entries, before the entries themselves.
@@ -189,6 +222,25 @@ impl Model {
         }
     }
 
+    /// Redis 8.6 loads a hash with field TTLs by growing its table, not sizing it first:
+    /// when the last growth left fewer inserts after it than the old table has occupied
+    /// buckets (about 63% of them), the old half-size table is still there, half rehashed
+    /// (measured: exact for 1-100 fields).
+    fn table_left_by_growth(&self, n: u64) -> u64 {
+        let slots = n.max(4).next_power_of_two();
+        if self.layout != Layout::Redis86 || slots == 4 {
+            return 0;
+        }
+        let old = slots / 2;
+        let inserts_after_growth = n.saturating_sub(old + 1) as f64;
+        let occupied = old as f64 * (1.0 - (-1.0f64).exp());
+        if inserts_after_growth < occupied {
+            self.alloc(8 * old)
+        } else {
+            0
+        }
+    }
+
     /// A set member's cost beyond the table slot.
     fn set_member(&self, len: u64) -> u64 {
         match self.layout {
@@ -196,7 +248,7 @@ impl Model {
             // entry otherwise: about 4 bytes per member on average (measured).
             Layout::Valkey80 => self.sds(len, true) + 4,
             Layout::Valkey81 | Layout::Valkey90 => self.sds(len, true),
-            _ => self.sds(len, true) + 24,
+            _ => self.member_sds(len) + 24,
         }
     }
 
@@ -205,6 +257,19 @@ impl Model {
         match self.layout {
             // One allocation: the entry with the field embedded, the value separate.
             Layout::Valkey81 | Layout::Valkey90 => self.alloc(field + value + 10),
+            // One entry holds the field and the value (at its requested size) while both
+            // fit 128 bytes; otherwise the entry holds the field (3-byte header at least)
+            // and a pointer to the value's own sds (measured: exact for fields of 1-300 and
+            // values of 0-1000 bytes).
+            Layout::Redis86 => {
+                let field_sds = sds_header(field, true) + field + 1;
+                let embedded_value = 3 + value + 1;
+                if field_sds + embedded_value <= 128 {
+                    field_sds + embedded_value + 24
+                } else {
+                    sds_header(field, false) + field + 1 + 8 + self.sds(value, false) + 24
+                }
+            }
             _ => self.sds(field, true) + self.sds(value, true) + 24,
         }
     }
@@ -213,11 +278,15 @@ impl Model {
     /// dict entry. Valkey 9 keeps the string inside the node, after the score, backward
     /// pointer, first level and a header-size byte (measured: exact for members of 4-100
     /// bytes, the levels above the first added apart).
-    fn zset_member(&self, len: u64) -> u64 {
+    /// Redis 8.6 keeps it inside the node too, after the score, backward pointer and the
+    /// levels, so the node's mean size over the levels is priced here (measured: the
+    /// minimum of 200 one-member sets exact).
+    fn zset_member(&self, len: u64) -> f64 {
         match self.layout {
-            Layout::Valkey90 => self.alloc(33 + sds_header(len, true) + len + 1),
-            Layout::Valkey81 => self.sds(len, true),
-            _ => self.sds(len, true) + 24,
+            Layout::Valkey90 => self.alloc(33 + sds_header(len, true) + len + 1) as f64,
+            Layout::Valkey81 => self.sds(len, true) as f64,
+            Layout::Redis86 => 24.0 + self.mean_node(16 + sds_header(len, true) + len + 1),
+            _ => (self.sds(len, true) + 24) as f64,
         }
     }
 
@@ -225,11 +294,17 @@ impl Model {
     /// then 16 bytes per level, the level drawn at p = 1/4. The levels are random, so a
     /// server's figure for n members varies by about 11 * sqrt(n) bytes.
     fn skiplist_node(&self) -> f64 {
-        if self.layout == Layout::Valkey90 {
+        match self.layout {
             // The first level is in `zset_member`; a third of a level more on average.
-            return 16.0 / 3.0;
+            Layout::Valkey90 => 16.0 / 3.0,
+            // The whole node is in `zset_member`.
+            Layout::Redis86 => 0.0,
+            _ => self.mean_node(24),
         }
-        let fixed = 24;
+    }
+
+    /// The mean allocation of a node of `fixed` bytes plus 16 per level (p = 1/4).
+    fn mean_node(&self, fixed: u64) -> f64 {
         let mut mean = 0.0;
         let mut p = 0.75;
         for level in 1..=32u64 {
@@ -256,10 +331,10 @@ impl Model {
                     {
                         obj(0)
                     }
-                    rdb_parser::RdbString::Raw(_) if len <= self.embstr_limit(key_len) => {
-                        obj(3 + len + 1)
-                    }
-                    // LZF strings are decompressed into a plain sds, never embedded.
+                    rdb_parser::RdbString::Raw(_) if self.embeds(key_len, len) => obj(3 + len + 1),
+                    // LZF strings are decompressed into a plain sds, never embedded (8.6:
+                    // a string that does not embed is its own sds, short ones unrounded).
+                    _ if self.layout == Layout::Redis86 => obj(0) + self.member_sds(len),
                     _ => obj(0) + self.sds(len, false),
                 }
             }
@@ -289,7 +364,13 @@ impl Model {
                 // the listpack sits in a small struct beside the expiry metadata.
                 "listpack_ex" => {
                     let lp = blob_len(entry.raw_value.get(8..).unwrap_or_default());
-                    obj(0) + 32 + self.alloc(lp)
+                    // 8.6's struct is 24 bytes (measured on 1-5 fields).
+                    let header = if self.layout == Layout::Redis86 {
+                        24
+                    } else {
+                        32
+                    };
+                    obj(0) + header + self.reported(lp)
                 }
                 "hashtable" => {
                     let (mut per, mut n) = (0, 0);
@@ -311,35 +392,42 @@ impl Model {
                     for f in h.iter().flatten() {
                         per += self.hash_field(f.field.len() as u64, f.value.len() as u64);
                         if f.expire_ms.is_some() {
-                            per += if self.layout == Layout::Valkey90 {
-                                16
-                            } else {
-                                8
+                            per += match self.layout {
+                                Layout::Valkey90 => 16,
+                                // Measured: 18 per field with a TTL, whatever the lengths.
+                                Layout::Redis86 => 18,
+                                _ => 8,
                             };
                         }
                         n += 1;
                     }
-                    obj(0) + self.dict(n) + per
+                    obj(0) + self.dict(n) + per + self.table_left_by_growth(n)
                 }
             },
             Value::ZSet(z) => match z.encoding_name() {
                 "ziplist" | "listpack" => obj(0) + self.reported(blob_len(entry.raw_value)),
                 _ => {
-                    let (mut per, mut n) = (0, 0);
+                    let (mut per, mut n) = (0.0, 0);
                     let walked = walk_collection(entry.type_id, entry.raw_value, |lens| {
                         per += self.zset_member(lens[0]);
                         n += 1;
                     });
                     if walked.is_none() {
-                        (per, n) = (0, 0);
+                        (per, n) = (0.0, 0);
                         for (m, _) in z.iter().flatten() {
                             per += self.zset_member(m.len() as u64);
                             n += 1;
                         }
                     }
-                    let nodes = (n as f64 * self.skiplist_node()).round() as u64;
-                    // zset + zskiplist + the 32-level header node.
-                    obj(0) + 16 + 32 + self.alloc(24 + 32 * 16) + self.dict(n) + per + nodes
+                    let nodes = (per + n as f64 * self.skiplist_node()).round() as u64;
+                    // zset + zskiplist + the 32-level header node; 8.6's zskiplist tracks
+                    // its size (40 bytes, allocated) and its nodes have no member pointer.
+                    let lists = if self.layout == Layout::Redis86 {
+                        self.alloc(40) + self.alloc(16 + 32 * 16)
+                    } else {
+                        32 + self.alloc(24 + 32 * 16)
+                    };
+                    obj(0) + 16 + lists + self.dict(n) + nodes
                 }
             },
             Value::List(l) => self.list(entry, l, &obj),
@@ -353,22 +441,22 @@ impl Model {
     /// A stream: its struct, the radix tree of its nodes, each node listpack, and per group
     /// and consumer its struct, its PEL tree and 24 bytes per pending entry. Redis prices a
     /// tree at 16 bytes per ID and 4 + 240 per tree node ("a fixed overhead" of 30 words);
-    /// Valkey 8.1 on counts the tree's allocations.
+    /// Valkey 8.1 on and Redis 8.6 count the tree's allocations.
     fn stream(&self, s: &rdb_parser::Stream<'_>) -> u64 {
+        if self.layout == Layout::Redis86 {
+            return self.stream_86(s);
+        }
         let valkey_trees = matches!(self.layout, Layout::Valkey81 | Layout::Valkey90);
-        let tree = |mut ids: Vec<[u8; 16]>| {
+        let tree = |ids: Vec<[u8; 16]>| {
+            if valkey_trees {
+                return self.tree_allocated(ids.iter().map(|id| id.as_slice()).collect());
+            }
+            let mut ids: Vec<&[u8]> = ids.iter().map(|id| id.as_slice()).collect();
             ids.sort_unstable();
             ids.dedup();
-            let (mut nodes, mut allocated) = (0, self.alloc(32));
-            rax_walk(&ids, 0, &mut |length| {
-                nodes += 1;
-                allocated += self.alloc(length);
-            });
-            if valkey_trees {
-                allocated
-            } else {
-                16 * ids.len() as u64 + 244 * nodes
-            }
+            let mut nodes = 0;
+            rax_walk(&ids, 0, &mut |_| nodes += 1);
+            16 * ids.len() as u64 + 244 * nodes
         };
         let (stream, group, consumer) = match self.layout {
             Layout::Redis6 => (40, 32, 24),
@@ -377,14 +465,7 @@ impl Model {
             // 7.2 adds a consumer's active time.
             _ => (80, 40, 32),
         };
-        // One walk of the nodes: each master ID, and its listpack's decoded length (stated
-        // in the string header; nothing is decompressed).
-        let (mut node_ids, mut listpacks) = (Vec::new(), 0);
-        for (id, listpack) in s.nodes().flatten() {
-            node_ids.push(id.to_raw());
-            listpacks += self.reported(listpack.len() as u64);
-        }
-        let mut usage = stream + tree(node_ids) + listpacks;
+        let mut usage = stream + self.stream_nodes(s, tree);
         for g in &s.groups {
             let pel = g.pending.iter().map(|p| p.id.to_raw()).collect();
             usage += group + tree(pel) + 24 * g.pending.len() as u64;
@@ -392,6 +473,70 @@ impl Model {
                 let pel = c.pending.iter().map(|id| id.to_raw()).collect();
                 usage += consumer + c.name.len() as u64 + tree(pel);
             }
+        }
+        usage
+    }
+
+    /// The node tree and the node listpacks, in one walk of the nodes: each master ID and
+    /// its listpack's decoded length (stated in the string header; nothing is decompressed).
+    fn stream_nodes(&self, s: &rdb_parser::Stream<'_>, tree: impl Fn(Vec<[u8; 16]>) -> u64) -> u64 {
+        let (mut node_ids, mut listpacks) = (Vec::new(), 0);
+        for (id, listpack) in s.nodes().flatten() {
+            node_ids.push(id.to_raw());
+            listpacks += self.reported(listpack.len() as u64);
+        }
+        tree(node_ids) + listpacks
+    }
+
+    /// A radix tree as allocated: its 32-byte struct and each node.
+    fn tree_allocated(&self, mut keys: Vec<&[u8]>) -> u64 {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut allocated = self.alloc(32);
+        rax_walk(&keys, 0, &mut |length| allocated += self.alloc(length));
+        allocated
+    }
+
+    /// Redis 8.6 tracks what a stream allocates: a 160-byte struct, every tree as
+    /// allocated (nodes, group names, each group's consumer names and PEL, each consumer's
+    /// PEL), and, once an entry is pending, a tree of the pending IDs naming the groups
+    /// that hold each. A group costs 64 bytes, a consumer 32 and its name, and each entry
+    /// pending in a group 64 (measured with the 16-byte quantum: exact for 1-3 groups,
+    /// consumers of 1-40 bytes and 1-100 pending entries).
+    fn stream_86(&self, s: &rdb_parser::Stream<'_>) -> u64 {
+        let tree = |keys: Vec<&[u8]>| self.tree_allocated(keys);
+        let mut usage =
+            160 + self.stream_nodes(s, |ids| tree(ids.iter().map(|id| id.as_slice()).collect()));
+        // Idempotent producers: 32 bytes each (whatever the name's length), and each
+        // remembered iid one allocation of 32 bytes and the iid (measured: exact for
+        // names of 1-40 and iids of 1-69 bytes, 1-10 iids).
+        for p in s.idmp.iter().flat_map(|idmp| &idmp.producers) {
+            usage += 32;
+            usage += p
+                .entries
+                .iter()
+                .map(|e| self.alloc(32 + e.iid.len() as u64))
+                .sum::<u64>();
+        }
+        if s.groups.is_empty() {
+            return usage;
+        }
+        usage += tree(s.groups.iter().map(|g| g.name.as_ref()).collect());
+        let mut pending = Vec::new();
+        for g in &s.groups {
+            let pel: Vec<[u8; 16]> = g.pending.iter().map(|p| p.id.to_raw()).collect();
+            let names = g.consumers.iter().map(|c| c.name.as_ref()).collect();
+            usage += 64 + tree(pel.iter().map(|id| id.as_slice()).collect()) + tree(names);
+            usage += 64 * pel.len() as u64;
+            for c in &g.consumers {
+                let pel: Vec<[u8; 16]> = c.pending.iter().map(|id| id.to_raw()).collect();
+                usage += 32 + self.member_sds(c.name.len() as u64);
+                usage += tree(pel.iter().map(|id| id.as_slice()).collect());
+            }
+            pending.extend(pel);
+        }
+        if !pending.is_empty() {
+            usage += tree(pending.iter().map(|id| id.as_slice()).collect());
         }
         usage
     }
@@ -410,14 +555,21 @@ impl Model {
                 let listpack_lists = !matches!(self.layout, Layout::Redis6 | Layout::Redis70);
                 if let [(size, false)] = nodes.as_slice() {
                     if listpack_lists && *size <= 8192 {
-                        return obj(0) + self.alloc(*size);
+                        return obj(0) + self.reported(*size);
                     }
                 }
+                // 8.6 counts the quicklist and each node as allocated, 48 bytes each with
+                // the 16-byte quantum (measured on lists of 3 to 13 nodes, PLAIN and not).
+                let (list, node) = if self.layout == Layout::Redis86 {
+                    (self.alloc(40), self.alloc(40))
+                } else {
+                    (40, 32)
+                };
                 let node_cost: u64 = nodes
                     .iter()
-                    .map(|&(size, _)| 32 + self.reported(size))
+                    .map(|&(size, _)| node + self.reported(size))
                     .sum();
-                obj(0) + 40 + node_cost
+                obj(0) + list + node_cost
             }
         }
     }
@@ -697,46 +849,50 @@ pub fn quicklist_len(raw_value: &[u8], v2: bool) -> Option<u64> {
     Some(total)
 }
 
-/// Walks the radix tree (rax) Redis and Valkey build for `keys` (sorted, distinct, all 16
-/// bytes; the first `depth` bytes already matched) and calls `node` with each node's
-/// length: one node per branching point, one per run of single-child steps (a compressed
-/// node) and one per key's end, which holds a value pointer. An empty tree is its root.
-fn rax_walk(keys: &[[u8; 16]], depth: usize, node: &mut impl FnMut(u64)) {
+/// Walks the radix tree (rax) Redis and Valkey build for `keys` (sorted, distinct; the
+/// first `depth` bytes already matched) and calls `node` with each node's length: one node
+/// per branching point, one per run of single-child steps (a compressed node; a run stops
+/// where a key ends) and one per key's end, which holds a value pointer. An empty tree is
+/// its root.
+fn rax_walk(keys: &[&[u8]], depth: usize, node: &mut impl FnMut(u64)) {
     // A 4-byte header, the edge bytes padded to a pointer, then the child pointers.
     let length = |chars: u64, children: u64| 4 + chars + (8 - (chars + 4) % 8) % 8 + 8 * children;
-    match keys {
-        [] => node(length(0, 0)),
-        [_] if depth == 16 => node(length(0, 0) + 8),
-        [_] => {
-            // The rest of the key in one compressed node, then the key's end.
-            node(length(16 - depth as u64, 1));
-            node(length(0, 0) + 8);
-        }
-        [first, .., last] => {
-            let common = first
-                .get(depth..)
-                .unwrap_or_default()
-                .iter()
-                .zip(last.get(depth..).unwrap_or_default())
-                .take_while(|(a, b)| a == b)
-                .count();
-            if common > 0 {
-                node(length(common as u64, 1));
-            }
-            let at = depth + common;
-            let mut children = 0;
-            let mut rest = keys;
-            while let Some(head) = rest.first() {
-                // Distinct keys differ at `at`: the group is never empty, the loop ends.
-                let split = rest.partition_point(|k| k.get(at) == head.get(at)).max(1);
-                let (group, tail) = rest.split_at(split);
-                rax_walk(group, at + 1, node);
-                children += 1;
-                rest = tail;
-            }
-            node(length(children, children));
-        }
+    // Sorted and distinct: only the first key can end here, every other one is longer.
+    let ends_here = keys.first().is_some_and(|k| k.len() == depth);
+    let value = if ends_here { 8 } else { 0 };
+    let rest = keys.get(usize::from(ends_here)..).unwrap_or_default();
+    let (Some(first), Some(last)) = (rest.first(), rest.last()) else {
+        node(length(0, 0) + value);
+        return;
+    };
+    let shortest = rest.iter().map(|k| k.len()).min().unwrap_or(depth);
+    let common = first
+        .get(depth..)
+        .unwrap_or_default()
+        .iter()
+        .zip(last.get(depth..).unwrap_or_default())
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(shortest - depth);
+    if common > 0 {
+        node(length(common as u64, 1) + value);
+        rax_walk(rest, depth + common, node);
+        return;
     }
+    let mut children = 0;
+    let mut group = rest;
+    while let Some(head) = group.first() {
+        // Every key here is longer than `depth` and they differ at it: the group is never
+        // empty, the loop ends.
+        let split = group
+            .partition_point(|k| k.get(depth) == head.get(depth))
+            .max(1);
+        let (same, tail) = group.split_at(split);
+        rax_walk(same, depth + 1, node);
+        children += 1;
+        group = tail;
+    }
+    node(length(children, children) + value);
 }
 
 #[cfg(test)]
@@ -768,8 +924,9 @@ mod tests {
     #[test]
     fn radix_tree_nodes() {
         let walk = |keys: &[[u8; 16]]| {
+            let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
             let mut lengths = Vec::new();
-            rax_walk(keys, 0, &mut |n| lengths.push(n));
+            rax_walk(&keys, 0, &mut |n| lengths.push(n));
             lengths
         };
         let key = |last: u8| {
@@ -783,6 +940,33 @@ mod tests {
         assert_eq!(walk(&[key(1)]), [32, 16]);
         // 15 shared bytes (4 + 15 + 5 + 8), two ends, and a 2-way branch (4 + 2 + 2 + 16).
         assert_eq!(walk(&[key(1), key(2)]), [32, 16, 16, 24]);
+    }
+
+    /// Keys that end where others go on (consumer and group names): the node where a key
+    /// ends carries a value pointer, and a compressed run stops there.
+    #[test]
+    fn radix_tree_nodes_of_prefix_keys() {
+        let mut lengths = Vec::new();
+        rax_walk(&[b"a".as_slice(), b"ab"], 0, &mut |n| lengths.push(n));
+        // "a" (4 + 1 + 3 + 8), the key "a" with its child "b" (16 + 8), the end of "ab".
+        assert_eq!(lengths, [16, 24, 16]);
+        lengths.clear();
+        // "g" shared, each name's end, then the 3-way branch (4 + 3 + 1 + 24).
+        rax_walk(&[b"ga".as_slice(), b"gb", b"gc"], 0, &mut |n| {
+            lengths.push(n)
+        });
+        assert_eq!(lengths, [16, 16, 16, 16, 32]);
+    }
+
+    #[test]
+    fn layouts_by_server_version() {
+        let redis = |v| Some(ServerVersion::parse(Product::Redis, v));
+        let valkey = |v| Some(ServerVersion::parse(Product::Valkey, v));
+        assert_eq!(Model::for_server(redis("8.6.3"), 13), Layout::Redis86);
+        assert_eq!(Model::for_server(redis("8.0.2"), 12), Layout::Redis8);
+        assert_eq!(Model::for_server(redis("8.4.0"), 12), Layout::Redis8);
+        assert_eq!(Model::for_server(None, 13), Layout::Redis86);
+        assert_eq!(Model::for_server(valkey("9.0.0"), 80), Layout::Valkey90);
     }
 
     #[test]

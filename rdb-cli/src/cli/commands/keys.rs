@@ -177,6 +177,7 @@ fn layout(l: LayoutArg) -> Option<Layout> {
         LayoutArg::Redis70 => Layout::Redis70,
         LayoutArg::Redis74 => Layout::Redis74,
         LayoutArg::Redis8 => Layout::Redis8,
+        LayoutArg::Redis86 => Layout::Redis86,
         LayoutArg::Valkey80 => Layout::Valkey80,
         LayoutArg::Valkey81 => Layout::Valkey81,
         LayoutArg::Valkey90 => Layout::Valkey90,

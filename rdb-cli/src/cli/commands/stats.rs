@@ -47,8 +47,10 @@ pub enum LayoutArg {
     Redis70,
     /// Redis 7.2 and 7.4 (keys inside the dict entries).
     Redis74,
-    /// Redis 8.x.
+    /// Redis 8.0 to 8.4.
     Redis8,
+    /// Redis 8.6 (keys inside the value objects; sizes as each structure tracks them).
+    Redis86,
     /// Valkey 8.0 (keys inside the value objects).
     Valkey80,
     /// Valkey 8.1 (open-addressing hashtable).
@@ -66,6 +68,7 @@ impl LayoutArg {
             LayoutArg::Redis70 => Layout::Redis70,
             LayoutArg::Redis74 => Layout::Redis74,
             LayoutArg::Redis8 => Layout::Redis8,
+            LayoutArg::Redis86 => Layout::Redis86,
             LayoutArg::Valkey80 => Layout::Valkey80,
             LayoutArg::Valkey81 => Layout::Valkey81,
             LayoutArg::Valkey90 => Layout::Valkey90,
