@@ -476,22 +476,21 @@ fn digest(
                 count += 1;
             }
             h.update(&s.last_id.to_raw());
-            for g in &s.groups {
+            for g in s.groups() {
                 sum = sum.wrapping_add(member_digest(|m| {
                     piece(m, &g.name);
                     m.update(&g.last_id.to_raw());
-                    for p in &g.pending {
+                    for p in g.pending() {
                         m.update(&p.id.to_raw());
                         m.update(&p.delivery_time_ms.to_le_bytes());
                         m.update(&p.delivery_count.to_le_bytes());
                     }
                     let consumers = g
-                        .consumers
-                        .iter()
+                        .consumers()
                         .map(|c| {
                             member_digest(|cm| {
                                 piece(cm, &c.name);
-                                for id in &c.pending {
+                                for id in c.pending() {
                                     cm.update(&id.to_raw());
                                 }
                             })

@@ -310,11 +310,8 @@ pub fn native_commands(
         Value::Stream(s) => {
             // Pending entries whose message was deleted: XCLAIM ignores an ID the stream
             // lacks, so such messages are added for the claim and deleted again after.
-            let mut pel: std::collections::BTreeSet<rdb_parser::StreamId> = s
-                .groups
-                .iter()
-                .flat_map(|g| g.pending.iter().map(|p| p.id))
-                .collect();
+            let mut pel: std::collections::BTreeSet<rdb_parser::StreamId> =
+                s.groups().flat_map(|g| g.pending().map(|p| p.id)).collect();
             let mut placeholders = Vec::new();
             let mut placeholder = |id: rdb_parser::StreamId, emit: &mut dyn FnMut(Vec<u8>)| {
                 let mut c = Cmd::new("XADD");
@@ -366,7 +363,7 @@ pub fn native_commands(
                         .finish_ref(),
                 );
             }
-            for g in &s.groups {
+            for g in s.groups() {
                 let mut c = Cmd::new("XGROUP");
                 c.arg(b"CREATE").arg(key).arg(&g.name);
                 c.arg(stream_id(g.last_id).as_bytes());
@@ -376,8 +373,9 @@ pub fn native_commands(
                     }
                 }
                 emit(c.finish());
-                let mut owner: BTreeMap<rdb_parser::StreamId, &[u8]> = BTreeMap::new();
-                for cons in &g.consumers {
+                let mut owner: BTreeMap<rdb_parser::StreamId, std::borrow::Cow<'_, [u8]>> =
+                    BTreeMap::new();
+                for cons in g.consumers() {
                     if o.create_consumer {
                         emit(
                             Cmd::new("XGROUP")
@@ -388,11 +386,11 @@ pub fn native_commands(
                                 .finish_ref(),
                         );
                     }
-                    for id in &cons.pending {
-                        owner.insert(*id, &cons.name);
+                    for id in cons.pending() {
+                        owner.insert(id, cons.name.clone());
                     }
                 }
-                for p in &g.pending {
+                for p in g.pending() {
                     let Some(cons) = owner.get(&p.id) else {
                         continue;
                     };

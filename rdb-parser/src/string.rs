@@ -48,6 +48,18 @@ impl<'data> RdbString<'data> {
         }
     }
 
+    /// Whether the string decodes: the verdict of `decode`, error for error, without
+    /// allocating (an LZF string is checked, not expanded).
+    pub(crate) fn validate(&self) -> Result<(), Fail> {
+        match *self {
+            RdbString::Raw(_) | RdbString::Int(_) => Ok(()),
+            RdbString::Lzf {
+                compressed,
+                original_len,
+            } => lzf_validate(compressed, original_len),
+        }
+    }
+
     /// The length of the decoded string, without decoding it.
     pub fn len(&self) -> usize {
         match *self {
@@ -92,6 +104,29 @@ fn decimal_len(v: i64) -> usize {
 
 /// Decompresses an LZF stream that must expand to exactly `original_len` bytes.
 pub(crate) fn lzf_decompress(compressed: &[u8], original_len: usize) -> Result<Vec<u8>, Fail> {
+    lzf_bounds(compressed, original_len)?;
+    crate::lzf::decompress(compressed, original_len)
+        .map_err(|e| lzf_error(compressed, original_len, e))
+}
+
+/// [`lzf_decompress`]'s verdict without the output.
+pub(crate) fn lzf_validate(compressed: &[u8], original_len: usize) -> Result<(), Fail> {
+    lzf_bounds(compressed, original_len)?;
+    crate::lzf::validate(compressed, original_len)
+        .map_err(|e| lzf_error(compressed, original_len, e))
+}
+
+fn lzf_error(compressed: &[u8], original_len: usize, e: crate::lzf::LzfError) -> Fail {
+    Fail::corrupt(
+        compressed,
+        "compressed string",
+        format!("LZF data does not decode ({original_len} bytes declared): {e}"),
+    )
+}
+
+/// The checks made before decompressing: a declared length LZF cannot reach is refused
+/// before anything is allocated for it.
+fn lzf_bounds(compressed: &[u8], original_len: usize) -> Result<(), Fail> {
     if original_len == 0 {
         return Err(Fail::corrupt(
             compressed,
@@ -110,13 +145,7 @@ pub(crate) fn lzf_decompress(compressed: &[u8], original_len: usize) -> Result<V
             ),
         ));
     }
-    crate::lzf::decompress(compressed, original_len).map_err(|e| {
-        Fail::corrupt(
-            compressed,
-            "compressed string",
-            format!("LZF data does not decode ({original_len} bytes declared): {e}"),
-        )
-    })
+    Ok(())
 }
 
 #[cfg(test)]

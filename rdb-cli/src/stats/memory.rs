@@ -386,11 +386,11 @@ impl Model {
             listpacks += self.reported(listpack.len() as u64);
         }
         let mut usage = stream + tree(node_ids) + listpacks;
-        for g in &s.groups {
-            let pel = g.pending.iter().map(|p| p.id.to_raw()).collect();
-            usage += group + tree(pel) + 24 * g.pending.len() as u64;
-            for c in &g.consumers {
-                let pel = c.pending.iter().map(|id| id.to_raw()).collect();
+        for g in s.groups() {
+            let pel = g.pending().map(|p| p.id.to_raw()).collect();
+            usage += group + tree(pel) + 24 * g.pending_count();
+            for c in g.consumers() {
+                let pel = c.pending().map(|id| id.to_raw()).collect();
                 usage += consumer + c.name.len() as u64 + tree(pel);
             }
         }
