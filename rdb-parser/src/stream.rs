@@ -193,6 +193,16 @@ impl<'data> Idmp<'data> {
             walk: self.producers.walk(),
         }
     }
+
+    /// Whether this is the state of a stream no `XADD ... IDMP` touched: no producers,
+    /// zero counters, the server's built-in settings (100 s, 100 iids). A server without
+    /// IDMP loads a stream as if it had exactly this.
+    pub fn is_default(&self) -> bool {
+        self.producers.count == 0
+            && self.iids_added == 0
+            && self.iids_duplicates == 0
+            && (self.duration_s, self.max_entries) == (100, 100)
+    }
 }
 
 /// A stream value: metadata decoded; entries, groups and IDMP state read on demand.
