@@ -14,7 +14,7 @@ use rdb_writer::convert::{
 };
 use rdb_writer::{ModuleSupport, TargetProfile};
 
-use crate::convert::remedy;
+use crate::convert::{remedy, HintFor};
 use serde_json::json;
 
 use crate::Failure;
@@ -210,7 +210,10 @@ pub fn check(
             || p.message.clone(),
             || match class {
                 Class::Fatal => "none: the data is corrupt; restore it from a sound copy".into(),
-                _ => format!("rdbkit convert {}", remedy(LossKind::DuplicateKey)),
+                _ => format!(
+                    "rdbkit convert {}",
+                    remedy(LossKind::DuplicateKey, HintFor::Convert)
+                ),
             },
         );
     }
@@ -283,11 +286,14 @@ pub fn check(
                 offset: None,
                 fix: format!(
                     "rdbkit convert {}",
-                    remedy(if missing.aux {
-                        LossKind::ModuleAux
-                    } else {
-                        LossKind::ModuleValue
-                    })
+                    remedy(
+                        if missing.aux {
+                            LossKind::ModuleAux
+                        } else {
+                            LossKind::ModuleValue
+                        },
+                        HintFor::Convert
+                    )
                 ),
             },
         );
@@ -356,7 +362,7 @@ pub fn check(
                 detail,
                 example: None,
                 offset: None,
-                fix: format!("rdbkit convert {}", remedy(kind)),
+                fix: format!("rdbkit convert {}", remedy(kind, HintFor::Convert)),
             });
             f.count += count;
             if f.example.is_none() {

@@ -736,7 +736,12 @@ fn key_commands<'e>(
             Ok(None) => k.dropped = true,
             Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
             Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-            Err(other) => return Err(crate::convert::failure(other)),
+            Err(other) => {
+                return Err(crate::convert::failure(
+                    other,
+                    crate::convert::HintFor::Export,
+                ))
+            }
         }
         return Ok(k);
     }

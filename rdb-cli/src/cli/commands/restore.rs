@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rdb_cli::Failure;
 
-use crate::cli::args::{
-    filter, target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, StreamIdmp,
-};
+use crate::cli::args::{filter, target_profile, FilterArgs, LossArgs, ReadOptions};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::resolve_now;
 use crate::cli::{usage, Context};
@@ -83,16 +81,8 @@ pub struct RestoreArgs {
     /// Seconds to wait for the server (connect, each reply).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
-    /// Hash fields with their own TTL, for a target without field TTLs.
-    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
-    field_ttls: FieldTtls,
-    /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
-    /// stop with an error naming the key, or restore the stream without that state.
-    #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
-    stream_idmp: StreamIdmp,
-    /// Function libraries, for a target without functions.
-    #[arg(long, value_enum, default_value_t = Functions::Error)]
-    functions: Functions,
+    #[command(flatten)]
+    losses: LossArgs,
     /// "Now" for skipping expired keys and TTL filters: Unix ms, `ctime` (the end of the
     /// second the snapshot's ctime AUX field names) or `clock` (the default).
     #[arg(long, value_name = "UNIX_MS|ctime|clock")]
@@ -140,9 +130,7 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
         .ok_or_else(|| usage("no RDB 9 profile".into()))?;
     let mut convert =
         rdb_writer::convert::ConvertOptions::new(target_override.clone().unwrap_or(placeholder));
-    convert.field_ttls = a.field_ttls.policy();
-    convert.stream_idmp = a.stream_idmp.policy();
-    convert.functions = a.functions.policy();
+    a.losses.apply(&mut convert);
     convert.modules = rdb_writer::convert::ModulePolicy::Keep;
     convert.now_ms = resolve_now(a.now.as_deref(), input.bytes()).map_err(usage)?;
     convert.db_map = a.filter.db_map.iter().copied().collect();
