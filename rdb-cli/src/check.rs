@@ -14,7 +14,7 @@ use rdb_writer::convert::{
 };
 use rdb_writer::{ModuleSupport, TargetProfile};
 
-use crate::convert::remedy;
+use crate::convert::{remedy, HintFor};
 use crate::parts::{KeysOutside, Part};
 use serde_json::json;
 
@@ -271,7 +271,10 @@ impl Tally {
                     Class::Fatal => {
                         "none: the data is corrupt; restore it from a sound copy".into()
                     }
-                    _ => format!("rdbkit convert {}", remedy(LossKind::DuplicateKey)),
+                    _ => format!(
+                        "rdbkit convert {}",
+                        remedy(LossKind::DuplicateKey, HintFor::Convert)
+                    ),
                 },
             );
         }
@@ -472,7 +475,7 @@ fn conversion_losses(
             detail,
             example: None,
             offset: None,
-            fix: format!("rdbkit convert {}", remedy(kind)),
+            fix: format!("rdbkit convert {}", remedy(kind, HintFor::Convert)),
         });
         f.count += count;
         if f.example.is_none() {
@@ -673,11 +676,14 @@ impl MissingModules {
             offset: None,
             fix: format!(
                 "rdbkit convert {}",
-                remedy(if self.aux {
-                    LossKind::ModuleAux
-                } else {
-                    LossKind::ModuleValue
-                })
+                remedy(
+                    if self.aux {
+                        LossKind::ModuleAux
+                    } else {
+                        LossKind::ModuleValue
+                    },
+                    HintFor::Convert
+                )
             ),
         })
     }

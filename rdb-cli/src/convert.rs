@@ -9,41 +9,83 @@ use rdb_writer::convert::{self, ConvertError, ConvertOptions, ConvertSummary, Lo
 use crate::json;
 use crate::output::AtomicFile;
 
-/// The flags of `rdbkit convert` that deal with each kind of loss: the one place where the
-/// writer's kinds meet flag names (errors, `check` fixes and reports all read it).
-pub fn remedy(kind: LossKind) -> &'static str {
+/// The subcommand a loss is reported by: each has its own flags, and a hint names only
+/// flags that subcommand takes. `check` says what `rdbkit convert` would need, so its fixes
+/// are convert's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintFor {
+    Convert,
+    Merge,
+    Export,
+    Restore,
+}
+
+/// The flags of `for_` that deal with each kind of loss: the one place where the writer's
+/// kinds meet flag names (errors, `check` fixes and reports all read it). A test checks
+/// every flag named here against each subcommand's definition.
+pub fn remedy(kind: LossKind, for_: HintFor) -> &'static str {
+    // convert and merge share their loss flags; restore has filters but neither --modules,
+    // --dbs nor --on-conflict; export has only the flags of its RESP formats.
+    let full = matches!(for_, HintFor::Convert | HintFor::Merge);
+    let restore = for_ == HintFor::Restore;
     match kind {
         LossKind::FieldTtls | LossKind::ExpiredFields => {
             "--field-ttls drop makes the fields persistent, --field-ttls drop-expired also \
              deletes fields already expired"
         }
-        LossKind::Functions => {
+        LossKind::Functions if full => {
             "--functions drop leaves them out (--functions-file F saves them as FUNCTION LOAD \
              commands)"
         }
-        LossKind::ModuleValue => {
+        LossKind::Functions => "--functions drop leaves them out",
+        LossKind::ModuleValue if full => {
             "--modules keep when the target loads the module, --modules drop leaves such keys \
              out (--exclude-module NAME only some)"
         }
-        LossKind::ModuleAux => {
+        LossKind::ModuleValue if restore => {
+            "--exclude-module NAME leaves such keys out (the target must have the module to \
+             load them)"
+        }
+        LossKind::ModuleAux if full => {
             "--modules keep when the target loads the module, --modules drop leaves module data \
              out"
         }
-        LossKind::Databases => {
+        LossKind::ModuleValue | LossKind::ModuleAux => {
+            "no flag of this command leaves module data out: rdbkit convert can, first"
+        }
+        LossKind::Databases if full => {
             "--dbs merge-into-0 moves every key to db 0, --dbs drop-others leaves other dbs out, \
              --db-map FROM:TO maps one db to another"
         }
-        LossKind::ClusterDatabases => "--dbs merge-into-0 or --dbs drop-others",
-        LossKind::DuplicateKey => {
+        LossKind::ClusterDatabases if full => "--dbs merge-into-0 or --dbs drop-others",
+        LossKind::Databases | LossKind::ClusterDatabases if restore => {
+            "--db N takes one db only, --db-map FROM:TO maps one db to another"
+        }
+        LossKind::Databases | LossKind::ClusterDatabases => {
+            "no flag of this command moves keys between dbs: rdbkit convert can, first"
+        }
+        LossKind::DuplicateKey if full => {
             "--on-conflict first|last keeps one copy (without a db merge, keys of different \
              dbs do not meet)"
         }
+        LossKind::DuplicateKey if restore => {
+            "--on-exists skip keeps the first copy, --on-exists replace the last"
+        }
+        LossKind::DuplicateKey => {
+            "no flag of this command keeps one copy: rdbkit convert can, first"
+        }
         LossKind::EmptyKey => "--allow-empty-keys reads them and leaves them out",
-        LossKind::FieldExpiryRange => {
+        LossKind::FieldExpiryRange if full || restore => {
             "no flag keeps them: such expiry times are outside any real date; leave the key \
              out with --exclude"
         }
-        LossKind::Type => "no flag converts it; leave the key out with --exclude",
+        LossKind::FieldExpiryRange => {
+            "no flag keeps them: such expiry times are outside any real date"
+        }
+        LossKind::Type if full || restore => {
+            "no flag converts it; leave the key out with --exclude"
+        }
+        LossKind::Type => "no flag converts it",
         LossKind::StreamIdmp => {
             "--stream-idmp drop writes such streams with their entries and without the \
              producers' state"
@@ -52,13 +94,13 @@ pub fn remedy(kind: LossKind) -> &'static str {
     }
 }
 
-/// A conversion error as a command failure; a refusal names the flags that deal with it.
-pub fn failure(e: ConvertError) -> crate::Failure {
+/// A conversion error as a failure of `for_`; a refusal names the flags that deal with it.
+pub fn failure(e: ConvertError, for_: HintFor) -> crate::Failure {
     match e {
         ConvertError::Parse(p) => crate::Failure::Data(p),
         ConvertError::Io(io) => crate::Failure::Io(io),
         refused @ ConvertError::Unrepresentable { kind, .. } => {
-            crate::Failure::Refused(format!("{refused}; {}", remedy(kind)))
+            crate::Failure::Refused(format!("{refused}; {}", remedy(kind, for_)))
         }
     }
 }
@@ -99,7 +141,7 @@ pub fn preflight(
                 return Err(crate::Failure::Refused(format!(
                     "{name}: {}; {}",
                     located(p),
-                    remedy(LossKind::DuplicateKey)
+                    remedy(LossKind::DuplicateKey, HintFor::Convert)
                 )))
             }
             // The parser says it better, with its own offset, when the pass reaches it.

@@ -10,15 +10,16 @@
 //! Canonical values: a string's bytes; a list in order; a set, hash or sorted set as the
 //! multiset of its members (a commutative sum of per-member digests, so no sorting and no
 //! memory); a stream by its entries in order plus its groups (last ID, PEL, consumers'
-//! pending IDs). A bucket whose records would not fit `memory_limit` is split again with
-//! another hash seed, so memory stays bounded for inputs of any size.
+//! pending IDs, IDMP state). A bucket whose records would not fit `memory_limit` is split
+//! again with another hash seed, so memory stays bounded for inputs of any size. Function
+//! libraries and module aux data are compared beside the keys, by name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
-use rdb_parser::{Element, Entry, Item, ParserBuilder, Value};
+use rdb_parser::{Element, Entry, Function, Item, ModuleAux, ParserBuilder, Value};
 use rdb_pipeline::Spanned;
 use rdb_writer::filter::Filter;
 use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
@@ -83,11 +84,35 @@ pub struct Side {
     pub small: Option<Vec<u8>>,
 }
 
-/// What differs for one key.
+/// What a difference is about besides keys: a snapshot's function libraries (by name)
+/// and module aux data (by module and the phase it is saved in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKind {
+    Function,
+    /// `when`: 1 before the keys, 2 after them.
+    ModuleAux {
+        when: u64,
+    },
+}
+
+impl ItemKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemKind::Function => "function",
+            ItemKind::ModuleAux { .. } => "module_aux",
+        }
+    }
+}
+
+/// What differs for one key, or for one function library or module's aux data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Difference {
+    /// The key's db (0 for an item).
     pub db: u64,
+    /// The key, or the item's name: the library name, or the module type name.
     pub key: Vec<u8>,
+    /// `Some` when the difference is about a function library or module aux data.
+    pub item: Option<ItemKind>,
     pub a: Option<Side>,
     pub b: Option<Side>,
     pub type_changed: bool,
@@ -113,6 +138,11 @@ impl Difference {
             key.push_str("...");
         }
         let what = match (&self.a, &self.b) {
+            _ if self.item.is_some() => match (&self.a, &self.b) {
+                (Some(_), None) => "only in A".to_owned(),
+                (None, Some(_)) => "only in B".to_owned(),
+                _ => "differs".to_owned(),
+            },
             (Some(a), None) => format!("only in A ({})", a.type_name),
             (None, Some(b)) => format!("only in B ({})", b.type_name),
             _ => {
@@ -128,11 +158,51 @@ impl Difference {
                 format!("differs in {}", changes.join(", "))
             }
         };
-        writeln!(out, "db {} \"{key}\": {what}", self.db)
+        match self.item {
+            Some(ItemKind::Function) => writeln!(out, "function library \"{key}\": {what}"),
+            Some(ItemKind::ModuleAux { when }) => {
+                writeln!(
+                    out,
+                    "module aux data of \"{key}\" ({}): {what}",
+                    phase(when)
+                )
+            }
+            None => writeln!(out, "db {} \"{key}\": {what}", self.db),
+        }
+    }
+
+    /// The line of a function library or module aux difference (`docs/diff-jsonl.md`).
+    fn write_item_json(&self, item: ItemKind, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"kind\":\"");
+        out.extend_from_slice(self.kind().as_bytes());
+        out.extend_from_slice(b"\",\"item\":\"");
+        out.extend_from_slice(item.name().as_bytes());
+        out.extend_from_slice(b"\",\"name\":");
+        json::bytes(out, &self.key);
+        if let ItemKind::ModuleAux { when } = item {
+            out.extend_from_slice(b",\"when\":\"");
+            out.extend_from_slice(phase(when).as_bytes());
+            out.push(b'"');
+        }
+        if self.kind() == "changed" {
+            out.extend_from_slice(b",\"changes\":[\"value\"]");
+        }
+        for (name, side) in [("a", &self.a), ("b", &self.b)] {
+            let Some(s) = side else { continue };
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":{\"copies\":");
+            json::int(out, s.elements);
+            out.extend_from_slice(format!(",\"digest\":\"{:032x}\"}}", s.digest).as_bytes());
+        }
+        out.push(b'}');
     }
 
     /// The JSON line (without newline) of `docs/diff-jsonl.md`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        if let Some(item) = self.item {
+            return self.write_item_json(item, out);
+        }
         out.extend_from_slice(b"{\"kind\":\"");
         out.extend_from_slice(self.kind().as_bytes());
         out.extend_from_slice(b"\",\"db\":");
@@ -189,6 +259,13 @@ pub struct DiffSummary {
     pub type_changed: u64,
     pub value_changed: u64,
     pub ttl_changed: u64,
+    /// Function libraries and module aux data items of each side.
+    pub functions_a: u64,
+    pub functions_b: u64,
+    pub module_aux_a: u64,
+    pub module_aux_b: u64,
+    /// Function libraries and modules' aux data that differ (only on one side, or changed).
+    pub items_differing: u64,
     /// Buckets per side of the first partitioning, and buckets split again.
     pub buckets: u64,
     pub resplit_buckets: u64,
@@ -204,7 +281,10 @@ pub struct DiffSummary {
 
 impl DiffSummary {
     pub fn equal_snapshots(&self) -> bool {
-        self.only_in_a == 0 && self.only_in_b == 0 && self.differing() == 0
+        self.only_in_a == 0
+            && self.only_in_b == 0
+            && self.differing() == 0
+            && self.items_differing == 0
     }
 
     fn differing(&self) -> u64 {
@@ -231,6 +311,18 @@ impl DiffSummary {
             self.value_changed,
             self.ttl_changed
         )?;
+        if self.functions_a + self.functions_b + self.module_aux_a + self.module_aux_b > 0 {
+            writeln!(
+                out,
+                "function libraries: A has {}, B has {}; module aux data: A has {}, B has {}; \
+                 {} differ",
+                self.functions_a,
+                self.functions_b,
+                self.module_aux_a,
+                self.module_aux_b,
+                self.items_differing
+            )?;
+        }
         writeln!(
             out,
             "{} buckets per side ({} split again), {} bytes of temporary files, peak RSS {} (anonymous {})",
@@ -254,6 +346,11 @@ impl DiffSummary {
             "type_changed": self.type_changed,
             "value_changed": self.value_changed,
             "ttl_changed": self.ttl_changed,
+            "functions_a": self.functions_a,
+            "functions_b": self.functions_b,
+            "module_aux_a": self.module_aux_a,
+            "module_aux_b": self.module_aux_b,
+            "items_differing": self.items_differing,
             "buckets": self.buckets,
             "resplit_buckets": self.resplit_buckets,
             "temp_bytes": self.temp_bytes,
@@ -266,6 +363,15 @@ impl DiffSummary {
         if let Some(now) = proc_status_kb("RssAnon:") {
             self.peak_anon = Some(self.peak_anon.unwrap_or(0).max(now));
         }
+    }
+}
+
+/// The phase a module's aux data is saved in.
+fn phase(when: u64) -> &'static str {
+    match when {
+        1 => "before_keys",
+        2 => "after_keys",
+        _ => "unknown",
     }
 }
 
@@ -476,22 +582,37 @@ fn digest(
                 count += 1;
             }
             h.update(&s.last_id.to_raw());
-            for g in &s.groups {
+            // IDMP state that is not every stream's default (no producers, zero counters,
+            // the built-in settings): a target without IDMP keeps exactly the default.
+            if let Some(m) = s.idmp.as_ref().filter(|m| !m.is_default()) {
+                h.update(b"idmp");
+                for n in [m.duration_s, m.max_entries, m.iids_added, m.iids_duplicates] {
+                    h.update(&n.to_le_bytes());
+                }
+                for p in m.producers() {
+                    piece(&mut h, &p.pid);
+                    h.update(&p.entry_count().to_le_bytes());
+                    for e in p.entries() {
+                        piece(&mut h, &e.iid);
+                        h.update(&e.id.to_raw());
+                    }
+                }
+            }
+            for g in s.groups() {
                 sum = sum.wrapping_add(member_digest(|m| {
                     piece(m, &g.name);
                     m.update(&g.last_id.to_raw());
-                    for p in &g.pending {
+                    for p in g.pending() {
                         m.update(&p.id.to_raw());
                         m.update(&p.delivery_time_ms.to_le_bytes());
                         m.update(&p.delivery_count.to_le_bytes());
                     }
                     let consumers = g
-                        .consumers
-                        .iter()
+                        .consumers()
                         .map(|c| {
                             member_digest(|cm| {
                                 piece(cm, &c.name);
-                                for id in &c.pending {
+                                for id in c.pending() {
                                     cm.update(&id.to_raw());
                                 }
                             })
@@ -672,7 +793,115 @@ impl Partition {
 }
 
 /// What one item of a side yields: its record, the EOF, and its offset (for progress).
-type Found = (Option<Record>, Option<rdb_parser::Eof>, u64);
+type Found = (
+    Option<Record>,
+    Option<rdb_parser::Eof>,
+    u64,
+    Option<(ItemKind, Vec<u8>, u128)>,
+);
+
+/// Library names are identifiers; a longer one is compared by this prefix (and its code).
+const MAX_ITEM_NAME: usize = 256;
+
+/// A function library as FUNCTION2 source (a 7.0 release-candidate library in the form
+/// convert writes it), named by its `#!engine name=...` line.
+fn function_item(f: &Function<'_>) -> (ItemKind, Vec<u8>, u128) {
+    let code: std::borrow::Cow<'_, [u8]> = match f {
+        Function::Library { code } => std::borrow::Cow::Borrowed(code),
+        Function::PreGa {
+            name, engine, code, ..
+        } => {
+            let mut c = format!(
+                "#!{} name={}\n",
+                String::from_utf8_lossy(engine).to_lowercase(),
+                String::from_utf8_lossy(name)
+            )
+            .into_bytes();
+            c.extend_from_slice(code);
+            std::borrow::Cow::Owned(c)
+        }
+    };
+    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
+    let name = first
+        .split(|b| b.is_ascii_whitespace())
+        .find_map(|w| w.strip_prefix(b"name="))
+        .unwrap_or(b"(unnamed)");
+    let name = name.get(..MAX_ITEM_NAME).unwrap_or(name).to_vec();
+    (ItemKind::Function, name, xxhash_rust::xxh3::xxh3_128(&code))
+}
+
+/// A module's aux data, named by its module type; its version is part of the value.
+fn module_aux_item(m: &ModuleAux<'_>) -> (ItemKind, Vec<u8>, u128) {
+    let mut h = Xxh3::new();
+    h.update(&m.id.0.to_le_bytes());
+    h.update(m.raw);
+    let kind = ItemKind::ModuleAux { when: m.when };
+    (kind, m.id.name().into_bytes(), h.digest128())
+}
+
+/// One side's function libraries and module aux data: for each name, the wrapping sum of
+/// its copies' digests and how many copies there are.
+#[derive(Debug, Default)]
+struct Items {
+    by_name: BTreeMap<(ItemKind, Vec<u8>), (u128, u64)>,
+    functions: u64,
+    module_aux: u64,
+}
+
+impl Items {
+    fn add(&mut self, (kind, name, digest): (ItemKind, Vec<u8>, u128)) {
+        match kind {
+            ItemKind::Function => self.functions += 1,
+            ItemKind::ModuleAux { .. } => self.module_aux += 1,
+        }
+        let slot = self.by_name.entry((kind, name)).or_default();
+        slot.0 = slot.0.wrapping_add(digest);
+        slot.1 += 1;
+    }
+}
+
+/// The differences between two sides' items, in (kind, name) order.
+fn compare_items(a: Items, b: Items) -> Vec<Difference> {
+    let side = |kind: ItemKind, (digest, copies): (u128, u64)| Side {
+        type_name: kind.name(),
+        expire_ms: None,
+        digest,
+        elements: copies,
+        small: None,
+    };
+    let mut b = b.by_name;
+    let mut found = Vec::new();
+    for ((kind, name), va) in a.by_name {
+        let vb = b.remove(&(kind, name.clone()));
+        if vb == Some(va) {
+            continue;
+        }
+        found.push(Difference {
+            db: 0,
+            key: name,
+            item: Some(kind),
+            a: Some(side(kind, va)),
+            b: vb.map(|v| side(kind, v)),
+            type_changed: false,
+            value_changed: vb.is_some(),
+            ttl_changed: false,
+        });
+    }
+    for ((kind, name), vb) in b {
+        found.push(Difference {
+            db: 0,
+            key: name,
+            item: Some(kind),
+            a: None,
+            b: Some(side(kind, vb)),
+            type_changed: false,
+            value_changed: false,
+            ttl_changed: false,
+        });
+    }
+    found.sort_by(|x, y| (x.item, &x.key).cmp(&(y.item, &y.key)));
+    found
+}
 
 /// Parses one side into `partition`; returns its key count.
 fn partition_side(
@@ -681,6 +910,7 @@ fn partition_side(
     filter: &Filter,
     map_dbs: bool,
     partition: &mut Partition,
+    items: &mut Items,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, Failure> {
     let mut keys = 0u64;
@@ -700,11 +930,19 @@ fn partition_side(
                 Item::Eof(e) => (None, Some(*e)),
                 _ => (None, None),
             };
-            Ok((rec, end, s.offset))
+            let item = match &s.item {
+                Item::Function(f) => Some(function_item(f)),
+                Item::ModuleAux(m) => Some(module_aux_item(m)),
+                _ => None,
+            };
+            Ok((rec, end, s.offset, item))
         };
-        let sink = |(rec, end, offset): Found| -> Result<(), Failure> {
+        let sink = |(rec, end, offset, item): Found| -> Result<(), Failure> {
             if let Some(e) = end {
                 eof.set(e);
+            }
+            if let Some(item) = item {
+                items.add(item);
             }
             progress(offset);
             if let Some(rec) = rec {
@@ -745,18 +983,25 @@ pub fn diff(
     };
     let mut pa = Partition::new(n, 0, opts).map_err(|e| temp_failure(opts, e))?;
     let mut pb = Partition::new(n, 0, opts).map_err(|e| temp_failure(opts, e))?;
-    summary.keys_a = partition_side(a, opts, &opts.filter, true, &mut pa, progress)
+    let (mut items_a, mut items_b) = (Items::default(), Items::default());
+    summary.keys_a = partition_side(a, opts, &opts.filter, true, &mut pa, &mut items_a, progress)
         .map_err(|e| unreadable("A", e))?;
     summary.sample_anon();
     let a_len = a.len() as u64;
     let b_filter = filter_for_b(opts);
-    summary.keys_b = partition_side(b, opts, &b_filter, false, &mut pb, &mut |o| {
+    summary.keys_b = partition_side(b, opts, &b_filter, false, &mut pb, &mut items_b, &mut |o| {
         progress(a_len + o)
     })
     .map_err(|e| unreadable("B", e))?;
     summary.sample_anon();
     summary.temp_bytes = pa.temp_bytes() + pb.temp_bytes();
     compare_partitions(pa, pb, 1, opts, &mut summary, on_difference)?;
+    (summary.functions_a, summary.functions_b) = (items_a.functions, items_b.functions);
+    (summary.module_aux_a, summary.module_aux_b) = (items_a.module_aux, items_b.module_aux);
+    for d in compare_items(items_a, items_b) {
+        summary.items_differing += 1;
+        on_difference(&d).map_err(Failure::Io)?;
+    }
     summary.peak_rss = peak_rss();
     Ok(summary)
 }
@@ -905,6 +1150,7 @@ fn compare_bucket(
             None => found.push(Difference {
                 db: rec.db,
                 key: rec.key,
+                item: None,
                 a: None,
                 b: Some(rec.side),
                 type_changed: false,
@@ -919,6 +1165,7 @@ fn compare_bucket(
                     found.push(Difference {
                         db: rec.db,
                         key: rec.key,
+                        item: None,
                         a: Some(sa),
                         b: Some(rec.side),
                         type_changed,
@@ -936,6 +1183,7 @@ fn compare_bucket(
         found.push(Difference {
             db,
             key,
+            item: None,
             a: Some(side),
             b: None,
             type_changed: false,

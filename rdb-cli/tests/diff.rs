@@ -1,6 +1,7 @@
 //! `rdbkit diff`: converted copies compare equal, each injected change is reported
 //! exactly, and bucketed comparison (temporary files, re-split buckets) gives the same
 //! answer as an in-memory one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
@@ -47,12 +48,13 @@ fn all_fixtures() -> Vec<PathBuf> {
 }
 
 /// Every fixture converted to each version rdbkit writes compares equal to its source,
-/// wherever the conversion needs no loss; where it drops field TTLs, exactly those keys
-/// differ.
+/// wherever the conversion needs no loss; where it drops field TTLs or a stream's IDMP
+/// state, exactly those keys differ (in value), and where it drops function libraries or
+/// module aux data, exactly those are reported only in A.
 #[test]
 fn converted_copies_are_equal() {
     let mut compared = 0;
-    let mut refused = 0;
+    let mut lossy = 0;
     for path in all_fixtures() {
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
         for version in [9, 10, 11, 12, 13, 80] {
@@ -60,72 +62,82 @@ fn converted_copies_are_equal() {
                 panic!("no profile for {version}");
             };
             let mut opts = ConvertOptions::new(profile);
-            // Functions are not keys: diff does not compare them. Nor, so far, a Redis 8.6
-            // stream's IDMP state.
             opts.functions = FunctionPolicy::Drop;
             opts.stream_idmp = StreamIdmpPolicy::Drop;
             opts.modules = ModulePolicy::Keep;
-            let converted = convert(
-                &data,
-                &ParserBuilder::new(),
-                &opts,
-                Vec::new(),
-                &mut |_| Ok(()),
-                &mut |_| {},
-            );
-            let (out, _) = match converted {
-                Ok(done) => done,
+            let mut changed_keys = Vec::new();
+            let mut lost_items = Vec::new();
+            let mut attempt = |opts: &ConvertOptions| {
+                changed_keys.clear();
+                lost_items.clear();
+                convert(
+                    &data,
+                    &ParserBuilder::new(),
+                    opts,
+                    Vec::new(),
+                    &mut |l| {
+                        match l.action {
+                            "field_ttls_dropped" | "stream_idmp_dropped" => changed_keys
+                                .push((l.db.unwrap_or(0), l.key.unwrap_or_default().to_vec())),
+                            "function_dropped" => lost_items.push("function"),
+                            "module_aux_dropped" => lost_items.push("module_aux"),
+                            _ => {}
+                        }
+                        Ok(())
+                    },
+                    &mut |_| {},
+                )
+            };
+            let out = match attempt(&opts) {
+                Ok((out, _)) => out,
                 Err(_) => {
                     // Field TTLs for a version without them: convert again with the loss
-                    // allowed; exactly the keys that lost field TTLs must differ, in value.
-                    refused += 1;
+                    // allowed.
                     opts.field_ttls = FieldTtlPolicy::Drop;
-                    let mut lost = Vec::new();
-                    let (out, _) = convert(
-                        &data,
-                        &ParserBuilder::new(),
-                        &opts,
-                        Vec::new(),
-                        &mut |l| {
-                            if l.action == "field_ttls_dropped" {
-                                lost.push((l.db.unwrap_or(0), l.key.unwrap_or_default().to_vec()));
-                            }
-                            Ok(())
-                        },
-                        &mut |_| {},
-                    )
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                    let (_, found) = run(&data, &out, &DiffOptions::default());
-                    let mut got: Vec<_> = found
-                        .iter()
-                        .map(|d| {
-                            assert_eq!(d.kind(), "changed");
-                            assert!(d.value_changed && !d.type_changed && !d.ttl_changed);
-                            (d.db, d.key.clone())
-                        })
-                        .collect();
-                    got.sort();
-                    lost.sort();
-                    assert!(!lost.is_empty());
-                    assert_eq!(got, lost, "{} to RDB {version}", path.display());
-                    continue;
+                    attempt(&opts)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                        .0
                 }
             };
             let (summary, found) = run(&data, &out, &DiffOptions::default());
-            assert!(
-                summary.equal_snapshots(),
-                "{} vs its RDB {version} copy: {found:?}",
-                path.display()
-            );
-            assert_eq!(summary.keys_a, summary.keys_b);
-            compared += 1;
+            let mut keys = Vec::new();
+            let mut items = Vec::new();
+            for d in &found {
+                match d.item {
+                    None => {
+                        assert_eq!(d.kind(), "changed", "{d:?}");
+                        assert!(d.value_changed && !d.type_changed && !d.ttl_changed);
+                        keys.push((d.db, d.key.clone()));
+                    }
+                    Some(kind) => {
+                        assert_eq!(d.kind(), "only_in_a", "{d:?}");
+                        items.push(kind.name());
+                    }
+                }
+            }
+            keys.sort();
+            items.sort();
+            changed_keys.sort();
+            changed_keys.dedup();
+            lost_items.sort();
+            let what = format!("{} to RDB {version}", path.display());
+            assert_eq!(keys, changed_keys, "{what}");
+            assert_eq!(items, lost_items, "{what}");
+            assert_eq!(summary.keys_a, summary.keys_b, "{what}");
+            if found.is_empty() {
+                assert!(summary.equal_snapshots(), "{what}");
+                compared += 1;
+            } else {
+                lossy += 1;
+            }
         }
     }
     eprintln!(
-        "{compared} conversions compared equal; {refused} needed --field-ttls drop and differ \
-         exactly in the keys that lost field TTLs"
+        "{compared} conversions compared equal; {lossy} lost field TTLs, IDMP state, \
+         functions or module aux data and differ in exactly those"
     );
     assert!(compared >= 150, "only {compared} conversions compared");
+    assert!(lossy > 0, "no conversion lost anything");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -869,4 +881,167 @@ fn an_unusable_temp_dir_is_named() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// Function libraries, module aux data, IDMP state
+
+/// A version-10 file: `functions`, then `aux` as module aux data of `scdtype00` (when,
+/// one UINT), then one string key.
+fn with_items(functions: &[&[u8]], aux: Option<(u64, u64)>) -> Vec<u8> {
+    use rdb_writer::encode;
+    let mut w = Writer::new(Vec::new(), Version::redis(10)).unwrap_or_else(|e| panic!("{e}"));
+    for f in functions {
+        w.function(f).unwrap_or_else(|e| panic!("{e}"));
+    }
+    if let Some((when, v)) = aux {
+        let id = rdb_parser::ModuleId::from_name("scdtype00", 1).unwrap_or_else(|| panic!("id"));
+        let mut item = vec![rdb_parser::format::opcode::MODULE_AUX];
+        for n in [id.0, 2, when, 2, v, 0] {
+            encode::length(&mut item, n);
+        }
+        w.raw(&item).unwrap_or_else(|e| panic!("{e}"));
+    }
+    w.select_db(0).unwrap_or_else(|e| panic!("{e}"));
+    w.key_value(
+        type_id::STRING,
+        b"k",
+        &value::string(b"v", Compression::None),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    w.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+const LIB_X: &[u8] = b"#!lua name=x\nredis.register_function('fx', function() return 1 end)";
+const LIB_Y: &[u8] = b"#!lua name=y\nredis.register_function('fy', function() return 2 end)";
+const LIB_Y2: &[u8] = b"#!lua name=y\nredis.register_function('fy', function() return 3 end)";
+
+fn item_lines(found: &[Difference]) -> Vec<String> {
+    found
+        .iter()
+        .map(|d| {
+            let mut line = Vec::new();
+            d.write_json(&mut line);
+            let v: serde_json::Value =
+                serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"));
+            let mut text = Vec::new();
+            d.write_text(&mut text).unwrap_or_else(|e| panic!("{e}"));
+            format!(
+                "{} {} {} {} {} | {}",
+                v["kind"],
+                v["item"],
+                v["name"],
+                v["when"],
+                v["changes"],
+                String::from_utf8_lossy(&text).trim_end()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn function_libraries_and_module_aux_data_are_compared() {
+    let a = with_items(&[LIB_X, LIB_Y], Some((2, 5)));
+    let opts = DiffOptions::default();
+    let (summary, found) = run(&a, &with_items(&[LIB_Y, LIB_X], Some((2, 5))), &opts);
+    assert!(summary.equal_snapshots(), "{found:?}");
+    assert_eq!((summary.functions_a, summary.functions_b), (2, 2));
+    assert_eq!((summary.module_aux_a, summary.module_aux_b), (1, 1));
+
+    // What `convert --functions drop --modules drop` leaves: the keys, nothing else.
+    let (summary, found) = run(&a, &with_items(&[], None), &opts);
+    assert!(!summary.equal_snapshots());
+    assert_eq!((summary.equal, summary.items_differing), (1, 3));
+    assert_eq!(
+        item_lines(&found),
+        [
+            "\"only_in_a\" \"function\" \"x\" null null | function library \"x\": only in A",
+            "\"only_in_a\" \"function\" \"y\" null null | function library \"y\": only in A",
+            "\"only_in_a\" \"module_aux\" \"scdtype00\" \"after_keys\" null | module aux data \
+             of \"scdtype00\" (after_keys): only in A",
+        ]
+    );
+    let mut line = Vec::new();
+    found[0].write_json(&mut line);
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["a"]["copies"], 1);
+    assert_eq!(v["a"]["digest"].as_str().map(str::len), Some(32));
+    assert!(v.get("b").is_none() && v.get("db").is_none());
+
+    // A library's code changed, a module's aux data changed, a library only in B.
+    let b = with_items(&[LIB_X, LIB_Y2, b"#!lua name=z\n"], Some((2, 6)));
+    let (_, found) = run(&a, &b, &opts);
+    assert_eq!(
+        item_lines(&found),
+        [
+            "\"changed\" \"function\" \"y\" null [\"value\"] | function library \"y\": differs",
+            "\"only_in_b\" \"function\" \"z\" null null | function library \"z\": only in B",
+            "\"changed\" \"module_aux\" \"scdtype00\" \"after_keys\" [\"value\"] | module aux \
+             data of \"scdtype00\" (after_keys): differs",
+        ]
+    );
+    // The same data saved before the keys is another item.
+    let (_, found) = run(&a, &with_items(&[LIB_X, LIB_Y], Some((1, 5))), &opts);
+    assert_eq!(found.len(), 2, "{found:?}");
+
+    // The command: exit 1, the libraries named on the terminal.
+    let dir = common::temp_dir("diff-items");
+    let (pa, pb) = (dir.join("a.rdb"), dir.join("b.rdb"));
+    std::fs::write(&pa, &a).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&pb, with_items(&[LIB_X], Some((2, 5)))).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .arg("diff")
+        .args([&pa, &pb])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("function library \"y\": only in A"), "{text}");
+    assert!(
+        text.starts_with("function library") && text.contains("DIFFERENT"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "function libraries: A has 2, B has 1; module aux data: A has 1, B has 1; 1 differ"
+        ),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Redis 8.6 stream's IDMP state is part of its value when it is not the default: the
+/// 8.6 fixture converted to 7.4 with `--stream-idmp drop` differs in exactly the streams
+/// whose state was dropped.
+#[test]
+fn stream_idmp_state_is_compared() {
+    let path = fixtures_dir().join("redis-8.6/idmp.rdb");
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let profile = TargetProfile::for_version(12).unwrap_or_else(|| panic!("no profile"));
+    let mut opts = ConvertOptions::new(profile);
+    opts.stream_idmp = StreamIdmpPolicy::Drop;
+    let mut dropped = Vec::new();
+    let (out, _) = convert(
+        &data,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |l| {
+            if l.action == "stream_idmp_dropped" {
+                dropped.push(l.key.unwrap_or_default().to_vec());
+            }
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (summary, found) = run(&data, &out, &DiffOptions::default());
+    let mut changed: Vec<Vec<u8>> = found.iter().map(|d| d.key.clone()).collect();
+    changed.sort();
+    dropped.sort();
+    assert!(dropped.contains(&b"stream:idmp".to_vec()), "{dropped:?}");
+    assert_eq!(changed, dropped);
+    assert!(found.iter().all(|d| d.value_changed));
+    // Streams untouched by IDMP (stream:plain) compare equal to their 7.4 copies.
+    assert!(summary.equal > 0);
 }

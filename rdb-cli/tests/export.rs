@@ -342,12 +342,7 @@ fn resp_commands_recreate_idmp_state_on_8_6() {
         };
         let mut want = xinfo(&mut original, &e.key);
         let mut got = xinfo(&mut rebuilt, &e.key);
-        let recorded: usize = s
-            .idmp
-            .iter()
-            .flat_map(|m| &m.producers)
-            .map(|p| p.entries.len())
-            .sum();
+        let recorded: u64 = s.idmp.iter().map(|m| m.iid_count()).sum();
         assert_eq!(
             got.remove("iids-added"),
             Some(Reply::Int(recorded as i64)),
@@ -359,9 +354,9 @@ fn resp_commands_recreate_idmp_state_on_8_6() {
         want.remove("iids-duplicates");
         assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&e.key));
         // The remembered iids answer alike: each XADD is a duplicate of its entry.
-        for p in s.idmp.iter().flat_map(|m| &m.producers) {
+        for p in s.idmp.iter().flat_map(|m| m.producers()) {
             producers += 1;
-            for iid in &p.entries {
+            for iid in p.entries() {
                 let add = |c: &mut Resp| {
                     c.command(&[b"XADD", &e.key, b"IDMP", &p.pid, &iid.iid, b"*", b"f", b"v"])
                         .unwrap()

@@ -1018,3 +1018,69 @@ fn fetches_a_tls_cluster_with_a_password() {
         "the union differs from the masters' own dumps"
     );
 }
+
+/// A URL naming a user but no password, typed at a terminal: rdbkit asks for the password
+/// without echo, sends it to the server, and never prints it. The terminal is a pty made
+/// by util-linux `script`; the server is a socket here that records what arrives.
+#[test]
+fn a_missing_password_is_asked_on_the_terminal_without_echo() {
+    use std::io::{Read, Write};
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("note: no `script` (util-linux) to make a terminal: skipped");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.windows(6).any(|w| w == b"s3cret") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            }
+        }
+        let _ = conn.write_all(b"-WRONGPASS invalid username-password pair\r\n");
+        got
+    });
+    let dir = TempDir::new("fetch-prompt");
+    let out = dir.path().join("dump.rdb");
+    let command = format!(
+        "{} fetch redis://app@127.0.0.1:{port} -o {} --timeout 20",
+        env!("CARGO_BIN_EXE_rdbkit"),
+        out.display()
+    );
+    // The password is typed once the prompt has turned echo off.
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("RDBKIT_REDIS_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script: {e}"));
+    std::thread::sleep(Duration::from_secs(2));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"s3cret\n");
+    }
+    let done = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let received = server.join().unwrap_or_default();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        shown.contains(&format!("Password for app on 127.0.0.1:{port}")),
+        "{shown}"
+    );
+    assert!(
+        received.windows(3).any(|w| w == b"app") && received.windows(6).any(|w| w == b"s3cret"),
+        "the server got {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(!shown.contains("s3cret"), "the password was shown: {shown}");
+    assert!(!done.status.success() && !out.exists(), "{shown}");
+}

@@ -278,7 +278,7 @@ fn merge_conflicts_follow_the_policy() {
         )
         .map(|(out, _)| string_values(&out))
         // The CLI's wording: the writer's error with the flags for its kind.
-        .map_err(|e| rdb_cli::convert::failure(e).to_string())
+        .map_err(|e| rdb_cli::convert::failure(e, rdb_cli::convert::HintFor::Convert).to_string())
     };
     let err = run(ConflictPolicy::Error).err().unwrap_or_default();
     assert!(

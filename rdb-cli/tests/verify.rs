@@ -1278,6 +1278,87 @@ fn an_lzf_string_declaring_length_0_is_accepted() {
     }
 }
 
+/// The same for a key name and for the elements of plain-encoded collections: each reads
+/// as the empty string (the parser decodes it, verify finds nothing wrong).
+#[test]
+fn an_lzf_key_or_element_declaring_length_0_is_the_empty_string() {
+    use rdb_parser::{Item, ParserBuilder, Value};
+    // Two compressed bytes that would not expand to anything, declared 0.
+    let empty = || {
+        let mut v = vec![0xC3];
+        encode::length(&mut v, 2);
+        encode::length(&mut v, 0);
+        v.extend_from_slice(&[0x00, b'x']);
+        v
+    };
+    let raw = blob_value;
+    let collection = |items: &[Vec<u8>]| {
+        let mut v = Vec::new();
+        encode::length(&mut v, items.len() as u64);
+        items.iter().for_each(|i| v.extend_from_slice(i));
+        v
+    };
+    let data = snapshot(9, |w| {
+        let mut put = |t: u8, key: Vec<u8>, value: Vec<u8>| {
+            w.raw_entry(t, &key, &value)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        put(type_id::STRING, empty(), raw(b"value of the empty key"));
+        put(
+            type_id::LIST,
+            raw(b"list"),
+            collection(&[empty(), raw(b"a")]),
+        );
+        put(type_id::SET, raw(b"set"), collection(&[raw(b"a"), empty()]));
+        let mut hash = vec![1]; // one field: "" -> "v"
+        hash.extend(empty());
+        hash.extend(raw(b"v"));
+        put(type_id::HASH, raw(b"hash"), hash);
+        let mut zset = vec![1];
+        zset.extend(empty());
+        zset.extend(1.5f64.to_le_bytes());
+        put(type_id::ZSET_2, raw(b"zset"), zset);
+    });
+    let mut empties = 0;
+    let items = ParserBuilder::new()
+        .parse(&data)
+        .and_then(|p| p.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for item in &items {
+        let Item::Key(k) = item else { continue };
+        if k.key.is_empty() {
+            empties += 1;
+        }
+        let mut count = |b: &[u8]| empties += usize::from(b.is_empty());
+        fn ok<T>(e: rdb_parser::Error) -> T {
+            panic!("{e}")
+        }
+        match &k.value {
+            Value::List(l) => l
+                .iter()
+                .for_each(|e| count(&e.unwrap_or_else(ok).to_bytes())),
+            Value::Set(s) => s
+                .iter()
+                .for_each(|e| count(&e.unwrap_or_else(ok).to_bytes())),
+            Value::Hash(h) => h
+                .iter()
+                .for_each(|f| count(&f.unwrap_or_else(ok).field.to_bytes())),
+            Value::ZSet(z) => z
+                .iter()
+                .for_each(|m| count(&m.unwrap_or_else(ok).0.to_bytes())),
+            _ => {}
+        }
+    }
+    assert_eq!(empties, 5);
+    let r = verify(&data, |_| {});
+    assert!(r.ok() && r.complete, "{:?}", r.problems);
+    assert!(
+        r.problems.iter().all(|p| p.severity == Severity::Warning),
+        "{:?}",
+        r.problems
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The JSON contract
 

@@ -68,8 +68,9 @@ pub use parser::{
     SlotImport,
 };
 pub use stream::{
-    Consumer, ConsumerGroup, Idmp, IdmpEntry, IdmpProducer, PendingEntry, Stream, StreamEntries,
-    StreamEntry, StreamId,
+    Consumer, ConsumerGroup, ConsumerPending, Consumers, GroupPending, Groups, Idmp, IdmpEntries,
+    IdmpEntry, IdmpProducer, IdmpProducers, PendingEntry, Stream, StreamEntries, StreamEntry,
+    StreamId,
 };
 pub use string::RdbString;
 pub use value::{

@@ -66,26 +66,69 @@ pub struct PendingEntry {
     pub delivery_count: u64,
 }
 
-/// A consumer of a group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A consumer of a group. Its pending IDs are read from the file on demand.
+#[derive(Debug, Clone)]
 pub struct Consumer<'data> {
     pub name: Cow<'data, [u8]>,
     pub seen_time_ms: i64,
     /// Stored from type 21 (Redis 7.2) on.
     pub active_time_ms: Option<i64>,
-    /// IDs this consumer holds in the group's PEL.
-    pub pending: Vec<StreamId>,
+    /// The IDs this consumer holds in the group's PEL: 16 bytes each, as stored.
+    pending: &'data [u8],
 }
 
-/// A consumer group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl<'data> Consumer<'data> {
+    /// How many IDs this consumer holds in the group's PEL.
+    pub fn pending_count(&self) -> u64 {
+        (self.pending.len() / 16) as u64
+    }
+
+    /// The IDs this consumer holds in the group's PEL, in stored order.
+    pub fn pending(&self) -> ConsumerPending<'data> {
+        ConsumerPending {
+            ids: self.pending.chunks_exact(16),
+        }
+    }
+}
+
+/// A consumer group. Its PEL and consumers are read from the file on demand (they were
+/// checked when the stream was parsed, and nothing per element is kept).
+#[derive(Debug, Clone)]
 pub struct ConsumerGroup<'data> {
     pub name: Cow<'data, [u8]>,
     pub last_id: StreamId,
     /// Stored from type 19 on; `Some(u64::MAX)` means the file says "unknown".
     pub entries_read: Option<u64>,
-    pub pending: Vec<PendingEntry>,
-    pub consumers: Vec<Consumer<'data>>,
+    pending: Section<'data>,
+    consumers: Section<'data>,
+    v3: bool,
+}
+
+impl<'data> ConsumerGroup<'data> {
+    /// How many entries the group's PEL holds.
+    pub fn pending_count(&self) -> u64 {
+        self.pending.count
+    }
+
+    /// The group's PEL in stored (ID) order.
+    pub fn pending(&self) -> GroupPending<'data> {
+        GroupPending {
+            walk: self.pending.walk(),
+        }
+    }
+
+    /// How many consumers the group has.
+    pub fn consumer_count(&self) -> u64 {
+        self.consumers.count
+    }
+
+    /// The group's consumers in stored order.
+    pub fn consumers(&self) -> Consumers<'data> {
+        Consumers {
+            walk: self.consumers.walk(),
+            v3: self.v3,
+        }
+    }
 }
 
 /// One remembered `XADD ... IDMP pid iid`: the iid and the entry it added.
@@ -95,28 +138,74 @@ pub struct IdmpEntry<'data> {
     pub id: StreamId,
 }
 
-/// An idempotent producer and the iids it is remembered for, as stored (oldest first).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An idempotent producer. The iids it is remembered for are read on demand.
+#[derive(Debug, Clone)]
 pub struct IdmpProducer<'data> {
     pub pid: Cow<'data, [u8]>,
-    pub entries: Vec<IdmpEntry<'data>>,
+    entries: Section<'data>,
 }
 
-/// The idempotent-producer state of a type-26 stream (Redis 8.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl<'data> IdmpProducer<'data> {
+    /// How many iids the producer is remembered for.
+    pub fn entry_count(&self) -> u64 {
+        self.entries.count
+    }
+
+    /// The iids the producer is remembered for, as stored (oldest first).
+    pub fn entries(&self) -> IdmpEntries<'data> {
+        IdmpEntries {
+            walk: self.entries.walk(),
+        }
+    }
+}
+
+/// The idempotent-producer state of a type-26 stream (Redis 8.6). The producers are read
+/// on demand.
+#[derive(Debug, Clone)]
 pub struct Idmp<'data> {
     /// Seconds an iid is remembered (`XCFGSET ... IDMP-DURATION`).
     pub duration_s: u64,
     /// Iids remembered per producer (`IDMP-MAXSIZE`).
     pub max_entries: u64,
-    pub producers: Vec<IdmpProducer<'data>>,
+    producers: Section<'data>,
+    /// The iids stored over all producers.
+    iids: u64,
     /// All-time count of entries added with an iid.
     pub iids_added: u64,
     /// All-time count of duplicates refused.
     pub iids_duplicates: u64,
 }
 
-/// A stream value: metadata and groups decoded, entries decoded on iteration.
+impl<'data> Idmp<'data> {
+    /// How many producers are remembered.
+    pub fn producer_count(&self) -> u64 {
+        self.producers.count
+    }
+
+    /// How many iids are remembered, over all producers.
+    pub fn iid_count(&self) -> u64 {
+        self.iids
+    }
+
+    /// The producers as stored.
+    pub fn producers(&self) -> IdmpProducers<'data> {
+        IdmpProducers {
+            walk: self.producers.walk(),
+        }
+    }
+
+    /// Whether this is the state of a stream no `XADD ... IDMP` touched: no producers,
+    /// zero counters, the server's built-in settings (100 s, 100 iids). A server without
+    /// IDMP loads a stream as if it had exactly this.
+    pub fn is_default(&self) -> bool {
+        self.producers.count == 0
+            && self.iids_added == 0
+            && self.iids_duplicates == 0
+            && (self.duration_s, self.max_entries) == (100, 100)
+    }
+}
+
+/// A stream value: metadata decoded; entries, groups and IDMP state read on demand.
 #[derive(Debug, Clone)]
 pub struct Stream<'data> {
     pub type_id: u8,
@@ -129,11 +218,189 @@ pub struct Stream<'data> {
     pub first_id: Option<StreamId>,
     pub max_deleted_id: Option<StreamId>,
     pub entries_added: Option<u64>,
-    pub groups: Vec<ConsumerGroup<'data>>,
+    groups: Section<'data>,
     /// Stored from type 26 (Redis 8.6) on.
     pub idmp: Option<Idmp<'data>>,
     ctx: Ctx<'data>,
 }
+
+/// `count` records stored back to back in `body`, checked when the stream was parsed.
+#[derive(Debug, Clone, Copy)]
+struct Section<'data> {
+    count: u64,
+    body: &'data [u8],
+}
+
+impl<'data> Section<'data> {
+    fn walk(self) -> Walk<'data> {
+        Walk {
+            rest: self.body,
+            left: self.count,
+        }
+    }
+}
+
+/// Reads `n` records with `record`, returning the section they span and the bytes after.
+/// `record` checks what it reads; nothing is kept per record.
+fn section<'a>(
+    i: &'a [u8],
+    n: u64,
+    mut record: impl FnMut(&'a [u8]) -> PResult<'a, ()>,
+) -> PResult<'a, Section<'a>> {
+    let mut rest = i;
+    for _ in 0..n {
+        rest = record(rest)?.0;
+    }
+    let body = i.get(..i.len() - rest.len()).unwrap_or(&[]);
+    Ok((rest, Section { count: n, body }))
+}
+
+/// The records of a checked section, read again one at a time. Reading cannot fail on
+/// bytes that were checked; if it did, the walk ends (it never panics).
+#[derive(Debug, Clone)]
+struct Walk<'data> {
+    rest: &'data [u8],
+    left: u64,
+}
+
+impl<'data> Walk<'data> {
+    fn next<T>(&mut self, record: impl FnOnce(&'data [u8]) -> PResult<'data, T>) -> Option<T> {
+        if self.left == 0 {
+            return None;
+        }
+        match record(self.rest) {
+            Ok((rest, v)) => {
+                self.rest = rest;
+                self.left -= 1;
+                Some(v)
+            }
+            Err(_) => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from(self.left).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+/// The iterator types of the stream views, all over checked sections of the file.
+macro_rules! walk_iterator {
+    ($name:ident, $item:ty, |$s:ident| $next:expr) => {
+        impl<'data> Iterator for $name<'data> {
+            type Item = $item;
+            fn next(&mut self) -> Option<$item> {
+                let $s = self;
+                $next
+            }
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.walk.size_hint()
+            }
+        }
+        impl ExactSizeIterator for $name<'_> {}
+        impl std::iter::FusedIterator for $name<'_> {}
+    };
+}
+
+/// A stream's consumer groups, see [`Stream::groups`].
+#[derive(Debug, Clone)]
+pub struct Groups<'data> {
+    walk: Walk<'data>,
+    v2: bool,
+    v3: bool,
+}
+walk_iterator!(Groups, ConsumerGroup<'data>, |s| {
+    let (v2, v3) = (s.v2, s.v3);
+    s.walk.next(|i| {
+        let (rest, g) = group(i, v2, v3, false)?;
+        let name = g.name.decode().map_err(nom::Err::Error)?;
+        Ok((
+            rest,
+            ConsumerGroup {
+                name,
+                last_id: g.last_id,
+                entries_read: g.entries_read,
+                pending: g.pending,
+                consumers: g.consumers,
+                v3,
+            },
+        ))
+    })
+});
+
+/// A group's PEL, see [`ConsumerGroup::pending`].
+#[derive(Debug, Clone)]
+pub struct GroupPending<'data> {
+    walk: Walk<'data>,
+}
+walk_iterator!(GroupPending, PendingEntry, |s| s.walk.next(pending_entry));
+
+/// A group's consumers, see [`ConsumerGroup::consumers`].
+#[derive(Debug, Clone)]
+pub struct Consumers<'data> {
+    walk: Walk<'data>,
+    v3: bool,
+}
+walk_iterator!(Consumers, Consumer<'data>, |s| {
+    let v3 = s.v3;
+    s.walk.next(|i| {
+        let (rest, c) = consumer(i, v3, false)?;
+        let name = c.name.decode().map_err(nom::Err::Error)?;
+        Ok((
+            rest,
+            Consumer {
+                name,
+                seen_time_ms: c.seen_time_ms,
+                active_time_ms: c.active_time_ms,
+                pending: c.pending,
+            },
+        ))
+    })
+});
+
+/// A consumer's pending IDs, see [`Consumer::pending`].
+#[derive(Debug, Clone)]
+pub struct ConsumerPending<'data> {
+    ids: std::slice::ChunksExact<'data, u8>,
+}
+
+impl Iterator for ConsumerPending<'_> {
+    type Item = StreamId;
+    fn next(&mut self) -> Option<StreamId> {
+        let raw: &[u8; 16] = self.ids.next()?.try_into().ok()?;
+        Some(StreamId::from_raw(raw))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ids.size_hint()
+    }
+}
+impl ExactSizeIterator for ConsumerPending<'_> {}
+impl std::iter::FusedIterator for ConsumerPending<'_> {}
+
+/// A stream's idempotent producers, see [`Idmp::producers`].
+#[derive(Debug, Clone)]
+pub struct IdmpProducers<'data> {
+    walk: Walk<'data>,
+}
+walk_iterator!(IdmpProducers, IdmpProducer<'data>, |s| s.walk.next(|i| {
+    let (rest, (pid, entries)) = producer(i, false)?;
+    let pid = pid.decode().map_err(nom::Err::Error)?;
+    Ok((rest, IdmpProducer { pid, entries }))
+}));
+
+/// A producer's remembered iids, see [`IdmpProducer::entries`].
+#[derive(Debug, Clone)]
+pub struct IdmpEntries<'data> {
+    walk: Walk<'data>,
+}
+walk_iterator!(IdmpEntries, IdmpEntry<'data>, |s| s.walk.next(|i| {
+    let (rest, (iid, id)) = idmp_entry(i, false)?;
+    let iid = iid.decode().map_err(nom::Err::Error)?;
+    Ok((rest, IdmpEntry { iid, id }))
+}));
 
 fn id_pair(i: &[u8]) -> PResult<'_, StreamId> {
     let (rest, ms) = len(i)?;
@@ -147,33 +414,125 @@ fn raw_id(i: &[u8]) -> PResult<'_, StreamId> {
     Ok((rest, StreamId::from_raw(&arr)))
 }
 
-fn name(i: &[u8]) -> PResult<'_, Cow<'_, [u8]>> {
+/// A name or iid, undecoded; `check` says whether it must decode (checked without
+/// decoding: an LZF name is not expanded).
+fn name(i: &[u8], check: bool) -> PResult<'_, RdbString<'_>> {
     let (rest, s) = string(i)?;
-    let decoded = s.decode().map_err(nom::Err::Error)?;
-    Ok((rest, decoded))
+    if check {
+        s.validate().map_err(nom::Err::Error)?;
+    }
+    Ok((rest, s))
+}
+
+/// A PEL entry: 16-byte raw ID, delivery time, delivery count.
+fn pending_entry(i: &[u8]) -> PResult<'_, PendingEntry> {
+    let (rest, id) = raw_id(i)?;
+    let (rest, delivery_time_ms) = ms_time(rest)?;
+    let (rest, delivery_count) = len(rest)?;
+    Ok((
+        rest,
+        PendingEntry {
+            id,
+            delivery_time_ms,
+            delivery_count,
+        },
+    ))
+}
+
+/// A consumer as stored, its name undecoded.
+struct RawConsumer<'data> {
+    name: RdbString<'data>,
+    seen_time_ms: i64,
+    active_time_ms: Option<i64>,
+    pending: &'data [u8],
+}
+
+fn consumer(i: &[u8], v3: bool, check: bool) -> PResult<'_, RawConsumer<'_>> {
+    let (r, name) = name(i, check)?;
+    let (r, seen_time_ms) = ms_time(r)?;
+    let (r, active_time_ms) = if v3 {
+        let (r, a) = ms_time(r)?;
+        (r, Some(a))
+    } else {
+        (r, None)
+    };
+    let (r, n_ids) = count(r, 16, "consumer PEL")?;
+    // `count` checked that n_ids x 16 bytes are there.
+    let (r, pending) = bytes(r, n_ids.saturating_mul(16), "consumer PEL")?;
+    Ok((
+        r,
+        RawConsumer {
+            name,
+            seen_time_ms,
+            active_time_ms,
+            pending,
+        },
+    ))
+}
+
+/// A group as stored, its name undecoded, its PEL and consumers walked (and, with
+/// `check`, every name in them checked) but not kept.
+struct RawGroup<'data> {
+    name: RdbString<'data>,
+    last_id: StreamId,
+    entries_read: Option<u64>,
+    pending: Section<'data>,
+    consumers: Section<'data>,
+}
+
+fn group(i: &[u8], v2: bool, v3: bool, check: bool) -> PResult<'_, RawGroup<'_>> {
+    let (r, name) = name(i, check)?;
+    let (r, last_id) = id_pair(r)?;
+    let (r, entries_read) = if v2 {
+        let (r, n) = len(r)?;
+        (r, Some(n))
+    } else {
+        (r, None)
+    };
+    let (r, n_pel) = count(r, 25, "stream PEL")?;
+    let (r, pending) = section(r, n_pel, |i| Ok((pending_entry(i)?.0, ())))?;
+    let (r, n_consumers) = count(r, 10, "stream consumers")?;
+    let (r, consumers) = section(r, n_consumers, |i| Ok((consumer(i, v3, check)?.0, ())))?;
+    Ok((
+        r,
+        RawGroup {
+            name,
+            last_id,
+            entries_read,
+            pending,
+            consumers,
+        },
+    ))
+}
+
+/// One remembered iid and the entry it added.
+fn idmp_entry(i: &[u8], check: bool) -> PResult<'_, (RdbString<'_>, StreamId)> {
+    let (r, iid) = name(i, check)?;
+    let (r, id) = id_pair(r)?;
+    Ok((r, (iid, id)))
+}
+
+/// A producer: its pid and its entries (an entry takes at least 3 bytes).
+fn producer(i: &[u8], check: bool) -> PResult<'_, (RdbString<'_>, Section<'_>)> {
+    let (r, pid) = name(i, check)?;
+    let (r, n) = count(r, 3, "stream IDMP entries")?;
+    let (r, entries) = section(r, n, |i| Ok((idmp_entry(i, check)?.0, ())))?;
+    Ok((r, (pid, entries)))
 }
 
 /// The IDMP section that ends a type-26 stream. Counts are checked against the bytes
-/// left before anything is reserved for them (a producer takes at least 2 bytes, an
-/// entry at least 3).
+/// left (a producer takes at least 2 bytes, an entry at least 3); every producer and
+/// entry is checked, none is kept.
 fn idmp(i: &[u8]) -> PResult<'_, Idmp<'_>> {
     let (rest, duration_s) = len(i)?;
     let (rest, max_entries) = len(rest)?;
-    let (mut rest, n_producers) = count(rest, 2, "stream IDMP producers")?;
-    let mut producers = Vec::with_capacity(n_producers.min(1024) as usize);
-    for _ in 0..n_producers {
-        let (r, pid) = name(rest)?;
-        let (mut r, n) = count(r, 3, "stream IDMP entries")?;
-        let mut entries = Vec::with_capacity(n.min(1024) as usize);
-        for _ in 0..n {
-            let (r2, iid) = name(r)?;
-            let (r2, id) = id_pair(r2)?;
-            entries.push(IdmpEntry { iid, id });
-            r = r2;
-        }
-        producers.push(IdmpProducer { pid, entries });
-        rest = r;
-    }
+    let (rest, n_producers) = count(rest, 2, "stream IDMP producers")?;
+    let mut iids = 0u64;
+    let (rest, producers) = section(rest, n_producers, |i| {
+        let (r, (_, entries)) = producer(i, true)?;
+        iids = iids.saturating_add(entries.count);
+        Ok((r, ()))
+    })?;
     let (rest, iids_added) = len(rest)?;
     let (rest, iids_duplicates) = len(rest)?;
     Ok((
@@ -182,6 +541,7 @@ fn idmp(i: &[u8]) -> PResult<'_, Idmp<'_>> {
             duration_s,
             max_entries,
             producers,
+            iids,
             iids_added,
             iids_duplicates,
         },
@@ -189,6 +549,9 @@ fn idmp(i: &[u8]) -> PResult<'_, Idmp<'_>> {
 }
 
 impl<'data> Stream<'data> {
+    /// Reads a stream's metadata and checks its groups and IDMP state record by record,
+    /// keeping none of them: they are read again on demand ([`Stream::groups`]), so a
+    /// stream of millions of consumers costs no memory per consumer.
     pub(crate) fn parse(i: &'data [u8], type_id: u8, ctx: Ctx<'data>) -> PResult<'data, Self> {
         let v2 = type_id >= type_id::STREAM_LISTPACKS_2;
         let v3 = type_id >= type_id::STREAM_LISTPACKS_3;
@@ -209,65 +572,8 @@ impl<'data> Stream<'data> {
             (first_id, max_deleted_id, entries_added) = (Some(f), Some(m), Some(a));
             rest = r;
         }
-        let (mut rest, n_groups) = count(rest, 4, "stream groups")?;
-        let mut groups = Vec::with_capacity(n_groups.min(1024) as usize);
-        for _ in 0..n_groups {
-            let (r, group_name) = name(rest)?;
-            let (r, group_last) = id_pair(r)?;
-            let (r, entries_read) = if v2 {
-                let (r, n) = len(r)?;
-                (r, Some(n))
-            } else {
-                (r, None)
-            };
-            let (mut r, n_pel) = count(r, 25, "stream PEL")?;
-            let mut pending = Vec::with_capacity(n_pel.min(1 << 16) as usize);
-            for _ in 0..n_pel {
-                let (r2, id) = raw_id(r)?;
-                let (r2, delivery_time_ms) = ms_time(r2)?;
-                let (r2, delivery_count) = len(r2)?;
-                pending.push(PendingEntry {
-                    id,
-                    delivery_time_ms,
-                    delivery_count,
-                });
-                r = r2;
-            }
-            let (mut r, n_consumers) = count(r, 10, "stream consumers")?;
-            let mut consumers = Vec::with_capacity(n_consumers.min(1024) as usize);
-            for _ in 0..n_consumers {
-                let (r2, consumer_name) = name(r)?;
-                let (r2, seen_time_ms) = ms_time(r2)?;
-                let (r2, active_time_ms) = if v3 {
-                    let (r3, a) = ms_time(r2)?;
-                    (r3, Some(a))
-                } else {
-                    (r2, None)
-                };
-                let (mut r2, n_ids) = count(r2, 16, "consumer PEL")?;
-                let mut ids = Vec::with_capacity(n_ids.min(1 << 16) as usize);
-                for _ in 0..n_ids {
-                    let (r3, id) = raw_id(r2)?;
-                    ids.push(id);
-                    r2 = r3;
-                }
-                consumers.push(Consumer {
-                    name: consumer_name,
-                    seen_time_ms,
-                    active_time_ms,
-                    pending: ids,
-                });
-                r = r2;
-            }
-            groups.push(ConsumerGroup {
-                name: group_name,
-                last_id: group_last,
-                entries_read,
-                pending,
-                consumers,
-            });
-            rest = r;
-        }
+        let (rest, n_groups) = count(rest, 4, "stream groups")?;
+        let (rest, groups) = section(rest, n_groups, |i| Ok((group(i, v2, v3, true)?.0, ())))?;
         let (rest, idmp) = if type_id >= type_id::STREAM_LISTPACKS_4 {
             let (r, state) = idmp(rest)?;
             (r, Some(state))
@@ -290,6 +596,21 @@ impl<'data> Stream<'data> {
                 ctx,
             },
         ))
+    }
+
+    /// How many consumer groups the stream has.
+    pub fn group_count(&self) -> u64 {
+        self.groups.count
+    }
+
+    /// The consumer groups in stored order, each read from the file as the walk reaches
+    /// it (they were checked when the stream was parsed).
+    pub fn groups(&self) -> Groups<'data> {
+        Groups {
+            walk: self.groups.walk(),
+            v2: self.type_id >= type_id::STREAM_LISTPACKS_2,
+            v3: self.type_id >= type_id::STREAM_LISTPACKS_3,
+        }
     }
 
     pub fn encoding_name(&self) -> &'static str {

@@ -48,6 +48,18 @@ impl<'data> RdbString<'data> {
         }
     }
 
+    /// Whether the string decodes: the verdict of `decode`, error for error, without
+    /// allocating (an LZF string is checked, not expanded).
+    pub(crate) fn validate(&self) -> Result<(), Fail> {
+        match *self {
+            RdbString::Raw(_) | RdbString::Int(_) => Ok(()),
+            RdbString::Lzf {
+                compressed,
+                original_len,
+            } => lzf_validate(compressed, original_len),
+        }
+    }
+
     /// The length of the decoded string, without decoding it.
     pub fn len(&self) -> usize {
         match *self {
@@ -91,14 +103,41 @@ fn decimal_len(v: i64) -> usize {
 }
 
 /// Decompresses an LZF stream that must expand to exactly `original_len` bytes.
+///
+/// A declared length of 0 is the empty string whatever the compressed bytes: Redis 6.2+
+/// and Valkey compare the decompressor's output length (0 on any failure) with the
+/// declared one, so they load it, for a key or an element as for a value. (Redis 6.0 and
+/// older refuse it; `verify` warns about a string value declaring it.)
 pub(crate) fn lzf_decompress(compressed: &[u8], original_len: usize) -> Result<Vec<u8>, Fail> {
     if original_len == 0 {
-        return Err(Fail::corrupt(
-            compressed,
-            "compressed string",
-            "declared original length 0",
-        ));
+        return Ok(Vec::new());
     }
+    lzf_bounds(compressed, original_len)?;
+    crate::lzf::decompress(compressed, original_len)
+        .map_err(|e| lzf_error(compressed, original_len, e))
+}
+
+/// [`lzf_decompress`]'s verdict without the output.
+pub(crate) fn lzf_validate(compressed: &[u8], original_len: usize) -> Result<(), Fail> {
+    if original_len == 0 {
+        return Ok(());
+    }
+    lzf_bounds(compressed, original_len)?;
+    crate::lzf::validate(compressed, original_len)
+        .map_err(|e| lzf_error(compressed, original_len, e))
+}
+
+fn lzf_error(compressed: &[u8], original_len: usize, e: crate::lzf::LzfError) -> Fail {
+    Fail::corrupt(
+        compressed,
+        "compressed string",
+        format!("LZF data does not decode ({original_len} bytes declared): {e}"),
+    )
+}
+
+/// The checks made before decompressing: a declared length LZF cannot reach is refused
+/// before anything is allocated for it.
+fn lzf_bounds(compressed: &[u8], original_len: usize) -> Result<(), Fail> {
     if original_len > compressed.len().saturating_mul(LZF_MAX_RATIO) {
         return Err(Fail::new(
             compressed,
@@ -110,13 +149,7 @@ pub(crate) fn lzf_decompress(compressed: &[u8], original_len: usize) -> Result<V
             ),
         ));
     }
-    crate::lzf::decompress(compressed, original_len).map_err(|e| {
-        Fail::corrupt(
-            compressed,
-            "compressed string",
-            format!("LZF data does not decode ({original_len} bytes declared): {e}"),
-        )
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,5 +176,26 @@ mod tests {
         assert!(lzf_decompress(&packed, data.len() + 1).is_err());
         assert!(lzf_decompress(&packed, usize::MAX).is_err());
         assert!(lzf_decompress(&[0xff, 0xff], 100).is_err());
+    }
+
+    /// Declared length 0 is the empty string, whatever follows, as Redis 6.2+ loads it;
+    /// `validate` agrees with `decode`.
+    #[test]
+    fn declared_length_0_is_the_empty_string() {
+        for compressed in [&[][..], &[0x00, b'a'][..], &[0x20, 0x00][..], &[0xff][..]] {
+            let s = RdbString::Lzf {
+                compressed,
+                original_len: 0,
+            };
+            assert_eq!(s.decode().ok().as_deref(), Some(&[][..]), "{compressed:?}");
+            assert!(s.validate().is_ok(), "{compressed:?}");
+            assert!(s.is_empty());
+        }
+        // Not so for a length the bytes cannot expand to.
+        let s = RdbString::Lzf {
+            compressed: &[0x00, b'a'],
+            original_len: 2,
+        };
+        assert!(s.decode().is_err() && s.validate().is_err());
     }
 }

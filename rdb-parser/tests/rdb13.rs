@@ -107,39 +107,47 @@ fn idmp_state_of_the_real_file() {
     let idmp = s.idmp.unwrap_or_else(|| panic!("no IDMP state"));
     assert_eq!((idmp.duration_s, idmp.max_entries), (3600, 4));
     assert_eq!((idmp.iids_added, idmp.iids_duplicates), (14, 2));
-    let pids: Vec<&[u8]> = idmp.producers.iter().map(|p| p.pid.as_ref()).collect();
+    let producers: Vec<_> = idmp.producers().collect();
+    assert_eq!(producers.len() as u64, idmp.producer_count());
+    let pids: Vec<&[u8]> = producers.iter().map(|p| p.pid.as_ref()).collect();
     for want in [&b"orders"[..], b"billing", b"pid\xff\x00", b"auto", b"many"] {
         assert!(
             pids.contains(&want),
             "producer {want:?} missing from {pids:?}"
         );
     }
-    let orders = idmp.producers.iter().find(|p| p.pid.as_ref() == b"orders");
-    let orders: Vec<(&[u8], StreamId)> = orders
-        .map(|p| p.entries.iter().map(|e| (e.iid.as_ref(), e.id)).collect())
+    let orders = producers.iter().find(|p| p.pid.as_ref() == b"orders");
+    let orders: Vec<(Vec<u8>, StreamId)> = orders
+        .map(|p| p.entries().map(|e| (e.iid.into_owned(), e.id)).collect())
         .unwrap_or_default();
     let id = |seq| StreamId { ms: t, seq };
     assert_eq!(
         orders,
-        vec![(&b"o1"[..], id(1)), (b"o2", id(2)), (b"o3", id(3))]
+        vec![
+            (b"o1".to_vec(), id(1)),
+            (b"o2".to_vec(), id(2)),
+            (b"o3".to_vec(), id(3))
+        ]
     );
     // Six iids, four remembered: the two oldest were evicted.
-    let many = idmp.producers.iter().find(|p| p.pid.as_ref() == b"many");
-    let many: Vec<&[u8]> = many
-        .map(|p| p.entries.iter().map(|e| e.iid.as_ref()).collect())
+    let many = producers.iter().find(|p| p.pid.as_ref() == b"many");
+    let many: Vec<Vec<u8>> = many
+        .map(|p| p.entries().map(|e| e.iid.into_owned()).collect())
         .unwrap_or_default();
-    assert_eq!(many, vec![&b"m2"[..], b"m3", b"m4", b"m5"]);
+    assert_eq!(many, [b"m2", b"m3", b"m4", b"m5"]);
+    let iids: u64 = producers.iter().map(|p| p.entry_count()).sum();
+    assert_eq!(iids, idmp.iid_count());
     // IDMPAUTO iids are derived by the server from the fields: two distinct ones.
-    let auto = idmp.producers.iter().find(|p| p.pid.as_ref() == b"auto");
-    assert_eq!(auto.map(|p| p.entries.len()), Some(2));
+    let auto = producers.iter().find(|p| p.pid.as_ref() == b"auto");
+    assert_eq!(auto.map(|p| p.entries().len()), Some(2));
 
     let cleared = stream(b"stream:idmp-cleared").idmp;
     assert!(
-        matches!(cleared, Some(i) if i.producers.is_empty() && i.duration_s == 60 && i.iids_added == 1)
+        matches!(cleared, Some(i) if i.producer_count() == 0 && i.duration_s == 60 && i.iids_added == 1)
     );
     let plain = stream(b"stream:plain").idmp;
     assert!(
-        matches!(plain, Some(i) if i.producers.is_empty() && (i.duration_s, i.max_entries) == (100, 100))
+        matches!(plain, Some(i) if i.producer_count() == 0 && (i.duration_s, i.max_entries) == (100, 100))
     );
 }
 
@@ -161,10 +169,20 @@ fn built_type_26_stream_and_its_truncations() {
         (s.duration_s, s.max_entries, s.iids_added, s.iids_duplicates),
         (100, 7, 1, 2)
     );
-    assert_eq!(s.producers.len(), 1);
-    assert_eq!(s.producers[0].pid.as_ref(), b"p");
-    assert_eq!(s.producers[0].entries[0].iid.as_ref(), b"i");
-    assert_eq!(s.producers[0].entries[0].id, StreamId { ms: 5, seq: 1 });
+    let producers: Vec<_> = s.producers().collect();
+    let [p] = producers.as_slice() else {
+        panic!("{} producers", producers.len());
+    };
+    assert_eq!(p.pid.as_ref(), b"p");
+    let entries: Vec<_> = p.entries().collect();
+    assert_eq!(
+        entries,
+        [rdb_parser::IdmpEntry {
+            iid: b"i"[..].into(),
+            id: StreamId { ms: 5, seq: 1 }
+        }]
+    );
+    assert_eq!(s.iid_count(), 1);
     // The same bytes as type 21 leave the IDMP section unread: it becomes the next
     // "type byte" and fails, so the section is really part of type 26.
     let data21 = file(b"REDIS0013", &key(21, b"s", &empty_stream_v4(&idmp)));

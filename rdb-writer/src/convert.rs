@@ -1378,15 +1378,15 @@ fn field_ttl_hash(
 /// what every stream has untouched: no producers, zero counters, the server's built-in
 /// settings (100 s, 100 iids).
 fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
-    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
-    let untouched = m.producers.is_empty()
+    let iids = m.iid_count();
+    let untouched = m.producer_count() == 0
         && m.iids_added == 0
         && m.iids_duplicates == 0
         && (m.duration_s, m.max_entries) == (100, 100);
     (!untouched).then(|| {
         format!(
             "{} producers, {iids} iids, duration {} s, max {} iids, {} added, {} duplicates",
-            m.producers.len(),
+            m.producer_count(),
             m.duration_s,
             m.max_entries,
             m.iids_added,
@@ -1417,29 +1417,29 @@ fn stream(s: &Stream<'_>, v: Version) -> (u8, Vec<u8>) {
         encode::stream_id_lens(&mut out, s.max_deleted_id.unwrap_or_default());
         encode::length(&mut out, s.entries_added.unwrap_or(s.length));
     }
-    encode::length(&mut out, s.groups.len() as u64);
-    for g in &s.groups {
+    encode::length(&mut out, s.group_count());
+    for g in s.groups() {
         encode::string(&mut out, &g.name, Compression::None);
         encode::stream_id_lens(&mut out, g.last_id);
         if v2 {
             encode::length(&mut out, g.entries_read.unwrap_or(u64::MAX));
         }
-        encode::length(&mut out, g.pending.len() as u64);
-        for p in &g.pending {
+        encode::length(&mut out, g.pending_count());
+        for p in g.pending() {
             encode::stream_id_raw(&mut out, p.id);
             encode::ms_time(&mut out, p.delivery_time_ms);
             encode::length(&mut out, p.delivery_count);
         }
-        encode::length(&mut out, g.consumers.len() as u64);
-        for cons in &g.consumers {
+        encode::length(&mut out, g.consumer_count());
+        for cons in g.consumers() {
             encode::string(&mut out, &cons.name, Compression::None);
             encode::ms_time(&mut out, cons.seen_time_ms);
             if v3 {
                 encode::ms_time(&mut out, cons.active_time_ms.unwrap_or(cons.seen_time_ms));
             }
-            encode::length(&mut out, cons.pending.len() as u64);
-            for id in &cons.pending {
-                encode::stream_id_raw(&mut out, *id);
+            encode::length(&mut out, cons.pending_count());
+            for id in cons.pending() {
+                encode::stream_id_raw(&mut out, id);
             }
         }
     }

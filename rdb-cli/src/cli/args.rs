@@ -25,8 +25,18 @@ pub struct CommandArgs {
     /// RESTORE ... REPLACE, or DEL before each key's plain commands.
     #[arg(long)]
     pub replace: bool,
-    /// Hash-field TTLs for a target without them (both formats; with resp, drop-expired
-    /// leaves out the fields already expired now).
+    #[command(flatten)]
+    pub losses: LossArgs,
+}
+
+/// What to do with what the target cannot hold: the loss policies of every command that
+/// writes values for a target (convert, merge, export's RESP formats, restore), declared
+/// once. Each refusal names the flag that allows the loss.
+#[derive(Args)]
+pub struct LossArgs {
+    /// Hash fields with their own TTL, for a target without field TTLs (Redis < 7.4,
+    /// Valkey < 9): stop with an error, make them persistent, or also leave out the
+    /// fields already expired.
     #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
     pub field_ttls: FieldTtls,
     /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
@@ -34,9 +44,18 @@ pub struct CommandArgs {
     /// such stream is reported).
     #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
     pub stream_idmp: StreamIdmp,
-    /// Function libraries, for a target without functions (before Redis 7.0).
+    /// Function libraries, for a target without functions (Redis < 7.0).
     #[arg(long, value_enum, default_value_t = Functions::Error)]
     pub functions: Functions,
+}
+
+impl LossArgs {
+    /// Sets these policies in `opts`.
+    pub fn apply(&self, opts: &mut rdb_writer::convert::ConvertOptions) {
+        opts.field_ttls = self.field_ttls.policy();
+        opts.stream_idmp = self.stream_idmp.policy();
+        opts.functions = self.functions.policy();
+    }
 }
 
 /// Options shared by convert and merge.
@@ -57,19 +76,8 @@ pub struct CommonArgs {
     /// A bare format version instead of a profile: 9, 10, 11, 12, 13 or 80 (VALKEY080).
     #[arg(long)]
     pub rdb_version: Option<u32>,
-    /// Hash fields with their own TTL, for a target without field TTLs (Redis < 7.4,
-    /// Valkey < 9): stop with an error, make them persistent, or also delete fields
-    /// that already expired (at --now).
-    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
-    pub field_ttls: FieldTtls,
-    /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
-    /// stop with an error naming the key, or write the stream without that state (each
-    /// such stream is reported).
-    #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
-    pub stream_idmp: StreamIdmp,
-    /// Function libraries, for a target without functions (Redis < 7.0).
-    #[arg(long, value_enum, default_value_t = Functions::Error)]
-    pub functions: Functions,
+    #[command(flatten)]
+    pub losses: LossArgs,
     /// With --functions drop: also save the libraries here as FUNCTION LOAD commands
     /// (RESP, for `redis-cli --pipe`).
     #[arg(long, value_name = "FILE")]
@@ -325,13 +333,11 @@ pub fn convert_options(
     first_input: &[u8],
 ) -> Result<rdb_writer::convert::ConvertOptions, Failure> {
     let profile = target_profile(args.target.as_deref(), args.rdb_version, None)?;
-    if args.functions_file.is_some() && args.functions != Functions::Drop {
+    if args.functions_file.is_some() && args.losses.functions != Functions::Drop {
         return Err(usage("--functions-file goes with --functions drop".into()));
     }
     let mut opts = rdb_writer::convert::ConvertOptions::new(profile);
-    opts.field_ttls = args.field_ttls.policy();
-    opts.stream_idmp = args.stream_idmp.policy();
-    opts.functions = args.functions.policy();
+    args.losses.apply(&mut opts);
     opts.modules = args.modules.policy();
     opts.dbs = args.dbs.policy();
     if args.no_compression {

@@ -327,4 +327,102 @@ mod tests {
             );
         }
     }
+
+    /// Every loss kind; the match fails to compile when the writer adds one, so a new
+    /// kind cannot miss its hints.
+    fn every_loss_kind() -> Vec<rdb_writer::convert::LossKind> {
+        use rdb_writer::convert::LossKind::*;
+        let all = vec![
+            FieldTtls,
+            ExpiredFields,
+            Functions,
+            ModuleValue,
+            ModuleAux,
+            Databases,
+            ClusterDatabases,
+            DuplicateKey,
+            EmptyKey,
+            FieldExpiryRange,
+            Type,
+            StreamIdmp,
+            KeyMeta,
+        ];
+        for k in &all {
+            match k {
+                FieldTtls | ExpiredFields | Functions | ModuleValue | ModuleAux | Databases
+                | ClusterDatabases | DuplicateKey | EmptyKey | FieldExpiryRange | Type
+                | StreamIdmp | KeyMeta => {}
+            }
+        }
+        all
+    }
+
+    /// The `--flag` words of a hint.
+    fn flags_named(text: &str) -> Vec<&str> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+            .collect()
+    }
+
+    /// Every flag a loss hint names is one the subcommand reporting it accepts: convert,
+    /// merge, export and restore each get their own hints; check's fixes are convert
+    /// commands (`rdbkit convert <hint>`), so they are convert's.
+    #[test]
+    fn every_flag_a_hint_names_exists_on_its_subcommand() {
+        use rdb_cli::convert::{remedy, HintFor};
+        let cli = super::Cli::command();
+        let subcommands = [
+            ("convert", HintFor::Convert),
+            ("merge", HintFor::Merge),
+            ("export", HintFor::Export),
+            ("restore", HintFor::Restore),
+            ("check", HintFor::Convert),
+        ];
+        let mut wrong = Vec::new();
+        let mut named = 0;
+        for (name, hints) in subcommands {
+            // check's fixes run convert.
+            let runs = if name == "check" { "convert" } else { name };
+            let sub = cli
+                .find_subcommand(runs)
+                .unwrap_or_else(|| panic!("no subcommand {runs}"));
+            let accepted: Vec<&str> = sub.get_arguments().filter_map(|a| a.get_long()).collect();
+            for kind in every_loss_kind() {
+                let hint = remedy(kind, hints);
+                for flag in flags_named(hint) {
+                    named += 1;
+                    if !accepted.contains(&flag.trim_start_matches('-')) {
+                        wrong.push(format!("{name}: {kind:?}: {flag} (\"{hint}\")"));
+                    }
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "flags the subcommand does not take: {wrong:#?}"
+        );
+        assert!(named > 40, "only {named} flags named");
+        // The words are found: the test would see a wrong one.
+        assert_eq!(
+            flags_named("a --dbs x, --on-conflict first|last"),
+            ["--dbs", "--on-conflict"]
+        );
+    }
+
+    /// The loss policies are declared once and taken by every command that writes values
+    /// for a target.
+    #[test]
+    fn loss_policy_flags_are_shared() {
+        let cli = super::Cli::command();
+        for name in ["convert", "merge", "export", "restore"] {
+            let sub = cli
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"));
+            for flag in ["field-ttls", "stream-idmp", "functions"] {
+                let arg = sub.get_arguments().find(|a| a.get_long() == Some(flag));
+                let help = arg.and_then(|a| a.get_help()).map(|h| h.to_string());
+                assert!(help.is_some(), "{name} --{flag}");
+            }
+        }
+    }
 }

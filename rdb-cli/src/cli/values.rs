@@ -71,6 +71,109 @@ pub fn read_password_file(path: &std::path::Path) -> Result<String, rdb_cli::Fai
     Ok(line.to_owned())
 }
 
+/// The password for a server URL, from the first source that has one: `--password-file`;
+/// a prompt on the terminal with `--ask-password`, or without it when the URL names a
+/// user but no password, `$RDBKIT_REDIS_PASSWORD` is not set and standard input is a
+/// terminal; else none (the URL's own password or `$RDBKIT_REDIS_PASSWORD` then apply).
+/// A prompted password is read without echo and never printed.
+pub fn password(
+    url: &str,
+    file: Option<&std::path::Path>,
+    ask: bool,
+) -> Result<Option<String>, rdb_cli::Failure> {
+    use std::io::IsTerminal;
+    if let Some(path) = file {
+        return read_password_file(path).map(Some);
+    }
+    if ask && url_credentials(url).1 {
+        return Err(rdb_cli::Failure::Usage(
+            "--ask-password, and the URL has a password: keep one (the prompt keeps it out of \
+             the process list)"
+                .into(),
+        ));
+    }
+    let env_set = std::env::var("RDBKIT_REDIS_PASSWORD").is_ok_and(|p| !p.is_empty());
+    let stdin_tty = std::io::stdin().is_terminal();
+    match PasswordSource::choose(url, ask, env_set, stdin_tty) {
+        PasswordSource::Prompt => prompt_password(url).map(Some),
+        PasswordSource::Elsewhere => Ok(None),
+    }
+}
+
+/// Where the password comes from when no file gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordSource {
+    /// Asked on the terminal.
+    Prompt,
+    /// The URL, `$RDBKIT_REDIS_PASSWORD`, or none (the URL parser says what is missing).
+    Elsewhere,
+}
+
+impl PasswordSource {
+    fn choose(url: &str, ask: bool, env_set: bool, stdin_tty: bool) -> PasswordSource {
+        let (user, password) = url_credentials(url);
+        if password {
+            // Given in the URL: nothing to ask (the URL parser refuses it with a file).
+            PasswordSource::Elsewhere
+        } else if ask || (user && !env_set && stdin_tty) {
+            PasswordSource::Prompt
+        } else {
+            PasswordSource::Elsewhere
+        }
+    }
+}
+
+/// Whether `url` (`scheme://...` or `host:port`) names a user, and a password.
+fn url_credentials(text: &str) -> (bool, bool) {
+    let with_scheme;
+    let text = if text.contains("://") {
+        text
+    } else {
+        with_scheme = format!("redis://{text}");
+        &with_scheme
+    };
+    match url::Url::parse(text) {
+        Ok(u) => (!u.username().is_empty(), u.password().is_some()),
+        Err(_) => (false, false),
+    }
+}
+
+/// Reads a password from the terminal without echo. Only the user and host are shown in
+/// the prompt.
+fn prompt_password(url: &str) -> Result<String, rdb_cli::Failure> {
+    let with_scheme;
+    let text = if url.contains("://") {
+        url
+    } else {
+        with_scheme = format!("redis://{url}");
+        &with_scheme
+    };
+    let whom = url::Url::parse(text)
+        .ok()
+        .map(|u| {
+            let user = percent_encoding::percent_decode_str(u.username())
+                .decode_utf8_lossy()
+                .into_owned();
+            let host = u.host_str().unwrap_or_default().to_owned();
+            let port = u.port().unwrap_or(6379);
+            let who = if user.is_empty() { "default" } else { &user };
+            format!("{who} on {host}:{port}")
+        })
+        .unwrap_or_else(|| "the server".to_owned());
+    let mut shown = String::new();
+    let _ = rdb_parser::error::write_escaped(&mut shown, whom.as_bytes());
+    let password = rpassword::prompt_password(format!("Password for {shown}: ")).map_err(|e| {
+        rdb_cli::Failure::Usage(format!(
+            "the password prompt needs a terminal ({e}): give --password-file FILE or \
+             $RDBKIT_REDIS_PASSWORD instead"
+        ))
+    })?;
+    if password.is_empty() {
+        return Err(rdb_cli::Failure::Usage("no password was entered".into()));
+    }
+    Ok(password)
+}
+
 /// The clock, in Unix milliseconds.
 pub fn clock_ms() -> i64 {
     std::time::SystemTime::now()
@@ -98,6 +201,40 @@ pub fn resolve_now(now: Option<&str>, snapshot: &[u8]) -> Result<i64, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// When a password is asked: with --ask-password unless the URL has one; without it,
+    /// only for a URL naming a user and no password, no $RDBKIT_REDIS_PASSWORD, and a
+    /// terminal on standard input.
+    #[test]
+    fn the_password_is_asked_only_where_it_is_missing_and_someone_can_type() {
+        use PasswordSource::{Elsewhere, Prompt};
+        let cases = [
+            // url, --ask-password, env set, stdin a terminal
+            ("redis://app@h:6379", false, false, true, Prompt),
+            ("app@h:6379", false, false, true, Prompt),
+            ("redis://app@h:6379", false, true, true, Elsewhere),
+            ("redis://app@h:6379", false, false, false, Elsewhere),
+            ("redis://h:6379", false, false, true, Elsewhere),
+            ("redis://app:pw@h:6379", false, false, true, Elsewhere),
+            ("redis://:pw@h:6379", true, false, true, Elsewhere),
+            ("redis://h:6379", true, true, false, Prompt),
+            ("rediss://app@h", true, false, false, Prompt),
+        ];
+        for (url, ask, env, tty, want) in cases {
+            assert_eq!(
+                PasswordSource::choose(url, ask, env, tty),
+                want,
+                "{url} ask={ask} env={env} tty={tty}"
+            );
+        }
+        assert_eq!(url_credentials("redis://a%40b@h"), (true, false));
+        assert_eq!(url_credentials("not a url"), (false, false));
+        // --ask-password beside a password in the URL is refused, before any prompt.
+        let e = password("redis://u:pw@h", None, true)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("keep one") && !e.contains("pw@")));
+    }
 
     #[test]
     fn sizes_take_every_spelling_of_a_binary_unit() {

@@ -513,28 +513,27 @@ fn opt_id(line: &mut Vec<u8>, v: Option<rdb_parser::StreamId>) {
 /// Redis 8.6 idempotent-producer state: the settings and counters `XINFO STREAM` shows
 /// (the two `_tracked` counts derived from the stored producers), then the producers.
 fn write_idmp(line: &mut Vec<u8>, m: &rdb_parser::Idmp<'_>) {
-    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
     line.extend_from_slice(b",\"idmp\":{\"duration\":");
     json::int(line, m.duration_s);
     line.extend_from_slice(b",\"max_size\":");
     json::int(line, m.max_entries);
     line.extend_from_slice(b",\"pids_tracked\":");
-    json::int(line, m.producers.len() as u64);
+    json::int(line, m.producer_count());
     line.extend_from_slice(b",\"iids_tracked\":");
-    json::int(line, iids as u64);
+    json::int(line, m.iid_count());
     line.extend_from_slice(b",\"iids_added\":");
     json::int(line, m.iids_added);
     line.extend_from_slice(b",\"iids_duplicates\":");
     json::int(line, m.iids_duplicates);
     line.extend_from_slice(b",\"producers\":[");
-    for (i, p) in m.producers.iter().enumerate() {
+    for (i, p) in m.producers().enumerate() {
         if i > 0 {
             line.push(b',');
         }
         line.extend_from_slice(b"{\"pid\":");
         json::bytes(line, &p.pid);
         line.extend_from_slice(b",\"entries\":[");
-        for (j, e) in p.entries.iter().enumerate() {
+        for (j, e) in p.entries().enumerate() {
             if j > 0 {
                 line.push(b',');
             }
@@ -590,7 +589,7 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
         }
     }
     line.extend_from_slice(b"],\"groups\":[");
-    for (i, g) in s.groups.iter().enumerate() {
+    for (i, g) in s.groups().enumerate() {
         if i > 0 {
             line.push(b',');
         }
@@ -601,12 +600,11 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
         line.extend_from_slice(b",\"entries_read\":");
         json::opt_int(line, g.entries_read.filter(|&n| n != u64::MAX));
         line.extend_from_slice(b",\"pending\":[");
-        let owner: HashMap<rdb_parser::StreamId, &[u8]> = g
-            .consumers
-            .iter()
-            .flat_map(|c| c.pending.iter().map(move |id| (*id, c.name.as_ref())))
+        let owner: HashMap<rdb_parser::StreamId, std::borrow::Cow<'_, [u8]>> = g
+            .consumers()
+            .flat_map(|c| c.pending().map(move |id| (id, c.name.clone())))
             .collect();
-        for (j, p) in g.pending.iter().enumerate() {
+        for (j, p) in g.pending().enumerate() {
             if j > 0 {
                 line.push(b',');
             }
@@ -622,9 +620,12 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
             line.extend_from_slice(b",\"delivery_count\":");
             json::int(line, p.delivery_count);
             line.push(b'}');
+            if line.spill() {
+                break;
+            }
         }
         line.extend_from_slice(b"],\"consumers\":[");
-        for (j, c) in g.consumers.iter().enumerate() {
+        for (j, c) in g.consumers().enumerate() {
             if j > 0 {
                 line.push(b',');
             }
@@ -635,13 +636,16 @@ fn write_stream(line: &mut Line<'_, '_>, s: &Stream<'_>) -> Result<(), rdb_parse
             line.extend_from_slice(b",\"active_time_ms\":");
             json::opt_int(line, c.active_time_ms);
             line.extend_from_slice(b",\"pending\":[");
-            for (k, p) in c.pending.iter().enumerate() {
+            for (k, p) in c.pending().enumerate() {
                 if k > 0 {
                     line.push(b',');
                 }
-                id(line, *p);
+                id(line, p);
             }
             line.extend_from_slice(b"]}");
+            if line.spill() {
+                break;
+            }
         }
         line.extend_from_slice(b"]}");
     }

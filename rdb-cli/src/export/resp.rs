@@ -436,7 +436,7 @@ fn stream_commands(
             return Err(NativeError::Refused(format!(
                 "a stream with IDMP state ({what}), and the target has no XCFGSET / \
                  XIDMPRECORD (Redis 8.6.2+); {}",
-                crate::convert::remedy(LossKind::StreamIdmp)
+                crate::convert::remedy(LossKind::StreamIdmp, crate::convert::HintFor::Restore)
             )))
         }
         Some(_) => {
@@ -468,8 +468,8 @@ fn stream_commands(
     if let Some(m) = idmp {
         idmp_commands(key, m, emit);
     }
-    for g in &s.groups {
-        group_commands(key, g, o, emit);
+    for g in s.groups() {
+        group_commands(key, &g, o, emit);
     }
     for group in placeholders.chunks(o.batch_items.max(1)) {
         let mut c = Cmd::new("XDEL");
@@ -497,15 +497,11 @@ fn stream_commands(
 /// What a stream's IDMP state holds, for a message; `None` when it is what a stream that
 /// never saw an IDMP add has (no producers, no counts, the default 100 s and 100 iids).
 pub(super) fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
-    let iids: usize = m.producers.iter().map(|p| p.entries.len()).sum();
-    let untouched = m.producers.is_empty()
-        && m.iids_added == 0
-        && m.iids_duplicates == 0
-        && (m.duration_s, m.max_entries) == (100, 100);
-    (!untouched).then(|| {
+    (!m.is_default()).then(|| {
         format!(
-            "{} producers, {iids} iids, duration {} s, max {} iids, {} added, {} duplicates",
-            m.producers.len(),
+            "{} producers, {} iids, duration {} s, max {} iids, {} added, {} duplicates",
+            m.producer_count(),
+            m.iid_count(),
             m.duration_s,
             m.max_entries,
             m.iids_added,
@@ -526,8 +522,8 @@ fn idmp_commands(key: &[u8], m: &rdb_parser::Idmp<'_>, emit: &mut dyn FnMut(Vec<
         .arg(b"IDMP-MAXSIZE")
         .arg(itoa::Buffer::new().format(m.max_entries).as_bytes());
     emit(c.finish());
-    for p in &m.producers {
-        for e in &p.entries {
+    for p in m.producers() {
+        for e in p.entries() {
             let mut c = Cmd::new("XIDMPRECORD");
             c.arg(key).arg(&p.pid).arg(&e.iid);
             c.arg(stream_id(e.id).as_bytes());
@@ -546,14 +542,12 @@ fn stream_entries(
     emit: &mut dyn FnMut(Vec<u8>),
 ) -> Result<Vec<StreamId>, NativeError> {
     let recorded = idmp.into_iter().flat_map(|m| {
-        m.producers
-            .iter()
-            .flat_map(|p| p.entries.iter().map(|e| e.id))
+        m.producers()
+            .flat_map(|p| p.entries().map(|e| e.id).collect::<Vec<_>>())
     });
     let mut needed: BTreeSet<StreamId> = s
-        .groups
-        .iter()
-        .flat_map(|g| g.pending.iter().map(|p| p.id))
+        .groups()
+        .flat_map(|g| g.pending().map(|p| p.id).collect::<Vec<_>>())
         .chain(recorded)
         .collect();
     let mut placeholders = Vec::new();
@@ -608,8 +602,8 @@ fn group_commands(
         }
     }
     emit(c.finish());
-    let mut owner: BTreeMap<StreamId, &[u8]> = BTreeMap::new();
-    for cons in &g.consumers {
+    let mut owner: BTreeMap<StreamId, std::borrow::Cow<'_, [u8]>> = BTreeMap::new();
+    for cons in g.consumers() {
         if o.create_consumer {
             emit(
                 Cmd::new("XGROUP")
@@ -620,11 +614,11 @@ fn group_commands(
                     .finish_ref(),
             );
         }
-        for id in &cons.pending {
-            owner.insert(*id, &cons.name);
+        for id in cons.pending() {
+            owner.insert(id, cons.name.clone());
         }
     }
-    for p in &g.pending {
+    for p in g.pending() {
         let Some(cons) = owner.get(&p.id) else {
             continue;
         };

@@ -63,7 +63,12 @@ impl Restore {
             Ok(None) => return Ok(KeyRestore::LeftOut),
             Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
             Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-            Err(other) => return Err(crate::convert::failure(other)),
+            Err(other) => {
+                return Err(crate::convert::failure(
+                    other,
+                    crate::convert::HintFor::Export,
+                ))
+            }
         };
         // A stream keeps its IDMP state only in a type-26 payload; `dump_body` refused any
         // other unless `--stream-idmp drop` allowed it.

@@ -288,7 +288,12 @@ impl<'o> Run<'o> {
                             Ok(None) => Prepared::Dropped,
                             Err(ConvertError::Parse(p)) => return Err(Failure::Data(p)),
                             Err(ConvertError::Io(io)) => return Err(Failure::Io(io)),
-                            Err(other) => return Err(crate::convert::failure(other)),
+                            Err(other) => {
+                                return Err(crate::convert::failure(
+                                    other,
+                                    crate::convert::HintFor::Restore,
+                                ))
+                            }
                         }
                     }
                 }

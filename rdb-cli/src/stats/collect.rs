@@ -417,15 +417,10 @@ pub fn measure<'data>(
             1
         }
         Value::Stream(s) => {
-            let groups = s.groups.len() as u64;
-            let consumers = s.groups.iter().map(|g| g.consumers.len() as u64).sum();
-            let pending: u64 = s.groups.iter().map(|g| g.pending.len() as u64).sum();
-            let max_pending = s
-                .groups
-                .iter()
-                .map(|g| g.pending.len() as u64)
-                .max()
-                .unwrap_or(0);
+            let groups = s.group_count();
+            let consumers = s.groups().map(|g| g.consumer_count()).sum();
+            let pending: u64 = s.groups().map(|g| g.pending_count()).sum();
+            let max_pending = s.groups().map(|g| g.pending_count()).max().unwrap_or(0);
             stream = Some(Box::new(StreamStats {
                 keys: 1,
                 entries: s.length,

@@ -466,11 +466,11 @@ impl Model {
             _ => (80, 40, 32),
         };
         let mut usage = stream + self.stream_nodes(s, tree);
-        for g in &s.groups {
-            let pel = g.pending.iter().map(|p| p.id.to_raw()).collect();
-            usage += group + tree(pel) + 24 * g.pending.len() as u64;
-            for c in &g.consumers {
-                let pel = c.pending.iter().map(|id| id.to_raw()).collect();
+        for g in s.groups() {
+            let pel = g.pending().map(|p| p.id.to_raw()).collect();
+            usage += group + tree(pel) + 24 * g.pending_count();
+            for c in g.consumers() {
+                let pel = c.pending().map(|id| id.to_raw()).collect();
                 usage += consumer + c.name.len() as u64 + tree(pel);
             }
         }
@@ -510,26 +510,27 @@ impl Model {
         // Idempotent producers: 32 bytes each (whatever the name's length), and each
         // remembered iid one allocation of 32 bytes and the iid (measured: exact for
         // names of 1-40 and iids of 1-69 bytes, 1-10 iids).
-        for p in s.idmp.iter().flat_map(|idmp| &idmp.producers) {
+        for p in s.idmp.iter().flat_map(|idmp| idmp.producers()) {
             usage += 32;
             usage += p
-                .entries
-                .iter()
+                .entries()
                 .map(|e| self.alloc(32 + e.iid.len() as u64))
                 .sum::<u64>();
         }
-        if s.groups.is_empty() {
+        if s.group_count() == 0 {
             return usage;
         }
-        usage += tree(s.groups.iter().map(|g| g.name.as_ref()).collect());
+        let groups: Vec<_> = s.groups().collect();
+        usage += tree(groups.iter().map(|g| g.name.as_ref()).collect());
         let mut pending = Vec::new();
-        for g in &s.groups {
-            let pel: Vec<[u8; 16]> = g.pending.iter().map(|p| p.id.to_raw()).collect();
-            let names = g.consumers.iter().map(|c| c.name.as_ref()).collect();
+        for g in &groups {
+            let pel: Vec<[u8; 16]> = g.pending().map(|p| p.id.to_raw()).collect();
+            let consumers: Vec<_> = g.consumers().collect();
+            let names = consumers.iter().map(|c| c.name.as_ref()).collect();
             usage += 64 + tree(pel.iter().map(|id| id.as_slice()).collect()) + tree(names);
             usage += 64 * pel.len() as u64;
-            for c in &g.consumers {
-                let pel: Vec<[u8; 16]> = c.pending.iter().map(|id| id.to_raw()).collect();
+            for c in &consumers {
+                let pel: Vec<[u8; 16]> = c.pending().map(|id| id.to_raw()).collect();
                 usage += 32 + self.member_sds(c.name.len() as u64);
                 usage += tree(pel.iter().map(|id| id.as_slice()).collect());
             }

@@ -462,9 +462,9 @@ fn check_stream(
             ));
         }
     }
-    let mut group_names = HashSet::new();
-    for group in &stream.groups {
-        if !group_names.insert(group.name.as_ref()) {
+    let mut group_names = Repeats::new(|| stream.groups().map(|g| g.name), stream.group_count());
+    for group in stream.groups() {
+        if group_names.repeated(&group.name) {
             let mut gname = String::new();
             let _ = rdb_parser::error::write_escaped(&mut gname, &group.name);
             problems.push(Problem::in_entry(
@@ -473,9 +473,55 @@ fn check_stream(
                 format!("consumer group \"{gname}\" appears twice"),
             ));
         }
-        check_group(entry, stream, group, problems);
+        check_group(entry, stream, &group, problems);
     }
     Ok(())
+}
+
+/// Finds the names given more than once among a stream's groups or a group's consumers,
+/// in memory bounded by their number, not their size (a file may hold millions): none
+/// when they come sorted, as servers write them (from a radix tree); else an 8-byte hash
+/// a name, and only the names whose hash repeats are kept, to be compared exactly.
+#[derive(Default)]
+struct Repeats {
+    suspects: HashSet<u64>,
+    seen: HashSet<Vec<u8>>,
+}
+
+impl Repeats {
+    fn new<'a, I: Iterator<Item = Cow<'a, [u8]>>>(names: impl Fn() -> I, count: u64) -> Self {
+        let mut previous: Option<Cow<'a, [u8]>> = None;
+        let sorted = names().all(|n| {
+            let increasing = previous.as_deref().is_none_or(|p| p < n.as_ref());
+            previous = Some(n);
+            increasing
+        });
+        if sorted {
+            return Repeats::default();
+        }
+        // The count was checked against the bytes left: this is of the order of the file.
+        let mut hashes = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        hashes.extend(names().map(|n| xxhash_rust::xxh3::xxh3_64(&n)));
+        hashes.sort_unstable();
+        let suspects = hashes
+            .windows(2)
+            .filter_map(|w| match w {
+                [a, b] if a == b => Some(*a),
+                _ => None,
+            })
+            .collect();
+        Repeats {
+            suspects,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Whether `name`, the next one of the walk, was given before in it.
+    fn repeated(&mut self, name: &[u8]) -> bool {
+        !self.suspects.is_empty()
+            && self.suspects.contains(&xxhash_rust::xxh3::xxh3_64(name))
+            && !self.seen.insert(name.to_vec())
+    }
 }
 
 /// One consumer group: its last-delivered ID, its PEL, and its consumers' PELs.
@@ -503,7 +549,7 @@ fn check_group(
     // The group PEL: unique IDs; each owned by exactly one consumer.
     let mut owners: HashMap<rdb_parser::StreamId, u32> = HashMap::new();
     let mut pel_dups = 0u64;
-    for p in &group.pending {
+    for p in group.pending() {
         if owners.insert(p.id, 0).is_some() {
             pel_dups += 1;
         }
@@ -515,10 +561,11 @@ fn check_group(
             format!("group \"{gname}\": {pel_dups} IDs appear twice in the PEL"),
         ));
     }
-    let mut consumer_names = HashSet::new();
+    let mut consumer_names =
+        Repeats::new(|| group.consumers().map(|c| c.name), group.consumer_count());
     let mut missing = Vec::new();
-    for c in &group.consumers {
-        if !consumer_names.insert(c.name.as_ref()) {
+    for c in group.consumers() {
+        if consumer_names.repeated(&c.name) {
             let mut cname = String::new();
             let _ = rdb_parser::error::write_escaped(&mut cname, &c.name);
             problems.push(Problem::in_entry(
@@ -527,10 +574,10 @@ fn check_group(
                 format!("group \"{gname}\": consumer \"{cname}\" appears twice"),
             ));
         }
-        for id in &c.pending {
-            match owners.get_mut(id) {
+        for id in c.pending() {
+            match owners.get_mut(&id) {
                 Some(n) => *n += 1,
-                None => missing.push(*id),
+                None => missing.push(id),
             }
         }
     }
@@ -609,5 +656,30 @@ fn check_quicklist_nodes(entry: &Entry<'_>, problems: &mut Vec<Problem>) {
             )
             .warning(),
         );
+    }
+}
+
+#[cfg(test)]
+mod repeats_tests {
+    use super::*;
+
+    fn repeats(names: &[&'static [u8]]) -> Vec<usize> {
+        let walk = || names.iter().map(|n| Cow::Borrowed(*n));
+        let mut r = Repeats::new(walk, names.len() as u64);
+        walk()
+            .enumerate()
+            .filter(|(_, n)| r.repeated(n))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn names_given_twice_are_found_sorted_or_not() {
+        assert_eq!(repeats(&[b"a", b"b", b"c"]), Vec::<usize>::new());
+        assert_eq!(repeats(&[b"c", b"a", b"b"]), Vec::<usize>::new());
+        // Sorted but not strictly: the equal neighbours are found by the hashes.
+        assert_eq!(repeats(&[b"a", b"b", b"b"]), [2]);
+        assert_eq!(repeats(&[b"b", b"a", b"b", b"c", b"b"]), [2, 4]);
+        assert_eq!(repeats(&[]), Vec::<usize>::new());
     }
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
+use rdb_cli::convert::HintFor;
 use rdb_cli::Failure;
 
 use crate::cli::args::{convert_options, slot_map, CommonArgs, SplitArgs};
@@ -101,11 +102,15 @@ fn preflight(
     )
 }
 
-fn convert_failure(e: rdb_writer::convert::ConvertError, output: &Path) -> Failure {
+fn convert_failure(
+    e: rdb_writer::convert::ConvertError,
+    output: &Path,
+    for_: rdb_cli::convert::HintFor,
+) -> Failure {
     match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
         rdb_writer::convert::ConvertError::Io(io) => io_context(io, output),
-        other => rdb_cli::convert::failure(other),
+        other => rdb_cli::convert::failure(other, for_),
     }
 }
 
@@ -165,7 +170,7 @@ pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
     };
     drop(tick);
     drop(progress);
-    let summary = result.map_err(|e| convert_failure(e, &c.output))?;
+    let summary = result.map_err(|e| convert_failure(e, &c.output, HintFor::Convert))?;
     cx.summary(&summary, opts.target.name, c.json)
 }
 
@@ -197,6 +202,6 @@ pub fn merge(args: &MergeArgs, cx: &Context) -> Result<(), Failure> {
     );
     drop(tick);
     drop(progress);
-    let summary = result.map_err(|e| convert_failure(e, &c.output))?;
+    let summary = result.map_err(|e| convert_failure(e, &c.output, HintFor::Merge))?;
     cx.summary(&summary, opts.target.name, c.json)
 }

@@ -25,7 +25,8 @@ const SHOWN: usize = 20;
     numbers); --db-map renumbers A's databases (A is the source). --encoding, --min-bytes \
     and --max-bytes are refused: they depend on how each file stores a value.\n\
     A key twice in one db of one side (servers refuse such a file) stops the comparison, \
-    naming it.\n\
+    naming it. Function libraries and module aux data are compared too, by name, \
+    whatever the filters.\n\
     Exit codes: 0 equal, 1 different, 2 usage, I/O or unreadable snapshot.")]
 pub struct DiffArgs {
     /// The first snapshot (for a migration: the source).

@@ -90,9 +90,7 @@ fn target_options(a: &ExportArgs, data: &[u8]) -> Result<TargetOptions, Failure>
     let source = rdb_parser::Parser::new(data)?.version();
     let profile = target_profile(c.target.as_deref(), c.rdb_version, Some(source.number))?;
     let mut convert = rdb_writer::convert::ConvertOptions::new(profile);
-    convert.field_ttls = c.field_ttls.policy();
-    convert.stream_idmp = c.stream_idmp.policy();
-    convert.functions = c.functions.policy();
+    c.losses.apply(&mut convert);
     convert.now_ms = clock_ms();
     Ok(TargetOptions {
         replace: c.replace,

@@ -20,14 +20,15 @@ use crate::cli::{usage, Context};
     the whole snapshot arrived and its CRC64 matched. Managed services (ElastiCache, Azure \
     Cache for Redis, Memorystore, ...) refuse replication: use the service's own export or \
     backup. The password is never printed; a password in the URL is visible in `ps`: \
-    prefer --password-file FILE or $RDBKIT_REDIS_PASSWORD.\n\
+    prefer --password-file FILE, $RDBKIT_REDIS_PASSWORD or --ask-password (a prompt without \
+    echo).\n\
     Exit codes: 0 the snapshot was fetched and verified, 1 the server refused replication \
     or the password, 2 usage, connection, checksum or I/O error (no file is left then), \
     130 interrupted.")]
 pub struct FetchArgs {
     /// The server: redis://host:port (user:pass@ before the host to log in), rediss:// for
-    /// TLS, or host:port. Without a password in the URL: --password-file, else
-    /// $RDBKIT_REDIS_PASSWORD.
+    /// TLS, or host:port. Without a password in the URL: --password-file, else a prompt
+    /// (--ask-password), else $RDBKIT_REDIS_PASSWORD.
     #[arg(value_name = "URL")]
     url: String,
     /// Where to write the snapshot (`-` for standard output); with --cluster, a new or
@@ -38,6 +39,11 @@ pub struct FetchArgs {
     /// users see it in `ps`.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// Ask for the password on the terminal, without echo. Without this flag it is asked
+    /// when the URL names a user but no password, $RDBKIT_REDIS_PASSWORD is not set and
+    /// standard input is a terminal.
+    #[arg(long, conflicts_with = "password_file")]
+    ask_password: bool,
     /// TLS: trust the certificates in this PEM file (besides the Mozilla roots).
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<PathBuf>,
@@ -64,17 +70,15 @@ pub struct FetchArgs {
 pub fn run(a: &FetchArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::fetch::FetchOptions;
     use rdb_cli::restore::{TargetUrl, TlsOptions};
-    let password = match &a.password_file {
-        Some(path) => Some(crate::cli::values::read_password_file(path)?),
-        None => None,
-    };
+    let password =
+        crate::cli::values::password(&a.url, a.password_file.as_deref(), a.ask_password)?;
     let url =
         TargetUrl::parse_with(&a.url, password).map_err(|e| usage(e.replacen("--to", "URL", 1)))?;
     if url.password_in_url {
         eprintln!(
             "rdbkit: warning: the password in the URL can be read by other users of this \
-             machine (ps, /proc/PID/cmdline); put it in a file for --password-file FILE, or in \
-             $RDBKIT_REDIS_PASSWORD"
+             machine (ps, /proc/PID/cmdline); put it in a file for --password-file FILE, in \
+             $RDBKIT_REDIS_PASSWORD, or use --ask-password"
         );
     }
     if a.json && a.output.as_os_str() == "-" {

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rdb_cli::Failure;
 
-use crate::cli::args::{
-    filter, target_profile, FieldTtls, FilterArgs, Functions, ReadOptions, StreamIdmp,
-};
+use crate::cli::args::{filter, target_profile, FilterArgs, LossArgs, ReadOptions};
 use crate::cli::input::{io_context, Input};
 use crate::cli::values::resolve_now;
 use crate::cli::{usage, Context};
@@ -20,8 +18,8 @@ use crate::cli::{usage, Context};
     RDBKIT_REDIS_PASSWORD=... rdbkit restore dump.rdb --to rediss://host:10000 --cluster\n  \
     rdbkit restore dump.rdb --to redis://h:6379 --checkpoint ck.json   (interrupted? add --resume)\n\n\
     The password is never printed: URLs are shown as redis://user:***@host:port/db. A password \
-    in the URL is visible to other users in `ps` (rdbkit warns): prefer --password-file FILE or \
-    $RDBKIT_REDIS_PASSWORD.\n\
+    in the URL is visible to other users in `ps` (rdbkit warns): prefer --password-file FILE, \
+    $RDBKIT_REDIS_PASSWORD or --ask-password (a prompt without echo).\n\
     Exit codes: 0 every key restored or skipped as asked, 1 the target refused a key \
     or the snapshot is malformed, 2 usage, connection or I/O error.")]
 pub struct RestoreArgs {
@@ -29,13 +27,18 @@ pub struct RestoreArgs {
     file: PathBuf,
     /// The target: redis://host:port/db (user:pass@ before the host to log in), or
     /// rediss:// for TLS. Source db 0 goes into /db (default 0). Without a password in the
-    /// URL: --password-file, else $RDBKIT_REDIS_PASSWORD.
+    /// URL: --password-file, else a prompt (--ask-password), else $RDBKIT_REDIS_PASSWORD.
     #[arg(long, value_name = "URL")]
     to: String,
     /// Read the password from this file (its first line) instead of the URL, where other
     /// users see it in `ps`.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// Ask for the password on the terminal, without echo. Without this flag it is asked
+    /// when the URL names a user but no password, $RDBKIT_REDIS_PASSWORD is not set and
+    /// standard input is a terminal.
+    #[arg(long, conflicts_with = "password_file")]
+    ask_password: bool,
     /// The target is a Redis Cluster: route each key to its slot's master (CLUSTER SLOTS),
     /// following MOVED and ASK.
     #[arg(long)]
@@ -83,16 +86,8 @@ pub struct RestoreArgs {
     /// Seconds to wait for the server (connect, each reply).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
-    /// Hash fields with their own TTL, for a target without field TTLs.
-    #[arg(long, value_enum, default_value_t = FieldTtls::Error)]
-    field_ttls: FieldTtls,
-    /// Streams with idempotent-producer (IDMP) state (Redis 8.6), for a target without it:
-    /// stop with an error naming the key, or restore the stream without that state.
-    #[arg(long, value_enum, default_value_t = StreamIdmp::Error)]
-    stream_idmp: StreamIdmp,
-    /// Function libraries, for a target without functions.
-    #[arg(long, value_enum, default_value_t = Functions::Error)]
-    functions: Functions,
+    #[command(flatten)]
+    losses: LossArgs,
     /// "Now" for skipping expired keys and TTL filters: Unix ms, `ctime` (the end of the
     /// second the snapshot's ctime AUX field names) or `clock` (the default).
     #[arg(long, value_name = "UNIX_MS|ctime|clock")]
@@ -115,16 +110,13 @@ pub enum OnExistsArg {
 
 pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
     use rdb_cli::restore::{OnExists, RestoreOptions, TargetUrl, TlsOptions};
-    let password = match &a.password_file {
-        Some(path) => Some(crate::cli::values::read_password_file(path)?),
-        None => None,
-    };
+    let password = crate::cli::values::password(&a.to, a.password_file.as_deref(), a.ask_password)?;
     let url = TargetUrl::parse_with(&a.to, password).map_err(usage)?;
     if url.password_in_url {
         eprintln!(
             "rdbkit: warning: the password in --to can be read by other users of this machine \
-             (ps, /proc/PID/cmdline); put it in a file for --password-file FILE, or in \
-             $RDBKIT_REDIS_PASSWORD"
+             (ps, /proc/PID/cmdline); put it in a file for --password-file FILE, in \
+             $RDBKIT_REDIS_PASSWORD, or use --ask-password"
         );
     }
     let input = Input::open(&a.file)?;
@@ -140,9 +132,7 @@ pub fn run(a: &RestoreArgs, cx: &Context) -> Result<(), Failure> {
         .ok_or_else(|| usage("no RDB 9 profile".into()))?;
     let mut convert =
         rdb_writer::convert::ConvertOptions::new(target_override.clone().unwrap_or(placeholder));
-    convert.field_ttls = a.field_ttls.policy();
-    convert.stream_idmp = a.stream_idmp.policy();
-    convert.functions = a.functions.policy();
+    a.losses.apply(&mut convert);
     convert.modules = rdb_writer::convert::ModulePolicy::Keep;
     convert.now_ms = resolve_now(a.now.as_deref(), input.bytes()).map_err(usage)?;
     convert.db_map = a.filter.db_map.iter().copied().collect();
