@@ -108,6 +108,7 @@ impl Structure {
             | "module aux"
             | "module float"
             | "module double"
+            | "vector set"
             | "key metadata classes"
             | "key metadata class spec" => Structure::Module,
             "slot import" => Structure::SlotImport,
@@ -351,6 +352,7 @@ mod tests {
             ("module aux", Structure::Module),
             ("module float", Structure::Module),
             ("module double", Structure::Module),
+            ("vector set", Structure::Module),
             ("slot import", Structure::SlotImport),
             ("length", Structure::Framing),
             ("string", Structure::Framing),

@@ -117,14 +117,23 @@ impl Value<'_> {
             Value::ZSet(z) => count(z.iter()),
             Value::Hash(h) => count(h.iter()),
             Value::Stream(s) => s.for_each_entry(|_| Ok::<(), Error>(())),
-            Value::Module(_) => Ok(1),
+            // A vector set is checked whole (elements and graph); other modules are opaque.
+            Value::Module(m) => match m.vector_set() {
+                Some(set) => set?.validate(),
+                None => Ok(1),
+            },
         }
     }
 
-    /// The element count when it is known without decoding (header counts).
+    /// The element count when it is known without decoding (header counts; a vector
+    /// set's `VCARD`).
     pub fn len_hint(&self) -> Option<u64> {
         match self {
-            Value::String(_) | Value::Module(_) => Some(1),
+            Value::Module(m) => match m.vector_set() {
+                Some(set) => set.ok().map(|s| s.len()),
+                None => Some(1),
+            },
+            Value::String(_) => Some(1),
             Value::List(l) => l.len_hint(),
             Value::Set(s) => s.len_hint(),
             Value::ZSet(z) => z.len_hint(),
@@ -310,7 +319,7 @@ pub(crate) fn parse<'data>(
             (rest, Value::Stream(Box::new(s)))
         }
         t::MODULE_2 => {
-            let (rest, m) = Module::parse(i)?;
+            let (rest, m) = Module::parse(i, ctx)?;
             (rest, Value::Module(m))
         }
         t::MODULE_PRE_GA => {
