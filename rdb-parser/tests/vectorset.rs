@@ -31,6 +31,8 @@ fn generator_vector(i: usize) -> Vec<f32> {
 
 /// One decoded element: name, attributes, de-quantized vector.
 type Decoded = (Vec<u8>, Option<Vec<u8>>, Vec<f32>);
+/// A set's elements by name: attributes, vector.
+type ByName = BTreeMap<Vec<u8>, (Option<Vec<u8>>, Vec<f32>)>;
 
 struct Set {
     dim: u32,
@@ -94,7 +96,7 @@ fn the_8_6_fixture_decodes_to_what_the_generator_added() {
             b"vset:reduce"
         ]
     );
-    let by_name = |key: &[u8]| -> BTreeMap<Vec<u8>, (Option<Vec<u8>>, Vec<f32>)> {
+    let by_name = |key: &[u8]| -> ByName {
         sets[key]
             .elements
             .iter()
