@@ -47,6 +47,7 @@ mod lzf;
 pub mod profile;
 pub mod slot;
 pub mod value;
+mod vectorset;
 mod writer;
 pub mod ziplist;
 
