@@ -343,3 +343,47 @@ fn targets_without_vector_sets_refuse_them_unless_modules_drop() {
         assert_eq!(keys, [b"plain:str".to_vec()], "{target}");
     }
 }
+
+/// `verify` decodes vector sets: a set whose header declares a dimension its vectors do
+/// not have is a problem at that set's bytes, in that key.
+#[test]
+fn verify_finds_a_corrupt_vector_set() {
+    let mut data = std::fs::read(fixture_8_6()).unwrap();
+    let key = b"\x07vset:q8";
+    let at = data.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    // Module id (0x81 + 8 bytes), then opcode 2 and the dimension, 4.
+    assert_eq!(&data[at + 9..at + 11], &[2, 4]);
+    data[at + 10] = 3;
+    let n = data.len();
+    let crc = rdb_parser::crc64(0, &data[..n - 8]);
+    data[n - 8..].copy_from_slice(&crc.to_le_bytes());
+    let dir = TempDir::new("vsets-verify");
+    let bad = dir.path().join("bad.rdb");
+    std::fs::write(&bad, &data).unwrap();
+    let out = rdbkit(&["verify".as_ref(), bad.as_os_str(), "--json".as_ref()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = json.to_string();
+    assert!(text.contains("a vector of 4 bytes, 3 expected"), "{text}");
+    assert_eq!(
+        json.pointer("/problems/0/key").cloned().unwrap_or_default(),
+        "vset:q8"
+    );
+    let offset = json
+        .pointer("/problems/0/offset")
+        .and_then(serde_json::Value::as_u64);
+    assert!(offset.is_some_and(|o| o as usize > at), "{text}");
+    // The fixture itself verifies clean.
+    let good = rdbkit(&["verify".as_ref(), fixture_8_6().as_os_str()]);
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+}
