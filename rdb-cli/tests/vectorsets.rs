@@ -387,3 +387,241 @@ fn verify_finds_a_corrupt_vector_set() {
         String::from_utf8_lossy(&good.stdout)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// export
+
+/// A JSON byte string (`B`): a string, or `{"base64": ...}`.
+fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
+    match v {
+        serde_json::Value::String(s) => s.as_bytes().to_vec(),
+        other => {
+            let b64 = other["base64"].as_str().unwrap();
+            base64_decode(b64)
+        }
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    let mut out = Vec::new();
+    for chunk in s.as_bytes().chunks(4) {
+        let pad = chunk.iter().filter(|&&c| c == b'=').count();
+        let n = chunk
+            .iter()
+            .map(|&c| if c == b'=' { 0 } else { val(c) })
+            .fold(0u32, |acc, v| acc << 6 | v);
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    out
+}
+
+#[test]
+fn export_jsonl_carries_the_decoded_sets() {
+    let source = fixture_8_6();
+    let want = decoded(&std::fs::read(&source).unwrap());
+    let dir = TempDir::new("vsets-jsonl");
+    let out = dir.path().join("out.jsonl");
+    let run = rdbkit(&[
+        "export".as_ref(),
+        source.as_os_str(),
+        "--format".as_ref(),
+        "jsonl".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut got = BTreeMap::new();
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "module" {
+            continue;
+        }
+        let value = &v["value"];
+        assert_eq!(value["module"], "vectorset", "{line}");
+        assert!(value.get("raw").is_none(), "{line}");
+        let set = &value["vector_set"];
+        let mut elements = BTreeMap::new();
+        for e in set["elements"].as_array().unwrap() {
+            // Each number is the shortest form of a 32-bit float: read back as one.
+            let vector = e["vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| f64::from(x.as_f64().unwrap() as f32))
+                .collect();
+            let attrs = (!e["attributes"].is_null()).then(|| json_bytes(&e["attributes"]));
+            elements.insert(json_bytes(&e["element"]), (attrs, vector));
+        }
+        let key = json_bytes(&v["key"]);
+        if key == b"vset:reduce" {
+            assert_eq!(set["reduce"]["input_dim"], 4, "{line}");
+            assert_eq!(
+                set["reduce"]["matrix"].as_array().unwrap().len(),
+                8,
+                "{line}"
+            );
+        } else {
+            assert!(set["reduce"].is_null(), "{line}");
+        }
+        let quant = set["quantization"].as_str().unwrap();
+        let expected = match key.as_slice() {
+            b"vset:noquant" | b"vset:deleted" => "NOQUANT",
+            b"vset:bin" => "BIN",
+            _ => "Q8",
+        };
+        assert_eq!(quant, expected, "{line}");
+        got.insert(
+            key,
+            SetView {
+                dim: set["dim"].as_u64().unwrap(),
+                elements,
+            },
+        );
+    }
+    assert_same(&want, &got, "export --format jsonl");
+}
+
+/// Splits a RESP stream of requests into their arguments.
+fn requests(mut bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    fn line<'a>(b: &mut &'a [u8]) -> &'a [u8] {
+        let end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let (l, rest) = b.split_at(end);
+        *b = &rest[2..];
+        l
+    }
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let head = line(&mut bytes);
+        assert_eq!(head[0], b'*');
+        let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
+        let mut args = Vec::new();
+        for _ in 0..n {
+            let len_line = line(&mut bytes);
+            let len: usize = std::str::from_utf8(&len_line[1..])
+                .unwrap()
+                .parse()
+                .unwrap();
+            args.push(bytes[..len].to_vec());
+            bytes = &bytes[len + 2..];
+        }
+        out.push(args);
+    }
+    out
+}
+
+/// `export --format resp --target T` fed to an empty T: the same sets, vectors within the
+/// quantization's error.
+fn resp_recreates_on(entry: &Entry) {
+    let source = fixture_8_6();
+    let want = decoded(&std::fs::read(&source).unwrap());
+    let dir = TempDir::new(&format!("vsets-resp-{}", entry.name));
+    let out = dir.path().join("out.resp");
+    let run = rdbkit(&[
+        "export".as_ref(),
+        source.as_os_str(),
+        "--format".as_ref(),
+        "resp".as_ref(),
+        "--target".as_ref(),
+        entry.name.as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let commands = requests(&std::fs::read(&out).unwrap());
+    let vadds = commands.iter().filter(|c| c[0] == b"VADD").count();
+    assert_eq!(
+        vadds,
+        want.values().map(|s| s.elements.len()).sum::<usize>()
+    );
+    let server = Server::start(entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = Resp::connect(server.port(), Duration::from_secs(10)).unwrap();
+    for cmd in &commands {
+        let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+        let reply = c.command(&args).unwrap();
+        assert!(
+            !matches!(reply, Reply::Error(_)),
+            "{:?}: {reply:?}",
+            String::from_utf8_lossy(&cmd.concat())
+        );
+    }
+    let keys: Vec<Vec<u8>> = want.keys().cloned().collect();
+    let got = from_server(server.port(), &keys).unwrap_or_else(|e| panic!("{e}"));
+    drop(server);
+    for (key, w) in &want {
+        let g = &got[key];
+        assert_eq!(w.dim, g.dim, "{}: VDIM {key:?}", entry.name);
+        assert_eq!(
+            w.elements.keys().collect::<Vec<_>>(),
+            g.elements.keys().collect::<Vec<_>>(),
+            "{}: elements of {key:?}",
+            entry.name
+        );
+        for (name, (wa, wv)) in &w.elements {
+            let (ga, gv) = &g.elements[name];
+            assert_eq!(wa, ga, "{}: VGETATTR {key:?} {name:?}", entry.name);
+            // Q8 keeps 127 steps of the largest component; NOQUANT float rounding.
+            let scale = wv.iter().fold(0f64, |m, x| m.max(x.abs()));
+            let tol = if key.as_slice() == b"vset:noquant" || key.as_slice() == b"vset:deleted" {
+                1e-6 * scale
+            } else {
+                2.0 * scale / 127.0
+            };
+            for (a, b) in wv.iter().zip(gv) {
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{}: VEMB {key:?} {name:?}: {wv:?} vs {gv:?}",
+                    entry.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn export_resp_recreates_the_sets_on_8_6_and_8_0() {
+    for name in ["redis-8.6", "redis-8.0"] {
+        if let Some(entry) = server_entry(name) {
+            resp_recreates_on(&entry);
+        }
+    }
+}
+
+#[test]
+fn export_resp_for_a_target_without_vector_sets_is_refused() {
+    let dir = TempDir::new("vsets-resp-refused");
+    let out = dir.path().join("out.resp");
+    let run = rdbkit(&[
+        "export".as_ref(),
+        fixture_8_6().as_os_str(),
+        "--format".as_ref(),
+        "resp".as_ref(),
+        "--target".as_ref(),
+        "redis-7.4".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        err.contains("vector set") && err.contains("no VADD"),
+        "{err}"
+    );
+}
