@@ -523,18 +523,18 @@ fn requests(mut bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
     out
 }
 
-/// `export --format resp --target T` fed to an empty T: the same sets, vectors within the
-/// quantization's error.
-fn resp_recreates_on(entry: &Entry) {
+/// `export --format F --target T` fed to an empty T: the same sets; vectors bit for bit
+/// from RESTORE payloads, within the quantization's error from VADD commands.
+fn export_recreates_on(entry: &Entry, format: &str) {
     let source = fixture_8_6();
     let want = decoded(&std::fs::read(&source).unwrap());
-    let dir = TempDir::new(&format!("vsets-resp-{}", entry.name));
+    let dir = TempDir::new(&format!("vsets-{format}-{}", entry.name));
     let out = dir.path().join("out.resp");
     let run = rdbkit(&[
         "export".as_ref(),
         source.as_os_str(),
         "--format".as_ref(),
-        "resp".as_ref(),
+        format.as_ref(),
         "--target".as_ref(),
         entry.name.as_ref(),
         "-o".as_ref(),
@@ -546,11 +546,16 @@ fn resp_recreates_on(entry: &Entry) {
         String::from_utf8_lossy(&run.stderr)
     );
     let commands = requests(&std::fs::read(&out).unwrap());
-    let vadds = commands.iter().filter(|c| c[0] == b"VADD").count();
-    assert_eq!(
-        vadds,
-        want.values().map(|s| s.elements.len()).sum::<usize>()
-    );
+    let (verb, wanted) = if format == "restore" {
+        ("RESTORE", want.len())
+    } else {
+        (
+            "VADD",
+            want.values().map(|s| s.elements.len()).sum::<usize>(),
+        )
+    };
+    let sent = commands.iter().filter(|c| c[0] == verb.as_bytes()).count();
+    assert!(sent >= wanted, "{sent} {verb} for {wanted}");
     let server = Server::start(entry, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let mut c = Resp::connect(server.port(), Duration::from_secs(10)).unwrap();
     for cmd in &commands {
@@ -565,6 +570,10 @@ fn resp_recreates_on(entry: &Entry) {
     let keys: Vec<Vec<u8>> = want.keys().cloned().collect();
     let got = from_server(server.port(), &keys).unwrap_or_else(|e| panic!("{e}"));
     drop(server);
+    if format == "restore" {
+        assert_same(&want, &got, &format!("{} (RESTORE)", entry.name));
+        return;
+    }
     for (key, w) in &want {
         let g = &got[key];
         assert_eq!(w.dim, g.dim, "{}: VDIM {key:?}", entry.name);
@@ -599,7 +608,17 @@ fn resp_recreates_on(entry: &Entry) {
 fn export_resp_recreates_the_sets_on_8_6_and_8_0() {
     for name in ["redis-8.6", "redis-8.0"] {
         if let Some(entry) = server_entry(name) {
-            resp_recreates_on(&entry);
+            export_recreates_on(&entry, "resp");
+        }
+    }
+}
+
+/// RESTORE payloads for 8.0 carry the graph re-serialized as 8.0 reads it.
+#[test]
+fn export_restore_payloads_load_on_8_6_and_8_0() {
+    for name in ["redis-8.6", "redis-8.0"] {
+        if let Some(entry) = server_entry(name) {
+            export_recreates_on(&entry, "restore");
         }
     }
 }
