@@ -34,11 +34,10 @@ fn verdicts_for_every_fixture_and_profile() {
             let has_modules = ks.iter().any(|k| k["type"] == "module")
                 || lines.iter().any(|l| l["kind"] == "module_aux");
             // Vector sets are built into the profiles that have them (Redis 8.0+).
-            let only_vector_sets = ks
-                .iter()
-                .filter(|k| k["type"] == "module")
-                .all(|k| k["value"]["module"] == "vectorset")
-                && !lines.iter().any(|l| l["kind"] == "module_aux");
+            let only_vector_sets =
+                ks.iter().filter(|k| k["type"] == "module").all(|k| {
+                    k.pointer("/value/module").and_then(|m| m.as_str()) == Some("vectorset")
+                }) && !lines.iter().any(|l| l["kind"] == "module_aux");
             let other_dbs = ks.iter().any(|k| k["db"] != 0);
             for p in PROFILES {
                 let v = check(&data, p, &CheckOptions::default())

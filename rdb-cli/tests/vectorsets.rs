@@ -25,12 +25,14 @@ use std::time::Duration;
 use rdb_parser::{Item, ParserBuilder, Value};
 use servers::{Entry, Reply, Resp, Server, TempDir};
 
+/// An element's attributes and vector.
+type ElementView = (Option<Vec<u8>>, Vec<f64>);
+
 /// One vector set as a client sees it.
 #[derive(Debug, Clone, PartialEq)]
 struct SetView {
     dim: u64,
-    /// Element -> (attributes, vector).
-    elements: BTreeMap<Vec<u8>, (Option<Vec<u8>>, Vec<f64>)>,
+    elements: BTreeMap<Vec<u8>, ElementView>,
 }
 
 /// Every vector set of an RDB file, as rdb-parser decodes it.
