@@ -649,3 +649,61 @@ fn other_module_values_stay_opaque() {
     let e = error_of(&file);
     assert_eq!(*e.kind(), ErrorKind::Unsupported, "{e}");
 }
+
+/// Redis compresses module strings longer than 20 bytes with LZF when that saves space:
+/// names, attributes, vectors and the projection matrix are read through it.
+#[test]
+fn lzf_compressed_strings_are_decoded() {
+    let lzf_string = |out: &mut Vec<u8>, s: &[u8]| {
+        let packed = lzf::compress(s).unwrap();
+        rdb_len(out, 5);
+        out.push(0xC3);
+        rdb_len(out, packed.len() as u64);
+        rdb_len(out, s.len() as u64);
+        out.extend_from_slice(&packed);
+    };
+    let dim = 16u64;
+    let name = vec![b'n'; 40];
+    let attrs = format!("{{\"pad\":\"{}\"}}", "x".repeat(40));
+    let mut vector = vec![0u8; 64];
+    vector[0..4].copy_from_slice(&1.0f32.to_le_bytes());
+    let mut v = Vec::new();
+    rdb_len(&mut v, ModuleId::from_name("vectorset", 0).unwrap().0);
+    op_uint(&mut v, dim);
+    op_uint(&mut v, 1);
+    op_uint(&mut v, 16 << 8); // NOQUANT, M 16
+    op_uint(&mut v, 3); // projection and attributes
+    op_uint(&mut v, 16);
+    lzf_string(&mut v, &f32_bytes(&[0.25; 256]));
+    lzf_string(&mut v, &name);
+    lzf_string(&mut v, attrs.as_bytes());
+    lzf_string(&mut v, &vector);
+    let params = [7u64, 1 << 24, 0, 32, 0, u64::from(3.0f32.to_bits())];
+    op_uint(&mut v, params.len() as u64);
+    for p in params {
+        op_uint(&mut v, p);
+    }
+    rdb_len(&mut v, 0);
+    let (file, _) = file_with(b"z", &v);
+    let s = &vector_sets(&file).unwrap()[&b"z"[..]];
+    assert_eq!(s.projection, Some((16, vec![0.25; 256])));
+    let (n, a, vec) = &s.elements[0];
+    assert_eq!(n, &name);
+    assert_eq!(a.as_deref(), Some(attrs.as_bytes()));
+    let mut want = vec![0.0f32; 16];
+    want[0] = 3.0;
+    assert_eq!(vec, &want);
+    // A compressed vector that expands to the wrong size is an error at the string.
+    let mut short = v.clone();
+    let at = short.windows(2).rposition(|w| w == [5, 0xC3]).unwrap();
+    let (bad_file, span) = file_with(b"z", &{
+        // Declare 60 bytes instead of 64 (original length follows the compressed one).
+        let clen_at = at + 2;
+        let olen_at = clen_at + 1;
+        assert_eq!(short[olen_at], 64);
+        short[olen_at] = 60;
+        short
+    });
+    let e = error_of(&bad_file);
+    assert!(span.contains(&(e.offset() as usize)), "{e}");
+}
