@@ -617,6 +617,7 @@ fn byte_flips_in_the_fixture_sets_never_panic_and_structural_ones_are_errors() {
         }
     }
     // Most bytes are structure (opcodes, lengths, graph links): most flips must be caught.
+    eprintln!("{errors} of {flips} byte flips are errors");
     assert!(errors * 2 > flips, "{errors} errors of {flips} flips");
 }
 
