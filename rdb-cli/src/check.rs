@@ -360,11 +360,15 @@ fn loader_pass(
     options: &CheckOptions,
     tally: &mut Tally,
 ) -> Loaded {
-    let target_modules: Vec<String> = match (&options.modules, profile.modules) {
+    let mut target_modules: Vec<String> = match (&options.modules, profile.modules) {
         (Some(m), _) => m.clone(),
         (None, ModuleSupport::Bundled) => BUNDLED_MODULES.iter().map(|s| s.to_string()).collect(),
         (None, _) => Vec::new(),
     };
+    // Vector sets are built into Redis 8.0+, whatever modules the operator loads.
+    if profile.vector_sets.is_some() {
+        target_modules.push("vectorset".into());
+    }
     let mut required = BTreeSet::new();
     let mut big = (0u64, None::<Vec<u8>>);
     let mut loader = LoaderRules {

@@ -108,6 +108,7 @@ impl Structure {
             | "module aux"
             | "module float"
             | "module double"
+            | "vector set"
             | "key metadata classes"
             | "key metadata class spec" => Structure::Module,
             "slot import" => Structure::SlotImport,
@@ -132,6 +133,8 @@ struct Inner {
     offset: u64,
     db: Option<u64>,
     key: Option<Vec<u8>>,
+    /// For [`ErrorKind::UnknownType`]: the byte read where a value type was expected.
+    type_byte: Option<u8>,
 }
 
 /// The longest key prefix kept in an error, in bytes.
@@ -146,7 +149,21 @@ impl Error {
             offset,
             db: None,
             key: None,
+            type_byte: None,
         }))
+    }
+
+    /// An unknown value type byte at `offset`: displayed as
+    /// `unknown value type 107 at byte 280: ...`.
+    pub(crate) fn unknown_type(type_byte: u8, offset: u64, detail: String) -> Self {
+        let mut e = Error::new(ErrorKind::UnknownType, "value type", offset, detail);
+        e.0.type_byte = Some(type_byte);
+        e
+    }
+
+    /// For an unknown value type, the type byte that was read.
+    pub fn type_byte(&self) -> Option<u8> {
+        self.0.type_byte
     }
 
     /// What went wrong.
@@ -198,7 +215,10 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.0;
-        write!(f, "{} {}", inner.kind.phrase(), inner.what)?;
+        match inner.type_byte {
+            Some(b) => write!(f, "unknown {} {b}", inner.what)?,
+            None => write!(f, "{} {}", inner.kind.phrase(), inner.what)?,
+        }
         if let Some(key) = &inner.key {
             f.write_str(" in key \"")?;
             write_escaped(f, key.get(..KEY_SHOWN).unwrap_or(key))?;
@@ -351,6 +371,7 @@ mod tests {
             ("module aux", Structure::Module),
             ("module float", Structure::Module),
             ("module double", Structure::Module),
+            ("vector set", Structure::Module),
             ("slot import", Structure::SlotImport),
             ("length", Structure::Framing),
             ("string", Structure::Framing),

@@ -1,8 +1,9 @@
 //! Zero-copy decoding of Redis and Valkey RDB snapshots.
 //!
-//! Reads every format a released server writes: `REDIS0001` to `REDIS0012` and Valkey's
+//! Reads every format a released server writes: `REDIS0001` to `REDIS0013` and Valkey's
 //! `VALKEY080`, with every opcode, type and inner encoding (ziplist, listpack, intset,
-//! zipmap, quicklists, streams, module values, hash-field TTLs, functions).
+//! zipmap, quicklists, streams, module values, hash-field TTLs, functions), and decodes
+//! vector sets, the one module type built into Redis (8.0+).
 //!
 //! The input is one `&'data [u8]` (the `rdbkit` binary memory-maps the file). Keys, plain
 //! strings and compact blobs are borrowed from it; integer and LZF strings are decoded only
@@ -54,6 +55,7 @@ pub mod raw;
 mod stream;
 mod string;
 mod value;
+pub mod vectorset;
 mod ziplist;
 mod zipmap;
 
@@ -75,6 +77,10 @@ pub use stream::{
 pub use string::RdbString;
 pub use value::{
     ElementIter, Hash, HashField, HashIter, List, Set, StringValue, Value, ZSet, ZSetIter,
+};
+
+pub use vectorset::{
+    Projection, Quantization, Vector, VectorSet, VectorSetElement, VectorSetElements,
 };
 
 pub use crc::{crc64, crc64_combine, crc64_parallel};

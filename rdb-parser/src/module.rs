@@ -7,8 +7,11 @@
 //! module_id    9 chars x 6 bits (first char highest) | 10-bit encoding version
 //! ```
 //! The value stays opaque: walking the opcodes finds where it ends without the module.
+//! The one exception is the built-in `vectorset` type, which [`Module::vector_set`]
+//! decodes (see [`crate::vectorset`]).
 
-use crate::error::{Fail, PResult};
+use crate::ctx::Ctx;
+use crate::error::{Error, Fail, PResult};
 use crate::format::module_opcode as op;
 use crate::input::{bytes, fail, len, string};
 
@@ -55,10 +58,11 @@ pub struct Module<'data> {
     pub id: ModuleId,
     /// The opcode stream, including the closing EOF opcode.
     pub raw: &'data [u8],
+    ctx: Ctx<'data>,
 }
 
 impl<'data> Module<'data> {
-    pub(crate) fn parse(i: &'data [u8]) -> PResult<'data, Self> {
+    pub(crate) fn parse(i: &'data [u8], ctx: Ctx<'data>) -> PResult<'data, Self> {
         let (rest, id) = len(i)?;
         let (rest, raw) = opcode_stream(rest)?;
         Ok((
@@ -66,12 +70,25 @@ impl<'data> Module<'data> {
             Module {
                 id: ModuleId(id),
                 raw,
+                ctx,
             },
         ))
     }
 
     pub fn encoding_name(&self) -> &'static str {
         "module2"
+    }
+
+    /// Whether this is a vector set (`VADD`; the `vectorset` type built into Redis 8.0+).
+    pub fn is_vector_set(&self) -> bool {
+        crate::vectorset::is_vectorset_id(self.id.0)
+    }
+
+    /// The vector set this value holds, its header decoded (`None` for other module
+    /// types, which stay opaque). Errors carry the byte offset, database and key.
+    pub fn vector_set(&self) -> Option<Result<crate::VectorSet<'data>, Error>> {
+        self.is_vector_set()
+            .then(|| crate::VectorSet::parse(self.raw, self.id.encver(), self.ctx))
     }
 }
 

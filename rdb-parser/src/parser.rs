@@ -460,6 +460,13 @@ impl<'data> Parser<'data> {
         meta: KeyMeta,
         start: usize,
     ) -> Result<Entry<'data>, Error> {
+        if let Some(detail) = value::unknown_type(type_id, self.version) {
+            // Before the key: what follows an unknown type byte may not be a key at all.
+            let at = (self.data.len() - after_type.len()).saturating_sub(1) as u64;
+            return Err(value::unknown_type_error(
+                type_id, at, detail, after_type, self.db,
+            ));
+        }
         let (after_key, stored_key) = string(after_type).map_err(|e| self.locate(unnom(e)))?;
         let key = stored_key.decode().map_err(|f| self.locate(f))?;
         let ctx = Ctx {

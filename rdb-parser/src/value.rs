@@ -117,14 +117,23 @@ impl Value<'_> {
             Value::ZSet(z) => count(z.iter()),
             Value::Hash(h) => count(h.iter()),
             Value::Stream(s) => s.for_each_entry(|_| Ok::<(), Error>(())),
-            Value::Module(_) => Ok(1),
+            // A vector set is checked whole (elements and graph); other modules are opaque.
+            Value::Module(m) => match m.vector_set() {
+                Some(set) => set?.validate(),
+                None => Ok(1),
+            },
         }
     }
 
-    /// The element count when it is known without decoding (header counts).
+    /// The element count when it is known without decoding (header counts; a vector
+    /// set's `VCARD`).
     pub fn len_hint(&self) -> Option<u64> {
         match self {
-            Value::String(_) | Value::Module(_) => Some(1),
+            Value::Module(m) => match m.vector_set() {
+                Some(set) => set.ok().map(|s| s.len()),
+                None => Some(1),
+            },
+            Value::String(_) => Some(1),
             Value::List(l) => l.len_hint(),
             Value::Set(s) => s.len_hint(),
             Value::ZSet(z) => z.len_hint(),
@@ -142,24 +151,69 @@ pub(crate) fn parse<'data>(
     ctx: Ctx<'data>,
 ) -> PResult<'data, Value<'data>> {
     use crate::format::type_id as t;
-    let blob = |i: &'data [u8]| -> PResult<'data, Blob<'data>> {
-        let (rest, s) = string(i)?;
-        Ok((rest, Blob::new(s)))
-    };
-    Ok(match type_id {
+    match type_id {
         t::STRING => {
             let (rest, stored) = string(i)?;
-            (rest, Value::String(StringValue { stored, ctx }))
+            Ok((rest, Value::String(StringValue { stored, ctx })))
         }
+        t::LIST | t::LIST_ZIPLIST | t::LIST_QUICKLIST | t::LIST_QUICKLIST_2 => {
+            parse_list(i, type_id, ctx)
+        }
+        t::SET | t::SET_INTSET | t::SET_LISTPACK => parse_set(i, type_id, ctx),
+        t::ZSET | t::ZSET_2 | t::ZSET_ZIPLIST | t::ZSET_LISTPACK => parse_zset(i, type_id, ctx),
+        t::HASH | t::HASH_ZIPMAP | t::HASH_ZIPLIST | t::HASH_LISTPACK => {
+            parse_hash(i, type_id, ctx)
+        }
+        t::HASH_2 if version.is_valkey_format() => parse_hash2(i, ctx),
+        t::HASH_METADATA_PRE_GA
+        | t::HASH_METADATA
+        | t::HASH_LISTPACK_EX_PRE_GA
+        | t::HASH_LISTPACK_EX => parse_hash_with_ttls(i, type_id, ctx),
+        t::STREAM_LISTPACKS
+        | t::STREAM_LISTPACKS_2
+        | t::STREAM_LISTPACKS_3
+        | t::STREAM_LISTPACKS_4 => {
+            let (rest, s) = Stream::parse(i, type_id, ctx)?;
+            Ok((rest, Value::Stream(Box::new(s))))
+        }
+        t::MODULE_2 => {
+            let (rest, m) = Module::parse(i, ctx)?;
+            Ok((rest, Value::Module(m)))
+        }
+        t::MODULE_PRE_GA => fail(Fail::new(
+            i,
+            ErrorKind::Unsupported,
+            "module value",
+            "a Redis 4.0 release-candidate module value (type 6) has no self-describing \
+             extent and cannot be read without its module"
+                .into(),
+        )),
+        other => {
+            let detail = unknown_type(other, version).unwrap_or_default();
+            fail(Fail::new(i, ErrorKind::UnknownType, "value type", detail))
+        }
+    }
+}
+
+/// An RDB string holding a compact encoding (ziplist, listpack, intset, zipmap).
+fn blob(i: &[u8]) -> PResult<'_, Blob<'_>> {
+    let (rest, s) = string(i)?;
+    Ok((rest, Blob::new(s)))
+}
+
+/// Types 1, 10, 14 and 18.
+fn parse_list<'data>(i: &'data [u8], type_id: u8, ctx: Ctx<'data>) -> PResult<'data, Value<'data>> {
+    use crate::format::type_id as t;
+    match type_id {
         t::LIST => {
-            let (rest, (n, body)) = strings(i, 1)?;
-            (rest, list(ListRepr::Linked { count: n, body }, ctx))
+            let (rest, (n, body)) = strings_n(i, 1)?;
+            Ok((rest, list(ListRepr::Linked { count: n, body }, ctx)))
         }
         t::LIST_ZIPLIST => {
             let (rest, b) = blob(i)?;
-            (rest, list(ListRepr::Ziplist(b), ctx))
+            Ok((rest, list(ListRepr::Ziplist(b), ctx)))
         }
-        t::LIST_QUICKLIST | t::LIST_QUICKLIST_2 => {
+        _ => {
             let v2 = type_id == t::LIST_QUICKLIST_2;
             let (mut rest, nodes) = count(i, if v2 { 2 } else { 1 }, "quicklist")?;
             let start = rest;
@@ -180,21 +234,44 @@ pub(crate) fn parse<'data>(
                 rest = string(rest)?.0;
             }
             let body = consumed(start, rest);
-            (rest, list(ListRepr::Quicklist { nodes, body, v2 }, ctx))
+            Ok((rest, list(ListRepr::Quicklist { nodes, body, v2 }, ctx)))
         }
+    }
+}
+
+/// Types 2, 11 and 20.
+fn parse_set<'data>(i: &'data [u8], type_id: u8, ctx: Ctx<'data>) -> PResult<'data, Value<'data>> {
+    use crate::format::type_id as t;
+    let (rest, repr) = match type_id {
         t::SET => {
-            let (rest, (n, body)) = strings(i, 1)?;
-            (rest, set(SetRepr::Hashtable { count: n, body }, ctx))
+            let (rest, (n, body)) = strings_n(i, 1)?;
+            (rest, SetRepr::Hashtable { count: n, body })
         }
         t::SET_INTSET => {
             let (rest, b) = blob(i)?;
-            (rest, set(SetRepr::Intset(b), ctx))
+            (rest, SetRepr::Intset(b))
         }
-        t::SET_LISTPACK => {
+        _ => {
             let (rest, b) = blob(i)?;
-            (rest, set(SetRepr::Listpack(b), ctx))
+            (rest, SetRepr::Listpack(b))
         }
-        t::ZSET | t::ZSET_2 => {
+    };
+    Ok((rest, set(repr, ctx)))
+}
+
+/// Types 3, 5, 12 and 17.
+fn parse_zset<'data>(i: &'data [u8], type_id: u8, ctx: Ctx<'data>) -> PResult<'data, Value<'data>> {
+    use crate::format::type_id as t;
+    let (rest, repr) = match type_id {
+        t::ZSET_ZIPLIST => {
+            let (rest, b) = blob(i)?;
+            (rest, ZSetRepr::Ziplist(b))
+        }
+        t::ZSET_LISTPACK => {
+            let (rest, b) = blob(i)?;
+            (rest, ZSetRepr::Listpack(b))
+        }
+        _ => {
             let binary = type_id == t::ZSET_2;
             let (mut rest, n) = count(i, 2, "sorted set")?;
             let start = rest;
@@ -209,131 +286,136 @@ pub(crate) fn parse<'data>(
             let body = consumed(start, rest);
             (
                 rest,
-                zset(
-                    ZSetRepr::Skiplist {
-                        count: n,
-                        body,
-                        binary,
-                    },
-                    ctx,
-                ),
+                ZSetRepr::Skiplist {
+                    count: n,
+                    body,
+                    binary,
+                },
             )
         }
-        t::ZSET_ZIPLIST => {
-            let (rest, b) = blob(i)?;
-            (rest, zset(ZSetRepr::Ziplist(b), ctx))
-        }
-        t::ZSET_LISTPACK => {
-            let (rest, b) = blob(i)?;
-            (rest, zset(ZSetRepr::Listpack(b), ctx))
-        }
-        t::HASH => {
-            let (rest, (n, body)) = strings_n(i, 2)?;
-            (rest, hash(HashRepr::Hashtable { count: n, body }, ctx))
-        }
-        t::HASH_ZIPMAP => {
-            let (rest, b) = blob(i)?;
-            (rest, hash(HashRepr::Zipmap(b), ctx))
-        }
-        t::HASH_ZIPLIST => {
-            let (rest, b) = blob(i)?;
-            (rest, hash(HashRepr::Ziplist(b), ctx))
-        }
-        t::HASH_LISTPACK => {
-            let (rest, b) = blob(i)?;
-            (rest, hash(HashRepr::Listpack(b), ctx))
-        }
-        22 if version.is_valkey_format() => {
-            let (mut rest, n) = count(i, 10, "hash")?;
-            let start = rest;
-            for _ in 0..n {
-                rest = string(rest)?.0;
-                rest = string(rest)?.0;
-                rest = ms_time(rest)?.0;
-            }
-            let body = consumed(start, rest);
-            (rest, hash(HashRepr::Hash2 { count: n, body }, ctx))
-        }
-        t::HASH_METADATA_PRE_GA | t::HASH_METADATA => {
-            let pre_ga = type_id == t::HASH_METADATA_PRE_GA;
-            let (rest, min_expire) = if pre_ga {
-                (i, None)
-            } else {
-                let (r, m) = ms_time(i)?;
-                (r, Some(m))
-            };
-            let (mut rest, n) = count(rest, 3, "hash")?;
-            let start = rest;
-            for _ in 0..n {
-                rest = len(rest)?.0;
-                rest = string(rest)?.0;
-                rest = string(rest)?.0;
-            }
-            let body = consumed(start, rest);
-            (
-                rest,
-                hash(
-                    HashRepr::Metadata {
-                        count: n,
-                        body,
-                        min_expire,
-                    },
-                    ctx,
-                ),
-            )
-        }
-        t::HASH_LISTPACK_EX_PRE_GA | t::HASH_LISTPACK_EX => {
-            let pre_ga = type_id == t::HASH_LISTPACK_EX_PRE_GA;
-            let (rest, min_expire) = if pre_ga {
-                (i, None)
-            } else {
-                let (r, m) = ms_time(i)?;
-                (r, Some(m))
-            };
-            let (rest, b) = blob(rest)?;
-            (
-                rest,
-                hash(
-                    HashRepr::ListpackEx {
-                        blob: b,
-                        min_expire,
-                    },
-                    ctx,
-                ),
-            )
-        }
-        t::STREAM_LISTPACKS
-        | t::STREAM_LISTPACKS_2
-        | t::STREAM_LISTPACKS_3
-        | t::STREAM_LISTPACKS_4 => {
-            let (rest, s) = Stream::parse(i, type_id, ctx)?;
-            (rest, Value::Stream(Box::new(s)))
-        }
-        t::MODULE_2 => {
-            let (rest, m) = Module::parse(i)?;
-            (rest, Value::Module(m))
-        }
-        t::MODULE_PRE_GA => {
-            return fail(Fail::new(
-                i,
-                ErrorKind::Unsupported,
-                "module value",
-                "a Redis 4.0 release-candidate module value (type 6) has no self-describing \
-                 extent and cannot be read without its module"
-                    .into(),
-            ))
-        }
-        other => {
-            let detail = match t::introduced_after_13(other) {
-                Some(what) => format!(
-                    "type byte {other} is {what}, which this parser does not read \
-                     ({version} file)"
-                ),
-                None => format!("type byte {other} is not a value type of {version}"),
-            };
-            return fail(Fail::new(i, ErrorKind::UnknownType, "value", detail));
-        }
+    };
+    Ok((rest, zset(repr, ctx)))
+}
+
+/// Types 4, 9, 13 and 16: hashes without field TTLs.
+fn parse_hash<'data>(i: &'data [u8], type_id: u8, ctx: Ctx<'data>) -> PResult<'data, Value<'data>> {
+    use crate::format::type_id as t;
+    if type_id == t::HASH {
+        let (rest, (n, body)) = strings_n(i, 2)?;
+        return Ok((rest, hash(HashRepr::Hashtable { count: n, body }, ctx)));
+    }
+    let (rest, b) = blob(i)?;
+    let repr = match type_id {
+        t::HASH_ZIPMAP => HashRepr::Zipmap(b),
+        t::HASH_ZIPLIST => HashRepr::Ziplist(b),
+        _ => HashRepr::Listpack(b),
+    };
+    Ok((rest, hash(repr, ctx)))
+}
+
+/// Valkey 9's type 22.
+fn parse_hash2<'data>(i: &'data [u8], ctx: Ctx<'data>) -> PResult<'data, Value<'data>> {
+    let (mut rest, n) = count(i, 10, "hash")?;
+    let start = rest;
+    for _ in 0..n {
+        rest = string(rest)?.0;
+        rest = string(rest)?.0;
+        rest = ms_time(rest)?.0;
+    }
+    let body = consumed(start, rest);
+    Ok((rest, hash(HashRepr::Hash2 { count: n, body }, ctx)))
+}
+
+/// Redis' hash-field TTL types: 24 and 25, and their 7.4 release-candidate forms 22 and 23
+/// (no minimum expiry in front).
+fn parse_hash_with_ttls<'data>(
+    i: &'data [u8],
+    type_id: u8,
+    ctx: Ctx<'data>,
+) -> PResult<'data, Value<'data>> {
+    use crate::format::type_id as t;
+    let pre_ga = matches!(
+        type_id,
+        t::HASH_METADATA_PRE_GA | t::HASH_LISTPACK_EX_PRE_GA
+    );
+    let (rest, min_expire) = if pre_ga {
+        (i, None)
+    } else {
+        let (r, m) = ms_time(i)?;
+        (r, Some(m))
+    };
+    if matches!(type_id, t::HASH_LISTPACK_EX_PRE_GA | t::HASH_LISTPACK_EX) {
+        let (rest, b) = blob(rest)?;
+        return Ok((
+            rest,
+            hash(
+                HashRepr::ListpackEx {
+                    blob: b,
+                    min_expire,
+                },
+                ctx,
+            ),
+        ));
+    }
+    let (mut rest, n) = count(rest, 3, "hash")?;
+    let start = rest;
+    for _ in 0..n {
+        rest = len(rest)?.0;
+        rest = string(rest)?.0;
+        rest = string(rest)?.0;
+    }
+    let body = consumed(start, rest);
+    Ok((
+        rest,
+        hash(
+            HashRepr::Metadata {
+                count: n,
+                body,
+                min_expire,
+            },
+            ctx,
+        ),
+    ))
+}
+
+/// Why `type_id` is not a value type of a `version` file, or `None` when it is one
+/// ([`parse`] reads it, or refuses it for a reason of its own).
+pub(crate) fn unknown_type(type_id: u8, version: Version) -> Option<String> {
+    use crate::format::type_id as t;
+    if matches!(type_id, t::STRING..=t::MODULE_2 | t::HASH_ZIPMAP..=t::STREAM_LISTPACKS_4) {
+        return None;
+    }
+    Some(match t::introduced_after_13(type_id) {
+        Some(what) => format!(
+            "{what}, which this parser does not read ({version} file; the last type it \
+             reads is 26, Redis 8.6's stream)"
+        ),
+        None => format!(
+            "not a value type of any Redis or Valkey release ({version} file; the last type \
+             this parser reads is 26, Redis 8.6's stream, and Redis' source defines none \
+             above 33): the file may come from a newer server or a proprietary fork such as \
+             Redis Enterprise"
+        ),
     })
+}
+
+/// The error for an unknown type byte at `offset`. A type a later Redis defines is
+/// followed by its key, which is named when it reads as one.
+pub(crate) fn unknown_type_error(
+    type_id: u8,
+    offset: u64,
+    detail: String,
+    after_type: &[u8],
+    db: u64,
+) -> Error {
+    let err = Error::unknown_type(type_id, offset, detail);
+    if crate::format::type_id::introduced_after_13(type_id).is_none() {
+        return err;
+    }
+    match string(after_type).ok().and_then(|(_, k)| k.decode().ok()) {
+        Some(key) => err.in_key(db, &key),
+        None => err,
+    }
 }
 
 /// The bytes between `start` and `rest` (a prefix of `start`).
@@ -349,10 +431,6 @@ fn strings_n(i: &[u8], per: u64) -> PResult<'_, (u64, &[u8])> {
         rest = string(rest)?.0;
     }
     Ok((rest, (n, consumed(start, rest))))
-}
-
-fn strings(i: &[u8], per: u64) -> PResult<'_, (u64, &[u8])> {
-    strings_n(i, per)
 }
 
 /// Decodes the next RDB string of a body as an element.

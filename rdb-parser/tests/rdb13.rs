@@ -263,19 +263,66 @@ fn types_after_13_stop_naming_the_type_and_its_version() {
             .err()
             .unwrap_or_else(|| panic!("type {t} parsed"));
         assert_eq!(*err.kind(), ErrorKind::UnknownType);
+        assert_eq!(err.type_byte(), Some(t));
         let text = err.to_string();
-        assert!(text.contains(&format!("type byte {t}")), "{text}");
+        assert!(
+            text.starts_with(&format!("unknown value type {t} in key \"k\"")),
+            "{text}"
+        );
         assert!(text.contains(words), "{text}");
+        assert!(
+            text.contains("Redis 8.8") || text.contains("after RDB 13"),
+            "{text}"
+        );
         assert_eq!(err.key(), Some(&b"k"[..]), "{text}");
+        // The offset is the type byte's: header 9, SELECTDB 2.
+        assert_eq!(err.offset(), 11, "{text}");
     }
-    let data = file(b"REDIS0013", &key(60, b"k", &[0]));
-    let text = items(&data)
+}
+
+/// A type byte no Redis defines (107, which a Redis Enterprise file held at byte 280)
+/// is reported as such at its own offset, not as whatever the bytes after it fail as.
+#[test]
+fn an_unknown_type_byte_is_named_at_its_offset_whatever_follows() {
+    for (t, after) in [
+        (107u8, &[0xC3, 0x7F][..]), // would read as a truncated LZF "key"
+        (107, &[]),
+        (8, &[1, b'k', 0]),
+        (60, &[0x40]),
+        (242, &[1, b'k']),
+    ] {
+        let mut body = vec![t];
+        body.extend_from_slice(after);
+        let data = file(b"REDIS0013", &body);
+        let err = items(&data)
+            .err()
+            .unwrap_or_else(|| panic!("type {t} parsed"));
+        let text = err.to_string();
+        assert_eq!(*err.kind(), ErrorKind::UnknownType, "{text}");
+        assert!(
+            text.starts_with(&format!("unknown value type {t} at byte 11: ")),
+            "{text}"
+        );
+        assert!(
+            text.contains("the last type this parser reads is 26"),
+            "{text}"
+        );
+        assert!(
+            text.contains("newer server or a proprietary fork"),
+            "{text}"
+        );
+        assert_eq!(err.key(), None, "{text}");
+    }
+    // Opcodes of a later version are unknown types in an older file.
+    let mut data = b"REDIS0008".to_vec();
+    data.extend_from_slice(&[0xFE, 0, 0xF7, 0, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let err = items(&data)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
-        text.contains("type byte 60 is not a value type of RDB 13"),
-        "{text}"
+        err.starts_with("unknown value type 247 at byte 11"),
+        "{err}"
     );
 }
 

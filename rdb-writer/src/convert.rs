@@ -1088,6 +1088,15 @@ fn encode_entry(
         ));
     }
     Ok(match &entry.value {
+        Value::Module(m) if m.is_vector_set() => {
+            use crate::vectorset::{plan, VectorSetStep};
+            match plan(m, opts.modules, target).map_err(in_key)? {
+                VectorSetStep::Keep => Encoded::Same,
+                VectorSetStep::Rewrite(bytes) => Encoded::New(entry.type_id, bytes),
+                VectorSetStep::Drop(reason) => Encoded::Dropped(LossKind::ModuleValue, reason),
+                VectorSetStep::Refuse(reason) => return Err(fail(reason, LossKind::ModuleValue)),
+            }
+        }
         Value::Module(m) => match opts.keep_modules() {
             Some(true) => Encoded::Same,
             Some(false) => Encoded::Dropped(

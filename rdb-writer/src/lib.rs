@@ -48,6 +48,7 @@ pub mod profile;
 pub mod server;
 pub mod slot;
 pub mod value;
+mod vectorset;
 mod writer;
 pub mod ziplist;
 

@@ -24,6 +24,9 @@ pub struct TargetProfile {
     /// Databases the target keeps: `Some(1)` means db 0 only (cluster modes).
     pub databases: Option<u64>,
     pub modules: ModuleSupport,
+    /// Vector sets (`VADD`), built into Redis 8.0+: the newest HNSW node serialization
+    /// version the target's loader reads (0 for 8.0-8.4, 1 for 8.6), `None` without them.
+    pub vector_sets: Option<u8>,
 }
 
 const fn profile(
@@ -39,7 +42,14 @@ const fn profile(
         description,
         databases,
         modules,
+        vector_sets: None,
     }
+}
+
+/// A profile of a Redis with vector sets built in, loading nodes up to `node_version`.
+const fn with_vector_sets(mut p: TargetProfile, node_version: u8) -> TargetProfile {
+    p.vector_sets = Some(node_version);
+    p
 }
 
 use ModuleSupport::{Bundled, Loaded, None as NoModules};
@@ -52,8 +62,8 @@ pub const PROFILES: &[TargetProfile] = &[
     profile("redis-7.0", Version::redis(10), Some(16), Loaded, "Redis 7.0 (RDB 10)"),
     profile("redis-7.2", Version::redis(11), Some(16), Loaded, "Redis 7.2 (RDB 11)"),
     profile("redis-7.4", Version::redis(12), Some(16), Loaded, "Redis 7.4 (RDB 12, hash-field TTLs)"),
-    profile("redis-8.0", Version::redis(12), Some(16), Loaded, "Redis 8.0-8.4 (RDB 12)"),
-    profile("redis-8.6", Version::redis(13), Some(16), Loaded, "Redis 8.6 (RDB 13, stream IDMP state)"),
+    with_vector_sets(profile("redis-8.0", Version::redis(12), Some(16), Loaded, "Redis 8.0-8.4 (RDB 12, vector sets)"), 0),
+    with_vector_sets(profile("redis-8.6", Version::redis(13), Some(16), Loaded, "Redis 8.6 (RDB 13, stream IDMP state, vector sets)"), 1),
     profile("valkey-7.2", Version::redis(11), Some(16), Loaded, "Valkey 7.2 (RDB 11)"),
     profile("valkey-8.0", Version::redis(11), Some(16), Loaded, "Valkey 8.0 (RDB 11)"),
     profile("valkey-8.1", Version::redis(11), Some(16), Loaded, "Valkey 8.1 (RDB 11)"),
@@ -128,6 +138,13 @@ impl TargetProfile {
             description: "a bare RDB version",
             databases: None,
             modules: ModuleSupport::Loaded,
+            // RDB 12 is also Redis 7.4's, which has no vector sets: the bare number is
+            // taken as the Redis 8 that writes it, as with the modules its operator loads.
+            vector_sets: match number {
+                12 => Some(0),
+                13 => Some(1),
+                _ => None,
+            },
         })
     }
 
@@ -207,6 +224,15 @@ mod tests {
             r80.map(|p| p.loads_type(type_id::STREAM_LISTPACKS_4)),
             Some(false)
         );
+        assert_eq!(r80.and_then(|p| p.vector_sets), Some(0));
+        assert_eq!(r86.and_then(|p| p.vector_sets), Some(1));
+        for name in ["redis-7.4", "valkey-9.0", "azure-managed-redis"] {
+            assert_eq!(
+                TargetProfile::named(name).map(|p| p.vector_sets),
+                Some(None),
+                "{name}"
+            );
+        }
         let v9 = TargetProfile::named("valkey-9.0");
         assert_eq!(
             v9.map(|p| p.loads_type(type_id::HASH_METADATA)),

@@ -18,6 +18,7 @@ use crate::Failure;
 pub mod jsonl;
 pub mod resp;
 pub mod restore;
+pub mod vectorset;
 
 pub use jsonl::{write_key, write_value};
 
@@ -265,7 +266,7 @@ pub type ModuleCommands = fn(
 ) -> Result<(), resp::NativeError>;
 
 /// Module types rendered beyond the opaque blob.
-pub const MODULE_TYPES: &[ModuleType] = &[];
+pub const MODULE_TYPES: &[ModuleType] = &[vectorset::TYPE];
 
 /// The rendering of `m`'s module type, if it has one.
 pub fn module_type(m: &Module<'_>) -> Option<&'static ModuleType> {

@@ -222,6 +222,8 @@ pub struct NativeOptions {
     pub stream_idmp_policy: StreamIdmpPolicy,
     /// "Now" for [`FieldTtlPolicy::DropExpired`], Unix ms.
     pub now_ms: i64,
+    /// VADD exists (vector sets, Redis 8.0+).
+    pub vector_sets: bool,
 }
 
 impl NativeOptions {
@@ -235,6 +237,7 @@ impl NativeOptions {
             stream_idmp: target.loads_type(rdb_parser::format::type_id::STREAM_LISTPACKS_4),
             stream_metadata: rdb_writer::profile::is_valkey(v) || v.number >= 10,
             create_consumer: !before_6_2,
+            vector_sets: target.vector_sets.is_some(),
             ..NativeOptions::default()
         }
     }
@@ -253,6 +256,7 @@ impl Default for NativeOptions {
             stream_idmp: true,
             stream_idmp_policy: StreamIdmpPolicy::Error,
             now_ms: 0,
+            vector_sets: true,
         }
     }
 }

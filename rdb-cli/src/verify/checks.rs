@@ -116,7 +116,8 @@ pub fn check_value(entry: &Entry<'_>, data: &[u8]) -> Vec<Problem> {
         Value::ZSet(z) => check_zset(entry, z, &mut problems),
         Value::Hash(h) => check_hash(entry, h, &mut problems),
         Value::Stream(s) => check_stream(entry, s, &mut problems),
-        Value::Module(_) => Ok(()),
+        // Vector sets are decoded and their graph checked; other modules are opaque.
+        Value::Module(_) => entry.value.decode_all().map(|_| ()),
     };
     if let Err(e) = result {
         problems.push(Problem::from_error(&e, Some(entry)));
