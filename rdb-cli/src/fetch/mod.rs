@@ -334,8 +334,8 @@ impl Replica {
                 if err.starts_with("NOAUTH") {
                     return Err(Failure::Refused(format!(
                         "{}: the server needs a password ({err}); give it in the URL \
-                         (redis://:PASSWORD@host:port), --password-file or \
-                         $RDBKIT_REDIS_PASSWORD",
+                         (redis://:PASSWORD@host:port), --password-file, \
+                         $RDBKIT_REDIS_PASSWORD or --ask-password",
                         self.addr
                     )));
                 }

@@ -76,8 +76,8 @@ impl TargetUrl {
         if user.is_some() && password.is_none() {
             // Not echoed: `redis://SECRET@host` is a common slip for `redis://:SECRET@host`.
             return Err("--to: the URL names a user but no password; use \
-                 redis://USER:PASSWORD@host (or the password in $RDBKIT_REDIS_PASSWORD), or \
-                 redis://:PASSWORD@host for the default user. Without a password rdbkit would \
+                 redis://USER:PASSWORD@host, --password-file, $RDBKIT_REDIS_PASSWORD or \
+                 --ask-password (a prompt), or redis://:PASSWORD@host for the default user. Without a password rdbkit would \
                  connect as the default user, not the one named"
                 .to_owned());
         }
