@@ -1060,9 +1060,11 @@ struct VsetParts {
     id: u64,
     head: Vec<u64>,
     projection: Option<(u64, Vec<u8>)>,
-    /// name, attributes (`None`: the flag is off; `Some(empty)`: none), vector, params.
-    elements: Vec<(Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u64>)>,
+    elements: Vec<VsetElement>,
 }
+
+/// name, attributes (`None`: the flag is off; `Some(empty)`: none), vector, params.
+type VsetElement = (Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u64>);
 
 fn module_uint(out: &mut Vec<u8>, v: u64) {
     rdb_writer::encode::length(out, 2);
