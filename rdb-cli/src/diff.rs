@@ -10,10 +10,11 @@
 //! Canonical values: a string's bytes; a list in order; a set, hash or sorted set as the
 //! multiset of its members (a commutative sum of per-member digests, so no sorting and no
 //! memory); a stream by its entries in order plus its groups (last ID, PEL, consumers'
-//! pending IDs, IDMP state); a vector set by its header and the set of its elements (name,
-//! attributes, stored vector), not its graph. A bucket whose records would not fit `memory_limit` is split
-//! again with another hash seed, so memory stays bounded for inputs of any size. Function
-//! libraries and module aux data are compared beside the keys, by name.
+//! pending IDs, IDMP state); a vector set by its header and the multiset of its elements
+//! (name, attributes, stored vector), not its graph. A bucket whose records would not fit
+//! `memory_limit` is split again with another hash seed, so memory stays bounded for
+//! inputs of any size. Function libraries and module aux data are compared beside the
+//! keys, by name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
