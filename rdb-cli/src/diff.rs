@@ -10,16 +10,18 @@
 //! Canonical values: a string's bytes; a list in order; a set, hash or sorted set as the
 //! multiset of its members (a commutative sum of per-member digests, so no sorting and no
 //! memory); a stream by its entries in order plus its groups (last ID, PEL, consumers'
-//! pending IDs, IDMP state). A bucket whose records would not fit `memory_limit` is split
-//! again with another hash seed, so memory stays bounded for inputs of any size. Function
-//! libraries and module aux data are compared beside the keys, by name.
+//! pending IDs, IDMP state); a vector set by its header and the multiset of its elements
+//! (name, attributes, stored vector), not its graph. A bucket whose records would not fit
+//! `memory_limit` is split again with another hash seed, so memory stays bounded for
+//! inputs of any size. Function libraries and module aux data are compared beside the
+//! keys, by name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
-use rdb_parser::{Element, Entry, Function, Item, ModuleAux, ParserBuilder, Value};
+use rdb_parser::{Element, Entry, Function, Item, ModuleAux, ParserBuilder, Value, VectorSet};
 use rdb_pipeline::Spanned;
 use rdb_writer::filter::Filter;
 use xxhash_rust::xxh3::{xxh3_64_with_seed, Xxh3};
@@ -622,14 +624,63 @@ fn digest(
                 }));
             }
         }
-        Value::Module(_) => {
-            piece(&mut h, raw_value);
-            count = 1;
-        }
+        Value::Module(m) => match m.vector_set() {
+            Some(set) => {
+                let set = set?;
+                h.update(b"vectorset");
+                count = vector_set_digest(&mut h, &set, &mut sum)?;
+            }
+            None => {
+                piece(&mut h, raw_value);
+                count = 1;
+            }
+        },
     }
     h.update(&sum.to_le_bytes());
     h.update(&count.to_le_bytes());
     Ok((h.digest128(), count, small))
+}
+
+/// A vector set by its content: the header (dimension, quantization, M, the REDUCE
+/// projection) into `h`, and each element (name, attributes, stored vector with its norm
+/// and Q8 range) as a member digest added to `sum`. The graph (node ids, levels, links,
+/// 8.6's worst-link words) is left out: `convert` rewrites it for older targets, and a
+/// save after a load stores the elements in reverse order. Returns the element count.
+fn vector_set_digest(
+    h: &mut Xxh3,
+    set: &VectorSet<'_>,
+    sum: &mut u128,
+) -> Result<u64, rdb_parser::Error> {
+    h.update(&set.dim().to_le_bytes());
+    h.update(set.quantization().name().as_bytes());
+    h.update(&set.m().to_le_bytes());
+    if let Some(p) = set.projection() {
+        h.update(b"projection");
+        h.update(&p.input_dim().to_le_bytes());
+        for x in p.matrix()? {
+            h.update(&x.to_bits().to_le_bytes());
+        }
+    }
+    let mut count = 0u64;
+    for e in set.elements() {
+        let e = e?;
+        *sum = sum.wrapping_add(member_digest(|m| {
+            piece(m, e.name());
+            match e.attributes() {
+                Some(a) => {
+                    m.update(b"+");
+                    piece(m, a);
+                }
+                None => m.update(b"-"),
+            }
+            let v = e.vector();
+            piece(m, v.stored());
+            m.update(&v.l2().to_bits().to_le_bytes());
+            m.update(&v.range().to_bits().to_le_bytes());
+        }));
+        count += 1;
+    }
+    Ok(count)
 }
 
 fn record(entry: &Entry<'_>, db: u64) -> Result<Record, rdb_parser::Error> {

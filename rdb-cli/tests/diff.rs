@@ -1,9 +1,11 @@
 //! `rdbkit diff`: converted copies compare equal, each injected change is reported
 //! exactly, and bucketed comparison (temporary files, re-split buckets) gives the same
-//! answer as an in-memory one.
+//! answer as an in-memory one. Vector sets compare by content: against their conversion
+//! for Redis 8.0, edited copies, and copies real 8.0 and 8.6 servers saved again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+mod servers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -1044,4 +1046,343 @@ fn stream_idmp_state_is_compared() {
     assert!(found.iter().all(|d| d.value_changed));
     // Streams untouched by IDMP (stream:plain) compare equal to their 7.4 copies.
     assert!(summary.equal > 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Vector sets: compared by content, not by their bytes
+
+fn vectorset_fixture() -> Vec<u8> {
+    let p = fixtures_dir().join("redis-8.6/vectorsets.rdb");
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A vector set's parts, decoded, to be re-encoded with changes.
+#[derive(Clone)]
+struct VsetParts {
+    id: u64,
+    head: Vec<u64>,
+    projection: Option<(u64, Vec<u8>)>,
+    elements: Vec<VsetElement>,
+}
+
+/// name, attributes (`None`: the flag is off; `Some(empty)`: none), vector, params.
+type VsetElement = (Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u64>);
+
+fn module_uint(out: &mut Vec<u8>, v: u64) {
+    rdb_writer::encode::length(out, 2);
+    rdb_writer::encode::length(out, v);
+}
+
+fn module_string(out: &mut Vec<u8>, s: &[u8]) {
+    rdb_writer::encode::length(out, 5);
+    rdb_writer::encode::length(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+impl VsetParts {
+    fn of(m: &rdb_parser::Module<'_>) -> VsetParts {
+        let set = m.vector_set().expect("a vector set").expect("decodes");
+        let has_attrs = set.has_attributes();
+        let quant = match set.quantization() {
+            rdb_parser::Quantization::NoQuant => 0,
+            rdb_parser::Quantization::Q8 => 1,
+            rdb_parser::Quantization::Bin => 2,
+        };
+        let flags = u64::from(set.projection().is_some()) | u64::from(has_attrs) << 1;
+        let projection = set.projection().map(|p| {
+            let m: Vec<u8> = p
+                .matrix()
+                .unwrap()
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            (u64::from(p.input_dim()), m)
+        });
+        let elements = set
+            .elements()
+            .map(|e| {
+                let e = e.unwrap();
+                let attrs = has_attrs.then(|| e.attributes().unwrap_or_default().to_vec());
+                let params = e.hnsw_params(e.node_version()).unwrap();
+                (
+                    e.name().to_vec(),
+                    attrs,
+                    e.vector().stored().to_vec(),
+                    params,
+                )
+            })
+            .collect();
+        VsetParts {
+            id: m.id.0,
+            head: vec![
+                u64::from(set.dim()),
+                set.len(),
+                quant | u64::from(set.m()) << 8,
+                flags,
+            ],
+            projection,
+            elements,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        rdb_writer::encode::length(&mut out, self.id);
+        for (i, v) in self.head.iter().enumerate() {
+            // The count follows the elements actually written.
+            module_uint(
+                &mut out,
+                if i == 1 {
+                    self.elements.len() as u64
+                } else {
+                    *v
+                },
+            );
+        }
+        if let Some((input_dim, matrix)) = &self.projection {
+            module_uint(&mut out, *input_dim);
+            module_string(&mut out, matrix);
+        }
+        for (name, attrs, vector, params) in &self.elements {
+            module_string(&mut out, name);
+            if let Some(a) = attrs {
+                module_string(&mut out, a);
+            }
+            module_string(&mut out, vector);
+            module_uint(&mut out, params.len() as u64);
+            for p in params {
+                module_uint(&mut out, *p);
+            }
+        }
+        rdb_writer::encode::length(&mut out, 0);
+        out
+    }
+}
+
+/// The vector sets of the 8.6 fixture, by key.
+fn fixture_sets(data: &[u8]) -> Vec<(Vec<u8>, VsetParts)> {
+    let mut out = Vec::new();
+    for item in ParserBuilder::new().parse(data).unwrap() {
+        if let rdb_parser::Item::Key(k) = item.unwrap() {
+            if let rdb_parser::Value::Module(m) = &k.value {
+                out.push((k.key.to_vec(), VsetParts::of(m)));
+            }
+        }
+    }
+    out
+}
+
+/// An RDB 13 file of module keys in db 0 (checksum 0: not computed).
+fn module_file(keys: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = b"REDIS0013\xfe\x00".to_vec();
+    for (key, value) in keys {
+        out.push(type_id::MODULE_2);
+        rdb_writer::encode::length(&mut out, key.len() as u64);
+        out.extend_from_slice(key);
+        out.extend_from_slice(value);
+    }
+    out.push(0xff);
+    out.extend_from_slice(&[0; 8]);
+    out
+}
+
+/// Converted for Redis 8.0, every node is rewritten in 8.0's format (the bytes differ),
+/// and the sets compare equal.
+#[test]
+fn vector_sets_converted_for_redis_8_0_are_equal() {
+    let data = vectorset_fixture();
+    let profile = TargetProfile::named("redis-8.0").unwrap().clone();
+    let opts = ConvertOptions::new(profile);
+    let (out, _) = convert(
+        &data,
+        &ParserBuilder::new(),
+        &opts,
+        Vec::new(),
+        &mut |_| Ok(()),
+        &mut |_| {},
+    )
+    .expect("convert");
+    let (a, b) = (fixture_sets(&data), fixture_sets(&out));
+    assert_eq!(a.len(), 7);
+    let rewritten = a
+        .iter()
+        .zip(&b)
+        .filter(|((_, x), (_, y))| x.encode() != y.encode())
+        .count();
+    assert_eq!(rewritten, 7, "every set's bytes differ after the rewrite");
+    let (summary, found) = run(&data, &out, &DiffOptions::default());
+    assert!(found.is_empty(), "{found:?}");
+    assert!(summary.equal_snapshots());
+    assert_eq!(summary.equal, 8);
+}
+
+/// The same elements in another order (a save after a load reverses them) are the same
+/// set; a changed attribute, name, stored vector, norm, projection or a missing element
+/// is a difference in value of exactly that key.
+#[test]
+fn vector_sets_compare_by_content() {
+    let data = vectorset_fixture();
+    let sets = fixture_sets(&data);
+    let file = |edit: &dyn Fn(&[u8], &mut VsetParts)| {
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = sets
+            .iter()
+            .map(|(k, p)| {
+                let mut p = p.clone();
+                edit(k, &mut p);
+                (k.clone(), p.encode())
+            })
+            .collect();
+        module_file(&keys)
+    };
+    let original = file(&|_, _| {});
+    let (summary, found) = run(
+        &original,
+        &file(&|_, p| p.elements.reverse()),
+        &DiffOptions::default(),
+    );
+    assert!(found.is_empty() && summary.equal_snapshots(), "{found:?}");
+    assert_eq!(summary.equal, 7);
+
+    type Edit = Box<dyn Fn(&mut VsetParts)>;
+    let edits: Vec<(&str, &[u8], Edit)> = vec![
+        (
+            "attribute",
+            b"vset:attrs",
+            Box::new(|p| p.elements[1].1 = Some(br#"{"n":99}"#.to_vec())),
+        ),
+        (
+            "attribute removed",
+            b"vset:attrs",
+            Box::new(|p| {
+                let e = p.elements.iter_mut();
+                let mut with = e.filter(|e| e.1.as_ref().is_some_and(|a| !a.is_empty()));
+                with.next().unwrap().1 = Some(Vec::new());
+            }),
+        ),
+        (
+            "element name",
+            b"vset:q8",
+            Box::new(|p| p.elements[2].0 = b"renamed".to_vec()),
+        ),
+        (
+            "stored vector",
+            b"vset:bin",
+            Box::new(|p| p.elements[0].2[0] ^= 1),
+        ),
+        (
+            "norm",
+            b"vset:noquant",
+            Box::new(|p| {
+                let last = p.elements[0].3.len() - 1;
+                p.elements[0].3[last] ^= 1 << 20;
+            }),
+        ),
+        (
+            "projection",
+            b"vset:reduce",
+            Box::new(|p| p.projection.as_mut().unwrap().1[0] ^= 1),
+        ),
+        (
+            "element removed",
+            b"vset:deleted",
+            Box::new(|p| {
+                p.elements.pop();
+            }),
+        ),
+    ];
+    for (what, key, edit) in &edits {
+        let changed = file(&|k, p| {
+            if k == *key {
+                edit(p)
+            }
+        });
+        let (summary, found) = run(&original, &changed, &DiffOptions::default());
+        assert_eq!(found.len(), 1, "{what}: {found:?}");
+        let d = &found[0];
+        assert_eq!(&d.key[..], *key, "{what}");
+        assert!(
+            d.value_changed && !d.type_changed && !d.ttl_changed,
+            "{what}"
+        );
+        assert_eq!(d.a.as_ref().unwrap().type_name, "module");
+        assert!(!summary.equal_snapshots(), "{what}");
+        let mut text = Vec::new();
+        d.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(&String::from_utf8_lossy(key).into_owned()) && text.contains("value"),
+            "{what}: {text}"
+        );
+    }
+}
+
+/// Real servers: the fixture loaded by Redis 8.6 (and, converted, by 8.0) and saved again
+/// (a load reverses the element order; 8.0 writes its own node format) is equal to the
+/// fixture; after `VSETATTR` and `VREM` on the server, exactly those two keys differ.
+#[test]
+fn vector_sets_saved_again_by_real_servers() {
+    let Some(entries) = servers::manifest() else {
+        return;
+    };
+    let data = vectorset_fixture();
+    let mut checked = 0;
+    for entry in entries
+        .iter()
+        .filter(|e| e.name == "redis-8.0" || e.name == "redis-8.6")
+    {
+        let input = if entry.name == "redis-8.6" {
+            data.clone()
+        } else {
+            let profile = TargetProfile::named(&entry.name).unwrap().clone();
+            let opts = ConvertOptions::new(profile);
+            let (out, _) = convert(
+                &data,
+                &ParserBuilder::new(),
+                &opts,
+                Vec::new(),
+                &mut |_| Ok(()),
+                &mut |_| {},
+            )
+            .expect("convert");
+            out
+        };
+        let tmp = servers::TempDir::new("diff-vset");
+        let dump = tmp.path().join("dump.rdb");
+        std::fs::write(&dump, &input).unwrap();
+        let mut server = servers::Server::start(entry, tmp.path()).unwrap();
+        let mut c =
+            servers::Resp::connect(server.port(), std::time::Duration::from_secs(5)).unwrap();
+        let mut cmd = |args: &[&[u8]]| {
+            let reply = c.command(args).unwrap();
+            assert!(!matches!(reply, servers::Reply::Error(_)), "{reply:?}");
+        };
+        cmd(&[b"SAVE"]);
+        let saved = std::fs::read(&dump).unwrap();
+        let order = |file: &[u8]| {
+            fixture_sets(file)
+                .into_iter()
+                .map(|(_, p)| p.elements.into_iter().map(|e| e.0).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(order(&data), order(&saved), "{}: same order", entry.name);
+        let (summary, found) = run(&data, &saved, &DiffOptions::default());
+        assert!(
+            found.is_empty() && summary.equal_snapshots(),
+            "{}: {found:?}",
+            entry.name
+        );
+
+        cmd(&[b"VSETATTR", b"vset:attrs", b"a1", br#"{"n":100}"#]);
+        cmd(&[b"VREM", b"vset:q8", b"e3"]);
+        cmd(&[b"SAVE"]);
+        server.stop();
+        let edited = std::fs::read(&dump).unwrap();
+        let (_, found) = run(&data, &edited, &DiffOptions::default());
+        let mut keys: Vec<&[u8]> = found.iter().map(|d| &d.key[..]).collect();
+        keys.sort();
+        assert_eq!(keys, [&b"vset:attrs"[..], b"vset:q8"], "{}", entry.name);
+        assert!(found.iter().all(|d| d.value_changed && !d.type_changed));
+        checked += 1;
+    }
+    eprintln!("{checked} servers re-saved the vector sets");
 }

@@ -579,6 +579,31 @@ impl<'data> VectorSetElement<'data> {
         self.node.version
     }
 
+    /// The link capacity (`max_links`) stored for layer `layer` of the node; `None` above
+    /// its level.
+    pub fn max_links(&self, layer: u8) -> Option<u64> {
+        if layer > self.node.level {
+            return None;
+        }
+        let mut walk = ParamWalk::new(self.node.raw);
+        walk.next_param()?;
+        walk.next_param()?;
+        for l in 0..=layer {
+            let num = walk.next_param()?;
+            let max = walk.next_param()?;
+            if l == layer {
+                return Some(max);
+            }
+            for _ in 0..num {
+                walk.next_param()?;
+            }
+            if self.node.version >= 1 {
+                walk.next_param()?;
+            }
+        }
+        None
+    }
+
     /// The name, attributes and vector opcodes as stored, for writers that re-encode the
     /// graph.
     pub fn strings_raw(&self) -> &'data [u8] {
