@@ -452,3 +452,153 @@ fn key_meta_goes_into_8_6_payloads_and_is_reported_elsewhere() {
         server.log_tail(20)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Vector sets too large to format whole
+
+/// A module opcode stream's unsigned field (opcode 2).
+fn module_uint(out: &mut Vec<u8>, n: u64) {
+    rdb_writer::encode::length(out, 2);
+    rdb_writer::encode::length(out, n);
+}
+
+/// A module opcode stream's string field (opcode 5).
+fn module_string(out: &mut Vec<u8>, s: &[u8], compression: Compression) {
+    rdb_writer::encode::length(out, 2 + 3);
+    rdb_writer::encode::string(out, s, compression);
+}
+
+/// A Redis 8.6 file holding one NOQUANT vector set `key` of `elements` elements of `dim`
+/// dimensions, a chain graph (node n linked both ways to n - 1 and n + 1), element n named
+/// `e{n}` and stored n-th (the file holds the newest first, so `e1` was added last), with
+/// attributes on every third one. Vectors are each element's own (constant,
+/// so LZF packs them when `compression` allows).
+fn vector_set_file(key: &[u8], elements: u64, dim: usize, compression: Compression) -> Vec<u8> {
+    let mut v = Vec::new();
+    let id = rdb_parser::ModuleId::from_name("vectorset", 0).unwrap();
+    rdb_writer::encode::length(&mut v, id.0);
+    module_uint(&mut v, dim as u64);
+    module_uint(&mut v, elements);
+    module_uint(&mut v, 16 << 8); // NOQUANT, M 16
+    module_uint(&mut v, 2); // attributes, no projection
+    for n in 1..=elements {
+        module_string(&mut v, format!("e{n:07}").as_bytes(), compression);
+        let attrs = if n % 3 == 0 {
+            format!("{{\"n\":{n},\"s\":\"é\"}}")
+        } else {
+            String::new()
+        };
+        module_string(&mut v, attrs.as_bytes(), compression);
+        let component = (n as f32 / elements as f32 - 0.5).to_le_bytes();
+        module_string(&mut v, &component.repeat(dim), compression);
+        let links: Vec<u64> = [n - 1, n + 1]
+            .into_iter()
+            .filter(|l| (1..=elements).contains(l))
+            .collect();
+        // id, version 1 and level 0, one layer (links, capacity, ids, worst link), l2.
+        let mut params = vec![n, 1 << 24, links.len() as u64, 32];
+        params.extend(&links);
+        params.extend([0, u64::from(3.0f32.to_bits())]);
+        module_uint(&mut v, params.len() as u64);
+        for p in params {
+            module_uint(&mut v, p);
+        }
+    }
+    rdb_writer::encode::length(&mut v, 0); // EOF opcode
+    let mut w = Writer::new(Vec::new(), rdb_parser::Version::redis(13)).unwrap();
+    w.select_db(0).unwrap();
+    w.key_value(rdb_parser::format::type_id::MODULE_2, key, &v)
+        .unwrap();
+    w.finish().unwrap()
+}
+
+/// Two vector sets that cannot be formatted whole: one whose stored value passes the 8 MB
+/// threshold (formatted on the writing thread from the start), and one small in the file
+/// (LZF) whose JSON and commands pass it (a worker gives up, the writing thread redoes
+/// it). Their jsonl lines equal the in-memory formatter's, and their VADDs go out oldest
+/// first (the reverse of the file), across the blocks the backward walk decodes.
+#[test]
+fn huge_vector_sets_export_in_pieces_exactly_as_whole() {
+    let cases = [
+        (
+            vector_set_file(b"stored-big", 150_000, 8, Compression::None),
+            150_000,
+            true,
+        ),
+        (
+            vector_set_file(b"formatted-big", 40_000, 64, Compression::Lzf),
+            40_000,
+            false,
+        ),
+    ];
+    for (data, elements, stored_big) in &cases {
+        let parser = ParserBuilder::new();
+        let entry = parser
+            .parse(data)
+            .unwrap()
+            .find_map(|i| match i.unwrap() {
+                Item::Key(e) => Some(e),
+                _ => None,
+            })
+            .unwrap();
+        let stored = entry.raw_value.len();
+        assert_eq!(stored > 8 << 20, *stored_big, "{stored} stored bytes");
+        let mut whole = Vec::new();
+        rdb_cli::export::write_key(&mut whole, &entry).unwrap();
+        whole.push(b'\n');
+        assert!(whole.len() > 8 << 20, "{} bytes of JSON", whole.len());
+
+        let mut out = Vec::new();
+        rdb_cli::export::jsonl(data, &parser, &mut out, |_| ()).unwrap();
+        let lines: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines.len(), 2, "the header and the key");
+        assert!(
+            lines[1] == &whole[..],
+            "{stored} stored bytes: the line differs ({} vs {} bytes)",
+            lines[1].len(),
+            whole.len()
+        );
+        let json: serde_json::Value = serde_json::from_slice(lines[1]).unwrap();
+        let set = &json["value"]["vector_set"];
+        assert_eq!(set["elements"].as_array().unwrap().len(), *elements);
+        assert_eq!(set["elements"][0]["element"], "e0000001", "in file order");
+
+        let (commands, summary) = export(data, "resp", "redis-8.6", |_| ()).unwrap();
+        assert_eq!(summary.bytes, commands.len() as u64);
+        let vadds: Vec<Vec<Vec<u8>>> = requests(&commands)
+            .into_iter()
+            .filter(|c| c[0] == b"VADD")
+            .collect();
+        assert_eq!(
+            summary.records,
+            1 + *elements as u64,
+            "SELECT and the VADDs"
+        );
+        assert_eq!(vadds.len(), *elements);
+        // VADD key VALUES n v1..vn element NOQUANT [SETATTR json]
+        let names: Vec<u64> = vadds
+            .iter()
+            .map(|c| {
+                let n: usize = std::str::from_utf8(&c[3]).unwrap().parse().unwrap();
+                let name = std::str::from_utf8(&c[4 + n]).unwrap();
+                let at: u64 = name.strip_prefix('e').unwrap().parse().unwrap();
+                assert_eq!(c.len() > 6 + n, at % 3 == 0, "SETATTR on every third");
+                at
+            })
+            .collect();
+        let oldest_first: Vec<u64> = (1..=*elements as u64).rev().collect();
+        assert!(names == oldest_first, "VADDs out of order");
+
+        // The same commands built in memory.
+        let mut whole = rdb_cli::resp::select(0);
+        let native = NativeOptions::for_target(TargetProfile::named("redis-8.6").unwrap());
+        rdb_cli::resp::native_commands(&entry, &native, &mut |c| whole.extend_from_slice(&c))
+            .unwrap();
+        assert!(
+            commands == whole,
+            "{} vs {} bytes",
+            commands.len(),
+            whole.len()
+        );
+    }
+}

@@ -289,13 +289,28 @@ const BUFFERED_MAX: usize = 8 << 20;
 
 /// A line being formatted: a buffer and, for a huge value, where to write it out as it
 /// grows (an I/O error is kept for the end of the line, and the buffer still drained).
-struct Line<'b, 'o> {
+///
+/// What formats a value (here, or a [`super::ModuleType`]'s `json`) appends through the
+/// `Vec` it dereferences to, with [`Line::bytes`] for strings of any size, and calls
+/// [`Line::spill`] after each element of a collection: memory then stays at one piece
+/// whatever the value's size, and a worker gives up early on a line too long to hold.
+pub struct Line<'b, 'o> {
     buf: &'b mut Vec<u8>,
     out: Option<&'o mut dyn Write>,
     error: Option<std::io::Error>,
     /// A line without `out` grew past `max`: what it holds is incomplete.
     overflow: bool,
     max: usize,
+}
+
+impl std::fmt::Debug for Line<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Line")
+            .field("buffered", &self.buf.len())
+            .field("in_pieces", &self.out.is_some())
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::ops::Deref for Line<'_, '_> {
@@ -331,9 +346,10 @@ impl<'b> Line<'b, '_> {
     }
 
     /// Writes the buffer out once it holds a piece (only when formatting in pieces);
-    /// true when a worker's line gave up (the caller may stop early).
+    /// true when a worker's line gave up (the caller may stop early: what it appends
+    /// after that is thrown away, and the writing thread formats the value again).
     #[inline]
-    fn spill(&mut self) -> bool {
+    pub fn spill(&mut self) -> bool {
         if self.buf.len() >= PIECE_BYTES {
             self.drain();
             return self.capped(0);
@@ -363,7 +379,7 @@ impl<'b> Line<'b, '_> {
     }
 
     /// [`json::bytes`], in pieces when the line is written out as it grows.
-    fn bytes(&mut self, b: &[u8]) {
+    pub fn bytes(&mut self, b: &[u8]) {
         if self.capped(b.len()) {
             return;
         }
@@ -470,7 +486,7 @@ fn value_into(line: &mut Line<'_, '_>, value: &Value<'_>) -> Result<(), rdb_pars
             line.extend_from_slice(b",\"encver\":");
             json::int(line, m.id.encver());
             line.extend_from_slice(b",\"raw\":");
-            json::bytes(line, m.raw);
+            line.bytes(m.raw);
             line.push(b'}');
         }
     }

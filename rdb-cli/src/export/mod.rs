@@ -246,16 +246,24 @@ fn in_file_order<'data, F: ExportFormat>(
 /// How the formats render one module type beyond its opaque blob (`{"module", "encver",
 /// "raw"}` in JSON, no plain-command form): one file per module type, listed in
 /// [`MODULE_TYPES`].
+///
+/// Both hooks stream: a value may be far larger than memory allows to hold formatted, so
+/// `json` calls [`jsonl::Line::spill`] after each element (the line goes out in pieces
+/// on the writing thread) and `commands` hands each command to `emit` as it is built,
+/// holding no more than a bounded part of the value at once.
 #[derive(Debug, Clone, Copy)]
 pub struct ModuleType {
     /// The module type name as stored (9 characters), e.g. `vectorset`.
     pub name: &'static str,
     /// Appends the value of the key's JSON line (`value`).
-    pub json: fn(&mut Vec<u8>, &Module<'_>) -> Result<(), rdb_parser::Error>,
+    pub json: ModuleJson,
     /// Hands the plain commands that re-create the value of `key` to `emit` (the key's
     /// `DEL` and `PEXPIREAT` are written around them).
     pub commands: ModuleCommands,
 }
+
+/// [`ModuleType::json`]: the line being written, the value.
+pub type ModuleJson = fn(&mut jsonl::Line<'_, '_>, &Module<'_>) -> Result<(), rdb_parser::Error>;
 
 /// [`ModuleType::commands`]: key name, value, what the target has, where each command goes.
 pub type ModuleCommands = fn(

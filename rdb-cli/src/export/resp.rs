@@ -31,6 +31,10 @@ fn run(job: &mut Job<'_>) -> Result<Summary, Failure> {
     super::run(&Resp { o, native }, job)
 }
 
+/// The most command bytes a worker builds for one key before leaving it to the writing
+/// thread: the stored size does not bound the commands' size.
+const BUFFERED_MAX: usize = 8 << 20;
+
 struct Resp {
     o: TargetOptions,
     native: NativeOptions,
@@ -57,11 +61,22 @@ impl ExportFormat for Resp {
             commands: 0,
             losses: NativeLosses::default(),
         };
+        let mut overflow = false;
         let mut emit = |cmd: Vec<u8>| {
+            // Small in the file, huge as commands (LZF, a vector set's floats as text):
+            // given up, and left to the sink, which writes the commands one by one.
+            if overflow || k.bytes.len() + cmd.len() > BUFFERED_MAX {
+                overflow = true;
+                k.bytes = Vec::new();
+                return;
+            }
             k.bytes.extend_from_slice(&cmd);
             k.commands += 1;
         };
         k.losses = plain_commands(entry, &self.native, &mut emit)?;
+        if overflow {
+            return Ok(None);
+        }
         Ok(Some(k))
     }
 

@@ -13,8 +13,9 @@
 //! transpose: Redis' projection has orthonormal rows), which the target, building the
 //! same matrix, projects back to the stored vector.
 
-use rdb_parser::Module;
+use rdb_parser::{Module, VectorSet, VectorSetElement, VectorSetElements};
 
+use super::jsonl::Line;
 use super::resp::{NativeError, NativeOptions};
 use super::ModuleType;
 use crate::json;
@@ -35,65 +36,83 @@ fn number(out: &mut Vec<u8>, v: f32) {
     }
 }
 
-fn numbers(out: &mut Vec<u8>, values: &[f32]) {
-    out.push(b'[');
+/// How many numbers go into the line between two [`Line::spill`]s: a REDUCE matrix can
+/// hold millions.
+const NUMBERS_PER_SPILL: usize = 4096;
+
+/// A JSON array of floats; false when a worker's line gave up (see [`Line::spill`]).
+fn numbers(line: &mut Line<'_, '_>, values: &[f32]) -> bool {
+    line.push(b'[');
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            line.push(b',');
+            if i % NUMBERS_PER_SPILL == 0 && line.spill() {
+                return false;
+            }
         }
-        number(out, *v);
+        number(line, *v);
     }
-    out.push(b']');
+    line.push(b']');
+    true
 }
 
-fn write_json(out: &mut Vec<u8>, m: &Module<'_>) -> Result<(), rdb_parser::Error> {
-    out.extend_from_slice(b"{\"module\":");
-    json::string(out, &m.id.name());
-    out.extend_from_slice(b",\"encver\":");
-    json::int(out, m.id.encver());
+/// The `value` of a vector set's line, written element by element (newest first, as
+/// stored) and spilled after each, so a set of any size goes out in pieces.
+fn write_json(line: &mut Line<'_, '_>, m: &Module<'_>) -> Result<(), rdb_parser::Error> {
+    line.extend_from_slice(b"{\"module\":");
+    json::string(line, &m.id.name());
+    line.extend_from_slice(b",\"encver\":");
+    json::int(line, m.id.encver());
     // Registered by name, so always a vector set; the opaque form otherwise.
     let Some(set) = m.vector_set() else {
-        out.extend_from_slice(b",\"raw\":");
-        json::bytes(out, m.raw);
-        out.push(b'}');
+        line.extend_from_slice(b",\"raw\":");
+        line.bytes(m.raw);
+        line.push(b'}');
         return Ok(());
     };
     let set = set?;
-    out.extend_from_slice(b",\"vector_set\":{\"dim\":");
-    json::int(out, set.dim());
-    out.extend_from_slice(b",\"quantization\":");
-    json::string(out, set.quantization().vadd_option());
-    out.extend_from_slice(b",\"m\":");
-    json::int(out, set.m());
-    out.extend_from_slice(b",\"reduce\":");
+    line.extend_from_slice(b",\"vector_set\":{\"dim\":");
+    json::int(line, set.dim());
+    line.extend_from_slice(b",\"quantization\":");
+    json::string(line, set.quantization().vadd_option());
+    line.extend_from_slice(b",\"m\":");
+    json::int(line, set.m());
+    line.extend_from_slice(b",\"reduce\":");
     match set.projection() {
         Some(p) => {
-            out.extend_from_slice(b"{\"input_dim\":");
-            json::int(out, p.input_dim());
-            out.extend_from_slice(b",\"matrix\":");
-            numbers(out, &p.matrix()?);
-            out.push(b'}');
+            line.extend_from_slice(b"{\"input_dim\":");
+            json::int(line, p.input_dim());
+            line.extend_from_slice(b",\"matrix\":");
+            if !numbers(line, &p.matrix()?) {
+                return Ok(());
+            }
+            line.push(b'}');
         }
-        None => out.extend_from_slice(b"null"),
+        None => line.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"elements\":[");
+    line.extend_from_slice(b",\"elements\":[");
     for (i, e) in set.elements().enumerate() {
         let e = e?;
         if i > 0 {
-            out.push(b',');
+            line.push(b',');
         }
-        out.extend_from_slice(b"{\"element\":");
-        json::bytes(out, e.name());
-        out.extend_from_slice(b",\"vector\":");
-        numbers(out, &e.vector().to_f32());
-        out.extend_from_slice(b",\"attributes\":");
+        line.extend_from_slice(b"{\"element\":");
+        line.bytes(e.name());
+        line.extend_from_slice(b",\"vector\":");
+        if !numbers(line, &e.vector().to_f32()) {
+            return Ok(());
+        }
+        line.extend_from_slice(b",\"attributes\":");
         match e.attributes() {
-            Some(a) => json::bytes(out, a),
-            None => out.extend_from_slice(b"null"),
+            Some(a) => line.bytes(a),
+            None => line.extend_from_slice(b"null"),
         }
-        out.push(b'}');
+        line.push(b'}');
+        if line.spill() {
+            return Ok(());
+        }
     }
-    out.extend_from_slice(b"]}}");
+    line.extend_from_slice(b"]}}");
     Ok(())
 }
 
@@ -123,8 +142,7 @@ fn commands(
     };
     let quant = set.quantization().vadd_option();
     // Oldest first, as they were added; the file holds them newest first.
-    let elements: Vec<_> = set.elements().collect::<Result<_, _>>()?;
-    for e in elements.iter().rev() {
+    oldest_first(&set, |e| {
         let stored = e.vector().to_f32();
         let (values, reduce) = match &pre_image {
             Some(p) => (p.of(&stored), Some(set.dim())),
@@ -147,8 +165,52 @@ fn commands(
             cmd.arg(b"SETATTR").arg(a);
         }
         emit(cmd.finish_ref());
+    })
+}
+
+/// Most elements decoded at once when walking a set backwards.
+const BLOCK_ELEMENTS: usize = 1024;
+/// Most decoded bytes (names, attributes, vectors) held at once when walking backwards:
+/// a block ends at whichever limit comes first.
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// Calls `each` with the elements of `set` oldest first (the reverse of file order)
+/// without holding them all: a first pass decodes every element (so a corrupt one stops
+/// the walk before anything is emitted) and keeps the iterator's position at the start
+/// of each block; then the blocks, last first, are decoded again and walked backwards.
+fn oldest_first<'data>(
+    set: &VectorSet<'data>,
+    mut each: impl FnMut(&VectorSetElement<'data>),
+) -> Result<(), NativeError> {
+    let mut blocks: Vec<(VectorSetElements<'data>, usize)> = Vec::new();
+    let mut it = set.elements();
+    loop {
+        let start = it.clone();
+        let (mut count, mut bytes) = (0usize, 0usize);
+        while count < BLOCK_ELEMENTS && bytes < BLOCK_BYTES {
+            let Some(e) = it.next() else { break };
+            let e = e?;
+            count += 1;
+            bytes += decoded_size(&e);
+        }
+        if count == 0 {
+            break;
+        }
+        blocks.push((start, count));
+    }
+    for (start, count) in blocks.into_iter().rev() {
+        let block: Vec<_> = start.take(count).collect::<Result<_, _>>()?;
+        for e in block.iter().rev() {
+            each(e);
+        }
     }
     Ok(())
+}
+
+/// What one decoded element holds (its decompressed strings, and its vector as floats).
+fn decoded_size(e: &VectorSetElement<'_>) -> usize {
+    let vector = e.vector().stored().len() + 4 * e.vector().dim();
+    e.name().len() + e.attributes().map_or(0, <[u8]>::len) + vector + 256
 }
 
 /// Input vectors that the stored projection maps to given stored vectors.
