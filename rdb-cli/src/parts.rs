@@ -16,6 +16,17 @@ pub struct Part {
     pub path: PathBuf,
     /// The slot ranges its manifest gives, inclusive; `None` without a manifest.
     pub slots: Option<Vec<SlotRange>>,
+    /// The size and SHA-256 its manifest records, if it does.
+    pub recorded: Recorded,
+}
+
+/// What a manifest says a file was when it was written: a part replaced, cut short or
+/// swapped with another run's since then no longer matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub bytes: Option<u64>,
+    /// Lower-case hex.
+    pub sha256: Option<String>,
 }
 
 impl Part {
@@ -24,7 +35,26 @@ impl Part {
         Part {
             path: path.into(),
             slots: None,
+            recorded: Recorded::default(),
         }
+    }
+
+    /// How `data`, this part's bytes, differs from what its manifest records; `None` when
+    /// it matches (or nothing is recorded).
+    pub fn differs_from_manifest(&self, data: &[u8]) -> Option<String> {
+        if let Some(bytes) = self.recorded.bytes {
+            if bytes != data.len() as u64 {
+                return Some(format!(
+                    "the manifest records {bytes} bytes for this file, it has {}",
+                    data.len()
+                ));
+            }
+        }
+        let want = self.recorded.sha256.as_deref()?;
+        let got = sha256_hex(data);
+        (got != want).then(|| {
+            format!("the manifest records SHA-256 {want} for this file, its bytes hash to {got}")
+        })
     }
 
     /// The name reports use for this part: the path as the user gave it.
@@ -297,15 +327,33 @@ fn parse_manifest(dir: &Path, text: &str) -> Result<Vec<Part>, String> {
                 format!("shard {name:?}: \"slots\" is not a list of [first, last] slot pairs")
             })?),
         };
+        let recorded = Recorded {
+            bytes: s.get("bytes").and_then(|b| b.as_u64()),
+            sha256: s
+                .get("sha256")
+                .and_then(|h| h.as_str())
+                .map(str::to_ascii_lowercase),
+        };
         parts.push(Part {
             path: dir.join(name),
             slots,
+            recorded,
         });
     }
     if parts.is_empty() {
         return Err("lists no shard files".into());
     }
     Ok(parts)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
 }
 
 /// `[[lo, hi], ...]` with 0 ≤ lo ≤ hi ≤ 16383.
@@ -352,6 +400,24 @@ mod tests {
         assert_eq!(parts[2].slots_json(), serde_json::Value::Null);
         assert_eq!(ranges_text(&[(0, 5460), (7, 7)]), "0-5460,7");
         assert_eq!(Part::file("d/a\u{1b}[2J.rdb").shown(), "d/a\\u{1b}[2J.rdb");
+    }
+
+    #[test]
+    fn a_part_is_compared_with_the_size_and_hash_its_manifest_records() {
+        // SHA-256 of "abc" (FIPS 180-2's first example).
+        let abc = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
+        let text = format!(
+            r#"{{"shards": [{{"file": "a.rdb", "bytes": 3, "sha256": "{abc}"}},
+                            {{"file": "b.rdb", "bytes": 4}}, {{"file": "c.rdb"}}]}}"#
+        );
+        let parts = parse_manifest(Path::new("d"), &text).unwrap();
+        assert_eq!(parts[0].differs_from_manifest(b"abc"), None);
+        let swapped = parts[0].differs_from_manifest(b"abd").unwrap();
+        assert!(swapped.contains("SHA-256") && swapped.contains(&abc.to_lowercase()));
+        let cut = parts[1].differs_from_manifest(b"abc").unwrap();
+        assert!(cut.contains("4 bytes") && cut.contains("it has 3"), "{cut}");
+        assert_eq!(parts[2].differs_from_manifest(b"anything"), None);
+        assert_eq!(Part::file("x").differs_from_manifest(b""), None);
     }
 
     #[test]

@@ -227,8 +227,8 @@ fn parts_are_judged_each_and_the_worst_decides() {
         ],
     );
     let ranged = Part {
-        path: "d/shard-0.rdb".into(),
         slots: Some(vec![(0, 5460)]),
+        ..Part::file("d/shard-0.rdb")
     };
     let target = profile("redis-7.2");
     let options = CheckOptions::default();
@@ -249,8 +249,8 @@ fn parts_are_judged_each_and_the_worst_decides() {
     let alone = check(&data, target, &options).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(alone.outcome, Outcome::Loads);
     let all = Part {
-        path: "d/shard-0.rdb".into(),
         slots: Some(vec![(0, 16383)]),
+        ..Part::file("d/shard-0.rdb")
     };
     let whole_range = check_part(&data, &all, target, &options).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(whole_range, alone);

@@ -436,3 +436,34 @@ fn a_corrupt_part_fails_the_whole_and_is_named() {
 fn named_path(out: &Output, path: &Path) -> bool {
     String::from_utf8_lossy(&out.stderr).contains(&path.display().to_string())
 }
+
+/// A part swapped for another valid snapshot after the split (here shard-0's bytes under
+/// shard-2's name) passes every check of its own, CRC64 included; only the manifest's
+/// size and SHA-256 show it is not the file that was written.
+#[test]
+fn a_part_replaced_since_the_manifest_was_written_is_caught() {
+    let (dir, files) = split("parts-replaced", "redis-7.4/types.rdb", "redis-7.4");
+    std::fs::copy(&files[0], &files[2]).unwrap();
+    let args = std::slice::from_ref(&dir);
+    let out = rdbkit(&["verify", "--json"], args);
+    assert_eq!(out.status.code(), Some(1));
+    let json = json_of(&out);
+    assert_eq!(json["parts"][2]["checksum"]["state"], "verified");
+    let problems = json["parts"][2]["problems"].as_array().unwrap();
+    let manifest: Vec<&Value> = problems
+        .iter()
+        .filter(|p| p["check"] == "manifest")
+        .collect();
+    assert_eq!(manifest.len(), 1, "{problems:?}");
+    let message = manifest[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("bytes") || message.contains("SHA-256"),
+        "{message}"
+    );
+    for i in [0, 1] {
+        assert_eq!(json["parts"][i]["ok"], true, "part {i}");
+    }
+    // Given one by one there is no manifest to compare with: each file is sound.
+    let out = rdbkit(&["verify"], &files);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

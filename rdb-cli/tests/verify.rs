@@ -1518,8 +1518,8 @@ fn two_parts() -> rdb_cli::verify::Whole {
             .unwrap_or_else(|e| panic!("{e}"));
     });
     let ranged = Part {
-        path: PathBuf::from("d/shard-0.rdb"),
         slots: Some(vec![(0, 5460)]),
+        ..Part::file("d/shard-0.rdb")
     };
     let alone = Part::file("b.rdb");
     rdb_cli::verify::Whole {

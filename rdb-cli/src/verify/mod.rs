@@ -64,7 +64,12 @@ pub fn verify_part(
     max_problems: usize,
     progress: impl FnMut(u64) + Send,
 ) -> Report {
-    verify_in(data, part.slots.as_deref(), max_problems, progress)
+    let mut report = verify_in(data, part.slots.as_deref(), max_problems, progress);
+    if let Some(why) = part.differs_from_manifest(data) {
+        // Always listed: it is about the whole file, whatever the walk found.
+        report.problems.push(Problem::at(0, Check::Manifest, why));
+    }
+    report
 }
 
 fn verify_in(
@@ -251,8 +256,8 @@ mod tests {
             // The keys outside a part's slots, their count and first few in file order
             // (their db known once the pieces join), as one sequence finds them.
             let part = Part {
-                path: "shard-0.rdb".into(),
                 slots: Some(vec![(0, 5460)]),
+                ..Part::file("shard-0.rdb")
             };
             let one = in_pool(1, || verify_part(data, &part, max, |_| {}));
             let outside = one.outside_slots.clone().unwrap_or_default();

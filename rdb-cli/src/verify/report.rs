@@ -63,11 +63,12 @@ pub enum Check {
     SlotImport,
     LengthMarker,
     OutsideSlots,
+    Manifest,
 }
 
 impl Check {
     /// Every check, in the documentation's order.
-    pub const ALL: [Check; 30] = [
+    pub const ALL: [Check; 31] = [
         Check::Structure,
         Check::Checksum,
         Check::Ziplist,
@@ -98,6 +99,7 @@ impl Check {
         Check::SlotImport,
         Check::LengthMarker,
         Check::OutsideSlots,
+        Check::Manifest,
     ];
 
     /// The stable name in reports.
@@ -133,6 +135,7 @@ impl Check {
             Check::SlotImport => "slot-import",
             Check::LengthMarker => "length-marker",
             Check::OutsideSlots => "outside-slots",
+            Check::Manifest => "manifest",
         }
     }
 
