@@ -210,7 +210,7 @@ fn check_in(
         Some(part) => crate::verify::verify_part(data, part, MAX_PROBLEMS, |_| {}),
         None => crate::verify::verify_with(data, MAX_PROBLEMS, |_| {}),
     };
-    tally.sanitizer(&report);
+    tally.sanitizer(&report, profile);
     if let (Some(part), Some(outside)) = (part, &report.outside_slots) {
         tally.outside_slots(part, outside);
     }
@@ -246,10 +246,15 @@ fn check_in(
 impl Tally {
     /// Step 1: the errors of verify's deep walk. Duplicate keys are lossy (a flag keeps
     /// one copy), the rest fatal: corrupt data no conversion mends.
-    fn sanitizer(&mut self, report: &crate::verify::Report) {
+    fn sanitizer(&mut self, report: &crate::verify::Report, profile: &TargetProfile) {
         for p in &report.problems {
             use crate::verify::Check;
             let class = match (p.check, p.severity) {
+                // The one LZF warning, a compressed string declaring length 0: loaded as
+                // empty by Redis 6.2+ and Valkey, refused by older loaders.
+                (Check::Lzf, crate::verify::Severity::Warning) if before_redis_6_2(profile) => {
+                    Class::Fatal
+                }
                 (_, crate::verify::Severity::Warning) => continue,
                 // Skipped by 7.0+, refused by 6.x: the conversion pass counts them.
                 (Check::EmptyCollection, _) => continue,
@@ -268,6 +273,12 @@ impl Tally {
                 Some(p.offset),
                 || p.message.clone(),
                 || match class {
+                    Class::Fatal
+                        if p.check == Check::Lzf
+                            && p.severity == crate::verify::Severity::Warning =>
+                    {
+                        "none: this target refuses it; Redis 6.2+ and Valkey load it".into()
+                    }
                     Class::Fatal => {
                         "none: the data is corrupt; restore it from a sound copy".into()
                     }
@@ -1027,4 +1038,12 @@ impl Verdicts {
             phrase(self.outcome(), self.loads_after_convert())
         )
     }
+}
+
+/// Targets whose loader refuses an LZF string declaring length 0 (Redis 6.0 and older,
+/// and the services running them).
+fn before_redis_6_2(profile: &TargetProfile) -> bool {
+    matches!(profile.name, "redis-5.0" | "redis-6.0")
+        || profile.name.starts_with("azure-cache-premium")
+        || profile.version.number < 9
 }

@@ -169,6 +169,37 @@ fn verdicts_follow_the_loader_rules() {
     assert_eq!(v.outcome, Outcome::AfterConvert, "{v:?}");
 }
 
+/// A compressed string declaring length 0: Redis 6.2+ and Valkey load it as the empty
+/// string, 6.0 and older refuse it (verify's loader-agreement test holds both to the real
+/// servers), so check says so per target.
+#[test]
+fn an_lzf_string_of_length_0_loads_on_6_2_and_later_only() {
+    use rdb_cli::check::Outcome;
+    use rdb_parser::format::type_id;
+    let mut lzf_empty = vec![0xC3, 2, 0];
+    lzf_empty.extend_from_slice(&[0x00, b'x']);
+    let data = write(
+        rdb_parser::Version::redis(9),
+        &[(type_id::STRING, b"k", lzf_empty)],
+    );
+    for (target, want) in [
+        ("redis-5.0", Outcome::CannotLoad),
+        ("redis-6.0", Outcome::CannotLoad),
+        ("azure-cache-premium", Outcome::CannotLoad),
+        ("redis-6.2", Outcome::Loads),
+        ("redis-7.4", Outcome::Loads),
+        ("valkey-8.0", Outcome::Loads),
+    ] {
+        let v = check(&data, profile(target), &CheckOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.outcome, want, "{target}: {v:?}");
+        if want == Outcome::CannotLoad {
+            let f = v.findings.iter().find(|f| f.kind == "lzf");
+            assert!(f.is_some_and(|f| f.fix.contains("6.2")), "{target}: {v:?}");
+        }
+    }
+}
+
 /// Module data is judged by name: the modules the target must have are listed, and a
 /// target that has them (--with-modules) loads the file as it is.
 #[test]
