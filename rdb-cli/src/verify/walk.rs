@@ -12,7 +12,7 @@ use rdb_parser::{Checksum, Entry, Error, Item, ParserBuilder};
 // error behind the items before it.
 use rdb_pipeline::{BATCH_BYTES, BATCH_ITEMS};
 
-use super::checks::check_item;
+pub(super) use super::checks::check_item;
 use super::report::{Check, ChecksumState, Problem, Report, Severity};
 
 /// An item with where it starts and ends in the file.
@@ -315,7 +315,7 @@ impl InOrder {
     }
 
     /// Takes one checked item, the next in file order, spanning `start..end`.
-    fn take(
+    pub(super) fn take(
         &mut self,
         item: &Item<'_>,
         start: u64,
