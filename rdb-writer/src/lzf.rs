@@ -41,7 +41,7 @@ thread_local! {
 /// Compresses `input`, or returns `None` if the result would exceed `max_out` bytes.
 pub(crate) fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let n = input.len();
-    if n < MIN_MATCH + 1 || n > MAX_INPUT {
+    if !(MIN_MATCH + 1..=MAX_INPUT).contains(&n) {
         return None;
     }
     TABLE.with(|t| {

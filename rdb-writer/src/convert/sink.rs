@@ -49,26 +49,26 @@ impl<'data, W: Write> InputSink<'_, 'data, W> {
             Item::Header(_) => {}
             Item::Eof(eof) => self.eof_seen.set(eof),
             Item::Aux(_) | Item::ModuleAux(_) if !self.role.file_level => {}
-            Item::Aux(_) => self.to_all(span)?,
+            Item::Aux(_) => self.copy_to_all(span)?,
             Item::ModuleAux(m) => self.module_aux(&m, span, start)?,
             Item::Function(f) => self.function(&f, span, start)?,
             Item::SelectDb(n) => self.select_db(n, span, start)?,
             Item::ResizeDb { .. } => {
                 // Size hints stay true only while databases stay as they are.
                 if self.as_stored {
-                    self.to_all(span)?;
+                    self.copy_to_all(span)?;
                 }
             }
             Item::SlotInfo { .. } => {
                 if self.as_stored && !is_valkey(target.version) && target.version.number >= 12 {
-                    self.to_all(span)?;
+                    self.copy_to_all(span)?;
                 } else {
                     self.outputs.summary.hints_dropped += 1;
                 }
             }
             Item::SlotImport(_) => {
                 if self.as_stored && is_valkey(target.version) {
-                    self.to_all(span)?;
+                    self.copy_to_all(span)?;
                 } else {
                     self.outputs.summary.hints_dropped += 1;
                 }
@@ -100,7 +100,7 @@ impl<'data, W: Write> InputSink<'_, 'data, W> {
     }
 
     /// Copies `bytes` (a span of the input) to every output.
-    fn to_all(&mut self, bytes: &'data [u8]) -> io::Result<()> {
+    fn copy_to_all(&mut self, bytes: &'data [u8]) -> io::Result<()> {
         let runs = &mut self.runs;
         self.outputs
             .writers
@@ -116,7 +116,7 @@ impl<'data, W: Write> InputSink<'_, 'data, W> {
         start: usize,
     ) -> Result<(), ConvertError> {
         match self.opts.keep_modules() {
-            Some(true) => self.to_all(span)?,
+            Some(true) => self.copy_to_all(span)?,
             Some(false) => {
                 self.outputs.summary.module_aux_dropped += 1;
                 (self.on_loss)(&Loss {
@@ -224,7 +224,7 @@ impl<'data, W: Write> InputSink<'_, 'data, W> {
                 LossKind::Databases,
             ));
         }
-        self.to_all(span)?;
+        self.copy_to_all(span)?;
         Ok(())
     }
 
