@@ -11,11 +11,18 @@
 //! encoded, and nodes are independent: a large list is cut into pieces of whole nodes,
 //! encoded on all cores, and written in order as it goes ([`write_quicklist`]), so
 //! memory holds a window of pieces, never the value.
+//!
+//! A node is LZF-compressed only if the source stored it compressed: a server under
+//! `rdbcompression yes` tries every node longer than 20 bytes and keeps it plain when LZF
+//! does not pay, so the same elements as a ziplist would not pay either (and a file
+//! written without compression stays without). Trying them anyway was most of the time of
+//! LZF, the largest part of a conversion to RDB 9.
 
 use std::io;
 
 use rayon::prelude::*;
-use rdb_parser::{List, ListNodes};
+use rdb_parser::raw::QuicklistNodes;
+use rdb_parser::{List, ListNodes, RdbString};
 
 use super::ConvertError;
 use crate::encode::{self, Compression};
@@ -36,26 +43,28 @@ type InKey<'a> = &'a (dyn Fn(rdb_parser::Error) -> ConvertError + Sync);
 /// The whole value (node count, then the nodes), held in memory: for values returned
 /// whole (RESTORE payloads, lists up to [`IN_PIECES_ABOVE`]). A large one is still
 /// encoded in pieces on all cores.
-pub(super) fn quicklist(
-    list: &List<'_>,
+pub(super) fn quicklist<'d>(
+    list: &List<'d>,
+    stored: Stored<'d>,
     c: Compression,
     in_key: InKey<'_>,
 ) -> Result<Vec<u8>, ConvertError> {
-    let (mut nodes, count) = nodes_of(list)?;
+    let (mut nodes, count) = nodes_of(list, stored, c)?;
     let mut out = Vec::with_capacity(nodes.rest_bytes() + 9);
     encode::length(&mut out, count);
     let mut read = 0u64;
     if nodes.rest_bytes() <= PIECE_BYTES {
-        for node in nodes.by_ref() {
+        while let Some((node, c)) = nodes.next() {
             node_to(&mut out, &node, c, in_key)?;
             read += 1;
         }
     } else {
-        let pieces: Vec<Vec<List<'_>>> = std::iter::from_fn(|| next_piece(&mut nodes)).collect();
+        let pieces: Vec<Vec<(List<'_>, Compression)>> =
+            std::iter::from_fn(|| next_piece(&mut nodes)).collect();
         read = pieces.iter().map(|p| p.len() as u64).sum();
         let encoded: Vec<Result<Vec<u8>, ConvertError>> = pieces
             .into_par_iter()
-            .map(|p| encode_piece(&p, c, in_key))
+            .map(|p| encode_piece(&p, in_key))
             .collect();
         for piece in encoded {
             out.extend_from_slice(&piece?);
@@ -67,20 +76,21 @@ pub(super) fn quicklist(
 
 /// Writes the value (node count, then the nodes) through `write`, a window of pieces at
 /// a time: the window's pieces are encoded on all cores, then written in order.
-pub(super) fn write_quicklist(
-    list: &List<'_>,
+pub(super) fn write_quicklist<'d>(
+    list: &List<'d>,
+    stored: Stored<'d>,
     c: Compression,
     in_key: InKey<'_>,
     write: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), ConvertError> {
-    let (mut nodes, count) = nodes_of(list)?;
+    let (mut nodes, count) = nodes_of(list, stored, c)?;
     let mut head = Vec::with_capacity(9);
     encode::length(&mut head, count);
     write(&head)?;
     let window = rayon::current_num_threads().max(1) * PIECES_PER_THREAD;
     let mut read = 0u64;
     loop {
-        let pieces: Vec<Vec<List<'_>>> =
+        let pieces: Vec<Vec<(List<'_>, Compression)>> =
             (0..window).map_while(|_| next_piece(&mut nodes)).collect();
         if pieces.is_empty() {
             break;
@@ -88,7 +98,7 @@ pub(super) fn write_quicklist(
         read += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
         let encoded: Vec<Result<Vec<u8>, ConvertError>> = pieces
             .into_par_iter()
-            .map(|p| encode_piece(&p, c, in_key))
+            .map(|p| encode_piece(&p, in_key))
             .collect();
         for piece in encoded {
             write(&piece?)?;
@@ -97,9 +107,42 @@ pub(super) fn write_quicklist(
     all_read(read, count)
 }
 
-fn nodes_of<'d>(list: &List<'d>) -> Result<(ListNodes<'d>, u64), ConvertError> {
-    match (list.nodes(), list.node_count()) {
-        (Some(nodes), Some(count)) => Ok((nodes, count)),
+/// The value as stored: its type and bytes, where each node's stored form is read.
+pub(super) type Stored<'a> = (u8, &'a [u8]);
+
+/// The list's nodes, each with the compression its ziplist gets, and their count.
+struct Nodes<'d> {
+    lists: ListNodes<'d>,
+    stored: QuicklistNodes<'d>,
+    c: Compression,
+}
+
+impl<'d> Nodes<'d> {
+    fn rest_bytes(&self) -> usize {
+        self.lists.rest_bytes()
+    }
+
+    fn next(&mut self) -> Option<(List<'d>, Compression)> {
+        let list = self.lists.next()?;
+        let plain = self
+            .stored
+            .next()
+            .is_some_and(|n| !matches!(n.data, RdbString::Lzf { .. }));
+        Some((list, if plain { Compression::None } else { self.c }))
+    }
+}
+
+fn nodes_of<'d>(
+    list: &List<'d>,
+    (type_id, raw): Stored<'d>,
+    c: Compression,
+) -> Result<(Nodes<'d>, u64), ConvertError> {
+    match (
+        list.nodes(),
+        list.node_count(),
+        QuicklistNodes::new(type_id, raw),
+    ) {
+        (Some(lists), Some(count), Some(stored)) => Ok((Nodes { lists, stored, c }, count)),
         _ => Err(ConvertError::Io(io::Error::new(
             io::ErrorKind::InvalidData,
             "a list without quicklist nodes reached the node encoder",
@@ -120,7 +163,7 @@ fn all_read(read: u64, count: u64) -> Result<(), ConvertError> {
 }
 
 /// The next nodes up to [`PIECE_BYTES`] of stored bytes (at least one); `None` at the end.
-fn next_piece<'d>(nodes: &mut ListNodes<'d>) -> Option<Vec<List<'d>>> {
+fn next_piece<'d>(nodes: &mut Nodes<'d>) -> Option<Vec<(List<'d>, Compression)>> {
     let start = nodes.rest_bytes();
     let mut piece = Vec::new();
     while start - nodes.rest_bytes() < PIECE_BYTES {
@@ -133,13 +176,12 @@ fn next_piece<'d>(nodes: &mut ListNodes<'d>) -> Option<Vec<List<'d>>> {
 }
 
 fn encode_piece(
-    piece: &[List<'_>],
-    c: Compression,
+    piece: &[(List<'_>, Compression)],
     in_key: InKey<'_>,
 ) -> Result<Vec<u8>, ConvertError> {
     let mut out = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
-    for node in piece {
-        node_to(&mut out, node, c, in_key)?;
+    for (node, c) in piece {
+        node_to(&mut out, node, *c, in_key)?;
     }
     Ok(out)
 }

@@ -155,9 +155,9 @@ fn zset_for_target(cx: &KeyCx<'_, '_>, z: &ZSet<'_>) -> Result<Encoded, ConvertE
 
 /// A quicklist 2 list for RDB 9: each node becomes one ziplist node ([`pieces`]); a list
 /// stored in other forms is re-packed element by element.
-fn list_for_target(
-    cx: &KeyCx<'_, '_>,
-    l: &List<'_>,
+fn list_for_target<'e>(
+    cx: &KeyCx<'_, 'e>,
+    l: &List<'e>,
     in_pieces: bool,
 ) -> Result<Encoded, ConvertError> {
     let c = cx.opts.compression;
@@ -166,7 +166,8 @@ fn list_for_target(
             return Ok(Encoded::ListInPieces);
         }
         let (db, key) = (cx.entry.db, &*cx.entry.key);
-        let bytes = pieces::quicklist(l, c, &|e| ConvertError::Parse(e.in_key(db, key)))?;
+        let stored = (cx.entry.type_id, cx.entry.raw_value);
+        let bytes = pieces::quicklist(l, stored, c, &|e| ConvertError::Parse(e.in_key(db, key)))?;
         return Ok(Encoded::New(type_id::LIST_QUICKLIST, bytes));
     }
     let mut b = value::QuicklistBuilder::new(c);

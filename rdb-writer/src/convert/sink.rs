@@ -416,7 +416,10 @@ impl<'data, W: Write> InputSink<'_, 'data, W> {
                 };
                 let (db, key) = (entry.db, &*entry.key);
                 let in_key = |e: rdb_parser::Error| ConvertError::Parse(e.in_key(db, key));
-                pieces::write_quicklist(list, self.opts.compression, &in_key, &mut |b| w.raw(b))?;
+                let stored = (entry.type_id, entry.raw_value);
+                pieces::write_quicklist(list, stored, self.opts.compression, &in_key, &mut |b| {
+                    w.raw(b)
+                })?;
             }
             Encoded::Dropped(..) => {}
         }
