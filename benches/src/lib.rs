@@ -645,15 +645,49 @@ pub fn write_huge_key<W: std::io::Write>(
     value_bytes: u64,
     seed: u64,
 ) -> Result<Counts, BoxError> {
-    use rdb_writer::encode;
-    const ELEMENT: usize = 100;
+    write_huge_keys(out, &[(b"huge".to_vec(), kind, value_bytes)], seed)
+}
+
+/// As [`write_huge_key`], one huge key per `(name, kind, value_bytes)`, in that order,
+/// then the small key.
+pub fn write_huge_keys<W: std::io::Write>(
+    out: W,
+    keys: &[(Vec<u8>, HugeKind, u64)],
+    seed: u64,
+) -> Result<Counts, BoxError> {
     let mut rng = XorShift::new(seed);
     let mut w = Writer::new(out, Version::redis(11))?;
     w.aux(b"redis-ver", b"7.2.4")?;
     w.aux(b"redis-bits", b"64")?;
     w.select_db(0)?;
-    w.resize_db(2, 0)?;
+    w.resize_db(keys.len() as u64 + 1, 0)?;
     let mut counts = Counts::default();
+    for (name, kind, value_bytes) in keys {
+        huge_value(&mut w, &mut rng, name, *kind, *value_bytes, &mut counts)?;
+    }
+    w.key_value(
+        type_id::STRING,
+        b"small",
+        &value::string(b"a small value", Compression::None),
+    )?;
+    counts.keys = keys.len() as u64 + 1;
+    counts.elements += 1;
+    counts.element_bytes += 13;
+    w.finish()?;
+    Ok(counts)
+}
+
+/// One huge key `name` of `kind`, streamed through `w` a megabyte at a time.
+fn huge_value<W: std::io::Write>(
+    w: &mut Writer<W>,
+    rng: &mut XorShift,
+    name: &[u8],
+    kind: HugeKind,
+    value_bytes: u64,
+    counts: &mut Counts,
+) -> Result<(), BoxError> {
+    use rdb_writer::encode;
+    const ELEMENT: usize = 100;
     let mut head = Vec::new();
     let mut piece = Vec::with_capacity(1 << 20);
     let element = |rng: &mut XorShift, n: usize| {
@@ -672,14 +706,14 @@ pub fn write_huge_key<W: std::io::Write>(
     match kind {
         HugeKind::String => {
             head.push(type_id::STRING);
-            encode::string(&mut head, b"huge", Compression::None);
+            encode::string(&mut head, name, Compression::None);
             encode::length(&mut head, value_bytes);
             w.raw(&head)?;
             let mut left = value_bytes as usize;
             while left > 0 {
                 let n = left.min(1 << 20);
                 rng.fill(&mut piece, n);
-                flush(&mut w, &mut piece, true)?;
+                flush(w, &mut piece, true)?;
                 left -= n;
             }
             counts.elements += 1;
@@ -691,17 +725,17 @@ pub fn write_huge_key<W: std::io::Write>(
                 .div_ceil(per_node * (ELEMENT + 3))
                 .max(1);
             head.push(type_id::LIST_QUICKLIST_2);
-            encode::string(&mut head, b"huge", Compression::None);
+            encode::string(&mut head, name, Compression::None);
             encode::length(&mut head, nodes as u64);
             w.raw(&head)?;
             for _ in 0..nodes {
                 let mut lp = rdb_writer::ListpackBuilder::new();
                 for _ in 0..per_node {
-                    lp.push(&element(&mut rng, ELEMENT));
+                    lp.push(&element(rng, ELEMENT));
                 }
                 encode::length(&mut piece, rdb_parser::format::quicklist_container::PACKED);
                 encode::string(&mut piece, &lp.finish()?, Compression::None);
-                flush(&mut w, &mut piece, false)?;
+                flush(w, &mut piece, false)?;
             }
             counts.elements += (nodes * per_node) as u64;
             counts.element_bytes += (nodes * per_node * ELEMENT) as u64;
@@ -714,7 +748,7 @@ pub fn write_huge_key<W: std::io::Write>(
             };
             let n = (value_bytes as usize / per).max(1);
             head.push(type_byte);
-            encode::string(&mut head, b"huge", Compression::None);
+            encode::string(&mut head, name, Compression::None);
             encode::length(&mut head, n as u64);
             w.raw(&head)?;
             for i in 0..n {
@@ -722,13 +756,13 @@ pub fn write_huge_key<W: std::io::Write>(
                 let mut member = format!("{i:012}-").into_bytes();
                 match kind {
                     HugeKind::Hash => {
-                        member.extend_from_slice(&element(&mut rng, 20 - member.len().min(20)));
+                        member.extend_from_slice(&element(rng, 20 - member.len().min(20)));
                         encode::string(&mut piece, &member, Compression::None);
-                        encode::string(&mut piece, &element(&mut rng, ELEMENT), Compression::None);
+                        encode::string(&mut piece, &element(rng, ELEMENT), Compression::None);
                         counts.element_bytes += (member.len() + ELEMENT) as u64;
                     }
                     _ => {
-                        member.extend_from_slice(&element(&mut rng, ELEMENT - member.len()));
+                        member.extend_from_slice(&element(rng, ELEMENT - member.len()));
                         encode::string(&mut piece, &member, Compression::None);
                         if kind == HugeKind::ZSet {
                             encode::binary_double(&mut piece, (n - i) as f64);
@@ -736,20 +770,11 @@ pub fn write_huge_key<W: std::io::Write>(
                         counts.element_bytes += member.len() as u64;
                     }
                 }
-                flush(&mut w, &mut piece, false)?;
+                flush(w, &mut piece, false)?;
             }
             counts.elements += n as u64;
         }
     }
-    flush(&mut w, &mut piece, true)?;
-    w.key_value(
-        type_id::STRING,
-        b"small",
-        &value::string(b"a small value", Compression::None),
-    )?;
-    counts.keys = 2;
-    counts.elements += 1;
-    counts.element_bytes += 13;
-    w.finish()?;
-    Ok(counts)
+    flush(w, &mut piece, true)?;
+    Ok(())
 }

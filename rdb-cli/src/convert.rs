@@ -98,11 +98,189 @@ pub fn remedy(kind: LossKind, for_: HintFor) -> &'static str {
 pub fn failure(e: ConvertError, for_: HintFor) -> crate::Failure {
     match e {
         ConvertError::Parse(p) => crate::Failure::Data(p),
-        ConvertError::Io(io) => crate::Failure::Io(io),
+        ConvertError::Io(io) => match refusal(&io) {
+            Some(why) => crate::Failure::Refused(why.to_owned()),
+            None => crate::Failure::Io(io),
+        },
         refused @ ConvertError::Unrepresentable { kind, .. } => {
             crate::Failure::Refused(format!("{refused}; {}", remedy(kind, for_)))
         }
     }
+}
+
+/// A refusal of the input found by the [`Guard`] during the conversion, carried out of the
+/// writer as an I/O error of this type.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(message: String) -> ConvertError {
+    ConvertError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        Refused(message),
+    ))
+}
+
+/// The message of a refusal of the input, when `io` carries one (see [`failure`]).
+pub fn refusal(io: &std::io::Error) -> Option<&str> {
+    io.get_ref()
+        .and_then(|e| e.downcast_ref::<Refused>())
+        .map(|r| r.0.as_str())
+}
+
+/// What a conversion refuses in its inputs, as [`preflight`] does: a value a loader
+/// refuses (verify's deep check and check's loader rules), and duplicate keys unless
+/// `conflict` keeps one copy. Written to files that appear only when complete, the checks
+/// run inside the conversion's own walk, so that the file is read once; a refusal then
+/// discards what was written. To standard output or a pipe, [`preflight`] runs first, so
+/// that nothing is written at all.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// Each input's name, for messages, in input order.
+    pub names: Vec<String>,
+    pub conflict: convert::ConflictPolicy,
+    /// Whether a CRC mismatch counts (off with `--no-verify-checksum`).
+    pub checksum: bool,
+    /// Whether empty collections are accepted (`--allow-empty-keys`).
+    pub empty_keys: bool,
+}
+
+impl Guard {
+    fn name(&self, input: usize) -> &str {
+        self.names.get(input).map_or("input", String::as_str)
+    }
+
+    /// Whether a problem of verify's stops the conversion (`None`), and with which message.
+    fn refuses(&self, input: usize, p: &crate::verify::Problem) -> Option<String> {
+        use crate::verify::Check;
+        if p.severity != crate::verify::Severity::Error {
+            return None;
+        }
+        let name = self.name(input);
+        match p.check {
+            Check::Checksum if !self.checksum => None,
+            // The parser says it better, with its own offset, when the pass reaches it.
+            Check::EmptyCollection => None,
+            Check::DuplicateKey if self.conflict != convert::ConflictPolicy::Error => None,
+            Check::DuplicateKey => Some(format!(
+                "{name}: {}; {}",
+                located(p),
+                remedy(LossKind::DuplicateKey, HintFor::Convert)
+            )),
+            _ => Some(damaged(name, &located(p))),
+        }
+    }
+
+    /// The first refused problem of `problems`, by offset.
+    fn first_refused(&self, input: usize, problems: &[crate::verify::Problem]) -> Option<String> {
+        problems
+            .iter()
+            .filter_map(|p| self.refuses(input, p).map(|m| (p.offset, m)))
+            .min_by_key(|(offset, _)| *offset)
+            .map(|(_, m)| m)
+    }
+
+    /// Runs `convert` (one of the writer's `_with` passes) with the guard's checks in its
+    /// walk; the keys stored twice are looked for at the end, before anything is kept.
+    fn inspecting<T>(
+        &self,
+        inputs: &[&[u8]],
+        convert: impl FnOnce(convert::Inspection<'_, crate::verify::Found>) -> Result<T, ConvertError>,
+    ) -> Result<T, ConvertError> {
+        use crate::verify::{Found, Inline};
+        let check = |x: &convert::Inspected<'_, '_>| -> Result<Found, ConvertError> {
+            let found = Inline::check(x.item, x.start, x.data);
+            if let Some(message) = self.first_refused(x.input, found.problems()) {
+                return Err(refused(message));
+            }
+            if let rdb_parser::Item::Key(e) = x.item {
+                if let Some((_, message)) = crate::check::loader_problem(e) {
+                    return Err(refused(damaged(
+                        self.name(x.input),
+                        &key_problem(e, &message),
+                    )));
+                }
+            }
+            Ok(found)
+        };
+        let mut walks: Vec<Inline> = inputs.iter().map(|d| Inline::new(d)).collect();
+        let mut take = |x: &convert::Inspected<'_, '_>, found: Found| -> Result<(), ConvertError> {
+            let Some(walk) = walks.get_mut(x.input) else {
+                return Ok(());
+            };
+            let problems = walk.take(x.item, x.start, x.end, found, x.data);
+            match self.first_refused(x.input, &problems) {
+                Some(message) => Err(refused(message)),
+                None => Ok(()),
+            }
+        };
+        let done = convert(convert::Inspection {
+            check: &check,
+            take: &mut take,
+        })?;
+        if self.conflict == convert::ConflictPolicy::Error {
+            for (input, (walk, data)) in walks.into_iter().zip(inputs).enumerate() {
+                let duplicates = walk.duplicate_keys(data);
+                if let Some(message) = self.first_refused(input, &duplicates) {
+                    return Err(refused(message));
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// [`preflight`] on each input, as the conversion's error.
+    fn preflight_all(&self, inputs: &[&[u8]]) -> Result<(), ConvertError> {
+        for (input, data) in inputs.iter().enumerate() {
+            preflight(
+                data,
+                self.name(input),
+                self.conflict,
+                self.checksum,
+                self.empty_keys,
+            )
+            .map_err(|f| match f {
+                crate::Failure::Data(p) => ConvertError::Parse(p),
+                crate::Failure::Io(io) => ConvertError::Io(io),
+                other => refused(other.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The refusal of a damaged input.
+fn damaged(name: &str, what: &str) -> String {
+    format!(
+        "{name}: {what}; nothing was written (a conversion would copy it under a fresh \
+         checksum, which hides the damage from the target)"
+    )
+}
+
+/// `key "k" (db 0) at byte N: message`.
+fn key_problem(e: &rdb_parser::Entry<'_>, message: &str) -> String {
+    let mut shown = String::new();
+    let _ = rdb_parser::error::write_escaped(&mut shown, e.key.get(..64).unwrap_or(&e.key));
+    format!(
+        "key \"{shown}\" (db {}) at byte {}: {message}",
+        e.db, e.offset
+    )
+}
+
+/// Whether every file a command writes appears only when complete (a regular file or a
+/// staged directory, not standard output or a pipe): then a refusal found late discards
+/// the output, and the guard may run inside the conversion.
+fn all_atomic(output: Option<&Path>, files: &SideFiles<'_>) -> bool {
+    use crate::output::{check_destination, Destination};
+    let file = |p: &Path| matches!(check_destination(p), Ok(Destination::File(_)));
+    output.is_none_or(file) && files.report.is_none_or(file) && files.functions.is_none_or(file)
 }
 
 /// Problems of the deep walk listed before `preflight` stops counting them one by one.
@@ -122,12 +300,7 @@ pub fn preflight(
     empty_keys: bool,
 ) -> Result<(), crate::Failure> {
     let report = crate::verify::verify_with(data, PREFLIGHT_PROBLEMS, |_| {});
-    let refuse = |what: String| {
-        crate::Failure::Refused(format!(
-            "{name}: {what}; nothing was written (a conversion would copy it under a fresh \
-             checksum, which hides the damage from the target)"
-        ))
-    };
+    let refuse = |what: String| crate::Failure::Refused(damaged(name, &what));
     use crate::verify::Check;
     for p in &report.problems {
         if p.severity != crate::verify::Severity::Error {
@@ -159,13 +332,7 @@ pub fn preflight(
     for item in parser.parse(data)?.flatten() {
         if let rdb_parser::Item::Key(e) = &item {
             if let Some((_, message)) = crate::check::loader_problem(e) {
-                let mut shown = String::new();
-                let _ =
-                    rdb_parser::error::write_escaped(&mut shown, e.key.get(..64).unwrap_or(&e.key));
-                return Err(refuse(format!(
-                    "key \"{shown}\" (db {}) at byte {}: {message}",
-                    e.db, e.offset
-                )));
+                return Err(refuse(key_problem(e, &message)));
             }
         }
     }
@@ -241,6 +408,7 @@ impl Side {
 
 /// Converts `data` into `output` (written atomically), with the side files. On any error
 /// no output, report or functions file is left behind.
+/// `guard` says what in the input stops the conversion.
 pub fn run(
     data: &[u8],
     parser: &ParserBuilder,
@@ -248,17 +416,40 @@ pub fn run(
     output: &Path,
     files: &SideFiles<'_>,
     progress: &mut dyn FnMut(u64),
+    guard: &Guard,
 ) -> Result<ConvertSummary, ConvertError> {
+    let folded = all_atomic(Some(output), files);
+    if !folded {
+        guard.preflight_all(&[data])?;
+    }
     let out = AtomicFile::create(output)?;
     let mut side = Side::open(files)?;
-    let (out, summary) =
-        convert::convert(data, parser, opts, out, &mut |l| side.loss(l), progress)?;
-    out.commit()?;
+    let mut on_loss = |l: &Loss<'_>| side.loss(l);
+    let (mut outs, summary) = if folded {
+        guard.inspecting(&[data], |inspect| {
+            convert::convert_split_with(
+                data,
+                parser,
+                opts,
+                vec![out],
+                None,
+                &mut on_loss,
+                progress,
+                inspect,
+            )
+        })?
+    } else {
+        convert::convert_split(data, parser, opts, vec![out], None, &mut on_loss, progress)?
+    };
+    if let Some(out) = outs.pop() {
+        out.commit()?;
+    }
     side.commit()?;
     Ok(summary)
 }
 
 /// Merges `inputs` into `output` (written atomically), with the side files.
+#[allow(clippy::too_many_arguments)]
 pub fn run_merge(
     inputs: &[&[u8]],
     parser: &ParserBuilder,
@@ -267,18 +458,31 @@ pub fn run_merge(
     output: &Path,
     files: &SideFiles<'_>,
     progress: &mut dyn FnMut(u64),
+    guard: &Guard,
 ) -> Result<ConvertSummary, ConvertError> {
+    let folded = all_atomic(Some(output), files);
+    if !folded {
+        guard.preflight_all(inputs)?;
+    }
     let out = AtomicFile::create(output)?;
     let mut side = Side::open(files)?;
-    let (out, summary) = convert::merge(
-        inputs,
-        parser,
-        opts,
-        conflict,
-        out,
-        &mut |l| side.loss(l),
-        progress,
-    )?;
+    let mut on_loss = |l: &Loss<'_>| side.loss(l);
+    let (out, summary) = if folded {
+        guard.inspecting(inputs, |inspect| {
+            convert::merge_with(
+                inputs,
+                parser,
+                opts,
+                conflict,
+                out,
+                &mut on_loss,
+                progress,
+                inspect,
+            )
+        })?
+    } else {
+        convert::merge(inputs, parser, opts, conflict, out, &mut on_loss, progress)?
+    };
     out.commit()?;
     side.commit()?;
     Ok(summary)
@@ -409,8 +613,14 @@ pub fn run_split(
     dir: &Path,
     files: &SideFiles<'_>,
     progress: &mut dyn FnMut(u64),
+    guard: &Guard,
 ) -> Result<ConvertSummary, ConvertError> {
     use sha2::Digest;
+    // The shards and the manifest appear together when complete; the side files may not.
+    let folded = all_atomic(None, files);
+    if !folded {
+        guard.preflight_all(&[data])?;
+    }
     let staging = Staging::new(dir)?;
     let names: Vec<String> = (0..slots.len()).map(|i| format!("shard-{i}.rdb")).collect();
     let outs = names
@@ -423,15 +633,31 @@ pub fn run_split(
         })
         .collect::<std::io::Result<Vec<_>>>()?;
     let mut side = Side::open(files)?;
-    let (outs, summary) = convert::convert_split(
-        data,
-        parser,
-        opts,
-        outs,
-        Some(slots),
-        &mut |l| side.loss(l),
-        progress,
-    )?;
+    let mut on_loss = |l: &Loss<'_>| side.loss(l);
+    let (outs, summary) = if folded {
+        guard.inspecting(&[data], |inspect| {
+            convert::convert_split_with(
+                data,
+                parser,
+                opts,
+                outs,
+                Some(slots),
+                &mut on_loss,
+                progress,
+                inspect,
+            )
+        })?
+    } else {
+        convert::convert_split(
+            data,
+            parser,
+            opts,
+            outs,
+            Some(slots),
+            &mut on_loss,
+            progress,
+        )?
+    };
     let mut shards = Vec::new();
     let mut shard_files = Vec::new();
     for (((out, name), ranges), stats) in outs

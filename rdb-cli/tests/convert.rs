@@ -860,3 +860,36 @@ fn duplicate_keys_follow_on_conflict() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// To standard output, which cannot be taken back, the damage is found before anything is
+/// written (into a file, the check runs inside the conversion and the file never appears).
+#[test]
+fn a_corrupt_value_stops_convert_to_stdout_before_any_byte() {
+    use rdb_parser::format::type_id;
+    let dir = temp_dir("convert-corrupt-stdout");
+    let input = dir.join("in.rdb");
+    // A zipmap declaring 2 pairs and holding 1, after a good key.
+    let data = write_rdb(&[
+        (0, b"ok", plain_string(b"v")),
+        (
+            type_id::HASH_ZIPMAP,
+            b"h",
+            plain_string(&[2, 1, b'f', 1, 0, b'v', 0xFF]),
+        ),
+    ]);
+    std::fs::write(&input, data).unwrap_or_else(|e| panic!("{e}"));
+    let run = rdbkit()
+        .arg("convert")
+        .arg(&input)
+        .args(["-o", "-", "--target", "redis-7.0"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"h\"") && stderr.contains("byte"),
+        "{stderr}"
+    );
+    assert!(run.stdout.is_empty(), "{} bytes written", run.stdout.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}

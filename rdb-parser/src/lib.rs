@@ -76,7 +76,8 @@ pub use stream::{
 };
 pub use string::RdbString;
 pub use value::{
-    ElementIter, Hash, HashField, HashIter, List, Set, StringValue, Value, ZSet, ZSetIter,
+    ElementIter, Hash, HashField, HashIter, List, ListNodes, Set, StringValue, Value, ZSet,
+    ZSetIter,
 };
 
 pub use vectorset::{

@@ -587,6 +587,22 @@ impl<'data> List<'data> {
         }
     }
 
+    /// The quicklist's nodes in order, each as a list of its own holding that node's
+    /// elements (`None` when the list is not stored as a quicklist), so that a long list can
+    /// be walked a run of nodes at a time, on several cores. A node's elements decode as
+    /// [`List::iter`] decodes them, errors included.
+    pub fn nodes(&self) -> Option<ListNodes<'data>> {
+        match &self.repr {
+            ListRepr::Quicklist { nodes, body, v2 } => Some(ListNodes {
+                rest: body,
+                left: *nodes,
+                v2: *v2,
+                ctx: self.ctx,
+            }),
+            _ => None,
+        }
+    }
+
     /// The elements in list order.
     pub fn iter(&self) -> ElementIter<'_> {
         let inner = match &self.repr {
@@ -616,6 +632,58 @@ impl<'data> List<'data> {
             ListRepr::Ziplist(b) => b.origin(),
             ListRepr::Linked { body, .. } | ListRepr::Quicklist { body, .. } => body,
         }
+    }
+}
+
+/// The nodes of a quicklist, one list each ([`List::nodes`]). The node extents were
+/// checked when the value was parsed; should one not read, the walk ends early (compare
+/// the nodes returned with [`List::node_count`]).
+#[derive(Debug, Clone)]
+pub struct ListNodes<'data> {
+    rest: &'data [u8],
+    left: u64,
+    v2: bool,
+    ctx: Ctx<'data>,
+}
+
+impl<'data> ListNodes<'data> {
+    /// The stored bytes of the nodes not yet returned (container lengths and strings).
+    pub fn rest_bytes(&self) -> usize {
+        self.rest.len()
+    }
+}
+
+impl<'data> Iterator for ListNodes<'data> {
+    type Item = List<'data>;
+
+    fn next(&mut self) -> Option<List<'data>> {
+        if self.left == 0 {
+            return None;
+        }
+        let start = self.rest;
+        let mut rest = start;
+        if self.v2 {
+            let Ok((r, _)) = len(rest) else {
+                self.left = 0;
+                return None;
+            };
+            rest = r;
+        }
+        let Ok((rest, _)) = string(rest) else {
+            self.left = 0;
+            return None;
+        };
+        self.left -= 1;
+        self.rest = rest;
+        let body = consumed(start, rest);
+        Some(List {
+            repr: ListRepr::Quicklist {
+                nodes: 1,
+                body,
+                v2: self.v2,
+            },
+            ctx: self.ctx,
+        })
     }
 }
 

@@ -18,15 +18,19 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
-use rdb_parser::format::{type_id, Magic, Version};
-use rdb_parser::{Element, Entry, Function, Hash, Item, ParserBuilder, Stream, Value};
+use rdb_parser::format::Version;
+use rdb_parser::{Entry, Item, ParserBuilder};
 
-use crate::encode::{self, Compression};
+use crate::encode::Compression;
 use crate::filter::Filter;
-use crate::profile::{is_valkey, ModuleSupport, TargetProfile};
+use crate::profile::{ModuleSupport, TargetProfile};
 use crate::slot::SlotMap;
-use crate::{value, WriterBuilder, ZiplistBuilder};
+use crate::WriterBuilder;
 use rdb_pipeline::{self as pipeline, Spanned};
+
+mod pieces;
+mod reencode;
+mod sink;
 
 /// What to do with hash fields that have their own TTL when the target has no such thing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +333,9 @@ enum Encoded {
     Same,
     /// Re-encoded: new type byte and value bytes.
     New(u8, Vec<u8>),
+    /// A list too large to hold re-encoded: the writing thread encodes it node by node
+    /// as it writes it (type 14, see `pieces`).
+    ListInPieces,
     /// Nothing of the key remains.
     Dropped(LossKind, String),
 }
@@ -398,6 +405,56 @@ pub fn convert_split<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Vec<W>, ConvertSummary), ConvertError> {
+    let mut nothing = |_: &Inspected<'_, '_>, ()| Ok(());
+    let inspect = Inspection {
+        check: &|_| Ok(()),
+        take: &mut nothing,
+    };
+    convert_split_with(data, parser, opts, outs, slots, on_loss, progress, inspect)
+}
+
+/// A caller's checks of the input, run inside the conversion's own walk, so that the file
+/// is read once (rdbkit folds verify's deep check into convert this way). `check` sees
+/// every item on any core before the item is converted; `take` gets each item's finding
+/// in file order, before the item is written. An error of either stops the conversion at
+/// that item, as the conversion's own errors do; what was written by then is the
+/// caller's to discard.
+pub struct Inspection<'a, F> {
+    pub check: &'a (dyn Fn(&Inspected<'_, '_>) -> Result<F, ConvertError> + Sync),
+    pub take: &'a mut dyn FnMut(&Inspected<'_, '_>, F) -> Result<(), ConvertError>,
+}
+
+impl<F> std::fmt::Debug for Inspection<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inspection")
+    }
+}
+
+/// An item seen by an [`Inspection`], with where it lies in its input.
+#[derive(Debug)]
+pub struct Inspected<'i, 'data> {
+    /// The input's place among a merge's inputs (0 for a conversion).
+    pub input: usize,
+    /// The whole input.
+    pub data: &'data [u8],
+    pub item: &'i Item<'data>,
+    /// Its first byte and the byte after it.
+    pub start: u64,
+    pub end: u64,
+}
+
+/// [`convert_split`] with an [`Inspection`] of the input.
+#[allow(clippy::too_many_arguments)]
+pub fn convert_split_with<W: Write, F: Send>(
+    data: &[u8],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    outs: Vec<W>,
+    slots: Option<&SlotMap>,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+    mut inspect: Inspection<'_, F>,
+) -> Result<(Vec<W>, ConvertSummary), ConvertError> {
     if outs.len() != slots.map_or(1, SlotMap::len) {
         return Err(ConvertError::Io(io::Error::other(format!(
             "{} outputs for {} shards",
@@ -430,6 +487,7 @@ pub fn convert_split<W: Write>(
             eof,
             on_loss,
             progress,
+            &mut inspect,
         )
     })?;
     outputs.finish()
@@ -458,6 +516,28 @@ pub fn merge<W: Write>(
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
+    let mut nothing = |_: &Inspected<'_, '_>, ()| Ok(());
+    let inspect = Inspection {
+        check: &|_| Ok(()),
+        take: &mut nothing,
+    };
+    merge_with(
+        inputs, parser, opts, conflict, out, on_loss, progress, inspect,
+    )
+}
+
+/// [`merge`] with an [`Inspection`] of the inputs ([`Inspected::input`] tells them apart).
+#[allow(clippy::too_many_arguments)]
+pub fn merge_with<W: Write, F: Send>(
+    inputs: &[&[u8]],
+    parser: &ParserBuilder,
+    opts: &ConvertOptions,
+    conflict: ConflictPolicy,
+    out: W,
+    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
+    progress: &mut dyn FnMut(u64),
+    mut inspect: Inspection<'_, F>,
+) -> Result<(W, ConvertSummary), ConvertError> {
     // For "last", first learn where the last copy of each key is.
     let last_owner = match conflict {
         ConflictPolicy::Last => Some(last_owners(inputs, opts)?),
@@ -484,6 +564,7 @@ pub fn merge<W: Write>(
                 eof,
                 on_loss,
                 progress,
+                &mut inspect,
             )
         })?;
     }
@@ -574,8 +655,11 @@ struct InputRole<'a> {
     validate: bool,
 }
 
+/// One input's pass: items parsed in batches, each batch's keys inspected, filtered and
+/// re-encoded on all cores ([`key_outcome`]), then taken in file order by the writing
+/// thread ([`sink::InputSink`]).
 #[allow(clippy::too_many_arguments)]
-fn run_input<'data, W: Write>(
+fn run_input<'data, W: Write, F: Send>(
     data: &'data [u8],
     parser: &ParserBuilder,
     opts: &ConvertOptions,
@@ -585,370 +669,101 @@ fn run_input<'data, W: Write>(
     eof_seen: &pipeline::EofSeen,
     on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
     progress: &mut dyn FnMut(u64),
+    inspect: &mut Inspection<'_, F>,
 ) -> Result<(), ConvertError> {
     let items = parser.parse(data)?;
     let source = items.version();
-    let target = &opts.target;
-    let Outputs {
-        writers,
-        summary,
-        out_db,
-        seen: merged_keys,
-        functions_seen,
-    } = outputs;
-    // Filters may empty a database: then SELECTDB is written only before surviving keys.
-    let as_stored = role.as_stored && opts.filter.is_pass_all();
-    let validate = role.validate;
-    let mut db: u64 = 0;
-    let filter_all = opts.filter.is_pass_all();
-
-    let work = |s: &Spanned<'data>| -> Result<Option<KeyOutcome>, ConvertError> {
-        let Item::Key(entry) = &s.item else {
-            return Ok(None);
-        };
-        if !filter_all && !opts.filter.keeps(entry) {
-            return Ok(Some(KeyOutcome::Filtered));
+    let writers = outputs.writers.len();
+    let check = inspect.check;
+    let take = &mut *inspect.take;
+    let input = role.index;
+    fn located<'i, 'data>(
+        input: usize,
+        data: &'data [u8],
+        s: &'i Spanned<'data>,
+    ) -> Inspected<'i, 'data> {
+        Inspected {
+            input,
+            data,
+            item: &s.item,
+            start: s.offset,
+            end: s.offset + s.span.len() as u64,
         }
-        if opts.output_db(entry.db).is_none() {
-            return Ok(Some(KeyOutcome::DbDropped));
-        }
-        if validate {
-            entry
-                .value
-                .decode_all()
-                .map_err(|e| ConvertError::Parse(e.in_key(entry.db, &entry.key)))?;
-        }
-        let mut losses = Vec::new();
-        let mut delta = ConvertSummary::default();
-        let encoded = encode_entry(
-            entry,
-            source,
-            opts,
-            &mut delta,
-            &mut |l: &Loss<'_>| {
-                losses.push(PendingLoss {
-                    kind: l.kind,
-                    action: l.action,
-                    reason: l.reason.clone(),
-                });
-                Ok(())
-            },
-            s.offset,
-        )?;
-        Ok(Some(KeyOutcome::Step(KeyStep {
-            encoded,
-            losses,
-            delta,
-        })))
+    }
+    let work = |s: &Spanned<'data>| -> Result<(F, Option<KeyOutcome>), ConvertError> {
+        let found = check(&located(input, data, s))?;
+        let outcome = key_outcome(&s.item, s.offset, source, opts, role.validate)?;
+        Ok((found, outcome))
     };
-
-    // Bytes copied as stored are mostly adjacent in the input: each output gathers a run of
-    // them and writes it in one piece (no copy through its buffer; one CRC call).
-    let mut runs = SpanRuns::new(data, writers.len());
-    // A Redis 8.6 KEY_META waiting for its key: written right before that key's type byte
-    // (where a loader expects it) if the key is written at all.
-    let mut pending_meta: Option<&'data [u8]> = None;
-
-    let sink = |s: Spanned<'data>, outcome: Option<KeyOutcome>| -> Result<(), ConvertError> {
-        let (span, start) = (s.span, s.offset as usize);
-        let runs = &mut runs;
-        let all = |runs: &mut SpanRuns<'data>,
-                   writers: &mut Vec<crate::Writer<W>>,
-                   bytes: &'data [u8]|
-         -> io::Result<()> {
-            writers
-                .iter_mut()
-                .enumerate()
-                .try_for_each(|(i, w)| runs.copy(i, w, bytes))
-        };
-        match s.item {
-            Item::Header(_) => {}
-            Item::Eof(eof) => eof_seen.set(eof),
-            Item::Aux(_) | Item::ModuleAux(_) if !role.file_level => {}
-            Item::Aux(_) => all(runs, writers, span)?,
-            Item::ModuleAux(m) => match opts.keep_modules() {
-                Some(true) => all(runs, writers, span)?,
-                Some(false) => {
-                    summary.module_aux_dropped += 1;
-                    on_loss(&Loss {
-                        db: None,
-                        key: None,
-                        kind: LossKind::ModuleAux,
-                        action: "module_aux_dropped",
-                        reason: format!("module aux data of {}", m.id.name()),
-                        payload: None,
-                    })?;
-                }
-                None => {
-                    return Err(unrepresentable(
-                        None,
-                        None,
-                        start,
-                        format!(
-                            "module aux data of {}, and {} loads it only with that module",
-                            m.id.name(),
-                            target.name
-                        ),
-                        LossKind::ModuleAux,
-                    ))
-                }
-            },
-            Item::Function(f) => {
-                let code = match &f {
-                    Function::Library { code } => code.to_vec(),
-                    // 7.0 GA and later refuse the RC form; its parts make a FUNCTION2 library.
-                    Function::PreGa {
-                        name, engine, code, ..
-                    } => {
-                        let mut c = format!(
-                            "#!{} name={}\n",
-                            String::from_utf8_lossy(engine).to_lowercase(),
-                            String::from_utf8_lossy(name)
-                        )
-                        .into_bytes();
-                        c.extend_from_slice(code);
-                        c
-                    }
-                };
-                if !functions_seen.insert(code.clone()) {
-                    // The same library from another input of a merge.
-                } else if target.functions() {
-                    for (i, w) in writers.iter_mut().enumerate() {
-                        runs.flush(i, w)?;
-                        match f {
-                            Function::Library { .. } => w.raw(span)?,
-                            Function::PreGa { .. } => w.function(&code)?,
-                        }
-                    }
-                } else if opts.functions == FunctionPolicy::Drop {
-                    summary.functions_dropped += 1;
-                    on_loss(&Loss {
-                        db: None,
-                        key: None,
-                        kind: LossKind::Functions,
-                        action: "function_dropped",
-                        reason: format!("{} has no functions", target.name),
-                        payload: Some(&code),
-                    })?;
-                } else {
-                    return Err(unrepresentable(
-                        None,
-                        None,
-                        start,
-                        format!(
-                            "a function library, and {} has no functions (Redis < 7.0)",
-                            target.name
-                        ),
-                        LossKind::Functions,
-                    ));
-                }
-            }
-            Item::SelectDb(n) => {
-                db = n;
-                if as_stored {
-                    if let Some(max) = target.databases.filter(|&max| n >= max) {
-                        return Err(unrepresentable(
-                            Some(n),
-                            None,
-                            start,
-                            format!(
-                                "database {n}, and {} keeps databases 0 to {}",
-                                target.name,
-                                max - 1
-                            ),
-                            LossKind::Databases,
-                        ));
-                    }
-                    all(runs, writers, span)?;
-                }
-            }
-            Item::ResizeDb { .. } => {
-                // Size hints stay true only while databases stay as they are.
-                if as_stored {
-                    all(runs, writers, span)?;
-                }
-            }
-            Item::SlotInfo { .. } => {
-                if as_stored && !is_valkey(target.version) && target.version.number >= 12 {
-                    all(runs, writers, span)?;
-                } else {
-                    summary.hints_dropped += 1;
-                }
-            }
-            Item::SlotImport(_) => {
-                if as_stored && is_valkey(target.version) {
-                    all(runs, writers, span)?;
-                } else {
-                    summary.hints_dropped += 1;
-                }
-            }
-            Item::KeyMeta(_) if target.version.has_key_meta() => pending_meta = Some(span),
-            Item::KeyMeta(m) => on_loss(&Loss {
-                kind: LossKind::KeyMeta,
-                db: None,
-                key: None,
-                action: "key_meta_dropped",
-                reason: format!(
-                    "module key metadata ({} classes) of the next key, which {} cannot load",
-                    m.classes.len(),
-                    target.name
-                ),
-                payload: None,
-            })?,
-            Item::Key(entry) => {
-                summary.keys_read += 1;
-                progress(start as u64);
-                // Goes with the key: dropped with it, written only right before it.
-                let meta = pending_meta.take();
-                let step = match outcome {
-                    Some(KeyOutcome::Step(step)) => step,
-                    Some(KeyOutcome::Filtered) => {
-                        summary.keys_filtered += 1;
-                        return Ok(());
-                    }
-                    Some(KeyOutcome::DbDropped) | None => {
-                        summary.keys_dropped += 1;
-                        return on_loss(&Loss {
-                            db: Some(db),
-                            key: Some(&entry.key),
-                            kind: LossKind::Databases,
-                            action: "dropped",
-                            reason: format!("database {db} is not kept"),
-                            payload: None,
-                        })
-                        .map_err(ConvertError::from);
-                    }
-                };
-                let tdb = opts.output_db(db).unwrap_or(0);
-                if let Some(max) = target.databases.filter(|_| slots.is_none()) {
-                    if tdb >= max {
-                        return Err(unrepresentable(
-                            Some(db),
-                            Some(&entry.key),
-                            start,
-                            format!(
-                                "database {tdb}, and {} keeps databases 0 to {}",
-                                target.name,
-                                max - 1
-                            ),
-                            LossKind::Databases,
-                        ));
-                    }
-                }
-                if slots.is_some() && tdb != 0 {
-                    return Err(unrepresentable(
-                        Some(db),
-                        Some(&entry.key),
-                        start,
-                        format!("database {tdb}, and a cluster keeps only db 0"),
-                        LossKind::ClusterDatabases,
-                    ));
-                }
-                let superseded = role.last_owner.is_some_and(|o| {
-                    o.get(&(tdb, entry.key.to_vec())) != Some(&(role.index, entry.offset))
-                });
-                let duplicate = !superseded
-                    && merged_keys
-                        .as_mut()
-                        .is_some_and(|seen| !seen.insert((tdb, entry.key.to_vec())));
-                if duplicate && role.conflict == ConflictPolicy::Error {
-                    return Err(unrepresentable(
-                        Some(db),
-                        Some(&entry.key),
-                        start,
-                        format!("the key is in more than one input or database, all written to db {tdb}"),
-                        LossKind::DuplicateKey,
-                    ));
-                }
-                if superseded || duplicate {
-                    summary.keys_dropped += 1;
-                    let which = if superseded { "a later" } else { "an earlier" };
-                    let which = format!("{which} copy (in this or another input)");
-                    return on_loss(&Loss {
-                        db: Some(db),
-                        key: Some(&entry.key),
-                        kind: LossKind::DuplicateKey,
-                        action: "dropped",
-                        reason: format!("{which} is the one kept"),
-                        payload: None,
-                    })
-                    .map_err(ConvertError::from);
-                }
-                summary.absorb(&step.delta);
-                for l in &step.losses {
-                    on_loss(&Loss {
-                        db: Some(db),
-                        key: Some(&entry.key),
-                        kind: l.kind,
-                        action: l.action,
-                        reason: l.reason.clone(),
-                        payload: None,
-                    })?;
-                }
-                if let Encoded::Dropped(kind, reason) = step.encoded {
-                    summary.keys_dropped += 1;
-                    return on_loss(&Loss {
-                        db: Some(db),
-                        key: Some(&entry.key),
-                        kind,
-                        action: "dropped",
-                        reason,
-                        payload: None,
-                    })
-                    .map_err(ConvertError::from);
-                }
-                let i = slots.map_or(0, |m| m.shard_of(&entry.key));
-                let (Some(w), Some(current), Some(stats)) = (
-                    writers.get_mut(i),
-                    out_db.get_mut(i),
-                    summary.outputs.get_mut(i),
-                ) else {
-                    return Ok(());
-                };
-                if !as_stored && *current != Some(tdb) {
-                    runs.flush(i, w)?;
-                    w.select_db(tdb)?;
-                    *current = Some(tdb);
-                }
-                match step.encoded {
-                    Encoded::Same => {
-                        summary.passed_through += 1;
-                        if !entry.opcodes_in_span {
-                            runs.flush(i, w)?;
-                            write_key_opcodes(w, &entry)?;
-                        }
-                        if let Some(m) = meta {
-                            runs.copy(i, w, m)?;
-                        }
-                        runs.copy(i, w, span)?;
-                    }
-                    Encoded::New(type_id, bytes) => {
-                        summary.transcoded += 1;
-                        runs.flush(i, w)?;
-                        write_key_opcodes(w, &entry)?;
-                        if let Some(m) = meta {
-                            runs.copy(i, w, m)?;
-                            runs.flush(i, w)?;
-                        }
-                        let mut head = Vec::with_capacity(entry.raw_key.len() + 1);
-                        head.push(type_id);
-                        head.extend_from_slice(entry.raw_key);
-                        w.raw(&head)?;
-                        w.raw(&bytes)?;
-                    }
-                    Encoded::Dropped(..) => {}
-                }
-                stats.keys += 1;
-                summary.keys_written += 1;
-            }
-        }
-        Ok(())
+    let mut state = sink::InputSink {
+        opts,
+        slots,
+        role,
+        eof_seen,
+        outputs,
+        on_loss,
+        progress,
+        runs: SpanRuns::new(data, writers),
+        pending_meta: None,
+        db: 0,
+        as_stored: role.as_stored && opts.filter.is_pass_all(),
+    };
+    let sink = |s: Spanned<'data>, (found, outcome): (F, Option<KeyOutcome>)| {
+        take(&located(input, data, &s), found)?;
+        state.item(s, outcome)
     };
     pipeline::ordered_by_ref(items, work, sink)?;
-    for (i, w) in writers.iter_mut().enumerate() {
-        runs.flush(i, w)?;
-    }
+    state.finish()?;
     Ok(())
+}
+
+/// How one key fares (`None` for other items): filtered, its db dropped, or its value's
+/// way to the target with the losses met on the way. Runs on any core.
+fn key_outcome(
+    item: &Item<'_>,
+    offset: u64,
+    source: Version,
+    opts: &ConvertOptions,
+    validate: bool,
+) -> Result<Option<KeyOutcome>, ConvertError> {
+    let Item::Key(entry) = item else {
+        return Ok(None);
+    };
+    if !opts.filter.is_pass_all() && !opts.filter.keeps(entry) {
+        return Ok(Some(KeyOutcome::Filtered));
+    }
+    if opts.output_db(entry.db).is_none() {
+        return Ok(Some(KeyOutcome::DbDropped));
+    }
+    if validate {
+        entry
+            .value
+            .decode_all()
+            .map_err(|e| ConvertError::Parse(e.in_key(entry.db, &entry.key)))?;
+    }
+    let mut losses = Vec::new();
+    let mut delta = ConvertSummary::default();
+    let encoded = reencode::encode_entry(
+        entry,
+        source,
+        opts,
+        &mut delta,
+        &mut |l: &Loss<'_>| {
+            losses.push(PendingLoss {
+                kind: l.kind,
+                action: l.action,
+                reason: l.reason.clone(),
+            });
+            Ok(())
+        },
+        offset,
+        true,
+    )?;
+    Ok(Some(KeyOutcome::Step(KeyStep {
+        encoded,
+        losses,
+        delta,
+    })))
 }
 
 /// Per output, a run of input bytes waiting to be written: spans that follow each other
@@ -1054,407 +869,6 @@ fn unrepresentable(
     }
 }
 
-/// Decides how one key reaches the target.
-fn encode_entry(
-    entry: &Entry<'_>,
-    source: Version,
-    opts: &ConvertOptions,
-    summary: &mut ConvertSummary,
-    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
-    offset: u64,
-) -> Result<Encoded, ConvertError> {
-    let target = &opts.target;
-    let tv = target.version;
-    let fail = |reason: String, kind: LossKind| {
-        unrepresentable(
-            Some(entry.db),
-            Some(&entry.key),
-            offset as usize,
-            reason,
-            kind,
-        )
-    };
-    let in_key = |e: rdb_parser::Error| ConvertError::Parse(e.in_key(entry.db, &entry.key));
-    let c = opts.compression;
-    if entry.value.is_empty_collection() {
-        // Read only with --allow-empty-keys: no server writes these, 7.0+ skip them on
-        // load and 6.x refuse or crash on them.
-        return Ok(Encoded::Dropped(
-            LossKind::EmptyKey,
-            format!(
-                "an empty {}: servers skip or refuse such keys",
-                entry.value.type_name()
-            ),
-        ));
-    }
-    Ok(match &entry.value {
-        Value::Module(m) if m.is_vector_set() => {
-            use crate::vectorset::{plan, VectorSetStep};
-            match plan(m, opts.modules, target).map_err(in_key)? {
-                VectorSetStep::Keep => Encoded::Same,
-                VectorSetStep::Rewrite(bytes) => Encoded::New(entry.type_id, bytes),
-                VectorSetStep::Drop(reason) => Encoded::Dropped(LossKind::ModuleValue, reason),
-                VectorSetStep::Refuse(reason) => return Err(fail(reason, LossKind::ModuleValue)),
-            }
-        }
-        Value::Module(m) => match opts.keep_modules() {
-            Some(true) => Encoded::Same,
-            Some(false) => Encoded::Dropped(
-                LossKind::ModuleValue,
-                format!("module value of type {}", m.id.name()),
-            ),
-            None => {
-                return Err(fail(
-                    format!(
-                        "a module value of type {}, and {} loads it only with that module",
-                        m.id.name(),
-                        target.name
-                    ),
-                    LossKind::ModuleValue,
-                ))
-            }
-        },
-        Value::Hash(h) if h.has_field_ttls() => {
-            // Valkey's HASH_2 shares type 22 with a Redis 7.4 RC type: same magic, same meaning.
-            let same = if source.magic == Magic::Valkey {
-                is_valkey(tv)
-            } else {
-                target.loads_type(entry.type_id)
-            };
-            if same {
-                Encoded::Same
-            } else {
-                hash_with_ttls(entry, h, opts, summary, on_loss, &fail).map_err(|e| match e {
-                    HashErr::Convert(c) => c,
-                    HashErr::Parse(p) => in_key(p),
-                })?
-            }
-        }
-        _ if target.loads_type(entry.type_id) => Encoded::Same,
-        Value::Hash(h) => {
-            let fields = hash_fields(h).map_err(in_key)?;
-            let pairs: Vec<(&[u8], &[u8])> = fields
-                .iter()
-                .map(|(f, v, _)| (f.as_slice(), v.as_slice()))
-                .collect();
-            plain_hash(&pairs, tv, c)?
-        }
-        Value::ZSet(z) => {
-            // Listpack -> ziplist for RDB 9: entries copied as stored, order unchanged.
-            let mut zl = ZiplistBuilder::new();
-            let mut count = 0usize;
-            for pair in z.iter() {
-                let (member, score) = pair.map_err(in_key)?;
-                zl.push(&member.to_bytes());
-                zl.push(encode::score_text(score).as_bytes());
-                count += 1;
-            }
-            if count <= 128 {
-                let mut out = Vec::new();
-                encode::string(&mut out, &zl.finish()?, c);
-                Encoded::New(type_id::ZSET_ZIPLIST, out)
-            } else {
-                let members: Vec<(Vec<u8>, f64)> = z
-                    .iter()
-                    .map(|p| p.map(|(m, s)| (m.to_bytes().into_owned(), s)))
-                    .collect::<Result<_, _>>()
-                    .map_err(in_key)?;
-                Encoded::New(type_id::ZSET_2, value::zset_2(&members, c))
-            }
-        }
-        Value::List(l) => {
-            // Streamed node by node: memory holds the output value, not a copy per element.
-            let mut b = value::QuicklistBuilder::new(c);
-            for e in l.iter() {
-                b.push(&e.map_err(in_key)?.to_bytes())?;
-            }
-            Encoded::New(type_id::LIST_QUICKLIST, b.finish()?)
-        }
-        Value::Set(s) => {
-            let members: Vec<Element<'_>> = s.iter().collect::<Result<_, _>>().map_err(in_key)?;
-            let ints: Option<Vec<i64>> = members.iter().map(Element::as_int).collect();
-            match ints {
-                Some(ints) if ints.len() <= 512 => {
-                    Encoded::New(type_id::SET_INTSET, value::set_intset(&ints, c)?)
-                }
-                _ => {
-                    let bytes: Vec<Vec<u8>> =
-                        members.iter().map(|m| m.to_bytes().into_owned()).collect();
-                    Encoded::New(type_id::SET, value::set_plain(&bytes, c))
-                }
-            }
-        }
-        Value::Stream(s) => {
-            if let Some(what) = s.idmp.as_ref().and_then(idmp_state) {
-                match opts.stream_idmp {
-                    StreamIdmpPolicy::Error => {
-                        return Err(fail(
-                            format!(
-                                "a stream with IDMP state ({what}), and {} has none",
-                                target.name
-                            ),
-                            LossKind::StreamIdmp,
-                        ))
-                    }
-                    StreamIdmpPolicy::Drop => {
-                        summary.streams_idmp_dropped += 1;
-                        on_loss(&Loss {
-                            kind: LossKind::StreamIdmp,
-                            db: Some(entry.db),
-                            key: Some(&entry.key),
-                            action: "stream_idmp_dropped",
-                            reason: format!("IDMP state: {what}"),
-                            payload: None,
-                        })?;
-                    }
-                }
-            }
-            let (t, bytes) = stream(s, tv);
-            Encoded::New(t, bytes)
-        }
-        Value::String(_) => {
-            return Err(fail(
-                format!("type {} is not loadable by {}", entry.type_id, target.name),
-                LossKind::Type,
-            ))
-        }
-    })
-}
-
-enum HashErr {
-    Convert(ConvertError),
-    Parse(rdb_parser::Error),
-}
-
-type Field = (Vec<u8>, Vec<u8>, Option<i64>);
-
-fn hash_fields(h: &Hash<'_>) -> Result<Vec<Field>, rdb_parser::Error> {
-    h.iter()
-        .map(|f| {
-            f.map(|f| {
-                (
-                    f.field.to_bytes().into_owned(),
-                    f.value.to_bytes().into_owned(),
-                    f.expire_ms,
-                )
-            })
-        })
-        .collect()
-}
-
-/// A hash whose fields may carry TTLs, for a target that stores them differently or not
-/// at all.
-fn hash_with_ttls(
-    entry: &Entry<'_>,
-    h: &Hash<'_>,
-    opts: &ConvertOptions,
-    summary: &mut ConvertSummary,
-    on_loss: &mut dyn FnMut(&Loss<'_>) -> io::Result<()>,
-    fail: &dyn Fn(String, LossKind) -> ConvertError,
-) -> Result<Encoded, HashErr> {
-    let target = &opts.target;
-    let mut fields = hash_fields(h).map_err(HashErr::Parse)?;
-    let with_ttl = fields.iter().filter(|f| f.2.is_some()).count();
-    if target.field_ttls() {
-        return field_ttl_hash(&fields, target.version, opts.compression, fail)
-            .map_err(HashErr::Convert);
-    }
-    if with_ttl > 0 {
-        let loss = |kind: LossKind, action: &'static str, reason: String| Loss {
-            db: Some(entry.db),
-            key: Some(&entry.key),
-            kind,
-            action,
-            reason,
-            payload: None,
-        };
-        match opts.field_ttls {
-            FieldTtlPolicy::Error => {
-                return Err(HashErr::Convert(fail(
-                    format!(
-                        "{with_ttl} hash fields have their own TTL, and {} cannot store field TTLs",
-                        target.name
-                    ),
-                    LossKind::FieldTtls,
-                )))
-            }
-            FieldTtlPolicy::Drop => {}
-            FieldTtlPolicy::DropExpired => {
-                let before = fields.len();
-                let now = opts.now_ms;
-                fields.retain(|f| f.2.is_none_or(|t| t > now));
-                let gone = (before - fields.len()) as u64;
-                if gone > 0 {
-                    summary.fields_dropped += gone;
-                    on_loss(&loss(
-                        LossKind::ExpiredFields,
-                        "expired_fields_dropped",
-                        format!("{gone} fields had expired at {now}"),
-                    ))
-                    .map_err(|e| HashErr::Convert(e.into()))?;
-                }
-                if fields.is_empty() {
-                    return Ok(Encoded::Dropped(
-                        LossKind::ExpiredFields,
-                        "every field had expired".into(),
-                    ));
-                }
-            }
-        }
-        summary.keys_with_field_ttls_dropped += 1;
-        on_loss(&loss(
-            LossKind::FieldTtls,
-            "field_ttls_dropped",
-            format!(
-                "{} fields made persistent",
-                fields.iter().filter(|f| f.2.is_some()).count()
-            ),
-        ))
-        .map_err(|e| HashErr::Convert(e.into()))?;
-    }
-    let pairs: Vec<(&[u8], &[u8])> = fields
-        .iter()
-        .map(|(f, v, _)| (f.as_slice(), v.as_slice()))
-        .collect();
-    plain_hash(&pairs, target.version, opts.compression).map_err(HashErr::Convert)
-}
-
-/// A hash without field TTLs in the encoding the target's own server would choose.
-fn plain_hash(
-    pairs: &[(&[u8], &[u8])],
-    v: Version,
-    c: Compression,
-) -> Result<Encoded, ConvertError> {
-    let small = pairs.len() <= 512 && pairs.iter().all(|(f, x)| f.len() <= 64 && x.len() <= 64);
-    Ok(if !small {
-        Encoded::New(type_id::HASH, value::hash_plain(pairs, c))
-    } else if is_valkey(v) || v.number >= 10 {
-        Encoded::New(type_id::HASH_LISTPACK, value::hash_listpack(pairs, c)?)
-    } else {
-        Encoded::New(type_id::HASH_ZIPLIST, value::hash_ziplist(pairs, c)?)
-    })
-}
-
-/// A hash with field TTLs for a target that stores them: Valkey's HASH_2 or Redis 7.4's
-/// HASH_METADATA.
-fn field_ttl_hash(
-    fields: &[Field],
-    v: Version,
-    c: Compression,
-    fail: &dyn Fn(String, LossKind) -> ConvertError,
-) -> Result<Encoded, ConvertError> {
-    let mut out = Vec::new();
-    if is_valkey(v) {
-        // len n, n x (field, value, i64 LE expire or -1)
-        encode::length(&mut out, fields.len() as u64);
-        for (f, x, t) in fields {
-            encode::string(&mut out, f, c);
-            encode::string(&mut out, x, c);
-            encode::ms_time(&mut out, t.unwrap_or(-1));
-        }
-        return Ok(Encoded::New(type_id::HASH_2, out));
-    }
-    // u64 LE min_expire, len n, n x (len ttl, field, value); ttl = expire - min + 1, 0 = none.
-    let min = fields.iter().filter_map(|f| f.2).min().unwrap_or(0);
-    encode::ms_time(&mut out, min);
-    encode::length(&mut out, fields.len() as u64);
-    for (f, x, t) in fields {
-        // Relative TTLs must fit the i64 range readers accept (found by fuzzing: expiries
-        // near both ends of i64 overflowed the subtraction).
-        let ttl = match *t {
-            None => 0,
-            Some(t) => u64::try_from(i128::from(t) - i128::from(min) + 1)
-                .ok()
-                .filter(|&d| i64::try_from(d).is_ok())
-                .ok_or_else(|| {
-                    fail(
-                        format!(
-                            "field expiries {min} and {t} ms are too far apart for the relative field TTLs of RDB {}",
-                            v.number
-                        ),
-                        LossKind::FieldExpiryRange,
-                    )
-                })?,
-        };
-        encode::length(&mut out, ttl);
-        encode::string(&mut out, f, c);
-        encode::string(&mut out, x, c);
-    }
-    Ok(Encoded::New(type_id::HASH_METADATA, out))
-}
-
-/// What a target without IDMP would lose of a stream's IDMP state, or `None` when it is
-/// what every stream has untouched: no producers, zero counters, the server's built-in
-/// settings (100 s, 100 iids).
-fn idmp_state(m: &rdb_parser::Idmp<'_>) -> Option<String> {
-    let iids = m.iid_count();
-    let untouched = m.producer_count() == 0
-        && m.iids_added == 0
-        && m.iids_duplicates == 0
-        && (m.duration_s, m.max_entries) == (100, 100);
-    (!untouched).then(|| {
-        format!(
-            "{} producers, {iids} iids, duration {} s, max {} iids, {} added, {} duplicates",
-            m.producer_count(),
-            m.duration_s,
-            m.max_entries,
-            m.iids_added,
-            m.iids_duplicates
-        )
-    })
-}
-
-/// A stream for an older stream type: node listpacks are copied, metadata the target
-/// version does not store is left out (its server derives it on load).
-fn stream(s: &Stream<'_>, v: Version) -> (u8, Vec<u8>) {
-    let out_type = if is_valkey(v) || v.number >= 11 {
-        type_id::STREAM_LISTPACKS_3
-    } else if v.number >= 10 {
-        type_id::STREAM_LISTPACKS_2
-    } else {
-        type_id::STREAM_LISTPACKS
-    };
-    let v2 = out_type >= type_id::STREAM_LISTPACKS_2;
-    let v3 = out_type >= type_id::STREAM_LISTPACKS_3;
-    let mut out = Vec::with_capacity(s.nodes_raw().len() + 64);
-    encode::length(&mut out, s.node_count());
-    out.extend_from_slice(s.nodes_raw());
-    encode::length(&mut out, s.length);
-    encode::stream_id_lens(&mut out, s.last_id);
-    if v2 {
-        encode::stream_id_lens(&mut out, s.first_id.unwrap_or_default());
-        encode::stream_id_lens(&mut out, s.max_deleted_id.unwrap_or_default());
-        encode::length(&mut out, s.entries_added.unwrap_or(s.length));
-    }
-    encode::length(&mut out, s.group_count());
-    for g in s.groups() {
-        encode::string(&mut out, &g.name, Compression::None);
-        encode::stream_id_lens(&mut out, g.last_id);
-        if v2 {
-            encode::length(&mut out, g.entries_read.unwrap_or(u64::MAX));
-        }
-        encode::length(&mut out, g.pending_count());
-        for p in g.pending() {
-            encode::stream_id_raw(&mut out, p.id);
-            encode::ms_time(&mut out, p.delivery_time_ms);
-            encode::length(&mut out, p.delivery_count);
-        }
-        encode::length(&mut out, g.consumer_count());
-        for cons in g.consumers() {
-            encode::string(&mut out, &cons.name, Compression::None);
-            encode::ms_time(&mut out, cons.seen_time_ms);
-            if v3 {
-                encode::ms_time(&mut out, cons.active_time_ms.unwrap_or(cons.seen_time_ms));
-            }
-            encode::length(&mut out, cons.pending_count());
-            for id in cons.pending() {
-                encode::stream_id_raw(&mut out, id);
-            }
-        }
-    }
-    (out_type, out)
-}
-
 /// A DUMP/RESTORE payload of `entry`'s value for `opts.target`: type byte, value, the
 /// target's RDB version (u16 LE) and the CRC64 of all that (u64 LE).
 pub fn dump_payload(
@@ -1468,6 +882,17 @@ pub fn dump_payload(
     let mut out = Vec::with_capacity(body.len());
     body.write_to(&mut out)?;
     Ok(Some(out))
+}
+
+/// The CRC64 of a payload's value, continuing from `crc`: in pieces on all cores when it
+/// is large.
+fn payload_crc(crc: u64, value: &[u8]) -> u64 {
+    const PARALLEL_ABOVE: usize = 16 << 20;
+    if value.len() <= PARALLEL_ABOVE {
+        return rdb_parser::crc64(crc, value);
+    }
+    let whole = rdb_parser::crc64_parallel(value, rayon::current_num_threads());
+    rdb_parser::crc64_combine(crc, whole, value.len() as u64)
 }
 
 /// A DUMP payload in parts, so that a caller can write a value the target loads as it
@@ -1506,15 +931,23 @@ pub fn dump_body<'data>(
 ) -> Result<Option<DumpBody<'data>>, ConvertError> {
     let mut summary = ConvertSummary::default();
     let mut ignore = |_: &Loss<'_>| Ok(());
-    let (type_id, value) =
-        match encode_entry(entry, source, opts, &mut summary, &mut ignore, entry.offset)? {
-            Encoded::Same => (entry.type_id, std::borrow::Cow::Borrowed(entry.raw_value)),
-            Encoded::New(t, b) => (t, std::borrow::Cow::Owned(b)),
-            Encoded::Dropped(..) => return Ok(None),
-        };
+    let encoded = reencode::encode_entry(
+        entry,
+        source,
+        opts,
+        &mut summary,
+        &mut ignore,
+        entry.offset,
+        false,
+    )?;
+    let (type_id, value) = match encoded {
+        Encoded::Same => (entry.type_id, std::borrow::Cow::Borrowed(entry.raw_value)),
+        Encoded::New(t, b) => (t, std::borrow::Cow::Owned(b)),
+        Encoded::Dropped(..) | Encoded::ListInPieces => return Ok(None),
+    };
     let version = (opts.target.version.number as u16).to_le_bytes();
-    let crc = rdb_parser::crc64(
-        rdb_parser::crc64(rdb_parser::crc64(0, &[type_id]), &value),
+    let crc = crate::crc::crc64_short(
+        payload_crc(crate::crc::crc64_short(0, &[type_id]), &value),
         &version,
     );
     let mut trailer = [0u8; 10];

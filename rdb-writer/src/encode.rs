@@ -152,14 +152,24 @@ const SCORE_TEXT_MAX: usize = 24;
 /// server does. The server itself writes `%.17g`; both parse to the same double.
 /// Infinities are `inf` and `-inf`, NaN is `nan`, the spellings the server uses.
 pub fn score_text(v: f64) -> String {
+    let mut text = String::new();
+    score_text_into(&mut text, v);
+    text
+}
+
+/// [`score_text`] into `text` (cleared first), so that a caller formatting many scores
+/// reuses one buffer.
+pub fn score_text_into(text: &mut String, v: f64) {
+    use std::fmt::Write;
+    text.clear();
     if v.is_nan() {
-        return "nan".to_owned();
+        text.push_str("nan");
+        return;
     }
-    let plain = format!("{v}");
-    if plain.len() <= SCORE_TEXT_MAX {
-        plain
-    } else {
-        format!("{v:e}")
+    let _ = write!(text, "{v}");
+    if text.len() > SCORE_TEXT_MAX {
+        text.clear();
+        let _ = write!(text, "{v:e}");
     }
 }
 

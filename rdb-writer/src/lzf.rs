@@ -11,37 +11,68 @@
 //! 1, 2, 3, 200, 201. This is a greedy single-probe hash matcher like liblzf; its output
 //! decodes with any LZF decoder but is not byte-identical to the server's.
 
-/// Hash table size (log2) for large inputs: 16K slots of u32, 64 KiB a call. Small
-/// inputs get a table about their own size, so short strings stay cheap to try.
-const HASH_BITS_MAX: u32 = 14;
-const HASH_BITS_MIN: u32 = 8;
+/// Hash table size (log2): 16K slots of u32, 64 KiB per thread, kept from call to call.
+const HASH_BITS: u32 = 14;
 const MAX_LITERALS: usize = 32;
 const MIN_MATCH: usize = 3;
 /// 7 from the control byte plus 255 from the extra byte, plus the implied 2.
 const MAX_MATCH: usize = 7 + 255 + 2;
 const MAX_DISTANCE: usize = 1 << 13;
+/// Inputs up to this size are compressed: positions are stored as u32 past a base.
+const MAX_INPUT: usize = 1 << 30;
+
+/// The hash table of one thread. A slot holds `base + position + 1` of the last 3-byte
+/// sequence with that hash; a value at or below `base` was left by an earlier call and
+/// counts as empty. Each call moves `base` past its own positions, so no call pays for
+/// clearing the table (64 KiB, eight times an 8 KiB node), and the output depends on the
+/// input alone, never on what the thread compressed before.
+struct Table {
+    slots: Vec<u32>,
+    base: u32,
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = std::cell::RefCell::new(Table {
+        slots: vec![0; 1 << HASH_BITS],
+        base: 0,
+    });
+}
 
 /// Compresses `input`, or returns `None` if the result would exceed `max_out` bytes.
 pub(crate) fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let n = input.len();
-    if n < MIN_MATCH + 1 {
+    if !(MIN_MATCH + 1..=MAX_INPUT).contains(&n) {
         return None;
     }
+    TABLE.with(|t| {
+        let mut t = t.borrow_mut();
+        let t = &mut *t;
+        if u64::from(t.base) + n as u64 + 1 > u64::from(u32::MAX) {
+            t.slots.iter_mut().for_each(|s| *s = 0);
+            t.base = 0;
+        }
+        let base = t.base;
+        let out = compress_with(input, max_out, &mut t.slots, base);
+        t.base = base + n as u32 + 1;
+        out
+    })
+}
+
+fn compress_with(input: &[u8], max_out: usize, table: &mut [u32], base: u32) -> Option<Vec<u8>> {
+    let n = input.len();
     let mut out = Vec::with_capacity(max_out.min(n));
-    // Slot holds position + 1 of the last 3-byte sequence with that hash; 0 = empty.
-    let bits = (usize::BITS - n.leading_zeros()).clamp(HASH_BITS_MIN, HASH_BITS_MAX);
-    let mut table = vec![0u32; 1 << bits];
     let mut literals_from = 0;
     let mut i = 0;
     while let Some(key) = trigram(input, i) {
-        let slot = hash(key, bits);
-        let candidate = table.get(slot).copied().unwrap_or(0) as usize;
+        let slot = hash(key);
+        let stored = table.get(slot).copied().unwrap_or(0);
         if let Some(s) = table.get_mut(slot) {
-            *s = (i + 1) as u32;
+            *s = base + i as u32 + 1;
         }
-        let found = candidate
-            .checked_sub(1)
-            .filter(|&r| i - r <= MAX_DISTANCE && trigram(input, r) == Some(key));
+        let found = stored
+            .checked_sub(base + 1)
+            .map(|r| r as usize)
+            .filter(|&r| r < i && i - r <= MAX_DISTANCE && trigram(input, r) == Some(key));
         let Some(r) = found else {
             i += 1;
             // Pending literals alone already overflow: incompressible, stop early.
@@ -63,8 +94,8 @@ pub(crate) fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
         // Index the positions the match covered, so later repeats of them are found.
         for p in i + 1..i + len {
             if let Some(k) = trigram(input, p) {
-                if let Some(s) = table.get_mut(hash(k, bits)) {
-                    *s = (p + 1) as u32;
+                if let Some(s) = table.get_mut(hash(k)) {
+                    *s = base + p as u32 + 1;
                 }
             }
         }
@@ -82,8 +113,8 @@ fn trigram(input: &[u8], at: usize) -> Option<u32> {
     }
 }
 
-fn hash(key: u32, bits: u32) -> usize {
-    (key.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+fn hash(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
 }
 
 fn literal_runs(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -157,6 +188,25 @@ mod tests {
         let text = b"{\"id\":1,\"name\":\"alpha\"},{\"id\":2,\"name\":\"bravo\"},".repeat(40);
         assert!(roundtrip(&text).is_some_and(|n| n < text.len() / 4));
         assert_eq!(compress(b"abc", 10), None);
+    }
+
+    /// The table kept between calls never shows: the output depends on the input alone,
+    /// after any other input, and across the reset when the positions would overflow.
+    #[test]
+    fn output_depends_on_the_input_alone() {
+        let text = b"{\"id\":1,\"name\":\"alpha\"},{\"id\":2,\"name\":\"bravo\"},".repeat(30);
+        let fresh = compress_with(&text, text.len(), &mut vec![0; 1 << HASH_BITS], 0);
+        assert!(fresh.is_some());
+        for other in [
+            &b"{\"id\":9,\"name\":\"other\"}".repeat(50)[..],
+            &[b'a'; 5000][..],
+        ] {
+            let _ = compress(other, other.len());
+            assert_eq!(compress(&text, text.len()), fresh);
+        }
+        TABLE.with(|t| t.borrow_mut().base = u32::MAX - 10);
+        assert_eq!(compress(&text, text.len()), fresh);
+        assert_eq!(compress(&text, text.len()), fresh);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!           C0 i16 | D0 i32 | E0 i64 | F0 i24 | FE i8 (all LE) | F1..FD immediate 0..12
 //! ```
 
-use rdb_parser::parse_canonical_int;
+use rdb_parser::{parse_canonical_int, Element};
 
 use crate::error::Error;
 
@@ -52,6 +52,16 @@ impl ZiplistBuilder {
         match parse_canonical_int(element) {
             Some(v) => self.push_int(v),
             None => self.push_str(element),
+        }
+    }
+
+    /// Appends a decoded element as [`ZiplistBuilder::push`] would append its bytes: an
+    /// integer entry of a listpack or ziplist stays an integer without being formatted
+    /// and parsed again.
+    pub fn push_element(&mut self, element: &Element<'_>) {
+        match element {
+            Element::Int(v) => self.push_int(*v),
+            Element::Bytes(b) => self.push(b),
         }
     }
 

@@ -42,6 +42,76 @@ use walk::{
     walk_builder, InOrder,
 };
 
+/// verify's checks fed one item at a time by a walk made for another purpose: convert folds
+/// them into its own pass, so that the file is read once. [`Inline::check`] runs on any
+/// core; [`Inline::take`] takes each item's findings in file order and returns them with
+/// those that need the items before it (key opcodes); [`Inline::duplicate_keys`] ends the
+/// walk. The CRC64 is the walker's to check.
+pub struct Inline {
+    /// No slot ranges: a conversion's input is one file, not a part of a manifest.
+    in_order: InOrder<'static>,
+    scratch: Report,
+}
+
+/// What [`Inline::check`] found in one item.
+pub struct Found(walk::Checked);
+
+impl Found {
+    pub fn problems(&self) -> &[Problem] {
+        &self.0.problems
+    }
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Found").field(&self.0.problems).finish()
+    }
+}
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inline").finish_non_exhaustive()
+    }
+}
+
+impl Inline {
+    pub fn new(data: &[u8]) -> Inline {
+        Inline {
+            in_order: InOrder::new(None),
+            scratch: Report::new(data.len() as u64, usize::MAX),
+        }
+    }
+
+    /// The checks of one item that starts at `start` in `data` (any core).
+    pub fn check(item: &rdb_parser::Item<'_>, start: u64, data: &[u8]) -> Found {
+        Found(walk::check_item(item, start, data))
+    }
+
+    /// Takes the next item in file order (spanning `start..end`) with what
+    /// [`Inline::check`] found in it; returns its problems.
+    pub fn take(
+        &mut self,
+        item: &rdb_parser::Item<'_>,
+        start: u64,
+        end: u64,
+        found: Found,
+        data: &[u8],
+    ) -> Vec<Problem> {
+        self.in_order
+            .take(item, start, end, found.0, data, &mut self.scratch);
+        std::mem::take(&mut self.scratch.problems)
+    }
+
+    /// After the last item: the keys stored twice in one db (walking the file again only
+    /// when two key hashes meet).
+    pub fn duplicate_keys(self, data: &[u8]) -> Vec<Problem> {
+        let suspects = shared_fingerprints(self.in_order.fingerprints);
+        let mut report = Report::new(data.len() as u64, usize::MAX);
+        duplicate_keys(data, &walk_builder(), &suspects, key_hash, &mut report);
+        report.problems
+    }
+}
+
 /// Problems listed by default; the rest are counted.
 pub const DEFAULT_MAX_PROBLEMS: usize = 100_000;
 

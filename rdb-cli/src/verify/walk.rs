@@ -15,7 +15,7 @@ use rdb_writer::slot::SlotRange;
 
 use crate::parts::KeysOutside;
 
-use super::checks::check_item;
+pub(super) use super::checks::check_item;
 use super::report::{Check, ChecksumState, Problem, Report, Severity};
 
 /// An item with where it starts and ends in the file.
@@ -334,7 +334,7 @@ impl<'s> InOrder<'s> {
     }
 
     /// Takes one checked item, the next in file order, spanning `start..end`.
-    fn take(
+    pub(super) fn take(
         &mut self,
         item: &Item<'_>,
         start: u64,

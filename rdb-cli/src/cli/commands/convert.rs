@@ -86,20 +86,19 @@ fn modules_auto(opts: &mut rdb_writer::convert::ConvertOptions) {
     }
 }
 
-/// [`rdb_cli::convert::preflight`] on one input, with the read flags.
-fn preflight(
-    data: &[u8],
-    path: &Path,
+/// What stops the conversion of these inputs ([`rdb_cli::convert::Guard`]), with the read
+/// flags.
+fn guard(
+    paths: &[&Path],
     c: &CommonArgs,
     conflict: rdb_writer::convert::ConflictPolicy,
-) -> Result<(), Failure> {
-    rdb_cli::convert::preflight(
-        data,
-        &path.display().to_string(),
+) -> rdb_cli::convert::Guard {
+    rdb_cli::convert::Guard {
+        names: paths.iter().map(|p| p.display().to_string()).collect(),
         conflict,
-        !c.read.no_verify_checksum,
-        c.read.allow_empty_keys,
-    )
+        checksum: !c.read.no_verify_checksum,
+        empty_keys: c.read.allow_empty_keys,
+    }
 }
 
 fn convert_failure(
@@ -109,7 +108,9 @@ fn convert_failure(
 ) -> Failure {
     match e {
         rdb_writer::convert::ConvertError::Parse(p) => Failure::Data(p),
-        rdb_writer::convert::ConvertError::Io(io) => io_context(io, output),
+        rdb_writer::convert::ConvertError::Io(io) if rdb_cli::convert::refusal(&io).is_none() => {
+            io_context(io, output)
+        }
         other => rdb_cli::convert::failure(other, for_),
     }
 }
@@ -142,7 +143,7 @@ pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
     modules_auto(&mut opts);
     let slots = slot_map(&args.split)?;
     check_outputs(c, slots.is_some())?;
-    preflight(input.bytes(), &args.file, c, opts.conflict)?;
+    let guard = guard(&[&args.file], c, opts.conflict);
     let progress = cx.progress(input.bytes().len() as u64);
     let mut tick = progress.tick();
     let files = rdb_cli::convert::SideFiles {
@@ -158,6 +159,7 @@ pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
             &c.output,
             &files,
             &mut tick,
+            &guard,
         ),
         None => rdb_cli::convert::run(
             input.bytes(),
@@ -166,6 +168,7 @@ pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
             &c.output,
             &files,
             &mut tick,
+            &guard,
         ),
     };
     drop(tick);
@@ -182,9 +185,8 @@ pub fn merge(args: &MergeArgs, cx: &Context) -> Result<(), Failure> {
     modules_auto(&mut opts);
     check_outputs(c, false)?;
     let conflict = args.on_conflict.policy();
-    for (data, path) in datas.iter().zip(&args.files) {
-        preflight(data, path, c, conflict)?;
-    }
+    let paths: Vec<&Path> = args.files.iter().map(|p| p.as_path()).collect();
+    let guard = guard(&paths, c, conflict);
     let progress = cx.progress(datas.iter().map(|d| d.len() as u64).sum());
     let mut tick = progress.tick();
     let files = rdb_cli::convert::SideFiles {
@@ -199,6 +201,7 @@ pub fn merge(args: &MergeArgs, cx: &Context) -> Result<(), Failure> {
         &c.output,
         &files,
         &mut tick,
+        &guard,
     );
     drop(tick);
     drop(progress);
