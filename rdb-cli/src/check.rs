@@ -252,7 +252,7 @@ impl Tally {
             let class = match (p.check, p.severity) {
                 // The one LZF warning, a compressed string declaring length 0: loaded as
                 // empty by Redis 6.2+ and Valkey, refused by older loaders.
-                (Check::Lzf, crate::verify::Severity::Warning) if before_redis_6_2(profile) => {
+                (Check::Lzf, crate::verify::Severity::Warning) if refuses_empty_lzf(profile) => {
                     Class::Fatal
                 }
                 (_, crate::verify::Severity::Warning) => continue,
@@ -1040,9 +1040,9 @@ impl Verdicts {
     }
 }
 
-/// Targets whose loader refuses an LZF string declaring length 0 (Redis 6.0 and older,
-/// and the services running them).
-fn before_redis_6_2(profile: &TargetProfile) -> bool {
+/// Whether the target's loader refuses an LZF string declaring length 0 (Redis 6.0 and
+/// older, and the services running them); 6.2+ and Valkey load it as the empty string.
+pub fn refuses_empty_lzf(profile: &TargetProfile) -> bool {
     matches!(profile.name, "redis-5.0" | "redis-6.0")
         || profile.name.starts_with("azure-cache-premium")
         || profile.version.number < 9

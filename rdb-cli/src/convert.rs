@@ -150,6 +150,9 @@ pub struct Guard {
     pub checksum: bool,
     /// Whether empty collections are accepted (`--allow-empty-keys`).
     pub empty_keys: bool,
+    /// Whether the target refuses a compressed string declaring length 0 (Redis 6.0 and
+    /// older: [`crate::check::refuses_empty_lzf`]), which verify only warns about.
+    pub empty_lzf_refused: bool,
 }
 
 impl Guard {
@@ -160,6 +163,9 @@ impl Guard {
     /// Whether a problem of verify's stops the conversion (`None`), and with which message.
     fn refuses(&self, input: usize, p: &crate::verify::Problem) -> Option<String> {
         use crate::verify::Check;
+        if p.check == Check::Lzf && self.empty_lzf_refused {
+            return Some(target_refuses(self.name(input), p));
+        }
         if p.severity != crate::verify::Severity::Error {
             return None;
         }
@@ -245,6 +251,7 @@ impl Guard {
                 self.conflict,
                 self.checksum,
                 self.empty_keys,
+                self.empty_lzf_refused,
             )
             .map_err(|f| match f {
                 crate::Failure::Data(p) => ConvertError::Parse(p),
@@ -254,6 +261,14 @@ impl Guard {
         }
         Ok(())
     }
+}
+
+/// The refusal of a value the target's loader refuses although others load it.
+fn target_refuses(name: &str, p: &crate::verify::Problem) -> String {
+    format!(
+        "{name}: {}; the target's loader refuses it, so nothing was written",
+        located(p)
+    )
 }
 
 /// The refusal of a damaged input.
@@ -298,11 +313,15 @@ pub fn preflight(
     conflict: convert::ConflictPolicy,
     checksum: bool,
     empty_keys: bool,
+    empty_lzf_refused: bool,
 ) -> Result<(), crate::Failure> {
     let report = crate::verify::verify_with(data, PREFLIGHT_PROBLEMS, |_| {});
     let refuse = |what: String| crate::Failure::Refused(damaged(name, &what));
     use crate::verify::Check;
     for p in &report.problems {
+        if p.check == Check::Lzf && empty_lzf_refused {
+            return Err(crate::Failure::Refused(target_refuses(name, p)));
+        }
         if p.severity != crate::verify::Severity::Error {
             continue;
         }

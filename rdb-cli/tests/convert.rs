@@ -789,6 +789,51 @@ fn a_corrupt_value_under_a_valid_checksum_stops_convert() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A compressed string declaring length 0 loads on Redis 6.2+ and Valkey and is refused by
+/// 6.0 and older (`redis-check-rdb` of each, in verify's loader-agreement test): convert
+/// for those targets stops before writing, to a file or to standard output, and converts
+/// it for the others.
+#[test]
+fn an_lzf_string_of_length_0_is_refused_only_for_targets_that_refuse_it() {
+    use rdb_parser::format::type_id;
+    let dir = temp_dir("convert-lzf0");
+    let input = dir.join("lzf0.rdb");
+    let data = write_rdb(&[(type_id::STRING, b"k", vec![0xC3, 2, 0, 0x00, b'x'])]);
+    std::fs::write(&input, data).unwrap_or_else(|e| panic!("{e}"));
+    for (target, to, refused) in [
+        ("redis-6.0", "file", true),
+        ("azure-cache-premium", "-", true),
+        ("redis-6.2", "file", false),
+        ("valkey-8.0", "-", false),
+    ] {
+        let out = dir.join(format!("{target}.rdb"));
+        let run = rdbkit()
+            .arg("convert")
+            .arg(&input)
+            .arg("-o")
+            .arg(if to == "-" {
+                "-".as_ref()
+            } else {
+                out.as_os_str()
+            })
+            .args(["--target", target])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        if refused {
+            assert_eq!(run.status.code(), Some(1), "{target}: {stderr}");
+            assert!(
+                stderr.contains("\"k\"") && stderr.contains("refuses it"),
+                "{target}: {stderr}"
+            );
+            assert!(run.stdout.is_empty() && !out.exists(), "{target}: wrote");
+        } else {
+            assert_eq!(run.status.code(), Some(0), "{target}: {stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Duplicate keys stop convert unless --on-conflict first|last, which keeps that copy.
 #[test]
 fn duplicate_keys_follow_on_conflict() {

@@ -92,12 +92,14 @@ fn guard(
     paths: &[&Path],
     c: &CommonArgs,
     conflict: rdb_writer::convert::ConflictPolicy,
+    target: &rdb_writer::TargetProfile,
 ) -> rdb_cli::convert::Guard {
     rdb_cli::convert::Guard {
         names: paths.iter().map(|p| p.display().to_string()).collect(),
         conflict,
         checksum: !c.read.no_verify_checksum,
         empty_keys: c.read.allow_empty_keys,
+        empty_lzf_refused: rdb_cli::check::refuses_empty_lzf(target),
     }
 }
 
@@ -143,7 +145,7 @@ pub fn convert(args: &ConvertArgs, cx: &Context) -> Result<(), Failure> {
     modules_auto(&mut opts);
     let slots = slot_map(&args.split)?;
     check_outputs(c, slots.is_some())?;
-    let guard = guard(&[&args.file], c, opts.conflict);
+    let guard = guard(&[&args.file], c, opts.conflict, &opts.target);
     let progress = cx.progress(input.bytes().len() as u64);
     let mut tick = progress.tick();
     let files = rdb_cli::convert::SideFiles {
@@ -186,7 +188,7 @@ pub fn merge(args: &MergeArgs, cx: &Context) -> Result<(), Failure> {
     check_outputs(c, false)?;
     let conflict = args.on_conflict.policy();
     let paths: Vec<&Path> = args.files.iter().map(|p| p.as_path()).collect();
-    let guard = guard(&paths, c, conflict);
+    let guard = guard(&paths, c, conflict, &opts.target);
     let progress = cx.progress(datas.iter().map(|d| d.len() as u64).sum());
     let mut tick = progress.tick();
     let files = rdb_cli::convert::SideFiles {
