@@ -68,7 +68,15 @@ fn run(threads: usize, args: &[&str], output: Option<&Path>) -> (Vec<u8>, Option
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("rdbkit {args:?}: {e}"));
-    let written = output.map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{p:?}: {e}")));
+    let written = output.map(|p| {
+        std::fs::read(p).unwrap_or_else(|e| {
+            panic!(
+                "{p:?}: {e}; rdbkit --threads {threads} {args:?} exited {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    });
     (out.stdout, out.status.code(), written.unwrap_or_default())
 }
 
