@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             (n > 0).then_some(n)
         })
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .clamp(1, cli::MAX_THREADS);
     let mut pool = rayon::ThreadPoolBuilder::new().num_threads(threads);
     // This thread runs the pipelines' serial stages and joins the batches: as a worker of
     // the pool it does so without waking another thread and sleeping for every batch.

@@ -18,6 +18,11 @@ use commands::{
 };
 use progress::{Progress, ProgressMode};
 
+/// The most worker threads `--threads` and RAYON_NUM_THREADS may ask for: more than any
+/// machine has cores only costs memory and start-up time, and can exhaust the process's
+/// thread limit.
+pub const MAX_THREADS: usize = 256;
+
 #[derive(Parser)]
 #[command(
     name = "rdbkit",
@@ -46,9 +51,10 @@ use progress::{Progress, ProgressMode};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Worker threads (default: RAYON_NUM_THREADS, else one per core). 1 runs everything
-    /// in sequence.
-    #[arg(long, global = true, value_name = "N")]
+    /// Worker threads, 1 to 256 (default: RAYON_NUM_THREADS, else one per core). 1 runs
+    /// everything in sequence.
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64))]
     pub threads: Option<usize>,
     /// Progress on standard error: a bar on a terminal, a plain line every few seconds
     /// elsewhere (auto: only for long work), or none.
@@ -210,6 +216,18 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// `--threads` is refused outside 1..=MAX_THREADS: 0 would be no worker at all, and
+    /// 99,999 threads once made `info` of a small file run for minutes and starve every
+    /// other process of threads.
+    #[test]
+    fn threads_are_bounded() {
+        let parse = |n: &str| super::Cli::try_parse_from(["rdbkit", "--threads", n, "targets"]);
+        assert!(parse("1").is_ok() && parse("256").is_ok());
+        for bad in ["0", "257", "99999", "-1"] {
+            assert!(parse(bad).is_err(), "--threads {bad}");
+        }
     }
 
     /// The `rdbkit ...` commands of the README's code blocks, one per entry: continuation
