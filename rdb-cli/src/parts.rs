@@ -280,7 +280,34 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<Part>, Failure> {
             out.push(Part::file(arg.clone()));
         }
     }
+    refuse_repeats(&out)?;
     Ok(out)
+}
+
+/// A file read twice (named twice, through a link, or listed twice by a manifest) would be
+/// counted twice in every total: refused.
+fn refuse_repeats(parts: &[Part]) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<((u64, u64), &Part)> = Vec::new();
+    for part in parts {
+        if part.path.as_os_str() == "-" {
+            continue;
+        }
+        // A part that cannot be read is reported by the command that opens it.
+        let Ok(meta) = std::fs::metadata(&part.path) else {
+            continue;
+        };
+        let id = (meta.dev(), meta.ino());
+        if let Some((_, first)) = seen.iter().find(|(other, _)| *other == id) {
+            return Err(Failure::Usage(format!(
+                "{} and {} are the same file: each part is read once",
+                first.shown(),
+                part.shown()
+            )));
+        }
+        seen.push((id, part));
+    }
+    Ok(())
 }
 
 /// The parts `dir/manifest.json` lists.
@@ -299,7 +326,48 @@ pub fn read_manifest(dir: &Path) -> Result<Vec<Part>, Failure> {
             ))
         }
     })?;
-    parse_manifest(dir, &text).map_err(|why| Failure::Usage(format!("{}: {why}", path.display())))
+    // The manifest is read like a snapshot: no output of this run may replace it.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        crate::output::protect_input(&meta);
+    }
+    let shown = Part::file(&path).shown();
+    let parts =
+        parse_manifest(dir, &text).map_err(|why| Failure::Usage(format!("{shown}: {why}")))?;
+    slot_coverage(&parts).map_err(|why| {
+        Failure::Usage(format!(
+            "{shown}: {why}; give the files one by one to read them without the manifest's slots"
+        ))
+    })?;
+    Ok(parts)
+}
+
+/// When the manifest gives every part slots, each of the 16384 slots belongs to exactly
+/// one part, as `convert --slots` requires of a split: a part left out of the manifest or
+/// two parts claiming a slot would otherwise pass unnoticed.
+fn slot_coverage(parts: &[Part]) -> Result<(), String> {
+    let Some(ranges): Option<Vec<&Vec<SlotRange>>> =
+        parts.iter().map(|p| p.slots.as_ref()).collect()
+    else {
+        return Ok(());
+    };
+    let mut owner: Vec<Option<usize>> = vec![None; 16384];
+    for (i, list) in ranges.iter().enumerate() {
+        for &(lo, hi) in list.iter() {
+            for slot in lo..=hi {
+                let Some(cell) = owner.get_mut(usize::from(slot)) else {
+                    continue;
+                };
+                if let Some(first) = *cell {
+                    return Err(format!("slot {slot} is given to shards {first} and {i}"));
+                }
+                *cell = Some(i);
+            }
+        }
+    }
+    match owner.iter().position(Option::is_none) {
+        Some(slot) => Err(format!("slot {slot} belongs to no shard")),
+        None => Ok(()),
+    }
 }
 
 fn parse_manifest(dir: &Path, text: &str) -> Result<Vec<Part>, String> {
@@ -328,11 +396,24 @@ fn parse_manifest(dir: &Path, text: &str) -> Result<Vec<Part>, String> {
             })?),
         };
         let recorded = Recorded {
-            bytes: s.get("bytes").and_then(|b| b.as_u64()),
-            sha256: s
-                .get("sha256")
-                .and_then(|h| h.as_str())
-                .map(str::to_ascii_lowercase),
+            bytes: match s.get("bytes") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(b) => Some(
+                    b.as_u64()
+                        .ok_or_else(|| format!("shard {name:?}: \"bytes\" is not a byte count"))?,
+                ),
+            },
+            sha256: match s.get("sha256") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(h) => Some(
+                    h.as_str()
+                        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .ok_or_else(|| {
+                            format!("shard {name:?}: \"sha256\" is not 64 hexadecimal digits")
+                        })?
+                        .to_ascii_lowercase(),
+                ),
+            },
         };
         parts.push(Part {
             path: dir.join(name),
@@ -418,6 +499,46 @@ mod tests {
         assert!(cut.contains("4 bytes") && cut.contains("it has 3"), "{cut}");
         assert_eq!(parts[2].differs_from_manifest(b"anything"), None);
         assert_eq!(Part::file("x").differs_from_manifest(b""), None);
+    }
+
+    #[test]
+    fn every_slot_belongs_to_exactly_one_part_of_a_manifest() {
+        let parts = |json: &str| parse_manifest(Path::new("d"), json).unwrap();
+        let whole = parts(
+            r#"{"shards": [{"file": "a", "slots": [[0, 8191]]},
+                           {"file": "b", "slots": [[8192, 16383]]}]}"#,
+        );
+        assert_eq!(slot_coverage(&whole), Ok(()));
+        let gap = parts(r#"{"shards": [{"file": "a", "slots": [[0, 8191]]}]}"#);
+        assert_eq!(
+            slot_coverage(&gap),
+            Err("slot 8192 belongs to no shard".into())
+        );
+        let overlap = parts(
+            r#"{"shards": [{"file": "a", "slots": [[0, 10000]]},
+                           {"file": "b", "slots": [[8192, 16383]]}]}"#,
+        );
+        assert_eq!(
+            slot_coverage(&overlap),
+            Err("slot 8192 is given to shards 0 and 1".into())
+        );
+        // Without slots on every part there is nothing to cover.
+        let loose = parts(r#"{"shards": [{"file": "a", "slots": [[0, 1]]}, {"file": "b"}]}"#);
+        assert_eq!(slot_coverage(&loose), Ok(()));
+    }
+
+    #[test]
+    fn integrity_fields_that_lie_about_their_type_are_refused() {
+        for shard in [
+            r#"{"file": "a", "bytes": -1}"#,
+            r#"{"file": "a", "bytes": "1008"}"#,
+            r#"{"file": "a", "bytes": 1e30}"#,
+            r#"{"file": "a", "sha256": "abc"}"#,
+            r#"{"file": "a", "sha256": 7}"#,
+        ] {
+            let text = format!(r#"{{"shards": [{shard}]}}"#);
+            assert!(parse_manifest(Path::new("d"), &text).is_err(), "{shard}");
+        }
     }
 
     #[test]

@@ -467,3 +467,45 @@ fn a_part_replaced_since_the_manifest_was_written_is_caught() {
     let out = rdbkit(&["verify"], &files);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// The manifest is an input: no output may replace it. A file read twice, a manifest that
+/// leaves slots to no shard or gives one to two, are refused before anything is counted.
+#[test]
+fn a_manifest_is_protected_and_must_be_exact() {
+    let (dir, files) = split("parts-strict", "redis-7.4/types.rdb", "redis-7.4");
+    let manifest = dir.join("manifest.json");
+    let before = std::fs::read(&manifest).unwrap();
+    let html = format!("--html={}", manifest.display());
+    let csv = manifest.display().to_string();
+    for args in [
+        vec!["stats", html.as_str()],
+        vec!["keys", "--format", "csv", "-o", csv.as_str()],
+    ] {
+        let out = rdbkit(&args, std::slice::from_ref(&dir));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert_eq!(std::fs::read(&manifest).unwrap(), before, "{args:?}");
+    }
+    for twice in [
+        vec![files[0].clone(), files[0].clone()],
+        vec![dir.clone(), files[1].clone()],
+    ] {
+        for command in ["verify", "info", "stats"] {
+            let out = rdbkit(&[command], &twice);
+            assert_eq!(out.status.code(), Some(2), "{command} {twice:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("same file"),
+                "{out:?}"
+            );
+        }
+    }
+    let mut m: Value = serde_json::from_slice(&before).unwrap();
+    // shard-2 left out: its slots belong to no part.
+    m["shards"].as_array_mut().unwrap().pop();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = rdbkit(&["verify"], std::slice::from_ref(&dir));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("belongs to no shard"),
+        "{out:?}"
+    );
+}
