@@ -256,6 +256,9 @@ impl Tally {
                     Class::Fatal
                 }
                 (_, crate::verify::Severity::Warning) => continue,
+                // A part that is not the file its manifest records still loads; where its
+                // keys belong is judged by their slots (outside_slots), not here.
+                (Check::Manifest, _) => continue,
                 // Skipped by 7.0+, refused by 6.x: the conversion pass counts them.
                 (Check::EmptyCollection, _) => continue,
                 (Check::DuplicateKey, _) => Class::Lossy,

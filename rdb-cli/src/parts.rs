@@ -259,7 +259,7 @@ impl SlotsHeld {
 /// `failure` with the part's name in front, for a run over several files (exit codes
 /// unchanged: a malformed part is a malformed input).
 pub fn named(part: &Part, failure: Failure) -> Failure {
-    let name = part.name();
+    let name = part.shown();
     match failure {
         Failure::Data(e) => Failure::Refused(format!("{name}: {e}")),
         Failure::Io(e) => Failure::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))),

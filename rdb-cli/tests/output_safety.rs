@@ -396,3 +396,39 @@ fn gzip_and_standard_input_read_as_the_file_does() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("holds no RDB snapshot"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A stream that does not start as a snapshot is refused after its first bytes, not
+/// copied whole to the temporary directory first (`rdbkit info /dev/zero` once wrote 1 GB
+/// a second into /tmp until the disk was full).
+#[test]
+fn a_stream_that_is_no_snapshot_is_refused_at_its_first_bytes() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(["info", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 4 GiB of zeros at most: rdbkit must close the pipe long before.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![0u8; 1 << 20];
+        let mut sent: u64 = 0;
+        while sent < 4 << 30 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    let out = child.wait_with_output().unwrap();
+    let sent = writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not an RDB file header"),
+        "{out:?}"
+    );
+    assert!(sent < 64 << 20, "rdbkit read {sent} bytes before refusing");
+}

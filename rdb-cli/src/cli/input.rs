@@ -159,8 +159,13 @@ impl Input {
 
 /// Copies `from` to the spool, saying which side failed: a corrupt input and a full disk
 /// under the temporary directory call for different fixes.
+///
+/// A stream that does not begin as a snapshot does (REDIS or VALKEY) is copied no further
+/// than its first bytes, which the parser then reports: `/dev/zero` or a wrong pipe must
+/// not fill the temporary directory first.
 fn spool_copy(from: &mut dyn Read, to: &mut dyn Write, reading: &str) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
+    let mut head: Vec<u8> = Vec::with_capacity(9);
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => return Ok(()),
@@ -168,6 +173,14 @@ fn spool_copy(from: &mut dyn Read, to: &mut dyn Write, reading: &str) -> std::io
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(std::io::Error::new(e.kind(), format!("{reading}: {e}"))),
         };
+        if head.len() < 9 {
+            let more = buf.get(..n.min(9 - head.len())).unwrap_or_default();
+            head.extend_from_slice(more);
+            // Decided once the header's 9 bytes are in: enough for the parser's message.
+            if head.len() == 9 && !head.starts_with(b"REDIS") && !head.starts_with(b"VALKEY") {
+                return to.write_all(buf.get(..n.min(64)).unwrap_or_default());
+            }
+        }
         to.write_all(buf.get(..n).unwrap_or_default())
             .map_err(|e| {
                 std::io::Error::new(
@@ -217,6 +230,8 @@ fn map_or_read(file: &File) -> std::io::Result<Bytes> {
 
 /// An I/O error with the path it concerns (SAS URLs given as paths are redacted).
 pub fn io_context(e: std::io::Error, path: &Path) -> Failure {
-    let shown = rdb_cli::azure::sas::redact(&path.display().to_string());
+    // Escaped as part names are: a file name cannot send terminal escape sequences.
+    let shown = rdb_cli::parts::Part::file(path).shown();
+    let shown = rdb_cli::azure::sas::redact(&shown);
     Failure::Io(std::io::Error::new(e.kind(), format!("{shown}: {e}")))
 }

@@ -47,7 +47,7 @@ pub fn run(a: &InfoArgs, cx: &Context) -> Result<(), Failure> {
     let mut whole = info::InfoParts::default();
     let mut done = 0;
     for (part, input) in &parts {
-        progress.message(part.name());
+        progress.message(part.shown());
         let mut tick = progress.tick();
         let data = input.bytes();
         whole

@@ -69,7 +69,7 @@ pub fn run(a: &VerifyArgs, cx: &Context) -> Result<(), Failure> {
     let mut whole = Whole::default();
     let mut done = 0;
     for (part, input) in &parts {
-        progress.message(part.name());
+        progress.message(part.shown());
         let mut tick = progress.tick();
         let data = input.bytes();
         let report = rdb_cli::verify::verify_part(data, part, a.max_problems, |at| tick(done + at));
