@@ -551,6 +551,8 @@ pub fn summary_json(s: &ConvertSummary, target: &str) -> serde_json::Value {
             "fields_dropped": s.fields_dropped,
             "functions_dropped": s.functions_dropped,
             "module_aux_dropped": s.module_aux_dropped,
+            "streams_idmp_dropped": s.streams_idmp_dropped,
+            "key_meta_dropped": s.key_meta_dropped,
         },
         "hints_dropped": s.hints_dropped,
         "outputs": s.outputs.iter().map(|o| serde_json::json!({"keys": o.keys, "bytes": o.bytes})).collect::<Vec<_>>(),
@@ -580,6 +582,8 @@ pub fn write_summary(out: &mut dyn Write, s: &ConvertSummary, target: &str) -> s
         (s.fields_dropped, "expired hash fields dropped"),
         (s.functions_dropped, "function libraries dropped"),
         (s.module_aux_dropped, "module aux records dropped"),
+        (s.streams_idmp_dropped, "streams lost their IDMP state"),
+        (s.key_meta_dropped, "key metadata records dropped"),
     ];
     let listed: Vec<String> = losses
         .iter()

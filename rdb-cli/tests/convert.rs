@@ -834,6 +834,40 @@ fn an_lzf_string_of_length_0_is_refused_only_for_targets_that_refuse_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A loss a flag allowed is counted in the summary, never "nothing lost": Redis 8.6
+/// streams converted for 8.0 under `--stream-idmp drop` lose their producers' state.
+#[test]
+fn dropped_idmp_state_is_counted_in_the_summary() {
+    let dir = temp_dir("convert-idmp");
+    let input = fixtures_dir().join("redis-8.6/idmp.rdb");
+    let run = |json: bool| {
+        let mut c = rdbkit();
+        c.arg("convert")
+            .arg(&input)
+            .arg("-o")
+            .arg(dir.join(format!("out-{json}.rdb")))
+            .args(["--target", "redis-8.0", "--stream-idmp", "drop"]);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let text = run(false);
+    assert_eq!(text.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        stderr.contains("streams lost their IDMP state") && !stderr.contains("nothing lost"),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(true).stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        json["losses"]["streams_idmp_dropped"].as_u64() > Some(0),
+        "{json}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Duplicate keys stop convert unless --on-conflict first|last, which keeps that copy.
 #[test]
 fn duplicate_keys_follow_on_conflict() {

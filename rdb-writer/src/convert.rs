@@ -244,6 +244,8 @@ pub struct ConvertSummary {
     pub fields_dropped: u64,
     /// Redis 8.6 streams written without their IDMP state (`StreamIdmpPolicy::Drop`).
     pub streams_idmp_dropped: u64,
+    /// KEY_META records (module key metadata) a target without them cannot load.
+    pub key_meta_dropped: u64,
     pub functions_dropped: u64,
     pub module_aux_dropped: u64,
     /// Keys the filters left out (as asked: not a loss).

@@ -74,18 +74,21 @@ impl<'data, W: Write> InputSink<'_, 'data, W> {
                 }
             }
             Item::KeyMeta(_) if target.version.has_key_meta() => self.pending_meta = Some(span),
-            Item::KeyMeta(m) => (self.on_loss)(&Loss {
-                kind: LossKind::KeyMeta,
-                db: None,
-                key: None,
-                action: "key_meta_dropped",
-                reason: format!(
-                    "module key metadata ({} classes) of the next key, which {} cannot load",
-                    m.classes.len(),
-                    target.name
-                ),
-                payload: None,
-            })?,
+            Item::KeyMeta(m) => {
+                self.outputs.summary.key_meta_dropped += 1;
+                (self.on_loss)(&Loss {
+                    kind: LossKind::KeyMeta,
+                    db: None,
+                    key: None,
+                    action: "key_meta_dropped",
+                    reason: format!(
+                        "module key metadata ({} classes) of the next key, which {} cannot load",
+                        m.classes.len(),
+                        target.name
+                    ),
+                    payload: None,
+                })?
+            }
             Item::Key(entry) => self.key(&entry, span, start, outcome)?,
         }
         Ok(())
