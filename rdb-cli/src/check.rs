@@ -856,11 +856,19 @@ impl Verdict {
                 self.skipped_keys
             )?;
         }
-        if !self.modules_required.is_empty() {
+        // Vector sets are built into the targets that have them: no module to load there.
+        let built_in = TargetProfile::named(&self.target).is_some_and(|p| p.vector_sets.is_some());
+        let to_load: Vec<&str> = self
+            .modules_required
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !(built_in && *m == "vectorset"))
+            .collect();
+        if !to_load.is_empty() {
             writeln!(
                 out,
                 "- the target must have these modules: {}",
-                self.modules_required.join(", ")
+                to_load.join(", ")
             )?;
         }
         if let Some(m) = self.memory_estimate {
