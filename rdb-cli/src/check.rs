@@ -1024,13 +1024,7 @@ impl Verdicts {
     /// it.
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         for p in &self.parts {
-            let slots = p
-                .part
-                .slots
-                .as_deref()
-                .map(|r| format!(" (slots {})", crate::parts::ranges_text(r)))
-                .unwrap_or_default();
-            writeln!(out, "== {}{slots}", p.part.shown())?;
+            writeln!(out, "{}", p.part.heading())?;
             p.verdict.write_text(out)?;
         }
         let deciding: Vec<String> = self.deciding().iter().map(|p| p.shown()).collect();

@@ -77,6 +77,16 @@ impl Part {
             .collect()
     }
 
+    /// The line that opens this part's section of a text report: `== NAME (slots R)`.
+    pub fn heading(&self) -> String {
+        let slots = self
+            .slots
+            .as_deref()
+            .map(|r| format!(" (slots {})", ranges_text(r)))
+            .unwrap_or_default();
+        format!("== {}{slots}", self.shown())
+    }
+
     /// Whether `key` hashes to a slot this part owns (always, without a manifest).
     pub fn owns(&self, key: &[u8]) -> bool {
         match &self.slots {
@@ -106,6 +116,11 @@ fn in_ranges(ranges: &[SlotRange], slot: u16) -> bool {
 
 /// Slot ranges as `convert --slots` takes them: `0-5460,16000`.
 pub fn ranges_text(ranges: &[SlotRange]) -> String {
+    ranges_joined(ranges, ",")
+}
+
+/// Slot ranges, `lo-hi` or a single slot each, joined by `separator`.
+pub fn ranges_joined(ranges: &[SlotRange], separator: &str) -> String {
     let each: Vec<String> = ranges
         .iter()
         .map(|&(lo, hi)| {
@@ -116,7 +131,7 @@ pub fn ranges_text(ranges: &[SlotRange]) -> String {
             }
         })
         .collect();
-    each.join(",")
+    each.join(separator)
 }
 
 /// A key met in a part that does not own its slot.

@@ -137,17 +137,7 @@ pub fn ranges_text(ranges: &[SlotRange]) -> String {
     if ranges.is_empty() {
         return "-".into();
     }
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(|&(lo, hi)| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}-{hi}")
-            }
-        })
-        .collect();
-    parts.join("+")
+    crate::parts::ranges_joined(ranges, "+")
 }
 
 #[cfg(test)]

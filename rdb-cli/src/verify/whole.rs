@@ -114,13 +114,7 @@ impl Whole {
     /// Each part's report under its name, then the whole's verdict line.
     pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         for p in &self.parts {
-            let slots = p
-                .part
-                .slots
-                .as_deref()
-                .map(|r| format!(" (slots {})", crate::parts::ranges_text(r)))
-                .unwrap_or_default();
-            writeln!(out, "== {}{slots}", p.part.shown())?;
+            writeln!(out, "{}", p.part.heading())?;
             p.report.write_text(out)?;
         }
         let failed = self.failed();
