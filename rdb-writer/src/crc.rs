@@ -58,45 +58,23 @@ impl<W: Write> Write for Crc64Writer<W> {
     }
 }
 
-/// The reflected Jones polynomial (`0xad93d23594c935a9` bit-reversed).
-const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
-
-/// One byte's step of the reflected CRC, for every byte value.
-#[allow(clippy::indexing_slicing)] // i < 256, in a constant evaluated at compile time
-const TABLE: [u64; 256] = {
-    let mut table = [0u64; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u64;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY_REFLECTED
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
+/// Redis' CRC-64 with a byte table, for a few bytes at a time.
+const CRC64_BYTEWISE: crc::Crc<u64, crc::Table<1>> =
+    crc::Crc::<u64, crc::Table<1>>::new(&crc::CRC_64_REDIS);
 
 /// Inputs shorter than this are checksummed a byte at a time: the SIMD CRC's set-up per
 /// call costs more than their bytes (a DUMP payload's type byte and version trailer).
 const SHORT: usize = 16;
 
 /// `rdb_parser::crc64`, a byte at a time for a few bytes.
-pub fn crc64_short(mut crc: u64, data: &[u8]) -> u64 {
+pub fn crc64_short(crc: u64, data: &[u8]) -> u64 {
     if data.len() >= SHORT {
         return rdb_parser::crc64(crc, data);
     }
-    for &b in data {
-        let i = (crc ^ u64::from(b)) as u8;
-        crc = TABLE.get(usize::from(i)).copied().unwrap_or(0) ^ (crc >> 8);
-    }
-    crc
+    // The crate reflects an initial value; a CRC carried over is reflected already.
+    let mut digest = CRC64_BYTEWISE.digest_with_initial(crc.reverse_bits());
+    digest.update(data);
+    digest.finalize()
 }
 
 #[cfg(test)]
