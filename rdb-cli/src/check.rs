@@ -250,11 +250,8 @@ impl Tally {
         for p in &report.problems {
             use crate::verify::Check;
             let class = match (p.check, p.severity) {
-                // The one LZF warning, a compressed string declaring length 0: loaded as
-                // empty by Redis 6.2+ and Valkey, refused by older loaders.
-                (Check::Lzf, crate::verify::Severity::Warning) if refuses_empty_lzf(profile) => {
-                    Class::Fatal
-                }
+                // A compressed string declaring length 0: refused by older loaders.
+                _ if p.is_empty_lzf() && refuses_empty_lzf(profile) => Class::Fatal,
                 (_, crate::verify::Severity::Warning) => continue,
                 // A part that is not the file its manifest records still loads; where its
                 // keys belong is judged by their slots (outside_slots), not here.
@@ -276,10 +273,7 @@ impl Tally {
                 Some(p.offset),
                 || p.message.clone(),
                 || match class {
-                    Class::Fatal
-                        if p.check == Check::Lzf
-                            && p.severity == crate::verify::Severity::Warning =>
-                    {
+                    Class::Fatal if p.is_empty_lzf() => {
                         "none: this target refuses it; Redis 6.2+ and Valkey load it".into()
                     }
                     Class::Fatal => {

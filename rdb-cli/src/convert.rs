@@ -163,7 +163,7 @@ impl Guard {
     /// Whether a problem of verify's stops the conversion (`None`), and with which message.
     fn refuses(&self, input: usize, p: &crate::verify::Problem) -> Option<String> {
         use crate::verify::Check;
-        if p.check == Check::Lzf && self.empty_lzf_refused {
+        if p.is_empty_lzf() && self.empty_lzf_refused {
             return Some(target_refuses(self.name(input), p));
         }
         if p.severity != crate::verify::Severity::Error {
@@ -319,7 +319,7 @@ pub fn preflight(
     let refuse = |what: String| crate::Failure::Refused(damaged(name, &what));
     use crate::verify::Check;
     for p in &report.problems {
-        if p.check == Check::Lzf && empty_lzf_refused {
+        if p.is_empty_lzf() && empty_lzf_refused {
             return Err(crate::Failure::Refused(target_refuses(name, p)));
         }
         if p.severity != crate::verify::Severity::Error {

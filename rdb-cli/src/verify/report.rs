@@ -221,6 +221,12 @@ impl Problem {
         }
     }
 
+    /// A compressed string declaring length 0: loaded as empty by Redis 6.2+ and Valkey,
+    /// refused by older loaders (verify's only `lzf` warning).
+    pub fn is_empty_lzf(&self) -> bool {
+        self.check == Check::Lzf && self.severity == Severity::Warning
+    }
+
     pub(super) fn warning(mut self) -> Self {
         self.severity = Severity::Warning;
         self
