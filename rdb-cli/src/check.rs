@@ -1042,7 +1042,5 @@ impl Verdicts {
 /// Whether the target's loader refuses an LZF string declaring length 0 (Redis 6.0 and
 /// older, and the services running them); 6.2+ and Valkey load it as the empty string.
 pub fn refuses_empty_lzf(profile: &TargetProfile) -> bool {
-    matches!(profile.name, "redis-5.0" | "redis-6.0")
-        || profile.name.starts_with("azure-cache-premium")
-        || profile.version.number < 9
+    profile.before_redis_6_2()
 }

@@ -153,6 +153,15 @@ impl TargetProfile {
         is_valkey(self.version) || self.version.number >= 12
     }
 
+    /// Whether the target runs a server older than Redis 6.2 (Redis 5.0, 6.0, and Azure
+    /// Cache Premium on 6.0): RDB 9 does not tell them from 6.2, their loaders and
+    /// commands do (no XGROUP CREATECONSUMER; an LZF string declaring length 0 refused).
+    pub fn before_redis_6_2(&self) -> bool {
+        matches!(self.name, "redis-5.0" | "redis-6.0")
+            || self.name.starts_with("azure-cache-premium")
+            || (!is_valkey(self.version) && self.version.number < 9)
+    }
+
     /// Whether the target can hold function libraries.
     pub fn functions(&self) -> bool {
         is_valkey(self.version) || self.version.number >= 10

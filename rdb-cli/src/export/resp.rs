@@ -245,13 +245,11 @@ impl NativeOptions {
     /// What `target` has; the batch sizes stay at their defaults.
     pub fn for_target(target: &rdb_writer::TargetProfile) -> NativeOptions {
         let v = target.version;
-        let before_6_2 = matches!(target.name, "redis-5.0" | "redis-6.0")
-            || target.name.starts_with("azure-cache-premium");
         NativeOptions {
             field_ttls: target.field_ttls(),
             stream_idmp: target.loads_type(rdb_parser::format::type_id::STREAM_LISTPACKS_4),
             stream_metadata: rdb_writer::profile::is_valkey(v) || v.number >= 10,
-            create_consumer: !before_6_2,
+            create_consumer: !target.before_redis_6_2(),
             vector_sets: target.vector_sets.is_some(),
             ..NativeOptions::default()
         }
